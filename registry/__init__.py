@@ -1,0 +1,62 @@
+"""Lab Registry: a lab's datasets and pretrained models, versioned in Git and DVC.
+
+Load a released dataset as easily as a public one::
+
+    import registry
+    ds = registry.load_dataset("products/product_a/ad_clicks:1.0.0", split="train[:10%]")
+
+Heavy libraries (TensorFlow, Beam, MLflow, DVC) are imported only inside the functions that need
+them, so ``import registry`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved on first access (PEP 562).
+_EXPORTS = {
+    "build_dataset": "registry.datasets",
+    "dataset_info": "registry.datasets",
+    "list_datasets": "registry.datasets",
+    "load_dataset": "registry.datasets",
+    "new_dataset": "registry.datasets",
+    "pull_dataset": "registry.datasets",
+    "release_dataset": "registry.datasets",
+    "Reference": "registry.grammar",
+    "Version": "registry.grammar",
+    "parse_reference": "registry.grammar",
+    "RegistryError": "registry.errors",
+    "load_settings": "registry.config",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from registry.config import load_settings
+    from registry.datasets import (
+        build_dataset,
+        dataset_info,
+        list_datasets,
+        load_dataset,
+        new_dataset,
+        pull_dataset,
+        release_dataset,
+    )
+    from registry.errors import RegistryError
+    from registry.grammar import Reference, Version, parse_reference
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

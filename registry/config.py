@@ -1,0 +1,145 @@
+"""Configuration, read in one place and in one documented order.
+
+Later sources win: built-in defaults < the registry's own config (the ``registry:`` section of its
+``params.yaml``) < the user config file < the registry clone enclosing the working directory (for
+``url`` only) < environment variables < arguments.
+
+| setting    | environment           | user config key | default                              |
+|------------|-----------------------|-----------------|--------------------------------------|
+| url        | ``REGISTRY_URL``      | ``url``         | the registry enclosing the cwd       |
+| cache_dir  | ``REGISTRY_CACHE_DIR``| ``cache_dir``   | ``$XDG_CACHE_HOME/lab-registry``     |
+| remote     | ``REGISTRY_REMOTE``   | ``remote``      | the registry's default DVC remote    |
+| stages     | (registry config)     |                 | ``dev``, ``staging``, ``prod``       |
+
+The user config file is TOML at ``$REGISTRY_CONFIG`` or ``$XDG_CONFIG_HOME/lab-registry/config.toml``
+(``~/.config/...``), for example::
+
+    url = "git@github.com:my-lab/registry.git"
+    cache_dir = "/scratch/me/registry-cache"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ConfigError
+
+__all__ = ["DEFAULT_STAGES", "Settings", "find_registry_root", "load_settings", "user_config_path"]
+
+DEFAULT_STAGES = ("dev", "staging", "prod")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration.
+
+    Attributes:
+        url: Where the registry is: a Git URL or a local path (a clone or a bare repo).
+            ``None`` when nothing is configured and the cwd is not inside a registry.
+        cache_dir: Root of the local content-addressed cache.
+        remote: Name of the DVC remote to use, or ``None`` for the registry's default.
+        stages: Stages that models may be promoted to.
+    """
+
+    url: str | None = None
+    cache_dir: Path = field(default_factory=lambda: _default_cache_dir())
+    remote: str | None = None
+    stages: tuple[str, ...] = DEFAULT_STAGES
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lab-registry"
+
+
+def user_config_path() -> Path:
+    """Return the path of the user config file (which may not exist)."""
+    if os.environ.get("REGISTRY_CONFIG"):
+        return Path(os.environ["REGISTRY_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "lab-registry" / "config.toml"
+
+
+def _read_user_config() -> dict[str, Any]:
+    path = user_config_path()
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as e:
+        raise ConfigError(f"cannot read the user config file {path}: {e}; fix or remove it") from e
+
+
+def find_registry_root(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the work tree of the registry that encloses ``start`` (default: the cwd).
+
+    A registry is a directory holding ``.dvc/`` and ``datasets/``; the search walks up.
+    """
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir() and (folder / "datasets").is_dir():
+            return folder
+    return None
+
+
+def _registry_config(root: Path | None) -> dict[str, Any]:
+    """The ``registry:`` section of the registry's params.yaml, if any."""
+    if root is None:
+        return {}
+    path = root / "params.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse {path}: {e}") from e
+    section = data.get("registry") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"'registry' in {path} must be a mapping, not {section!r}")
+    return section
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Resolve the settings from every source, in order; ``overrides`` are the arguments.
+
+    Args:
+        **overrides: Any :class:`Settings` field; ``None`` values are ignored.
+
+    Returns:
+        The resolved :class:`Settings`.
+
+    Raises:
+        ConfigError: If a source cannot be read or holds an invalid value.
+    """
+    unknown = set(overrides) - set(Settings.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown settings: {sorted(unknown)}")
+    settings = Settings()
+    root = find_registry_root()
+    reg = _registry_config(root)
+    if "stages" in reg:
+        stages = reg["stages"]
+        if not (isinstance(stages, list) and stages and all(isinstance(s, str) for s in stages)):
+            raise ConfigError(f"registry.stages in params.yaml must be a list of names: {stages!r}")
+        settings = replace(settings, stages=tuple(stages))
+    user = _read_user_config()
+    env = {
+        "url": os.environ.get("REGISTRY_URL"),
+        "cache_dir": os.environ.get("REGISTRY_CACHE_DIR"),
+        "remote": os.environ.get("REGISTRY_REMOTE"),
+    }
+    # A clone you are working in beats the user file's URL; the environment and arguments beat it.
+    enclosing = {"url": str(root)} if root is not None else {}
+    for source in (user, enclosing, env, overrides):
+        for key in ("url", "cache_dir", "remote"):
+            value = source.get(key)
+            if value:
+                settings = replace(settings, **{key: value})
+    return replace(settings, cache_dir=Path(settings.cache_dir).expanduser())

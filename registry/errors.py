@@ -1,0 +1,192 @@
+"""Every error the registry raises on purpose.
+
+Each class derives from :class:`RegistryError` and from the built-in exception it resembles, so
+callers can catch either (``except LookupError`` still catches an unknown dataset). Each message
+says what failed, the offending value, and what to do next; the CLI prints it as one line and maps
+the class to an exit code (:attr:`RegistryError.exit_code`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "BuildError",
+    "ConfigError",
+    "CorruptArtifactError",
+    "GitError",
+    "InvalidNameError",
+    "InvalidReferenceError",
+    "InvalidVersionError",
+    "MissingDependencyError",
+    "NotARegistryError",
+    "NotBuiltError",
+    "RegistryError",
+    "ReleaseError",
+    "RemoteError",
+    "VersionNotFoundError",
+]
+
+
+class RegistryError(Exception):
+    """Base class of the registry's own errors.
+
+    Attributes:
+        exit_code: The process exit status the CLI uses for this kind of error.
+    """
+
+    exit_code = 1
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """An artifact name does not follow the name grammar."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(
+            f"invalid name {name!r}: {reason}. Valid names are lowercase path segments of letters, "
+            "digits, '_' and '-', e.g. 'products/product_a/ad_clicks', "
+            "'image_classification/digits', 'resnet18-product-images'."
+        )
+
+
+class InvalidVersionError(RegistryError, ValueError):
+    """A version or version pattern is not semver."""
+
+    exit_code = 2
+
+    def __init__(self, version: str, reason: str = "not a semantic version") -> None:
+        self.version = version
+        super().__init__(
+            f"invalid version {version!r}: {reason}. Use MAJOR.MINOR.PATCH such as '1.2.0', "
+            "or a pattern such as '1.*' or '1.2.*'."
+        )
+
+
+class InvalidReferenceError(RegistryError, ValueError):
+    """A reference (``name``, ``name:1.2.0``, ``name:1.*``, ``name@prod``) is malformed."""
+
+    exit_code = 2
+
+    def __init__(self, reference: str, reason: str) -> None:
+        self.reference = reference
+        super().__init__(
+            f"invalid reference {reference!r}: {reason}. Examples: 'products/product_a/ad_clicks', "
+            "'products/product_a/ad_clicks:1.0.0', 'image_classification/digits:1.*', "
+            "'resnet18-product-images@prod'."
+        )
+
+
+class ConfigError(RegistryError, ValueError):
+    """A configuration value (params.yaml, config file, environment) is missing or invalid."""
+
+    exit_code = 2
+
+
+def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
+    """Return up to three candidates that look like ``word`` (by whole name or by last part)."""
+    candidates = list(candidates)
+    found = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    leaf = word.rsplit("/", 1)[-1]
+    by_leaf = {c.rsplit("/", 1)[-1]: c for c in candidates}
+    for match in difflib.get_close_matches(leaf, list(by_leaf), n=3, cutoff=0.6):
+        if by_leaf[match] not in found:
+            found.append(by_leaf[match])
+    return found[:3]
+
+
+class ArtifactNotFoundError(RegistryError, LookupError):
+    """No dataset or model of that name exists in the registry."""
+
+    exit_code = 3
+
+    def __init__(self, name: str, known: Iterable[str] = (), kind: str = "dataset") -> None:
+        self.name = name
+        self.kind = kind
+        self.suggestions = _close_matches(name, known)
+        hint = (
+            f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?"
+            if self.suggestions
+            else f" Run 'registry {kind}s list' to see what exists."
+        )
+        super().__init__(f"unknown {kind} {name!r}.{hint}")
+
+
+class VersionNotFoundError(RegistryError, LookupError):
+    """The artifact exists but no released version (or stage) matches the reference."""
+
+    exit_code = 3
+
+    def __init__(self, name: str, wanted: str, available: Sequence[str]) -> None:
+        self.name = name
+        self.wanted = wanted
+        self.available = list(available)
+        listing = ", ".join(self.available) if self.available else "none yet"
+        next_step = (
+            f"pick one of them, e.g. '{name}:{self.available[-1]}'"
+            if self.available
+            else f"release one with 'registry datasets release {name}'"
+        )
+        super().__init__(
+            f"{name!r} has no released version matching {wanted!r} (released: {listing}); "
+            f"{next_step}."
+        )
+
+
+class NotARegistryError(RegistryError, FileNotFoundError):
+    """Neither the working directory nor the configuration points at a registry."""
+
+    exit_code = 2
+
+
+class NotBuiltError(RegistryError, FileNotFoundError):
+    """A dataset's built data is missing or out of date with its builder and params."""
+
+    exit_code = 4
+
+
+class BuildError(RegistryError, RuntimeError):
+    """Building a dataset failed (the builder or its Beam pipeline raised)."""
+
+    exit_code = 5
+
+
+class ReleaseError(RegistryError, RuntimeError):
+    """A release was refused (nothing was tagged or pushed)."""
+
+    exit_code = 6
+
+
+class RemoteError(RegistryError, ConnectionError):
+    """A DVC or Git remote could not be reached, or refused the operation."""
+
+    exit_code = 7
+
+
+class CorruptArtifactError(RegistryError, OSError):
+    """Bytes fetched from the remote do not match the hash recorded in Git."""
+
+    exit_code = 8
+
+
+class GitError(RegistryError, RuntimeError):
+    """A Git command failed."""
+
+    exit_code = 9
+
+
+class MissingDependencyError(RegistryError, ImportError):
+    """An optional dependency needed for this operation is not installed."""
+
+    exit_code = 10
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        super().__init__(
+            f"{module!r} is not installed, and this operation needs it; "
+            f"install it with: pip install {extra}"
+        )

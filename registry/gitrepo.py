@@ -1,0 +1,255 @@
+"""The registry's Git repository: tags, file reads at any revision, tag writes.
+
+A registry is opened from a local path (a clone, read in place) or from a Git URL, which is
+mirrored once into the cache (``<cache>/repos/<hash>.git``) and fetched only when a lookup needs
+fresh tags. All tags come from one ``git for-each-ref`` call; files at a revision come through one
+long-lived ``git cat-file --batch`` process (GitPython's), never one process per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry.errors import GitError, NotARegistryError, RemoteError
+
+if TYPE_CHECKING:
+    import git
+
+__all__ = ["GitRepo", "TagRef", "is_local_path"]
+
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASK_YESNO": "false"}
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """One Git tag as ``for-each-ref`` reports it.
+
+    Attributes:
+        name: The tag name, e.g. ``image_classification/digits@v1.0.0``.
+        commit: The commit the tag points at (peeled through an annotated tag).
+        created: The tag's (or, for a lightweight tag, the commit's) ISO 8601 date.
+        message: The first line of an annotated tag's message.
+    """
+
+    name: str
+    commit: str
+    created: str
+    message: str = ""
+
+
+def is_local_path(url: str) -> bool:
+    """Whether ``url`` names a folder on this machine (not ``ssh``, ``https``, ``file://`` ...)."""
+    if "://" in url:
+        return False
+    # scp-like syntax (user@host:path) has a colon before any slash.
+    head = url.split("/", 1)[0]
+    return ":" not in head or os.path.isabs(url)
+
+
+def _run_git(args: list[str], cwd: Path | None = None, check: bool = True) -> str:
+    """Run one git command and return its stdout; raise GitError with git's message on failure."""
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+    except FileNotFoundError as e:
+        raise GitError("git is not installed or not on PATH; install git first") from e
+    if check and done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
+    return done.stdout
+
+
+class GitRepo:
+    """A registry's Git repository, read and written through git.
+
+    Attributes:
+        path: The work tree (or, for a mirror, the bare repository).
+        url: Where it came from, as the user gave it.
+        work_tree: The work tree, or ``None`` for a bare mirror.
+    """
+
+    def __init__(self, path: Path, url: str, work_tree: Path | None) -> None:
+        self.path = path
+        self.url = url
+        self.work_tree = work_tree
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, cache_dir: Path) -> GitRepo:
+        """Open the registry at ``url``: a local clone in place, anything else as a mirror.
+
+        Args:
+            url: A local path or a Git URL.
+            cache_dir: The registry cache, where mirrors live.
+
+        Raises:
+            NotARegistryError: If a local path is not a Git repository.
+            RemoteError: If a URL cannot be cloned.
+        """
+        if is_local_path(url):
+            path = Path(url).expanduser().resolve()
+            if not path.exists():
+                raise NotARegistryError(
+                    f"registry path {url!r} does not exist; set REGISTRY_URL to a registry clone "
+                    "or Git URL"
+                )
+            try:
+                top = _run_git(["rev-parse", "--show-toplevel"], cwd=path).strip()
+            except GitError:
+                top = ""
+            if top:
+                return cls(Path(top), url, Path(top))
+            if _run_git(["rev-parse", "--is-bare-repository"], cwd=path, check=False).strip() == (
+                "true"
+            ):
+                return cls(path, url, None)
+            raise NotARegistryError(f"{url!r} is not a Git repository, so not a registry")
+        return cls._open_mirror(url, cache_dir)
+
+    @classmethod
+    def _open_mirror(cls, url: str, cache_dir: Path) -> GitRepo:
+        from filelock import FileLock
+
+        repos = cache_dir / "repos"
+        repos.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(url.encode()).hexdigest()[:20]
+        mirror = repos / f"{key}.git"
+        with FileLock(str(repos / f"{key}.lock")):
+            if not (mirror / "HEAD").exists():
+                tmp = repos / f"{key}.tmp-{os.getpid()}"
+                try:
+                    _run_git(["clone", "--quiet", "--mirror", url, str(tmp)])
+                except GitError as e:
+                    raise RemoteError(
+                        f"cannot clone the registry from {url!r} ({e}); check REGISTRY_URL and "
+                        "your access to it"
+                    ) from e
+                os.replace(tmp, mirror)
+                repo = cls(mirror, url, None)
+                repo._fresh = True
+                return repo
+        return cls(mirror, url, None)
+
+    _fresh = False
+
+    def refresh(self) -> None:
+        """Fetch new tags and branches into a mirror (a no-op for a local clone or once done)."""
+        if self.work_tree is not None or self._fresh:
+            return
+        from filelock import FileLock
+
+        with FileLock(str(self.path.with_suffix(".lock"))):
+            try:
+                _run_git(["fetch", "--quiet", "--prune", "origin"], cwd=self.path)
+            except GitError as e:
+                raise RemoteError(
+                    f"cannot fetch the registry from {self.url!r} ({e}); check the network or "
+                    "REGISTRY_URL"
+                ) from e
+        self._fresh = True
+        self.__dict__.pop("_tags", None)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def git(self, *args: str, check: bool = True) -> str:
+        """Run ``git <args>`` in this repository and return its stdout."""
+        return _run_git(list(args), cwd=self.path, check=check)
+
+    @cached_property
+    def _tags(self) -> list[TagRef]:
+        out = self.git(
+            "for-each-ref",
+            "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00"
+            "%(creatordate:iso-strict)%00%(contents:subject)",
+            "refs/tags",
+        )
+        tags = []
+        for line in out.splitlines():
+            name, obj, peeled, created, subject = line.split("\0")
+            tags.append(TagRef(name, peeled or obj, created, subject))
+        return tags
+
+    def tags(self) -> list[TagRef]:
+        """Return every tag, with one git call (cached until the repo changes through us)."""
+        return self._tags
+
+    @cached_property
+    def _repo(self) -> git.Repo:
+        import git
+
+        return git.Repo(self.path)
+
+    def read_file(self, rev: str, path: str) -> bytes | None:
+        """Return the bytes of ``path`` at ``rev``, or ``None`` if it does not exist there."""
+        import git
+
+        try:
+            _, _, _, stream = self._repo.git.stream_object_data(f"{rev}:{path}")
+            return bytes(stream.read())
+        except (git.GitCommandError, ValueError):
+            return None
+
+    def list_files(self, rev: str, prefix: str) -> list[str]:
+        """Return the paths of every file under ``prefix`` at ``rev``, with one git call."""
+        out = self.git("ls-tree", "-r", "--name-only", "-z", rev, "--", prefix, check=False)
+        return [p for p in out.split("\0") if p]
+
+    def resolve_commit(self, rev: str = "HEAD") -> str:
+        """Return the full commit hash of ``rev``."""
+        return self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+
+    def is_dirty(self) -> bool:
+        """Whether a work tree has uncommitted changes to tracked files or untracked files."""
+        if self.work_tree is None:
+            return False
+        return bool(self.git("status", "--porcelain", "--untracked-files=normal").strip())
+
+    def dirty_paths(self) -> list[str]:
+        """Paths of uncommitted changes in the work tree (empty for a mirror)."""
+        if self.work_tree is None:
+            return []
+        out = self.git("status", "--porcelain", "--untracked-files=normal", "-z")
+        return [entry[3:] for entry in out.split("\0") if entry]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def create_tag(self, name: str, message: str, rev: str = "HEAD") -> None:
+        """Create the annotated tag ``name`` at ``rev``; never moves an existing tag."""
+        self.git("tag", "--annotate", "--message", message, name, rev)
+        self.__dict__.pop("_tags", None)
+
+    def delete_tag(self, name: str) -> None:
+        """Delete a local tag (used only to undo a tag whose push failed)."""
+        self.git("tag", "--delete", name)
+        self.__dict__.pop("_tags", None)
+
+    def push_remote(self) -> str | None:
+        """The Git remote tags are pushed to (``origin``, else the only one), or ``None``."""
+        remotes = self.git("remote").split()
+        if "origin" in remotes:
+            return "origin"
+        return remotes[0] if len(remotes) == 1 else None
+
+    def push_tag(self, name: str, remote: str) -> None:
+        """Push one tag to ``remote``.
+
+        Raises:
+            RemoteError: If the push is refused or the remote is unreachable.
+        """
+        try:
+            self.git("push", "--quiet", remote, f"refs/tags/{name}")
+        except GitError as e:
+            raise RemoteError(f"pushing tag {name!r} to Git remote {remote!r} failed: {e}") from e
