@@ -1,0 +1,276 @@
+"""Building datasets: load a TFDS builder from its folder and run it with Apache Beam.
+
+A dataset folder is a TFDS dataset folder (``tfds build datasets/<name>`` works on it as well).
+The registry loads its builder module from the file, passes it the dataset's knobs from
+``params.yaml`` (``datasets.<name>``) and runs ``download_and_prepare`` with the Beam runner
+configured under ``beam`` in ``params.yaml``. The result replaces ``datasets/<name>/prepared``
+atomically: a failed or interrupted build leaves the previous data untouched.
+
+Runners:
+
+- ``DirectRunner``: Beam's portable local engine (the ``FnApiRunner``, which is what
+  DirectRunner uses underneath, without the Prism download), in ``multi_processing`` mode with
+  ``direct_num_workers`` worker processes, or ``in_memory``.
+- ``DataflowRunner``: needs ``project``, ``region``, ``temp_location`` (``gs://``) under
+  ``beam.dataflow``.
+- ``FlinkRunner``: needs ``flink_master`` under ``beam.flink``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from registry import layout
+from registry.atomic import replace_dir
+from registry.errors import BuildError, ConfigError, MissingDependencyError, NotBuiltError
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
+__all__ = [
+    "RUNNERS",
+    "beam_flags",
+    "load_builder_class",
+    "make_builder",
+    "prepare_dataset",
+]
+
+RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner")
+_RUNNING_MODES = ("in_memory", "multi_processing")
+_REQUIRED = {
+    "DataflowRunner": ("dataflow", ("project", "region", "temp_location")),
+    "FlinkRunner": ("flink", ("flink_master",)),
+}
+
+
+def beam_flags(beam: Mapping[str, Any]) -> list[str]:
+    """Turn the ``beam`` section of ``params.yaml`` into Beam pipeline flags, validating it.
+
+    Only the section of the chosen runner is used; empty (``null``) values are left out.
+
+    Args:
+        beam: The ``beam`` mapping (``runner``, ``direct_*``, ``dataflow``, ``flink``).
+
+    Returns:
+        Flags such as ``["--runner=DataflowRunner", "--project=my-lab", ...]``.
+
+    Raises:
+        ConfigError: On an unknown runner or running mode, or a missing required option (the
+            message names every missing key and where to set it).
+
+    Example:
+        >>> beam_flags({"runner": "DirectRunner", "direct_num_workers": 2})
+        ['--runner=DirectRunner', '--direct_num_workers=2', '--direct_running_mode=multi_processing']
+    """  # noqa: E501
+    runner = beam.get("runner") or "DirectRunner"
+    if runner not in RUNNERS:
+        raise ConfigError(
+            f"unknown Beam runner {runner!r} in params.yaml (beam.runner); use one of "
+            f"{', '.join(RUNNERS)}"
+        )
+    flags = [f"--runner={runner}"]
+    if runner == "DirectRunner":
+        workers = beam.get("direct_num_workers", 2)
+        mode = beam.get("direct_running_mode") or "multi_processing"
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ConfigError(
+                f"beam.direct_num_workers in params.yaml must be a positive integer, not {workers!r}"
+            )
+        if mode not in _RUNNING_MODES:
+            raise ConfigError(
+                f"beam.direct_running_mode {mode!r} is not supported; use one of "
+                f"{', '.join(_RUNNING_MODES)} (multi_threading corrupts TFDS output)"
+            )
+        return [*flags, f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+    section_name, required = _REQUIRED[runner]
+    section = beam.get(section_name) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"beam.{section_name} in params.yaml must be a mapping")
+    missing = [key for key in required if section.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(
+            f"{runner} needs {', '.join(missing)}: set "
+            + ", ".join(f"beam.{section_name}.{key}" for key in missing)
+            + " in params.yaml"
+        )
+    if runner == "DataflowRunner":
+        for key in ("temp_location", "staging_location"):
+            value = section.get(key)
+            if value and not str(value).startswith("gs://"):
+                raise ConfigError(
+                    f"beam.dataflow.{key} must be a gs:// path for Dataflow, not {value!r}"
+                )
+    for key, value in section.items():
+        if value not in (None, ""):
+            flags.append(f"--{key}={value}")
+    return flags
+
+
+# Builder modules loaded in this process, by dataset name (two datasets may share a last name).
+_MODULES: dict[str, ModuleType] = {}
+
+
+def load_builder_module(root: Path, name: str) -> ModuleType:
+    """Import the builder module of dataset ``name`` from its file (once per process).
+
+    The module is also registered with Beam's pickler "by value", so that Beam worker processes,
+    which cannot import a module loaded from a folder, receive its functions' code.
+
+    Raises:
+        NotBuiltError: If the builder file does not exist.
+        BuildError: If importing it raises.
+    """
+    if name in _MODULES:
+        return _MODULES[name]
+    path = root / layout.builder_file(name)
+    # A top-level module named like the file, as `tfds build` imports it: TFDS derives the
+    # dataset name from `<name>_dataset_builder` and looks for a package when the name is dotted.
+    module_name = path.stem
+    if not path.is_file():
+        raise NotBuiltError(
+            f"dataset {name!r} has no builder at {path}; create one with "
+            f"'registry datasets new {name}'"
+        )
+    import tensorflow_datasets as tfds
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        # Registering by name would make two datasets with the same last name collide.
+        with tfds.core.registered.skip_registration():
+            spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(module_name, None)
+        raise BuildError(f"importing the builder of {name!r} ({path}) failed: {e}") from e
+    try:
+        from apache_beam.internal.cloudpickle import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
+        pass
+    _MODULES[name] = module
+    return module
+
+
+def load_builder_class(root: Path, name: str) -> type[tfds.core.GeneratorBasedBuilder]:
+    """Return the ``Builder`` class of dataset ``name`` in the registry at ``root``."""
+    module = load_builder_module(root, name)
+    cls = getattr(module, "Builder", None)
+    if cls is None:
+        raise BuildError(
+            f"{layout.builder_file(name)} defines no class named 'Builder' (TFDS's convention)"
+        )
+    if cls.__dict__.get("pkg_dir_path") is None:
+        # TFDS finds README.md and CITATIONS.bib through the module's package, which a module
+        # loaded from a file does not have: point it at the dataset folder.
+        from etils import epath
+
+        cls.pkg_dir_path = epath.Path(root / layout.dataset_dir(name))
+    return cls  # type: ignore[no-any-return]
+
+
+def make_builder(
+    root: Path, name: str, params: Mapping[str, Any] | None = None, **kwargs: Any
+) -> tfds.core.GeneratorBasedBuilder:
+    """Instantiate dataset ``name``'s builder with its ``params`` (and TFDS keyword arguments)."""
+    cls = load_builder_class(root, name)
+    try:
+        return cls(params=dict(params or {}), **kwargs)
+    except TypeError:
+        # A plain TFDS builder that takes no params: still usable, with its own defaults.
+        if params:
+            raise BuildError(
+                f"the builder of {name!r} takes no params, but params.yaml sets "
+                f"datasets.{name}: {dict(params)}; add `params` to its __init__ (see the "
+                "template of 'registry datasets new') or remove them"
+            ) from None
+        return cls(**kwargs)
+
+
+def _beam_download_config(beam: Mapping[str, Any], **kwargs: Any) -> Any:
+    import tensorflow_datasets as tfds
+
+    flags = beam_flags(beam)
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError as e:  # pragma: no cover
+        raise MissingDependencyError("apache_beam", "'apache-beam'") from e
+    runner: Any = None
+    if (beam.get("runner") or "DirectRunner") == "DirectRunner":
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        runner = FnApiRunner()
+        flags = [f for f in flags if not f.startswith("--runner=")]
+    return tfds.download.DownloadConfig(
+        beam_runner=runner, beam_options=PipelineOptions(flags), **kwargs
+    )
+
+
+def prepare_dataset(
+    root: Path,
+    name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    beam: Mapping[str, Any] | None = None,
+    output: Path | None = None,
+) -> Path:
+    """Build dataset ``name`` and atomically replace its prepared folder with the result.
+
+    This is what the ``build@<name>`` stage of ``dvc.yaml`` runs (through
+    ``registry datasets prepare``).
+
+    Args:
+        root: The registry work tree.
+        name: The dataset name.
+        params: The builder's knobs; default ``datasets.<name>`` from ``params.yaml``.
+        beam: The Beam settings; default ``beam`` from ``params.yaml``.
+        output: Where the prepared folder goes; default ``datasets/<name>/prepared``.
+
+    Returns:
+        The prepared folder.
+
+    Raises:
+        ConfigError: If the Beam settings are invalid.
+        BuildError: If the builder or its pipeline fails (the old prepared folder stays).
+    """
+    from registry.pipeline import dataset_params, read_params
+
+    if params is None:
+        params = dataset_params(root, name)
+    if beam is None:
+        beam = read_params(root).get("beam") or {}
+    output = output or root / layout.prepared_dir(name)
+    download_config = _beam_download_config(beam)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
+    try:
+        builder = make_builder(root, name, params, data_dir=str(workdir / "data"))
+        try:
+            builder.download_and_prepare(download_config=download_config)
+        except Exception as e:
+            raise BuildError(
+                f"building {name!r} failed: {type(e).__name__}: {_first_line(e)}; fix the "
+                f"builder ({layout.builder_file(name)}) or its params, then run "
+                f"'registry datasets build {name}' again (rerun with --traceback for details)"
+            ) from e
+        built = Path(builder.data_dir)
+        # Downloads and Beam temp files stay behind: only the prepared folder is the output.
+        replace_dir(built, output)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return output
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
