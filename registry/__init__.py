@@ -32,7 +32,21 @@ _EXPORTS = {
     "load_settings": "registry.config",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "Reference",
+    "RegistryError",
+    "Version",
+    "__version__",
+    "build_dataset",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "load_settings",
+    "new_dataset",
+    "parse_reference",
+    "pull_dataset",
+    "release_dataset",
+]
 
 if TYPE_CHECKING:
     from registry.config import load_settings

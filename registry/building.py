@@ -19,6 +19,7 @@ Runners:
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from registry import layout
-from registry.atomic import replace_dir
+from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import BuildError, ConfigError, MissingDependencyError, NotBuiltError
 
 if TYPE_CHECKING:
@@ -267,7 +268,46 @@ def prepare_dataset(
         replace_dir(built, output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if output == root / layout.prepared_dir(name):
+        atomic_write_text(
+            root / layout.build_info_file(name),
+            json.dumps(build_summary(name, builder.info), indent=2, sort_keys=True) + "\n",
+        )
     return output
+
+
+def build_summary(name: str, info: Any) -> dict[str, Any]:
+    """Describe a built dataset for Git (``build_info.json``): version, splits, features.
+
+    Committed beside the builder, it lets ``registry datasets info`` and ``list`` describe any
+    released version without fetching its bytes, and shows what a rebuild changed in review.
+    """
+    features = {}
+    for key, tensor in sorted(info.features.get_tensor_info().items()):
+        feature = info.features[key]
+        entry: dict[str, Any] = {
+            "type": type(feature).__name__,
+            "dtype": tensor.dtype.name,
+            "shape": [d if d is None else int(d) for d in tensor.shape],
+        }
+        if hasattr(feature, "num_classes"):
+            entry["num_classes"] = int(feature.num_classes)
+        features[key] = entry
+    return {
+        "name": name,
+        "tfds_name": info.name,
+        "version": str(info.version),
+        "splits": {
+            split: {
+                "num_examples": int(si.num_examples),
+                "num_bytes": int(si.num_bytes),
+                "num_shards": len(si.shard_lengths),
+            }
+            for split, si in sorted(info.splits.items())
+        },
+        "features": features,
+        "supervised_keys": list(info.supervised_keys) if info.supervised_keys else None,
+    }
 
 
 def _first_line(error: BaseException) -> str:

@@ -11,8 +11,8 @@ Later sources win: built-in defaults < the registry's own config (the ``registry
 | remote     | ``REGISTRY_REMOTE``   | ``remote``      | the registry's default DVC remote    |
 | stages     | (registry config)     |                 | ``dev``, ``staging``, ``prod``       |
 
-The user config file is TOML at ``$REGISTRY_CONFIG`` or ``$XDG_CONFIG_HOME/lab-registry/config.toml``
-(``~/.config/...``), for example::
+The user config file is TOML at ``$REGISTRY_CONFIG`` or
+``$XDG_CONFIG_HOME/lab-registry/config.toml`` (``~/.config/...``), for example::
 
     url = "git@github.com:my-lab/registry.git"
     cache_dir = "/scratch/me/registry-cache"

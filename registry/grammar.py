@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
-from typing import Union
 
 from registry.errors import (
     InvalidNameError,
@@ -190,7 +188,7 @@ class DeprecateTag:
         return f"{self.name}@deprecated#{self.counter}"
 
 
-Tag = Union[RegisterTag, DeregisterTag, StageTag, DeprecateTag]
+Tag = RegisterTag | DeregisterTag | StageTag | DeprecateTag
 
 
 def parse_name(text: str) -> str:

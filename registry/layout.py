@@ -15,6 +15,7 @@ __all__ = [
     "DATASETS_DIR",
     "MODELS_DIR",
     "PREPARED_DIR",
+    "build_info_file",
     "build_stage",
     "builder_file",
     "dataset_dir",
@@ -42,6 +43,11 @@ def builder_file(name: str) -> str:
 def prepared_dir(name: str) -> str:
     """The dataset's built TFDS folder (a DVC output), relative to the registry root."""
     return f"{dataset_dir(name)}/{PREPARED_DIR}"
+
+
+def build_info_file(name: str) -> str:
+    """Summary of the built data (version, splits, features), kept in Git beside the builder."""
+    return f"{dataset_dir(name)}/build_info.json"
 
 
 def build_stage(name: str) -> str:

@@ -32,7 +32,10 @@ BUILD_STAGE_TEMPLATE: dict[str, Any] = {
         "datasets/${key}/CITATIONS.bib",
     ],
     "params": ["datasets.${key}"],
-    "outs": ["datasets/${key}/prepared"],
+    "outs": [
+        "datasets/${key}/prepared",
+        {"datasets/${key}/build_info.json": {"cache": False}},
+    ],
 }
 
 

@@ -1,0 +1,364 @@
+"""The ``registry`` command: a thin skin over the library.
+
+Each command parses its arguments, calls one function of the library and prints the result.
+Errors of the registry's own (:class:`registry.errors.RegistryError`) print as one line on
+stderr and exit with the error's code; ``--traceback`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from registry.errors import RegistryError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+_EPILOG = """\b
+Where is the registry? In order: --registry, $REGISTRY_URL, the clone around the
+working directory, `url` in the user config file ($REGISTRY_CONFIG or
+~/.config/lab-registry/config.toml). The cache is $REGISTRY_CACHE_DIR or
+~/.cache/lab-registry.
+
+\b
+Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built,
+5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
+9 git failed, 10 missing dependency.
+"""
+
+
+def _registry_option(f: Any) -> Any:
+    return click.option(
+        "--registry",
+        "-r",
+        metavar="PATH|URL",
+        help="Registry clone or Git URL (default: $REGISTRY_URL or the enclosing clone).",
+    )(f)
+
+
+def _json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(f)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings=CONTEXT_SETTINGS, epilog=_EPILOG)
+@click.version_option(package_name="lab-registry", prog_name="registry")
+@click.option("--traceback", is_flag=True, help="Show the full traceback of an error.")
+@click.option("--verbose", "-v", is_flag=True, help="Show the log of DVC, TFDS and Beam.")
+def cli(traceback: bool, verbose: bool) -> None:
+    """Lab Registry: the lab's datasets and pretrained models, versioned in Git and DVC.
+
+    \b
+    Load a released dataset in Python:
+        import registry
+        ds = registry.load_dataset("products/product_a/ad_clicks:1.0.0", split="train")
+
+    \b
+    References: NAME (latest release), NAME:1.2.0, NAME:1.* (latest 1.x), NAME@prod.
+    """
+    _configure_logging(verbose)
+
+
+def _configure_logging(verbose: bool) -> None:
+    import logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    if not verbose:
+        for noisy in ("absl", "apache_beam", "tensorflow", "dvc"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def datasets() -> None:
+    """List, describe, load, build, release and author datasets.
+
+    \b
+    A dataset is a TFDS builder folder under datasets/ (e.g.
+    datasets/products/product_a/ad_clicks/), built by the dvc.yaml stage
+    build@<name> into datasets/<name>/prepared, released as the Git tag
+    <name>@v<VERSION>.
+    """
+
+
+@datasets.command("list")
+@_registry_option
+@_json_option
+def datasets_list(registry: str | None, as_json: bool) -> None:
+    """List every dataset with its released versions and stages.
+
+    \b
+    Python: registry.list_datasets()
+    """
+    from registry.datasets import list_datasets
+
+    summaries = list_datasets(registry=registry)
+    if as_json:
+        _print_json([asdict(s) for s in summaries])
+        return
+    if not summaries:
+        click.echo("No datasets yet. Create one with: registry datasets new <group>/<name>")
+        return
+    rows = [
+        (
+            s.name,
+            s.latest or "-",
+            str(len(s.versions)),
+            ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
+            ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)"),
+        )
+        for s in summaries
+    ]
+    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", ""), rows)
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@datasets.command("info")
+@click.argument("ref")
+@_registry_option
+@_json_option
+def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
+    """Describe a dataset version: card, features, splits and sizes, versions, notes.
+
+    \b
+    REF is NAME, NAME:1.2.0, NAME:1.* or NAME@stage. Reads Git only: no data is fetched.
+    Python: registry.dataset_info(REF)
+    """
+    from registry.datasets import dataset_info
+
+    info = dataset_info(ref, registry=registry)
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    title = f"{info.name} {info.version}" if info.version else f"{info.name} (unreleased)"
+    click.secho(title, bold=True)
+    if info.tag:
+        click.echo(f"tag: {info.tag}  commit: {info.commit}")
+    click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
+    if info.stages:
+        click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
+    if info.build:
+        click.echo("\nsplits:")
+        for split, s in info.build.get("splits", {}).items():
+            click.echo(
+                f"  {split:<12} {s['num_examples']:>10,} examples  {_size(s['num_bytes']):>9}"
+                f"  {s['num_shards']} shard(s)"
+            )
+        click.echo("features:")
+        for key, f in info.build.get("features", {}).items():
+            extra = f"  {f['num_classes']} classes" if "num_classes" in f else ""
+            click.echo(f"  {key:<24} {f['type']:<12} {f['dtype']:<8} {f['shape']}{extra}")
+    else:
+        click.echo("\nnot built yet: run 'registry datasets build " + info.name + "'")
+    if info.release_notes:
+        click.echo("\nrelease notes:")
+        for version, note in info.release_notes.items():
+            click.echo(f"  {version}: {note}")
+    click.echo("\n" + info.card.strip())
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@contextmanager
+def _progress_bar(label: str, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr, fed by ``(done_bytes, total_bytes)`` callbacks."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@datasets.command("pull")
+@click.argument("ref")
+@_registry_option
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Parallel downloads.")
+@click.option("--verify", is_flag=True, help="Re-hash every cached file before trusting it.")
+@_json_option
+def datasets_pull(
+    ref: str, registry: str | None, jobs: int | None, verify: bool, as_json: bool
+) -> None:
+    """Fetch a released dataset version into the local cache, with a progress bar.
+
+    \b
+    Prints the cached folder (a TFDS prepared folder that
+    tfds.builder_from_directory reads). A second pull transfers nothing.
+    Python: registry.pull_dataset(REF)
+    """
+    from registry.datasets import pull_dataset
+
+    with _progress_bar(f"pulling {ref}", enabled=not as_json and sys.stderr.isatty()) as bar:
+        result = pull_dataset(ref, registry=registry, progress=bar, jobs=jobs, verify=verify)
+    if as_json:
+        _print_json(asdict(result))
+        return
+    if result.fetched_files:
+        click.echo(
+            f"fetched {result.fetched_files} of {result.files} files "
+            f"({_size(result.fetched_bytes)})",
+            err=True,
+        )
+    else:
+        click.echo(f"already cached ({result.files} files)", err=True)
+    click.echo(str(result.path))
+
+
+@datasets.command("build")
+@click.argument("names", nargs=-1)
+@_registry_option
+@click.option("--force", "-f", is_flag=True, help="Rebuild even if up to date.")
+def datasets_build(names: tuple[str, ...], registry: str | None, force: bool) -> None:
+    """Build datasets through their dvc.yaml stages (dvc repro build@NAME).
+
+    \b
+    With no NAMES, builds every dataset of the pipeline. Stages whose builder,
+    card and params did not change are skipped. Commit dvc.lock afterwards.
+    Python: registry.build_dataset([NAME, ...])
+    """
+    from registry.datasets import build_dataset
+
+    built = build_dataset(names, registry=registry, force=force)
+    if built:
+        click.echo("built: " + ", ".join(built))
+    else:
+        click.echo("everything is up to date")
+
+
+@datasets.command("prepare")
+@click.argument("name")
+@_registry_option
+def datasets_prepare(name: str, registry: str | None) -> None:
+    """Run a dataset's builder into datasets/NAME/prepared (what its DVC stage runs).
+
+    \b
+    Uses the Beam settings under `beam` in params.yaml and the knobs under
+    `datasets.NAME`. Prefer `registry datasets build NAME`, which runs this
+    through DVC so that the result is tracked.
+    """
+    from registry.datasets import prepare_dataset
+
+    path = prepare_dataset(name, registry=registry)
+    click.echo(f"prepared {name} in {path}")
+
+
+@datasets.command("release")
+@click.argument("name")
+@_registry_option
+@click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+def datasets_release(name: str, registry: str | None, no_push: bool) -> None:
+    """Release the built version of a dataset: push its bytes, then tag it.
+
+    \b
+    The version is the builder's VERSION; RELEASE_NOTES must have an entry for it,
+    it must be greater than every release, the built data must be up to date and
+    the work tree committed. The tag NAME@vVERSION is created only after the bytes
+    are in the DVC remote, and is never moved.
+    Python: registry.release_dataset(NAME)
+    """
+    from registry.datasets import release_dataset
+
+    release = release_dataset(name, registry=registry, push=not no_push)
+    click.echo(f"released {release.name} {release.version} (tag {release.tag})")
+
+
+@datasets.command("new")
+@click.argument("name")
+@_registry_option
+@click.option("--description", "-d", help="One line saying what the dataset holds.")
+@click.option("--owner", help="Who to ask about it (team or person).")
+def datasets_new(
+    name: str, registry: str | None, description: str | None, owner: str | None
+) -> None:
+    """Write a ready-to-build dataset folder, as `tfds new` does, and add its stage.
+
+    \b
+    NAME is a path under datasets/, grouped by product or task, e.g.
+    products/product_a/ad_clicks or image_classification/digits; its last part
+    must be a Python identifier. The folder holds a TFDS builder with a Beam
+    pipeline, a card (README.md), CITATIONS.bib, dummy data and a test.
+    Python: registry.new_dataset(NAME)
+    """
+    from registry.datasets import new_dataset
+
+    folder = new_dataset(name, registry=registry, description=description, owner=owner)
+    click.echo(f"created {folder}")
+    click.echo(f"next: edit it, then `registry datasets build {name}`")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; registry errors print as one line, never a traceback unless asked."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in args or os.environ.get("REGISTRY_TRACEBACK") == "1"
+    try:
+        cli.main(args=args, prog_name="registry", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except RegistryError as e:
+        if show_traceback:
+            raise
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if show_traceback:
+            raise
+        click.secho(
+            f"error: unexpected {type(e).__name__}: {e} (rerun with --traceback and report it)",
+            fg="red",
+            err=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,693 @@
+"""The dataset registry's public API: list, describe, load, pull, build, release, author.
+
+Every function takes an optional ``registry`` (a local clone or a Git URL); without it the
+registry comes from the configuration (``REGISTRY_URL``, the clone around the working
+directory, the user config file; see :mod:`registry.config`).
+
+Example:
+    >>> import registry
+    >>> ds = registry.load_dataset("products/product_a/ad_clicks:1.0.0", split="train[:10%]")
+    >>> df = registry.load_dataset("image_classification/digits", split="test", output="pandas")
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from registry import layout
+from registry.catalog import Release, TagIndex
+from registry.config import Settings, load_settings
+from registry.errors import (
+    ArtifactNotFoundError,
+    ConfigError,
+    NotARegistryError,
+    NotBuiltError,
+    RegistryError,
+    ReleaseError,
+    RemoteError,
+)
+from registry.gitrepo import GitRepo
+from registry.grammar import (
+    Reference,
+    RegisterTag,
+    Version,
+    parse_name,
+    parse_reference,
+    parse_version,
+)
+
+if TYPE_CHECKING:
+    from registry.storage import FetchResult
+
+__all__ = [
+    "DatasetInfo",
+    "DatasetSummary",
+    "build_dataset",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "new_dataset",
+    "prepare_dataset",
+    "pull_dataset",
+    "release_dataset",
+]
+
+Output = Literal["tf", "numpy", "pandas"]
+ProgressCallback = Callable[[int, int], None]
+
+
+# -- opening a registry -------------------------------------------------------------------------
+
+
+@dataclass
+class _Session:
+    settings: Settings
+    repo: GitRepo
+
+    @property
+    def root(self) -> Path:
+        """The work tree; raises for a mirror (operations that write need a clone)."""
+        if self.repo.work_tree is None:
+            raise NotARegistryError(
+                f"this needs a clone of the registry, and {self.repo.url!r} is a remote URL; "
+                "clone it and run the command inside the clone"
+            )
+        return self.repo.work_tree
+
+    def index(self) -> TagIndex:
+        return TagIndex(self.repo.tags())
+
+    def known_datasets(self) -> list[str]:
+        """Datasets that exist as builder folders (work tree, or HEAD of a mirror)."""
+        if self.repo.work_tree is not None:
+            base = self.repo.work_tree / layout.DATASETS_DIR
+            found = []
+            for folder, dirs, files in os.walk(base):
+                dirs[:] = [d for d in dirs if d not in ("dummy_data", "prepared") and d[0] != "."]
+                rel = os.path.relpath(folder, self.repo.work_tree).replace(os.sep, "/")
+                found.extend(f"{rel}/{f}" for f in files if f.endswith(layout.BUILDER_SUFFIX))
+            return layout.dataset_names_in(found)
+        return layout.dataset_names_in(self.repo.list_files("HEAD", layout.DATASETS_DIR))
+
+
+def _session(registry: str | os.PathLike[str] | None) -> _Session:
+    settings = load_settings(url=str(registry) if registry is not None else None)
+    if settings.url is None:
+        raise NotARegistryError(
+            "no registry configured: run inside a clone of the registry, or set REGISTRY_URL "
+            "to its Git URL (or `url` in the user config file, see 'registry --help')"
+        )
+    return _Session(settings, GitRepo.open(settings.url, settings.cache_dir))
+
+
+def _as_reference(ref: str | Reference) -> Reference:
+    return ref if isinstance(ref, Reference) else parse_reference(ref)
+
+
+def _resolve(session: _Session, ref: Reference) -> Release:
+    """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale."""
+    index = session.index()
+    pinned = ref.version is not None and ref.version.is_exact
+    if not (pinned and any(ref.version.matches(r.version) for r in index.releases(ref.name))):
+        session.repo.refresh()
+        index = session.index()
+    return index.resolve(ref, known=session.known_datasets(), kind="dataset")
+
+
+# -- describing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """One line of ``registry datasets list``.
+
+    Attributes:
+        name: The dataset name.
+        versions: Released versions, oldest first.
+        latest: The latest released version, or ``None``.
+        stages: Stage name -> version.
+        deprecated: Whether the dataset is deprecated.
+        in_tree: Whether its builder exists in the registry's tree (else: releases only).
+    """
+
+    name: str
+    versions: list[str]
+    latest: str | None
+    stages: dict[str, str]
+    deprecated: bool
+    in_tree: bool
+
+
+def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[DatasetSummary]:
+    """List every dataset: those in the registry's tree and those with releases.
+
+    Reads all tags with one Git call.
+
+    Args:
+        registry: A registry clone or Git URL; default from the configuration.
+
+    Returns:
+        One :class:`DatasetSummary` per dataset, sorted by name.
+
+    Raises:
+        NotARegistryError: If no registry is configured.
+        RemoteError: If a remote registry cannot be fetched.
+    """
+    session = _session(registry)
+    session.repo.refresh()
+    index = session.index()
+    in_tree = set(session.known_datasets())
+    released = {n for n in index.names() if not n.startswith(f"{layout.MODELS_DIR}/")}
+    # Model names share the tag namespace; a dataset is one whose folder exists or existed.
+    model_names = _model_names(session)
+    names = sorted(in_tree | (released - model_names))
+    summaries = []
+    for name in names:
+        releases = index.releases(name)
+        summaries.append(
+            DatasetSummary(
+                name=name,
+                versions=[str(r.version) for r in releases],
+                latest=str(releases[-1].version) if releases else None,
+                stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
+                deprecated=index.is_deprecated(name),
+                in_tree=name in in_tree,
+            )
+        )
+    return summaries
+
+
+def _model_names(session: _Session) -> set[str]:
+    if session.repo.work_tree is not None:
+        base = session.repo.work_tree / layout.MODELS_DIR
+        return {p.parent.relative_to(base).as_posix() for p in base.glob("**/README.md")}
+    files = session.repo.list_files("HEAD", layout.MODELS_DIR)
+    suffix = "/README.md"
+    return {f[len(layout.MODELS_DIR) + 1 : -len(suffix)] for f in files if f.endswith(suffix)}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``registry datasets info`` shows.
+
+    Attributes:
+        name: The dataset name.
+        version: The version described (``None`` for an unreleased work tree).
+        tag: Its Git tag, if released.
+        commit: The commit described.
+        card: The dataset card (README.md).
+        citation: CITATIONS.bib.
+        build: The build summary (splits with sizes, features), if built.
+        versions: Every released version.
+        stages: Stage -> version.
+        release_notes: Version -> notes, from the builder's RELEASE_NOTES.
+    """
+
+    name: str
+    version: str | None
+    tag: str | None
+    commit: str | None
+    card: str
+    citation: str
+    build: dict[str, Any] | None
+    versions: list[str]
+    stages: dict[str, str]
+    release_notes: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for ``--json``."""
+        return asdict(self)
+
+
+def dataset_info(
+    ref: str | Reference, *, registry: str | os.PathLike[str] | None = None
+) -> DatasetInfo:
+    """Describe a dataset version: card, features, splits and sizes, versions, release notes.
+
+    Reads only Git (no data is fetched). A name with no release, in a clone, describes the
+    work tree.
+
+    Args:
+        ref: ``name``, ``name:1.2.0``, ``name:1.*`` or ``name@stage``.
+        registry: A registry clone or Git URL; default from the configuration.
+
+    Raises:
+        InvalidReferenceError: If ``ref`` is malformed.
+        ArtifactNotFoundError: If no such dataset exists (with close names).
+        VersionNotFoundError: If no release matches (with those that exist).
+    """
+    reference = _as_reference(ref)
+    session = _session(registry)
+    index = session.index()
+    unreleased_in_tree = (
+        reference.version is None
+        and reference.stage is None
+        and session.repo.work_tree is not None
+        and not index.releases(reference.name)
+        and reference.name in session.known_datasets()
+    )
+    if unreleased_in_tree:
+        release = None
+        read = _work_tree_reader(session.root)
+    else:
+        release = _resolve(session, reference)
+        index = session.index()
+        commit = release.commit
+
+        def read(path: str) -> str | None:
+            data = session.repo.read_file(commit, path)
+            return None if data is None else data.decode("utf-8", errors="replace")
+
+    name = reference.name
+    build_text = read(layout.build_info_file(name))
+    builder_source = read(layout.builder_file(name)) or ""
+    return DatasetInfo(
+        name=name,
+        version=str(release.version) if release else None,
+        tag=release.tag if release else None,
+        commit=release.commit if release else None,
+        card=read(f"{layout.dataset_dir(name)}/README.md") or "",
+        citation=read(f"{layout.dataset_dir(name)}/CITATIONS.bib") or "",
+        build=json.loads(build_text) if build_text else None,
+        versions=[str(r.version) for r in index.releases(name)],
+        stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
+        release_notes=builder_metadata(builder_source)[1],
+    )
+
+
+def _work_tree_reader(root: Path) -> Callable[[str], str | None]:
+    def read(path: str) -> str | None:
+        try:
+            return (root / path).read_text()
+        except FileNotFoundError:
+            return None
+
+    return read
+
+
+def builder_metadata(source: str) -> tuple[Version | None, dict[str, str]]:
+    """Read ``VERSION`` and ``RELEASE_NOTES`` from a builder's source, without importing it.
+
+    Importing a builder imports TensorFlow (seconds); describing a version must stay instant.
+    """
+    version: Version | None = None
+    notes: dict[str, str] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None, {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef) or node.name != "Builder":
+            continue
+        for stmt in node.body:
+            targets: list[ast.expr] = []
+            if isinstance(stmt, ast.Assign):
+                targets, value = stmt.targets, stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+                targets, value = [stmt.target], stmt.value
+            for target in targets:
+                if not isinstance(target, ast.Name):
+                    continue
+                if target.id == "VERSION":
+                    arg = value.args[0] if isinstance(value, ast.Call) and value.args else value
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        try:
+                            version = parse_version(arg.value)
+                        except RegistryError:
+                            version = None
+                elif target.id == "RELEASE_NOTES":
+                    try:
+                        literal = ast.literal_eval(value)
+                    except ValueError:
+                        continue
+                    if isinstance(literal, dict):
+                        notes = {str(k): str(v) for k, v in literal.items()}
+    return version, notes
+
+
+# -- fetching and loading -----------------------------------------------------------------------
+
+
+def pull_dataset(
+    ref: str | Reference,
+    *,
+    registry: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    jobs: int | None = None,
+    verify: bool = False,
+) -> FetchResult:
+    """Fetch a released dataset version into the local cache (if not there already).
+
+    Args:
+        ref: ``name``, ``name:1.2.0``, ``name:1.*`` or ``name@stage``.
+        registry: A registry clone or Git URL; default from the configuration.
+        progress: Called with ``(done_bytes, total_bytes)`` while fetching.
+        jobs: Parallel downloads (default: as DVC).
+        verify: Re-hash every cached file, not only those whose size or time changed.
+
+    Returns:
+        The cached folder (a TFDS prepared folder) and what was transferred.
+
+    Raises:
+        VersionNotFoundError, ArtifactNotFoundError: If the reference matches nothing.
+        RemoteError: If the DVC remote is unreachable or lacks the bytes.
+        CorruptArtifactError: If fetched bytes do not match the hash recorded in Git.
+    """
+    reference = _as_reference(ref)
+    session = _session(registry)
+    release = _resolve(session, reference)
+    return _fetch(session, release, progress=progress, jobs=jobs, verify=verify)
+
+
+def _fetch(
+    session: _Session,
+    release: Release,
+    *,
+    progress: ProgressCallback | None = None,
+    jobs: int | None = None,
+    verify: bool = False,
+) -> FetchResult:
+    from registry.storage import ContentCache, RemoteStore, locked_out_hash
+
+    name = release.name
+    dir_hash = locked_out_hash(
+        session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
+    )
+    cache = ContentCache(session.settings.cache_dir)
+    cached = cache.cached(dir_hash, verify=verify)
+    if cached is not None:
+        return cached
+    remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
+    return cache.snapshot(dir_hash, remote, jobs=jobs, progress=progress, verify=verify)
+
+
+def load_dataset(
+    ref: str | Reference,
+    split: str | Sequence[str] | None = None,
+    *,
+    output: Output = "tf",
+    registry: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    **as_dataset_kwargs: Any,
+) -> Any:
+    """Load a released dataset version, as ``tfds.load`` loads a public one.
+
+    The bytes are fetched once into the local content-addressed cache and verified; later loads
+    of the same version read the cache.
+
+    Args:
+        ref: ``name`` (latest release), ``name:1.2.0``, ``name:1.*`` (latest matching) or
+            ``name@stage``.
+        split: A TFDS split expression (``"train"``, ``"train[:10%]"``, ``"train+test"``, a list
+            of them), or ``None`` for a dict of every split.
+        output: ``"tf"`` for ``tf.data.Dataset``, ``"numpy"`` for an iterable of NumPy
+            examples, ``"pandas"`` for a ``pandas.DataFrame``.
+        registry: A registry clone or Git URL; default from the configuration.
+        progress: Called with ``(done_bytes, total_bytes)`` while fetching.
+        **as_dataset_kwargs: Passed to ``tfds.core.DatasetBuilder.as_dataset``
+            (``as_supervised``, ``shuffle_files``, ``batch_size``, ...).
+
+    Returns:
+        What ``output`` asks for; a dict keyed by split when ``split`` is ``None``.
+
+    Raises:
+        InvalidReferenceError, ArtifactNotFoundError, VersionNotFoundError: For bad references.
+        RemoteError: If the bytes cannot be fetched.
+        ConfigError: If ``output`` is not one of the three.
+
+    Example:
+        >>> ds = load_dataset("products/product_a/ad_clicks:1.*", split="train[:10%]")
+    """
+    if output not in ("tf", "numpy", "pandas"):
+        raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
+    fetched = pull_dataset(ref, registry=registry, progress=progress)
+    return load_prepared(fetched.path, split, output=output, **as_dataset_kwargs)
+
+
+def load_prepared(
+    path: str | os.PathLike[str],
+    split: str | Sequence[str] | None = None,
+    *,
+    output: Output = "tf",
+    **as_dataset_kwargs: Any,
+) -> Any:
+    """Load a TFDS prepared folder (from the cache or a local build) as ``load_dataset`` does."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder_from_directory(str(path))
+    try:
+        data = builder.as_dataset(split=split, **as_dataset_kwargs)
+    except (ValueError, KeyError, AssertionError) as e:
+        splits = ", ".join(sorted(builder.info.splits))
+        raise ConfigError(f"cannot read split {split!r}: {e} (splits: {splits})") from e
+    if output == "tf":
+        return data
+    if output == "numpy":
+        return tfds.as_numpy(data)
+    if isinstance(data, dict):
+        return {k: tfds.as_dataframe(v, builder.info) for k, v in data.items()}
+    if isinstance(data, list):
+        return [tfds.as_dataframe(v, builder.info) for v in data]
+    return tfds.as_dataframe(data, builder.info)
+
+
+# -- producing ----------------------------------------------------------------------------------
+
+
+def _check_dataset(session: _Session, name: str) -> str:
+    name = parse_name(name)
+    known = session.known_datasets()
+    if name not in known:
+        raise ArtifactNotFoundError(name, known, kind="dataset")
+    return name
+
+
+def prepare_dataset(name: str, *, registry: str | os.PathLike[str] | None = None) -> Path:
+    """Run dataset ``name``'s builder into its prepared folder (what its DVC stage runs).
+
+    Prefer :func:`build_dataset`, which runs this through DVC so the result is tracked.
+
+    Raises:
+        ArtifactNotFoundError: If there is no such dataset folder.
+        ConfigError: If the Beam settings in params.yaml are invalid.
+        BuildError: If the builder or its pipeline fails.
+    """
+    from registry.building import prepare_dataset as prepare
+
+    session = _session(registry)
+    name = _check_dataset(session, name)
+    return prepare(session.root, name)
+
+
+def build_dataset(
+    names: Sequence[str] = (),
+    *,
+    registry: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> list[str]:
+    """Build datasets through their ``dvc.yaml`` stages (``dvc repro build@<name>``).
+
+    Stages whose builder, card and params are unchanged are skipped, as DVC does.
+
+    Args:
+        names: Datasets to build; empty for every dataset in the pipeline.
+        registry: A registry clone; default from the configuration.
+        force: Rebuild even if up to date.
+
+    Returns:
+        The names of the datasets whose stages ran.
+
+    Raises:
+        ArtifactNotFoundError: For an unknown dataset.
+        BuildError: If a build fails (with DVC's message).
+    """
+    from registry.errors import BuildError
+    from registry.pipeline import pipeline_datasets
+
+    session = _session(registry)
+    root = session.root
+    wanted = [_check_dataset(session, n) for n in names]
+    in_pipeline = pipeline_datasets(root)
+    for name in wanted:
+        if name not in in_pipeline:
+            raise ConfigError(
+                f"{name!r} has no stage in dvc.yaml; add it with "
+                f"registry.pipeline.add_dataset or recreate it with 'registry datasets new'"
+            )
+    targets = [layout.build_stage(n) for n in (wanted or in_pipeline)]
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            stages = repo.reproduce(targets=targets, force=force)
+    except DvcException as e:
+        cause = e.__cause__ or e
+        raise BuildError(
+            f"dvc repro failed: {cause}; see the builder output above, fix it and run "
+            "'registry datasets build' again"
+        ) from e
+    built = []
+    for stage in stages:
+        stage_name = getattr(stage, "name", "") or ""
+        if stage_name.startswith(f"{layout.BUILD_STAGE}@"):
+            built.append(stage_name.split("@", 1)[1])
+    return built
+
+
+def release_dataset(
+    name: str, *, registry: str | os.PathLike[str] | None = None, push: bool = True
+) -> Release:
+    """Release the built version of dataset ``name``: push its bytes, then tag it.
+
+    Refuses (nothing pushed, nothing tagged) unless: the work tree is committed, the built data
+    is up to date with its builder and params (``dvc status`` of its stage is clean) and was
+    built at the builder's ``VERSION``, ``VERSION`` is greater than every release so far, and
+    ``RELEASE_NOTES`` has an entry for it. Then pushes the bytes to the DVC remote, creates the
+    annotated tag ``<name>@v<VERSION>``, and pushes the tag where a Git remote is configured.
+    The tag is made only after the bytes are in the remote; if pushing the tag fails, the local
+    tag is removed again so that a second run completes the release.
+
+    Args:
+        name: The dataset name.
+        registry: A registry clone; default from the configuration.
+        push: Push the tag to the Git remote (the bytes are always pushed).
+
+    Returns:
+        The new release.
+
+    Raises:
+        ReleaseError: If a check refuses the release (the message says which and what to do).
+        NotBuiltError: If the dataset was never built.
+        RemoteError: If the DVC or Git remote cannot be reached.
+    """
+    session = _session(registry)
+    root = session.root
+    name = _check_dataset(session, name)
+    repo = session.repo
+
+    dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
+    if dirty:
+        listing = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise ReleaseError(
+            f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
+            "commit them (including dvc.lock) first"
+        )
+    version, notes = builder_metadata((root / layout.builder_file(name)).read_text())
+    if version is None:
+        raise ReleaseError(
+            f"cannot release {name!r}: {layout.builder_file(name)} has no "
+            "VERSION = tfds.core.Version('X.Y.Z') in class Builder"
+        )
+    tag = str(RegisterTag(name, version))
+    repo.refresh()
+    index = session.index()
+    if any(t.name.startswith(f"{name}@v{version}") for t in repo.tags()):
+        raise ReleaseError(
+            f"cannot release {name!r}: version {version} was released already (tag {tag}); "
+            "versions are never re-released: bump VERSION in the builder"
+        )
+    latest = index.latest(name)
+    if latest is not None and not version > latest.version:
+        raise ReleaseError(
+            f"cannot release {name!r}: VERSION {version} is not greater than the latest "
+            f"release {latest.version}; bump VERSION in {layout.builder_file(name)}"
+        )
+    if str(version) not in notes:
+        raise ReleaseError(
+            f"cannot release {name!r}: RELEASE_NOTES in {layout.builder_file(name)} has no "
+            f"entry for {version}; add one that says what changed"
+        )
+    _check_built(root, name, version)
+    _push_bytes(root, name, session.settings.remote)
+
+    subject = notes[str(version)].strip().splitlines()[0] if notes[str(version)].strip() else ""
+    repo.create_tag(tag, f"Release {name} {version}\n\n{subject}".strip())
+    git_remote = repo.push_remote() if push else None
+    if git_remote is not None:
+        try:
+            repo.push_tag(tag, git_remote)
+        except RemoteError:
+            repo.delete_tag(tag)
+            raise
+    return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def _check_built(root: Path, name: str, version: Version) -> None:
+    """Refuse unless the prepared data exists, is up to date, and was built at ``version``."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    stage = layout.build_stage(name)
+    if not (root / layout.prepared_dir(name)).is_dir():
+        raise NotBuiltError(
+            f"cannot release {name!r}: it is not built; run 'registry datasets build {name}' "
+            "and commit dvc.lock"
+        )
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status(targets=[stage])
+    except DvcException as e:
+        raise ReleaseError(f"cannot release {name!r}: dvc status failed: {e}") from e
+    if status:
+        changes = "; ".join(
+            ", ".join(str(c) for c in (entry if isinstance(entry, list) else [entry]))
+            for entry in status.get(stage, [])
+        )
+        raise ReleaseError(
+            f"cannot release {name!r}: the built data is not up to date with its builder and "
+            f"params ({changes or 'changed'}); run 'registry datasets build {name}' and commit "
+            "dvc.lock"
+        )
+    info_path = root / layout.build_info_file(name)
+    built_version = None
+    if info_path.is_file():
+        built_version = json.loads(info_path.read_text()).get("version")
+    if built_version != str(version):
+        raise ReleaseError(
+            f"cannot release {name!r}: the built data is version {built_version}, but the "
+            f"builder says {version}; run 'registry datasets build {name} --force' and commit"
+        )
+
+
+def _push_bytes(root: Path, name: str, remote: str | None) -> None:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.push(targets=[layout.build_stage(name)], remote=remote)
+    except DvcException as e:
+        raise RemoteError(
+            f"pushing the data of {name!r} to the DVC remote failed: {e}; check "
+            "'dvc remote list' and that the remote is reachable, then release again "
+            "(nothing was tagged)"
+        ) from e
+
+
+def new_dataset(
+    name: str,
+    *,
+    registry: str | os.PathLike[str] | None = None,
+    description: str | None = None,
+    owner: str | None = None,
+) -> Path:
+    """Write a ready-to-build dataset folder for ``name`` and add it to the pipeline.
+
+    Returns:
+        The new folder.
+
+    Raises:
+        InvalidNameError: If ``name`` is not a valid dataset name.
+        RegistryError: If the name is taken (by a dataset or a model) or nested in a dataset.
+    """
+    from registry.scaffold import new_dataset as scaffold
+
+    session = _session(registry)
+    return scaffold(session.root, name, description=description, owner=owner)

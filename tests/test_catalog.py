@@ -1,0 +1,110 @@
+"""Releases and stages read from real Git tags, and references resolved against them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.catalog import TagIndex
+from registry.errors import ArtifactNotFoundError, VersionNotFoundError
+from registry.gitrepo import GitRepo
+from registry.grammar import parse_reference
+from tests.conftest import commit_all, git
+
+
+@pytest.fixture
+def tagged_repo(tmp_path: Path) -> GitRepo:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commits = []
+    for i in range(4):
+        (repo / "file").write_text(str(i))
+        commits.append(commit_all(repo, f"commit {i}"))
+    name = "products/product_a/ad_clicks"
+    for commit, version in zip(commits, ["1.0.0", "1.1.0", "1.10.0", "2.0.0"], strict=True):
+        git(repo, "tag", "-a", "-m", "release", f"{name}@v{version}", commit)
+    git(repo, "tag", "-a", "-m", "withdrawn", f"{name}@v2.0.0!", commits[3])
+    git(repo, "tag", "-a", "-m", "promote", f"{name}#prod#1", commits[1])
+    git(repo, "tag", "-a", "-m", "promote", f"{name}#staging#2", commits[2])
+    git(repo, "tag", "-a", "-m", "promote", f"{name}#prod#3", commits[2])
+    git(repo, "tag", "-a", "-m", "demote", f"{name}#staging!#4", commits[2])
+    git(repo, "tag", "image_classification/digits@v0.1.0", commits[0])  # lightweight
+    git(repo, "tag", "v1.0.0", commits[0])  # a foreign tag
+    return GitRepo.open(str(repo), tmp_path / "cache")
+
+
+def test_tags_are_read_with_commits_peeled(tagged_repo: GitRepo) -> None:
+    tags = {t.name: t for t in tagged_repo.tags()}
+    head = tagged_repo.resolve_commit("HEAD")
+    assert tags["products/product_a/ad_clicks@v2.0.0"].commit == head
+    assert tags["image_classification/digits@v0.1.0"].commit != head
+    assert tags["products/product_a/ad_clicks@v1.0.0"].message == "release"
+
+
+def test_releases_exclude_withdrawn_and_order_by_semver(tagged_repo: GitRepo) -> None:
+    index = TagIndex(tagged_repo.tags())
+    name = "products/product_a/ad_clicks"
+    assert [str(r.version) for r in index.releases(name)] == ["1.0.0", "1.1.0", "1.10.0"]
+    assert str(index.latest(name).version) == "1.10.0"
+    assert index.names() == ["image_classification/digits", name]
+
+
+def test_stages_follow_the_latest_assignment(tagged_repo: GitRepo) -> None:
+    index = TagIndex(tagged_repo.tags())
+    stages = index.stages("products/product_a/ad_clicks")
+    assert {s: str(r.version) for s, r in stages.items()} == {"prod": "1.10.0"}
+
+
+@pytest.mark.parametrize(
+    ("ref", "version"),
+    [
+        ("products/product_a/ad_clicks", "1.10.0"),
+        ("products/product_a/ad_clicks:1.*", "1.10.0"),
+        ("products/product_a/ad_clicks:1.1.*", "1.1.0"),
+        ("products/product_a/ad_clicks:1.0.0", "1.0.0"),
+        ("products/product_a/ad_clicks@prod", "1.10.0"),
+    ],
+)
+def test_resolve(tagged_repo: GitRepo, ref: str, version: str) -> None:
+    assert str(TagIndex(tagged_repo.tags()).resolve(parse_reference(ref)).version) == version
+
+
+def test_unknown_version_lists_the_released_ones(tagged_repo: GitRepo) -> None:
+    index = TagIndex(tagged_repo.tags())
+    with pytest.raises(VersionNotFoundError) as error:
+        index.resolve(parse_reference("products/product_a/ad_clicks:2.*"))
+    assert "1.0.0, 1.1.0, 1.10.0" in str(error.value)
+    assert isinstance(error.value, LookupError)
+
+
+def test_unknown_stage_names_the_existing_ones(tagged_repo: GitRepo) -> None:
+    with pytest.raises(VersionNotFoundError, match=r"@staging \(stages: prod\)"):
+        TagIndex(tagged_repo.tags()).resolve(parse_reference("products/product_a/ad_clicks@staging"))
+
+
+def test_unknown_name_suggests_close_ones(tagged_repo: GitRepo) -> None:
+    with pytest.raises(ArtifactNotFoundError, match="products/product_a/ad_clicks"):
+        TagIndex(tagged_repo.tags()).resolve(parse_reference("products/product_a/ad_click"))
+    with pytest.raises(ArtifactNotFoundError, match="registry datasets list"):
+        TagIndex(tagged_repo.tags()).resolve(parse_reference("zzz"))
+
+
+def test_known_but_unreleased_name_says_none_released(tagged_repo: GitRepo) -> None:
+    with pytest.raises(VersionNotFoundError, match="none yet"):
+        TagIndex(tagged_repo.tags()).resolve(parse_reference("text/new"), known=["text/new"])
+
+
+def test_mirror_of_a_url_is_cloned_once_and_refreshed(tmp_path: Path, tagged_repo: GitRepo) -> None:
+    url = f"file://{tagged_repo.path}"
+    mirror = GitRepo.open(url, tmp_path / "cache2")
+    assert mirror.work_tree is None
+    assert {t.name for t in mirror.tags()} == {t.name for t in tagged_repo.tags()}
+    git(tagged_repo.path, "tag", "-a", "-m", "new", "text/new@v1.0.0")
+    again = GitRepo.open(url, tmp_path / "cache2")
+    assert "text/new@v1.0.0" not in {t.name for t in again.tags()}
+    again.refresh()
+    assert "text/new@v1.0.0" in {t.name for t in again.tags()}
+    assert again.read_file("text/new@v1.0.0", "file") == b"3"
+    assert again.read_file("HEAD", "missing") is None
