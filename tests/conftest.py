@@ -8,10 +8,12 @@ this project's own files, so tests exercise what users run.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,148 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
 def chdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
     """Return a function that changes the working directory for the rest of the test."""
     yield monkeypatch.chdir
+
+
+# -- a released DVC folder artifact (for registry.storage) -------------------------------------
+
+RELEASED_NAME = "image_classification/digits"
+
+# The stage command: writes a small TFDS-like folder whose content depends on `rev` in
+# params.yaml. 100 files at rev 1; rev 2 changes two of them and adds one, so 98 are shared.
+_GENERATE_SCRIPT = '''\
+import json, os, random, sys
+import yaml
+
+key = sys.argv[1]
+rev = yaml.safe_load(open("params.yaml"))["datasets"][key]["rev"]
+out = f"datasets/{key}/prepared"
+os.makedirs(f"{out}/metadata", exist_ok=True)
+
+def write(rel, data):
+    with open(f"{out}/{rel}", "wb") as f:
+        f.write(data)
+
+write("dataset_info.json", json.dumps({"name": "digits", "rev": rev}).encode())
+write("features.json", b'{"image": "uint8[8,8]", "label": "int64"}')
+write("metadata/labels.txt", b"\\n".join(str(i).encode() for i in range(10)))
+for i in range(96):
+    shard_rev = rev if i == 0 else 1
+    write(f"digits-train.tfrecord-{i:05d}-of-00096", f"shard {i} rev {shard_rev}\\n".encode() * 20)
+if rev >= 2:
+    write("digits-test.tfrecord-00000-of-00001", b"test shard\\n" * 50)
+# One 3 MiB file, last in path order, so a fetch can be caught in the middle of it.
+write("digits-validation.tfrecord-00000-of-00001", random.Random(0).randbytes(3 << 20))
+'''
+
+
+@dataclass(frozen=True)
+class ReleasedArtifact:
+    """A throwaway registry whose dataset ``image_classification/digits`` is released twice.
+
+    Attributes:
+        repo: The registry's work tree (Git + DVC).
+        storage: Its DVC remote, a local folder (configured by the relative path
+            ``../../storage``, so a copy of both stays consistent).
+        stage: The dvc.yaml stage that builds it.
+        out: The stage's output folder, relative to ``repo``.
+        commits: Commit per version (``"1.0.0"``, ``"2.0.0"``), and ``"init"`` (no dvc.lock).
+        hashes: The output's ``.dir`` md5 per version, as dvc.lock records it.
+        files: Per version, each file of the output (path relative to it) and its bytes.
+    """
+
+    repo: Path
+    storage: Path
+    stage: str
+    out: str
+    commits: dict[str, str]
+    hashes: dict[str, str]
+    files: dict[str, dict[str, bytes]]
+
+    def remote_object(self, md5: str) -> Path:
+        """Where object ``md5`` is stored in the DVC remote."""
+        return self.storage / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def released_artifact_template(tmp_path_factory: pytest.TempPathFactory) -> ReleasedArtifact:
+    """Build once per session: a Git + DVC registry with one folder output, released as
+    ``image_classification/digits@v1.0.0`` and ``@v2.0.0`` and pushed to a local remote.
+    Tests use copies (``released_artifact``)."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("released")
+    home = root / "home"
+    home.mkdir()
+    # Session fixtures run outside isolated_env: make the subprocesses hermetic by hand.
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_AUTHOR_NAME": "Test Researcher",
+        "GIT_AUTHOR_EMAIL": "researcher@lab.test",
+        "GIT_COMMITTER_NAME": "Test Researcher",
+        "GIT_COMMITTER_EMAIL": "researcher@lab.test",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    repo = root / "repo"
+    repo.mkdir()
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=repo, env=env, check=True, capture_output=True)
+
+    def dvc(*args: str) -> None:
+        run(sys.executable, "-m", "dvc", *args)
+
+    run("git", "init", "-q", "-b", "main")
+    dvc("init", "-q")
+    with (repo / ".dvc" / "config").open("a") as f:
+        f.write("[core]\n    remote = storage\n['remote \"storage\"']\n    url = ../../storage\n")
+    (repo / "generate.py").write_text(_GENERATE_SCRIPT)
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  build:\n    foreach:\n      " + RELEASED_NAME + ": {}\n    do:\n"
+        f"      cmd: {shlex.quote(sys.executable)} generate.py ${{key}}\n"
+        "      deps:\n        - generate.py\n"
+        "      params:\n        - datasets.${key}\n"
+        "      outs:\n        - datasets/${key}/prepared\n"
+    )
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "Create the registry")
+    commits = {"init": git(repo, "rev-parse", "HEAD").strip()}
+    stage = f"build@{RELEASED_NAME}"
+    out = f"datasets/{RELEASED_NAME}/prepared"
+    hashes, files = {}, {}
+    for rev, version in ((1, "1.0.0"), (2, "2.0.0")):
+        params = {"datasets": {RELEASED_NAME: {"rev": rev}}}
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
+        dvc("repro", "-q")
+        run("git", "add", "-A")
+        run("git", "commit", "-q", "-m", f"Build {RELEASED_NAME} {version}")
+        dvc("push", "-q")
+        run("git", "tag", "-a", f"{RELEASED_NAME}@v{version}", "-m", f"Release {version}")
+        commits[version] = git(repo, "rev-parse", "HEAD").strip()
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())
+        hashes[version] = lock["stages"][stage]["outs"][0]["md5"]
+        files[version] = _read_tree(repo / out)
+    return ReleasedArtifact(repo, root / "storage", stage, out, commits, hashes, files)
+
+
+@pytest.fixture
+def released_artifact(
+    tmp_path: Path, released_artifact_template: ReleasedArtifact
+) -> ReleasedArtifact:
+    """A private copy of the released registry and its DVC remote (tests may break either)."""
+    import dataclasses
+
+    template = released_artifact_template
+    dest = tmp_path / "released"
+    skip_home = shutil.ignore_patterns("home")
+    shutil.copytree(template.repo.parent, dest, symlinks=True, ignore=skip_home)
+    return dataclasses.replace(template, repo=dest / "repo", storage=dest / "storage")

@@ -1,0 +1,1085 @@
+"""Released artifacts' bytes, read from the registry's DVC remote into a local content cache.
+
+A release records its artifact's content hash in ``dvc.lock`` (:func:`locked_out_hash`); a
+directory artifact's hash names a ``.dir`` object, the JSON list of its files and their md5s.
+:class:`RemoteStore` reads objects from the registry's DVC remote through DVC's own remote
+machinery, so every remote type, config level and credential DVC knows works here too.
+:class:`ContentCache` keeps one verified copy of each object and assembles snapshots from them.
+
+Cache layout, under the cache root (``Settings.cache_dir``)::
+
+    objects/md5/ab/cdef...      one read-only file per content hash (DVC's layout), shared by every
+                                version, artifact and project that uses this cache
+    snapshots/<md5>/...         an artifact's folder tree (<md5>: its .dir hash without ".dir"),
+                                files hard-linked to their objects (copied where links fail)
+    manifests/<md5>.json        each snapshot file's md5, size, mtime_ns and inode when it was made
+    locks/                      one lock file per object hash and per snapshot (``filelock``)
+    tmp/                        downloads and snapshots being assembled (renamed into place when
+                                done)
+
+Guarantees:
+
+- Nothing partial is ever visible: an object is downloaded to ``tmp/``, md5-verified, then
+  ``os.replace``-d into ``objects/``; a snapshot is assembled in ``tmp/`` and renamed into
+  ``snapshots/`` as the very last step (after its manifest is written).
+- Concurrent loaders (threads or processes) download each object once: a per-hash lock is taken
+  and the object looked for again before downloading it; a per-snapshot lock serialises assembly.
+- A warm :meth:`ContentCache.snapshot` reads one manifest and stats each file, no more (and does
+  not import DVC). A file whose size, mtime or inode changed is re-hashed, and re-fetched if its
+  bytes are wrong. ``verify=True`` re-hashes every file.
+- A verified object's mtime carries a stamp derived from its hash in the sub-second digits (see
+  :func:`_stamp`). Writing to the file resets its mtime and so breaks the stamp, which lets a new
+  snapshot reuse an object that another snapshot already holds with one ``stat``, not a re-hash,
+  and still notice one that was written to through another snapshot's hard link.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING, Any
+
+from registry.atomic import atomic_write_text, replace_dir
+from registry.errors import (
+    ConfigError,
+    CorruptArtifactError,
+    MissingDependencyError,
+    NotBuiltError,
+    RemoteError,
+)
+from registry.gitrepo import GitRepo
+
+if TYPE_CHECKING:
+    from dvc_data.hashfile.db import HashFileDB
+
+__all__ = ["ContentCache", "FetchResult", "RemoteStore", "locked_out_hash"]
+
+#: Called with (bytes downloaded so far, bytes to download in all), from worker threads, one
+#: call at a time.
+ProgressCallback = Callable[[int, int], None]
+
+LOCK_FILE = "dvc.lock"
+MANIFEST_FORMAT = 1
+
+_MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
+_CHUNK = 1 << 20
+# Temporaries older than this were left by a process that died; newer ones may be in use.
+_STALE_TMP_SECONDS = 24 * 3600
+_SECOND_NS = 1_000_000_000
+# Which DVC remote schemes need which pip extra ("gs://..." -> 'dvc[gs]').
+_EXTRA_FOR_SCHEME = {"gs": "gs", "gcs": "gs", "s3": "s3", "azure": "azure", "az": "azure"}
+
+
+# -- dvc.lock ----------------------------------------------------------------------------------
+
+
+def _norm_path(path: str) -> str:
+    """A repository-relative path in one spelling (``./a/b/`` and ``a/b`` are the same)."""
+    return posixpath.normpath(path.replace("\\", "/")).strip("/")
+
+
+def locked_out_hash(repo: GitRepo, commit: str, stage: str, out_path: str) -> str:
+    """Return the content hash that ``dvc.lock`` at ``commit`` records for a stage's output.
+
+    Args:
+        repo: The registry.
+        commit: The commit to read (a release tag's commit).
+        stage: The stage name as ``dvc.lock`` spells it, e.g. ``build@image_classification/digits``.
+        out_path: The output's path relative to the registry root, e.g.
+            ``datasets/image_classification/digits/prepared``.
+
+    Returns:
+        The output's md5, e.g. ``"1efa88afe031ce8f3761f84b7775d39a.dir"`` for a folder (the hash of
+        its ``.dir`` listing) or a plain 32-hex md5 for a single file.
+
+    Raises:
+        NotBuiltError: If ``commit`` has no ``dvc.lock``, the stage or output is not in it, or the
+            output was hashed by DVC 2 (which this registry does not read).
+        ConfigError: If ``dvc.lock`` cannot be parsed or holds an invalid hash.
+
+    Example:
+        >>> locked_out_hash(repo, release.commit, "build@image_classification/digits",
+        ...                 "datasets/image_classification/digits/prepared")  # doctest: +SKIP
+        '1efa88afe031ce8f3761f84b7775d39a.dir'
+    """
+    short = commit[:12]
+    data = repo.read_file(commit, LOCK_FILE)
+    if data is None:
+        raise NotBuiltError(
+            f"commit {short} has no {LOCK_FILE}, so stage {stage!r} was not built there; build it "
+            f"with 'dvc repro {stage}', commit {LOCK_FILE} and release it"
+        )
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
+    try:
+        lock = yaml.load(data, Loader=loader)
+    except yaml.YAMLError as e:
+        raise ConfigError(
+            f"{LOCK_FILE} at commit {short} cannot be parsed ({e}); regenerate it with "
+            f"'dvc repro {stage}' and commit it"
+        ) from e
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    entry = stages.get(stage) if isinstance(stages, dict) else None
+    if not isinstance(entry, dict):
+        raise NotBuiltError(
+            f"stage {stage!r} is not in {LOCK_FILE} at commit {short}: it was not built there, or "
+            f"its {LOCK_FILE} entry was not committed; run 'dvc repro {stage}', commit "
+            f"{LOCK_FILE} and release"
+        )
+    outs = [out for out in entry.get("outs") or [] if isinstance(out, dict)]
+    wanted = _norm_path(out_path)
+    found = next((out for out in outs if _norm_path(str(out.get("path", ""))) == wanted), None)
+    if found is None:
+        listed = ", ".join(repr(str(out.get("path"))) for out in outs) or "none"
+        raise NotBuiltError(
+            f"stage {stage!r} in {LOCK_FILE} at commit {short} has no output {out_path!r} "
+            f"(outputs: {listed}); check the stage's 'outs' in dvc.yaml, then 'dvc repro {stage}'"
+        )
+    md5 = found.get("md5")
+    if found.get("hash") != "md5":
+        # DVC 3 writes "hash: md5"; without it the md5 is DVC 2's md5-dos2unix, stored elsewhere.
+        raise NotBuiltError(
+            f"output {out_path!r} of stage {stage!r} at commit {short} was hashed by DVC 2, "
+            "which the registry cannot read; rebuild it with DVC 3 ('dvc repro "
+            f"{stage}'), then push and release a new version"
+        )
+    if not isinstance(md5, str) or not _MD5_RE.match(md5):
+        raise ConfigError(
+            f"{LOCK_FILE} at commit {short} records an invalid md5 {md5!r} for {out_path!r}; "
+            f"regenerate it with 'dvc repro {stage}'"
+        )
+    return md5
+
+
+# -- the DVC remote ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """A resolved DVC remote: its name, URL for messages, and DVC's object database on it."""
+
+    name: str
+    url: str
+    root: str
+    odb: HashFileDB
+
+
+class RemoteStore:
+    """Read access to the registry's DVC remote, through DVC's own remote machinery.
+
+    Remote types, config levels (system, global, the registry's ``.dvc/config`` and, in a clone,
+    ``config.local``) and credentials all work as in ``dvc pull``. Opening is free: the config is
+    read, and DVC imported, on the first call that needs the remote, so a fully cached load never
+    pays for it.
+
+    Example:
+        >>> remote = RemoteStore.open(repo, release.commit)  # doctest: +SKIP
+        >>> remote.fetch("0c822aacad8674e2e195a0936b4b7b41", Path("f4.txt"))  # doctest: +SKIP
+    """
+
+    def __init__(self, repo: GitRepo, commit: str, remote: str | None = None) -> None:
+        """Prefer :meth:`open`; arguments as there."""
+        self.repo = repo
+        self.commit = commit
+        self.requested = remote
+        self._lock = threading.Lock()
+        self._resolved: _Remote | None = None
+
+    @classmethod
+    def open(cls, repo: GitRepo, commit: str, remote: str | None = None) -> RemoteStore:
+        """Return the DVC remote of ``repo`` as configured for ``commit``.
+
+        In a clone (``repo.work_tree`` set) the clone's current DVC config is used, as
+        ``dvc pull`` would. In a bare mirror of a Git URL, ``.dvc/config`` is read at ``commit``
+        (with the user's global and system DVC config on top, e.g. for credentials).
+
+        Args:
+            repo: The registry.
+            commit: The commit whose config applies (for a mirror).
+            remote: A DVC remote name; ``None`` for the registry's default (``core.remote``).
+
+        Returns:
+            The store. Nothing is read yet: config errors surface on first use.
+
+        Raises:
+            Nothing here. On first use: ConfigError if the remote is unknown, missing, or a
+            relative local path in a mirror (which has no folder to be relative to);
+            MissingDependencyError if its DVC plugin (e.g. ``dvc[gs]``) is not installed.
+        """
+        return cls(repo, commit, remote)
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.repo.url!r}, {self.commit[:12]!r}, remote={self.requested!r})"
+
+    # -- resolving -----------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        if self.repo.work_tree is not None:
+            return f"the registry clone {self.repo.work_tree}"
+        return f"the registry {self.repo.url} at commit {self.commit[:12]}"
+
+    def _remote(self) -> _Remote:
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = self._resolve()
+            return self._resolved
+
+    def _resolve(self) -> _Remote:
+        try:
+            from dvc.config import Config
+            from dvc.config import ConfigError as DvcConfigError
+        except ImportError as e:  # pragma: no cover - dvc is a hard dependency
+            raise MissingDependencyError("dvc", "'dvc[gs]'") from e
+        where = self._where()
+        raw_repo_level: dict[str, Any] | None = None
+        try:
+            if self.repo.work_tree is not None:
+                dvc_dir = self.repo.work_tree / ".dvc"
+                if not dvc_dir.is_dir():
+                    raise ConfigError(
+                        f"{where} has no .dvc folder, so no DVC remote; run 'dvc init' and "
+                        "'dvc remote add -d <name> <url>' there"
+                    )
+                config = Config(dvc_dir=str(dvc_dir))
+            else:
+                from dvc.fs import GitFileSystem
+
+                gitfs = GitFileSystem(str(self.repo.path), rev=self.commit)
+                if not gitfs.isfile("/.dvc/config"):
+                    raise ConfigError(
+                        f"{where} has no .dvc/config, so no DVC remote; check that it is a "
+                        "registry (it was made with 'dvc init' and 'dvc remote add -d')"
+                    )
+                # Global and system levels come from this machine; the repo level from Git.
+                config = Config(dvc_dir="/.dvc", fs=gitfs)
+                raw_repo_level = Config.load_file("/.dvc/config", fs=gitfs)
+            remotes = config.get("remote") or {}
+            name = self.requested or (config.get("core") or {}).get("remote")
+            if not name:
+                raise ConfigError(
+                    f"{where} has no default DVC remote; set one with "
+                    "'dvc remote add -d <name> <url>', or name one with REGISTRY_REMOTE "
+                    f"(configured: {', '.join(sorted(remotes)) or 'none'})"
+                )
+            if name not in remotes:
+                raise ConfigError(
+                    f"DVC remote {name!r} is not configured for {where} (configured: "
+                    f"{', '.join(sorted(remotes)) or 'none'}); check REGISTRY_REMOTE and "
+                    "'dvc remote list'"
+                )
+            if raw_repo_level is not None:
+                self._refuse_relative(raw_repo_level, name, where)
+            return self._open_odb(config, name)
+        except DvcConfigError as e:
+            raise ConfigError(f"the DVC config of {where} is invalid: {e}") from e
+
+    def _refuse_relative(self, raw: dict[str, Any], name: str, where: str) -> None:
+        """Raise if the repo-level URL of ``name`` is a relative local path (mirror only)."""
+        url = ((raw.get("remote") or {}).get(name) or {}).get("url")
+        if not isinstance(url, str) or re.match(r"^\w+://", url):
+            return
+        if os.path.isabs(os.path.expanduser(url)):
+            return
+        raise ConfigError(
+            f"DVC remote {name!r} of {where} is the relative path {url!r}, which only has a "
+            "meaning inside a clone of the registry. Load from a clone instead (set REGISTRY_URL "
+            "to its folder), or give the remote an absolute URL on this machine: "
+            "'dvc remote add --global <name> <absolute path or gs://...>' and set "
+            "REGISTRY_REMOTE=<name>"
+        )
+
+    def _open_odb(self, config: Any, name: str) -> _Remote:
+        from dvc.fs import get_cloud_fs
+        from dvc_data.hashfile.db import get_odb
+        from dvc_objects.fs.errors import RemoteMissingDepsError
+
+        url = str(config["remote"][name].get("url", ""))
+        try:
+            cls, fs_config, fs_path = get_cloud_fs(config, name=name)
+            if fs_config.get("worktree") or fs_config.get("version_aware"):
+                raise ConfigError(
+                    f"DVC remote {name!r} ({url}) is a cloud-versioned or worktree remote, which "
+                    "does not store objects by hash; point the registry at a plain remote"
+                )
+            fs = cls(**fs_config)
+        except RemoteMissingDepsError as e:
+            scheme = url.split("://", 1)[0] if "://" in url else "local"
+            extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
+            raise MissingDependencyError(f"dvc-{extra}", f"'dvc[{extra}]'") from e
+        # DVC 3 keeps objects hashed with plain md5 under <remote>/files/md5/ (as DataCloud does).
+        odb = get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5", **fs_config)
+        return _Remote(name=name, url=url, root=fs_path, odb=odb)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The DVC remote's name (reads the config on first use)."""
+        return self._remote().name
+
+    @property
+    def url(self) -> str:
+        """The DVC remote's URL as configured (reads the config on first use)."""
+        return self._remote().url
+
+    @property
+    def jobs(self) -> int:
+        """How many transfers DVC runs at once on this remote (its ``jobs`` setting or default)."""
+        return int(self._remote().odb.fs.jobs)
+
+    def object_path(self, md5: str) -> str:
+        """Where the object ``md5`` lives on the remote (``.../files/md5/ab/cdef...``)."""
+        return str(self._remote().odb.oid_to_path(md5))
+
+    def size(self, md5: str, *, label: str | None = None) -> int:
+        """Return the size in bytes of object ``md5`` on the remote.
+
+        Args:
+            md5: The object's hash (``.dir`` suffix included for listings).
+            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
+
+        Raises:
+            RemoteError: If the remote cannot be reached or does not hold the object.
+        """
+        remote = self._remote()
+        path = remote.odb.oid_to_path(md5)
+        try:
+            return int(remote.odb.fs.size(path) or 0)
+        except FileNotFoundError as e:
+            raise self._not_found(md5, label) from e
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+
+    def fetch(
+        self,
+        md5: str,
+        dest: Path,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Download object ``md5`` to ``dest``, verified and atomically.
+
+        Bytes stream to a temporary sibling of ``dest`` while their md5 is computed; ``dest``
+        appears (by ``os.replace``) only once all bytes are there and match ``md5``.
+
+        Args:
+            md5: The object's hash (``.dir`` suffix included for listings).
+            dest: Where to write it; parent folders are created.
+            on_bytes: Called with each chunk's size as it arrives (for progress).
+            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
+
+        Raises:
+            RemoteError: If the remote cannot be reached or does not hold the object.
+            CorruptArtifactError: If the bytes on the remote do not match ``md5``.
+        """
+        remote = self._remote()
+        rpath = remote.odb.oid_to_path(md5)
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                src = self._open_remote(rpath, md5, label)
+                with src:
+                    while chunk := self._read(src):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+            got = digest.hexdigest()
+            if got != _hash_key(md5):
+                what = label or f"object {md5}"
+                raise CorruptArtifactError(
+                    f"{what} downloaded from DVC remote {remote.name!r} ({remote.url}) has md5 "
+                    f"{got}, not {_hash_key(md5)}: the remote copy is corrupt, and was not used. "
+                    f"Delete {rpath} from the remote and re-push it with 'dvc push -r "
+                    f"{remote.name}' from a clone that holds the released data, or release a "
+                    "new version"
+                )
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _open_remote(self, rpath: str, md5: str, label: str | None) -> IO[bytes]:
+        try:
+            return self._remote().odb.fs.open(rpath, mode="rb")
+        except FileNotFoundError as e:
+            raise self._not_found(md5, label) from e
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+
+    def _read(self, src: IO[bytes]) -> bytes:
+        try:
+            return src.read(_CHUNK)
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+
+    def _not_found(self, md5: str, label: str | None) -> RemoteError:
+        """The error for an object that is not there: the whole remote, or just the object."""
+        remote = self._remote()
+        try:
+            root_exists = bool(remote.odb.fs.exists(remote.root))
+        except Exception:  # if even this fails, the remote is what is missing
+            root_exists = False
+        if not root_exists:
+            return RemoteError(
+                f"DVC remote {remote.name!r} ({remote.url}) does not exist or cannot be reached; "
+                "check its URL with 'dvc remote list', your credentials and network, and that "
+                "releases were pushed to it ('dvc push')"
+            )
+        what = label or f"object {md5}"
+        return RemoteError(
+            f"{what} is missing from DVC remote {remote.name!r} ({remote.url}): the release's "
+            "bytes were never pushed there. From a clone holding the released data, run "
+            f"'dvc push -r {remote.name}' (or 'registry datasets release', which pushes first), "
+            "or check that REGISTRY_REMOTE names the remote releases are pushed to"
+        )
+
+    def _unreachable(self, error: Exception) -> RemoteError:
+        remote = self._remote()
+        return RemoteError(
+            f"cannot read from DVC remote {remote.name!r} ({remote.url}): "
+            f"{type(error).__name__}: {error}; check the network, the remote's URL "
+            "('dvc remote list') and your credentials ('dvc remote modify')"
+        )
+
+
+# -- the local cache ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What :meth:`ContentCache.snapshot` produced.
+
+    Attributes:
+        path: The artifact's folder in the cache (read-only files; do not write to them).
+        files: How many files the artifact has.
+        fetched_files: How many of them this call downloaded (0 when all were cached).
+        fetched_bytes: How many bytes this call downloaded.
+    """
+
+    path: Path
+    files: int
+    fetched_files: int
+    fetched_bytes: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One file of a snapshot, and its stat when the manifest was written (-1: unknown)."""
+
+    relpath: str
+    md5: str
+    size: int = -1
+    mtime_ns: int = -1
+    ino: int = -1
+
+
+def _hash_key(md5: str) -> str:
+    """The hex digest an object's bytes must have (a ``.dir`` hash is the listing's md5)."""
+    return md5.removesuffix(".dir")
+
+
+def _stamp_ns(md5: str) -> int:
+    """The sub-second part of a verified object's mtime: whole microseconds, from its hash."""
+    return (int(md5[:8], 16) % 1_000_000) * 1000
+
+
+def _is_stamped(st: os.stat_result, md5: str) -> bool:
+    return st.st_mtime_ns % _SECOND_NS == _stamp_ns(md5)
+
+
+def _stamp(path: Path, md5: str) -> None:
+    """Mark ``path`` as verified: keep its mtime's seconds, set the rest from its hash.
+
+    Any later write sets the mtime to the clock and so (but for a one in a million chance) breaks
+    the stamp. Microseconds, not nanoseconds, so that filesystems with microsecond times keep it;
+    where the filesystem cannot (1 s or 2 s times), objects are simply re-hashed when reused.
+    """
+    try:
+        st = os.stat(path)
+        mtime = st.st_mtime_ns - st.st_mtime_ns % _SECOND_NS + _stamp_ns(md5)
+        os.utime(path, ns=(st.st_atime_ns, mtime))
+    except OSError:
+        pass  # e.g. someone else's file in a shared cache: it is only re-hashed more often
+
+
+def _hash_file(path: Path | str) -> str:
+    """The md5 of a file's bytes."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_relpath(relpath: Any, dir_md5: str) -> str:
+    """Refuse a listing path that could escape the snapshot folder."""
+    parts = PurePosixPath(relpath).parts if isinstance(relpath, str) else ()
+    if (
+        not parts
+        or PurePosixPath(relpath).is_absolute()
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in relpath
+    ):
+        raise CorruptArtifactError(
+            f"the file list of artifact {dir_md5} holds an unsafe path {relpath!r}; the "
+            "release is broken: rebuild and release a new version"
+        )
+    return str(relpath)
+
+
+def _parse_listing(data: bytes, dir_md5: str) -> list[_Entry]:
+    """The files of a DVC ``.dir`` listing, sorted by path."""
+    try:
+        items = json.loads(data)
+    except ValueError as e:
+        raise CorruptArtifactError(
+            f"the file list of artifact {dir_md5} is not JSON ({e}); delete it from the cache "
+            "and try again"
+        ) from e
+    entries = []
+    for item in items if isinstance(items, list) else [items]:
+        md5 = item.get("md5") if isinstance(item, dict) else None
+        if not isinstance(md5, str) or not re.match(r"^[0-9a-f]{32}$", md5):
+            raise CorruptArtifactError(
+                f"the file list of artifact {dir_md5} has an unexpected entry {item!r}; it was "
+                "written by a DVC this registry does not know"
+            )
+        # (md5 is a str only if item is a dict.)
+        entries.append(_Entry(_check_relpath(item.get("relpath"), dir_md5), md5))
+    return sorted(entries, key=lambda e: e.relpath)
+
+
+class ContentCache:
+    """A local content-addressed cache of DVC objects and the artifact folders made from them.
+
+    Safe to share between threads, processes and projects; see the module docstring for the
+    layout and guarantees.
+
+    Args:
+        root: The cache folder (``Settings.cache_dir``); created on first write.
+
+    Example:
+        >>> cache = ContentCache(load_settings().cache_dir)  # doctest: +SKIP
+        >>> result = cache.snapshot(dir_md5, RemoteStore.open(repo, commit))  # doctest: +SKIP
+        >>> result.path  # doctest: +SKIP
+        PosixPath('/home/me/.cache/lab-registry/snapshots/1efa88afe031ce8f3761f84b7775d39a')
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def object_path(self, md5: str) -> Path:
+        """Where object ``md5`` is (or would be) cached: ``objects/md5/ab/cdef...``."""
+        return self.root / "objects" / "md5" / md5[:2] / md5[2:]
+
+    def snapshot_path(self, dir_md5: str) -> Path:
+        """Where the folder of artifact ``dir_md5`` is (or would be): ``snapshots/<md5>``."""
+        return self.root / "snapshots" / _dir_key(dir_md5)
+
+    def _manifest_path(self, key: str) -> Path:
+        return self.root / "manifests" / f"{key}.json"
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    @contextmanager
+    def _locked(self, *parts: str) -> Iterator[None]:
+        """Hold the inter-process lock ``locks/<parts>.lock``."""
+        from filelock import FileLock
+
+        *folders, name = parts
+        path = self.root.joinpath("locks", *folders, f"{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path)):
+            yield
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def _stamped(self, md5: str) -> bool:
+        """Whether object ``md5`` is cached and unchanged since verified (one ``stat``)."""
+        try:
+            return _is_stamped(os.stat(self.object_path(md5)), md5)
+        except OSError:
+            return False
+
+    def _object_ok(self, md5: str, rehash: bool = False) -> bool:
+        """Whether a good copy of ``md5`` is cached; a bad one is deleted (so it is re-fetched).
+
+        A stamped object is trusted without reading it, unless ``rehash``.
+        """
+        path = self.object_path(md5)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if _is_stamped(st, md5) and not rehash:
+            return True
+        # Changed since it was verified (or never stamped, on a coarse-time filesystem): re-hash.
+        if _hash_file(path) == _hash_key(md5):
+            _stamp(path, md5)
+            return True
+        path.unlink(missing_ok=True)
+        return False
+
+    def _fetch_object(
+        self,
+        md5: str,
+        remote: RemoteStore,
+        on_bytes: Callable[[int], None] | None = None,
+        label: str | None = None,
+    ) -> int | None:
+        """Download ``md5`` into ``objects/`` unless cached; return its size, or ``None`` if
+        it was already there (possibly fetched meanwhile by another thread or process)."""
+        with self._locked("md5", md5[:2], md5[2:]):
+            # Looked for again under the lock: whoever held it may have just fetched it.
+            if self._object_ok(md5):
+                return None
+            tmp = self._tmp_dir() / f"object-{md5}-{uuid.uuid4().hex}"
+            try:
+                remote.fetch(md5, tmp, on_bytes=on_bytes, label=label)
+                os.chmod(tmp, 0o444)  # shared by every snapshot through hard links
+                _stamp(tmp, md5)
+                size = os.stat(tmp).st_size
+                dest = self.object_path(md5)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return size
+
+    def ensure_object(
+        self, md5: str, remote: RemoteStore, *, label: str | None = None, verify: bool = False
+    ) -> Path:
+        """Return the cached, verified object ``md5``, downloading it first if needed.
+
+        For single-file artifacts (a plain md5 in ``dvc.lock``) and ``.dir`` listings. The file is
+        shared with every snapshot that holds the same bytes: read it, never write to it.
+
+        Args:
+            md5: The object's hash.
+            remote: Where to fetch it from.
+            label: What the object is, for error messages.
+            verify: Re-hash a cached copy instead of trusting its verification stamp.
+
+        Returns:
+            The object's path in the cache.
+
+        Raises:
+            RemoteError: If the remote cannot be reached or does not hold the object.
+            CorruptArtifactError: If the remote's bytes do not match ``md5``.
+        """
+        if not _MD5_RE.match(md5):
+            raise ValueError(f"not an md5 hash: {md5!r}")
+        if not self._object_ok(md5, rehash=verify):
+            self._fetch_object(md5, remote, label=label)
+        return self.object_path(md5)
+
+    def _listing(self, dir_md5: str, remote: RemoteStore, verify: bool = False) -> list[_Entry]:
+        label = f"the file list of artifact {dir_md5}"
+        path = self.ensure_object(dir_md5, remote, label=label, verify=verify)
+        return _parse_listing(path.read_bytes(), dir_md5)
+
+    def _ensure_objects(
+        self,
+        entries: Sequence[_Entry],
+        remote: RemoteStore,
+        dir_md5: str,
+        jobs: int | None,
+        progress: ProgressCallback | None,
+        verify: bool = False,
+    ) -> tuple[int, int]:
+        """Make sure every entry's object is cached, downloading the missing ones in parallel.
+
+        Returns:
+            How many files and bytes were downloaded.
+        """
+        labels: dict[str, str] = {}
+        for entry in entries:
+            labels.setdefault(entry.md5, f"file {entry.relpath!r} of artifact {dir_md5}")
+        # One stat each for stamped objects; the rest are re-hashed, in parallel.
+        unsure = [md5 for md5 in labels if verify or not self._stamped(md5)]
+        checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
+        missing = [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
+        if not missing:
+            return 0, 0
+        workers = jobs or remote.jobs
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
+            # Sizes first: the progress total, and a missing object fails before any download.
+            sizes = _run_all(pool, [partial(remote.size, m, label=labels[m]) for m in missing])
+            total = sum(sizes)
+            done = 0
+            counter = threading.Lock()
+
+            def report(n: int) -> None:
+                nonlocal done
+                with counter:
+                    done += n
+                    if progress is not None:
+                        progress(done, total)
+
+            def fetch_one(md5: str, size: int) -> int | None:
+                fetched = self._fetch_object(md5, remote, on_bytes=report, label=labels[md5])
+                if fetched is None:
+                    report(size)  # another process got it first; keep the bar honest
+                return fetched
+
+            results = _run_all(
+                pool, [partial(fetch_one, m, s) for m, s in zip(missing, sizes, strict=True)]
+            )
+        got = [r for r in results if r is not None]
+        return len(got), sum(got)
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def cached(self, dir_md5: str, *, verify: bool = False) -> FetchResult | None:
+        """Return the artifact ``dir_md5`` if its snapshot is cached and intact, else ``None``.
+
+        Never downloads, locks or repairs anything (:meth:`snapshot` does), and never imports
+        DVC: one manifest read and one ``stat`` per file, or a re-hash of every file.
+
+        Args:
+            dir_md5: The artifact's hash from ``dvc.lock``, ending in ``.dir``.
+            verify: Re-hash every file instead of comparing stats with the manifest.
+
+        Returns:
+            The folder (``fetched_files == 0``), or ``None`` if it is missing, or a file changed
+            (stat) or is wrong (``verify``).
+
+        Raises:
+            ValueError: If ``dir_md5`` is not a ``.dir`` hash.
+        """
+        path = self.snapshot_path(dir_md5)
+        entries = self._read_manifest(_dir_key(dir_md5))
+        if entries is None:
+            return None
+        if verify:
+            intact = all(_map_threads(lambda e: _holds(path / e.relpath, e.md5), entries))
+        else:
+            intact = not _stale(path, entries)
+        # Checked last: a manifest is written just before its folder appears.
+        if not intact or not path.is_dir():
+            return None
+        return FetchResult(path, len(entries), 0, 0)
+
+    def snapshot(
+        self,
+        dir_md5: str,
+        remote: RemoteStore,
+        *,
+        jobs: int | None = None,
+        progress: ProgressCallback | None = None,
+        verify: bool = False,
+    ) -> FetchResult:
+        """Return the artifact ``dir_md5`` as a local folder, fetching what is not cached.
+
+        A cached snapshot costs one manifest read and one ``stat`` per file; a file whose stat
+        changed is re-hashed and, if wrong, replaced by a good copy. Otherwise, missing objects
+        are downloaded in parallel (each once, even across processes) and the folder assembled
+        in ``tmp/`` and renamed into place, so a reader never sees a partial one.
+
+        Args:
+            dir_md5: The artifact's hash from ``dvc.lock``, ending in ``.dir``.
+            remote: The DVC remote to fetch from (untouched when everything is cached).
+            jobs: Parallel downloads; default: the remote's DVC ``jobs`` (4 x CPUs by default).
+            progress: Called with (done bytes, total bytes) as downloads progress, from worker
+                threads (one call at a time); not called when nothing is downloaded.
+            verify: Re-hash every file instead of trusting unchanged stats.
+
+        Returns:
+            The folder and what was downloaded.
+
+        Raises:
+            ValueError: If ``dir_md5`` is not a ``.dir`` hash or ``jobs`` is not positive.
+            RemoteError: If the remote cannot be reached or lacks a file (nothing was released).
+            CorruptArtifactError: If the remote's bytes for a file do not match the release.
+            ConfigError: If the registry's DVC remote config cannot be used.
+        """
+        key = _dir_key(dir_md5)
+        if jobs is not None and jobs < 1:
+            raise ValueError(f"jobs must be at least 1, not {jobs}")
+        path = self.snapshot_path(dir_md5)
+        if not verify:
+            # The warm path: no lock, no DVC, only the manifest and one stat per file.
+            warm = self.cached(dir_md5)
+            if warm is not None:
+                return warm
+        with self._locked("snapshots", key):
+            # Looked for again under the lock: whoever held it may have just made or fixed it.
+            if path.is_dir():
+                return self._repair(dir_md5, path, remote, jobs, progress, verify)
+            return self._assemble(dir_md5, path, remote, jobs, progress, verify)
+
+    def _assemble(
+        self,
+        dir_md5: str,
+        path: Path,
+        remote: RemoteStore,
+        jobs: int | None,
+        progress: ProgressCallback | None,
+        verify: bool,
+    ) -> FetchResult:
+        """Build the snapshot in ``tmp/`` from (fetched) objects, then rename it into place."""
+        self._sweep_tmp()
+        listing = self._listing(dir_md5, remote, verify)
+        fetched_files, fetched_bytes = self._ensure_objects(
+            listing, remote, dir_md5, jobs, progress, verify
+        )
+        key = _dir_key(dir_md5)
+        staging = Path(tempfile.mkdtemp(prefix=f"snapshot-{key}-", dir=self._tmp_dir()))
+        try:
+            made: set[Path] = set()
+            for entry in listing:
+                dest = staging / entry.relpath
+                if dest.parent not in made:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(dest.parent)
+                n, size = self._place(entry, dest, remote, dir_md5)
+                fetched_files, fetched_bytes = fetched_files + n, fetched_bytes + size
+            manifest = [self._stat_entry(staging, entry) for entry in listing]
+            # The manifest goes first and the folder last: the folder's arrival is the commit.
+            self._write_manifest(key, manifest)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replace_dir(staging, path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return FetchResult(path, len(listing), fetched_files, fetched_bytes)
+
+    def _place(
+        self, entry: _Entry, dest: Path, remote: RemoteStore, dir_md5: str
+    ) -> tuple[int, int]:
+        """Hard-link (or copy) the object of ``entry`` to ``dest``; return files/bytes fetched.
+
+        The object can vanish between fetching and linking (another process found it corrupt and
+        deleted it); it is then fetched again.
+        """
+        fetched = (0, 0)
+        for _ in range(3):
+            obj = self.object_path(entry.md5)
+            try:
+                _link_or_copy(obj, dest)
+                return fetched
+            except FileNotFoundError:
+                size = self._fetch_object(
+                    entry.md5, remote, label=f"file {entry.relpath!r} of artifact {dir_md5}"
+                )
+                if size is not None:
+                    fetched = (fetched[0] + 1, fetched[1] + size)
+        raise RemoteError(  # pragma: no cover - only under a pathological race
+            f"file {entry.relpath!r} of artifact {dir_md5} kept disappearing from the cache "
+            f"{self.root}; check that nothing else deletes files there"
+        )
+
+    def _repair(
+        self,
+        dir_md5: str,
+        path: Path,
+        remote: RemoteStore,
+        jobs: int | None,
+        progress: ProgressCallback | None,
+        verify: bool,
+    ) -> FetchResult:
+        """Re-check the files of an existing snapshot whose stats changed (or all of them)."""
+        key = _dir_key(dir_md5)
+        entries = self._read_manifest(key)
+        if entries is None or verify:
+            # Check every file against the release's own listing (re-hashed when verifying), not
+            # a manifest that may be missing (e.g. deleted by hand) or wrong.
+            entries = self._listing(dir_md5, remote, verify)
+            suspects = list(entries)
+        else:
+            suspects = _stale(path, entries)
+            if not suspects:
+                return FetchResult(path, len(entries), 0, 0)
+        checks = _map_threads(lambda e: self._file_ok(path / e.relpath, e.md5), suspects)
+        bad = [entry for entry, ok in zip(suspects, checks, strict=True) if not ok]
+        fetched_files, fetched_bytes = self._ensure_objects(
+            bad, remote, dir_md5, jobs, progress, verify
+        )
+        for entry in bad:
+            # Link under a temporary name, then rename over the bad file: readers never see a gap.
+            target = path / entry.relpath
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                n, size = self._place(entry, tmp, remote, dir_md5)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            fetched_files, fetched_bytes = fetched_files + n, fetched_bytes + size
+        if verify:
+            self._remove_strays(path, entries)
+        self._write_manifest(key, [self._stat_entry(path, entry) for entry in entries])
+        return FetchResult(path, len(entries), fetched_files, fetched_bytes)
+
+    def _file_ok(self, file: Path, md5: str) -> bool:
+        """Whether a snapshot file holds ``md5``; if not, and it shares its object's inode, the
+        object is corrupt too and is deleted (every snapshot linked to it then gets a new one)."""
+        try:
+            st = os.lstat(file)
+        except FileNotFoundError:
+            return False
+        if _holds(file, md5):
+            obj = self.object_path(md5)
+            if _same_inode(st, obj) and not _is_stamped(st, md5):
+                _stamp(obj, md5)  # it was touched, not changed: it is verified again
+            return True
+        obj = self.object_path(md5)
+        if _same_inode(st, obj):
+            with self._locked("md5", md5[:2], md5[2:]):
+                if _same_inode(st, obj):
+                    obj.unlink(missing_ok=True)
+        return False
+
+    def _remove_strays(self, path: Path, entries: Sequence[_Entry]) -> None:
+        """Delete files in a snapshot that the artifact does not have (``verify=True`` only)."""
+        wanted = {entry.relpath for entry in entries}
+        for folder, _, files in os.walk(path):
+            for name in files:
+                full = os.path.join(folder, name)
+                if Path(full).relative_to(path).as_posix() not in wanted:
+                    os.unlink(full)
+
+    def _stat_entry(self, base: Path, entry: _Entry) -> _Entry:
+        st = os.stat(base / entry.relpath)
+        return _Entry(entry.relpath, entry.md5, st.st_size, st.st_mtime_ns, st.st_ino)
+
+    # -- manifests and housekeeping ------------------------------------------------------------
+
+    def _read_manifest(self, key: str) -> list[_Entry] | None:
+        """The manifest of snapshot ``key``, or ``None`` if missing or unreadable."""
+        try:
+            with open(self._manifest_path(key), "rb") as f:
+                data = json.load(f)
+            if data.get("format") != MANIFEST_FORMAT:
+                return None
+            return [_Entry(*row) for row in data["files"]]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def _write_manifest(self, key: str, entries: Sequence[_Entry]) -> None:
+        rows = [[e.relpath, e.md5, e.size, e.mtime_ns, e.ino] for e in entries]
+        text = json.dumps({"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"))
+        atomic_write_text(self._manifest_path(key), text)
+
+    def _sweep_tmp(self) -> None:
+        """Delete what processes that died left in ``tmp/`` long ago."""
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        try:
+            children = list(self._tmp_dir().iterdir())
+        except OSError:
+            return
+        for child in children:
+            try:
+                if child.lstat().st_mtime >= cutoff:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+            except OSError:
+                continue
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _dir_key(dir_md5: str) -> str:
+    """The snapshot key of a ``.dir`` hash (the md5 without ``.dir``)."""
+    if not (isinstance(dir_md5, str) and dir_md5.endswith(".dir") and _MD5_RE.match(dir_md5)):
+        raise ValueError(
+            f"not a DVC directory hash: {dir_md5!r}; expected 32 hex digits and '.dir', as in "
+            "dvc.lock (for a single file, use ContentCache.ensure_object)"
+        )
+    return dir_md5[:-4]
+
+
+def _stale(path: Path, entries: Sequence[_Entry]) -> list[_Entry]:
+    """Entries whose file is gone or whose size, mtime or inode differ from the manifest."""
+    base = str(path)
+    stale = []
+    for entry in entries:
+        try:
+            st = os.stat(f"{base}/{entry.relpath}")
+        except OSError:
+            stale.append(entry)
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (entry.size, entry.mtime_ns, entry.ino):
+            stale.append(entry)
+    return stale
+
+
+def _holds(path: Path, md5: str) -> bool:
+    """Whether ``path`` is a regular file whose bytes have md5 ``md5``."""
+    try:
+        return not os.path.islink(path) and _hash_file(path) == md5
+    except OSError:
+        return False
+
+
+def _same_inode(st: os.stat_result, other: Path) -> bool:
+    try:
+        o = os.stat(other)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (o.st_dev, o.st_ino)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` at ``dest``; copy it (read-only) where the filesystem refuses links."""
+    try:
+        os.link(src, dest)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+            raise
+        shutil.copyfile(src, dest)
+        os.chmod(dest, 0o444)
+
+
+def _run_all(pool: ThreadPoolExecutor, tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``tasks`` on ``pool``; return their results in order, or raise the first error after
+    cancelling what has not started."""
+    futures: list[Future[Any]] = [pool.submit(task) for task in tasks]
+    try:
+        for future in as_completed(futures):
+            future.result()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return [future.result() for future in futures]
+
+
+def _map_threads(func: Callable[[Any], bool], items: Sequence[Any]) -> list[bool]:
+    """``map`` over threads (hashing releases the GIL), in order."""
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(func, items))
