@@ -12,6 +12,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "ArtifactExistsError",
     "ArtifactNotFoundError",
     "BuildError",
     "ConfigError",
@@ -114,6 +115,26 @@ class ArtifactNotFoundError(RegistryError, LookupError):
             else f" Run 'registry {kind}s list' to see what exists."
         )
         super().__init__(f"unknown {kind} {name!r}.{hint}")
+
+
+class ArtifactExistsError(RegistryError, FileExistsError):
+    """A new artifact's name is taken: by a dataset or a model, or it would nest in or around
+    an existing dataset (one dataset folder never holds another).
+
+    Attributes:
+        name: The name asked for.
+        conflict: The existing artifact it clashes with.
+    """
+
+    exit_code = 11
+
+    def __init__(self, name: str, conflict: str, reason: str) -> None:
+        self.name = name
+        self.conflict = conflict
+        super().__init__(
+            f"cannot create {name!r}: {reason}. Pick another name (run 'registry datasets list' "
+            "to see the datasets), or edit the existing one."
+        )
 
 
 class VersionNotFoundError(RegistryError, LookupError):

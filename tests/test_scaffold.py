@@ -1,0 +1,204 @@
+"""`registry datasets new`: the scaffold writes a folder that builds at once, or refuses clearly."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from registry.errors import ArtifactExistsError, InvalidNameError, RegistryError
+from registry.scaffold import DEFAULT_PARAMS, DUMMY_SPLITS, new_dataset, render_dataset
+
+EXPECTED_FILES = {
+    "CITATIONS.bib",
+    "README.md",
+    "TAGS.txt",
+    "checksums.tsv",
+    "dummy_data/reviews.csv",
+    "reviews_dataset_builder.py",
+    "reviews_dataset_builder_test.py",
+}
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def plain_registry(tmp_path: Path) -> Path:
+    """A registry folder without Git or DVC: dvc.yaml and params.yaml with one dataset."""
+    root = tmp_path / "reg"
+    (root / "datasets/image_classification/digits").mkdir(parents=True)
+    (root / "datasets/image_classification/digits/digits_dataset_builder.py").write_text("")
+    (root / "models/resnet18_product_images").mkdir(parents=True)
+    (root / "models/text_gen/ad_writer").mkdir(parents=True)
+    (root / "dvc.yaml").write_text(
+        "stages:\n  build:\n    foreach:\n"
+        "      image_classification/digits:\n        module: digits_dataset_builder.py\n"
+        "      products/product_a/clicks_only_in_dvc_yaml:\n        module: x_dataset_builder.py\n"
+        "    do:\n      cmd: registry datasets prepare ${key}\n"
+    )
+    (root / "params.yaml").write_text("datasets:\n  image_classification/digits: {}\n")
+    return root
+
+
+def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., Path]) -> None:
+    root = make_registry(datasets=[])
+
+    folder = new_dataset(
+        root, "products/product_b/reviews", description='Reviews of "B", by star.', owner="ads team"
+    )
+
+    assert folder == root / "datasets/products/product_b/reviews"
+    assert _files(folder) == EXPECTED_FILES
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging left
+    assert folder.stat().st_mode & 0o755 == 0o755
+    builder = (folder / "reviews_dataset_builder.py").read_text()
+    tree = ast.parse(builder)
+    assert ast.get_docstring(tree).startswith('products/product_b/reviews: Reviews of "B", by')
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert cls.name == "Builder"
+    assert 'VERSION = tfds.core.Version("1.0.0")' in builder
+    assert "TODO(ads team)" in builder
+    assert "def _generate_examples(self, files: list[str], split: str):" in builder
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith('# products/product_b/reviews\n\nReviews of "B", by star.\n')
+    for section in ("**Features**", "**Splits**", "**Preprocessing**", "**Params**",
+                    "**Owner**: ads team", "**Licence**",
+                    'registry.load_dataset("products/product_b/reviews:1.0.0", split="train")'):
+        assert section in readme
+    assert "@misc{products_product_b_reviews" in (folder / "CITATIONS.bib").read_text()
+
+    dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
+    foreach = dvc_yaml["stages"]["build"]["foreach"]
+    assert foreach["products/product_b/reviews"] == {"module": "reviews_dataset_builder.py"}
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["datasets"]["products/product_b/reviews"] == DEFAULT_PARAMS
+
+
+@pytest.mark.slow
+def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(plain_registry: Path) -> None:
+    from registry.building import prepare_dataset
+
+    # A name no other test builds: builder modules are cached per process by dataset name.
+    name = "products/scaffold_build/reviews_smoke"
+    folder = new_dataset(plain_registry, name)
+
+    prepared = prepare_dataset(
+        plain_registry,
+        name,
+        beam={"runner": "DirectRunner", "direct_running_mode": "in_memory",
+              "direct_num_workers": 1},
+    )
+    info = yaml.safe_load((folder / "build_info.json").read_text())
+    assert info["version"] == "1.0.0"
+    assert {s: v["num_examples"] for s, v in info["splits"].items()} == DUMMY_SPLITS
+    assert (prepared / "dataset_info.json").is_file()
+
+    # The generated declarative test passes as it is (it builds once more, from dummy data).
+    pytest.importorskip("registry.testing")
+    test_file = folder / "reviews_smoke_dataset_builder_test.py"
+    spec = importlib.util.spec_from_file_location("reviews_smoke_dataset_builder_test", test_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.test_builds_from_dummy_data()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../x", "relative path"),
+        ("A/B", "lowercase"),
+        ("a b", "cannot contain ' '"),
+        ("", "empty"),
+        ("x/1abc", "must be a Python identifier"),
+        ("x/ad-clicks", "e.g. 'ad_clicks'"),
+    ],
+)
+def test_invalid_names_are_refused(plain_registry: Path, name: str, message: str) -> None:
+    with pytest.raises(InvalidNameError, match=message) as caught:
+        new_dataset(plain_registry, name)
+    assert isinstance(caught.value, ValueError) and caught.value.name == name
+
+
+@pytest.mark.parametrize(
+    ("name", "conflict", "message"),
+    [
+        ("image_classification/digits", "image_classification/digits", "already exists"),
+        ("image_classification/digits/extra", "image_classification/digits",
+         "would be inside dataset 'image_classification/digits'"),
+        ("image_classification", "image_classification/digits",
+         "is a group holding dataset 'image_classification/digits'"),
+        ("products/product_a/clicks_only_in_dvc_yaml", "products/product_a/clicks_only_in_dvc_yaml",
+         "already exists"),
+        ("resnet18_product_images", "resnet18_product_images", "model"),
+        ("text_gen/ad_writer", "text_gen/ad_writer", "a dataset and a model never share a name"),
+    ],
+)
+def test_taken_names_are_refused(
+    plain_registry: Path, name: str, conflict: str, message: str
+) -> None:
+    before = {f: (plain_registry / f).read_text() for f in ("dvc.yaml", "params.yaml")}
+    datasets_before = _files(plain_registry / "datasets")
+
+    with pytest.raises(ArtifactExistsError, match=message) as caught:
+        new_dataset(plain_registry, name)
+
+    error = caught.value
+    assert isinstance(error, RegistryError) and isinstance(error, FileExistsError)
+    assert (error.name, error.conflict) == (name, conflict)
+    assert "Pick another name" in str(error)
+    assert {f: (plain_registry / f).read_text() for f in before} == before
+    assert _files(plain_registry / "datasets") == datasets_before
+
+
+def test_an_existing_folder_without_a_builder_is_not_overwritten(plain_registry: Path) -> None:
+    (plain_registry / "datasets/nlp/notes").mkdir(parents=True)
+    (plain_registry / "datasets/nlp/notes/raw.txt").write_text("keep me")
+
+    with pytest.raises(ArtifactExistsError, match="holds no builder"):
+        new_dataset(plain_registry, "nlp/notes")
+    assert (plain_registry / "datasets/nlp/notes/raw.txt").read_text() == "keep me"
+
+
+def test_a_failed_registration_leaves_nothing_behind(
+    plain_registry: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import registry.pipeline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry.pipeline, "add_dataset", broken)
+    with pytest.raises(OSError, match="disk full"):
+        new_dataset(plain_registry, "nlp/notes")
+    assert not (plain_registry / "datasets/nlp/notes").exists()
+    assert "nlp/notes" not in (plain_registry / "dvc.yaml").read_text()
+
+
+def test_rendered_builder_is_valid_python_for_any_description() -> None:
+    description = 'Quotes """, a backslash \\ and\na newline; ' + "long words " * 20
+    files = render_dataset("x/y", description=description)
+
+    source = files["y_dataset_builder.py"]
+    module = compile(source, "y_dataset_builder.py", "exec")  # a SyntaxError would fail here
+    assert module is not None
+    assert all(len(line) <= 100 for line in source.splitlines())
+    assert ast.get_docstring(ast.parse(source)).startswith('x/y: Quotes """, a backslash \\ and a')
+    assert "TODO: one line" in render_dataset("x/y")["README.md"]
+    assert "${" not in "".join(render_dataset("x/y").values())
+
+
+def test_names_that_only_look_alike_are_free(plain_registry: Path) -> None:
+    # Conflicts are by path segment, not by string prefix; a last part may repeat in a group.
+    for name in ("image_classification/digits2", "image_classification/dig", "products/digits"):
+        new_dataset(plain_registry, name)
+    names = yaml.safe_load((plain_registry / "params.yaml").read_text())["datasets"]
+    assert {"image_classification/digits2", "image_classification/dig", "products/digits"} <= set(
+        names
+    )
