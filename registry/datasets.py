@@ -663,7 +663,7 @@ def _push_bytes(root: Path, name: str, remote: str | None) -> None:
     try:
         with Repo(str(root)) as repo:
             repo.push(targets=[layout.build_stage(name)], remote=remote)
-    except DvcException as e:
+    except (DvcException, OSError) as e:  # a local remote that is gone raises plain OSErrors
         raise RemoteError(
             f"pushing the data of {name!r} to the DVC remote failed: {e}; check "
             "'dvc remote list' and that the remote is reachable, then release again "

@@ -266,3 +266,104 @@ def released_artifact(
     skip_home = shutil.ignore_patterns("home")
     shutil.copytree(template.repo.parent, dest, symlinks=True, ignore=skip_home)
     return dataclasses.replace(template, repo=dest / "repo", storage=dest / "storage")
+
+
+# -- a real registry with a built and released example dataset ---------------------------------
+
+
+@dataclass(frozen=True)
+class ReleasedRegistry:
+    """A registry clone whose ``image_classification/digits`` 1.0.0 was built by DVC with Beam
+    and released by ``registry datasets release``, with a bare Git ``origin`` and a local DVC
+    remote (``storage``)."""
+
+    clone: Path
+    origin: Path
+    storage: Path
+    name: str = "image_classification/digits"
+    version: str = "1.0.0"
+
+
+def hermetic_env(home: Path) -> dict[str, str]:
+    """Environment for subprocesses of session fixtures (which run outside ``isolated_env``)."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_AUTHOR_NAME": "Test Researcher",
+        "GIT_AUTHOR_EMAIL": "researcher@lab.test",
+        "GIT_COMMITTER_NAME": "Test Researcher",
+        "GIT_COMMITTER_EMAIL": "researcher@lab.test",
+    }
+
+
+@pytest.fixture(scope="session")
+def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> ReleasedRegistry:
+    """Build and release digits once per session, through the real CLI, DVC and Beam."""
+    import yaml
+
+    base = tmp_path_factory.mktemp("released-registry")
+    env = hermetic_env(base / "home")
+    clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
+
+    def run(*args: str, cwd: Path = clone) -> None:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+
+    clone.mkdir()
+    for rel in _project_files():
+        top = rel.split("/", 1)[0]
+        if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models"):
+            continue
+        if top == "datasets" and not rel.startswith("datasets/image_classification/digits/"):
+            continue
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / rel, clone / rel)
+    from registry.pipeline import pipeline_datasets, remove_dataset
+
+    for other in pipeline_datasets(clone):
+        if other != "image_classification/digits":
+            remove_dataset(clone, other)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    # In-process Beam: the same pipeline, without starting worker processes (faster on 2 cores).
+    params["beam"]["direct_running_mode"] = "in_memory"
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git", "init", "-q", "-b", "main")
+    run("dvc", "remote", "add", "--force", "--default", "storage", str(storage))
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "Create the registry")
+    run("git", "init", "-q", "--bare", str(origin), cwd=base)
+    run("git", "remote", "add", "origin", str(origin))
+    run("git", "push", "-q", "origin", "main")
+    run("registry", "datasets", "build", "image_classification/digits")
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "Build image_classification/digits 1.0.0")
+    run("git", "push", "-q", "origin", "main")
+    run("registry", "datasets", "release", "image_classification/digits")
+    return ReleasedRegistry(clone, origin, storage)
+
+
+@pytest.fixture
+def released_registry(
+    tmp_path: Path, released_registry_template: ReleasedRegistry
+) -> ReleasedRegistry:
+    """A private copy of the released registry, its origin and its DVC remote."""
+    template = released_registry_template
+    dest = tmp_path / "released-registry"
+    shutil.copytree(template.clone.parent, dest, symlinks=True, ignore=shutil.ignore_patterns("home"))
+    copy = ReleasedRegistry(dest / "clone", dest / "origin.git", dest / "storage")
+    # The copies must point at each other, not at the template.
+    git(copy.clone, "remote", "set-url", "origin", str(copy.origin))
+    subprocess.run(
+        ["dvc", "remote", "modify", "storage", "url", str(copy.storage)],
+        cwd=copy.clone,
+        check=True,
+        capture_output=True,
+    )
+    commit_all(copy.clone, "Point at the copied remote")
+    git(copy.clone, "push", "-q", "origin", "main")
+    return copy
