@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmarks: timing commands side by side, a hermetic environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment benchmarks run commands in: telemetry off, the venv first on PATH."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "GIT_AUTHOR_NAME": "Bench",
+        "GIT_AUTHOR_EMAIL": "bench@lab.test",
+        "GIT_COMMITTER_NAME": "Bench",
+        "GIT_COMMITTER_EMAIL": "bench@lab.test",
+        **extra,
+    }
+
+
+def time_command(args: Sequence[str], cwd: Path | None = None, repeat: int = 3, **extra: str) -> float:
+    """Best wall time of ``repeat`` runs of a command (seconds); raises if it fails."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(args, cwd=cwd, env=env(**extra), check=True, capture_output=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_call(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` calls of ``fn`` (seconds)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def report(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    """Print one benchmark's result as aligned lines."""
+    print(f"\n## {title}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}")

@@ -1,0 +1,30 @@
+"""Start-up cost: `python -c "import registry"` and `registry --help`, against bare Python.
+
+    python benchmarks/bench_startup.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _common import BIN, report, time_command
+
+
+def main() -> None:
+    python = time_command([sys.executable, "-c", "pass"], repeat=5)
+    imported = time_command([sys.executable, "-c", "import registry"], repeat=5)
+    helped = time_command([str(BIN / "registry"), "--help"], repeat=5)
+    listed = time_command([str(BIN / "registry"), "datasets", "--help"], repeat=5)
+    report(
+        "start-up (best of 5; goal: each under 0.5 s, no TensorFlow, Beam or MLflow import)",
+        [
+            ("python -c pass", f"{python:.3f} s"),
+            ('python -c "import registry"', f"{imported:.3f} s"),
+            ("registry --help", f"{helped:.3f} s"),
+            ("registry datasets --help", f"{listed:.3f} s"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
