@@ -29,7 +29,9 @@ def env(**extra: str) -> dict[str, str]:
     }
 
 
-def time_command(args: Sequence[str], cwd: Path | None = None, repeat: int = 3, **extra: str) -> float:
+def time_command(
+    args: Sequence[str], cwd: Path | None = None, repeat: int = 3, **extra: str
+) -> float:
     """Best wall time of ``repeat`` runs of a command (seconds); raises if it fails."""
     best = float("inf")
     for _ in range(repeat):
