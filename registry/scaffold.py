@@ -20,16 +20,18 @@ import shutil
 import string
 import textwrap
 import uuid
-from importlib import resources
 from pathlib import Path
 
 from registry import layout
 from registry.errors import ArtifactExistsError, InvalidNameError, NotARegistryError
 from registry.grammar import parse_name
 
-__all__ = ["DEFAULT_PARAMS", "DUMMY_SPLITS", "new_dataset", "render_dataset"]
+__all__ = ["DEFAULT_PARAMS", "DUMMY_SPLITS", "TEMPLATE_DIR", "new_dataset", "render_dataset"]
 
-# Template (under registry/templates/dataset/) -> file in the dataset folder ({leaf}: last part).
+# Package data (pyproject's package-data); by file path, which also holds in editable installs
+# that expose `registry` as a namespace package, where importlib.resources cannot read it.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "dataset"
+# Template (under TEMPLATE_DIR) -> file in the dataset folder ({leaf}: last part).
 _FILES = {
     "builder.py.tmpl": "{leaf}" + layout.BUILDER_SUFFIX,
     "builder_test.py.tmpl": "{leaf}_dataset_builder_test.py",
@@ -86,10 +88,9 @@ def render_dataset(
         "dummy_train": str(DUMMY_SPLITS["train"]),
         "dummy_test": str(DUMMY_SPLITS["test"]),
     }
-    templates = resources.files("registry").joinpath("templates", "dataset")
     rendered = {}
     for template, target in _FILES.items():
-        text = templates.joinpath(*template.split("/")).read_text(encoding="utf-8")
+        text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
         rendered[target.format(leaf=leaf)] = string.Template(text).substitute(values)
     return rendered
 

@@ -81,7 +81,9 @@ def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., P
 
 
 @pytest.mark.slow
-def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(plain_registry: Path) -> None:
+def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(
+    plain_registry: Path, tmp_path: Path
+) -> None:
     from registry.building import prepare_dataset
 
     # A name no other test builds: builder modules are cached per process by dataset name.
@@ -99,14 +101,13 @@ def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(plain_registry:
     assert {s: v["num_examples"] for s, v in info["splits"].items()} == DUMMY_SPLITS
     assert (prepared / "dataset_info.json").is_file()
 
-    # The generated declarative test passes as it is (it builds once more, from dummy data).
-    pytest.importorskip("registry.testing")
+    # The generated declarative test passes as it is (it builds once more, with check_builder).
     test_file = folder / "reviews_smoke_dataset_builder_test.py"
     spec = importlib.util.spec_from_file_location("reviews_smoke_dataset_builder_test", test_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.test_builds_from_dummy_data()
+    module.test_builds_from_dummy_data(tmp_path / "generated-test")
 
 
 @pytest.mark.parametrize(
