@@ -19,6 +19,7 @@ Runners:
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import shutil
 import sys
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from registry import layout
 from registry.atomic import atomic_write_text, replace_dir
-from registry.errors import BuildError, ConfigError, MissingDependencyError, NotBuiltError
+from registry.errors import (
+    BuildError,
+    ConfigError,
+    MissingDependencyError,
+    NotBuiltError,
+    RegistryError,
+)
 
 if TYPE_CHECKING:
     import tensorflow_datasets as tfds
@@ -82,7 +89,8 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
         mode = beam.get("direct_running_mode") or "multi_processing"
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ConfigError(
-                f"beam.direct_num_workers in params.yaml must be a positive integer, not {workers!r}"
+                "beam.direct_num_workers in params.yaml must be a positive integer, "
+                f"not {workers!r}"
             )
         if mode not in _RUNNING_MODES:
             raise ConfigError(
@@ -114,8 +122,10 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
     return flags
 
 
-# Builder modules loaded in this process, by dataset name (two datasets may share a last name).
-_MODULES: dict[str, ModuleType] = {}
+# Builder modules loaded in this process, by builder file and its modification time: two
+# registries (or two datasets with the same last name) never share a module, and an edited
+# builder is loaded again.
+_MODULES: dict[tuple[Path, int], ModuleType] = {}
 
 
 def load_builder_module(root: Path, name: str) -> ModuleType:
@@ -128,9 +138,7 @@ def load_builder_module(root: Path, name: str) -> ModuleType:
         NotBuiltError: If the builder file does not exist.
         BuildError: If importing it raises.
     """
-    if name in _MODULES:
-        return _MODULES[name]
-    path = root / layout.builder_file(name)
+    path = (root / layout.builder_file(name)).resolve()
     # A top-level module named like the file, as `tfds build` imports it: TFDS derives the
     # dataset name from `<name>_dataset_builder` and looks for a package when the name is dotted.
     module_name = path.stem
@@ -139,6 +147,12 @@ def load_builder_module(root: Path, name: str) -> ModuleType:
             f"dataset {name!r} has no builder at {path}; create one with "
             f"'registry datasets new {name}'"
         )
+    cache_key = (path, path.stat().st_mtime_ns)
+    if cache_key in _MODULES:
+        module = _MODULES[cache_key]
+        # Another registry's builder of the same last name may have taken the name since.
+        sys.modules[module_name] = module
+        return module
     import tensorflow_datasets as tfds
 
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -151,14 +165,17 @@ def load_builder_module(root: Path, name: str) -> ModuleType:
             spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(module_name, None)
-        raise BuildError(f"importing the builder of {name!r} ({path}) failed: {e}") from e
+        raise BuildError(
+            f"importing the builder of {name!r} ({path}) failed: {type(e).__name__}: "
+            f"{_first_line(e)}; fix {layout.builder_file(name)}"
+        ) from e
     try:
         from apache_beam.internal.cloudpickle import cloudpickle
 
         cloudpickle.register_pickle_by_value(module)
     except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
         pass
-    _MODULES[name] = module
+    _MODULES[cache_key] = module
     return module
 
 
@@ -184,17 +201,26 @@ def make_builder(
 ) -> tfds.core.GeneratorBasedBuilder:
     """Instantiate dataset ``name``'s builder with its ``params`` (and TFDS keyword arguments)."""
     cls = load_builder_class(root, name)
-    try:
+    # Ask the signature rather than catching TypeError, which the builder's own code may raise.
+    if _accepts_params(cls):
         return cls(params=dict(params or {}), **kwargs)
-    except TypeError:
-        # A plain TFDS builder that takes no params: still usable, with its own defaults.
-        if params:
-            raise BuildError(
-                f"the builder of {name!r} takes no params, but params.yaml sets "
-                f"datasets.{name}: {dict(params)}; add `params` to its __init__ (see the "
-                "template of 'registry datasets new') or remove them"
-            ) from None
-        return cls(**kwargs)
+    # A plain TFDS builder that takes no params: still usable, with its own defaults.
+    if params:
+        raise BuildError(
+            f"the builder of {name!r} takes no params, but params.yaml sets "
+            f"datasets.{name}: {dict(params)}; add `params` to its __init__ (see the "
+            "template of 'registry datasets new') or remove them"
+        )
+    return cls(**kwargs)
+
+
+def _accepts_params(cls: type) -> bool:
+    """Whether the builder's ``__init__`` takes a ``params`` keyword argument."""
+    try:
+        parameters = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
+        return False
+    return "params" in parameters
 
 
 def _beam_download_config(beam: Mapping[str, Any], **kwargs: Any) -> Any:
@@ -254,12 +280,14 @@ def prepare_dataset(
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
     try:
-        builder = make_builder(root, name, params, data_dir=str(workdir / "data"))
         try:
+            builder = make_builder(root, name, params, data_dir=str(workdir / "data"))
             builder.download_and_prepare(download_config=download_config)
+        except RegistryError:
+            raise
         except Exception as e:
             raise BuildError(
-                f"building {name!r} failed: {type(e).__name__}: {_first_line(e)}; fix the "
+                f"building {name!r} failed: {_describe_error(e)}; fix the "
                 f"builder ({layout.builder_file(name)}) or its params, then run "
                 f"'registry datasets build {name}' again (rerun with --traceback for details)"
             ) from e
@@ -313,4 +341,21 @@ def build_summary(name: str, info: Any) -> dict[str, Any]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _describe_error(error: BaseException) -> str:
+    """``Type: message`` of what went wrong, in one line.
+
+    A Beam worker process reports its failure as a RuntimeError whose text is the worker's
+    traceback (first line ``Traceback (most recent call last):``): the user's error is its last
+    unindented ``Type: message`` line.
+    """
+    text = str(error).strip()
+    if "Traceback (most recent call last):" in text:
+        for line in reversed(text.splitlines()):
+            if line and not line[0].isspace() and not line.startswith(
+                ("Traceback", "During handling", "The above exception")
+            ):
+                return line.strip()
+    return f"{type(error).__name__}: {_first_line(error)}"
 
