@@ -30,7 +30,7 @@ working directory, `url` in the user config file ($REGISTRY_CONFIG or
 \b
 Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built,
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
-9 git failed, 10 missing dependency.
+9 git failed, 10 missing dependency, 11 name already taken.
 """
 
 

@@ -318,7 +318,8 @@ class RemoteStore:
                     "does not store objects by hash; point the registry at a plain remote"
                 )
             fs = cls(**fs_config)
-        except RemoteMissingDepsError as e:
+        except (RemoteMissingDepsError, ImportError) as e:
+            # A missing plugin surfaces as either, depending on where DVC notices it.
             scheme = url.split("://", 1)[0] if "://" in url else "local"
             extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
             raise MissingDependencyError(f"dvc-{extra}", f"'dvc[{extra}]'") from e

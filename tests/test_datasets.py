@@ -112,3 +112,21 @@ def test_gto_and_dvc_read_the_registry(released_registry: ReleasedRegistry, tmp_
         cwd=tmp_path, check=True, capture_output=True,
     )
     assert (target / "dataset_info.json").is_file()
+
+
+def test_missing_remote_plugin_names_the_pip_install(
+    released_registry: ReleasedRegistry, chdir
+) -> None:
+    clone = released_registry.clone
+    chdir(clone)
+    # An S3 remote needs dvc-s3, which the registry does not install.
+    subprocess.run(
+        ["dvc", "remote", "modify", "--local", "storage", "url", "s3://lab-bucket/registry"],
+        cwd=clone, check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "datasets", "pull", NAME],
+        cwd=clone, capture_output=True, text=True,
+    )
+    assert done.returncode == 10
+    assert "pip install 'dvc[s3]'" in done.stderr and "Traceback" not in done.stderr
