@@ -18,13 +18,14 @@ Runners:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -193,7 +194,7 @@ def load_builder_class(root: Path, name: str) -> type[tfds.core.GeneratorBasedBu
         from etils import epath
 
         cls.pkg_dir_path = epath.Path(root / layout.dataset_dir(name))
-    return cls  # type: ignore[no-any-return]
+    return cls
 
 
 def make_builder(
@@ -217,10 +218,43 @@ def make_builder(
 def _accepts_params(cls: type) -> bool:
     """Whether the builder's ``__init__`` takes a ``params`` keyword argument."""
     try:
-        parameters = inspect.signature(cls.__init__).parameters
+        parameters = inspect.signature(cls).parameters
     except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
         return False
     return "params" in parameters
+
+
+@contextlib.contextmanager
+def _reproducible_serialization() -> Iterator[None]:
+    """Make TFDS serialize examples deterministically while the block runs.
+
+    TFDS's own serialization differs from process to process (see :mod:`registry._reproducible`),
+    so a rebuild would never match the released hash. TFDS creates its serializer by looking up
+    ``example_serializer.ExampleSerializer``: the subclass is swapped in for the build, and
+    pickled by value so that Beam workers use it too.
+    """
+    from tensorflow_datasets.core import example_serializer
+
+    from registry import _reproducible
+
+    try:
+        from apache_beam.internal.cloudpickle import cloudpickle
+
+        cloudpickle.register_pickle_by_value(_reproducible)
+    except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
+        pass
+    original = example_serializer.ExampleSerializer
+    example_serializer.ExampleSerializer = _reproducible.DeterministicExampleSerializer
+    try:
+        yield
+    finally:
+        example_serializer.ExampleSerializer = original
+
+
+def download_and_prepare(builder: tfds.core.DatasetBuilder, download_config: Any) -> None:
+    """Run ``builder.download_and_prepare`` so that it writes reproducible bytes."""
+    with _reproducible_serialization():
+        builder.download_and_prepare(download_config=download_config)
 
 
 def _beam_download_config(beam: Mapping[str, Any], **kwargs: Any) -> Any:
@@ -282,7 +316,7 @@ def prepare_dataset(
     try:
         try:
             builder = make_builder(root, name, params, data_dir=str(workdir / "data"))
-            builder.download_and_prepare(download_config=download_config)
+            download_and_prepare(builder, download_config)
         except RegistryError:
             raise
         except Exception as e:

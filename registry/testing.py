@@ -62,12 +62,14 @@ def resolve_dataset(
     path = Path(dataset)
     if path.exists():
         folder = (path.parent if path.is_file() else path).resolve()
-        if root is not None:
-            base = Path(root).resolve() / layout.DATASETS_DIR
-        else:
-            base = next((p for p in folder.parents if p.name == layout.DATASETS_DIR), None)
-            if base is None:
-                raise ValueError(f"{folder} is not inside a registry's '{layout.DATASETS_DIR}/'")
+        found = (
+            Path(root).resolve() / layout.DATASETS_DIR
+            if root is not None
+            else next((p for p in folder.parents if p.name == layout.DATASETS_DIR), None)
+        )
+        if found is None:
+            raise ValueError(f"{folder} is not inside a registry's '{layout.DATASETS_DIR}/'")
+        base = found
         try:
             name = folder.relative_to(base).as_posix()
         except ValueError:
@@ -115,7 +117,12 @@ def check_builder(
         >>> builder = check_builder("image_classification/digits",
         ...                         expected_splits={"train": 24, "test": 6})  # doctest: +SKIP
     """
-    from registry.building import _beam_download_config, load_builder_class, make_builder
+    from registry.building import (
+        _beam_download_config,
+        download_and_prepare,
+        load_builder_class,
+        make_builder,
+    )
 
     root_path, name = resolve_dataset(dataset, root)
     knobs: dict[str, Any] = {}
@@ -125,10 +132,10 @@ def check_builder(
     knobs.update(params or {})
 
     cleanup = data_dir is None
-    build_dir = Path(tempfile.mkdtemp(prefix="registry-check-")) if cleanup else Path(data_dir)
+    build_dir = Path(data_dir or tempfile.mkdtemp(prefix="registry-check-"))
     try:
         builder = make_builder(root_path, name, knobs, data_dir=str(build_dir))
-        builder.download_and_prepare(download_config=_beam_download_config(IN_MEMORY_BEAM))
+        download_and_prepare(builder, _beam_download_config(IN_MEMORY_BEAM))
     except BaseException:
         if cleanup:
             shutil.rmtree(build_dir, ignore_errors=True)

@@ -271,6 +271,32 @@ def test_worker_process_failure_names_the_users_error(
     assert not (root / "datasets/grp/boom_mp/prepared").exists()
 
 
+def test_written_examples_are_the_deterministic_encoding(
+    write_dataset: Callable[..., Path],
+) -> None:
+    # Protobuf writes a tf.train.Example's feature map in a per-process hash order, so TFDS's
+    # bytes differ between two builds; the registry's builds use the key-sorted encoding.
+    features = {f"f{k}": "np.int64" for k in range(12)}
+    source = builder_source().replace(
+        '{"x": np.int64}', "{" + ", ".join(f'"{k}": {v}' for k, v in features.items()) + "}"
+    )
+    source = source.replace('return i, {"x": i}', f"return i, {{k: i for k in {list(features)}}}")
+    root = write_dataset("grp/wide", source)
+
+    out = prepare_dataset(root, "grp/wide", params={"n": 5}, beam=IN_MEMORY)
+
+    import tensorflow as tf
+
+    records = [
+        r.numpy() for r in tf.data.TFRecordDataset(sorted(map(str, out.glob("*.tfrecord*"))))
+    ]
+    assert len(records) == 5
+    for record in records:
+        example = tf.train.Example.FromString(record)
+        assert len(example.features.feature) == 12
+        assert record == example.SerializeToString(deterministic=True)
+
+
 def test_missing_builder_is_not_built_error(tmp_path: Path) -> None:
     (tmp_path / "datasets/grp/ghost").mkdir(parents=True)
     with pytest.raises(NotBuiltError) as caught:
