@@ -137,9 +137,8 @@ def load_settings(**overrides: Any) -> Settings:
     }
     # A clone you are working in beats the user file's URL; the environment and arguments beat it.
     enclosing = {"url": str(root)} if root is not None else {}
+    chosen: dict[str, Any] = {}
     for source in (user, enclosing, env, overrides):
-        for key in ("url", "cache_dir", "remote"):
-            value = source.get(key)
-            if value:
-                settings = replace(settings, **{key: value})
+        chosen.update({k: source[k] for k in ("url", "cache_dir", "remote") if source.get(k)})
+    settings = replace(settings, **chosen)
     return replace(settings, cache_dir=Path(settings.cache_dir).expanduser())

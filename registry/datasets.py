@@ -87,7 +87,7 @@ class _Session:
         """Datasets that exist as builder folders (work tree, or HEAD of a mirror)."""
         if self.repo.work_tree is not None:
             base = self.repo.work_tree / layout.DATASETS_DIR
-            found = []
+            found: list[str] = []
             for folder, dirs, files in os.walk(base):
                 dirs[:] = [d for d in dirs if d not in ("dummy_data", "prepared") and d[0] != "."]
                 rel = os.path.relpath(folder, self.repo.work_tree).replace(os.sep, "/")
@@ -113,8 +113,9 @@ def _as_reference(ref: str | Reference) -> Reference:
 def _resolve(session: _Session, ref: Reference) -> Release:
     """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale."""
     index = session.index()
-    pinned = ref.version is not None and ref.version.is_exact
-    if not (pinned and any(ref.version.matches(r.version) for r in index.releases(ref.name))):
+    spec = ref.version
+    releases = index.releases(ref.name)
+    if not (spec is not None and spec.is_exact and any(spec.matches(r.version) for r in releases)):
         session.repo.refresh()
         index = session.index()
     return index.resolve(ref, known=session.known_datasets(), kind="dataset")

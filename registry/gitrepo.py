@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from registry.errors import GitError, NotARegistryError, RemoteError
 
 if TYPE_CHECKING:
-    import git
+    from git import Repo as GitPythonRepo
 
 __all__ = ["GitRepo", "TagRef", "is_local_path"]
 
@@ -187,10 +187,10 @@ class GitRepo:
         return self._tags
 
     @cached_property
-    def _repo(self) -> git.Repo:
-        import git
+    def _repo(self) -> GitPythonRepo:
+        from git import Repo
 
-        return git.Repo(self.path)
+        return Repo(self.path)
 
     def read_file(self, rev: str, path: str) -> bytes | None:
         """Return the bytes of ``path`` at ``rev``, or ``None`` if it does not exist there."""

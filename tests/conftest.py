@@ -354,7 +354,8 @@ def released_registry(
     """A private copy of the released registry, its origin and its DVC remote."""
     template = released_registry_template
     dest = tmp_path / "released-registry"
-    shutil.copytree(template.clone.parent, dest, symlinks=True, ignore=shutil.ignore_patterns("home"))
+    skip_home = shutil.ignore_patterns("home")
+    shutil.copytree(template.clone.parent, dest, symlinks=True, ignore=skip_home)
     copy = ReleasedRegistry(dest / "clone", dest / "origin.git", dest / "storage")
     # The copies must point at each other, not at the template.
     git(copy.clone, "remote", "set-url", "origin", str(copy.origin))

@@ -82,7 +82,7 @@ def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_no_registry_is_a_one_line_error(tmp_path: Path, chdir, capsys) -> None:
     chdir(tmp_path)
-    code, out, err = _run(capsys, "datasets", "list")
+    code, _, err = _run(capsys, "datasets", "list")
     assert code == 2
     assert err.startswith("error: no registry configured") and "REGISTRY_URL" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -21,11 +21,14 @@ NAME = "image_classification/digits"
 def test_release_made_an_annotated_tag_after_pushing_bytes(
     released_registry: ReleasedRegistry,
 ) -> None:
-    tags = git(released_registry.origin, "for-each-ref", "--format=%(objecttype) %(refname:strip=2)")
+    tags = git(
+        released_registry.origin, "for-each-ref", "--format=%(objecttype) %(refname:strip=2)"
+    )
     assert f"tag {NAME}@v1.0.0" in tags.splitlines()
     lock = (released_registry.clone / "dvc.lock").read_text()
     dir_hash = lock.split("md5: ")[-1].split(".dir")[0]  # the prepared folder's hash
-    assert (released_registry.storage / "files" / "md5" / dir_hash[:2] / f"{dir_hash[2:]}.dir").exists()
+    objects = released_registry.storage / "files" / "md5"
+    assert (objects / dir_hash[:2] / f"{dir_hash[2:]}.dir").exists()
 
 
 def test_load_inside_the_clone(released_registry: ReleasedRegistry, chdir) -> None:

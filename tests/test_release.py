@@ -25,7 +25,8 @@ def _set_version(clone: Path, version: str, note: str | None) -> None:
     path = _builder(clone)
     source = re.sub(r'Version\("[0-9.]+"\)', f'Version("{version}")', path.read_text())
     if note is not None:
-        source = source.replace("RELEASE_NOTES = {", f'RELEASE_NOTES = {{\n        "{version}": "{note}",')
+        entry = f'\n        "{version}": "{note}",'
+        source = re.sub(r"(RELEASE_NOTES[^=]*= \{)", lambda m: m.group(1) + entry, source)
     path.write_text(source)
 
 
@@ -54,7 +55,7 @@ def test_version_must_grow(released_registry: ReleasedRegistry, chdir) -> None:
     chdir(clone)
     _set_version(clone, "0.9.0", "Older")
     commit_all(clone, "Go back")
-    with pytest.raises(ReleaseError, match="not greater than the latest release 1.0.0"):
+    with pytest.raises(ReleaseError, match=r"not greater than the latest release 1\.0\.0"):
         registry.release_dataset(NAME)
 
 
@@ -63,7 +64,7 @@ def test_release_notes_entry_is_required(released_registry: ReleasedRegistry, ch
     chdir(clone)
     _set_version(clone, "1.1.0", note=None)
     commit_all(clone, "Bump without notes")
-    with pytest.raises(ReleaseError, match="RELEASE_NOTES .* no entry for 1.1.0"):
+    with pytest.raises(ReleaseError, match=r"RELEASE_NOTES .* no entry for 1\.1\.0"):
         registry.release_dataset(NAME)
 
 
@@ -112,7 +113,8 @@ def test_failed_pushes_leave_no_tag_and_a_rerun_completes(
 def test_failing_build_exits_5_with_one_line(released_registry: ReleasedRegistry) -> None:
     clone = released_registry.clone
     path = _builder(clone)
-    path.write_text(path.read_text().replace("def _parse(line: str)", "def _parse(line: str, oops)"))
+    broken = path.read_text().replace("def _parse(line: str)", "def _parse(line: str, oops)")
+    path.write_text(broken)
     done = subprocess.run(
         [sys.executable, "-m", "registry", "datasets", "build", NAME],
         cwd=clone, capture_output=True, text=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -55,11 +55,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """DatasetBuilder for image_classification/digits."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release: 8x8 grayscale digits rescaled to 0..255, 80/20 split by hash.",
     }
     # Knobs that params.yaml (datasets.image_classification/digits) may override.
-    DEFAULT_PARAMS: dict[str, Any] = {
+    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {
         # Folder or file of raw CSV rows; None reads the copy that scikit-learn ships.
         "raw_path": None,
     }
