@@ -95,7 +95,7 @@ def datasets() -> None:
 @_registry_option
 @_json_option
 def datasets_list(registry: str | None, as_json: bool) -> None:
-    """List every dataset with its released versions and stages.
+    """List every dataset: released versions, stages, and what is built in this clone.
 
     \b
     Python: registry.list_datasets()
@@ -115,11 +115,12 @@ def datasets_list(registry: str | None, as_json: bool) -> None:
             s.latest or "-",
             str(len(s.versions)),
             ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
+            f"{s.built['version']} ({s.built['examples']:,} examples)" if s.built else "-",
             ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)"),
         )
         for s in summaries
     ]
-    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", ""), rows)
+    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", ""), rows)
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

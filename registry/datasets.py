@@ -135,6 +135,8 @@ class DatasetSummary:
         stages: Stage name -> version.
         deprecated: Whether the dataset is deprecated.
         in_tree: Whether its builder exists in the registry's tree (else: releases only).
+        built: In a clone, what is built locally: ``{"version", "examples"}`` from its
+            ``build_info.json`` when ``prepared/`` exists; else ``None``.
     """
 
     name: str
@@ -143,6 +145,7 @@ class DatasetSummary:
     stages: dict[str, str]
     deprecated: bool
     in_tree: bool
+    built: dict[str, Any] | None = None
 
 
 def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[DatasetSummary]:
@@ -179,9 +182,22 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
                 stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
                 deprecated=index.is_deprecated(name),
                 in_tree=name in in_tree,
+                built=_local_build(session.repo.work_tree, name),
             )
         )
     return summaries
+
+
+def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:
+    """The version and example count built in a work tree, from its ``build_info.json``."""
+    if root is None or not (root / layout.prepared_dir(name)).is_dir():
+        return None
+    try:
+        info = json.loads((root / layout.build_info_file(name)).read_text())
+        examples = sum(int(s["num_examples"]) for s in info["splits"].values())
+        return {"version": str(info["version"]), "examples": examples}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _model_names(session: _Session) -> set[str]:

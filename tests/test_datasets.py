@@ -81,6 +81,7 @@ def test_list_and_info_read_git_only(released_registry: ReleasedRegistry, chdir,
     chdir(released_registry.clone)
     [summary] = registry.list_datasets()
     assert (summary.name, summary.latest, summary.versions) == (NAME, "1.0.0", ["1.0.0"])
+    assert summary.built == {"version": "1.0.0", "examples": 1455 + 342}
     info = registry.dataset_info(f"{NAME}:1.0.0")
     assert info.build["splits"]["train"]["num_examples"] == 1455
     assert info.build["features"]["label"]["num_classes"] == 10
