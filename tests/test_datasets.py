@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,11 @@ def test_release_made_an_annotated_tag_after_pushing_bytes(
         released_registry.origin, "for-each-ref", "--format=%(objecttype) %(refname:strip=2)"
     )
     assert f"tag {NAME}@v1.0.0" in tags.splitlines()
-    lock = (released_registry.clone / "dvc.lock").read_text()
-    dir_hash = lock.split("md5: ")[-1].split(".dir")[0]  # the prepared folder's hash
+    import yaml
+
+    lock = yaml.safe_load((released_registry.clone / "dvc.lock").read_text())
+    [out] = [o for o in lock["stages"][f"build@{NAME}"]["outs"] if o["path"].endswith("prepared")]
+    dir_hash = out["md5"].removesuffix(".dir")
     objects = released_registry.storage / "files" / "md5"
     assert (objects / dir_hash[:2] / f"{dir_hash[2:]}.dir").exists()
 
@@ -134,3 +138,42 @@ def test_missing_remote_plugin_names_the_pip_install(
     )
     assert done.returncode == 10
     assert "pip install 'dvc[s3]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_eight_processes_pull_the_same_cold_version_once(
+    released_registry: ReleasedRegistry, tmp_path: Path
+) -> None:
+    # Another project, the registry by Git URL, a cold cache: the mirror and the bytes are made
+    # once, whoever comes first, and every process gets the dataset.
+    code = (
+        "import json, registry\n"
+        f"r = registry.pull_dataset({NAME + ':1.0.0'!r})\n"
+        "print(json.dumps({'path': str(r.path), 'files': r.files, 'fetched': r.fetched_files}))\n"
+    )
+    elsewhere = tmp_path / "another-project"
+    elsewhere.mkdir()
+    env = {**os.environ, "REGISTRY_URL": f"file://{released_registry.origin}"}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=elsewhere, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert len({r["path"] for r in results}) == 1
+    assert sum(r["fetched"] for r in results) == results[0]["files"]
+
+
+def test_tfds_build_works_on_a_dataset_folder_unchanged(tmp_path: Path) -> None:
+    folder = Path(__file__).resolve().parent.parent / "datasets" / NAME
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tfds"), "build", "--data_dir", str(tmp_path),
+         "--beam_pipeline_options=runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner"],
+        cwd=folder, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads((tmp_path / "digits" / "1.0.0" / "dataset_info.json").read_text())
+    assert sum(int(n) for s in info["splits"] for n in s["shardLengths"]) == 1455 + 342
