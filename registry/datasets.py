@@ -43,7 +43,7 @@ from registry.grammar import (
 )
 
 if TYPE_CHECKING:
-    from registry.storage import FetchResult
+    from registry.storage import FetchResult, ProgressCallback
 
 __all__ = [
     "DatasetInfo",
@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 Output = Literal["tf", "numpy", "pandas"]
-ProgressCallback = Callable[[int, int], None]
 
 
 # -- opening a registry -------------------------------------------------------------------------
