@@ -202,10 +202,15 @@ def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:
 def _model_names(session: _Session) -> set[str]:
     if session.repo.work_tree is not None:
         base = session.repo.work_tree / layout.MODELS_DIR
-        return {p.parent.relative_to(base).as_posix() for p in base.glob("**/README.md")}
+        # A model folder holds a card (README.md); the zoo's own README.md is not a model.
+        return {p.parent.relative_to(base).as_posix() for p in base.glob("*/**/README.md")}
     files = session.repo.list_files("HEAD", layout.MODELS_DIR)
     suffix = "/README.md"
-    return {f[len(layout.MODELS_DIR) + 1 : -len(suffix)] for f in files if f.endswith(suffix)}
+    return {
+        f[len(layout.MODELS_DIR) + 1 : -len(suffix)]
+        for f in files
+        if f.endswith(suffix) and f != f"{layout.MODELS_DIR}{suffix}"
+    }
 
 
 @dataclass(frozen=True)
