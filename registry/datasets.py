@@ -22,25 +22,22 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from registry import layout
 from registry.catalog import Release, TagIndex
-from registry.config import Settings, load_settings
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
-    NotARegistryError,
     NotBuiltError,
     RegistryError,
     ReleaseError,
     RemoteError,
 )
-from registry.gitrepo import GitRepo
 from registry.grammar import (
     Reference,
     RegisterTag,
     Version,
     parse_name,
-    parse_reference,
     parse_version,
 )
+from registry.session import Session, as_reference, open_session
 
 if TYPE_CHECKING:
     from registry.storage import FetchResult, ProgressCallback
@@ -59,65 +56,6 @@ __all__ = [
 ]
 
 Output = Literal["tf", "numpy", "pandas"]
-
-
-# -- opening a registry -------------------------------------------------------------------------
-
-
-@dataclass
-class _Session:
-    settings: Settings
-    repo: GitRepo
-
-    @property
-    def root(self) -> Path:
-        """The work tree; raises for a mirror (operations that write need a clone)."""
-        if self.repo.work_tree is None:
-            raise NotARegistryError(
-                f"this needs a clone of the registry, and {self.repo.url!r} is a remote URL; "
-                "clone it and run the command inside the clone"
-            )
-        return self.repo.work_tree
-
-    def index(self) -> TagIndex:
-        return TagIndex(self.repo.tags())
-
-    def known_datasets(self) -> list[str]:
-        """Datasets that exist as builder folders (work tree, or HEAD of a mirror)."""
-        if self.repo.work_tree is not None:
-            base = self.repo.work_tree / layout.DATASETS_DIR
-            found: list[str] = []
-            for folder, dirs, files in os.walk(base):
-                dirs[:] = [d for d in dirs if d not in ("dummy_data", "prepared") and d[0] != "."]
-                rel = os.path.relpath(folder, self.repo.work_tree).replace(os.sep, "/")
-                found.extend(f"{rel}/{f}" for f in files if f.endswith(layout.BUILDER_SUFFIX))
-            return layout.dataset_names_in(found)
-        return layout.dataset_names_in(self.repo.list_files("HEAD", layout.DATASETS_DIR))
-
-
-def _session(registry: str | os.PathLike[str] | None) -> _Session:
-    settings = load_settings(url=str(registry) if registry is not None else None)
-    if settings.url is None:
-        raise NotARegistryError(
-            "no registry configured: run inside a clone of the registry, or set REGISTRY_URL "
-            "to its Git URL (or `url` in the user config file, see 'registry --help')"
-        )
-    return _Session(settings, GitRepo.open(settings.url, settings.cache_dir))
-
-
-def _as_reference(ref: str | Reference) -> Reference:
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
-
-
-def _resolve(session: _Session, ref: Reference) -> Release:
-    """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale."""
-    index = session.index()
-    spec = ref.version
-    releases = index.releases(ref.name)
-    if not (spec is not None and spec.is_exact and any(spec.matches(r.version) for r in releases)):
-        session.repo.refresh()
-        index = session.index()
-    return index.resolve(ref, known=session.known_datasets(), kind="dataset")
 
 
 # -- describing ---------------------------------------------------------------------------------
@@ -162,13 +100,13 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
         NotARegistryError: If no registry is configured.
         RemoteError: If a remote registry cannot be fetched.
     """
-    session = _session(registry)
+    session = open_session(registry)
     session.repo.refresh()
     index = session.index()
     in_tree = set(session.known_datasets())
     released = {n for n in index.names() if not n.startswith(f"{layout.MODELS_DIR}/")}
     # Model names share the tag namespace; a dataset is one whose folder exists or existed.
-    model_names = _model_names(session)
+    model_names = set(session.known_models())
     names = sorted(in_tree | (released - model_names))
     summaries = []
     for name in names:
@@ -197,20 +135,6 @@ def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:
         return {"version": str(info["version"]), "examples": examples}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _model_names(session: _Session) -> set[str]:
-    if session.repo.work_tree is not None:
-        base = session.repo.work_tree / layout.MODELS_DIR
-        # A model folder holds a card (README.md); the zoo's own README.md is not a model.
-        return {p.parent.relative_to(base).as_posix() for p in base.glob("*/**/README.md")}
-    files = session.repo.list_files("HEAD", layout.MODELS_DIR)
-    suffix = "/README.md"
-    return {
-        f[len(layout.MODELS_DIR) + 1 : -len(suffix)]
-        for f in files
-        if f.endswith(suffix) and f != f"{layout.MODELS_DIR}{suffix}"
-    }
 
 
 @dataclass(frozen=True)
@@ -263,8 +187,8 @@ def dataset_info(
         ArtifactNotFoundError: If no such dataset exists (with close names).
         VersionNotFoundError: If no release matches (with those that exist).
     """
-    reference = _as_reference(ref)
-    session = _session(registry)
+    reference = as_reference(ref)
+    session = open_session(registry)
     index = session.index()
     unreleased_in_tree = (
         reference.version is None
@@ -277,7 +201,7 @@ def dataset_info(
         release = None
         read = _work_tree_reader(session.root)
     else:
-        release = _resolve(session, reference)
+        release = session.resolve(reference, "dataset")
         index = session.index()
         commit = release.commit
 
@@ -380,14 +304,14 @@ def pull_dataset(
         RemoteError: If the DVC remote is unreachable or lacks the bytes.
         CorruptArtifactError: If fetched bytes do not match the hash recorded in Git.
     """
-    reference = _as_reference(ref)
-    session = _session(registry)
-    release = _resolve(session, reference)
+    reference = as_reference(ref)
+    session = open_session(registry)
+    release = session.resolve(reference, "dataset")
     return _fetch(session, release, progress=progress, jobs=jobs, verify=verify)
 
 
 def _fetch(
-    session: _Session,
+    session: Session,
     release: Release,
     *,
     progress: ProgressCallback | None = None,
@@ -481,7 +405,7 @@ def load_prepared(
 # -- producing ----------------------------------------------------------------------------------
 
 
-def _check_dataset(session: _Session, name: str) -> str:
+def _check_dataset(session: Session, name: str) -> str:
     name = parse_name(name)
     known = session.known_datasets()
     if name not in known:
@@ -501,7 +425,7 @@ def prepare_dataset(name: str, *, registry: str | os.PathLike[str] | None = None
     """
     from registry.building import prepare_dataset as prepare
 
-    session = _session(registry)
+    session = open_session(registry)
     name = _check_dataset(session, name)
     return prepare(session.root, name)
 
@@ -531,7 +455,7 @@ def build_dataset(
     from registry.errors import BuildError
     from registry.pipeline import pipeline_datasets
 
-    session = _session(registry)
+    session = open_session(registry)
     root = session.root
     wanted = [_check_dataset(session, n) for n in names]
     in_pipeline = pipeline_datasets(root)
@@ -588,7 +512,7 @@ def release_dataset(
         NotBuiltError: If the dataset was never built.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
-    session = _session(registry)
+    session = open_session(registry)
     root = session.root
     name = _check_dataset(session, name)
     repo = session.repo
@@ -710,5 +634,5 @@ def new_dataset(
     """
     from registry.scaffold import new_dataset as scaffold
 
-    session = _session(registry)
+    session = open_session(registry)
     return scaffold(session.root, name, description=description, owner=owner)

@@ -20,6 +20,7 @@ __all__ = [
     "builder_file",
     "dataset_dir",
     "dataset_names_in",
+    "model_names_in",
     "prepared_dir",
 ]
 
@@ -53,6 +54,21 @@ def build_info_file(name: str) -> str:
 def build_stage(name: str) -> str:
     """The ``dvc.yaml`` stage that builds the dataset (a ``foreach`` entry of ``build``)."""
     return f"{BUILD_STAGE}@{name}"
+
+
+def model_names_in(paths: Iterable[str]) -> list[str]:
+    """Find models among repository paths: folders under ``models/`` holding a README.md card.
+
+    Example:
+        >>> model_names_in(["models/README.md", "models/digits-cnn/README.md"])
+        ['digits-cnn']
+    """
+    prefix, suffix = f"{MODELS_DIR}/", "/README.md"
+    return sorted(
+        p[len(prefix) : -len(suffix)]
+        for p in paths
+        if p.startswith(prefix) and p.endswith(suffix) and p.count("/") >= 2
+    )
 
 
 def dataset_names_in(paths: Iterable[str]) -> list[str]:

@@ -1,0 +1,112 @@
+"""One registry opened for one call: the resolved settings, its Git repository, its names.
+
+Shared by the dataset and model APIs: where the registry is (see :mod:`registry.config`), which
+dataset and model names exist in its tree, and how a reference resolves to a release.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from registry import layout
+from registry.catalog import Release, TagIndex
+from registry.config import Settings, load_settings
+from registry.errors import NotARegistryError
+from registry.gitrepo import GitRepo
+from registry.grammar import Reference, parse_reference
+
+__all__ = ["Kind", "Session", "as_reference", "open_session"]
+
+Kind = Literal["dataset", "model"]
+RegistryArg = str | os.PathLike[str] | None
+
+
+@dataclass
+class Session:
+    """A registry and its settings, for the length of one API call.
+
+    Attributes:
+        settings: The resolved configuration.
+        repo: The registry's Git repository (a work tree, or a mirror of a URL).
+    """
+
+    settings: Settings
+    repo: GitRepo
+
+    @property
+    def root(self) -> Path:
+        """The work tree; raises for a mirror (operations that write need a clone)."""
+        if self.repo.work_tree is None:
+            raise NotARegistryError(
+                f"this needs a clone of the registry, and {self.repo.url!r} is a remote URL; "
+                "clone it and run the command inside the clone"
+            )
+        return self.repo.work_tree
+
+    def index(self) -> TagIndex:
+        """Releases and stages from the tags as they are now (one git call, cached)."""
+        return TagIndex(self.repo.tags())
+
+    def known_datasets(self) -> list[str]:
+        """Datasets that exist as builder folders (work tree, or HEAD of a mirror)."""
+        if self.repo.work_tree is not None:
+            base = self.repo.work_tree / layout.DATASETS_DIR
+            found: list[str] = []
+            for folder, dirs, files in os.walk(base):
+                dirs[:] = [d for d in dirs if d not in ("dummy_data", "prepared") and d[0] != "."]
+                rel = os.path.relpath(folder, self.repo.work_tree).replace(os.sep, "/")
+                found.extend(f"{rel}/{f}" for f in files if f.endswith(layout.BUILDER_SUFFIX))
+            return layout.dataset_names_in(found)
+        return layout.dataset_names_in(self.repo.list_files("HEAD", layout.DATASETS_DIR))
+
+    def known_models(self) -> list[str]:
+        """Models that have a card (``models/<name>/README.md``) in the tree."""
+        if self.repo.work_tree is not None:
+            root = self.repo.work_tree
+            cards = (root / layout.MODELS_DIR).glob("**/README.md")
+            return layout.model_names_in(p.relative_to(root).as_posix() for p in cards)
+        return layout.model_names_in(self.repo.list_files("HEAD", layout.MODELS_DIR))
+
+    def known(self, kind: Kind) -> list[str]:
+        """The names of ``kind`` in the tree."""
+        return self.known_datasets() if kind == "dataset" else self.known_models()
+
+    def resolve(self, ref: Reference, kind: Kind) -> Release:
+        """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
+
+        Raises:
+            ArtifactNotFoundError: If no artifact has that name.
+            VersionNotFoundError: If no release matches.
+        """
+        index = self.index()
+        spec = ref.version
+        releases = index.releases(ref.name)
+        pinned = spec is not None and spec.is_exact
+        if not (pinned and spec is not None and any(spec.matches(r.version) for r in releases)):
+            self.repo.refresh()
+            index = self.index()
+        return index.resolve(ref, known=self.known(kind), kind=kind)
+
+
+def open_session(registry: RegistryArg = None) -> Session:
+    """Open the registry named by ``registry`` or by the configuration.
+
+    Raises:
+        NotARegistryError: If nothing says where the registry is.
+        RemoteError: If a registry URL cannot be cloned.
+    """
+    settings = load_settings(url=str(registry) if registry is not None else None)
+    if settings.url is None:
+        raise NotARegistryError(
+            "no registry configured: run inside a clone of the registry, or set REGISTRY_URL "
+            "to its Git URL (or `url` in the user config file, see 'registry --help')"
+        )
+    return Session(settings, GitRepo.open(settings.url, settings.cache_dir))
+
+
+def as_reference(ref: str | Reference) -> Reference:
+    """``ref`` parsed, if it is not a :class:`Reference` already."""
+    return ref if isinstance(ref, Reference) else parse_reference(ref)
