@@ -29,6 +29,18 @@ _EXPORTS = {
     "Version": "registry.grammar",
     "parse_reference": "registry.grammar",
     "RegistryError": "registry.errors",
+    "add_model": "registry.models",
+    "demote_model": "registry.models",
+    "deprecate_model": "registry.models",
+    "list_models": "registry.models",
+    "load_keras_model": "registry.models",
+    "load_model": "registry.models",
+    "model_info": "registry.models",
+    "new_model": "registry.models",
+    "promote_model": "registry.models",
+    "release_model": "registry.models",
+    "resolve_model": "registry.models",
+    "search_models": "registry.models",
     "load_settings": "registry.config",
 }
 
@@ -37,15 +49,27 @@ __all__ = [
     "RegistryError",
     "Version",
     "__version__",
+    "add_model",
     "build_dataset",
     "dataset_info",
+    "demote_model",
+    "deprecate_model",
     "list_datasets",
+    "list_models",
     "load_dataset",
+    "load_keras_model",
+    "load_model",
     "load_settings",
+    "model_info",
     "new_dataset",
+    "new_model",
     "parse_reference",
+    "promote_model",
     "pull_dataset",
     "release_dataset",
+    "release_model",
+    "resolve_model",
+    "search_models",
 ]
 
 if TYPE_CHECKING:
@@ -61,6 +85,20 @@ if TYPE_CHECKING:
     )
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
+    from registry.models import (
+        add_model,
+        demote_model,
+        deprecate_model,
+        list_models,
+        load_keras_model,
+        load_model,
+        model_info,
+        new_model,
+        promote_model,
+        release_model,
+        resolve_model,
+        search_models,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -52,6 +52,7 @@ class TagIndex:
         withdrawn: dict[str, set[Version]] = defaultdict(set)
         stage_events: dict[str, list[tuple[int, StageTag, str]]] = defaultdict(list)
         self._deprecated: set[str] = set()
+        self._counters: dict[str, int] = defaultdict(int)
         for ref in tags:
             tag = parse_tag(ref.name)
             if isinstance(tag, RegisterTag):
@@ -62,8 +63,10 @@ class TagIndex:
                 withdrawn[tag.name].add(tag.version)
             elif isinstance(tag, StageTag):
                 stage_events[tag.name].append((tag.counter, tag, ref.commit))
+                self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
             elif isinstance(tag, DeprecateTag):
                 self._deprecated.add(tag.name)
+                self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
         self._releases = {
             name: sorted(
                 (r for v, r in versions.items() if v not in withdrawn[name]),
@@ -100,6 +103,10 @@ class TagIndex:
     def stages(self, name: str) -> dict[str, Release]:
         """The stages of ``name`` and the release each one points at."""
         return dict(self._stages.get(name, {}))
+
+    def next_counter(self, name: str) -> int:
+        """The counter for ``name``'s next stage or deprecation tag (GTO counts per artifact)."""
+        return self._counters.get(name, 0) + 1
 
     def is_deprecated(self, name: str) -> bool:
         """Whether ``name`` carries a deprecation tag."""

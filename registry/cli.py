@@ -330,6 +330,269 @@ def datasets_new(
     click.echo(f"next: edit it, then `registry datasets build {name}`")
 
 
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def models() -> None:
+    """Share, find, load and promote pretrained models (the model zoo).
+
+    \b
+    A model is a folder models/<name>/ with a card (README.md, YAML front matter:
+    task, architecture, framework, base_model, datasets with exact versions,
+    metrics, owner, license, weights) and its weights, tracked by DVC. Releases
+    are tags <name>@vX.Y.Z; stages are tags <name>#<stage>#<n> (as GTO writes).
+    """
+
+
+def _model_rows(summaries: Sequence[Any]) -> list[tuple[str, ...]]:
+    return [
+        (
+            s.name,
+            s.latest or "-",
+            ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
+            str(s.card.get("task") or "-"),
+            str(s.card.get("architecture") or "-"),
+            str(s.card.get("framework") or "-"),
+            str(s.card.get("owner") or "-"),
+            "deprecated" if s.deprecated else "",
+        )
+        for s in summaries
+    ]
+
+
+_MODEL_HEADER = ("NAME", "LATEST", "STAGES", "TASK", "ARCHITECTURE", "FRAMEWORK", "OWNER", "")
+
+
+@models.command("list")
+@_registry_option
+@_json_option
+def models_list(registry: str | None, as_json: bool) -> None:
+    """List every model with its latest version, stages and card fields.
+
+    \b
+    Python: registry.list_models()
+    """
+    from registry.models import list_models
+
+    summaries = list_models(registry=registry)
+    if as_json:
+        _print_json([asdict(s) for s in summaries])
+    elif not summaries:
+        click.echo("No models yet. Create one with: registry models new <name>")
+    else:
+        _print_table(_MODEL_HEADER, _model_rows(summaries))
+
+
+@models.command("search")
+@click.option("--task", help="Card task, e.g. image-classification.")
+@click.option("--architecture", help="Card architecture, e.g. resnet18 or bert-base.")
+@click.option("--framework", help="Card framework: keras, tensorflow, pytorch ...")
+@click.option("--dataset", metavar="REF", help="Trained on it: NAME, NAME:1.* or NAME:1.2.0.")
+@click.option("--base-model", metavar="REF", help="Fine-tuned from it: NAME or NAME:<version>.")
+@click.option("--owner", help="Card owner.")
+@click.option("--language", help="Card language of the data, e.g. ja.")
+@click.option("--stage", help="Has a version in this stage (e.g. prod).")
+@click.option(
+    "--sort",
+    default="name",
+    show_default=True,
+    help="name, latest (newest release first) or a metric name (highest first).",
+)
+@click.argument("text", nargs=-1)
+@_registry_option
+@_json_option
+def models_search(
+    text: tuple[str, ...], registry: str | None, as_json: bool, sort: str, **filters: Any
+) -> None:
+    """Find models by card fields, training data, base model, stage or free TEXT.
+
+    \b
+    Who has a BERT on our Japanese text?
+        registry models search --architecture bert-base --language ja
+        registry models search bert japanese
+    What was trained on any 1.x of ad_clicks?
+        registry models search --dataset products/product_a/ad_clicks:1.*
+    Python: registry.search_models(task=..., dataset=..., text=...)
+    """
+    from registry.models import search_models
+
+    found = search_models(
+        **filters, text=" ".join(text) or None, sort=sort, registry=registry
+    )
+    if as_json:
+        _print_json([asdict(s) for s in found])
+    elif not found:
+        click.echo("no model matches", err=True)
+    else:
+        _print_table(_MODEL_HEADER, _model_rows(found))
+
+
+@models.command("info")
+@click.argument("ref")
+@_registry_option
+@_json_option
+def models_info(ref: str, registry: str | None, as_json: bool) -> None:
+    """Describe a model version: card, versions, stages and lineage.
+
+    \b
+    REF is NAME, NAME:1.2.0, NAME:1.* or NAME@stage. Reads Git only.
+    Python: registry.model_info(REF)
+    """
+    from registry.models import model_info
+
+    info = model_info(ref, registry=registry)
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    title = f"{info.name} {info.version}" if info.version else f"{info.name} (unreleased)"
+    click.secho(title + ("  [deprecated]" if info.deprecated else ""), bold=True)
+    if info.tag:
+        click.echo(f"tag: {info.tag}  commit: {info.commit}")
+    click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
+    if info.stages:
+        click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
+    for key in ("task", "architecture", "framework", "base_model", "owner", "license", "weights"):
+        if info.card.get(key):
+            click.echo(f"{key}: {info.card[key]}")
+    if info.card.get("datasets"):
+        click.echo("datasets: " + ", ".join(map(str, info.card["datasets"])))
+    if info.card.get("metrics"):
+        click.echo("metrics: " + ", ".join(f"{k}={v}" for k, v in info.card["metrics"].items()))
+    if info.lineage:
+        click.echo(f"lineage: commit {info.lineage.get('commit')}, params "
+                   f"{info.lineage.get('params') or {}}, training run "
+                   f"{info.lineage.get('training_run') or '-'}")
+    click.echo("\n" + info.body.strip())
+
+
+@models.command("new")
+@click.argument("name")
+@_registry_option
+@click.option("--task", help="What the model does, e.g. image-classification.")
+@click.option("--architecture", help="e.g. resnet18, bert-base, small-cnn.")
+@click.option("--framework", default="keras", show_default=True, help="keras, pytorch, ...")
+@click.option("--owner", help="Who to ask about it (team or person).")
+def models_new(name: str, registry: str | None, **fields: Any) -> None:
+    """Write the card template of a new model (models/NAME/README.md).
+
+    \b
+    Fill in the front matter, then add weights (registry models add NAME --from
+    FILE) or make them the output of a dvc.yaml stage.
+    Python: registry.new_model(NAME)
+    """
+    from registry.models import new_model
+
+    path = new_model(name, registry=registry, **fields)
+    click.echo(f"created {path}")
+
+
+@models.command("add")
+@click.argument("name")
+@click.option(
+    "--from", "source", required=True, type=click.Path(exists=True), help="Weights file or folder."
+)
+@_registry_option
+@click.option("--force", is_flag=True, help="Replace weights the model already has.")
+def models_add(name: str, source: str, registry: str | None, force: bool) -> None:
+    """Bring in weights trained elsewhere: copy them into models/NAME/ and track them with DVC.
+
+    \b
+    Writes the card template if the model has none. Commit the card and the .dvc
+    file afterwards. Python: registry.add_model(NAME, PATH)
+    """
+    from registry.models import add_model
+
+    path = add_model(name, source, registry=registry, force=force)
+    click.echo(f"added {path} (tracked by DVC); commit models/{name}/ and dvc.yaml")
+
+
+@models.command("release")
+@click.argument("name")
+@_registry_option
+@click.option("--version", "version", help="The version to release, X.Y.Z.")
+@click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Bump the latest.")
+@click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+def models_release(
+    name: str, registry: str | None, version: str | None, bump: str | None, no_push: bool
+) -> None:
+    """Release a model version: check card and weights, push the bytes, then tag.
+
+    \b
+    Refuses a card with missing fields, training datasets that are not released
+    versions, or weights not up to date. The first release defaults to 1.0.0.
+    The tag message records the lineage (datasets, base model, commit, params).
+    Python: registry.release_model(NAME, bump="minor")
+    """
+    from registry.models import release_model
+
+    release = release_model(
+        name, version=version, bump=bump, registry=registry, push=not no_push  # type: ignore[arg-type]
+    )
+    click.echo(f"released {release.name} {release.version} (tag {release.tag})")
+
+
+@models.command("promote")
+@click.argument("ref")
+@click.argument("stage")
+@_registry_option
+@click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+def models_promote(ref: str, stage: str, registry: str | None, no_push: bool) -> None:
+    """Put a released version (REF = NAME:X.Y.Z) in STAGE (dev, staging, prod ...).
+
+    \b
+    Writes GTO's tag NAME#STAGE#N; `registry.load_model("NAME@STAGE")` then loads it.
+    Python: registry.promote_model(REF, STAGE)
+    """
+    from registry.models import promote_model
+
+    click.echo(f"tagged {promote_model(ref, stage, registry=registry, push=not no_push)}")
+
+
+@models.command("demote")
+@click.argument("name")
+@click.argument("stage")
+@_registry_option
+@click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+def models_demote(name: str, stage: str, registry: str | None, no_push: bool) -> None:
+    """Take STAGE away from the version of NAME that holds it (GTO's NAME#STAGE!#N).
+
+    \b
+    Python: registry.demote_model(NAME, STAGE)
+    """
+    from registry.models import demote_model
+
+    click.echo(f"tagged {demote_model(name, stage, registry=registry, push=not no_push)}")
+
+
+@models.command("deprecate")
+@click.argument("name")
+@_registry_option
+@click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+def models_deprecate(name: str, registry: str | None, no_push: bool) -> None:
+    """Mark a whole model deprecated (GTO's NAME@deprecated#N); versions stay loadable.
+
+    \b
+    Python: registry.deprecate_model(NAME)
+    """
+    from registry.models import deprecate_model
+
+    click.echo(f"tagged {deprecate_model(name, registry=registry, push=not no_push)}")
+
+
+@models.command("pull")
+@click.argument("ref")
+@_registry_option
+def models_pull(ref: str, registry: str | None) -> None:
+    """Fetch a released model's weights into the cache and print their path.
+
+    \b
+    Python: registry.load_model(REF) (the path), registry.load_keras_model(REF)
+    """
+    from registry.models import load_model
+
+    with _progress_bar(f"pulling {ref}", enabled=sys.stderr.isatty()) as bar:
+        path = load_model(ref, registry=registry, progress=bar)
+    click.echo(str(path))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; registry errors print as one line, never a traceback unless asked."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -30,6 +30,7 @@ from registry.errors import (
     ReleaseError,
     RemoteError,
 )
+from registry.gitrepo import GitRepo
 from registry.grammar import (
     Reference,
     RegisterTag,
@@ -516,14 +517,7 @@ def release_dataset(
     root = session.root
     name = _check_dataset(session, name)
     repo = session.repo
-
-    dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
-    if dirty:
-        listing = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
-        raise ReleaseError(
-            f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
-            "commit them (including dvc.lock) first"
-        )
+    check_committed(repo, name)
     version, notes = builder_metadata((root / layout.builder_file(name)).read_text())
     if version is None:
         raise ReleaseError(
@@ -550,7 +544,9 @@ def release_dataset(
             f"entry for {version}; add one that says what changed"
         )
     _check_built(root, name, version)
-    _push_bytes(root, name, session.settings.remote)
+    push_outputs(
+        root, [layout.build_stage(name)], session.settings.remote, what=f"the data of {name!r}"
+    )
 
     subject = notes[str(version)].strip().splitlines()[0] if notes[str(version)].strip() else ""
     repo.create_tag(tag, f"Release {name} {version}\n\n{subject}".strip())
@@ -562,6 +558,21 @@ def release_dataset(
             repo.delete_tag(tag)
             raise
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def check_committed(repo: GitRepo, name: str) -> None:
+    """Refuse to release ``name`` from a work tree with uncommitted changes.
+
+    Raises:
+        ReleaseError: Listing up to five of the changed paths.
+    """
+    dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
+    if dirty:
+        listing = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        raise ReleaseError(
+            f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
+            "commit them (including dvc.lock) first"
+        )
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:
@@ -601,16 +612,21 @@ def _check_built(root: Path, name: str, version: Version) -> None:
         )
 
 
-def _push_bytes(root: Path, name: str, remote: str | None) -> None:
+def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) -> None:
+    """Push the DVC outputs of ``targets`` (stages or output paths) to the DVC remote.
+
+    Raises:
+        RemoteError: If the remote is unreachable or refuses; the release made no tag.
+    """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
         with Repo(str(root)) as repo:
-            repo.push(targets=[layout.build_stage(name)], remote=remote)
+            repo.push(targets=targets, remote=remote)
     except (DvcException, OSError) as e:  # a local remote that is gone raises plain OSErrors
         raise RemoteError(
-            f"pushing the data of {name!r} to the DVC remote failed: {e}; check "
+            f"pushing {what} to the DVC remote failed: {e}; check "
             "'dvc remote list' and that the remote is reachable, then release again "
             "(nothing was tagged)"
         ) from e

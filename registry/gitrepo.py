@@ -202,6 +202,10 @@ class GitRepo:
         except (git.GitCommandError, ValueError):
             return None
 
+    def tag_message(self, name: str) -> str:
+        """The whole message of annotated tag ``name`` (empty for a lightweight tag)."""
+        return self.git("for-each-ref", "--format=%(contents)", f"refs/tags/{name}")
+
     def list_files(self, rev: str, prefix: str) -> list[str]:
         """Return the paths of every file under ``prefix`` at ``rev``, with one git call."""
         out = self.git("ls-tree", "-r", "--name-only", "-z", rev, "--", prefix, check=False)

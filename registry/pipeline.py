@@ -22,6 +22,7 @@ __all__ = [
     "pipeline_datasets",
     "read_params",
     "remove_dataset",
+    "set_artifact",
 ]
 
 BUILD_STAGE_TEMPLATE: dict[str, Any] = {
@@ -114,6 +115,26 @@ def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> 
     if name not in datasets:
         datasets[name] = dict(params or {})
     _dump(params_yaml, params_data)
+
+
+def set_artifact(
+    root: Path, name: str, *, path: str, type: str, desc: str = "", labels: list[str] | None = None
+) -> None:
+    """Declare (or update) ``name`` under ``artifacts:`` in dvc.yaml.
+
+    Declared artifacts are what ``dvc artifacts get <url> <name> --rev vX.Y.Z`` fetches and what
+    ``gto show`` describes (type, path, description, labels).
+    """
+    dvc_yaml = root / "dvc.yaml"
+    data = _load(dvc_yaml) or {}
+    artifacts = data.setdefault("artifacts", {})
+    entry: dict[str, Any] = {"path": path, "type": type}
+    if desc:
+        entry["desc"] = desc
+    if labels:
+        entry["labels"] = list(dict.fromkeys(labels))
+    artifacts[name] = entry
+    _dump(dvc_yaml, data)
 
 
 def remove_dataset(root: Path, name: str) -> None:

@@ -700,6 +700,28 @@ class ContentCache:
             self._fetch_object(md5, remote, label=label)
         return self.object_path(md5)
 
+    def named_object(self, md5: str, filename: str, remote: RemoteStore) -> Path:
+        """The cached object ``md5`` under its own file name, for readers that need one.
+
+        Keras, for one, picks the format from the extension (``model.keras``): the object is
+        hard-linked at ``files/<md5>/<filename>``, fetched and verified first if needed.
+
+        Raises:
+            RemoteError, CorruptArtifactError: As :meth:`ensure_object`.
+        """
+        if "/" in filename or filename in ("", ".", ".."):
+            raise ValueError(f"not a file name: {filename!r}")
+        obj = self.ensure_object(md5, remote, label=filename)
+        named = self.root / "files" / _hash_key(md5) / filename
+        if named.exists() and _same_inode(os.stat(obj), named):
+            return named
+        named.parent.mkdir(parents=True, exist_ok=True)
+        tmp = named.with_name(f".{filename}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        _link_or_copy(obj, tmp)
+        os.replace(tmp, named)  # a stale or corrupted name is replaced in one step
+        return named
+
     def _listing(self, dir_md5: str, remote: RemoteStore, verify: bool = False) -> list[_Entry]:
         label = f"the file list of artifact {dir_md5}"
         path = self.ensure_object(dir_md5, remote, label=label, verify=verify)

@@ -336,7 +336,7 @@ def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
     run("dvc", "remote", "add", "--force", "--default", "storage", str(storage))
     run("git", "add", "-A")
     run("git", "commit", "-q", "-m", "Create the registry")
-    run("git", "init", "-q", "--bare", str(origin), cwd=base)
+    run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=base)
     run("git", "remote", "add", "origin", str(origin))
     run("git", "push", "-q", "origin", "main")
     run("registry", "datasets", "build", "image_classification/digits")

@@ -1,0 +1,870 @@
+"""The model zoo: share, find, load and promote pretrained weights.
+
+A model is a folder ``models/<name>/`` holding a card (``README.md`` with YAML front matter, see
+:mod:`registry.cards`) and its weights (a file such as ``model.keras``, or a SavedModel folder),
+tracked by DVC: as the output of a pipeline stage, or by a ``.dvc`` file that
+``registry models add`` writes. A release is the annotated tag ``<name>@vX.Y.Z`` whose message
+records the model's lineage; stages are GTO's ``<name>#<stage>#<n>`` tags.
+
+Example:
+    >>> import registry
+    >>> model = registry.load_keras_model("digits-cnn@prod")
+    >>> path = registry.load_model("digits-parity:1.0.0")   # the cached weights file
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import registry.grammar as grammar
+from registry import layout
+from registry.atomic import atomic_write_text
+from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
+from registry.catalog import Release, TagIndex
+from registry.errors import (
+    ArtifactExistsError,
+    ArtifactNotFoundError,
+    ConfigError,
+    InvalidReferenceError,
+    NotBuiltError,
+    ReleaseError,
+    RemoteError,
+    VersionNotFoundError,
+)
+from registry.grammar import DeprecateTag, Reference, RegisterTag, StageTag, Version
+from registry.session import RegistryArg, Session, as_reference, open_session
+
+if TYPE_CHECKING:
+    from registry.storage import ProgressCallback
+
+__all__ = [
+    "ModelInfo",
+    "ModelSummary",
+    "add_model",
+    "demote_model",
+    "deprecate_model",
+    "list_models",
+    "load_keras_model",
+    "load_model",
+    "model_info",
+    "new_model",
+    "promote_model",
+    "release_model",
+    "resolve_model",
+    "search_models",
+]
+
+Bump = Literal["major", "minor", "patch"]
+_LINEAGE_MARK = "lineage: "
+
+
+def model_dir(name: str) -> str:
+    """The model's folder, relative to the registry root."""
+    return f"{layout.MODELS_DIR}/{name}"
+
+
+def card_file(name: str) -> str:
+    """The model's card, relative to the registry root."""
+    return f"{model_dir(name)}/README.md"
+
+
+# -- authoring ----------------------------------------------------------------------------------
+
+_TEMPLATE_META: dict[str, Any] = {
+    "task": None,
+    "architecture": None,
+    "framework": "keras",
+    "base_model": None,
+    "datasets": [],
+    "metrics": {},
+    "owner": None,
+    "license": None,
+    "weights": "model.keras",
+    "intended_use": None,
+    "limitations": None,
+    "tags": [],
+    "language": None,
+}
+
+_TEMPLATE_BODY = """
+# {name}
+
+TODO: one paragraph on what this model does and how it was made.
+
+## Training data
+
+The exact dataset versions are listed in `datasets` above (`registry datasets info <ref>`).
+
+## Evaluation
+
+TODO: how `metrics` were measured (split, protocol).
+
+## Intended use and limitations
+
+TODO
+
+## How to load
+
+```python
+import registry
+model = registry.load_keras_model("{name}@prod")   # or "{name}:1.0.0"
+```
+"""
+
+
+def _check_new_name(session: Session, name: str) -> str:
+    name = grammar.parse_name(name)
+    root = session.root
+    if name in session.known_models():
+        raise ArtifactExistsError(name, name, "a model of that name exists")
+    if name in session.known_datasets() or (root / layout.dataset_dir(name)).exists():
+        raise ArtifactExistsError(
+            name, name, "a dataset has that name, and a dataset and a model never share one"
+        )
+    return name
+
+
+def new_model(
+    name: str,
+    *,
+    registry: RegistryArg = None,
+    task: str | None = None,
+    architecture: str | None = None,
+    framework: str = "keras",
+    owner: str | None = None,
+) -> Path:
+    """Write the card template of a new model, ``models/<name>/README.md``.
+
+    Args:
+        name: The model name, e.g. ``resnet18-product-images``.
+        registry: A registry clone; default from the configuration.
+        task, architecture, framework, owner: Card fields to fill in now.
+
+    Returns:
+        The card's path.
+
+    Raises:
+        InvalidNameError: If ``name`` is malformed.
+        ArtifactExistsError: If a model or dataset already has that name.
+    """
+    session = open_session(registry)
+    name = _check_new_name(session, name)
+    meta = {
+        **_TEMPLATE_META,
+        "task": task,
+        "architecture": architecture,
+        "framework": framework,
+        "owner": owner,
+    }
+    path = session.root / card_file(name)
+    atomic_write_text(path, render_card(meta, _TEMPLATE_BODY.format(name=name)))
+    return path
+
+
+def add_model(
+    name: str,
+    source: str | os.PathLike[str],
+    *,
+    registry: RegistryArg = None,
+    force: bool = False,
+) -> Path:
+    """Bring weights trained elsewhere into the zoo: copy them in and track them with DVC.
+
+    Writes the card template first if the model has no card, and sets its ``weights`` field.
+
+    Args:
+        name: The model name.
+        source: A weights file (``.keras``, ``.h5``, ``.pt`` ...) or folder (a SavedModel).
+        registry: A registry clone; default from the configuration.
+        force: Replace weights the model already has.
+
+    Returns:
+        The weights' path in the registry.
+
+    Raises:
+        FileNotFoundError: If ``source`` does not exist.
+        ArtifactExistsError: If the model has weights already (without ``force``), or the name
+            is a dataset's.
+    """
+    session = open_session(registry)
+    root = session.root
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise NotBuiltError(f"cannot add {name!r}: {str(src)!r} does not exist")
+    if grammar.parse_name(name) not in session.known_models():
+        new_model(name, registry=root)
+    card = _read_work_tree_card(root, name)
+    meta = dict(card.meta)
+    old = meta.get("weights")
+    dest = root / model_dir(name) / src.name
+    if ((old and (root / model_dir(name) / old).exists()) or dest.exists()) and not force:
+        raise ArtifactExistsError(
+            name, name, "it already has weights; pass --force to replace them"
+        )
+    if old and old != src.name:
+        _untrack(root, root / model_dir(name) / old)
+    tmp = dest.with_name(f".{dest.name}.adding")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if src.is_dir():
+        shutil.copytree(src, tmp)
+    else:
+        shutil.copy2(src, tmp)
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    _dvc_add(root, dest)
+    meta["weights"] = src.name
+    atomic_write_text(root / card_file(name), render_card(meta, card.body))
+    _declare_artifact(root, name, meta)
+    return dest
+
+
+def _untrack(root: Path, weights: Path) -> None:
+    dvc_file = weights.with_name(weights.name + ".dvc")
+    if dvc_file.exists():
+        dvc_file.unlink()
+    if weights.is_dir():
+        shutil.rmtree(weights)
+    elif weights.exists():
+        weights.unlink()
+
+
+def _dvc_add(root: Path, path: Path) -> None:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.add(str(path.relative_to(root)))
+    except DvcException as e:
+        raise ConfigError(f"dvc add {path} failed: {e}") from e
+
+
+def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
+    """Declare the model under ``artifacts:`` in dvc.yaml, for ``gto`` and ``dvc artifacts get``."""
+    from registry.pipeline import set_artifact
+
+    labels = [str(meta[k]) for k in ("task", "framework") if meta.get(k)]
+    labels += [str(t) for t in meta.get("tags") or []]
+    set_artifact(
+        root,
+        name,
+        path=f"{model_dir(name)}/{meta['weights']}",
+        type="model",
+        desc=str(meta.get("architecture") or ""),
+        labels=labels,
+    )
+
+
+def _read_work_tree_card(root: Path, name: str) -> ModelCard:
+    path = root / card_file(name)
+    try:
+        return parse_card(path.read_text(), where=card_file(name))
+    except FileNotFoundError:
+        raise ArtifactNotFoundError(name, [], kind="model") from None
+
+
+# -- resolving and reading cards ----------------------------------------------------------------
+
+
+def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Release:
+    """Resolve a model reference (``name``, ``name:1.2.0``, ``name:1.*``, ``name@prod``).
+
+    Fine-tuning code records ``f"{r.name}:{r.version}"`` as the new card's ``base_model``.
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+    """
+    return open_session(registry).resolve(as_reference(ref), "model")
+
+
+def _card_at(session: Session, name: str, commit: str | None) -> ModelCard | None:
+    """The card of ``name`` at ``commit`` (or in the work tree when ``None``)."""
+    if commit is None:
+        try:
+            return _read_work_tree_card(session.root, name)
+        except (ArtifactNotFoundError, CardError):
+            return None
+    data = session.repo.read_file(commit, card_file(name))
+    if data is None:
+        return None
+    try:
+        return parse_card(data.decode("utf-8", errors="replace"), where=card_file(name))
+    except CardError:
+        return None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model in ``registry models list`` or ``search``.
+
+    Attributes:
+        name: The model name.
+        latest: The latest released version, or ``None``.
+        versions: Released versions, oldest first.
+        stages: Stage -> version.
+        deprecated: Whether the model is deprecated.
+        card: The front matter of the latest release's card (the work tree's if unreleased).
+    """
+
+    name: str
+    latest: str | None
+    versions: list[str]
+    stages: dict[str, str]
+    deprecated: bool
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, str]]:
+    """Every model's summary, with its card's searchable text."""
+    names = sorted(set(session.known_models()) | _released_model_names(session, index))
+    summaries = []
+    for name in names:
+        releases = index.releases(name)
+        latest = releases[-1] if releases else None
+        card = _card_at(session, name, latest.commit if latest else None) if (
+            latest or session.repo.work_tree is not None
+        ) else None
+        summary = ModelSummary(
+            name=name,
+            latest=str(latest.version) if latest else None,
+            versions=[str(r.version) for r in releases],
+            stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
+            deprecated=index.is_deprecated(name),
+            card=dict(card.meta) if card else {},
+        )
+        summaries.append((summary, card.text if card else ""))
+    return summaries
+
+
+def _released_model_names(session: Session, index: TagIndex) -> set[str]:
+    """Released names that are models: their release commit has a model card."""
+    datasets = set(session.known_datasets())
+    found = set()
+    for name in index.names():
+        if name in datasets:
+            continue
+        latest = index.latest(name)
+        if latest is not None and session.repo.read_file(latest.commit, card_file(name)):
+            found.add(name)
+    return found
+
+
+def list_models(*, registry: RegistryArg = None) -> list[ModelSummary]:
+    """List every model with its versions, stages and card fields.
+
+    Raises:
+        NotARegistryError: If no registry is configured.
+    """
+    session = open_session(registry)
+    session.repo.refresh()
+    return [summary for summary, _ in _summaries(session, session.index())]
+
+
+def search_models(
+    *,
+    task: str | None = None,
+    architecture: str | None = None,
+    framework: str | None = None,
+    dataset: str | None = None,
+    base_model: str | None = None,
+    owner: str | None = None,
+    language: str | None = None,
+    stage: str | None = None,
+    text: str | None = None,
+    sort: str = "name",
+    registry: RegistryArg = None,
+) -> list[ModelSummary]:
+    """Find models: "who has a BERT on our Japanese text?".
+
+    Cards are read with one long-lived ``git cat-file`` process, at each model's latest release.
+    Every filter given must match (case-insensitive):
+
+    Args:
+        task, architecture, framework, owner, language: Equal to the card's field.
+        dataset: Trained on this dataset: ``name`` (any version), ``name:1.*`` (a range) or
+            ``name:1.2.0``.
+        base_model: Fine-tuned from this model: ``name`` or ``name:<spec>`` as ``dataset``.
+        stage: Has a version in this stage.
+        text: Appears in the card (front matter or body), every word of it.
+        sort: ``name``, ``latest`` (newest release first) or a metric name (highest first).
+        registry: A registry clone or Git URL; default from the configuration.
+
+    Raises:
+        InvalidReferenceError: If ``dataset`` or ``base_model`` is malformed.
+    """
+    dataset_ref = as_reference(dataset) if dataset else None
+    base_ref = as_reference(base_model) if base_model else None
+    session = open_session(registry)
+    session.repo.refresh()
+    index = session.index()
+    found = []
+    equal = {
+        "task": task,
+        "architecture": architecture,
+        "framework": framework,
+        "owner": owner,
+        "language": language,
+    }
+    words = text.lower().split() if text else []
+    for summary, card_text in _summaries(session, index):
+        card = summary.card
+        if any(v is not None and str(card.get(k, "")).lower() != v.lower()
+               for k, v in equal.items()):
+            continue
+        if dataset_ref and not any(_matches(dataset_ref, d) for d in card.get("datasets") or []):
+            continue
+        if base_ref and not (card.get("base_model") and _matches(base_ref, card["base_model"])):
+            continue
+        if stage and stage not in summary.stages:
+            continue
+        if any(w not in card_text for w in words):
+            continue
+        found.append(summary)
+    return _sorted(found, sort, index)
+
+
+def _matches(wanted: Reference, recorded: Any) -> bool:
+    try:
+        ref = grammar.parse_reference(str(recorded))
+    except (InvalidReferenceError, ValueError):
+        return False
+    if ref.name != wanted.name:
+        return False
+    if wanted.version is None:
+        return True
+    if ref.version is None or not ref.version.is_exact:
+        return False
+    assert ref.version.minor is not None and ref.version.patch is not None
+    return wanted.version.matches(Version(ref.version.major, ref.version.minor, ref.version.patch))
+
+
+def _sorted(found: list[ModelSummary], sort: str, index: TagIndex) -> list[ModelSummary]:
+    if sort == "name":
+        return sorted(found, key=lambda s: s.name)
+    if sort == "latest":
+        def created(s: ModelSummary) -> str:
+            latest = index.latest(s.name)
+            return latest.created if latest else ""
+
+        return sorted(found, key=created, reverse=True)
+
+    def metric(s: ModelSummary) -> tuple[bool, float, str]:
+        value = (s.card.get("metrics") or {}).get(sort)
+        return (value is None, -float(value) if value is not None else 0.0, s.name)
+
+    return sorted(found, key=metric)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``registry models info`` shows.
+
+    Attributes:
+        name, version, tag, commit: The release described (version ``None``: the work tree).
+        card: The card's front matter.
+        body: The card's Markdown.
+        versions, stages, deprecated: As in :class:`ModelSummary`.
+        lineage: What the release recorded: dataset versions, base model, commit, params,
+            training run, weights hash.
+    """
+
+    name: str
+    version: str | None
+    tag: str | None
+    commit: str | None
+    card: dict[str, Any]
+    body: str
+    versions: list[str]
+    stages: dict[str, str]
+    deprecated: bool
+    lineage: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for ``--json``."""
+        return asdict(self)
+
+
+def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelInfo:
+    """Describe a model version: card, versions, stages and lineage (Git only, no bytes).
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+    """
+    reference = as_reference(ref)
+    session = open_session(registry)
+    index = session.index()
+    release: Release | None = None
+    if (
+        reference.version is None
+        and reference.stage is None
+        and not index.releases(reference.name)
+        and reference.name in session.known_models()
+        and session.repo.work_tree is not None
+    ):
+        card = _read_work_tree_card(session.root, reference.name)
+    else:
+        release = session.resolve(reference, "model")
+        index = session.index()
+        found = _card_at(session, release.name, release.commit)
+        card = found if found is not None else ModelCard()
+    name = reference.name
+    return ModelInfo(
+        name=name,
+        version=str(release.version) if release else None,
+        tag=release.tag if release else None,
+        commit=release.commit if release else None,
+        card=dict(card.meta),
+        body=card.body,
+        versions=[str(r.version) for r in index.releases(name)],
+        stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
+        deprecated=index.is_deprecated(name),
+        lineage=read_lineage(session.repo.tag_message(release.tag)) if release else None,
+    )
+
+
+def read_lineage(message: str) -> dict[str, Any] | None:
+    """The lineage a release recorded in its tag message, or ``None``."""
+    for line in message.splitlines():
+        if line.startswith(_LINEAGE_MARK):
+            try:
+                value = json.loads(line[len(_LINEAGE_MARK) :])
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+# -- releasing and stages -----------------------------------------------------------------------
+
+
+def _weights_hash(session: Session, commit: str | None, path: str) -> str:
+    """The DVC hash of the weights at ``path``: from dvc.lock (a stage output) or a .dvc file."""
+    import yaml
+
+    def read(rel: str) -> str | None:
+        if commit is None:
+            try:
+                return (session.root / rel).read_text()
+            except FileNotFoundError:
+                return None
+        data = session.repo.read_file(commit, rel)
+        return None if data is None else data.decode()
+
+    lock_text = read("dvc.lock")
+    if lock_text:
+        lock = yaml.safe_load(lock_text) or {}
+        for stage in (lock.get("stages") or {}).values():
+            for out in stage.get("outs") or []:
+                if os.path.normpath(str(out.get("path", ""))) == os.path.normpath(path):
+                    return str(out["md5"])
+    dvc_text = read(f"{path}.dvc")
+    if dvc_text:
+        outs = (yaml.safe_load(dvc_text) or {}).get("outs") or []
+        if outs and outs[0].get("md5"):
+            return str(outs[0]["md5"])
+    raise NotBuiltError(
+        f"{path} is not tracked by DVC: add it with 'registry models add NAME --from FILE' or "
+        "make it the output of a dvc.yaml stage"
+    )
+
+
+def release_model(
+    name: str,
+    *,
+    version: str | None = None,
+    bump: Bump | None = None,
+    registry: RegistryArg = None,
+    push: bool = True,
+) -> Release:
+    """Release a model version: check its card and weights, push the bytes, then tag it.
+
+    Refuses (nothing pushed, nothing tagged) unless the work tree is committed, the card is valid,
+    every training dataset is a released dataset version, ``base_model`` (if any) is a released
+    model version, and the weights are tracked by DVC and up to date. The tag
+    ``<name>@vX.Y.Z`` is created only after the bytes are in the DVC remote; its message records
+    the lineage (dataset versions, base model, commit, params, training run, weights hash).
+
+    Args:
+        name: The model name.
+        version: The version to release; or
+        bump: ``major``, ``minor`` or ``patch`` from the latest release. With neither, the
+            first release is 1.0.0 and later ones must say which.
+        registry: A registry clone; default from the configuration.
+        push: Push the tag to the Git remote (the bytes are always pushed).
+
+    Raises:
+        CardError: For an invalid card (which field, what is expected).
+        ReleaseError: If another check refuses the release.
+        RemoteError: If the DVC or Git remote cannot be reached.
+    """
+    from registry.datasets import check_committed, push_outputs
+
+    session = open_session(registry)
+    root = session.root
+    name = grammar.parse_name(name)
+    if name not in session.known_models():
+        raise ArtifactNotFoundError(name, session.known_models(), kind="model")
+    repo = session.repo
+    check_committed(repo, name)
+    card = _read_work_tree_card(root, name)
+    validate_card(card, where=card_file(name))
+    repo.refresh()
+    index = session.index()
+    if name in session.known_datasets():
+        raise ReleaseError(f"cannot release {name!r} as a model: a dataset has that name")
+
+    target = _next_version(index, name, version, bump)
+    tag = str(RegisterTag(name, target))
+    if any(t.name.startswith(f"{name}@v{target}") for t in repo.tags()):
+        raise ReleaseError(
+            f"cannot release {name!r}: version {target} was released already (tag {tag}); "
+            "versions are never re-released or moved"
+        )
+    datasets = {}
+    for text in card.datasets:
+        ref = as_reference(text)
+        if not any(str(r.version) == str(ref.version) for r in index.releases(ref.name)):
+            raise ReleaseError(
+                f"cannot release {name!r}: training dataset {text!r} in its card is not a "
+                f"released dataset version (released: "
+                f"{', '.join(str(r.version) for r in index.releases(ref.name)) or 'none'}); "
+                "fix the card or release the dataset first"
+            )
+        datasets[ref.name] = str(ref.version)
+    base = card.get("base_model")
+    if base:
+        ref = as_reference(str(base))
+        if not any(str(r.version) == str(ref.version) for r in index.releases(ref.name)):
+            raise ReleaseError(
+                f"cannot release {name!r}: base_model {base!r} is not a released model version"
+            )
+
+    weights = f"{model_dir(name)}/{card.meta['weights']}"
+    _check_weights_current(root, name, weights)
+    weights_hash = _weights_hash(session, None, weights)
+    push_outputs(root, [weights], session.settings.remote, what=f"the weights of {name!r}")
+
+    lineage = {
+        "artifact": name,
+        "kind": "model",
+        "version": str(target),
+        "commit": repo.resolve_commit("HEAD"),
+        "datasets": datasets,
+        "base_model": str(base) if base else None,
+        "params": _model_params(root, name),
+        "training_run": card.get("training_run"),
+        "weights": {"path": weights, "md5": weights_hash},
+    }
+    message = f"Release {name} {target}\n\n{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
+    _tag_and_push(session, tag, message, "HEAD", push)
+    return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def _next_version(index: TagIndex, name: str, version: str | None, bump: Bump | None) -> Version:
+    latest = index.latest(name)
+    if version is not None and bump is not None:
+        raise ReleaseError("give --version or --bump, not both")
+    if version is not None:
+        target = grammar.parse_version(version)
+        if latest is not None and not target > latest.version:
+            raise ReleaseError(
+                f"cannot release {name!r}: version {target} is not greater than the latest "
+                f"release {latest.version}"
+            )
+        return target
+    if latest is None:
+        return Version(1, 0, 0) if bump is None else Version(0, 0, 0).bump(bump)
+    if bump is None:
+        raise ReleaseError(
+            f"{name!r} has releases (latest {latest.version}): say --bump major|minor|patch or "
+            "--version X.Y.Z"
+        )
+    return latest.version.bump(bump)
+
+
+def _check_weights_current(root: Path, name: str, weights: str) -> None:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if not (root / weights).exists():
+        raise NotBuiltError(
+            f"cannot release {name!r}: its weights {weights} do not exist; train the model or "
+            f"'registry models add {name} --from FILE'"
+        )
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status(targets=[weights])
+    except DvcException as e:
+        raise NotBuiltError(
+            f"cannot release {name!r}: {weights} is not tracked by DVC ({e}); add it with "
+            f"'registry models add {name} --from FILE'"
+        ) from e
+    if status:
+        raise ReleaseError(
+            f"cannot release {name!r}: the weights {weights} are not up to date ({status}); "
+            "run the stage that makes them or 'registry models add --force', then commit"
+        )
+
+
+def _model_params(root: Path, name: str) -> dict[str, Any]:
+    from registry.pipeline import read_params
+
+    value = (read_params(root).get("models") or {}).get(name) or {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _tag_and_push(session: Session, tag: str, message: str, rev: str, push: bool) -> None:
+    """Create an annotated tag and push it; if the push fails, take the local tag back."""
+    repo = session.repo
+    repo.create_tag(tag, message, rev)
+    remote = repo.push_remote() if push else None
+    if remote is not None:
+        try:
+            repo.push_tag(tag, remote)
+        except RemoteError:
+            repo.delete_tag(tag)
+            raise
+
+
+def _stage_session(registry: RegistryArg, stage: str) -> Session:
+    session = open_session(registry)
+    grammar.parse_stage(stage)
+    if stage not in session.settings.stages:
+        raise ConfigError(
+            f"stage {stage!r} is not allowed; the stages are {', '.join(session.settings.stages)} "
+            "(registry.stages in params.yaml)"
+        )
+    session.repo.refresh()
+    return session
+
+
+def promote_model(
+    ref: str | Reference, stage: str, *, registry: RegistryArg = None, push: bool = True
+) -> str:
+    """Assign ``stage`` to a released model version: the GTO tag ``<name>#<stage>#<n>``.
+
+    Args:
+        ref: ``name:X.Y.Z`` (or any reference that resolves to one release).
+        stage: One of the configured stages (default ``dev``, ``staging``, ``prod``).
+
+    Returns:
+        The tag written.
+
+    Raises:
+        ConfigError: If the stage is not allowed.
+        VersionNotFoundError: If the version is not released.
+    """
+    session = _stage_session(registry, stage)
+    release = session.resolve(as_reference(ref), "model")
+    index = session.index()
+    if index.stages(release.name).get(stage) == release:
+        raise ReleaseError(f"{release.name} {release.version} is in {stage!r} already")
+    tag = str(StageTag(release.name, stage, index.next_counter(release.name)))
+    _tag_and_push(
+        session, tag, f"Promote {release.name} {release.version} to {stage}", release.commit, push
+    )
+    return tag
+
+
+def demote_model(
+    name: str, stage: str, *, registry: RegistryArg = None, push: bool = True
+) -> str:
+    """Take ``stage`` away from the version of ``name`` that holds it (GTO's ``#<stage>!#<n>``).
+
+    Raises:
+        VersionNotFoundError: If no version of ``name`` is in that stage.
+    """
+    session = _stage_session(registry, stage)
+    name = grammar.parse_name(name)
+    index = session.index()
+    release = index.stages(name).get(stage)
+    if release is None:
+        released = [str(r.version) for r in index.releases(name)]
+        raise VersionNotFoundError(name, f"@{stage}", released)
+    tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
+    message = f"Demote {name} {release.version} from {stage}"
+    _tag_and_push(session, tag, message, release.commit, push)
+    return tag
+
+
+def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = True) -> str:
+    """Deprecate a model as a whole (GTO's ``<name>@deprecated#<n>``); its versions stay loadable.
+
+    Raises:
+        ArtifactNotFoundError: If ``name`` has no release.
+    """
+    session = open_session(registry)
+    session.repo.refresh()
+    name = grammar.parse_name(name)
+    index = session.index()
+    latest = index.latest(name)
+    if latest is None:
+        raise ArtifactNotFoundError(name, index.names(), kind="model")
+    if index.is_deprecated(name):
+        raise ReleaseError(f"{name!r} is deprecated already")
+    tag = str(DeprecateTag(name, index.next_counter(name)))
+    _tag_and_push(session, tag, f"Deprecate {name}", latest.commit, push)
+    return tag
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+
+def load_model(
+    ref: str | Reference,
+    *,
+    registry: RegistryArg = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch a released model's weights into the local cache and return their path.
+
+    The path keeps the weights' file name (``model.keras``), or is the folder of a SavedModel.
+    Bytes are fetched once, verified against the hash recorded in Git, and shared by every
+    version and project that has them.
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
+        RemoteError: If the DVC remote cannot be reached or lacks the bytes.
+        CorruptArtifactError: If the fetched bytes do not match their hash.
+    """
+    from registry.storage import ContentCache, RemoteStore
+
+    session = open_session(registry)
+    release = session.resolve(as_reference(ref), "model")
+    card = _card_at(session, release.name, release.commit)
+    if card is None or not card.get("weights"):
+        raise NotBuiltError(f"{release.tag} has no card with a weights field")
+    weights = f"{model_dir(release.name)}/{card.meta['weights']}"
+    md5 = _weights_hash(session, release.commit, weights)
+    cache = ContentCache(session.settings.cache_dir)
+    remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
+    if md5.endswith(".dir"):
+        return cache.snapshot(md5, remote, progress=progress).path
+    return cache.named_object(md5, Path(weights).name, remote)
+
+
+def load_keras_model(
+    ref: str | Reference, *, registry: RegistryArg = None, **kwargs: Any
+) -> Any:
+    """Load a released Keras model (``keras.models.load_model`` on :func:`load_model`'s path).
+
+    Args:
+        ref: A model reference.
+        registry: A registry clone or Git URL; default from the configuration.
+        **kwargs: Passed to ``keras.models.load_model`` (``compile``, ``custom_objects``...).
+    """
+    import keras
+
+    return keras.models.load_model(load_model(ref, registry=registry), **kwargs)
+
+
+def format_reference(release: Release) -> str:
+    """``name:X.Y.Z``: what a card records as ``base_model`` or in ``datasets``."""
+    return f"{release.name}:{release.version}"
+
