@@ -1,0 +1,487 @@
+"""Train the zoo's example models and record the result in their cards.
+
+Usage (from a registry clone, or anywhere with ``--registry`` / ``REGISTRY_URL``)::
+
+    python -m src.zoo.train digits-cnn --dataset image_classification/digits:1.0.0 \\
+        --epochs 10 --out models/digits-cnn
+    python -m src.zoo.train digits-parity --base digits-cnn:1.0.0 --out models/digits-parity
+    # before digits-cnn is released: the weights from a file, the version it will carry
+    python -m src.zoo.train digits-parity --base digits-cnn:1.0.0 \\
+        --base-weights models/digits-cnn/model.keras --out models/digits-parity
+
+Each run reads its data with ``registry.load_dataset`` (train on ``train``, evaluate on
+``test``), is deterministic for a given ``--seed``, writes the weights to ``<out>/<weights>`` (the
+card's ``weights`` field, ``model.keras``), and updates the card ``<out>/README.md``: ``metrics``
+(test split), ``datasets`` and ``base_model`` with exact versions. The rest of the card is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import registry
+from registry.atomic import atomic_write_text
+from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
+from registry.errors import ConfigError, RegistryError
+from registry.grammar import parse_reference
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+DEFAULT_DATASET = "image_classification/digits"
+DEFAULT_BASE = "digits-cnn"
+CARD = "README.md"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        model: The zoo model trained (``digits-cnn``, ``digits-parity``).
+        weights: The written ``.keras`` file.
+        card: The updated model card.
+        metrics: Test-split metrics, as written to the card.
+        datasets: The exact dataset versions it was trained on.
+        base_model: The exact base model version (fine-tuned models), or ``None``.
+        seconds: Wall time of training and evaluation (data loading included).
+    """
+
+    model: str
+    weights: Path
+    card: Path
+    metrics: dict[str, float]
+    datasets: list[str]
+    base_model: str | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for the CLI's JSON summary."""
+        return {**asdict(self), "weights": str(self.weights), "card": str(self.card)}
+
+
+# -- the card -----------------------------------------------------------------------------------
+
+
+def read_card(out: Path) -> ModelCard:
+    """Read ``<out>/README.md``; a run needs a card to record its result in.
+
+    Raises:
+        CardError: If the card is missing or has no valid front matter.
+    """
+    path = out / CARD
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CardError(
+            f"no model card at {path}: create the model folder with 'registry models new NAME' "
+            "(or copy models/<name>/README.md there) and train again"
+        ) from None
+    return parse_card(text, where=str(path))
+
+
+def update_card(out: Path, **fields: Any) -> ModelCard:
+    """Set front matter ``fields`` of ``<out>/README.md``, keeping the other fields (in their
+    order) and the body; write it atomically and return the new card."""
+    card = read_card(out)
+    meta = {**card.meta, **fields}
+    atomic_write_text(out / CARD, render_card(meta, card.body))
+    return ModelCard(meta, card.body)
+
+
+def _weights_path(out: Path, card: ModelCard) -> Path:
+    weights = str(card.get("weights") or "model.keras")
+    if not weights.endswith(".keras"):
+        raise CardError(
+            f"{out / CARD}: weights {weights!r} must be a .keras file (Keras saves only those)"
+        )
+    return out / weights
+
+
+# -- data and determinism ---------------------------------------------------------------------
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def exact_dataset(ref: str, where: str | None = None) -> str:
+    """Resolve a dataset reference (``name``, ``name:1.*``, ``name@prod``) to ``name:X.Y.Z``.
+
+    Raises:
+        ConfigError: If the reference names a dataset with no release (only a work tree).
+    """
+    info = registry.dataset_info(ref, registry=where)
+    if info.version is None:
+        raise ConfigError(
+            f"dataset {ref!r} has no release to train on: release it "
+            f"('registry datasets release {info.name}') so the card can name an exact version"
+        )
+    return f"{info.name}:{info.version}"
+
+
+def load_split(
+    ref: str,
+    split: str,
+    *,
+    where: str | None = None,
+    batch_size: int = 32,
+    shuffle_seed: int | None = None,
+    label_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
+) -> tf.data.Dataset:
+    """One split of an image dataset as batches of ``(float32 pixels, label)``."""
+    import tensorflow as tf
+
+    data = registry.load_dataset(ref, split=split, as_supervised=True, registry=where)
+
+    def to_example(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(image, tf.float32), label_fn(label) if label_fn else label
+
+    data = data.map(to_example).cache()
+    if shuffle_seed is not None:
+        data = data.shuffle(8192, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save ``model`` to the ``.keras`` file ``path``, atomically and reproducibly.
+
+    Readers see the old file or the new one. Equal models give equal bytes, so retraining with
+    the same seed and data leaves the DVC hash as it was: Keras writes the save time, Python
+    object ids and zip timestamps into the archive, and these are normalised away.
+    """
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = path.with_name(f".{path.stem}.saved-{os.getpid()}.keras")  # Keras needs the suffix
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(saved)
+        with zipfile.ZipFile(saved) as src, zipfile.ZipFile(tmp, "w") as dest:
+            for entry in src.infolist():
+                data = src.read(entry)
+                if entry.filename == "metadata.json":
+                    metadata = json.loads(data)
+                    metadata.pop("date_saved", None)  # Keras does not read it back
+                    data = json.dumps(metadata).encode()
+                elif entry.filename == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                info = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = entry.compress_type
+                info.external_attr = 0o644 << 16
+                dest.writestr(info, data)
+        os.replace(tmp, path)
+    finally:
+        saved.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _renumber_shared_objects(config: Any) -> Any:
+    """Replace Keras's ``shared_object_id`` values (``id()`` of Python objects, different in
+    every process) by 0, 1, 2... in order of appearance; they only pair up shared objects."""
+    ids: dict[Any, int] = {}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: ids.setdefault(v, len(ids)) if k == "shared_object_id" else walk(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)
+
+
+def _evaluate(model: keras.Model, data: tf.data.Dataset) -> dict[str, float]:
+    scores = model.evaluate(data, verbose=0, return_dict=True)
+    return {
+        "accuracy": round(float(scores["accuracy"]), 4),
+        "loss": round(float(scores["loss"]), 4),
+    }
+
+
+# -- the models ---------------------------------------------------------------------------------
+
+
+def train_digits_cnn(
+    out: str | os.PathLike[str] = "models/digits-cnn",
+    *,
+    dataset: str = DEFAULT_DATASET,
+    epochs: int = 10,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    where: str | None = None,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train ``digits-cnn`` (10-way digit classifier) from scratch.
+
+    Args:
+        out: The model folder: holds the card, receives the weights.
+        dataset: A reference to a released ``image_classification/digits``-like dataset.
+        epochs: Passes over the training split.
+        batch_size: Examples per step.
+        learning_rate: Adam's learning rate.
+        seed: Seeds weights, dropout and shuffling.
+        where: A registry clone or Git URL; default from the configuration.
+        verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
+
+    Raises:
+        CardError: If ``<out>/README.md`` is missing or malformed.
+        RegistryError: If the dataset cannot be resolved or fetched.
+    """
+    from src.zoo.models import build_digits_cnn
+
+    out = Path(out)
+    weights = _weights_path(out, read_card(out))
+    ref = exact_dataset(dataset, where)
+    started = time.perf_counter()
+    seed_everything(seed)
+    import keras
+
+    train = load_split(ref, "train", where=where, batch_size=batch_size, shuffle_seed=seed)
+    test = load_split(ref, "test", where=where, batch_size=256)
+    model = build_digits_cnn()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, name="adam"),  # no "adam_1" in a 2nd run
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(train, epochs=epochs, shuffle=False, verbose=verbose)  # shuffled above
+    metrics = _evaluate(model, test)
+    seconds = time.perf_counter() - started
+    save_model(model, weights)
+    update_card(out, datasets=[ref], base_model=None, metrics=metrics)
+    return TrainResult("digits-cnn", weights, out / CARD, metrics, [ref], None, round(seconds, 1))
+
+
+def load_base(
+    base: str, base_weights: str | os.PathLike[str] | None = None, where: str | None = None
+) -> tuple[keras.Model, str | None]:
+    """The base model and the exact version to record as ``base_model``.
+
+    Without ``base_weights``, ``base`` is resolved in the registry and its released weights are
+    loaded (``registry.load_keras_model``). With it, the weights come from that ``.keras`` file
+    and ``base`` only names them: recorded if it is an exact version, else ``None``.
+    """
+    if base_weights is not None:
+        import keras
+
+        model = keras.saving.load_model(Path(base_weights))
+        ref = parse_reference(base)
+        exact = ref.version is not None and ref.version.is_exact
+        return model, str(ref) if exact else None
+    for needed in ("resolve_model", "load_keras_model"):
+        if not hasattr(registry, needed):
+            raise ConfigError(
+                f"this registry has no registry.{needed} yet: pass the base weights by path "
+                "(--base-weights models/digits-cnn/model.keras)"
+            )
+    release = registry.resolve_model(base, registry=where)
+    exact = f"{release.name}:{release.version}"
+    return registry.load_keras_model(exact, registry=where), exact
+
+
+def _parity(label: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.cast(label % 2, tf.float32)  # 1 = odd
+
+
+def train_digits_parity(
+    out: str | os.PathLike[str] = "models/digits-parity",
+    *,
+    base: str = DEFAULT_BASE,
+    base_weights: str | os.PathLike[str] | None = None,
+    dataset: str = DEFAULT_DATASET,
+    epochs: int = 5,
+    unfreeze_epochs: int = 0,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    where: str | None = None,
+    verbose: int = 0,
+) -> TrainResult:
+    """Fine-tune ``digits-parity`` (even vs odd digit) from the ``digits-cnn`` backbone.
+
+    The base model's backbone is reused with its trained weights under a new head:
+    ``epochs`` with the backbone frozen, then ``unfreeze_epochs`` with it trainable at a tenth
+    of the learning rate.
+
+    Args:
+        out: The model folder: holds the card, receives the weights.
+        base: The base model reference (``digits-cnn:1.0.0``, ``digits-cnn@prod``).
+        base_weights: Take the base weights from this ``.keras`` file instead of the registry
+            (``base`` is then recorded only if it is an exact version).
+        dataset: A reference to a released digits dataset.
+        epochs: Epochs with the backbone frozen.
+        unfreeze_epochs: Further epochs with the backbone trainable (0: it stays as the base's).
+        batch_size: Examples per step.
+        learning_rate: Adam's learning rate (a tenth of it once unfrozen).
+        seed: Seeds the head's weights, dropout and shuffling.
+        where: A registry clone or Git URL; default from the configuration.
+        verbose: Keras ``fit`` verbosity.
+
+    Raises:
+        CardError: If ``<out>/README.md`` is missing or malformed.
+        RegistryError: If the dataset or base model cannot be resolved or fetched.
+    """
+    from src.zoo.models import backbone_of, build_digits_parity
+
+    out = Path(out)
+    weights = _weights_path(out, read_card(out))
+    ref = exact_dataset(dataset, where)
+    started = time.perf_counter()
+    seed_everything(seed)
+    import keras
+
+    base_model, base_ref = load_base(base, base_weights, where)
+    if base_ref is None:
+        print(
+            f"warning: {base!r} is not an exact version, so the card's base_model stays empty; "
+            "pass --base NAME:X.Y.Z to record which release these weights are",
+            file=sys.stderr,
+        )
+    train = load_split(
+        ref, "train", where=where, batch_size=batch_size, shuffle_seed=seed, label_fn=_parity
+    )
+    test = load_split(ref, "test", where=where, batch_size=256, label_fn=_parity)
+    model = build_digits_parity(base_model)
+
+    def compile_and_fit(rate: float, first: int, last: int) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(rate, name="adam"),
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(train, initial_epoch=first, epochs=last, shuffle=False, verbose=verbose)
+
+    compile_and_fit(learning_rate, 0, epochs)
+    if unfreeze_epochs > 0:
+        backbone_of(model).trainable = True
+        compile_and_fit(learning_rate / 10, epochs, epochs + unfreeze_epochs)
+    metrics = _evaluate(model, test)
+    seconds = time.perf_counter() - started
+    save_model(model, weights)
+    update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
+    return TrainResult(
+        "digits-parity", weights, out / CARD, metrics, [ref], base_ref, round(seconds, 1)
+    )
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.zoo.train",
+        description="Train a zoo model on a released dataset; write its weights and update its "
+        "card (metrics on the test split, exact dataset and base model versions).",
+    )
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+
+    def common(sub: argparse.ArgumentParser, epochs: int, what: str = "training epochs") -> None:
+        sub.add_argument(
+            "--dataset",
+            default=DEFAULT_DATASET,
+            help=f"dataset reference to train and evaluate on (default: {DEFAULT_DATASET}, "
+            "its latest release)",
+        )
+        sub.add_argument("--epochs", type=int, default=epochs, help=f"{what} (default: {epochs})")
+        sub.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+        sub.add_argument(
+            "--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)"
+        )
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        sub.add_argument(
+            "--out",
+            type=Path,
+            help="the model folder with its card README.md (default: models/MODEL)",
+        )
+        sub.add_argument(
+            "--registry",
+            help="registry clone or Git URL (default: REGISTRY_URL or the clone around here)",
+        )
+        sub.add_argument(
+            "--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity"
+        )
+
+    cnn = models.add_parser(
+        "digits-cnn", help="10-way digit classifier, trained from scratch (the backbone)"
+    )
+    common(cnn, epochs=10)
+    parity = models.add_parser(
+        "digits-parity", help="even vs odd digit, fine-tuned from digits-cnn's backbone"
+    )
+    common(parity, epochs=5, what="epochs with the backbone frozen")
+    parity.add_argument(
+        "--base",
+        default=DEFAULT_BASE,
+        help=f"base model reference, recorded as base_model (default: {DEFAULT_BASE}, latest)",
+    )
+    parity.add_argument(
+        "--base-weights",
+        type=Path,
+        help="take the base weights from this .keras file instead of the registry",
+    )
+    parity.add_argument(
+        "--unfreeze-epochs",
+        type=int,
+        default=0,
+        help="epochs with the backbone unfrozen after the frozen ones (default: 0)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; print a JSON summary of the run on stdout and return the exit status."""
+    args = _parser().parse_args(argv)
+    common = {
+        "out": args.out or Path("models") / args.model,
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "where": args.registry,
+        "verbose": args.verbose,
+    }
+    try:
+        if args.model == "digits-cnn":
+            result = train_digits_cnn(**common)
+        else:
+            result = train_digits_parity(
+                **common,
+                base=args.base,
+                base_weights=args.base_weights,
+                unfreeze_epochs=args.unfreeze_epochs,
+            )
+        try:
+            validate_card(parse_card(result.card.read_text(encoding="utf-8")), str(result.card))
+        except CardError as e:
+            print(f"warning: the card is not ready for release: {e}", file=sys.stderr)
+    except RegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    print(json.dumps(result.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
