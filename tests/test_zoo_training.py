@@ -14,7 +14,7 @@ import pytest
 
 from registry.cards import ModelCard, parse_card, validate_card
 from src.zoo import train
-from tests.conftest import PROJECT_ROOT, ReleasedRegistry
+from tests.conftest import PROJECT_ROOT, ReleasedRegistry, commit_all
 
 DIGITS = "image_classification/digits:1.0.0"
 
@@ -94,6 +94,19 @@ def test_digits_cnn_trains_and_digits_parity_reuses_its_backbone(
     assert (odd == (labels % 2 == 1)).mean() == pytest.approx(
         card.meta["metrics"]["accuracy"], abs=1e-3
     )
+
+    # Once digits-cnn is released, --base alone fetches it from the registry: same weights, so
+    # the same bytes as from the file; the card records the version "latest" resolved to.
+    shutil.copytree(cnn, released_registry.clone / "models" / "digits-cnn")
+    (released_registry.clone / "models" / "digits-cnn" / "model.keras").unlink()
+    registry.add_model("digits-cnn", cnn / "model.keras")
+    commit_all(released_registry.clone, "Add digits-cnn")
+    registry.release_model("digits-cnn", push=False)
+    fetched = _model_folder(tmp_path / "fetched", "digits-parity")
+    argv_fetched = ["digits-parity", "--base", "digits-cnn", "--epochs", "3", "--verbose", "0"]
+    assert train.main([*argv_fetched, "--out", str(fetched)]) == 0
+    assert _card(fetched).get("base_model") == "digits-cnn:1.0.0"
+    assert (fetched / "model.keras").read_bytes() == (parity / "model.keras").read_bytes()
 
     # Unfrozen for an epoch after the frozen one, the backbone moves away from the base's.
     argv = [*argv, "--epochs", "1", "--unfreeze-epochs", "1", "--out", str(parity)]
