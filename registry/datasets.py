@@ -532,6 +532,7 @@ def release_dataset(
             f"cannot release {name!r}: version {version} was released already (tag {tag}); "
             "versions are never re-released: bump VERSION in the builder"
         )
+    check_one_version_per_commit(repo, index, name)
     latest = index.latest(name)
     if latest is not None and not version > latest.version:
         raise ReleaseError(
@@ -573,6 +574,21 @@ def check_committed(repo: GitRepo, name: str) -> None:
             f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
             "commit them (including dvc.lock) first"
         )
+
+
+def check_one_version_per_commit(repo: GitRepo, index: TagIndex, name: str) -> None:
+    """Refuse a second version of ``name`` on the commit of an earlier one.
+
+    GTO (and so ``gto show`` and DVC Studio) cannot tell two versions on one commit apart, and
+    neither can a stage tag, which points at a commit.
+    """
+    head = repo.resolve_commit("HEAD")
+    for release in index.releases(name):
+        if release.commit == head:
+            raise ReleaseError(
+                f"cannot release {name!r}: version {release.version} was released from this "
+                "very commit; commit the change that makes the new version first"
+            )
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:

@@ -322,7 +322,8 @@ class ModelSummary:
 
 def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, str]]:
     """Every model's summary, with its card's searchable text."""
-    names = sorted(set(session.known_models()) | _released_model_names(session, index))
+    in_tree = set(session.known_models())
+    names = sorted(in_tree | _released_model_names(session, index, skip=in_tree))
     summaries = []
     for name in names:
         releases = index.releases(name)
@@ -342,12 +343,12 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
     return summaries
 
 
-def _released_model_names(session: Session, index: TagIndex) -> set[str]:
-    """Released names that are models: their release commit has a model card."""
+def _released_model_names(session: Session, index: TagIndex, skip: set[str]) -> set[str]:
+    """Released names not in ``skip`` that are models: their release commit has a model card."""
     datasets = set(session.known_datasets())
     found = set()
     for name in index.names():
-        if name in datasets:
+        if name in datasets or name in skip:
             continue
         latest = index.latest(name)
         if latest is not None and session.repo.read_file(latest.commit, card_file(name)):
@@ -603,7 +604,7 @@ def release_model(
         ReleaseError: If another check refuses the release.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
-    from registry.datasets import check_committed, push_outputs
+    from registry.datasets import check_committed, check_one_version_per_commit, push_outputs
 
     session = open_session(registry)
     root = session.root
@@ -626,6 +627,7 @@ def release_model(
             f"cannot release {name!r}: version {target} was released already (tag {tag}); "
             "versions are never re-released or moved"
         )
+    check_one_version_per_commit(repo, index, name)
     datasets = {}
     for text in card.datasets:
         ref = as_reference(text)

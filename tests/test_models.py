@@ -173,6 +173,9 @@ def test_versions_and_bumps(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     assert str(registry.release_model("m", version="0.1.0").version) == "0.1.0"
     with pytest.raises(ReleaseError, match="say --bump"):
         registry.release_model("m")
+    # gto show and stage tags cannot tell two versions on one commit apart.
+    with pytest.raises(ReleaseError, match="released from this very commit"):
+        registry.release_model("m", bump="patch")
     registry.add_model("m", _weights(tmp_path, content=b"v2"), force=True)
     commit_all(zoo.clone, "Retrain")
     assert str(registry.release_model("m", bump="minor").version) == "0.2.0"

@@ -1,0 +1,103 @@
+"""`registry models search` over a zoo of 1,000 model cards and 5,000+ tags, beside `gto show`.
+
+Makes a registry repo with N models (a card each, with varied tasks, architectures, datasets
+and metrics), V releases per model and one stage tag per model (default 1,000 x 4 + 1,000 =
+5,000 tags), then times, best of 3: a filtered search, a free-text search, and `gto show`.
+
+    python benchmarks/bench_search.py [--models 1000] [--versions 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from pathlib import Path
+
+from _common import BIN, env, report, time_command
+
+TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-generation"]
+ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
+
+
+def card(i: int) -> str:
+    task, arch = TASKS[i % len(TASKS)], ARCHS[i % len(ARCHS)]
+    return (
+        "---\n"
+        f"task: {task}\narchitecture: {arch}\nframework: keras\nbase_model: null\n"
+        f"datasets:\n- image_classification/digits:1.{i % 3}.0\n"
+        f"metrics:\n  accuracy: {0.5 + (i % 50) / 100}\n"
+        f"owner: team-{i % 12}\nlicense: apache-2.0\nweights: model.keras\n"
+        f"language: {'ja' if i % 7 == 0 else 'en'}\n"
+        "---\n\n"
+        f"# model-{i}\n\nA {arch} for {task}, trained on product data.\n"
+    )
+
+
+def make_repo(root: Path, models: int, versions: int) -> int:
+    run = {"cwd": root, "check": True, "env": env(), "capture_output": True}
+    subprocess.run(["git", "init", "-q", str(root)], check=True, env=env())
+    (root / ".dvc").mkdir()
+    (root / ".dvc" / "config").write_text("")
+    (root / "datasets").mkdir()
+    for i in range(models):
+        folder = root / "models" / f"model-{i}"
+        folder.mkdir(parents=True)
+        (folder / "README.md").write_text(card(i))
+    subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
+    subprocess.run(["git", "commit", "-qm", "zoo"], **run)  # type: ignore[call-overload]
+    head, branch = subprocess.run(
+        ["git", "rev-parse", "HEAD", "--symbolic-full-name", "HEAD"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    # One commit per version (GTO allows one version of an artifact per commit), then every
+    # model's tags, all in one fast-import stream.
+    lines = []
+    for v in range(versions):
+        content = f"{v}\n"
+        lines += [f"commit {branch}", f"mark :{v + 1}",
+                  f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
+                  "data 7", "release", *([f"from {head}"] if v == 0 else []),
+                  "M 644 inline VERSION", f"data {len(content)}", content]
+    for i in range(models):
+        names = [(f"model-{i}@v1.{v}.0", v + 1) for v in range(versions)]
+        names.append((f"model-{i}#prod#1", versions))
+        for name, mark in names:
+            message = f"{name}\n"
+            lines += [f"tag {name}", f"from :{mark}",
+                      "tagger Bench <bench@lab.test> 1700000000 +0000",
+                      f"data {len(message.encode())}", message]
+    stream = "\n".join(lines) + "\n"
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=stream.encode(), check=True)
+    return models * (versions + 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "registry"
+        tags = make_repo(repo, args.models, args.versions)
+        registry = str(BIN / "registry")
+        filtered = time_command(
+            [registry, "models", "search", "--task", "text-classification", "--language", "ja",
+             "--dataset", "image_classification/digits:1.*", "--sort", "accuracy"],
+            cwd=repo, HOME=tmp,
+        )
+        text = time_command([registry, "models", "search", "bert", "product"], cwd=repo, HOME=tmp)
+        gto = time_command([str(BIN / "gto"), "show"], cwd=repo, HOME=tmp)
+    report(
+        f"search over {args.models:,} model cards and {tags:,} tags",
+        [
+            ("registry models search (4 filters, sorted)", f"{filtered:.3f} s (goal: < 1 s)"),
+            ("registry models search bert product", f"{text:.3f} s"),
+            ("gto show (lists, no search)", f"{gto:.3f} s"),
+            ("gto show / search", f"{gto / filtered:.1f}x"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
