@@ -108,6 +108,22 @@ def test_digits_cnn_trains_and_digits_parity_reuses_its_backbone(
     assert _card(fetched).get("base_model") == "digits-cnn:1.0.0"
     assert (fetched / "model.keras").read_bytes() == (parity / "model.keras").read_bytes()
 
+    # Both examples released and promoted; the zoo finds the fine-tuned one by its base.
+    shutil.copytree(fetched, released_registry.clone / "models" / "digits-parity")
+    (released_registry.clone / "models" / "digits-parity" / "model.keras").unlink()
+    registry.add_model("digits-parity", fetched / "model.keras")
+    commit_all(released_registry.clone, "Add digits-parity")
+    registry.release_model("digits-parity", push=False)
+    registry.promote_model("digits-cnn:1.0.0", "prod", push=False)
+    registry.promote_model("digits-parity:1.0.0", "staging", push=False)
+    found = registry.search_models(base_model="digits-cnn:1.*", stage="staging")
+    assert [s.name for s in found] == ["digits-parity"]
+    lineage = registry.model_info("digits-parity@staging").lineage
+    assert lineage["base_model"] == "digits-cnn:1.0.0"
+    assert lineage["datasets"] == {"image_classification/digits": "1.0.0"}
+    staged = registry.load_keras_model("digits-parity@staging")
+    assert staged.output.shape == (None, 1)
+
     # Unfrozen for an epoch after the frozen one, the backbone moves away from the base's.
     argv = [*argv, "--epochs", "1", "--unfreeze-epochs", "1", "--out", str(parity)]
     assert train.main([*argv, "--verbose", "0"]) == 0
