@@ -251,12 +251,21 @@ def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
 
     labels = [str(meta[k]) for k in ("task", "framework") if meta.get(k)]
     labels += [str(t) for t in meta.get("tags") or []]
+    desc = meta.get("description") or " ".join(
+        part
+        for part in (
+            meta.get("architecture") and f"{meta['architecture']}",
+            meta.get("task") and f"for {meta['task']}",
+            meta.get("base_model") and f"fine-tuned from {meta['base_model']}",
+        )
+        if part
+    )
     set_artifact(
         root,
         name,
         path=f"{model_dir(name)}/{meta['weights']}",
         type="model",
-        desc=str(meta.get("architecture") or ""),
+        desc=str(desc),
         labels=labels,
     )
 
