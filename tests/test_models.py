@@ -255,3 +255,19 @@ def test_cli_errors_are_one_line(zoo: ReleasedRegistry) -> None:
 def test_lineage_parser_ignores_foreign_messages() -> None:
     assert read_lineage("Release x 1.0.0\n\nhand-written tag") is None
     assert read_lineage('x\nlineage: {"datasets": {}}') == {"datasets": {}}
+
+
+def test_remote_down_means_no_tag_and_a_rerun_completes(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    from registry.errors import RemoteError
+
+    _model(zoo.clone, tmp_path, "m")
+    subprocess.run(["dvc", "remote", "modify", "--local", "storage", "url", "/dev/null/down"],
+                   cwd=zoo.clone, check=True)
+    with pytest.raises(RemoteError, match="nothing was tagged"):
+        registry.release_model("m")
+    assert "m@v1.0.0" not in git(zoo.clone, "tag").split()
+    (zoo.clone / ".dvc" / "config.local").unlink()
+    assert str(registry.release_model("m").version) == "1.0.0"
+    assert "m@v1.0.0" in git(zoo.origin, "tag").split()
