@@ -550,14 +550,7 @@ def release_dataset(
     )
 
     subject = notes[str(version)].strip().splitlines()[0] if notes[str(version)].strip() else ""
-    repo.create_tag(tag, f"Release {name} {version}\n\n{subject}".strip())
-    git_remote = repo.push_remote() if push else None
-    if git_remote is not None:
-        try:
-            repo.push_tag(tag, git_remote)
-        except RemoteError:
-            repo.delete_tag(tag)
-            raise
+    repo.publish_tag(tag, f"Release {name} {version}\n\n{subject}".strip(), push=push)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
 
 

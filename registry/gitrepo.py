@@ -235,6 +235,25 @@ class GitRepo:
         self.git("tag", "--annotate", "--message", message, name, rev)
         self.__dict__.pop("_tags", None)
 
+    def publish_tag(self, name: str, message: str, rev: str = "HEAD", push: bool = True) -> None:
+        """Create the annotated tag ``name`` and push it where a Git remote is configured.
+
+        If the push fails the local tag is deleted again, so that the tag exists either
+        everywhere or nowhere and running the same operation again completes it.
+
+        Raises:
+            RemoteError: If the push fails (the local tag is gone again).
+        """
+        self.create_tag(name, message, rev)
+        remote = self.push_remote() if push else None
+        if remote is None:
+            return
+        try:
+            self.push_tag(name, remote)
+        except RemoteError:
+            self.delete_tag(name)
+            raise
+
     def delete_tag(self, name: str) -> None:
         """Delete a local tag (used only to undo a tag whose push failed)."""
         self.git("tag", "--delete", name)

@@ -33,7 +33,6 @@ from registry.errors import (
     InvalidReferenceError,
     NotBuiltError,
     ReleaseError,
-    RemoteError,
     VersionNotFoundError,
 )
 from registry.grammar import DeprecateTag, Reference, RegisterTag, StageTag, Version
@@ -673,7 +672,7 @@ def release_model(
         "weights": {"path": weights, "md5": weights_hash},
     }
     message = f"Release {name} {target}\n\n{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
-    _tag_and_push(session, tag, message, "HEAD", push)
+    session.repo.publish_tag(tag, message, "HEAD", push)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
 
 
@@ -730,19 +729,6 @@ def _model_params(root: Path, name: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def _tag_and_push(session: Session, tag: str, message: str, rev: str, push: bool) -> None:
-    """Create an annotated tag and push it; if the push fails, take the local tag back."""
-    repo = session.repo
-    repo.create_tag(tag, message, rev)
-    remote = repo.push_remote() if push else None
-    if remote is not None:
-        try:
-            repo.push_tag(tag, remote)
-        except RemoteError:
-            repo.delete_tag(tag)
-            raise
-
-
 def _stage_session(registry: RegistryArg, stage: str) -> Session:
     session = open_session(registry)
     grammar.parse_stage(stage)
@@ -777,9 +763,8 @@ def promote_model(
     if index.stages(release.name).get(stage) == release:
         raise ReleaseError(f"{release.name} {release.version} is in {stage!r} already")
     tag = str(StageTag(release.name, stage, index.next_counter(release.name)))
-    _tag_and_push(
-        session, tag, f"Promote {release.name} {release.version} to {stage}", release.commit, push
-    )
+    message = f"Promote {release.name} {release.version} to {stage}"
+    session.repo.publish_tag(tag, message, release.commit, push)
     return tag
 
 
@@ -800,7 +785,7 @@ def demote_model(
         raise VersionNotFoundError(name, f"@{stage}", released)
     tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
     message = f"Demote {name} {release.version} from {stage}"
-    _tag_and_push(session, tag, message, release.commit, push)
+    session.repo.publish_tag(tag, message, release.commit, push)
     return tag
 
 
@@ -820,7 +805,7 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     if index.is_deprecated(name):
         raise ReleaseError(f"{name!r} is deprecated already")
     tag = str(DeprecateTag(name, index.next_counter(name)))
-    _tag_and_push(session, tag, f"Deprecate {name}", latest.commit, push)
+    session.repo.publish_tag(tag, f"Deprecate {name}", latest.commit, push)
     return tag
 
 
