@@ -67,6 +67,7 @@ class TagIndex:
             elif isinstance(tag, DeprecateTag):
                 self._deprecated.add(tag.name)
                 self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
+        self._ever = {name: set(found) | withdrawn[name] for name, found in registered.items()}
         self._releases = {
             name: sorted(
                 (r for v, r in versions.items() if v not in withdrawn[name]),
@@ -94,6 +95,10 @@ class TagIndex:
     def releases(self, name: str) -> list[Release]:
         """The releases of ``name``, oldest version first (withdrawn ones left out)."""
         return list(self._releases.get(name, []))
+
+    def ever_released(self, name: str, version: Version) -> bool:
+        """Whether ``version`` of ``name`` was ever released, even if withdrawn since."""
+        return version in self._ever.get(name, set())
 
     def latest(self, name: str) -> Release | None:
         """The highest released version of ``name``, or ``None``."""

@@ -527,7 +527,7 @@ def release_dataset(
     tag = str(RegisterTag(name, version))
     repo.refresh()
     index = session.index()
-    if any(t.name.startswith(f"{name}@v{version}") for t in repo.tags()):
+    if index.ever_released(name, version):
         raise ReleaseError(
             f"cannot release {name!r}: version {version} was released already (tag {tag}); "
             "versions are never re-released: bump VERSION in the builder"

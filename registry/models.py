@@ -630,7 +630,7 @@ def release_model(
 
     target = _next_version(index, name, version, bump)
     tag = str(RegisterTag(name, target))
-    if any(t.name.startswith(f"{name}@v{target}") for t in repo.tags()):
+    if index.ever_released(name, target):
         raise ReleaseError(
             f"cannot release {name!r}: version {target} was released already (tag {tag}); "
             "versions are never re-released or moved"

@@ -108,3 +108,15 @@ def test_mirror_of_a_url_is_cloned_once_and_refreshed(tmp_path: Path, tagged_rep
     assert "text/new@v1.0.0" in {t.name for t in again.tags()}
     assert again.read_file("text/new@v1.0.0", "file") == b"3"
     assert again.read_file("HEAD", "missing") is None
+
+
+def test_ever_released_counts_withdrawn_versions_exactly(tagged_repo: GitRepo) -> None:
+    from registry.grammar import Version
+
+    index = TagIndex(tagged_repo.tags())
+    name = "products/product_a/ad_clicks"
+    assert index.ever_released(name, Version(2, 0, 0))  # withdrawn, still never re-released
+    # 1.1.0 and 1.10.0 are released; neither is taken for the other by a prefix match.
+    assert index.ever_released(name, Version(1, 1, 0))
+    assert not index.ever_released(name, Version(1, 1, 1))
+    assert not index.ever_released(name, Version(1, 0, 1))
