@@ -593,6 +593,50 @@ def models_pull(ref: str, registry: str | None) -> None:
     click.echo(str(path))
 
 
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def compute() -> None:
+    """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs.
+
+    \b
+    The job comes from `compute:` in params.yaml (backend: vertex, and under
+    vertex: project, region, buckets, machine_type, accelerator_type, image_uri,
+    command, args ...). Credentials come from `gcloud auth application-default
+    login` or $GOOGLE_APPLICATION_CREDENTIALS, never from params.yaml.
+    """
+
+
+@compute.command("submit")
+@click.argument("model")
+@_registry_option
+@click.option(
+    "--dry-run", is_flag=True, help="Print the job specification as JSON; submit nothing."
+)
+@click.option(
+    "--job-id",
+    metavar="ID",
+    help="Name of this run (default: the UTC time, YYYYmmdd-HHMMSS); the job is MODEL-ID and "
+    "writes under OUTPUT_URI/MODEL/ID.",
+)
+def compute_submit(model: str, registry: str | None, dry_run: bool, job_id: str | None) -> None:
+    """Submit a Vertex AI custom job that trains MODEL, as compute.vertex describes it.
+
+    \b
+    Without --dry-run, compute.backend must be vertex. Prints the job's resource
+    name and console link; the job runs on without this command.
+    Python: registry.vertex.job_spec(MODEL), registry.vertex.submit(spec)
+    """
+    from registry.vertex import job_spec, submit
+
+    spec = job_spec(model, registry=registry, job_id=job_id, for_submit=not dry_run)
+    if dry_run:
+        _print_json(spec)
+        return
+    job = submit(spec)
+    click.echo(f"submitted {job.name}")
+    click.echo(f"output: {job.output_dir}")
+    click.echo(f"console: {job.console_url}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; registry errors print as one line, never a traceback unless asked."""
     args = list(sys.argv[1:] if argv is None else argv)
