@@ -29,6 +29,7 @@ from registry.errors import (
     RegistryError,
     ReleaseError,
     RemoteError,
+    VersionNotFoundError,
 )
 from registry.gitrepo import GitRepo
 from registry.grammar import (
@@ -46,10 +47,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DatasetInfo",
     "DatasetSummary",
+    "DatasetVersion",
     "build_dataset",
     "dataset_info",
     "list_datasets",
     "load_dataset",
+    "locate_dataset",
     "new_dataset",
     "prepare_dataset",
     "pull_dataset",
@@ -333,11 +336,117 @@ def _fetch(
     return cache.snapshot(dir_hash, remote, jobs=jobs, progress=progress, verify=verify)
 
 
+Source = Literal["release", "workspace"]
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """Exactly which data a load reads: what training records as its lineage.
+
+    Attributes:
+        name: The dataset name.
+        version: Its version (the release's, or the workspace build's ``build_info.json``).
+        md5: The DVC hash of the prepared folder (``<md5>.dir``).
+        source: ``release`` (a tagged version from the cache) or ``workspace`` (this clone's
+            own build, as a ``dvc.yaml`` stage that depends on it reads it).
+        tag: The release tag, for a release.
+        path: The TFDS prepared folder to read.
+    """
+
+    name: str
+    version: str
+    md5: str
+    source: Source
+    tag: str | None
+    path: Path
+
+    @property
+    def reference(self) -> str:
+        """``name:X.Y.Z``, as a model card records its training data."""
+        return f"{self.name}:{self.version}"
+
+
+def locate_dataset(
+    ref: str | Reference,
+    *,
+    source: Source = "release",
+    registry: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+) -> DatasetVersion:
+    """Find (and for a release, fetch) the data that ``ref`` names, and say exactly what it is.
+
+    Args:
+        ref: A dataset reference. With ``source="workspace"`` a plain name, or ``name:X.Y.Z``
+            that must equal the workspace build's version.
+        source: ``release`` for a released version through the cache; ``workspace`` for the
+            clone's own build in ``datasets/<name>/prepared`` (what a pipeline stage that
+            depends on that folder reads).
+        registry: A registry clone or Git URL; default from the configuration.
+        progress: Called with ``(done_bytes, total_bytes)`` while fetching a release.
+
+    Raises:
+        NotBuiltError: If the workspace has no build of it, or no dvc.lock entry.
+        VersionNotFoundError: If the workspace build is another version than asked for.
+        ConfigError: For an unknown ``source``.
+    """
+    reference = as_reference(ref)
+    session = open_session(registry)
+    if source == "release":
+        release = session.resolve(reference, "dataset")
+        fetched = _fetch(session, release, progress=progress)
+        return DatasetVersion(
+            release.name,
+            str(release.version),
+            _prepared_hash(session, release.commit, release.name),
+            "release",
+            release.tag,
+            fetched.path,
+        )
+    if source != "workspace":
+        raise ConfigError(f"source must be 'release' or 'workspace', not {source!r}")
+    root = session.root
+    name = _check_dataset(session, reference.name)
+    built = _local_build(root, name)
+    if built is None:
+        raise NotBuiltError(
+            f"{name!r} is not built in this clone; run 'registry datasets build {name}'"
+        )
+    version = str(built["version"])
+    if reference.stage is not None or (
+        reference.version is not None and not reference.version.matches(parse_version(version))
+    ):
+        raise VersionNotFoundError(name, f"{str(reference)[len(name):]} (workspace)", [version])
+    md5 = _prepared_hash(session, None, name)
+    return DatasetVersion(name, version, md5, "workspace", None, root / layout.prepared_dir(name))
+
+
+def _prepared_hash(session: Session, commit: str | None, name: str) -> str:
+    """The DVC hash of ``name``'s prepared folder in dvc.lock at ``commit`` (None: work tree)."""
+    from registry.storage import locked_out_hash
+
+    if commit is not None:
+        return locked_out_hash(
+            session.repo, commit, layout.build_stage(name), layout.prepared_dir(name)
+        )
+    import yaml
+
+    try:
+        lock = yaml.safe_load((session.root / "dvc.lock").read_text()) or {}
+        outs = lock["stages"][layout.build_stage(name)]["outs"]
+        return next(str(o["md5"]) for o in outs if o["path"] == layout.prepared_dir(name))
+    except (FileNotFoundError, KeyError, StopIteration, TypeError) as e:
+        raise NotBuiltError(
+            f"dvc.lock has no entry for the build of {name!r}; run 'registry datasets build "
+            f"{name}'"
+        ) from e
+
+
 def load_dataset(
     ref: str | Reference,
     split: str | Sequence[str] | None = None,
     *,
     output: Output = "tf",
+    source: Source = "release",
     registry: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
     **as_dataset_kwargs: Any,
@@ -354,6 +463,8 @@ def load_dataset(
             of them), or ``None`` for a dict of every split.
         output: ``"tf"`` for ``tf.data.Dataset``, ``"numpy"`` for an iterable of NumPy
             examples, ``"pandas"`` for a ``pandas.DataFrame``.
+        source: ``"release"`` (default) or ``"workspace"``: this clone's own build, which is
+            what a ``dvc.yaml`` training stage reads (see :func:`locate_dataset`).
         registry: A registry clone or Git URL; default from the configuration.
         progress: Called with ``(done_bytes, total_bytes)`` while fetching.
         **as_dataset_kwargs: Passed to ``tfds.core.DatasetBuilder.as_dataset``
@@ -372,8 +483,11 @@ def load_dataset(
     """
     if output not in ("tf", "numpy", "pandas"):
         raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
-    fetched = pull_dataset(ref, registry=registry, progress=progress)
-    return load_prepared(fetched.path, split, output=output, **as_dataset_kwargs)
+    if source == "release":
+        path = pull_dataset(ref, registry=registry, progress=progress).path
+    else:
+        path = locate_dataset(ref, source=source, registry=registry).path
+    return load_prepared(path, split, output=output, **as_dataset_kwargs)
 
 
 def load_prepared(

@@ -177,3 +177,26 @@ def test_tfds_build_works_on_a_dataset_folder_unchanged(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     info = json.loads((tmp_path / "digits" / "1.0.0" / "dataset_info.json").read_text())
     assert sum(int(n) for s in info["splits"] for n in s["shardLengths"]) == 1455 + 342
+
+
+def test_workspace_source_reads_this_clones_build(
+    released_registry: ReleasedRegistry, chdir
+) -> None:
+    from registry.datasets import locate_dataset
+    from registry.errors import NotBuiltError
+
+    chdir(released_registry.clone)
+    workspace = locate_dataset(NAME, source="workspace")
+    released = locate_dataset(f"{NAME}:1.0.0")
+    assert (workspace.version, workspace.source, workspace.tag) == ("1.0.0", "workspace", None)
+    assert workspace.path == released_registry.clone / "datasets" / NAME / "prepared"
+    assert (released.source, released.tag) == ("release", f"{NAME}@v1.0.0")
+    assert released.path != workspace.path
+    assert workspace.md5 == released.md5 and workspace.md5.endswith(".dir")  # same build bytes
+    assert workspace.reference == f"{NAME}:1.0.0"
+    assert sum(1 for _ in registry.load_dataset(NAME, split="test", source="workspace")) == 342
+    with pytest.raises(VersionNotFoundError, match="workspace"):
+        locate_dataset(f"{NAME}:2.0.0", source="workspace")
+    shutil.rmtree(workspace.path)
+    with pytest.raises(NotBuiltError, match="registry datasets build"):
+        locate_dataset(NAME, source="workspace")
