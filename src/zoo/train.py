@@ -22,7 +22,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import registry
 from registry.atomic import atomic_write_text
 from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
+from registry.datasets import Source, locate_dataset
 from registry.errors import ConfigError, RegistryError
 from registry.grammar import parse_reference
 
@@ -119,12 +121,17 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def exact_dataset(ref: str, where: str | None = None) -> str:
+def exact_dataset(ref: str, where: str | None = None, source: Source = "release") -> str:
     """Resolve a dataset reference (``name``, ``name:1.*``, ``name@prod``) to ``name:X.Y.Z``.
+
+    With ``source="workspace"``, the version of the clone's own build (``locate_dataset``).
 
     Raises:
         ConfigError: If the reference names a dataset with no release (only a work tree).
+        NotBuiltError: For the workspace, if the clone has no build of it.
     """
+    if source != "release":
+        return locate_dataset(ref, source=source, registry=where).reference
     info = registry.dataset_info(ref, registry=where)
     if info.version is None:
         raise ConfigError(
@@ -139,14 +146,18 @@ def load_split(
     split: str,
     *,
     where: str | None = None,
+    source: Source = "release",
     batch_size: int = 32,
     shuffle_seed: int | None = None,
     label_fn: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
-    """One split of an image dataset as batches of ``(float32 pixels, label)``."""
+    """One split of an image dataset as batches of ``(float32 pixels, label)``; ``source`` as
+    for ``registry.load_dataset`` (``workspace``: the clone's own build)."""
     import tensorflow as tf
 
-    data = registry.load_dataset(ref, split=split, as_supervised=True, registry=where)
+    data = registry.load_dataset(
+        ref, split=split, as_supervised=True, source=source, registry=where
+    )
 
     def to_example(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.cast(image, tf.float32), label_fn(label) if label_fn else label
@@ -208,6 +219,16 @@ def _renumber_shared_objects(config: Any) -> Any:
     return walk(config)
 
 
+@contextmanager
+def _scope(strategy: tf.distribute.Strategy | None) -> Iterator[None]:
+    """``strategy.scope()``, or nothing for ``None`` (TensorFlow's default strategy)."""
+    if strategy is None:
+        yield
+    else:
+        with strategy.scope():
+            yield
+
+
 def _evaluate(model: keras.Model, data: tf.data.Dataset) -> dict[str, float]:
     scores = model.evaluate(data, verbose=0, return_dict=True)
     return {
@@ -228,6 +249,9 @@ def train_digits_cnn(
     learning_rate: float = 1e-3,
     seed: int = 0,
     where: str | None = None,
+    source: Source = "release",
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
 ) -> TrainResult:
     """Train ``digits-cnn`` (10-way digit classifier) from scratch.
@@ -240,6 +264,10 @@ def train_digits_cnn(
         learning_rate: Adam's learning rate.
         seed: Seeds weights, dropout and shuffling.
         where: A registry clone or Git URL; default from the configuration.
+        source: ``release`` (a released version) or ``workspace`` (the clone's own build, as a
+            ``dvc.yaml`` stage reads it).
+        strategy: The ``tf.distribute`` strategy to build and train in (None: the default).
+        callbacks: Keras callbacks for ``fit`` (e.g. to log each epoch).
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
 
     Raises:
@@ -250,20 +278,22 @@ def train_digits_cnn(
 
     out = Path(out)
     weights = _weights_path(out, read_card(out))
-    ref = exact_dataset(dataset, where)
+    ref = exact_dataset(dataset, where, source)
     started = time.perf_counter()
     seed_everything(seed)
     import keras
 
-    train = load_split(ref, "train", where=where, batch_size=batch_size, shuffle_seed=seed)
-    test = load_split(ref, "test", where=where, batch_size=256)
-    model = build_digits_cnn()
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, name="adam"),  # no "adam_1" in a 2nd run
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.fit(train, epochs=epochs, shuffle=False, verbose=verbose)  # shuffled above
+    split: dict[str, Any] = {"where": where, "source": source}
+    train = load_split(ref, "train", **split, batch_size=batch_size, shuffle_seed=seed)
+    test = load_split(ref, "test", **split, batch_size=256)
+    with _scope(strategy):
+        model = build_digits_cnn()
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate, name="adam"),  # no "adam_1" in a 2nd run
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    model.fit(train, epochs=epochs, shuffle=False, verbose=verbose, callbacks=list(callbacks))
     metrics = _evaluate(model, test)
     seconds = time.perf_counter() - started
     save_model(model, weights)
@@ -316,6 +346,10 @@ def train_digits_parity(
     learning_rate: float = 1e-3,
     seed: int = 0,
     where: str | None = None,
+    source: Source = "release",
+    strategy: tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    keep_unknown_base: bool = False,
     verbose: int = 0,
 ) -> TrainResult:
     """Fine-tune ``digits-parity`` (even vs odd digit) from the ``digits-cnn`` backbone.
@@ -336,6 +370,11 @@ def train_digits_parity(
         learning_rate: Adam's learning rate (a tenth of it once unfrozen).
         seed: Seeds the head's weights, dropout and shuffling.
         where: A registry clone or Git URL; default from the configuration.
+        source: ``release`` or ``workspace``, for the dataset (as for ``digits-cnn``).
+        strategy: The ``tf.distribute`` strategy to build and train in (None: the default).
+        callbacks: Keras callbacks for ``fit`` (e.g. to log each epoch).
+        keep_unknown_base: If ``base`` is not an exact version, leave the card's ``base_model``
+            as it is (and say nothing) instead of clearing it with a warning.
         verbose: Keras ``fit`` verbosity.
 
     Raises:
@@ -346,31 +385,40 @@ def train_digits_parity(
 
     out = Path(out)
     weights = _weights_path(out, read_card(out))
-    ref = exact_dataset(dataset, where)
+    ref = exact_dataset(dataset, where, source)
     started = time.perf_counter()
     seed_everything(seed)
     import keras
 
-    base_model, base_ref = load_base(base, base_weights, where)
-    if base_ref is None:
+    with _scope(strategy):
+        base_model, base_ref = load_base(base, base_weights, where)
+    if base_ref is None and not keep_unknown_base:
         print(
             f"warning: {base!r} is not an exact version, so the card's base_model stays empty; "
             "pass --base NAME:X.Y.Z to record which release these weights are",
             file=sys.stderr,
         )
-    train = load_split(
-        ref, "train", where=where, batch_size=batch_size, shuffle_seed=seed, label_fn=_parity
-    )
-    test = load_split(ref, "test", where=where, batch_size=256, label_fn=_parity)
-    model = build_digits_parity(base_model)
+    split: dict[str, Any] = {"where": where, "source": source, "label_fn": _parity}
+    train = load_split(ref, "train", **split, batch_size=batch_size, shuffle_seed=seed)
+    test = load_split(ref, "test", **split, batch_size=256)
+    with _scope(strategy):
+        model = build_digits_parity(base_model)
 
     def compile_and_fit(rate: float, first: int, last: int) -> None:
-        model.compile(
-            optimizer=keras.optimizers.Adam(rate, name="adam"),
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
+        with _scope(strategy):
+            model.compile(
+                optimizer=keras.optimizers.Adam(rate, name="adam"),
+                loss="binary_crossentropy",
+                metrics=["accuracy"],
+            )
+        model.fit(
+            train,
+            initial_epoch=first,
+            epochs=last,
+            shuffle=False,
+            verbose=verbose,
+            callbacks=list(callbacks),
         )
-        model.fit(train, initial_epoch=first, epochs=last, shuffle=False, verbose=verbose)
 
     compile_and_fit(learning_rate, 0, epochs)
     if unfreeze_epochs > 0:
@@ -379,7 +427,12 @@ def train_digits_parity(
     metrics = _evaluate(model, test)
     seconds = time.perf_counter() - started
     save_model(model, weights)
-    update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
+    if base_ref is None and keep_unknown_base:
+        card = update_card(out, datasets=[ref], metrics=metrics)
+        kept = card.get("base_model")
+        base_ref = None if kept is None else str(kept)
+    else:
+        update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
     return TrainResult(
         "digits-parity", weights, out / CARD, metrics, [ref], base_ref, round(seconds, 1)
     )
