@@ -594,6 +594,48 @@ def models_pull(ref: str, registry: str | None) -> None:
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
+def mlflow() -> None:
+    """Mirror training runs, releases and stages into MLflow (Git and DVC stay the truth).
+
+    \b
+    Where: --tracking-uri, $MLFLOW_TRACKING_URI (a tracking server), else the
+    local SQLite store mlflow/mlflow.db in the registry clone.
+    """
+
+
+@mlflow.command("sync")
+@_registry_option
+@click.option(
+    "--tracking-uri",
+    metavar="URI",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<clone>/mlflow/mlflow.db).",
+)
+@_json_option
+def mlflow_sync(registry: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """Replay pending runs and mirror every model release and stage into MLflow.
+
+    \b
+    Each released version becomes a registered model version (name: the model
+    name with / as .), each stage an alias (prod -> that version); aliases of
+    stages no longer held are deleted. Safe to rerun: a second sync changes nothing.
+    Python: registry.tracking.sync()
+    """
+    from registry.tracking import sync
+
+    report = sync(registry=registry, tracking_uri=tracking_uri)
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    for line in report.actions:
+        click.echo(line)
+    click.echo(
+        f"synced to {report.tracking_uri}: {report.replayed} runs replayed, "
+        f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.deleted} deleted"
+    )
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
 def compute() -> None:
     """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs.
 

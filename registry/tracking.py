@@ -1,0 +1,972 @@
+"""Training runs and model releases mirrored to MLflow; Git and DVC stay the source of truth.
+
+Training code logs a run with :func:`run`; ``registry mlflow sync`` (:func:`sync`) replays runs
+that could not reach MLflow and mirrors every model release and stage into MLflow's Model
+Registry. MLflow is a mirror: it can be deleted and rebuilt from Git, DVC and the pending files.
+
+Where runs go, in order: the ``tracking_uri`` argument, ``$MLFLOW_TRACKING_URI`` (a tracking
+server), else the embedded default ``sqlite:///<registry root>/mlflow/mlflow.db``.
+
+Example:
+    >>> from registry import tracking
+    >>> with tracking.run("digits-cnn", params={"epochs": 10},
+    ...                   datasets=["image_classification/digits:1.0.0"]) as tracked:
+    ...     model.fit(train, epochs=10, callbacks=[tracked.keras_callback()])
+    ...     tracked.log_final({"accuracy": 0.97})
+    ...     tracked.log_weights("models/digits-cnn/model.keras")
+
+Cheap: the training process never imports MLflow. Each call records into the run's file
+``mlflow/pending/<id>.json`` (replaced atomically); a logger process at the lowest priority
+sends it to MLflow in batches and removes the file once all is logged. Runs shorter than
+:data:`LIVE_AFTER_S` (60 s) reach MLflow when they end, longer ones are followed live.
+
+Never loses a run: if the tracking server cannot be reached (a 2-second ``/health`` check, then
+no retries) or fails mid-run, training goes on, the file stays, and one warning says that
+``registry mlflow sync`` will log it. Credentials never reach MLflow: the user info and secret
+query keys of every URI logged are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from registry import layout
+from registry.atomic import atomic_write_text
+from registry.catalog import Release
+from registry.errors import NotARegistryError, RegistryError, RemoteError
+from registry.session import RegistryArg, Session, as_reference, open_session
+
+__all__ = [
+    "DatasetRef",
+    "MlflowUnavailableWarning",
+    "SyncReport",
+    "TrackedRun",
+    "dataset_ref",
+    "mlflow_model_name",
+    "redact_uri",
+    "run",
+    "sync",
+    "tracking_uri",
+]
+
+TRACKING_DIR = "mlflow"
+PENDING_DIR = f"{TRACKING_DIR}/pending"
+RECORD_FORMAT = 1
+HEALTH_TIMEOUT_S = 2.0  # how long a run waits to learn that the tracking server is down
+_POLL_S = 0.2  # how often the logger process looks for new epochs
+LIVE_AFTER_S = 60.0  # runs shorter than this reach MLflow when they end, longer ones live
+_LIVE_AFTER_ENV = "REGISTRY_MLFLOW_LIVE_AFTER"  # overrides LIVE_AFTER_S (seconds)
+_SECRET_QUERY_KEYS = {"token", "access_token", "password", "secret", "key", "sig", "signature"}
+
+
+class MlflowUnavailableWarning(UserWarning):
+    """MLflow could not be reached; the run is kept locally until ``registry mlflow sync``."""
+
+
+# -- names, URIs, datasets ------------------------------------------------------------------
+
+
+def mlflow_model_name(name: str) -> str:
+    """The Model Registry name of a registry model: ``/`` (refused by MLflow) becomes ``.``.
+
+    Registry names never contain ``.``, so the mapping is one to one and reversible:
+    ``vision/resnet18`` <-> ``vision.resnet18``.
+    """
+    return name.replace("/", ".")
+
+
+def redact_uri(value: str) -> str:
+    """``value`` with any credentials taken out: the user info of a URL and secret query keys.
+
+    Example:
+        >>> redact_uri("https://me:tok@host/x?token=abc&a=1")
+        'https://host/x?a=1'
+    """
+    if "://" not in value:
+        return value
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return value
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urllib.parse.urlencode(
+        [
+            (k, v)
+            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in _SECRET_QUERY_KEYS
+        ]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _clean(value: Any) -> str:
+    return redact_uri(str(value))
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset version a run read: ``name:version`` and the DVC hash of its bytes.
+
+    Attributes:
+        name: The dataset name.
+        version: Its exact version.
+        md5: The DVC hash of its prepared folder (``...dir``), or ``None`` if unknown.
+        registry_url: Where the registry is (credentials removed), or ``None``.
+    """
+
+    name: str
+    version: str
+    md5: str | None = None
+    registry_url: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """``name:version``, as a card records it."""
+        return f"{self.name}:{self.version}"
+
+
+def _lock_hash(session: Session, commit: str, path: str) -> str | None:
+    """The DVC hash that ``dvc.lock`` at ``commit`` records for the output ``path``."""
+    import yaml
+
+    data = session.repo.read_file(commit, "dvc.lock")
+    if data is None:
+        return None
+    lock = yaml.safe_load(data) or {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if os.path.normpath(str(out.get("path", ""))) == os.path.normpath(path):
+                return str(out.get("md5")) if out.get("md5") else None
+    return None
+
+
+def dataset_ref(
+    ref: str | Release | DatasetRef, *, registry: RegistryArg = None, session: Session | None = None
+) -> DatasetRef:
+    """Resolve a dataset reference (``name:1.0.0``, ``name:1.*``, ``name``, a :class:`Release`)
+    to its exact version and DVC hash (read from ``dvc.lock`` at the release's commit).
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+    """
+    if isinstance(ref, DatasetRef):
+        return ref
+    session = session or open_session(registry)
+    release = ref if isinstance(ref, Release) else session.resolve(as_reference(ref), "dataset")
+    md5 = _lock_hash(session, release.commit, layout.prepared_dir(release.name))
+    return DatasetRef(release.name, str(release.version), md5, _clean(session.repo.url))
+
+
+# -- where runs go --------------------------------------------------------------------------
+
+
+def _local_root(session: Session | None) -> Path:
+    """The folder that holds ``mlflow/``: the registry clone, else the working directory."""
+    if session is not None and session.repo.work_tree is not None:
+        return session.repo.work_tree
+    return Path.cwd()
+
+
+def _try_session(registry: RegistryArg) -> Session | None:
+    try:
+        return open_session(registry)
+    except NotARegistryError:
+        return None
+
+
+def tracking_uri(tracking_uri: str | None = None, *, registry: RegistryArg = None) -> str:
+    """The tracking URI runs and ``sync`` use: the argument, ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///<registry root>/mlflow/mlflow.db`` (the folder is created; Git ignores it)."""
+    return _tracking_uri(tracking_uri, _local_root(_try_session(registry)))
+
+
+def _tracking_uri(explicit: str | None, root: Path) -> str:
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    folder = root / TRACKING_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _is_http(uri: str) -> bool:
+    return urllib.parse.urlsplit(uri).scheme in ("http", "https")
+
+
+def _reachable(uri: str) -> bool:
+    """Whether a tracking server answers; non-HTTP stores count as reachable."""
+    if not _is_http(uri):
+        return True
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered (e.g. 401): the server is up
+    except (OSError, ValueError):
+        return False
+
+
+def _fail_fast() -> None:
+    """Make MLflow's HTTP calls give up quickly instead of retrying for minutes."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def _client(uri: str) -> Any:
+    _fail_fast()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _git_commit(session: Session | None) -> tuple[str | None, bool]:
+    """The commit of the code being run, and whether the work tree has changes."""
+    try:
+        if session is not None and session.repo.work_tree is not None:
+            return session.repo.resolve_commit("HEAD"), session.repo.is_dirty()
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip() or None, False
+    except (RegistryError, OSError, subprocess.CalledProcessError):
+        return None, False
+
+
+# -- a run ----------------------------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Sender:
+    """Sends what a run record holds and MLflow has not got yet, in batches."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.metrics = 0
+        self.params: set[str] = set()
+        self.tags: dict[str, str] = {}
+
+    def push(self, record: dict[str, Any]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        metrics = record["metrics"][self.metrics :]
+        params = {k: v for k, v in record["params"].items() if k not in self.params}
+        tags = {k: v for k, v in record["tags"].items() if self.tags.get(k) != v}
+        _log_batch(
+            self.client,
+            self.run_id,
+            [Metric(k, v, ts, step) for k, v, step, ts in metrics],
+            [Param(k, v) for k, v in params.items()],
+            [RunTag(k, v) for k, v in tags.items()],
+        )
+        self.metrics += len(metrics)
+        self.params |= set(params)
+        self.tags.update(tags)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Tail:
+    """Rereads a pending file when it changes (the training process replaces it atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.key: tuple[int, int, int] | None = None
+        self.read_at = 0.0
+
+    def changed(self) -> dict[str, Any] | None:
+        """The record if the file changed since the last read, else ``None``."""
+        stat = self.path.stat()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        # File times can be coarser than two quick writes: reread every second regardless.
+        if key == self.key and time.monotonic() - self.read_at < 1.0:
+            return None
+        self.key, self.read_at = key, time.monotonic()
+        record: dict[str, Any] = json.loads(self.path.read_text())
+        return record
+
+
+def _follow(pending: Path, parent_pid: int) -> int:
+    """The logger process: follow a run's pending file into MLflow as training writes it.
+
+    Runs at the lowest CPU priority. For the first :data:`LIVE_AFTER_S` seconds of a run
+    (``$REGISTRY_MLFLOW_LIVE_AFTER`` overrides them) it
+    only watches the file (MLflow's import and store cost about 2 s of CPU, too much for a short
+    run to share); a run that ends sooner is logged once it has ended, a longer one is then
+    followed live. Once everything is logged it removes the pending file and prints the MLflow
+    run id. Exits 1, leaving the file for ``registry mlflow sync``, if training died mid-run.
+    """
+    import logging
+
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    tail = _Tail(pending)
+    record = tail.changed() or {}
+    live_at = record["start_ms"] / 1000 + float(os.environ.get(_LIVE_AFTER_ENV, LIVE_AFTER_S))
+    while record["status"] == "RUNNING" and time.time() < live_at:
+        if not _alive(parent_pid):
+            return 1  # training died without ending the run: sync replays it as KILLED
+        time.sleep(_POLL_S)
+        record = tail.changed() or record
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    client = _client(os.environ["MLFLOW_TRACKING_URI"])
+    sender = _Sender(client, _create_run(client, record))
+    while True:
+        sender.push(record)
+        if record["status"] != "RUNNING":
+            client.set_terminated(sender.run_id, status=record["status"],
+                                  end_time=record["end_ms"])
+            client.set_tag(sender.run_id, "registry.complete", "true")
+            pending.unlink()
+            with contextlib.suppress(OSError):
+                print(sender.run_id, flush=True)
+            return 0
+        while (changed := tail.changed()) is None:
+            if not _alive(parent_pid):
+                return 1
+            time.sleep(_POLL_S)
+        record = changed
+
+
+def _log_batch(client: Any, run_id: str | None, metrics: list, params: list, tags: list) -> None:
+    """``log_batch`` in the chunks MLflow accepts (1000 metrics, 100 params, 100 tags)."""
+    while metrics or params or tags:
+        client.log_batch(run_id, metrics=metrics[:1000], params=params[:100], tags=tags[:100])
+        metrics, params, tags = metrics[1000:], params[100:], tags[100:]
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except Exception:  # created meanwhile by another run
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def _create_run(client: Any, record: dict[str, Any]) -> str:
+    """Create the run with its start time, name and inputs; return its id."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    created = client.create_run(
+        _experiment_id(client, record["experiment"]),
+        start_time=record["start_ms"],
+        tags={"registry.run_uid": record["uid"]},
+        run_name=record.get("run_name"),
+    )
+    run_id = str(created.info.run_id)
+    inputs = [
+        DatasetInput(
+            Dataset(
+                name=d["name"],
+                digest=d["digest"],
+                source_type=d["source_type"],
+                source=d["source"],
+            ),
+            tags=[InputTag("mlflow.data.context", d["context"])],
+        )
+        for d in record["inputs"]
+    ]
+    if inputs:
+        client.log_inputs(run_id, datasets=inputs)
+    return run_id
+
+
+def _input_of(ref: DatasetRef, context: str) -> dict[str, str]:
+    """A run input: an MLflow dataset whose source is the registry reference."""
+    registry_url = _clean(ref.registry_url) if ref.registry_url else None
+    source = {"reference": ref.reference, "md5": ref.md5, "registry": registry_url}
+    return {
+        "name": ref.reference,
+        "digest": (ref.md5 or ref.version).removesuffix(".dir")[:36],
+        "source_type": "lab-registry",
+        "source": json.dumps(source, sort_keys=True),
+        "context": context,
+    }
+
+
+class TrackedRun:
+    """One training run being logged; made by :func:`run`.
+
+    Every call records in memory and rewrites the run's pending file (atomically), which the
+    logger process follows into MLflow; it costs about a millisecond. The file is the whole run:
+    if MLflow cannot be reached it stays for ``registry mlflow sync``.
+
+    Attributes:
+        uid: The run's own id (also the MLflow tag ``registry.run_uid``).
+        tracking_uri: Where the run is logged (credentials removed).
+    """
+
+    def __init__(self, record: dict[str, Any], uri: str, pending_dir: Path) -> None:
+        self._record = record
+        self._uri = uri
+        self._pending = pending_dir / f"{record['uid']}.json"
+        self._lock = threading.Lock()
+        self._logger: subprocess.Popen[str] | None = None
+        self._offline = False
+        self._ended = False
+        self._run_id: str | None = None
+        self._last_step = -1
+        self.uid: str = record["uid"]
+        self.tracking_uri = _clean(uri)
+
+    # -- what training code calls ---------------------------------------------------------
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record hyper-parameters (values are logged as text, credentials removed).
+
+        Raises:
+            ValueError: If a parameter was logged before with another value (MLflow keeps
+                parameters immutable).
+        """
+        with self._lock:
+            for key, value in _flatten(params).items():
+                old = self._record["params"].get(key)
+                if old is not None and old != value:
+                    raise ValueError(f"parameter {key!r} was logged as {old!r}, not {value!r}")
+                self._record["params"][key] = value
+        self._changed()
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set run tags (credentials removed from the values)."""
+        with self._lock:
+            self._record["tags"].update({str(k): _clean(v) for k, v in tags.items()})
+        self._changed()
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, Any]) -> None:
+        """Record one epoch's metrics (``loss``, ``accuracy``, ``val_loss``...) at step ``epoch``.
+
+        Values that are not numbers are skipped.
+        """
+        self._log_metrics(metrics, step=int(epoch))
+
+    def log_final(self, metrics: Mapping[str, Any], prefix: str = "final_") -> None:
+        """Record the final metrics of the run (e.g. on the test split), as ``prefix + key``."""
+        self._log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step=self._last_step)
+
+    def log_weights(self, location: str | os.PathLike[str]) -> None:
+        """Link the weights: a local path (relative to the registry root when inside it) or a
+        URI, as the tag ``registry.weights``."""
+        text = os.fspath(location)
+        if "://" not in text:
+            path = Path(text).resolve()
+            root = Path(self._record["root"])
+            text = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        self.set_tags({"registry.weights": text})
+
+    def keras_callback(self) -> Any:
+        """A ``keras.callbacks.Callback`` that logs each epoch's ``logs`` with :meth:`log_epoch`.
+
+        Example:
+            >>> model.fit(train, epochs=10, callbacks=[tracked.keras_callback()])
+        """
+        import keras
+
+        tracked = self
+
+        class RegistryMlflowCallback(keras.callbacks.Callback):
+            """Logs each epoch's metrics to MLflow through :class:`TrackedRun`."""
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                tracked.log_epoch(epoch, logs or {})
+
+        return RegistryMlflowCallback()
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id, known once :meth:`wait` has seen the run logged."""
+        return self._run_id
+
+    @property
+    def offline(self) -> bool:
+        """Whether the run is kept in the pending file for ``registry mlflow sync``."""
+        return self._offline
+
+    @property
+    def pending_file(self) -> Path | None:
+        """The pending file holding this run, if MLflow could not be reached."""
+        return self._pending if self._offline else None
+
+    def wait(self, timeout: float = 60.0) -> str | None:
+        """Wait until the logger process has logged the ended run; return its MLflow run id.
+
+        Training code need not call this: the logger finishes on its own, also after the
+        training process has exited. ``None`` (and one warning) if the run went to the pending
+        file instead.
+        """
+        logger = self._logger
+        if self._offline or logger is None:
+            return None
+        try:
+            out, _ = logger.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._go_offline(f"logging to MLflow did not finish in {timeout:.0f} s")
+            return None
+        if logger.returncode != 0 or not out.strip():
+            self._go_offline(f"logging to MLflow failed (exit status {logger.returncode})")
+            return None
+        self._run_id = out.strip().splitlines()[-1]
+        return self._run_id
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        ts = _now_ms()
+        rows = []
+        for key, value in metrics.items():
+            try:
+                rows.append([str(key), float(value), step, ts])
+            except (TypeError, ValueError):
+                continue
+        with self._lock:
+            self._record["metrics"].extend(rows)
+        self._last_step = max(self._last_step, step)
+        self._changed()
+
+    def _start(self) -> None:
+        if not _reachable(self._uri):
+            self._go_offline(f"the MLflow tracking server {self.tracking_uri} is not reachable")
+            return
+        self._save_pending()
+        # A process of its own at the lowest priority: MLflow's import and store cost no
+        # training time, and the GIL is not shared. The URI goes by environment, not argv.
+        self._logger = subprocess.Popen(
+            [sys.executable, "-m", "registry.tracking", str(self._pending), str(os.getpid())],
+            env={**os.environ, "MLFLOW_TRACKING_URI": self._uri},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # outlives the training process if it has to
+        )
+
+    def _changed(self) -> None:
+        if self._ended:
+            raise RuntimeError("this run has ended: log inside the 'with tracking.run()' block")
+        self._save_pending()
+        logger = self._logger
+        if not self._offline and logger is not None and logger.poll() not in (None, 0):
+            self._go_offline(f"logging to MLflow failed (exit status {logger.returncode})")
+
+    def _go_offline(self, why: str) -> None:
+        if self._offline:
+            return
+        self._offline = True
+        if self._logger is not None and self._logger.poll() is None:
+            self._logger.kill()  # the pending file is the run's record now; sync replays it
+        self._save_pending()
+        warnings.warn(
+            f"{why}; the run continues and is kept in {self._pending}: run 'registry mlflow "
+            "sync' when MLflow is back to log it",
+            MlflowUnavailableWarning,
+            stacklevel=4,
+        )
+
+    def _save_pending(self) -> None:
+        with self._lock:
+            text = json.dumps(self._record, sort_keys=True)
+        atomic_write_text(self._pending, text)
+
+    def _finish(self, status: str) -> None:
+        with self._lock:
+            self._record["status"] = status
+            self._record["end_ms"] = _now_ms()
+        self._changed()
+        self._ended = True
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"opt": {"lr": 0.1}}`` -> ``{"opt.lr": "0.1"}``, with credentials removed."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = _clean(value)[:6000]
+    return flat
+
+
+@contextmanager
+def run(
+    model_name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    datasets: Iterable[str | Release | DatasetRef] = (),
+    tags: Mapping[str, Any] | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    registry: RegistryArg = None,
+    tracking_uri: str | None = None,
+) -> Iterator[TrackedRun]:
+    """Log a training run to MLflow: params, per-epoch and final metrics, lineage, weights.
+
+    The run is tagged with the Git commit of the code (``mlflow.source.git.commit``), the
+    model (``registry.model``), and each dataset read with its version and DVC hash
+    (``dataset.<name>`` and ``dataset.<name>.md5``); the datasets are also the run's inputs
+    (MLflow datasets whose source is the registry reference). An exception inside the block
+    ends the run as ``FAILED`` and propagates.
+
+    Args:
+        model_name: The zoo model being trained (the experiment's name by default).
+        params: Hyper-parameters; nested mappings are flattened to ``a.b``.
+        datasets: The dataset versions read: references (``name:1.0.0``), releases or
+            :class:`DatasetRef`.
+        tags: More run tags.
+        experiment: The MLflow experiment (default: ``model_name``).
+        run_name: The MLflow run name (default: MLflow's).
+        registry: A registry clone or Git URL; default from the configuration.
+        tracking_uri: Where to log; default ``$MLFLOW_TRACKING_URI``, else the registry's
+            ``mlflow/mlflow.db``.
+
+    Yields:
+        The :class:`TrackedRun` to log epochs, final metrics and weights with.
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If a dataset reference matches nothing.
+    """
+    session = _try_session(registry)
+    refs = [dataset_ref(d, registry=registry, session=session) for d in datasets]
+    root = _local_root(session)
+    uri = _tracking_uri(tracking_uri, root)
+    commit, dirty = _git_commit(session)
+    run_tags: dict[str, str] = {"registry.model": model_name}
+    if commit:
+        run_tags["mlflow.source.git.commit"] = commit
+        run_tags["registry.git_commit"] = commit
+        run_tags["registry.git_dirty"] = str(dirty).lower()
+    if session is not None:
+        run_tags["registry.url"] = _clean(session.repo.url)
+    for ref in refs:
+        run_tags[f"dataset.{ref.name}"] = ref.version
+        if ref.md5:
+            run_tags[f"dataset.{ref.name}.md5"] = ref.md5
+    run_tags.update({str(k): _clean(v) for k, v in (tags or {}).items()})
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "uid": uuid.uuid4().hex,
+        "experiment": experiment or model_name,
+        "run_name": run_name,
+        "root": str(root),
+        "tracking_uri": _clean(uri),
+        "start_ms": _now_ms(),
+        "end_ms": None,
+        "status": "RUNNING",
+        "params": _flatten(params or {}),
+        "tags": run_tags,
+        "metrics": [],
+        "inputs": [_input_of(ref, "training") for ref in refs],
+    }
+    tracked = TrackedRun(record, uri, root / PENDING_DIR)
+    tracked._start()
+    try:
+        yield tracked
+    except BaseException:
+        tracked._finish("FAILED")
+        raise
+    tracked._finish("FINISHED")
+
+
+# -- sync -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    """What ``sync`` did. Counts are of MLflow objects: registered models, model versions and
+    aliases; ``replayed`` counts pending runs logged.
+
+    Attributes:
+        tracking_uri: Where it synced to (credentials removed).
+        replayed: Pending runs logged to MLflow (their files removed).
+        created, updated, unchanged, deleted: Registry objects by outcome.
+        actions: One line per change, e.g. ``alias digits-cnn@prod -> 1``.
+    """
+
+    tracking_uri: str
+    replayed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written to MLflow."""
+        return bool(self.replayed or self.created or self.updated or self.deleted)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for ``--json``."""
+        return asdict(self)
+
+
+def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncReport:
+    """Mirror Git and DVC into MLflow, idempotently; a second run changes nothing.
+
+    1. Replays the pending runs (``mlflow/pending/*.json``) that could not reach MLflow, then
+       removes their files. A run replayed before is not logged twice.
+    2. Every released model version becomes a version of the registered model
+       :func:`mlflow_model_name` (``/`` mapped to ``.``). Its source is the weights' DVC
+       location ``dvc:///<path>?md5=<hash>``; its tags are ``registry.tag``, ``registry.version``,
+       ``git_commit``, ``dataset.<name>`` (the lineage's versions), ``base_model``,
+       ``weights.md5``. Withdrawn versions get ``registry.status=deregistered``.
+    3. Every stage becomes an alias (``prod`` -> that version); aliases of stages that no
+       longer hold a version are deleted. The registered model's aliases mirror Git's stages.
+
+    Args:
+        registry: A registry clone or Git URL; default from the configuration.
+        tracking_uri: Where to sync; default ``$MLFLOW_TRACKING_URI``, else the registry's
+            ``mlflow/mlflow.db``.
+
+    Returns:
+        A :class:`SyncReport`.
+
+    Raises:
+        NotARegistryError: If no registry is configured.
+        RemoteError: If MLflow cannot be reached (nothing pending is lost).
+    """
+    session = open_session(registry)
+    root = _local_root(session)
+    uri = _tracking_uri(tracking_uri, root)
+    report = SyncReport(tracking_uri=_clean(uri))
+    if not _reachable(uri):
+        raise RemoteError(
+            f"the MLflow tracking server {report.tracking_uri} is not reachable; start it (or "
+            "unset MLFLOW_TRACKING_URI for the local SQLite store) and run 'registry mlflow "
+            "sync' again"
+        )
+    client = _client(uri)
+    try:
+        for path in sorted((root / PENDING_DIR).glob("*.json")):
+            if _replay(client, json.loads(path.read_text())):
+                report.replayed += 1
+                report.actions.append(f"replayed run {path.stem}")
+            path.unlink()
+        _sync_models(session, client, report)
+    except RegistryError:
+        raise
+    except Exception as e:
+        if _is_http(uri) and not _reachable(uri):
+            raise RemoteError(
+                f"the MLflow tracking server {report.tracking_uri} went away during the sync "
+                f"({_short(e)}); run 'registry mlflow sync' again"
+            ) from e
+        raise
+    return report
+
+
+def _replay(client: Any, record: dict[str, Any]) -> bool:
+    """Log a pending run; ``False`` if it was replayed before."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    uid = record["uid"]
+    experiment_id = _experiment_id(client, record["experiment"])
+    earlier = client.search_runs(
+        [experiment_id], filter_string=f"tags.`registry.run_uid` = '{uid}'"
+    )
+    if any(r.data.tags.get("registry.complete") == "true" for r in earlier):
+        return False
+    for stale in earlier:  # a partial run, or a replay cut short: superseded by this one
+        if stale.info.status == "RUNNING":
+            client.set_terminated(stale.info.run_id, status="KILLED")
+        client.set_tag(stale.info.run_id, "registry.superseded", "true")
+    run_id = _create_run(client, record)
+    _log_batch(
+        client,
+        run_id,
+        [Metric(k, v, ts, step) for k, v, step, ts in record["metrics"]],
+        [Param(k, v) for k, v in record["params"].items()],
+        [RunTag(k, v) for k, v in record["tags"].items()],
+    )
+    status = record["status"] if record["status"] != "RUNNING" else "KILLED"
+    client.set_terminated(run_id, status=status, end_time=record.get("end_ms"))
+    client.set_tag(run_id, "registry.replayed", "true")
+    client.set_tag(run_id, "registry.complete", "true")
+    return True
+
+
+def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
+    from registry.models import list_models, read_lineage
+
+    session.repo.refresh()
+    index = session.index()
+    url = _clean(session.repo.url)
+    for summary in list_models(registry=session.repo.work_tree or session.repo.url):
+        name = summary.name
+        releases = index.releases(name)
+        if not releases:
+            continue
+        mlflow_name = mlflow_model_name(name)
+        model_tags = {
+            "registry.name": name,
+            "registry.url": url,
+            "registry.deprecated": str(summary.deprecated).lower(),
+        }
+        model = _ensure_registered_model(client, mlflow_name, model_tags, report)
+        existing = {
+            v.tags.get("registry.version"): v
+            for v in client.search_model_versions(f"name='{mlflow_name}'")
+            if v.tags.get("registry.version")
+        }
+        numbers: dict[str, str] = {}
+        for release in releases:
+            lineage = read_lineage(session.repo.tag_message(release.tag)) or {}
+            numbers[str(release.version)] = _sync_version(
+                client, mlflow_name, release, lineage, url, existing.get(str(release.version)),
+                report,
+            )
+        released = {str(r.version) for r in releases}
+        for version, mv in existing.items():
+            if version not in released and mv.tags.get("registry.status") != "deregistered":
+                client.set_model_version_tag(mlflow_name, mv.version, "registry.status",
+                                             "deregistered")
+                report.updated += 1
+                report.actions.append(f"version {mlflow_name} {version}: deregistered")
+        wanted = {stage: numbers[str(r.version)] for stage, r in index.stages(name).items()}
+        _sync_aliases(client, mlflow_name, dict(model.aliases or {}), wanted, report)
+
+
+def _ensure_registered_model(
+    client: Any, mlflow_name: str, tags: dict[str, str], report: SyncReport
+) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(mlflow_name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    else:
+        changed = {k: v for k, v in tags.items() if (model.tags or {}).get(k) != v}
+        for key, value in changed.items():
+            client.set_registered_model_tag(mlflow_name, key, value)
+        if changed:
+            report.updated += 1
+            report.actions.append(f"registered model {mlflow_name}: tags {', '.join(changed)}")
+        else:
+            report.unchanged += 1
+        return model
+    client.create_registered_model(
+        mlflow_name,
+        tags=tags,
+        description=f"Mirror of the Lab Registry model {tags['registry.name']!r}; Git and DVC "
+        "are the source of truth.",
+    )
+    report.created += 1
+    report.actions.append(f"registered model {mlflow_name}")
+    return client.get_registered_model(mlflow_name)
+
+
+def _sync_version(
+    client: Any,
+    mlflow_name: str,
+    release: Release,
+    lineage: dict[str, Any],
+    url: str,
+    existing: Any,
+    report: SyncReport,
+) -> str:
+    """Create or update the model version of ``release``; return its MLflow version number."""
+    weights = lineage.get("weights") or {}
+    tags = {
+        "registry.tag": release.tag,
+        "registry.version": str(release.version),
+        "registry.status": "released",
+        "registry.url": url,
+        "git_commit": release.commit,
+    }
+    for dataset, version in sorted((lineage.get("datasets") or {}).items()):
+        tags[f"dataset.{dataset}"] = str(version)
+    for key, value in (
+        ("base_model", lineage.get("base_model")),
+        ("training_run", lineage.get("training_run")),
+        ("weights.path", weights.get("path")),
+        ("weights.md5", weights.get("md5")),
+    ):
+        if value:
+            tags[key] = _clean(value)
+    label = f"version {mlflow_name} {release.version}"
+    if existing is None:
+        source = f"dvc:///{weights.get('path') or release.name}?md5={weights.get('md5') or ''}"
+        created = client.create_model_version(
+            mlflow_name,
+            source,
+            tags=tags,
+            description=(
+                f"{release.name} {release.version} (Git tag {release.tag}); get the weights "
+                f"with: dvc artifacts get {url} {release.name} --rev {release.tag}"
+            ),
+        )
+        report.created += 1
+        report.actions.append(f"{label}: created as {created.version}")
+        return str(created.version)
+    changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
+    for key, value in changed.items():
+        client.set_model_version_tag(mlflow_name, existing.version, key, value)
+    if changed:
+        report.updated += 1
+        report.actions.append(f"{label}: tags {', '.join(sorted(changed))}")
+    else:
+        report.unchanged += 1
+    return str(existing.version)
+
+
+def _sync_aliases(
+    client: Any, mlflow_name: str, current: dict[str, str], wanted: dict[str, str],
+    report: SyncReport,
+) -> None:
+    for alias, version in sorted(wanted.items()):
+        if str(current.get(alias)) == version:
+            report.unchanged += 1
+            continue
+        client.set_registered_model_alias(mlflow_name, alias, version)
+        report.actions.append(f"alias {mlflow_name}@{alias} -> {version}")
+        if alias in current:
+            report.updated += 1
+        else:
+            report.created += 1
+    for alias in sorted(set(current) - set(wanted)):
+        client.delete_registered_model_alias(mlflow_name, alias)
+        report.deleted += 1
+        report.actions.append(f"alias {mlflow_name}@{alias} deleted")
+
+
+if __name__ == "__main__":  # the logger process that TrackedRun starts
+    sys.exit(_follow(Path(sys.argv[1]), int(sys.argv[2])))

@@ -1,0 +1,266 @@
+"""Training runs and releases mirrored to MLflow: a real SQLite store and a real tracking server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import registry
+from registry import tracking
+from registry.cli import main
+from tests.conftest import ReleasedRegistry, commit_all, hermetic_env
+from tests.test_models import _fill_card, _weights
+
+DIGITS = "image_classification/digits"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/health", timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on a SQLite store, for the whole session; yields its URL."""
+    base = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**hermetic_env(base / "home"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = (base / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
+            "--artifacts-destination", str(base / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while not _answers(url):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            log.close()
+            raise RuntimeError(f"mlflow server did not start:\n{(base / 'server.log').read_text()}")
+        time.sleep(0.2)
+    yield url
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+@pytest.fixture
+def no_tracking_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _client(uri: str):  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _train(tracked: tracking.TrackedRun, epochs: int = 3) -> None:
+    """A training-like loop: a few epochs of metrics, final metrics, weights."""
+    for epoch in range(epochs):
+        tracked.log_epoch(epoch, {"loss": 1.0 / (epoch + 1), "accuracy": 0.5 + epoch / 10})
+    tracked.log_final({"accuracy": 0.93})
+    tracked.log_weights("models/tracked-cnn/model.keras")
+
+
+def _check_run(uri: str, run_id: str, epochs: int = 3) -> object:
+    client = _client(uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"epochs": str(epochs), "optimizer.learning_rate": "0.001"}
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(e, 1.0 / (e + 1)) for e in range(epochs)]
+    assert run.data.metrics["final_accuracy"] == 0.93
+    assert run.data.tags["registry.weights"] == "models/tracked-cnn/model.keras"
+    return run
+
+
+def _live_history(client, uid: str) -> bool:  # type: ignore[no-untyped-def]
+    experiment = client.get_experiment_by_name("server-run")
+    if experiment is None:
+        return False
+    runs = client.search_runs([experiment.experiment_id], f"tags.`registry.run_uid` = '{uid}'")
+    return bool(runs) and len(client.get_metric_history(runs[0].info.run_id, "loss")) == 3
+
+
+# -- fast units ----------------------------------------------------------------------------------
+
+
+def test_redact_uri_and_model_names() -> None:
+    assert tracking.redact_uri("https://me:t0k@host:5000/x?token=abc&a=1") == (
+        "https://host:5000/x?a=1"
+    )
+    scp_like = "git@github.com:lab/registry.git"  # no credentials: kept as it is
+    assert tracking.redact_uri(scp_like) == scp_like
+    assert tracking.mlflow_model_name("vision/resnet18") == "vision.resnet18"
+    assert tracking.mlflow_model_name("digits-cnn") == "digits-cnn"
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_logs_to_the_sqlite_default(tmp_path: Path, chdir, no_tracking_env) -> None:
+    chdir(tmp_path)
+    dataset = tracking.DatasetRef(DIGITS, "1.0.0", "0123abcd.dir", "https://me:secret@git/lab")
+    params = {"epochs": 3, "optimizer": {"learning_rate": 0.001}}
+    with tracking.run("tracked-cnn", params=params, datasets=[dataset]) as tracked:
+        _train(tracked)
+    run_id = tracked.wait()  # the logger process finishes on its own; a test waits for it
+    assert run_id and not tracked.offline
+    uri = tracking.tracking_uri()
+    assert uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    run = _check_run(uri, run_id)
+    assert run.data.tags[f"dataset.{DIGITS}"] == "1.0.0"  # type: ignore[attr-defined]
+    assert run.data.tags[f"dataset.{DIGITS}.md5"] == "0123abcd.dir"  # type: ignore[attr-defined]
+    (given,) = run.inputs.dataset_inputs  # type: ignore[attr-defined]
+    assert given.dataset.name == f"{DIGITS}:1.0.0" and given.dataset.digest == "0123abcd"
+    source = json.loads(given.dataset.source)
+    assert source == {"reference": f"{DIGITS}:1.0.0", "md5": "0123abcd.dir",
+                      "registry": "https://git/lab"}
+    assert "secret" not in json.dumps(run.to_dictionary())  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_run_logs_to_a_server_with_lineage(
+    released_registry: ReleasedRegistry, chdir, mlflow_server: str, monkeypatch
+) -> None:
+    chdir(released_registry.clone)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("REGISTRY_MLFLOW_LIVE_AFTER", "0")  # followed live from the start
+    params = {"epochs": 3, "optimizer": {"learning_rate": 0.001}}
+    client = _client(mlflow_server)
+    with tracking.run(
+        "tracked-cnn", params=params, datasets=[f"{DIGITS}:1.*"], experiment="server-run"
+    ) as tracked:
+        _train(tracked)
+        deadline = time.monotonic() + 30
+        while not _live_history(client, tracked.uid):  # in MLflow while training goes on
+            assert time.monotonic() < deadline, "the run was not followed live"
+            time.sleep(0.2)
+    run_id = tracked.wait()
+    assert run_id and not tracked.offline
+    run = _check_run(mlflow_server, run_id)
+    tags = run.data.tags  # type: ignore[attr-defined]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=released_registry.clone,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert tags["mlflow.source.git.commit"] == head
+    expected_md5 = tracking.dataset_ref(f"{DIGITS}:1.0.0").md5
+    assert expected_md5 and expected_md5.endswith(".dir")
+    assert tags[f"dataset.{DIGITS}"] == "1.0.0"
+    assert tags[f"dataset.{DIGITS}.md5"] == expected_md5
+    (given,) = run.inputs.dataset_inputs  # type: ignore[attr-defined]
+    assert json.loads(given.dataset.source)["reference"] == f"{DIGITS}:1.0.0"
+    assert not list((released_registry.clone / "mlflow" / "pending").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_mlflow_down_keeps_the_run_and_sync_replays_it(
+    released_registry: ReleasedRegistry, chdir, mlflow_server: str, monkeypatch
+) -> None:
+    chdir(released_registry.clone)
+    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
+    params = {"epochs": 3, "optimizer": {"learning_rate": 0.001}}
+    started = time.perf_counter()
+    with (
+        pytest.warns(tracking.MlflowUnavailableWarning, match="registry mlflow sync") as told,
+        tracking.run("tracked-cnn", params=params, experiment="offline-run") as tracked,
+    ):
+        _train(tracked)
+    assert time.perf_counter() - started < 3
+    assert len(told) == 1  # told once, not once per epoch
+    assert tracked.offline and tracked.pending_file is not None
+    record = json.loads(tracked.pending_file.read_text())
+    assert record["status"] == "FINISHED" and len(record["metrics"]) == 7
+
+    with pytest.raises(registry.RegistryError, match="not reachable"):
+        tracking.sync()
+    assert tracked.pending_file.exists()  # nothing lost
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    report = tracking.sync()
+    assert report.replayed == 1 and not tracked.pending_file.exists()
+    client = _client(mlflow_server)
+    experiment = client.get_experiment_by_name("offline-run")
+    (run,) = client.search_runs([experiment.experiment_id])
+    _check_run(mlflow_server, run.info.run_id)
+    assert run.data.tags["registry.replayed"] == "true"
+    assert tracking.sync().replayed == 0
+
+
+# -- sync of the model registry ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sync_mirrors_releases_and_stages(
+    released_registry: ReleasedRegistry, chdir, mlflow_server: str, monkeypatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clone = released_registry.clone
+    chdir(clone)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    name = "vision/synced-cnn"  # a '/' in the name: registered as vision.synced-cnn
+    registry.add_model(name, _weights(tmp_path, content=b"v1" * 500))
+    _fill_card(clone, name)
+    commit_all(clone, f"Add {name}")
+    first = registry.release_model(name)
+    registry.add_model(name, _weights(tmp_path, content=b"v2" * 500), force=True)
+    commit_all(clone, f"Retrain {name}")
+    registry.release_model(name, bump="minor")
+    registry.promote_model(f"{name}:1.0.0", "prod")
+    registry.promote_model(f"{name}:1.1.0", "staging")
+
+    report = tracking.sync()
+    # registered model, 2 versions, 2 aliases
+    assert (report.created, report.updated, report.deleted) == (5, 0, 0), report.actions
+    client = _client(mlflow_server)
+    model = client.get_registered_model("vision.synced-cnn")
+    versions = {v.tags["registry.version"]: v for v in
+                client.search_model_versions("name='vision.synced-cnn'")}
+    assert set(versions) == {"1.0.0", "1.1.0"}
+    v1 = versions["1.0.0"]
+    assert v1.tags["registry.tag"] == f"{name}@v1.0.0"
+    assert v1.tags["git_commit"] == first.commit
+    assert v1.tags[f"dataset.{DIGITS}"] == "1.0.0"
+    assert v1.source.startswith(f"dvc:///models/{name}/model.keras?md5=")
+    assert model.aliases == {"prod": v1.version, "staging": versions["1.1.0"].version}
+
+    assert main(["mlflow", "sync", "--json"]) is None
+    again = json.loads(capsys.readouterr().out)
+    assert (again["created"], again["updated"], again["deleted"], again["replayed"]) == (0, 0, 0, 0)
+    assert again["unchanged"] == 5
+
+    registry.demote_model(name, "prod")
+    report = tracking.sync()
+    assert (report.created, report.updated, report.deleted) == (0, 0, 1), report.actions
+    assert client.get_registered_model("vision.synced-cnn").aliases == {
+        "staging": versions["1.1.0"].version
+    }
+    assert not tracking.sync().changed
