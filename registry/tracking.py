@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -315,17 +316,57 @@ class _Tail:
 def _follow(pending: Path, parent_pid: int) -> int:
     """The logger process: follow a run's pending file into MLflow as training writes it.
 
-    Runs at the lowest CPU priority. For the first :data:`LIVE_AFTER_S` seconds of a run
-    (``$REGISTRY_MLFLOW_LIVE_AFTER`` overrides them) it
+    Runs at the lowest CPU priority, holding the file's lock. For the first
+    :data:`LIVE_AFTER_S` seconds of a run (``$REGISTRY_MLFLOW_LIVE_AFTER`` overrides them) it
     only watches the file (MLflow's import and store cost about 2 s of CPU, too much for a short
     run to share); a run that ends sooner is logged once it has ended, a longer one is then
     followed live. Once everything is logged it removes the pending file and prints the MLflow
     run id. Exits 1, leaving the file for ``registry mlflow sync``, if training died mid-run.
     """
-    import logging
-
     with contextlib.suppress(OSError):
         os.nice(19)
+    with _claim(pending) as claimed:
+        if not pending.exists():
+            return 1  # a sync logged it first
+        return _log_followed(pending, parent_pid) if claimed else 1
+
+
+@contextmanager
+def _claim(pending: Path) -> Iterator[bool]:
+    """Hold the lock of a pending file (``<id>.lock``); yields ``False`` if another holds it.
+
+    The logger process holds it while it logs the run, so ``sync`` never logs it twice.
+    """
+    import fcntl
+
+    lock_path = pending.with_suffix(".lock")
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            if not pending.exists():
+                lock_path.unlink(missing_ok=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _in_progress(record: dict[str, Any]) -> bool:
+    """Whether the training process that writes ``record`` is still running it."""
+    return (
+        record["status"] == "RUNNING"
+        and record.get("host") == socket.gethostname()
+        and isinstance(record.get("pid"), int)
+        and _alive(record["pid"])
+    )
+
+
+def _log_followed(pending: Path, parent_pid: int) -> int:
+    import logging
+
     tail = _Tail(pending)
     record = tail.changed() or {}
     live_at = record["start_ms"] / 1000 + float(os.environ.get(_LIVE_AFTER_ENV, LIVE_AFTER_S))
@@ -685,6 +726,8 @@ def run(
         "experiment": experiment or model_name,
         "run_name": run_name,
         "root": str(root),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "tracking_uri": _clean(uri),
         "start_ms": _now_ms(),
         "end_ms": None,
@@ -715,12 +758,14 @@ class SyncReport:
     Attributes:
         tracking_uri: Where it synced to (credentials removed).
         replayed: Pending runs logged to MLflow (their files removed).
+        skipped: Pending runs left alone because their training or logger is still at it.
         created, updated, unchanged, deleted: Registry objects by outcome.
         actions: One line per change, e.g. ``alias digits-cnn@prod -> 1``.
     """
 
     tracking_uri: str
     replayed: int = 0
+    skipped: int = 0
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -775,10 +820,16 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
     client = _client(uri)
     try:
         for path in sorted((root / PENDING_DIR).glob("*.json")):
-            if _replay(client, json.loads(path.read_text())):
-                report.replayed += 1
-                report.actions.append(f"replayed run {path.stem}")
-            path.unlink()
+            with _claim(path) as claimed:
+                record = json.loads(path.read_text()) if claimed else None
+                if record is None or _in_progress(record):
+                    report.skipped += 1
+                    report.actions.append(f"run {path.stem} is in progress: left for later")
+                    continue
+                if _replay(client, record):
+                    report.replayed += 1
+                    report.actions.append(f"replayed run {path.stem}")
+                path.unlink()
         _sync_models(session, client, report)
     except RegistryError:
         raise

@@ -146,6 +146,12 @@ def test_run_logs_to_the_sqlite_default(tmp_path: Path, chdir, no_tracking_env) 
                       "registry": "https://git/lab"}
     assert "secret" not in json.dumps(run.to_dictionary())  # type: ignore[attr-defined]
 
+    with pytest.raises(RuntimeError), tracking.run("tracked-cnn") as failed:
+        failed.log_epoch(0, {"loss": 2.0})
+        raise RuntimeError("out of memory")
+    failed_id = failed.wait()
+    assert failed_id and _client(uri).get_run(failed_id).info.status == "FAILED"
+
 
 @pytest.mark.slow
 def test_run_logs_to_a_server_with_lineage(
@@ -194,6 +200,8 @@ def test_mlflow_down_keeps_the_run_and_sync_replays_it(
         tracking.run("tracked-cnn", params=params, experiment="offline-run") as tracked,
     ):
         _train(tracked)
+        during = tracking.sync(tracking_uri=mlflow_server)  # the run is not over: left alone
+        assert (during.skipped, during.replayed) == (1, 0)
     assert time.perf_counter() - started < 3
     assert len(told) == 1  # told once, not once per epoch
     assert tracked.offline and tracked.pending_file is not None
