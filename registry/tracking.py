@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -649,8 +650,10 @@ class TrackedRun:
 
 
 def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+    """The error's type and first line, with any URL credentials taken out."""
+    lines = str(error).strip().splitlines()
+    text = re.sub(r"://[^/@\s]+@", "://", lines[0][:300]) if lines else ""
+    return f"{type(error).__name__}: {text}"
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -1019,5 +1022,19 @@ def _sync_aliases(
         report.actions.append(f"alias {mlflow_name}@{alias} deleted")
 
 
+def _logger_main(argv: list[str]) -> int:
+    """Entry point of the logger process: one line on stderr, not a traceback, if MLflow fails."""
+    pending = Path(argv[0])
+    try:
+        return _follow(pending, int(argv[1]))
+    except Exception as e:
+        print(
+            f"registry: logging run {pending.stem} to MLflow failed ({_short(e)}); it is kept "
+            f"in {pending}: run 'registry mlflow sync' to log it",
+            file=sys.stderr,
+        )
+        return 1
+
+
 if __name__ == "__main__":  # the logger process that TrackedRun starts
-    sys.exit(_follow(Path(sys.argv[1]), int(sys.argv[2])))
+    sys.exit(_logger_main(sys.argv[1:]))

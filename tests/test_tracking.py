@@ -223,6 +223,53 @@ def test_mlflow_down_keeps_the_run_and_sync_replays_it(
     assert tracking.sync().replayed == 0
 
 
+@pytest.fixture
+def broken_server() -> Iterator[str]:
+    """An HTTP server whose /health answers but whose MLflow API fails (500)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/health" else 500)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_mlflow_failing_mid_run_keeps_the_run(
+    tmp_path: Path, chdir, broken_server: str, monkeypatch
+) -> None:
+    chdir(tmp_path)
+    monkeypatch.setenv("REGISTRY_MLFLOW_LIVE_AFTER", "0")
+    with (
+        pytest.warns(tracking.MlflowUnavailableWarning, match="failed") as told,
+        tracking.run("tracked-cnn", tracking_uri=broken_server) as tracked,
+    ):
+        deadline = time.monotonic() + 30
+        epoch = 0
+        while not tracked.offline:  # training goes on while the logger process fails
+            assert time.monotonic() < deadline, "the failure was never noticed"
+            tracked.log_epoch(epoch, {"loss": 1.0})
+            epoch += 1
+            time.sleep(0.2)
+        tracked.log_epoch(epoch, {"loss": 0.5})
+    assert len(told) == 1
+    assert tracked.pending_file is not None
+    record = json.loads(tracked.pending_file.read_text())
+    assert record["status"] == "FINISHED" and record["metrics"][-1][:3] == ["loss", 0.5, epoch]
+
+
 # -- sync of the model registry ------------------------------------------------------------------
 
 
