@@ -74,6 +74,32 @@ def _project_files() -> list[str]:
     return [p for p in out.split("\0") if p and (PROJECT_ROOT / p).is_file()]
 
 
+# The stages of dvc.yaml that train and evaluate the zoo models (they run src/, write models/).
+MODEL_STAGES = ("train", "evaluate")
+
+
+def drop_model_stages(repo: Path) -> None:
+    """Take the zoo's train and evaluate stages out of a copied ``dvc.yaml`` and their entries
+    out of ``dvc.lock``, for a registry made without ``src/`` and ``models/``: its models are
+    added by hand (``registry models add``), which DVC refuses for a stage's output."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 100
+    for name in ("dvc.yaml", "dvc.lock"):
+        path = repo / name
+        if not path.exists():
+            continue
+        data = yaml.load(path.read_text())
+        stages = (data or {}).get("stages") or {}
+        for stage in list(stages):
+            if stage.split("@", 1)[0] in MODEL_STAGES:
+                del stages[stage]
+        with path.open("w") as f:
+            yaml.dump(data, f)
+
+
 @pytest.fixture
 def make_registry(tmp_path: Path) -> Callable[..., Path]:
     """Return a factory that makes a real registry repo and returns its work tree.
@@ -81,16 +107,24 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
     ``make_registry(datasets=["image_classification/digits"])`` copies the registry skeleton of
     this project (``.dvc/config``, ``dvc.yaml``, ``params.yaml``, ``registry`` is not copied: it is
     installed) and the named example dataset folders, points the DVC default remote at a fresh
-    local folder, and commits. ``datasets=None`` copies every example dataset.
+    local folder, and commits. ``datasets=None`` copies every example dataset. Without
+    ``models=True`` the zoo's train and evaluate stages are taken out (``drop_model_stages``);
+    with it, ``src/`` and ``models/`` are copied too and ``dvc repro`` trains the zoo. Datasets
+    not copied are taken out of the pipeline when ``models=True``.
     """
     counter = iter(range(1000))
 
-    def factory(datasets: list[str] | None = None, name: str | None = None) -> Path:
+    def factory(
+        datasets: list[str] | None = None, name: str | None = None, models: bool = False
+    ) -> Path:
         repo = tmp_path / (name or f"registry{next(counter)}")
         repo.mkdir()
+        skipped = {"registry", "tests", "benchmarks", "docs", ".ci"}
+        if not models:
+            skipped |= {"src", "models"}
         for rel in _project_files():
             top = rel.split("/", 1)[0]
-            if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models"):
+            if top in skipped:
                 continue
             if top == "datasets" and datasets is not None and not any(
                 rel.startswith(f"datasets/{d}/") for d in datasets
@@ -101,6 +135,14 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
             shutil.copy2(PROJECT_ROOT / rel, dest)
         (repo / "datasets").mkdir(exist_ok=True)
         (repo / "models").mkdir(exist_ok=True)
+        if not models:
+            drop_model_stages(repo)
+        elif datasets is not None:
+            from registry.pipeline import pipeline_datasets, remove_dataset
+
+            for other in pipeline_datasets(repo):
+                if other not in datasets:
+                    remove_dataset(repo, other)
         git(repo, "init", "-q")
         if not (repo / ".dvc").is_dir():
             subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
@@ -328,6 +370,7 @@ def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
     for other in pipeline_datasets(clone):
         if other != "image_classification/digits":
             remove_dataset(clone, other)
+    drop_model_stages(clone)
     params = yaml.safe_load((clone / "params.yaml").read_text())
     # In-process Beam: the same pipeline, without starting worker processes (faster on 2 cores).
     params["beam"]["direct_running_mode"] = "in_memory"

@@ -78,12 +78,12 @@ def choose_strategy(
     Raises:
         ConfigError: For an unknown name, ``gpu`` without a GPU, or a TPU that does not resolve.
     """
-    import tensorflow as tf
-
     if name not in STRATEGIES:
         raise ConfigError(
             f"train.strategy in params.yaml must be one of {', '.join(STRATEGIES)}, not {name!r}"
         )
+    import tensorflow as tf
+
     if name == "tpu" or (name == "auto" and _tpu_hinted(tpu)):
         try:
             strategy = _tpu_strategy(tpu)
