@@ -40,12 +40,17 @@ def _set_card(repo: Path, name: str, **fields: object) -> None:
 
 @pytest.mark.slow
 def test_dvc_repro_trains_and_evaluates_the_zoo(
-    make_registry: Callable[..., Path], chdir: Callable[[Path], None]
+    make_registry: Callable[..., Path],
+    chdir: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import registry
 
     repo = make_registry(datasets=[DIGITS], models=True)
     chdir(repo)
+    # A tracking server that refuses at once: runs are kept in mlflow/pending/ for
+    # 'registry mlflow sync' (no MLflow import or logger process in this test).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["beam"]["direct_running_mode"] = "in_memory"  # no worker processes: faster here
     params["train"]["strategy"] = "cpu"
@@ -57,8 +62,13 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
     commit_all(repo, "One epoch each")
 
     done = _dvc(repo, "repro")
-    for stage in ("build@image_classification/digits", "train@digits-cnn", "evaluate@digits-cnn",
-                  "train@digits-parity", "evaluate@digits-parity"):
+    for stage in (
+        "build@image_classification/digits",
+        "train@digits-cnn",
+        "evaluate@digits-cnn",
+        "train@digits-parity",
+        "evaluate@digits-parity",
+    ):
         assert f"Running stage '{stage}'" in done.stdout
     assert "strategy cpu (default strategy" in done.stderr
     assert "release digits-cnn first" in done.stderr
@@ -73,16 +83,34 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
         assert evaluation["accuracy"] > 0.5 and evaluation["examples"] > 0
         assert card.meta["metrics"]["accuracy"] == evaluation["accuracy"]
         assert (out / "training.csv").read_text().splitlines()[0] == "epoch,accuracy,loss"
-    assert parse_card((repo / "models/digits-parity/README.md").read_text()).get(
-        "base_model"
-    ) is None
+    assert (
+        parse_card((repo / "models/digits-parity/README.md").read_text()).get("base_model") is None
+    )
+
+    # Each training run is tracked: its params, the exact data it read, its test metrics.
+    workspace = locate_dataset(DIGITS, source="workspace")
+    runs = {}
+    for pending in (repo / "mlflow" / "pending").glob("*.json"):
+        record = json.loads(pending.read_text())
+        runs[record["tags"]["registry.model"]] = record
+    assert sorted(runs) == sorted(MODELS)
+    for name, record in runs.items():
+        assert record["status"] == "FINISHED"
+        assert record["tags"][f"dataset.{DIGITS}"] == "1.0.0"
+        assert record["tags"][f"dataset.{DIGITS}.md5"] == workspace.md5
+        assert record["tags"]["registry.strategy"].startswith("cpu")
+        assert record["tags"]["registry.weights"] == f"models/{name}/model.keras"
+        assert record["params"]["epochs"] == "1"
+        assert "test_accuracy" in {row[0] for row in record["metrics"]}
+        card = parse_card((repo / "models" / name / "README.md").read_text())
+        assert card.get("training_run") == record["uid"]
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     cnn = lock["train@digits-cnn"]
     assert cnn["params"]["params.yaml"]["models.digits-cnn"]["epochs"] == 1
     assert cnn["params"]["params.yaml"]["train"]["strategy"] == "cpu"
     prepared = next(d for d in cnn["deps"] if d["path"] == f"datasets/{DIGITS}/prepared")
-    assert prepared["md5"] == locate_dataset(DIGITS, source="workspace").md5
+    assert prepared["md5"] == workspace.md5
     parity_deps = [d["path"] for d in lock["train@digits-parity"]["deps"]]
     assert "models/digits-cnn/model.keras" in parity_deps
 
@@ -149,5 +177,7 @@ def test_cpu_and_auto_use_the_default_strategy_here(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(pipeline, "_tpu_strategy", unreachable)
     assert pipeline.choose_strategy("auto", "grpc://10.0.0.2:8470")[0] is default
-    with pytest.raises(ConfigError, match=r"no TPU resolves .*cannot reach grpc://10\.0\.0\.2:8470"):
+    with pytest.raises(
+        ConfigError, match=r"no TPU resolves .*cannot reach grpc://10\.0\.0\.2:8470"
+    ):
         pipeline.choose_strategy("tpu", "grpc://10.0.0.2:8470")

@@ -177,9 +177,8 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
         ConfigError: For missing or bad params, or an unknown model.
         NotBuiltError: If the dataset (or the base model's weights) is not built in the clone.
     """
+    from registry import tracking
     from registry.datasets import locate_dataset
-    from registry.errors import NotBuiltError
-    from src.zoo import train
 
     root = Path(root)
     where = str(root)
@@ -190,9 +189,65 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
     )
     print(f"train {name}: strategy {which}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
+    with tracking.run(
+        name,
+        params={**knobs, "train": settings},
+        datasets=[tracking.DatasetRef(dataset.name, dataset.version, dataset.md5)],
+        tags={"registry.strategy": which, "registry.data_source": dataset.source},
+        registry=where,
+    ) as tracked:
+        result = _train(
+            name,
+            knobs,
+            root,
+            dataset.reference,
+            strategy,
+            verbose,
+            callbacks=[_epoch_logger(rows), tracked.keras_callback()],
+        )
+        tracked.log_final(result.metrics, prefix="test_")
+        tracked.log_weights(result.weights)
+    from src.zoo.train import update_card
+
+    # The MLflow run behind these weights (its tag registry.run_uid); release copies it into
+    # the tag's lineage.
+    update_card(result.card.parent, training_run=tracked.uid)
+    out = root / "models" / name
+    _write_history(out, rows)
+    last = rows[-1] if rows else {}
+    _write_json(
+        out / TRAINING_JSON,
+        {
+            "epochs": len(rows),
+            "train": {k: v for k, v in last.items() if k != "epoch"},
+            "test": result.metrics,
+        },
+    )
+    return {
+        **result.to_dict(),
+        "strategy": which,
+        "training_run": tracked.uid,
+        "data": [{"dataset": dataset.reference, "md5": dataset.md5, "source": dataset.source}],
+    }
+
+
+def _train(
+    name: str,
+    knobs: dict[str, Any],
+    root: Path,
+    dataset: str,
+    strategy: tf.distribute.Strategy,
+    verbose: int,
+    callbacks: list[Any],
+) -> Any:
+    """Run the recipe of zoo model ``name``: ``src.zoo.train``'s function for it."""
+    from registry.errors import NotBuiltError
+    from src.zoo import train
+
+    where = str(root)
     common: dict[str, Any] = {
         "out": root / "models" / name,
-        "dataset": dataset.reference,
+        "dataset": dataset,
         "epochs": int(knobs.get("epochs", 1)),
         "batch_size": int(knobs.get("batch_size", 32)),
         "learning_rate": float(knobs.get("learning_rate", 1e-3)),
@@ -200,12 +255,12 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
         "where": where,
         "source": "workspace",
         "strategy": strategy,
-        "callbacks": [_epoch_logger(rows)],
+        "callbacks": callbacks,
         "verbose": verbose,
     }
     base = knobs.get("base")
     if name == "digits-cnn" and not base:
-        result = train.train_digits_cnn(**common)
+        return train.train_digits_cnn(**common)
     elif name == "digits-parity" and base:
         weights = f"models/{base}/model.keras"
         if knobs.get("upstream") != weights:
@@ -223,36 +278,17 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
                 f"{base}) and run again to record it",
                 file=sys.stderr,
             )
-        result = train.train_digits_parity(
+        return train.train_digits_parity(
             **common,
             base=exact or str(base),
             base_weights=root / weights,
             unfreeze_epochs=int(knobs.get("unfreeze_epochs", 0)),
             keep_unknown_base=True,
         )
-    else:
-        raise ConfigError(
-            f"no training recipe for models.{name} (base {base!r}) in src.zoo.pipeline: the "
-            "recipes are digits-cnn (base: null) and digits-parity (base: digits-cnn)"
-        )
-    out = root / "models" / name
-    _write_history(out, rows)
-    last = rows[-1] if rows else {}
-    _write_json(
-        out / TRAINING_JSON,
-        {
-            "epochs": len(rows),
-            "train": {k: v for k, v in last.items() if k != "epoch"},
-            "test": result.metrics,
-        },
+    raise ConfigError(
+        f"no training recipe for models.{name} (base {base!r}) in src.zoo.pipeline: the "
+        "recipes are digits-cnn (base: null) and digits-parity (base: digits-cnn)"
     )
-    return {
-        **result.to_dict(),
-        "strategy": which,
-        "data": [
-            {"dataset": dataset.reference, "md5": dataset.md5, "source": dataset.source}
-        ],
-    }
 
 
 def evaluate_stage(name: str, root: Path = Path(".")) -> dict[str, Any]:
