@@ -324,8 +324,8 @@ def load_base(
                 "(--base-weights models/digits-cnn/model.keras)"
             )
     release = registry.resolve_model(base, registry=where)
-    exact = f"{release.name}:{release.version}"
-    return registry.load_keras_model(exact, registry=where), exact
+    version = f"{release.name}:{release.version}"
+    return registry.load_keras_model(version, registry=where), version
 
 
 def _parity(label: tf.Tensor) -> tf.Tensor:
