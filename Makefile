@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
-#   make run    install, then run the whole pipeline (dvc repro) on the embedded default
-#               (local DVC remote, Beam DirectRunner, CPU) and show what it built
+#   make run    install, then run the whole pipeline (dvc repro: build the datasets with Beam,
+#               train and evaluate the example models) on the embedded default (local DVC
+#               remote, Beam DirectRunner, CPU, MLflow in mlflow/mlflow.db) and show what it built
 #   make test   install with the test tools, then run the test suite
 # Both create .venv/ on first use and reuse it after (reinstalling when pyproject.toml or
 # constraints.txt change).
@@ -22,6 +23,8 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 run: $(VENV)/.installed
 	dvc repro
 	registry datasets list
+	registry models list
+	dvc metrics show
 
 test: $(VENV)/.installed-test
 	pytest -n 2 $(PYTEST_ARGS)
@@ -41,7 +44,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 lint: $(VENV)/.installed-test
-	ruff check registry tests benchmarks
+	ruff check registry src datasets tests benchmarks
 	mypy
 
 clean:

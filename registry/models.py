@@ -668,12 +668,44 @@ def release_model(
         "datasets": datasets,
         "base_model": str(base) if base else None,
         "params": _model_params(root, name),
-        "training_run": card.get("training_run"),
+        "training_run": _training_run(root, name, card, weights_hash),
         "weights": {"path": weights, "md5": weights_hash},
     }
     message = f"Release {name} {target}\n\n{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
     session.repo.publish_tag(tag, message, "HEAD", push)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def _training_runs_file(root: Path, name: str) -> Path:
+    # Beside the local MLflow store, which Git ignores: run ids are this machine's knowledge.
+    return root / "mlflow" / "runs" / f"{name}.json"
+
+
+def record_training_run(root: Path, name: str, run_id: str, weights: Path) -> None:
+    """Remember which tracked training run produced ``weights`` (for the release's lineage).
+
+    Args:
+        root: The registry work tree.
+        name: The model name.
+        run_id: The run's id in the tracking system (``registry.tracking``'s run uid).
+        weights: The weights file the run wrote.
+    """
+    import hashlib
+
+    digest = hashlib.md5(weights.read_bytes(), usedforsecurity=False).hexdigest()
+    record = {"run": run_id, "weights_md5": digest}
+    atomic_write_text(_training_runs_file(root, name), json.dumps(record, sort_keys=True) + "\n")
+
+
+def _training_run(root: Path, name: str, card: ModelCard, weights_md5: str) -> str | None:
+    """The card's ``training_run``, else the recorded run whose weights are these."""
+    if card.get("training_run"):
+        return str(card.get("training_run"))
+    try:
+        record = json.loads(_training_runs_file(root, name).read_text())
+    except (OSError, ValueError):
+        return None
+    return str(record["run"]) if record.get("weights_md5") == weights_md5 else None
 
 
 def _next_version(index: TagIndex, name: str, version: str | None, bump: Bump | None) -> Version:

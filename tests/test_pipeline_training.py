@@ -103,7 +103,9 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
         assert record["params"]["epochs"] == "1"
         assert "test_accuracy" in {row[0] for row in record["metrics"]}
         card = parse_card((repo / "models" / name / "README.md").read_text())
-        assert card.get("training_run") == record["uid"]
+        assert card.get("training_run") is None  # a retrain must not change a tracked file
+        local = json.loads((repo / "mlflow" / "runs" / f"{name}.json").read_text())
+        assert local["run"] == record["uid"]
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     cnn = lock["train@digits-cnn"]
@@ -129,6 +131,8 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
     # Once digits-cnn's workspace weights are released, digits-parity's card names that release.
     registry.release_dataset(DIGITS, push=False)
     registry.release_model("digits-cnn", push=False)
+    lineage = registry.model_info("digits-cnn:1.0.0").lineage
+    assert lineage["training_run"] == runs["digits-cnn"]["uid"]  # the run behind these weights
     weights = repo / "models/digits-cnn/model.keras"
     assert pipeline.release_with_weights("digits-cnn", pipeline.file_md5(weights)) == (
         "digits-cnn:1.0.0"

@@ -207,11 +207,12 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
         )
         tracked.log_final(result.metrics, prefix="test_")
         tracked.log_weights(result.weights)
-    from src.zoo.train import update_card
+    from registry.models import record_training_run
 
-    # The MLflow run behind these weights (its tag registry.run_uid); release copies it into
-    # the tag's lineage.
-    update_card(result.card.parent, training_run=tracked.uid)
+    # The MLflow run behind these weights (its tag registry.run_uid), kept beside the local
+    # MLflow store rather than in the card: a retrain would otherwise change a tracked file
+    # every time. Release copies it into the tag's lineage when the weights are the same.
+    record_training_run(root, name, tracked.uid, Path(result.weights))
     out = root / "models" / name
     _write_history(out, rows)
     last = rows[-1] if rows else {}
