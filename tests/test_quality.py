@@ -22,3 +22,28 @@ def test_ruff() -> None:
 def test_mypy() -> None:
     done = _run("mypy", "--cache-dir", "/dev/null")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dvc_lock_is_in_step_with_code_and_params() -> None:
+    """Every stage's recorded code, params and command match the tree: someone ran dvc repro.
+
+    Outputs that are simply not built here (a fresh clone) are fine; a changed builder, training
+    code, param or command with a stale dvc.lock is not.
+    """
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    )
+    stale = {}
+    for stage, entries in json.loads(done.stdout or "{}").items():
+        for entry in entries:
+            if isinstance(entry, str):  # "changed command"
+                stale[stage] = entry
+                continue
+            for kind, change in entry.items():
+                deps_rebuilt = kind == "changed deps" and set(change.values()) <= {"deleted"}
+                if kind != "changed outs" and not deps_rebuilt:
+                    stale[stage] = f"{kind}: {change}"
+    assert not stale, f"dvc.lock is stale; run dvc repro and commit it: {stale}"
