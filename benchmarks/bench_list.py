@@ -21,7 +21,10 @@ def make_repo(root: Path, datasets: int, versions: int) -> int:
     subprocess.run(["git", "init", "-q", str(root)], check=True, env=env())
     (root / ".dvc").mkdir()
     (root / ".dvc" / "config").write_text("")
-    (root / "datasets").mkdir()
+    for d in range(datasets):
+        folder = root / "datasets" / f"group{d % 7}" / f"dataset_{d}"
+        folder.mkdir(parents=True)
+        (folder / f"dataset_{d}_dataset_builder.py").write_text("class Builder: ...\n")
     (root / "README.md").write_text("bench\n")
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env())
     subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=env())

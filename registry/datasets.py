@@ -108,10 +108,10 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
     session.repo.refresh()
     index = session.index()
     in_tree = set(session.known_datasets())
-    released = {n for n in index.names() if not n.startswith(f"{layout.MODELS_DIR}/")}
-    # Model names share the tag namespace; a dataset is one whose folder exists or existed.
-    model_names = set(session.known_models())
-    names = sorted(in_tree | (released - model_names))
+    # Models share the tag namespace: a released name whose folder is gone from the tree is a
+    # dataset if its latest release had a builder (one read per such name).
+    gone = [n for n in index.names() if n not in in_tree]
+    names = sorted(in_tree | {n for n in gone if _was_dataset(session, index, n)})
     summaries = []
     for name in names:
         releases = index.releases(name)
@@ -127,6 +127,13 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
             )
         )
     return summaries
+
+
+def _was_dataset(session: Session, index: TagIndex, name: str) -> bool:
+    latest = index.latest(name)
+    return latest is not None and (
+        session.repo.read_file(latest.commit, layout.builder_file(name)) is not None
+    )
 
 
 def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:

@@ -271,3 +271,17 @@ def test_remote_down_means_no_tag_and_a_rerun_completes(
     (zoo.clone / ".dvc" / "config.local").unlink()
     assert str(registry.release_model("m").version) == "1.0.0"
     assert "m@v1.0.0" in git(zoo.origin, "tag").split()
+
+
+def test_a_released_model_removed_from_the_tree_is_not_a_dataset(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    import shutil
+
+    _model(zoo.clone, tmp_path, "old-model")
+    registry.release_model("old-model")
+    shutil.rmtree(zoo.clone / "models" / "old-model")
+    commit_all(zoo.clone, "Retire old-model")
+    assert [s.name for s in registry.list_datasets()] == ["image_classification/digits"]
+    assert "old-model" in [s.name for s in registry.list_models()]
+    assert registry.load_model("old-model:1.0.0").read_bytes() == b"old-model" * 100
