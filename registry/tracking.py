@@ -106,14 +106,15 @@ def redact_uri(value: str) -> str:
     except ValueError:
         return value
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urllib.parse.urlencode(
-        [
-            (k, v)
-            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in _SECRET_QUERY_KEYS
-        ]
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY_KEYS]
+    if netloc == parts.netloc and len(kept) == len(pairs):
+        return value  # nothing secret: the URI exactly as written
+    query = urllib.parse.urlencode(kept)
+    # Assembled by hand: urlunsplit turns the four slashes of an absolute sqlite:////path into
+    # a relative sqlite://path.
+    uri = f"{parts.scheme}://{netloc}{parts.path}"
+    return uri + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _clean(value: Any) -> str:

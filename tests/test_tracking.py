@@ -118,6 +118,9 @@ def test_redact_uri_and_model_names() -> None:
     )
     scp_like = "git@github.com:lab/registry.git"  # no credentials: kept as it is
     assert tracking.redact_uri(scp_like) == scp_like
+    absolute = "sqlite:////home/me/registry/mlflow/mlflow.db"  # four slashes: an absolute path
+    assert tracking.redact_uri(absolute) == absolute
+    assert tracking.redact_uri("sqlite:////x.db?token=abc") == "sqlite:////x.db"
     assert tracking.mlflow_model_name("vision/resnet18") == "vision.resnet18"
     assert tracking.mlflow_model_name("digits-cnn") == "digits-cnn"
 
