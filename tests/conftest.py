@@ -237,23 +237,7 @@ def released_artifact_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
     import yaml
 
     root = tmp_path_factory.mktemp("released")
-    home = root / "home"
-    home.mkdir()
-    # Session fixtures run outside isolated_env: make the subprocesses hermetic by hand.
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "GIT_AUTHOR_NAME": "Test Researcher",
-        "GIT_AUTHOR_EMAIL": "researcher@lab.test",
-        "GIT_COMMITTER_NAME": "Test Researcher",
-        "GIT_COMMITTER_EMAIL": "researcher@lab.test",
-        "DVC_NO_ANALYTICS": "1",
-    }
+    env = hermetic_env(root / "home")
     repo = root / "repo"
     repo.mkdir()
 
@@ -334,6 +318,8 @@ def hermetic_env(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_CACHE_HOME": str(home / ".cache"),
+        "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+        "DVC_NO_ANALYTICS": "1",
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "GIT_AUTHOR_NAME": "Test Researcher",
