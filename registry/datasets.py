@@ -25,6 +25,7 @@ from registry.catalog import Release, TagIndex
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
+    CredentialsError,
     NotBuiltError,
     RegistryError,
     ReleaseError,
@@ -745,16 +746,34 @@ def _check_built(root: Path, name: str, version: Version) -> None:
 def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) -> None:
     """Push the DVC outputs of ``targets`` (stages or output paths) to the DVC remote.
 
+    The remote is checked first (credentials, bucket, write permission), so that a remote the
+    release cannot write fails before anything is uploaded. Objects are content-addressed: a push
+    that stops halfway leaves only whole objects that no tag refers to yet, and pushing again
+    uploads the rest.
+
     Raises:
+        CredentialsError: If credentials are missing or lack the permission to write.
         RemoteError: If the remote is unreachable or refuses; the release made no tag.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    from registry.storage import RemoteStore
+
+    store = RemoteStore.open(GitRepo(root, str(root), root), "HEAD", remote)
+    try:
+        store.check(write=True)
+    except (CredentialsError, RemoteError) as e:
+        raise type(e)(f"{e}. Nothing was pushed or tagged; release again once fixed") from e
     try:
         with Repo(str(root)) as repo:
             repo.push(targets=targets, remote=remote)
-    except (DvcException, OSError) as e:  # a local remote that is gone raises plain OSErrors
+    except Exception as e:  # DVC, gcsfs and a local remote that is gone raise their own classes
+        explained = store.explain(e, f"pushing {what} to")
+        if explained is not None:
+            raise explained from e
+        if not isinstance(e, DvcException | OSError):
+            raise
         raise RemoteError(
             f"pushing {what} to the DVC remote failed: {e}; check "
             "'dvc remote list' and that the remote is reachable, then release again "

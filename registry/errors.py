@@ -17,6 +17,7 @@ __all__ = [
     "BuildError",
     "ConfigError",
     "CorruptArtifactError",
+    "CredentialsError",
     "GitError",
     "InvalidNameError",
     "InvalidReferenceError",
@@ -211,3 +212,12 @@ class MissingDependencyError(RegistryError, ImportError):
             f"{module!r} is not installed, and this operation needs it; "
             f"install it with: pip install {extra}"
         )
+
+
+class CredentialsError(RegistryError, PermissionError):
+    """No Google Cloud credentials were found, or Google refused the ones found.
+
+    The message says how to provide them; it never contains the credentials themselves.
+    """
+
+    exit_code = 2

@@ -60,6 +60,7 @@ from registry.errors import (
     CorruptArtifactError,
     MissingDependencyError,
     NotBuiltError,
+    RegistryError,
     RemoteError,
 )
 from registry.gitrepo import GitRepo
@@ -178,6 +179,11 @@ class _Remote:
     url: str
     root: str
     odb: HashFileDB
+    options: dict[str, Any]
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0] if "://" in self.url else "local"
 
 
 class RemoteStore:
@@ -317,6 +323,9 @@ class RemoteStore:
                     f"DVC remote {name!r} ({url}) is a cloud-versioned or worktree remote, which "
                     "does not store objects by hash; point the registry at a plain remote"
                 )
+            options = dict(config["remote"][name])
+            if url.startswith(("gs://", "gcs://")):
+                _check_gcs_credentials(name, url, options)
             fs = cls(**fs_config)
         except (RemoteMissingDepsError, ImportError) as e:
             # A missing plugin surfaces as either, depending on where DVC notices it.
@@ -325,7 +334,7 @@ class RemoteStore:
             raise MissingDependencyError(f"dvc-{extra}", f"'dvc[{extra}]'") from e
         # DVC 3 keeps objects hashed with plain md5 under <remote>/files/md5/ (as DataCloud does).
         odb = get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5", **fs_config)
-        return _Remote(name=name, url=url, root=fs_path, odb=odb)
+        return _Remote(name=name, url=url, root=fs_path, odb=odb, options=options)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -434,9 +443,83 @@ class RemoteStore:
         except Exception as e:  # every backend raises its own classes
             raise self._unreachable(e) from e
 
-    def _not_found(self, md5: str, label: str | None) -> RemoteError:
+    def explain(self, error: BaseException, action: str) -> RegistryError | None:
+        """A clear error for a cloud failure (credentials, permissions, bucket), else ``None``.
+
+        Args:
+            error: What DVC or the remote's filesystem raised.
+            action: What was being done, followed by the remote's URL in the message, e.g.
+                ``"pushing the data of 'digits' to"``.
+        """
+        remote = self._remote()
+        if remote.scheme not in ("gs", "gcs"):
+            return None
+        from registry.gcloud import explain_storage_error
+
+        return explain_storage_error(
+            error, remote=remote.name, url=remote.url, action=f"{action} {remote.url}"
+        )
+
+    def check(self, *, write: bool = False) -> None:
+        """Check that the remote can be read (and written): credentials, bucket, permissions.
+
+        One listing of the remote's folder; with ``write``, a small probe object is written under
+        ``<remote>/.registry-check/`` and deleted again. A release runs this before pushing, so
+        that a remote it cannot write fails before anything is uploaded.
+
+        Raises:
+            CredentialsError: If credentials are missing, refused, or lack a permission.
+            RemoteError: If the bucket (or folder) does not exist or cannot be reached.
+            ConfigError: If the remote is not configured.
+        """
+        remote = self._remote()
+        fs = remote.odb.fs
+        action = "writing to" if write else "reading"
+        try:
+            if remote.scheme in ("gs", "gcs"):
+                bucket = remote.root.split("/", 1)[0]
+                if not fs.exists(bucket):
+                    raise FileNotFoundError(f"b/{bucket}/o")
+            # A listing: needs the permission to read. A new remote's folder may not exist yet.
+            if not fs.exists(remote.root) and not write:
+                raise RemoteError(
+                    f"DVC remote {remote.name!r} ({remote.url}) does not exist or is empty: "
+                    "nothing was ever pushed there; check its URL with 'dvc remote list'"
+                )
+            if write:
+                probe = fs.join(remote.root, ".registry-check", uuid.uuid4().hex)
+                if remote.scheme == "local":
+                    fs.makedirs(fs.parent(probe), exist_ok=True)
+                fs.pipe_file(probe, b"registry write check\n")
+                fs.rm_file(probe)
+        except RegistryError:
+            raise
+        except Exception as e:  # every backend raises its own classes
+            explained = self.explain(e, action)
+            if explained is not None:
+                raise explained from e
+            raise RemoteError(
+                f"cannot use DVC remote {remote.name!r} ({remote.url}) for {action.split()[0]}: "
+                f"{type(e).__name__}: {e}; check its URL ('dvc remote list'), that it exists, "
+                "and your access to it"
+            ) from e
+
+    def _not_found(self, md5: str, label: str | None) -> RegistryError:
         """The error for an object that is not there: the whole remote, or just the object."""
         remote = self._remote()
+        if remote.scheme in ("gs", "gcs"):
+            bucket = remote.root.split("/", 1)[0]
+            try:
+                bucket_exists = bool(remote.odb.fs.exists(bucket))
+            except Exception as e:
+                explained = self.explain(e, "reading")
+                if explained is not None:
+                    return explained
+                bucket_exists = False
+            if not bucket_exists:
+                explained = self.explain(FileNotFoundError(f"b/{bucket}/o"), "reading")
+                assert explained is not None
+                return explained
         try:
             root_exists = bool(remote.odb.fs.exists(remote.root))
         except Exception:  # if even this fails, the remote is what is missing
@@ -455,13 +538,42 @@ class RemoteStore:
             "or check that REGISTRY_REMOTE names the remote releases are pushed to"
         )
 
-    def _unreachable(self, error: Exception) -> RemoteError:
+    def _unreachable(self, error: Exception) -> RegistryError:
         remote = self._remote()
+        explained = self.explain(error, "reading")
+        if explained is not None:
+            return explained
         return RemoteError(
             f"cannot read from DVC remote {remote.name!r} ({remote.url}): "
             f"{type(error).__name__}: {error}; check the network, the remote's URL "
             "('dvc remote list') and your credentials ('dvc remote modify')"
         )
+
+
+def _check_gcs_credentials(name: str, url: str, options: dict[str, Any]) -> None:
+    """Fail fast, before gcsfs waits on the network, when a ``gs://`` remote has no credentials.
+
+    A remote with ``allow_anonymous_login`` (a public bucket, or an emulator) needs none; one with
+    ``credentialpath`` in a DVC config gets that file checked; otherwise Application Default
+    Credentials must be found.
+    """
+    from registry.gcloud import find_credentials
+
+    if str(options.get("allow_anonymous_login", "")).lower() in ("true", "1", "yes"):
+        return
+    key = options.get("credentialpath")
+    if key:
+        if not os.path.isfile(os.path.expanduser(str(key))):
+            from registry.errors import CredentialsError
+
+            raise CredentialsError(
+                f"DVC remote {name!r} ({url}) names the key file {key} (credentialpath), which "
+                "does not exist; fix it with 'dvc remote modify --local "
+                f"{name} credentialpath <path>', or remove it and use Application Default "
+                "Credentials"
+            )
+        return
+    find_credentials(f"DVC remote {name!r} ({url})")
 
 
 # -- the local cache ---------------------------------------------------------------------------

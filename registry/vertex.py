@@ -34,13 +34,10 @@ A TPU v5e job sets ``machine_type: ct5lp-hightpu-4t`` (and optionally
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import re
 import string
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +46,12 @@ from typing import Any
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
+    CredentialsError,
     MissingDependencyError,
-    RegistryError,
     RemoteError,
 )
+from registry.gcloud import credentials_help
+from registry.gcloud import find_credentials as _find_credentials
 
 __all__ = [
     "ACCELERATOR_TYPES",
@@ -124,16 +123,6 @@ _TOPOLOGY_RE = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
 _SERVICE_ACCOUNT_RE = re.compile(r"^[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+$")
 _JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _LABEL_RE = re.compile(r"[^a-z0-9_-]+")
-_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-class CredentialsError(RegistryError, PermissionError):
-    """No Google Cloud credentials were found, or Google refused the ones found.
-
-    The message says how to provide them; it never contains the credentials themselves.
-    """
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -561,95 +550,23 @@ def job_spec(
 # -- credentials and submission -------------------------------------------------------------------
 
 
-def _on_google_cloud() -> bool:
-    """Whether a metadata server can answer: a Google Cloud VM (as google-auth checks) or a
-    serverless runtime."""
-    serverless = ("K_SERVICE", "CLOUD_RUN_JOB", "GAE_ENV", "FUNCTION_TARGET")
-    if any(os.environ.get(v) for v in serverless):
-        return True
-    try:
-        return Path("/sys/class/dmi/id/product_name").read_text().startswith("Google")
-    except OSError:
-        return False
-
-
-@contextmanager
-def _metadata_probe_off() -> Iterator[None]:
-    """Skip google-auth's metadata-server probe away from Google Cloud.
-
-    Off Google Cloud the probe can only fail, and where packets to 169.254.169.254 are dropped it
-    waits 3 tries x 3 s plus back-off before saying so. A user who set NO_GCE_CHECK or
-    GCE_METADATA_HOST (an emulator) decides for themselves.
-    """
-    if _on_google_cloud() or any(
-        os.environ.get(v) is not None
-        for v in ("NO_GCE_CHECK", "GCE_METADATA_HOST", "GCE_METADATA_ROOT")
-    ):
-        yield
-        return
-    os.environ["NO_GCE_CHECK"] = "true"
-    # google-auth reads NO_GCE_CHECK when its metadata module is first imported; if something
-    # (gcsfs, DVC's gs remote) imported it already, its flag is set directly.
-    metadata = sys.modules.get("google.auth.compute_engine._metadata")
-    saved = getattr(metadata, "_NO_GCE_CHECK", None)
-    if metadata is not None:
-        setattr(metadata, "_NO_GCE_CHECK", True)  # noqa: B010 - a private flag, set on purpose
-    try:
-        yield
-    finally:
-        os.environ.pop("NO_GCE_CHECK", None)
-        if metadata is not None:
-            setattr(metadata, "_NO_GCE_CHECK", saved)  # noqa: B010
-
-
 def _credentials_help(project: str | None) -> str:
     target = f" for project {project!r} (compute.vertex.project in params.yaml)" if project else ""
-    return (
-        f"Vertex AI needs Google Cloud credentials{target}: run `gcloud auth "
-        "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account "
-        "key file kept outside the repository; never put credentials in params.yaml"
-    )
+    return credentials_help(f"Vertex AI{target}")
 
 
 def find_credentials(project: str | None = None) -> Any:
-    """Find Google's Application Default Credentials, quickly, without waiting on the network.
+    """Find Application Default Credentials for Vertex AI, quickly (see
+    :func:`registry.gcloud.find_credentials`).
 
     Args:
         project: The project the job goes to, named in the error message.
 
-    Returns:
-        A ``google.auth.credentials.Credentials`` (never printed or stored by the registry).
-
     Raises:
-        CredentialsError: If none are configured: says to run ``gcloud auth
-            application-default login`` or set ``GOOGLE_APPLICATION_CREDENTIALS``.
-        MissingDependencyError: If google-auth is not installed.
+        CredentialsError: If none are configured or the key file cannot be used.
     """
-    try:
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-    except ImportError as e:  # pragma: no cover - google-auth comes with the stack
-        raise MissingDependencyError("google.auth", "'lab-registry'") from e
-    # google-auth logs a warning for each place it looked in vain; the error below says it all.
-    auth_log = logging.getLogger("google.auth._default")
-    level = auth_log.level
-    auth_log.setLevel(logging.ERROR)
-    with _metadata_probe_off():
-        try:
-            credentials, _ = google.auth.default(scopes=[_CLOUD_PLATFORM_SCOPE])
-        except DefaultCredentialsError as e:
-            key_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-            if key_file:
-                raise CredentialsError(
-                    f"GOOGLE_APPLICATION_CREDENTIALS={key_file} could not be used ({e}). "
-                    + _credentials_help(project)
-                ) from e
-            raise CredentialsError(
-                "no Google Cloud credentials found. " + _credentials_help(project)
-            ) from e
-        finally:
-            auth_log.setLevel(level)
-    return credentials
+    target = f" for project {project!r} (compute.vertex.project in params.yaml)" if project else ""
+    return _find_credentials(f"Vertex AI{target}")
 
 
 def to_custom_job(spec: Mapping[str, Any], credentials: Any) -> Any:

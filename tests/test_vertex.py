@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from registry.errors import ArtifactNotFoundError, ConfigError
+from registry.errors import ArtifactNotFoundError, ConfigError, CredentialsError
+from registry.gcloud import on_google_cloud
 from registry.vertex import (
-    CredentialsError,
-    _on_google_cloud,
     build_job_spec,
     find_credentials,
     job_spec,
@@ -36,7 +35,7 @@ TPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-tpu.2-17.py310:latest"
 SECRET = "-----BEGIN PRIVATE KEY-----\\nTHIS-IS-NOT-A-REAL-KEY-0123456789\\n"
 
 on_google_cloud = pytest.mark.skipif(
-    _on_google_cloud(), reason="a Google Cloud machine has credentials from its metadata server"
+    on_google_cloud(), reason="a Google Cloud machine has credentials from its metadata server"
 )
 
 
