@@ -636,6 +636,106 @@ def mlflow_sync(registry: str | None, tracking_uri: str | None, as_json: bool) -
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
+def remote() -> None:
+    """Where released bytes live: set and check the registry's DVC remote.
+
+    \b
+    The embedded default is a local folder (.dvc-storage). A lab moves to a
+    Google Cloud Storage bucket with one command, then commits .dvc/config:
+        registry remote set gs://my-lab-registry/dvc
+        registry remote check --write
+    Credentials come from `gcloud auth application-default login` or
+    $GOOGLE_APPLICATION_CREDENTIALS (a key file outside the repository); they
+    are never written to .dvc/config, params.yaml, MLflow or logs.
+    """
+
+
+def _echo_remote(status: Any, as_json: bool, verb: str) -> None:
+    if as_json:
+        _print_json(status.to_dict())
+        return
+    default = " (default)" if status.default else ""
+    click.echo(f"{verb} DVC remote {status.name!r}{default}: {status.url}")
+    click.echo(f"credentials: {status.credentials}")
+
+
+@remote.command("set")
+@click.argument("url")
+@_registry_option
+@click.option("--name", "-n", help="Remote name (default: gcs for gs:// URLs, else storage).")
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="Another Cloud Storage endpoint: an emulator (http://127.0.0.1:4443) or a private one.",
+)
+@click.option(
+    "--anonymous", is_flag=True, help="Use no credentials (a public bucket, or an emulator)."
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Write .dvc/config.local (this clone only) instead of the committed .dvc/config.",
+)
+@_json_option
+def remote_set(
+    url: str,
+    registry: str | None,
+    name: str | None,
+    endpoint_url: str | None,
+    anonymous: bool,
+    local: bool,
+    as_json: bool,
+) -> None:
+    """Make URL (gs://BUCKET/PREFIX, or any DVC remote) the default remote.
+
+    \b
+    Then commit .dvc/config, so that every clone, `registry` loader and
+    `dvc import` of the registry uses it, and push existing releases there
+    with `dvc push -r NAME`. Check access with `registry remote check`.
+    Python: registry.remotes.set_remote(URL)
+    """
+    from registry.remotes import set_remote
+
+    status = set_remote(
+        url,
+        registry=registry,
+        name=name,
+        endpoint_url=endpoint_url,
+        anonymous=anonymous,
+        local=local,
+    )
+    _echo_remote(status, as_json, "set")
+    if not as_json:
+        where = ".dvc/config.local" if local else ".dvc/config (commit it)"
+        click.echo(f"written to {where}")
+
+
+@remote.command("check")
+@_registry_option
+@click.option("--remote", "remote_name", metavar="NAME", help="DVC remote (default: the default).")
+@click.option("--write", is_flag=True, help="Also check that releases can be pushed.")
+@_json_option
+def remote_check(
+    registry: str | None, remote_name: str | None, write: bool, as_json: bool
+) -> None:
+    """Check credentials, bucket and permissions of the DVC remote.
+
+    \b
+    Lists the remote's folder; with --write also writes and deletes a small
+    probe object, as `registry datasets release` does before uploading.
+    Exits 2 on missing or refused credentials, 7 on a missing bucket or an
+    unreachable server.
+    Python: registry.remotes.check_remote()
+    """
+    from registry.remotes import check_remote
+
+    status = check_remote(registry=registry, remote=remote_name, write=write)
+    _echo_remote(status, as_json, "ok:")
+    if not as_json:
+        click.echo("readable" + (" and writable" if write else ""))
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
 def compute() -> None:
     """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs.
 

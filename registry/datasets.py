@@ -13,9 +13,10 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -765,20 +766,52 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
         store.check(write=True)
     except (CredentialsError, RemoteError) as e:
         raise type(e)(f"{e}. Nothing was pushed or tagged; release again once fixed") from e
+    with _dvc_errors() as failures:
+        try:
+            with Repo(str(root)) as repo:
+                repo.push(targets=targets, remote=remote)
+        except Exception as e:  # DVC, gcsfs and a gone local remote raise their own classes
+            # DVC reports each failed file in its log and raises one summary: look at both.
+            for cause in [e, *failures]:
+                explained = store.explain(cause, f"pushing {what} to")
+                if explained is not None:
+                    raise type(explained)(
+                        f"{explained} ({e}; nothing was tagged, release again once fixed)"
+                    ) from e
+            if not isinstance(e, DvcException | OSError):
+                raise
+            first = f" (first: {failures[0]})" if failures else ""
+            raise RemoteError(
+                f"pushing {what} to the DVC remote failed: {e}{first}; check "
+                "'dvc remote list' and that the remote is reachable, then release again "
+                "(nothing was tagged)"
+            ) from e
+
+
+@contextlib.contextmanager
+def _dvc_errors() -> Iterator[list[BaseException]]:
+    """Collect the exceptions DVC logs (one per failed file) instead of printing them."""
+    import logging
+
+    failures: list[BaseException] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                failures.append(record.exc_info[1])
+
+    handler = Collect(level=logging.ERROR)
+    logs = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    saved = [log.propagate for log in logs]
+    for log in logs:
+        log.addHandler(handler)
+        log.propagate = False
     try:
-        with Repo(str(root)) as repo:
-            repo.push(targets=targets, remote=remote)
-    except Exception as e:  # DVC, gcsfs and a local remote that is gone raise their own classes
-        explained = store.explain(e, f"pushing {what} to")
-        if explained is not None:
-            raise explained from e
-        if not isinstance(e, DvcException | OSError):
-            raise
-        raise RemoteError(
-            f"pushing {what} to the DVC remote failed: {e}; check "
-            "'dvc remote list' and that the remote is reachable, then release again "
-            "(nothing was tagged)"
-        ) from e
+        yield failures
+    finally:
+        for log, propagate in zip(logs, saved, strict=True):
+            log.removeHandler(handler)
+            log.propagate = propagate
 
 
 def new_dataset(

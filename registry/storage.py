@@ -35,6 +35,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -180,6 +181,7 @@ class _Remote:
     root: str
     odb: HashFileDB
     options: dict[str, Any]
+    default: bool = False
 
     @property
     def scheme(self) -> str:
@@ -291,7 +293,9 @@ class RemoteStore:
                 )
             if raw_repo_level is not None:
                 self._refuse_relative(raw_repo_level, name, where)
-            return self._open_odb(config, name)
+            opened = self._open_odb(config, name)
+            default = name == (config.get("core") or {}).get("remote")
+            return dataclasses.replace(opened, default=default)
         except DvcConfigError as e:
             raise ConfigError(f"the DVC config of {where} is invalid: {e}") from e
 
@@ -347,6 +351,16 @@ class RemoteStore:
     def url(self) -> str:
         """The DVC remote's URL as configured (reads the config on first use)."""
         return self._remote().url
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The remote's DVC options (``url``, ``endpointurl``, ...), as configured."""
+        return dict(self._remote().options)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the registry's default remote (``core.remote``)."""
+        return self._remote().default
 
     @property
     def jobs(self) -> int:

@@ -426,19 +426,26 @@ def _split_index(keyed: tuple[str, Any], num_partitions: int, test_percent: int)
     return int(is_test(keyed[0], test_percent))
 
 
-def _check_header(path: Path, expected: tuple[str, ...]) -> None:
-    """Fail early, in the launching process, on an export with other columns."""
-    opener: Any = open
-    if path.suffix == ".gz":
-        import gzip
+def _check_header(path: str, expected: tuple[str, ...]) -> None:
+    """Fail early, in the launching process, on an export with other columns.
 
-        opener = gzip.open
-    with opener(path, "rt", newline="") as f:
+    ``path`` is local or on a Beam filesystem (``gs://``); ``.gz`` files are read decompressed.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as raw, io.TextIOWrapper(raw, newline="") as f:
         header = tuple(h.strip() for h in next(csv.reader(f), []))
     if header != expected:
         raise ValueError(
             f"{path} has columns {list(header)}; expected {list(expected)} (in this order)"
         )
+
+
+def _match(pattern: str) -> list[str]:
+    """The files matching a glob, local or on a Beam filesystem, sorted."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -512,14 +519,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             homepage="https://example.com/product-a/ads",
         )
 
-    def _raw_folder(self) -> Path | None:
+    def _raw_folder(self) -> str | None:
+        """The raw export's folder: a local path (relative to this folder) or a ``gs://`` URL."""
         raw = self.params["raw_path"]
         if raw is None:
             return None
+        raw = str(raw).rstrip("/")
+        if "://" in raw:
+            return raw  # read through Beam's filesystems (gs:// with Application Default Creds)
         path = Path(raw) if Path(raw).is_absolute() else _HERE / raw
         if not path.is_dir():
             raise FileNotFoundError(f"raw_path {raw!r}: no folder at {path}")
-        return path
+        return str(path)
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager, pipeline: Any):
         # One pipeline for both splits: clean once, then partition (not once per split).
@@ -530,7 +541,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
         return {"train": train, "test": test}
 
-    def _generate_examples(self, raw: Path | None):
+    def _generate_examples(self, raw: str | None):
         """All cleaned examples, keyed by impression id, from the export at ``raw`` or generated."""
         beam = tfds.core.lazy_imports.apache_beam
         p = self.params
@@ -555,21 +566,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                     _campaign_lines(p["seed"], p["num_campaigns"])
                 )
             else:
-                shards = sorted(raw.glob("impressions*.csv*"))
-                table = raw / "campaigns.csv"
-                if not shards or not table.is_file():
+                shards = _match(f"{raw}/impressions*.csv*")
+                table = f"{raw}/campaigns.csv"
+                if not shards or table not in _match(table):
+                    found = [name.rsplit("/", 1)[-1] for name in _match(f"{raw}/*")]
                     raise FileNotFoundError(
-                        f"{raw} must hold impressions*.csv and campaigns.csv (found "
-                        f"{sorted(f.name for f in raw.iterdir())})"
+                        f"{raw} must hold impressions*.csv and campaigns.csv (found {found})"
                     )
                 for shard in shards:
                     _check_header(shard, IMPRESSION_COLUMNS)
                 _check_header(table, CAMPAIGN_COLUMNS)
                 impressions = root | "ReadImpressions" >> beam.io.ReadFromText(
-                    str(raw / "impressions*.csv*"), skip_header_lines=1
+                    f"{raw}/impressions*.csv*", skip_header_lines=1
                 )
                 campaigns = root | "ReadCampaigns" >> beam.io.ReadFromText(
-                    str(table), skip_header_lines=1
+                    table, skip_header_lines=1
                 )
             # The campaign table is small (hundreds of rows): a side input joins it without a
             # shuffle of the impressions. A table too big for worker memory would need a

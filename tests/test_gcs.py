@@ -1,0 +1,556 @@
+"""The registry on Google Cloud Storage, against a real GCS server (fake-gcs-server) on 127.0.0.1.
+
+One session-wide registry releases a dataset and a model to a bucket through the real CLI; the
+tests load them from a fresh clone, from another project (by Git URL), with ``dvc pull`` and with
+``dvc import``. Fault tests use their own buckets, and a loopback proxy in front of the server
+where a fault needs one: refusing writes with Google's 403 (a read-only account), or stopping the
+server in the middle of an upload.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import registry
+from registry.cards import parse_card, render_card
+from registry.cli import main
+from registry.errors import CredentialsError, RemoteError, VersionNotFoundError
+from registry.remotes import set_remote
+from registry.testing import GCSEmulator
+from tests.conftest import (
+    PROJECT_ROOT,
+    ReleasedRegistry,
+    commit_all,
+    git,
+    hermetic_env,
+)
+
+pytestmark = pytest.mark.slow
+
+DIGITS = "image_classification/digits"
+MODEL = "tiny-digits"
+KEY_MARKER = "NOT-A-REAL-KEY-4f1c"
+
+
+# -- the server, and a proxy in front of it -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GCSEmulator]:
+    """One fake-gcs-server for the session (in memory); tests use their own buckets."""
+    with GCSEmulator() as server:
+        yield server
+
+
+def _bucket(gcs: GCSEmulator) -> str:
+    name = f"lab-{uuid.uuid4().hex[:12]}"
+    gcs.create_bucket(name)
+    return name
+
+
+class GCSProxy:
+    """A loopback HTTP proxy in front of the emulator that injects Cloud Storage faults.
+
+    Args:
+        upstream: The emulator.
+        refuse: ``"writes"`` answers every request but reads with Google's 403 JSON error (a
+            read-only service account); ``"all"`` refuses reads too.
+        stop_after_uploads: Kill the emulator right after it stored this many uploads, as a
+            server that goes down in the middle of a push.
+    """
+
+    def __init__(
+        self,
+        upstream: GCSEmulator,
+        *,
+        refuse: str | None = None,
+        stop_after_uploads: int | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.refuse = refuse
+        self.stop_after_uploads = stop_after_uploads
+        self.uploads = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.refuse == "all" or (proxy.refuse == "writes" and self.command != "GET"):
+                    self._send(403, _forbidden(self.path))
+                    return
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=30)
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                except OSError:
+                    # The server is gone: drop the connection, as a dead server would.
+                    self.close_connection = True
+                    return
+                self._send(response.status, data, response.getheader("Content-Type"))
+                if self.path.startswith("/upload/") and response.status < 300:
+                    with proxy._lock:
+                        proxy.uploads += 1
+                        if proxy.uploads == proxy.stop_after_uploads:
+                            proxy.upstream.stop(kill=True)
+
+            def _send(self, status: int, data: bytes, content_type: str | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _forbidden(path: str) -> bytes:
+    message = (
+        "reader@lab.iam.gserviceaccount.com does not have storage.objects.create access to the "
+        f"Google Cloud Storage object {path}."
+    )
+    error = {"code": 403, "message": message, "errors": [{"reason": "forbidden"}]}
+    return json.dumps({"error": error}).encode()
+
+
+# -- a registry released to the bucket ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcsRegistry:
+    """A registry whose default DVC remote is a bucket on the emulator, with ``DIGITS`` 1.1.0 and
+    ``MODEL`` 1.0.0 released there (and 1.0.0 of ``DIGITS`` on the old local remote)."""
+
+    clone: Path
+    origin: Path
+    bucket: str
+    weights: bytes
+
+
+def _set_version(clone: Path, version: str, note: str) -> None:
+    path = clone / "datasets" / DIGITS / "digits_dataset_builder.py"
+    source = re.sub(r'Version\("[0-9.]+"\)', f'Version("{version}")', path.read_text())
+    entry = f'\n        "{version}": "{note}",'
+    source = re.sub(r"(RELEASE_NOTES[^=]*= \{)", lambda m: m.group(1) + entry, source)
+    path.write_text(source)
+
+
+@pytest.fixture(scope="session")
+def gcs_registry(
+    gcs: GCSEmulator,
+    released_registry_template: ReleasedRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> GcsRegistry:
+    """Move the released registry to a bucket and release there, through the real CLI."""
+    base = tmp_path_factory.mktemp("gcs-registry")
+    env = hermetic_env(base / "home")
+    shutil.copytree(
+        released_registry_template.clone.parent,
+        base / "r",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("home"),
+    )
+    clone, origin = base / "r" / "clone", base / "r" / "origin.git"
+    bucket = _bucket(gcs)
+
+    def run(*args: str) -> str:
+        done = subprocess.run(args, cwd=clone, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    run("git", "remote", "set-url", "origin", str(origin))
+    run("dvc", "remote", "modify", "storage", "url", str(base / "r" / "storage"))
+    # One command moves the registry to the bucket; committing it moves every clone.
+    run("registry", "remote", "set", f"gs://{bucket}/dvc", "--endpoint-url", gcs.url, "--anonymous")
+    run("registry", "remote", "check", "--write")
+    run("git", "commit", "-qam", "Store releases on GCS")
+    _set_version(clone, "1.1.0", "Same digits, released to GCS")
+    run("registry", "datasets", "build", DIGITS)
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "Build digits 1.1.0")
+    weights = os.urandom(4096)
+    (base / "model.keras").write_bytes(weights)
+    run("registry", "models", "add", MODEL, "--from", str(base / "model.keras"))
+    card_path = clone / "models" / MODEL / "README.md"
+    card = parse_card(card_path.read_text())
+    meta = {
+        **card.meta,
+        "task": "image-classification",
+        "architecture": "small-cnn",
+        "datasets": [f"{DIGITS}:1.1.0"],
+        "metrics": {"accuracy": 0.9},
+        "owner": "vision-team",
+        "license": "apache-2.0",
+    }
+    card_path.write_text(render_card(meta, card.body))
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", f"Add {MODEL}")
+    run("git", "push", "-q", "origin", "main")
+    run("registry", "datasets", "release", DIGITS)
+    run("registry", "models", "release", MODEL, "--version", "1.0.0")
+    return GcsRegistry(clone, origin, bucket, weights)
+
+
+def _objects(gcs: GCSEmulator, bucket: str) -> list[str]:
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
+    )
+    return sorted(blob.name for blob in client.list_blobs(bucket))
+
+
+def _anonymous() -> object:
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    try:
+        main([*args])
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+# -- released to GCS, loaded everywhere -----------------------------------------------------------
+
+
+def test_release_puts_the_bytes_in_the_bucket(gcs: GCSEmulator, gcs_registry: GcsRegistry) -> None:
+    names = _objects(gcs, gcs_registry.bucket)
+    assert names and all(n.startswith("dvc/files/md5/") for n in names)
+    dir_objects = [n for n in names if n.endswith(".dir")]
+    assert len(dir_objects) == 1  # the dataset's listing; the model is a single file
+    # The config committed for everyone names the bucket and endpoint, and no credentials.
+    config = (gcs_registry.clone / ".dvc" / "config").read_text()
+    assert f"gs://{gcs_registry.bucket}/dvc" in config and gcs.url in config
+    assert "credential" not in config.lower()
+
+
+def test_a_fresh_clone_loads_and_dvc_pulls_from_the_bucket(
+    gcs_registry: GcsRegistry, tmp_path: Path, chdir: Callable[[Path], None]
+) -> None:
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(gcs_registry.origin), str(fresh))
+    chdir(fresh)
+    ds = registry.load_dataset(f"{DIGITS}:1.1.0", split="test")
+    assert sum(1 for _ in ds) > 0
+    model = registry.load_model(f"{MODEL}:1.0.0")
+    assert Path(model).read_bytes() == gcs_registry.weights
+
+    # `dvc pull` in the clone fetches the build that dvc.lock names, from the bucket.
+    subprocess.run(["dvc", "pull", "-q", f"build@{DIGITS}"], cwd=fresh, check=True)
+    prepared = fresh / "datasets" / DIGITS / "prepared"
+    assert _listing(prepared) == _listing(gcs_registry.clone / "datasets" / DIGITS / "prepared")
+
+
+def test_another_project_loads_by_git_url_and_dvc_imports(
+    gcs_registry: GcsRegistry, tmp_path: Path, chdir: Callable[[Path], None]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    chdir(project)
+    url = str(gcs_registry.origin)  # a Git URL: read through a mirror, not a clone
+    pulled = registry.pull_dataset(f"{DIGITS}:1.1.0", registry=url)
+    assert pulled.fetched_files == pulled.files > 0
+    reference = _listing(gcs_registry.clone / "datasets" / DIGITS / "prepared")
+    assert _listing(pulled.path) == reference
+    weights = registry.load_model(f"{MODEL}:1.0.0", registry=url)
+    assert Path(weights).read_bytes() == gcs_registry.weights
+
+    git(project, "init", "-q")
+    subprocess.run(["dvc", "init", "-q"], cwd=project, check=True)
+    tag = f"{DIGITS}@v1.1.0"
+    subprocess.run(
+        ["dvc", "import", "-q", url, f"datasets/{DIGITS}/prepared", "-o", "digits", "--rev", tag],
+        cwd=project,
+        check=True,
+    )
+    assert _listing(project / "digits") == reference
+    subprocess.run(
+        ["dvc", "import", "-q", url, f"models/{MODEL}/model.keras", "--rev", f"{MODEL}@v1.0.0"],
+        cwd=project,
+        check=True,
+    )
+    assert (project / "model.keras").read_bytes() == gcs_registry.weights
+
+
+def test_a_builder_reads_its_raw_data_from_gcs(
+    gcs: GCSEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import storage
+
+    from registry.testing import check_builder
+
+    bucket = _bucket(gcs)
+    client = storage.Client(
+        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
+    )
+    dummy = PROJECT_ROOT / "datasets" / "products" / "product_a" / "ad_clicks" / "dummy_data"
+    for path in dummy.iterdir():
+        client.bucket(bucket).blob(f"exports/ad_clicks/{path.name}").upload_from_filename(path)
+    # Beam's gs:// filesystem (google-cloud-storage underneath) finds the server here.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    builder = check_builder(
+        dummy.parent,
+        expected_splits={"train": 17, "test": 3},  # as from the local dummy_data
+        data_dir=tmp_path / "built",
+        params={"raw_path": f"gs://{bucket}/exports/ad_clicks"},
+    )
+    ids = {
+        ex["impression_id"].decode() for ex in builder.as_dataset(split="train").as_numpy_iterator()
+    }
+    assert len(ids) == 17 and all(i.startswith("a") for i in ids)
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gcs_clone(
+    gcs_registry: GcsRegistry, tmp_path: Path, chdir: Callable[[Path], None]
+) -> GcsRegistry:
+    """A private copy of the GCS registry and its origin (same bucket, read-only use)."""
+    dest = tmp_path / "copy"
+    shutil.copytree(gcs_registry.clone.parent, dest, symlinks=True)
+    copy = GcsRegistry(
+        dest / "clone", dest / "origin.git", gcs_registry.bucket, gcs_registry.weights
+    )
+    git(copy.clone, "remote", "set-url", "origin", str(copy.origin))
+    chdir(copy.clone)
+    return copy
+
+
+def _folder_model(clone: Path, tmp_path: Path, files: int = 24) -> None:
+    """A model whose weights are a folder of many files (a SavedModel-like export), committed."""
+    folder = tmp_path / "export"
+    (folder / "variables").mkdir(parents=True)
+    for i in range(files):
+        (folder / "variables" / f"shard-{i:03d}").write_bytes(os.urandom(20_000))
+    registry.add_model("folder-model", folder)
+    card_path = clone / "models" / "folder-model" / "README.md"
+    card = parse_card(card_path.read_text())
+    meta = {
+        **card.meta,
+        "task": "image-classification",
+        "architecture": "small-cnn",
+        "datasets": [f"{DIGITS}:1.1.0"],
+        "metrics": {"accuracy": 0.9},
+        "owner": "vision-team",
+        "license": "apache-2.0",
+    }
+    card_path.write_text(render_card(meta, card.body))
+    commit_all(clone, "Add folder-model")
+
+
+def test_server_stopped_mid_release_leaves_nothing_and_a_rerun_completes(
+    gcs_clone: GcsRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = gcs_clone.clone
+    # A server whose objects survive a restart, behind a proxy that kills it after 3 uploads.
+    server = GCSEmulator(root=tmp_path / "gcs-data").start()
+    proxy = GCSProxy(server, stop_after_uploads=2)
+    try:
+        server.create_bucket("lab-flaky")
+        set_remote("gs://lab-flaky/dvc", endpoint_url=proxy.url, anonymous=True)
+        commit_all(clone, "Move to the flaky bucket")
+        # Fewer files than DVC's parallel uploads: gcsfs retries each for ~30 s before giving up.
+        _folder_model(clone, tmp_path, files=6)
+        code, _, err = _cli(capsys, "models", "release", "folder-model", "--version", "1.0.0")
+        assert code == 7, err
+        assert "cannot reach Google Cloud Storage" in err and "Traceback" not in err
+        assert not server.running and proxy.uploads == 2
+        # Nothing is tagged, here or at the origin, so no loader can see a half-pushed version.
+        assert "folder-model@v1.0.0" not in git(clone, "tag")
+        assert "folder-model@v1.0.0" not in git(gcs_clone.origin, "tag")
+        with pytest.raises(VersionNotFoundError):
+            registry.load_model("folder-model:1.0.0")
+
+        # The server is back (with what it had stored): running the release again completes it.
+        server.start()
+        proxy.stop_after_uploads = None
+        release = registry.release_model("folder-model", version="1.0.0")
+        assert str(release.version) == "1.0.0"
+        assert "folder-model@v1.0.0" in git(gcs_clone.origin, "tag")
+        cache = Path(os.environ["HOME"]) / "fresh-cache"
+        os.environ["REGISTRY_CACHE_DIR"] = str(cache)
+        loaded = Path(registry.load_model("folder-model:1.0.0", registry=str(gcs_clone.origin)))
+        assert len(list(loaded.rglob("shard-*"))) == 6
+    finally:
+        os.environ.pop("REGISTRY_CACHE_DIR", None)
+        proxy.close()
+        server.stop()
+
+
+def test_a_permission_refusal_names_the_role_and_tags_nothing(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clone = gcs_clone.clone
+    proxy = GCSProxy(gcs, refuse="writes")  # a read-only account
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        commit_all(clone, "Through the read-only proxy")
+        # Reading is allowed: the released model loads.
+        assert Path(registry.load_model(f"{MODEL}:1.0.0")).read_bytes() == gcs_clone.weights
+        _folder_model(clone, tmp_path, files=3)
+        code, _, err = _cli(capsys, "models", "release", "folder-model", "--version", "1.0.0")
+        assert code == 2, err
+        assert "permission denied" in err and "roles/storage.objectCreator" in err
+        assert "folder-model@v1.0.0" not in git(clone, "tag")
+
+        proxy.refuse = "all"
+        os.environ["REGISTRY_CACHE_DIR"] = str(tmp_path / "other-cache")
+        code, _, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 2, err
+        assert "permission denied" in err and "roles/storage.objectViewer" in err
+    finally:
+        os.environ.pop("REGISTRY_CACHE_DIR", None)
+        proxy.close()
+
+
+def test_a_missing_bucket_is_named(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_remote("gs://lab-no-such-bucket/dvc", endpoint_url=gcs.url, anonymous=True)
+    commit_all(gcs_clone.clone, "A bucket nobody made")
+    for args in (("datasets", "pull", f"{DIGITS}:1.1.0"), ("remote", "check", "--write")):
+        code, _, err = _cli(capsys, *args)
+        assert code == 7, err
+        assert "bucket gs://lab-no-such-bucket of DVC remote 'gcs' does not exist" in err
+        assert "gcloud storage buckets create" in err and "Traceback" not in err
+
+
+def test_missing_credentials_fail_fast_with_what_to_do(
+    gcs: GCSEmulator,
+    gcs_clone: GcsRegistry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real endpoint's remote, as a lab configures it: credentials from the environment.
+    set_remote(f"gs://{gcs_clone.bucket}/dvc")
+    commit_all(gcs_clone.clone, "Real GCS")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(Path(os.environ["HOME"]) / "gcloud"))
+    started = time.monotonic()
+    code, _, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+    assert code == 2, err
+    assert time.monotonic() - started < 20
+    assert "no Google Cloud credentials found" in err
+    assert (
+        "gcloud auth application-default login" in err and "GOOGLE_APPLICATION_CREDENTIALS" in err
+    )
+
+
+def test_a_broken_key_file_is_named_and_never_echoed(
+    gcs_clone: GcsRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_remote(f"gs://{gcs_clone.bucket}/dvc")
+    commit_all(gcs_clone.clone, "Real GCS")
+    key = tmp_path / "secrets" / "sa-key.json"
+    key.parent.mkdir()
+    key.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "trainer@lab.iam.gserviceaccount.com",
+                "private_key": f"-----BEGIN PRIVATE KEY-----\n{KEY_MARKER}\n-----END",
+                "private_key_id": KEY_MARKER,
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    for args in (("datasets", "pull", f"{DIGITS}:1.1.0"), ("remote", "check")):
+        code, out, err = _cli(capsys, *args)
+        assert code == 2, err
+        assert f"GOOGLE_APPLICATION_CREDENTIALS={key}" in err
+        assert KEY_MARKER not in out + err
+    # Nothing of the key reached the repository, its config or its history.
+    for path in gcs_clone.clone.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert KEY_MARKER.encode() not in path.read_bytes(), path
+    assert KEY_MARKER not in git(gcs_clone.clone, "log", "-p", "--all")
+    assert str(key) not in (gcs_clone.clone / ".dvc" / "config").read_text()
+
+
+def test_remote_set_refuses_bad_input(
+    gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (gcs_clone.clone / ".dvc" / "config").read_text()
+    for args, message in (
+        (("gs://Not_A_Bucket/x",), "not a valid bucket name"),
+        (("/tmp/folder", "--anonymous"), "apply to gs:// remotes only"),
+        (("gs://lab-ok/x", "--endpoint-url", "localhost"), "must look like http"),
+        (("gs://lab-ok/x", "--name", "bad name"), "invalid remote name"),
+    ):
+        code, _, err = _cli(capsys, "remote", "set", *args)
+        assert code == 2 and message in err, err
+    assert (gcs_clone.clone / ".dvc" / "config").read_text() == before
+
+
+def test_remote_check_reports_where_credentials_come_from(
+    gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(capsys, "remote", "check", "--write", "--json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["url"] == f"gs://{gcs_clone.bucket}/dvc"
+    assert status["default"] is True and status["writable"] is True
+    assert status["credentials"] == "none (anonymous)"
+
+
+def test_load_errors_are_registry_errors(gcs: GCSEmulator, gcs_clone: GcsRegistry) -> None:
+    set_remote("gs://lab-no-such-bucket/dvc", endpoint_url=gcs.url, anonymous=True)
+    with pytest.raises(RemoteError, match="does not exist"):
+        registry.pull_dataset(f"{DIGITS}:1.1.0")
+    set_remote(f"gs://{gcs_clone.bucket}/dvc")
+    os.environ["CLOUDSDK_CONFIG"] = str(Path(os.environ["HOME"]) / "gcloud")
+    try:
+        with pytest.raises(CredentialsError):
+            registry.pull_dataset(f"{DIGITS}:1.1.0")
+    finally:
+        os.environ.pop("CLOUDSDK_CONFIG", None)
