@@ -13,11 +13,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from registry.storage import FetchResult
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,7 +28,9 @@ _EPILOG = """\b
 Where is the registry? In order: --registry, $REGISTRY_URL, the clone around the
 working directory, `url` in the user config file ($REGISTRY_CONFIG or
 ~/.config/lab-registry/config.toml). The cache is $REGISTRY_CACHE_DIR or
-~/.cache/lab-registry.
+~/.cache/lab-registry; a lab's read-only shared cache, looked in before the
+DVC remote, is $REGISTRY_SHARED_CACHE (or shared_cache_dir in the user
+config file or in the registry's params.yaml).
 
 \b
 Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built,
@@ -228,6 +233,8 @@ def datasets_pull(
     \b
     Prints the cached folder (a TFDS prepared folder that
     tfds.builder_from_directory reads). A second pull transfers nothing.
+    The shared cache ($REGISTRY_SHARED_CACHE, shared_cache_dir) is looked
+    in before the DVC remote.
     Python: registry.pull_dataset(REF)
     """
     from registry.datasets import pull_dataset
@@ -237,15 +244,24 @@ def datasets_pull(
     if as_json:
         _print_json(asdict(result))
         return
-    if result.fetched_files:
-        click.echo(
-            f"fetched {result.fetched_files} of {result.files} files "
-            f"({_size(result.fetched_bytes)})",
-            err=True,
-        )
-    else:
-        click.echo(f"already cached ({result.files} files)", err=True)
+    click.echo(_pull_summary(result), err=True)
     click.echo(str(result.path))
+
+
+def _pull_summary(result: FetchResult) -> str:
+    """One line on what a pull took from the remote and from the shared cache."""
+    parts = []
+    if result.fetched_files:
+        parts.append(
+            f"fetched {result.fetched_files} of {result.files} files "
+            f"({_size(result.fetched_bytes)})"
+        )
+    if result.shared_files:
+        parts.append(
+            f"found in the shared cache {result.shared_cache} ({result.shared_files} files, "
+            f"{_size(result.shared_bytes)})"
+        )
+    return "; ".join(parts) or f"already cached ({result.files} files)"
 
 
 @datasets.command("build")

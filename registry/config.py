@@ -4,18 +4,33 @@ Later sources win: built-in defaults < the registry's own config (the ``registry
 ``params.yaml``) < the user config file < the registry clone enclosing the working directory (for
 ``url`` only) < environment variables < arguments.
 
-| setting    | environment           | user config key | default                              |
-|------------|-----------------------|-----------------|--------------------------------------|
-| url        | ``REGISTRY_URL``      | ``url``         | the registry enclosing the cwd       |
-| cache_dir  | ``REGISTRY_CACHE_DIR``| ``cache_dir``   | ``$XDG_CACHE_HOME/lab-registry``     |
-| remote     | ``REGISTRY_REMOTE``   | ``remote``      | the registry's default DVC remote    |
-| stages     | (registry config)     |                 | ``dev``, ``staging``, ``prod``       |
+| setting          | environment               | user config key      | default                   |
+|------------------|---------------------------|----------------------|---------------------------|
+| url              | ``REGISTRY_URL``          | ``url``              | the registry around cwd   |
+| cache_dir        | ``REGISTRY_CACHE_DIR``    | ``cache_dir``        | ``$XDG_CACHE_HOME/...``   |
+| remote           | ``REGISTRY_REMOTE``       | ``remote``           | the registry's DVC remote |
+| shared_cache_dir | ``REGISTRY_SHARED_CACHE`` | ``shared_cache_dir`` | none                      |
+| stages           | (registry config)         |                      | ``dev, staging, prod``    |
+
+``cache_dir``'s default is ``$XDG_CACHE_HOME/lab-registry`` (``~/.cache/lab-registry``).
+
+The registry config (``registry:`` in ``params.yaml``) may set ``stages`` and
+``shared_cache_dir``, so that a lab configures them once for everyone working in its clones.
+
+``shared_cache_dir`` is a read-only cache that loads look in before the DVC remote (a lab's NFS
+or local folder, filled by ``REGISTRY_CACHE_DIR=<it> registry datasets pull ...``, or a shared
+DVC cache); loads write only to ``cache_dir``. It must be an absolute path (``~`` is expanded),
+except in ``params.yaml``, where a relative path is relative to the registry's folder. An empty
+value means none, and an empty ``REGISTRY_SHARED_CACHE=`` turns off one set by ``params.yaml``
+or the user config. A configured folder that does not exist (an NFS mount that is down) is
+skipped with a warning, and loads use the remote.
 
 The user config file is TOML at ``$REGISTRY_CONFIG`` or
 ``$XDG_CONFIG_HOME/lab-registry/config.toml`` (``~/.config/...``), for example::
 
     url = "git@github.com:my-lab/registry.git"
     cache_dir = "/scratch/me/registry-cache"
+    shared_cache_dir = "/nfs/lab-cache"
 """
 
 from __future__ import annotations
@@ -43,12 +58,15 @@ class Settings:
         cache_dir: Root of the local content-addressed cache.
         remote: Name of the DVC remote to use, or ``None`` for the registry's default.
         stages: Stages that models may be promoted to.
+        shared_cache_dir: A read-only cache (a lab's shared folder, or a DVC cache) that loads
+            look in before the remote, or ``None``. An absolute path.
     """
 
     url: str | None = None
     cache_dir: Path = field(default_factory=lambda: _default_cache_dir())
     remote: str | None = None
     stages: tuple[str, ...] = DEFAULT_STAGES
+    shared_cache_dir: Path | None = None
 
 
 def _default_cache_dir() -> Path:
@@ -141,4 +159,46 @@ def load_settings(**overrides: Any) -> Settings:
     for source in (user, enclosing, env, overrides):
         chosen.update({k: source[k] for k in ("url", "cache_dir", "remote") if source.get(k)})
     settings = replace(settings, **chosen)
-    return replace(settings, cache_dir=Path(settings.cache_dir).expanduser())
+    shared = _shared_cache_dir(
+        [
+            (reg, "registry.shared_cache_dir in params.yaml", root),
+            (user, f"shared_cache_dir in {user_config_path()}", None),
+            (
+                {"shared_cache_dir": os.environ.get("REGISTRY_SHARED_CACHE")},
+                "REGISTRY_SHARED_CACHE",
+                None,
+            ),
+            (overrides, "the shared_cache_dir argument", None),
+        ]
+    )
+    cache_dir = Path(settings.cache_dir).expanduser()
+    return replace(settings, cache_dir=cache_dir, shared_cache_dir=shared)
+
+
+def _shared_cache_dir(sources: list[tuple[dict[str, Any], str, Path | None]]) -> Path | None:
+    """The shared cache folder from the last source that sets it (an empty value: none).
+
+    Each source is (its values, how to name it in an error, the folder a relative path is
+    relative to, or ``None`` where relative paths are refused).
+    """
+    chosen: Path | None = None
+    for values, where, base in sources:
+        value = values.get("shared_cache_dir")
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{where} must be a folder path, not {value!r}")
+        text = os.fspath(value).strip()
+        if not text:
+            chosen = None  # set but empty: no shared cache, whatever came before
+            continue
+        path = Path(text).expanduser()
+        if not path.is_absolute():
+            if base is None:
+                raise ConfigError(
+                    f"{where} must be an absolute path, not {text!r}; write it in full, "
+                    f"e.g. '/nfs/lab-cache'"
+                )
+            path = base / path
+        chosen = path
+    return chosen

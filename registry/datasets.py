@@ -310,7 +310,9 @@ def pull_dataset(
         verify: Re-hash every cached file, not only those whose size or time changed.
 
     Returns:
-        The cached folder (a TFDS prepared folder) and what was transferred.
+        The cached folder (a TFDS prepared folder) and what was transferred: downloaded from the
+        remote, or taken from the shared cache (``shared_cache_dir``), which is looked in first.
+        The folder is in the shared cache when all of it was found there.
 
     Raises:
         VersionNotFoundError, ArtifactNotFoundError: If the reference matches nothing.
@@ -331,13 +333,13 @@ def _fetch(
     jobs: int | None = None,
     verify: bool = False,
 ) -> FetchResult:
-    from registry.storage import ContentCache, RemoteStore, locked_out_hash
+    from registry.storage import RemoteStore, locked_out_hash
 
     name = release.name
     dir_hash = locked_out_hash(
         session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
     )
-    cache = ContentCache(session.settings.cache_dir)
+    cache = session.content_cache()
     cached = cache.cached(dir_hash, verify=verify)
     if cached is not None:
         return cached

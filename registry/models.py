@@ -854,14 +854,15 @@ def load_model(
 
     The path keeps the weights' file name (``model.keras``), or is the folder of a SavedModel.
     Bytes are fetched once, verified against the hash recorded in Git, and shared by every
-    version and project that has them.
+    version and project that has them; the shared cache (``shared_cache_dir``) is looked in
+    before the remote.
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
         RemoteError: If the DVC remote cannot be reached or lacks the bytes.
         CorruptArtifactError: If the fetched bytes do not match their hash.
     """
-    from registry.storage import ContentCache, RemoteStore
+    from registry.storage import RemoteStore
 
     session = open_session(registry)
     release = session.resolve(as_reference(ref), "model")
@@ -870,7 +871,7 @@ def load_model(
         raise NotBuiltError(f"{release.tag} has no card with a weights field")
     weights = f"{model_dir(release.name)}/{card.meta['weights']}"
     md5 = _weights_hash(session, release.commit, weights)
-    cache = ContentCache(session.settings.cache_dir)
+    cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
     if md5.endswith(".dir"):
         return cache.snapshot(md5, remote, progress=progress).path

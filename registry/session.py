@@ -6,10 +6,12 @@ dataset and model names exist in its tree, and how a reference resolves to a rel
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from registry import layout
 from registry.catalog import Release, TagIndex
@@ -18,10 +20,18 @@ from registry.errors import NotARegistryError
 from registry.gitrepo import GitRepo
 from registry.grammar import Reference, parse_reference
 
+if TYPE_CHECKING:
+    from registry.storage import ContentCache
+
 __all__ = ["Kind", "Session", "as_reference", "open_session"]
 
 Kind = Literal["dataset", "model"]
 RegistryArg = str | os.PathLike[str] | None
+
+log = logging.getLogger("registry")
+# Shared cache folders already warned about in this process (a warning per folder, not per load).
+_warned: set[Path] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclass
@@ -45,6 +55,31 @@ class Session:
                 "clone it and run the command inside the clone"
             )
         return self.repo.work_tree
+
+    def content_cache(self) -> ContentCache:
+        """The user's content cache, reading the configured shared cache first where it is up.
+
+        A configured ``shared_cache_dir`` that is not a folder now (a mount that is down, a
+        typo) is left out with a warning, once per process, and loads use the remote.
+        """
+        from registry.storage import ContentCache
+
+        shared = self.settings.shared_cache_dir
+        if shared is None:
+            return ContentCache(self.settings.cache_dir)
+        if not shared.is_dir():
+            with _warned_lock:
+                first = shared not in _warned
+                _warned.add(shared)
+            if first:
+                log.warning(
+                    "the shared cache %s (shared_cache_dir, REGISTRY_SHARED_CACHE) is not a "
+                    "folder or cannot be reached; loading from the DVC remote instead. Mount "
+                    "it, or fix or unset the setting",
+                    shared,
+                )
+            return ContentCache(self.settings.cache_dir)
+        return ContentCache(self.settings.cache_dir, shared=[shared])
 
     def index(self) -> TagIndex:
         """Releases and stages from the tags as they are now (one git call, cached)."""

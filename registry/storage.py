@@ -31,6 +31,19 @@ Guarantees:
   :func:`_stamp`). Writing to the file resets its mtime and so breaks the stamp, which lets a new
   snapshot reuse an object that another snapshot already holds with one ``stat``, not a re-hash,
   and still notice one that was written to through another snapshot's hard link.
+
+Shared caches (``Settings.shared_cache_dir``, e.g. a lab's NFS folder) are read, never written:
+
+- A snapshot the user's cache lacks is served from a shared cache's ``snapshots/<md5>/`` as it is
+  (no copy) when its manifest is there and every file still has its size and either its recorded
+  stat or a valid stamp (``verify=True``: its listing and every file are re-hashed instead).
+- Otherwise each object missing from the user's cache is looked for in the shared caches, in
+  order, before the remote: at ``objects/md5/ab/cdef...`` (a registry cache) and at
+  ``files/md5/ab/cdef...`` (a DVC cache, ``dvc cache dir``). A stamped, read-only one is
+  hard-linked into the user's ``objects/``; any other is copied and md5-verified on the way (and
+  stamped there). A shared object with the wrong bytes is skipped (the remote supplies it) and
+  left as it is.
+- No lock, temporary file, stamp, manifest or repair is ever made in a shared cache.
 """
 
 from __future__ import annotations
@@ -43,14 +56,15 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
@@ -598,16 +612,75 @@ class FetchResult:
     """What :meth:`ContentCache.snapshot` produced.
 
     Attributes:
-        path: The artifact's folder in the cache (read-only files; do not write to them).
+        path: The artifact's folder in the cache (read-only files; do not write to them). It is
+            in a shared cache when the whole snapshot was found there.
         files: How many files the artifact has.
-        fetched_files: How many of them this call downloaded (0 when all were cached).
-        fetched_bytes: How many bytes this call downloaded.
+        fetched_files: How many of them this call downloaded from the remote (0 when all were
+            cached).
+        fetched_bytes: How many bytes this call downloaded from the remote.
+        shared_files: How many files this call took from a shared cache (every file when
+            ``path`` is a shared cache's snapshot).
+        shared_bytes: How many bytes those files hold.
+        shared_cache: The shared cache they came from (the first, if several did).
     """
 
     path: Path
     files: int
     fetched_files: int
     fetched_bytes: int
+    shared_files: int = 0
+    shared_bytes: int = 0
+    shared_cache: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Got:
+    """An object put into the user's cache: its size, and the shared cache it came from (``None``:
+    downloaded from the remote)."""
+
+    size: int
+    shared: Path | None = None
+
+
+# Returned by ContentCache._obtain(download=False) when no shared cache holds a good copy.
+_NOT_SHARED = _Got(-1)
+
+
+@dataclass
+class _Tally:
+    """What one call took from the remote and from shared caches."""
+
+    fetched_files: int = 0
+    fetched_bytes: int = 0
+    shared_files: int = 0
+    shared_bytes: int = 0
+    shared_cache: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, got: _Got | None) -> None:
+        """Count one object (``None``: it was in the user's cache already)."""
+        if got is None or got is _NOT_SHARED:
+            return
+        with self._lock:
+            if got.shared is None:
+                self.fetched_files += 1
+                self.fetched_bytes += got.size
+            else:
+                self.shared_files += 1
+                self.shared_bytes += got.size
+                self.shared_cache = self.shared_cache or got.shared
+
+    def result(self, path: Path, files: int) -> FetchResult:
+        """The :class:`FetchResult` of a snapshot at ``path`` with ``files`` files."""
+        return FetchResult(
+            path,
+            files,
+            self.fetched_files,
+            self.fetched_bytes,
+            self.shared_files,
+            self.shared_bytes,
+            self.shared_cache,
+        )
 
 
 @dataclass(frozen=True)
@@ -705,16 +778,28 @@ class ContentCache:
 
     Args:
         root: The cache folder (``Settings.cache_dir``); created on first write.
+        shared: Read-only caches to look in, in order, before the remote: registry caches
+            (``objects/``, ``snapshots/``, ``manifests/``) or DVC caches (``files/md5/``).
+            Nothing is ever written to them; one that is ``root`` itself is left out.
 
     Example:
         >>> cache = ContentCache(load_settings().cache_dir)  # doctest: +SKIP
         >>> result = cache.snapshot(dir_md5, RemoteStore.open(repo, commit))  # doctest: +SKIP
         >>> result.path  # doctest: +SKIP
         PosixPath('/home/me/.cache/lab-registry/snapshots/1efa88afe031ce8f3761f84b7775d39a')
+        >>> lab = ContentCache(Path("~/.cache/lab-registry").expanduser(),
+        ...                    shared=[Path("/nfs/lab-cache")])  # doctest: +SKIP
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shared: Iterable[Path] = ()) -> None:
         self.root = Path(root)
+        own = os.path.realpath(self.root)
+        roots: list[Path] = []
+        for folder in map(Path, shared):
+            # The cache that fills a shared folder is that folder: it is the user's own there.
+            if os.path.realpath(folder) != own and folder not in roots:
+                roots.append(folder)
+        self.shared: tuple[Path, ...] = tuple(roots)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -773,19 +858,44 @@ class ContentCache:
         path.unlink(missing_ok=True)
         return False
 
-    def _fetch_object(
+    def _obtain(
         self,
         md5: str,
         remote: RemoteStore,
+        *,
         on_bytes: Callable[[int], None] | None = None,
         label: str | None = None,
-    ) -> int | None:
-        """Download ``md5`` into ``objects/`` unless cached; return its size, or ``None`` if
-        it was already there (possibly fetched meanwhile by another thread or process)."""
+        rehash: bool = False,
+        shared: bool = True,
+        download: bool = True,
+    ) -> _Got | None:
+        """Put ``md5`` into ``objects/`` unless it is there: from a shared cache that holds a
+        good copy, else downloaded from the remote.
+
+        Args:
+            md5: The object's hash.
+            remote: Where to download it from.
+            on_bytes: Called with each downloaded chunk's size (not for shared copies).
+            label: What the object is, for error messages.
+            rehash: Re-hash a stamped shared copy too before trusting it.
+            shared: Look in the shared caches.
+            download: Download it if no shared cache has it; if ``False``, return
+                ``_NOT_SHARED`` instead.
+
+        Returns:
+            Its size and source, or ``None`` if it was cached already (possibly put there
+            meanwhile by another thread or process).
+        """
         with self._locked("md5", md5[:2], md5[2:]):
             # Looked for again under the lock: whoever held it may have just fetched it.
             if self._object_ok(md5):
                 return None
+            if shared:
+                got = self._from_shared(md5, rehash)
+                if got is not None:
+                    return got
+            if not download:
+                return _NOT_SHARED
             tmp = self._tmp_dir() / f"object-{md5}-{uuid.uuid4().hex}"
             try:
                 remote.fetch(md5, tmp, on_bytes=on_bytes, label=label)
@@ -797,12 +907,57 @@ class ContentCache:
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
-            return size
+            return _Got(size)
+
+    def _shared_candidates(self, md5: str) -> Iterator[tuple[Path, Path, os.stat_result]]:
+        """Each shared cache's file for object ``md5``: (cache, file, its stat), in order."""
+        for root in self.shared:
+            for layout in ("objects", "files"):  # the registry's layout, then DVC's
+                candidate = root / layout / "md5" / md5[:2] / md5[2:]
+                try:
+                    st = os.stat(candidate)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield root, candidate, st
+
+    def _from_shared(self, md5: str, rehash: bool) -> _Got | None:
+        """Link or copy a good shared copy of ``md5`` into ``objects/`` (the object's lock held).
+
+        A stamped, read-only copy is trusted and hard-linked (unless ``rehash``); any other is
+        copied while its md5 is computed, and used only if it matches. Nothing in the shared
+        cache is changed, whatever it holds.
+        """
+        dest = self.object_path(md5)
+        for root, candidate, st in self._shared_candidates(md5):
+            tmp = self._tmp_dir() / f"shared-{md5}-{uuid.uuid4().hex}"
+            try:
+                trusted = _is_stamped(st, md5) and not rehash and not st.st_mode & 0o222
+                if trusted and _try_link(candidate, tmp):
+                    linked = os.stat(tmp)
+                    if _is_stamped(linked, md5) and linked.st_size == st.st_size:
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(tmp, dest)
+                        return _Got(linked.st_size, root)
+                    tmp.unlink()  # it changed between the two stats: check its bytes instead
+                if _copy_verified(candidate, tmp, md5):
+                    os.chmod(tmp, 0o444)
+                    _stamp(tmp, md5)  # the user's own copy: its stamp is the user's to write
+                    size = os.stat(tmp).st_size
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, dest)
+                    return _Got(size, root)
+            except OSError:
+                continue  # unreadable or gone (an NFS hiccup): the next source supplies it
+            finally:
+                tmp.unlink(missing_ok=True)
+        return None
 
     def ensure_object(
         self, md5: str, remote: RemoteStore, *, label: str | None = None, verify: bool = False
     ) -> Path:
-        """Return the cached, verified object ``md5``, downloading it first if needed.
+        """Return the cached, verified object ``md5``, taking it from a shared cache or
+        downloading it first if needed.
 
         For single-file artifacts (a plain md5 in ``dvc.lock``) and ``.dir`` listings. The file is
         shared with every snapshot that holds the same bytes: read it, never write to it.
@@ -823,7 +978,7 @@ class ContentCache:
         if not _MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
-            self._fetch_object(md5, remote, label=label)
+            self._obtain(md5, remote, label=label, rehash=verify)
         return self.object_path(md5)
 
     def named_object(self, md5: str, filename: str, remote: RemoteStore) -> Path:
@@ -861,12 +1016,15 @@ class ContentCache:
         jobs: int | None,
         progress: ProgressCallback | None,
         verify: bool = False,
-    ) -> tuple[int, int]:
-        """Make sure every entry's object is cached, downloading the missing ones in parallel.
+        tally: _Tally | None = None,
+    ) -> _Tally:
+        """Make sure every entry's object is cached: taken from a shared cache where one holds
+        it, the others downloaded, in parallel.
 
         Returns:
-            How many files and bytes were downloaded.
+            ``tally`` (or a new one), counting what came from the remote and the shared caches.
         """
+        tally = tally if tally is not None else _Tally()
         labels: dict[str, str] = {}
         for entry in entries:
             labels.setdefault(entry.md5, f"file {entry.relpath!r} of artifact {dir_md5}")
@@ -875,12 +1033,20 @@ class ContentCache:
         checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
         missing = [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
         if not missing:
-            return 0, 0
-        workers = jobs or remote.jobs
+            return tally
+        # What a shared cache seems to hold (one stat each) is not asked of the remote, so a
+        # load that the shared caches can serve never touches the remote.
+        budget: dict[str, int] = {}
+        for md5 in missing:
+            found = next(self._shared_candidates(md5), None)
+            if found is not None:
+                budget[md5] = found[2].st_size
+        remote_only = [md5 for md5 in missing if md5 not in budget]
+        workers = jobs or (remote.jobs if remote_only else min(32, 4 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
             # Sizes first: the progress total, and a missing object fails before any download.
-            sizes = _run_all(pool, [partial(remote.size, m, label=labels[m]) for m in missing])
-            total = sum(sizes)
+            sizes = _run_all(pool, [partial(remote.size, m, label=labels[m]) for m in remote_only])
+            total = sum(sizes) + sum(budget.values())
             done = 0
             counter = threading.Lock()
 
@@ -891,49 +1057,118 @@ class ContentCache:
                     if progress is not None:
                         progress(done, total)
 
-            def fetch_one(md5: str, size: int) -> int | None:
-                fetched = self._fetch_object(md5, remote, on_bytes=report, label=labels[md5])
-                if fetched is None:
-                    report(size)  # another process got it first; keep the bar honest
-                return fetched
+            def rebudget(md5: str, size: int) -> None:
+                nonlocal total
+                with counter:
+                    total += size - budget[md5]
 
-            results = _run_all(
-                pool, [partial(fetch_one, m, s) for m, s in zip(missing, sizes, strict=True)]
+            def from_shared(md5: str) -> None:
+                got = self._obtain(md5, remote, label=labels[md5], rehash=verify, download=False)
+                if got is _NOT_SHARED:
+                    # The shared copy was bad or went away: the remote's bytes take its share.
+                    size = remote.size(md5, label=labels[md5])
+                    rebudget(md5, size)
+                    got = self._obtain(
+                        md5, remote, on_bytes=report, label=labels[md5], shared=False
+                    )
+                    if got is None:
+                        report(size)
+                elif got is None:
+                    report(budget[md5])  # another process got it first
+                else:
+                    rebudget(md5, got.size)  # (another shared cache's copy, if the first was bad)
+                    report(got.size)
+                tally.add(got)
+
+            def fetch_one(md5: str, size: int) -> None:
+                got = self._obtain(md5, remote, on_bytes=report, label=labels[md5], shared=False)
+                if got is None:
+                    report(size)  # another process got it first; keep the bar honest
+                tally.add(got)
+
+            _run_all(
+                pool,
+                [partial(from_shared, m) for m in budget]
+                + [partial(fetch_one, m, s) for m, s in zip(remote_only, sizes, strict=True)],
             )
-        got = [r for r in results if r is not None]
-        return len(got), sum(got)
+        return tally
 
     # -- snapshots -----------------------------------------------------------------------------
 
     def cached(self, dir_md5: str, *, verify: bool = False) -> FetchResult | None:
         """Return the artifact ``dir_md5`` if its snapshot is cached and intact, else ``None``.
 
-        Never downloads, locks or repairs anything (:meth:`snapshot` does), and never imports
-        DVC: one manifest read and one ``stat`` per file, or a re-hash of every file.
+        The user's own snapshot, when there is one, decides (:meth:`snapshot` repairs it);
+        without one, an intact snapshot in a shared cache is returned as it is. Never
+        downloads, locks or repairs anything, and never imports DVC: one manifest read and one
+        ``stat`` per file, or a re-hash of every file.
 
         Args:
             dir_md5: The artifact's hash from ``dvc.lock``, ending in ``.dir``.
             verify: Re-hash every file instead of comparing stats with the manifest.
 
         Returns:
-            The folder (``fetched_files == 0``), or ``None`` if it is missing, or a file changed
-            (stat) or is wrong (``verify``).
+            The folder (``fetched_files == 0``; ``shared_files == files`` for a shared cache's
+            folder), or ``None`` if it is missing, or a file changed (stat) or is wrong
+            (``verify``).
 
         Raises:
             ValueError: If ``dir_md5`` is not a ``.dir`` hash.
         """
         path = self.snapshot_path(dir_md5)
         entries = self._read_manifest(_dir_key(dir_md5))
-        if entries is None:
-            return None
-        if verify:
-            intact = all(_map_threads(lambda e: _holds(path / e.relpath, e.md5), entries))
-        else:
-            intact = not _stale(path, entries)
-        # Checked last: a manifest is written just before its folder appears.
-        if not intact or not path.is_dir():
-            return None
-        return FetchResult(path, len(entries), 0, 0)
+        if entries is not None:
+            if verify:
+                intact = all(_map_threads(lambda e: _holds(path / e.relpath, e.md5), entries))
+            else:
+                intact = not _stale(path, entries)
+            # Checked last: a manifest is written just before its folder appears.
+            if intact and path.is_dir():
+                return FetchResult(path, len(entries), 0, 0)
+        if path.is_dir():
+            return None  # the user's own, damaged: snapshot() repairs it
+        return self._shared_snapshot(dir_md5, verify)
+
+    def _shared_snapshot(self, dir_md5: str, verify: bool) -> FetchResult | None:
+        """The first intact snapshot of ``dir_md5`` in a shared cache, used where it is.
+
+        Intact: its manifest is there and each file has its recorded size and either its
+        recorded mtime and inode or a valid stamp (which survives ``rsync -a`` and ``cp -a``).
+        With ``verify``, the manifest must match the artifact's own listing (the ``.dir``
+        object, from that shared cache), every file is re-hashed and no other file may be there.
+        """
+        key = _dir_key(dir_md5)
+        for root in self.shared:
+            path = root / "snapshots" / key
+            entries = _load_manifest(root / "manifests" / f"{key}.json")
+            if entries is None:
+                continue
+            if verify:
+                listing = self._shared_listing(dir_md5)
+                intact = (
+                    listing is not None
+                    and [(e.relpath, e.md5) for e in listing]
+                    == sorted((e.relpath, e.md5) for e in entries)
+                    and all(_map_threads(partial(_holds_in, path), entries))
+                    and not _strays(path, entries)
+                )
+            else:
+                intact = not _stale_shared(path, entries)
+            if intact and path.is_dir():
+                size = sum(max(e.size, 0) for e in entries)
+                return FetchResult(path, len(entries), 0, 0, len(entries), size, root)
+        return None
+
+    def _shared_listing(self, dir_md5: str) -> list[_Entry] | None:
+        """The files of artifact ``dir_md5`` from a verified ``.dir`` object in a shared cache."""
+        for _, candidate, _ in self._shared_candidates(dir_md5):
+            try:
+                data = candidate.read_bytes()
+            except OSError:
+                continue
+            if hashlib.md5(data, usedforsecurity=False).hexdigest() == _hash_key(dir_md5):
+                return _parse_listing(data, dir_md5)
+        return None
 
     def snapshot(
         self,
@@ -951,16 +1186,22 @@ class ContentCache:
         are downloaded in parallel (each once, even across processes) and the folder assembled
         in ``tmp/`` and renamed into place, so a reader never sees a partial one.
 
+        Without a snapshot of its own, the user's cache uses a shared cache's intact snapshot as
+        it is (see :meth:`cached`); objects it must assemble or repair come from the shared
+        caches where they hold them, and from the remote otherwise.
+
         Args:
             dir_md5: The artifact's hash from ``dvc.lock``, ending in ``.dir``.
-            remote: The DVC remote to fetch from (untouched when everything is cached).
+            remote: The DVC remote to fetch from (untouched when everything is cached or in a
+                shared cache).
             jobs: Parallel downloads; default: the remote's DVC ``jobs`` (4 x CPUs by default).
-            progress: Called with (done bytes, total bytes) as downloads progress, from worker
-                threads (one call at a time); not called when nothing is downloaded.
+            progress: Called with (done bytes, total bytes) as objects arrive (downloaded, or
+                taken from a shared cache), from worker threads (one call at a time); not called
+                when nothing is missing.
             verify: Re-hash every file instead of trusting unchanged stats.
 
         Returns:
-            The folder and what was downloaded.
+            The folder and what was downloaded or taken from a shared cache.
 
         Raises:
             ValueError: If ``dir_md5`` is not a ``.dir`` hash or ``jobs`` is not positive.
@@ -977,6 +1218,10 @@ class ContentCache:
             warm = self.cached(dir_md5)
             if warm is not None:
                 return warm
+        elif not path.is_dir():
+            shared = self._shared_snapshot(dir_md5, verify=True)
+            if shared is not None:
+                return shared
         with self._locked("snapshots", key):
             # Looked for again under the lock: whoever held it may have just made or fixed it.
             if path.is_dir():
@@ -995,20 +1240,20 @@ class ContentCache:
         """Build the snapshot in ``tmp/`` from (fetched) objects, then rename it into place."""
         self._sweep_tmp()
         listing = self._listing(dir_md5, remote, verify)
-        fetched_files, fetched_bytes = self._ensure_objects(
-            listing, remote, dir_md5, jobs, progress, verify
-        )
+        tally = self._ensure_objects(listing, remote, dir_md5, jobs, progress, verify)
         key = _dir_key(dir_md5)
         staging = Path(tempfile.mkdtemp(prefix=f"snapshot-{key}-", dir=self._tmp_dir()))
         try:
+            # mkdtemp makes 0700 folders; a snapshot is as readable as any folder the user makes
+            # (so a cache filled for the lab with umask 022 is readable by all of it).
+            os.chmod(staging, 0o777 & ~_umask())
             made: set[Path] = set()
             for entry in listing:
                 dest = staging / entry.relpath
                 if dest.parent not in made:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     made.add(dest.parent)
-                n, size = self._place(entry, dest, remote, dir_md5)
-                fetched_files, fetched_bytes = fetched_files + n, fetched_bytes + size
+                self._place(entry, dest, remote, dir_md5, tally)
             manifest = [self._stat_entry(staging, entry) for entry in listing]
             # The manifest goes first and the folder last: the folder's arrival is the commit.
             self._write_manifest(key, manifest)
@@ -1017,28 +1262,24 @@ class ContentCache:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return FetchResult(path, len(listing), fetched_files, fetched_bytes)
+        return tally.result(path, len(listing))
 
     def _place(
-        self, entry: _Entry, dest: Path, remote: RemoteStore, dir_md5: str
-    ) -> tuple[int, int]:
-        """Hard-link (or copy) the object of ``entry`` to ``dest``; return files/bytes fetched.
+        self, entry: _Entry, dest: Path, remote: RemoteStore, dir_md5: str, tally: _Tally
+    ) -> None:
+        """Hard-link (or copy) the object of ``entry`` to ``dest``; count what that took.
 
         The object can vanish between fetching and linking (another process found it corrupt and
-        deleted it); it is then fetched again.
+        deleted it); it is then obtained again.
         """
-        fetched = (0, 0)
         for _ in range(3):
             obj = self.object_path(entry.md5)
             try:
                 _link_or_copy(obj, dest)
-                return fetched
+                return
             except FileNotFoundError:
-                size = self._fetch_object(
-                    entry.md5, remote, label=f"file {entry.relpath!r} of artifact {dir_md5}"
-                )
-                if size is not None:
-                    fetched = (fetched[0] + 1, fetched[1] + size)
+                label = f"file {entry.relpath!r} of artifact {dir_md5}"
+                tally.add(self._obtain(entry.md5, remote, label=label))
         raise RemoteError(  # pragma: no cover - only under a pathological race
             f"file {entry.relpath!r} of artifact {dir_md5} kept disappearing from the cache "
             f"{self.root}; check that nothing else deletes files there"
@@ -1067,24 +1308,21 @@ class ContentCache:
                 return FetchResult(path, len(entries), 0, 0)
         checks = _map_threads(lambda e: self._file_ok(path / e.relpath, e.md5), suspects)
         bad = [entry for entry, ok in zip(suspects, checks, strict=True) if not ok]
-        fetched_files, fetched_bytes = self._ensure_objects(
-            bad, remote, dir_md5, jobs, progress, verify
-        )
+        tally = self._ensure_objects(bad, remote, dir_md5, jobs, progress, verify)
         for entry in bad:
             # Link under a temporary name, then rename over the bad file: readers never see a gap.
             target = path / entry.relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
             try:
-                n, size = self._place(entry, tmp, remote, dir_md5)
+                self._place(entry, tmp, remote, dir_md5, tally)
                 os.replace(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
-            fetched_files, fetched_bytes = fetched_files + n, fetched_bytes + size
         if verify:
             self._remove_strays(path, entries)
         self._write_manifest(key, [self._stat_entry(path, entry) for entry in entries])
-        return FetchResult(path, len(entries), fetched_files, fetched_bytes)
+        return tally.result(path, len(entries))
 
     def _file_ok(self, file: Path, md5: str) -> bool:
         """Whether a snapshot file holds ``md5``; if not, and it shares its object's inode, the
@@ -1107,12 +1345,8 @@ class ContentCache:
 
     def _remove_strays(self, path: Path, entries: Sequence[_Entry]) -> None:
         """Delete files in a snapshot that the artifact does not have (``verify=True`` only)."""
-        wanted = {entry.relpath for entry in entries}
-        for folder, _, files in os.walk(path):
-            for name in files:
-                full = os.path.join(folder, name)
-                if Path(full).relative_to(path).as_posix() not in wanted:
-                    os.unlink(full)
+        for stray in _strays(path, entries):
+            os.unlink(stray)
 
     def _stat_entry(self, base: Path, entry: _Entry) -> _Entry:
         st = os.stat(base / entry.relpath)
@@ -1122,14 +1356,7 @@ class ContentCache:
 
     def _read_manifest(self, key: str) -> list[_Entry] | None:
         """The manifest of snapshot ``key``, or ``None`` if missing or unreadable."""
-        try:
-            with open(self._manifest_path(key), "rb") as f:
-                data = json.load(f)
-            if data.get("format") != MANIFEST_FORMAT:
-                return None
-            return [_Entry(*row) for row in data["files"]]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return None
+        return _load_manifest(self._manifest_path(key))
 
     def _write_manifest(self, key: str, entries: Sequence[_Entry]) -> None:
         rows = [[e.relpath, e.md5, e.size, e.mtime_ns, e.ino] for e in entries]
@@ -1168,6 +1395,85 @@ def _dir_key(dir_md5: str) -> str:
     return dir_md5[:-4]
 
 
+def _load_manifest(path: Path) -> list[_Entry] | None:
+    """The snapshot manifest at ``path``, or ``None`` if missing or unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+        if data.get("format") != MANIFEST_FORMAT:
+            return None
+        return [_Entry(*row) for row in data["files"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _stale_shared(path: Path, entries: Sequence[_Entry]) -> bool:
+    """Whether a shared snapshot has a file that is gone, or changed: another size, or neither
+    its recorded mtime and inode nor a valid stamp (copies keep stamps, not inodes)."""
+    base = str(path)
+    for entry in entries:
+        try:
+            st = os.stat(f"{base}/{entry.relpath}")
+        except OSError:
+            return True
+        if st.st_size != entry.size or not stat.S_ISREG(st.st_mode):
+            return True
+        if (st.st_mtime_ns, st.st_ino) != (entry.mtime_ns, entry.ino) and not _is_stamped(
+            st, entry.md5
+        ):
+            return True
+    return False
+
+
+def _strays(path: Path, entries: Sequence[_Entry]) -> list[str]:
+    """Files under ``path`` that are not in ``entries``."""
+    wanted = {entry.relpath for entry in entries}
+    found = []
+    for folder, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(folder, name)
+            if Path(full).relative_to(path).as_posix() not in wanted:
+                found.append(full)
+    return found
+
+
+def _try_link(src: Path, dest: Path) -> bool:
+    """Hard-link ``src`` at ``dest``; ``False`` where that is refused (another device, another
+    owner's file under ``fs.protected_hardlinks``, no hard links)."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        return False
+    return True
+
+
+def _copy_verified(src: Path, dest: Path, md5: str) -> bool:
+    """Copy ``src`` to the new file ``dest`` while hashing it; whether its md5 is ``md5``.
+
+    ``dest`` is left for the caller to delete when the bytes are wrong.
+    """
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(src, "rb") as f, open(dest, "xb") as out:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest() == _hash_key(md5)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (thread-safe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _stale(path: Path, entries: Sequence[_Entry]) -> list[_Entry]:
     """Entries whose file is gone or whose size, mtime or inode differ from the manifest."""
     base = str(path)
@@ -1189,6 +1495,11 @@ def _holds(path: Path, md5: str) -> bool:
         return not os.path.islink(path) and _hash_file(path) == md5
     except OSError:
         return False
+
+
+def _holds_in(base: Path, entry: _Entry) -> bool:
+    """Whether the file of ``entry`` under ``base`` has its bytes."""
+    return _holds(base / entry.relpath, entry.md5)
 
 
 def _same_inode(st: os.stat_result, other: Path) -> bool:

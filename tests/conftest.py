@@ -47,7 +47,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "researcher@lab.test")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Researcher")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "researcher@lab.test")
-    for var in ("REGISTRY_URL", "REGISTRY_CONFIG", "REGISTRY_CACHE_DIR", "REGISTRY_REMOTE"):
+    for var in (
+        "REGISTRY_URL",
+        "REGISTRY_CONFIG",
+        "REGISTRY_CACHE_DIR",
+        "REGISTRY_REMOTE",
+        "REGISTRY_SHARED_CACHE",
+    ):
         monkeypatch.delenv(var, raising=False)
     subprocess.run(
         ["git", "config", "--global", "init.defaultBranch", "main"], check=True, env=os.environ

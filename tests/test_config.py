@@ -76,3 +76,45 @@ def test_broken_user_config_is_a_clear_error(tmp_path: Path, chdir) -> None:
 def test_unknown_setting_is_a_programming_error() -> None:
     with pytest.raises(TypeError):
         load_settings(colour="blue")
+
+
+def test_shared_cache_order_params_then_user_file_then_env_then_arguments(
+    tmp_path: Path, chdir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _registry(tmp_path / "reg")
+    chdir(root)
+    assert load_settings().shared_cache_dir is None
+    # Set once for the lab in the registry's params.yaml; a relative path is the registry's.
+    (root / "params.yaml").write_text("registry:\n  shared_cache_dir: /nfs/lab-cache\n")
+    assert load_settings().shared_cache_dir == Path("/nfs/lab-cache")
+    (root / "params.yaml").write_text("registry:\n  shared_cache_dir: ../lab-cache\n")
+    assert load_settings().shared_cache_dir == root / "../lab-cache"
+
+    config = user_config_path()
+    config.parent.mkdir(parents=True)
+    config.write_text('shared_cache_dir = "~/scratch/lab-cache"\n')
+    assert load_settings().shared_cache_dir == Path.home() / "scratch" / "lab-cache"
+
+    monkeypatch.setenv("REGISTRY_SHARED_CACHE", "/mnt/env-cache")
+    assert load_settings().shared_cache_dir == Path("/mnt/env-cache")
+    assert load_settings(shared_cache_dir="/arg").shared_cache_dir == Path("/arg")
+    assert load_settings(shared_cache_dir=None).shared_cache_dir == Path("/mnt/env-cache")
+    # Set but empty: no shared cache, whatever the sources below say.
+    assert load_settings(shared_cache_dir="").shared_cache_dir is None
+    monkeypatch.setenv("REGISTRY_SHARED_CACHE", "")
+    assert load_settings().shared_cache_dir is None
+
+
+def test_a_relative_or_malformed_shared_cache_is_a_clear_error(
+    tmp_path: Path, chdir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chdir(tmp_path)
+    monkeypatch.setenv("REGISTRY_SHARED_CACHE", "lab-cache")
+    with pytest.raises(ConfigError, match=r"REGISTRY_SHARED_CACHE must be an absolute path.*"):
+        load_settings()
+    monkeypatch.delenv("REGISTRY_SHARED_CACHE")
+    config = user_config_path()
+    config.parent.mkdir(parents=True)
+    config.write_text("shared_cache_dir = 3\n")
+    with pytest.raises(ConfigError, match=r"shared_cache_dir in .*config\.toml must be a folder"):
+        load_settings()
