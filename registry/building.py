@@ -12,7 +12,9 @@ Runners:
   DirectRunner uses underneath, without the Prism download), in ``multi_processing`` mode with
   ``direct_num_workers`` worker processes, or ``in_memory``.
 - ``DataflowRunner``: needs ``project``, ``region``, ``temp_location`` (``gs://``) under
-  ``beam.dataflow``.
+  ``beam.dataflow``; the workers install a generated package holding the builder and the
+  registry (see :mod:`registry.dataflow`). :func:`pipeline_options` gives the full options
+  without running anything (``registry datasets prepare NAME --dry-run``).
 - ``FlinkRunner``: needs ``flink_master`` under ``beam.flink``.
 """
 
@@ -22,6 +24,7 @@ import contextlib
 import importlib.util
 import inspect
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -48,13 +51,13 @@ __all__ = [
     "beam_flags",
     "load_builder_class",
     "make_builder",
+    "pipeline_options",
     "prepare_dataset",
 ]
 
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner")
 _RUNNING_MODES = ("in_memory", "multi_processing")
 _REQUIRED = {
-    "DataflowRunner": ("dataflow", ("project", "region", "temp_location")),
     "FlinkRunner": ("flink", ("flink_master",)),
 }
 
@@ -62,7 +65,9 @@ _REQUIRED = {
 def beam_flags(beam: Mapping[str, Any]) -> list[str]:
     """Turn the ``beam`` section of ``params.yaml`` into Beam pipeline flags, validating it.
 
-    Only the section of the chosen runner is used; empty (``null``) values are left out.
+    Only the section of the chosen runner is used; empty (``null``) values are left out. For
+    Dataflow, see :func:`registry.dataflow.dataflow_flags` (what is checked, and the default
+    ``staging_location``); :func:`pipeline_options` adds what a given dataset needs.
 
     Args:
         beam: The ``beam`` mapping (``runner``, ``direct_*``, ``dataflow``, ``flink``).
@@ -99,6 +104,10 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
                 f"{', '.join(_RUNNING_MODES)} (multi_threading corrupts TFDS output)"
             )
         return [*flags, f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+    if runner == "DataflowRunner":
+        from registry.dataflow import dataflow_flags
+
+        return [*flags, *dataflow_flags(beam.get("dataflow") or {})]
     section_name, required = _REQUIRED[runner]
     section = beam.get(section_name) or {}
     if not isinstance(section, Mapping):
@@ -110,16 +119,69 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
             + ", ".join(f"beam.{section_name}.{key}" for key in missing)
             + " in params.yaml"
         )
-    if runner == "DataflowRunner":
-        for key in ("temp_location", "staging_location"):
-            value = section.get(key)
-            if value and not str(value).startswith("gs://"):
-                raise ConfigError(
-                    f"beam.dataflow.{key} must be a gs:// path for Dataflow, not {value!r}"
-                )
     for key, value in section.items():
         if value not in (None, ""):
             flags.append(f"--{key}={value}")
+    return flags
+
+
+def pipeline_options(
+    root: Path, name: str, beam: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The full Beam pipeline options that building dataset ``name`` runs with.
+
+    This is what ``registry datasets prepare NAME --dry-run`` prints. For ``DataflowRunner`` it
+    also writes the worker package (see :mod:`registry.dataflow`) and adds ``--setup_file``
+    naming it, and a ``--labels`` entry naming the dataset (for cost reports). Every flag is
+    checked with Beam's own parser. Nothing is run and nothing is contacted; no credentials are
+    read.
+
+    Args:
+        root: The registry work tree.
+        name: The dataset name.
+        beam: The Beam settings; default ``beam`` from ``params.yaml``.
+
+    Returns:
+        The flags, one string each, in the order ``params.yaml`` gives them.
+
+    Raises:
+        ConfigError: If the Beam settings are invalid, or name a flag Beam does not know (the
+            message names the ``params.yaml`` key).
+        NotBuiltError: If the dataset has no builder module (Dataflow only).
+
+    Example:
+        >>> pipeline_options(Path("."), "image_classification/digits")  # doctest: +SKIP
+        ['--runner=DataflowRunner', '--project=my-lab', '--region=europe-west4',
+         '--temp_location=gs://my-lab-beam/tmp', '--staging_location=gs://my-lab-beam/staging',
+         '--machine_type=n2-standard-4', '--max_num_workers=20',
+         '--service_account_email=dataflow@my-lab.iam.gserviceaccount.com',
+         '--setup_file=/home/me/registry/.registry/dataflow/image_classification/digits/setup.py',
+         '--labels=registry-dataset=image_classification-digits']
+    """
+    from registry.dataflow import unknown_beam_flags, write_worker_package
+
+    if beam is None:
+        from registry.pipeline import read_params
+
+        beam = read_params(root).get("beam") or {}
+    flags = beam_flags(beam)
+    runner = flags[0].split("=", 1)[1]
+    if runner == "DataflowRunner":
+        package = write_worker_package(root, name)
+        label = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:63]
+        flags += [f"--setup_file={package.setup_file}", f"--labels=registry-dataset={label}"]
+    unknown = unknown_beam_flags(flags)
+    if unknown:
+        section = {"DataflowRunner": "beam.dataflow", "FlinkRunner": "beam.flink"}.get(
+            runner, "beam"
+        )
+        keys = [f"{section}.{f.removeprefix('--').split('=', 1)[0]}" for f in unknown]
+        raise ConfigError(
+            f"Beam has no pipeline option {', '.join(keys)}; fix or remove "
+            f"{'it' if len(keys) == 1 else 'them'} in params.yaml (see `python -m "
+            "apache_beam.runners.dataflow.dataflow_runner --help` or Beam's pipeline options "
+            "reference for the names)"
+        )
     return flags
 
 
@@ -257,16 +319,20 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder, download_config: Any
         builder.download_and_prepare(download_config=download_config)
 
 
-def _beam_download_config(beam: Mapping[str, Any], **kwargs: Any) -> Any:
+def _beam_download_config(
+    beam: Mapping[str, Any], *, flags: list[str] | None = None, **kwargs: Any
+) -> Any:
+    """TFDS's download config running Beam with ``flags`` (default: ``beam_flags(beam)``)."""
     import tensorflow_datasets as tfds
 
-    flags = beam_flags(beam)
+    if flags is None:
+        flags = beam_flags(beam)
     try:
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError as e:  # pragma: no cover
         raise MissingDependencyError("apache_beam", "'apache-beam'") from e
     runner: Any = None
-    if (beam.get("runner") or "DirectRunner") == "DirectRunner":
+    if "--runner=DirectRunner" in flags:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner = FnApiRunner()
@@ -301,6 +367,9 @@ def prepare_dataset(
 
     Raises:
         ConfigError: If the Beam settings are invalid.
+        CredentialsError: On Dataflow, if no Google Cloud credentials are configured (checked
+            before anything runs).
+        MissingDependencyError: On Dataflow, if Beam's ``gcp`` extra is not installed.
         BuildError: If the builder or its pipeline fails (the old prepared folder stays).
     """
     from registry.pipeline import dataset_params, read_params
@@ -310,7 +379,13 @@ def prepare_dataset(
     if beam is None:
         beam = read_params(root).get("beam") or {}
     output = output or root / layout.prepared_dir(name)
-    download_config = _beam_download_config(beam)
+    flags = pipeline_options(root, name, beam)
+    if "--runner=DataflowRunner" in flags:
+        from registry.dataflow import check_credentials, check_submission_dependencies
+
+        check_credentials(str((beam.get("dataflow") or {})["project"]))
+        check_submission_dependencies()
+    download_config = _beam_download_config(beam, flags=flags)
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
     try:

@@ -264,18 +264,48 @@ def _pull_summary(result: FetchResult) -> str:
     return "; ".join(parts) or f"already cached ({result.files} files)"
 
 
+_DRY_RUN_HELP = (
+    "Print the Beam pipeline options, one flag a line (with --json: as JSON), and on Dataflow "
+    "write the worker package; run, submit and contact nothing."
+)
+
+
+def _print_options(options: dict[str, list[str]], as_json: bool, headers: bool) -> None:
+    if as_json:
+        _print_json(options)
+        return
+    for i, (name, flags) in enumerate(options.items()):
+        if headers:
+            click.echo(("\n" if i else "") + f"# {name}")
+        for flag in flags:
+            click.echo(flag)
+
+
 @datasets.command("build")
 @click.argument("names", nargs=-1)
 @_registry_option
 @click.option("--force", "-f", is_flag=True, help="Rebuild even if up to date.")
-def datasets_build(names: tuple[str, ...], registry: str | None, force: bool) -> None:
+@click.option("--dry-run", is_flag=True, help=_DRY_RUN_HELP)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print JSON, name -> flags.")
+def datasets_build(
+    names: tuple[str, ...], registry: str | None, force: bool, dry_run: bool, as_json: bool
+) -> None:
     """Build datasets through their dvc.yaml stages (dvc repro build@NAME).
 
     \b
     With no NAMES, builds every dataset of the pipeline. Stages whose builder,
     card and params did not change are skipped. Commit dvc.lock afterwards.
+    --dry-run prints each dataset's Beam options (as `prepare --dry-run` does)
+    under a `# NAME` line, and builds nothing.
     Python: registry.build_dataset([NAME, ...])
     """
+    if dry_run:
+        from registry.datasets import pipeline_options
+
+        _print_options(pipeline_options(names, registry=registry), as_json, headers=True)
+        return
+    if as_json:
+        raise click.UsageError("--json goes with --dry-run")
     from registry.datasets import build_dataset
 
     built = build_dataset(names, registry=registry, force=force)
@@ -288,14 +318,32 @@ def datasets_build(names: tuple[str, ...], registry: str | None, force: bool) ->
 @datasets.command("prepare")
 @click.argument("name")
 @_registry_option
-def datasets_prepare(name: str, registry: str | None) -> None:
+@click.option("--dry-run", is_flag=True, help=_DRY_RUN_HELP)
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print JSON, name -> flags.")
+def datasets_prepare(name: str, registry: str | None, dry_run: bool, as_json: bool) -> None:
     """Run a dataset's builder into datasets/NAME/prepared (what its DVC stage runs).
 
     \b
     Uses the Beam settings under `beam` in params.yaml and the knobs under
     `datasets.NAME`. Prefer `registry datasets build NAME`, which runs this
     through DVC so that the result is tracked.
+
+    \b
+    On Dataflow (beam.runner: DataflowRunner) the options come from
+    beam.dataflow, and a worker package holding the builder and the registry is
+    generated in .registry/dataflow/NAME/ and passed as --setup_file.
+    Credentials: `gcloud auth application-default login` or
+    $GOOGLE_APPLICATION_CREDENTIALS; --dry-run needs none.
+    Python: registry.datasets.pipeline_options(NAME),
+    registry.datasets.prepare_dataset(NAME)
     """
+    if dry_run:
+        from registry.datasets import pipeline_options
+
+        _print_options(pipeline_options(name, registry=registry), as_json, headers=False)
+        return
+    if as_json:
+        raise click.UsageError("--json goes with --dry-run")
     from registry.datasets import prepare_dataset
 
     path = prepare_dataset(name, registry=registry)

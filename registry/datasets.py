@@ -56,6 +56,7 @@ __all__ = [
     "load_dataset",
     "locate_dataset",
     "new_dataset",
+    "pipeline_options",
     "prepare_dataset",
     "pull_dataset",
     "release_dataset",
@@ -556,6 +557,60 @@ def prepare_dataset(name: str, *, registry: str | os.PathLike[str] | None = None
     return prepare(session.root, name)
 
 
+def pipeline_options(
+    names: str | Sequence[str] = (), *, registry: str | os.PathLike[str] | None = None
+) -> dict[str, list[str]]:
+    """The Beam pipeline options each dataset would be built with; builds nothing.
+
+    What ``registry datasets prepare NAME --dry-run`` and ``registry datasets build --dry-run``
+    print. On Dataflow, each dataset's worker package is generated (see
+    :mod:`registry.dataflow`); nothing is submitted or contacted and no credentials are read.
+
+    Args:
+        names: A dataset, or datasets; empty for every dataset in the pipeline (``dvc.yaml``).
+        registry: A registry clone; default from the configuration.
+
+    Returns:
+        Dataset name -> its flags (see :func:`registry.building.pipeline_options`).
+
+    Raises:
+        ArtifactNotFoundError: For an unknown dataset.
+        ConfigError: If the Beam settings in params.yaml are invalid (naming the key), or a
+            dataset has no stage in dvc.yaml.
+
+    Example:
+        >>> pipeline_options("image_classification/digits")  # doctest: +SKIP
+        {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
+         '--direct_running_mode=multi_processing']}
+    """
+    from registry.building import pipeline_options as options
+    from registry.pipeline import read_params
+
+    session = open_session(registry)
+    root = session.root
+    if isinstance(names, str):
+        wanted = [_check_dataset(session, names)]
+    else:
+        wanted = _pipeline_names(session, names)
+    beam = read_params(root).get("beam") or {}
+    return {name: options(root, name, beam) for name in wanted}
+
+
+def _pipeline_names(session: Session, names: Sequence[str]) -> list[str]:
+    """The datasets ``names`` (checked to have a build stage), or every one of the pipeline."""
+    from registry.pipeline import pipeline_datasets
+
+    wanted = [_check_dataset(session, n) for n in names]
+    in_pipeline = pipeline_datasets(session.root)
+    for name in wanted:
+        if name not in in_pipeline:
+            raise ConfigError(
+                f"{name!r} has no stage in dvc.yaml; add it with "
+                f"registry.pipeline.add_dataset or recreate it with 'registry datasets new'"
+            )
+    return wanted or in_pipeline
+
+
 def build_dataset(
     names: Sequence[str] = (),
     *,
@@ -579,19 +634,10 @@ def build_dataset(
         BuildError: If a build fails (with DVC's message).
     """
     from registry.errors import BuildError
-    from registry.pipeline import pipeline_datasets
 
     session = open_session(registry)
     root = session.root
-    wanted = [_check_dataset(session, n) for n in names]
-    in_pipeline = pipeline_datasets(root)
-    for name in wanted:
-        if name not in in_pipeline:
-            raise ConfigError(
-                f"{name!r} has no stage in dvc.yaml; add it with "
-                f"registry.pipeline.add_dataset or recreate it with 'registry datasets new'"
-            )
-    targets = [layout.build_stage(n) for n in (wanted or in_pipeline)]
+    targets = [layout.build_stage(n) for n in _pipeline_names(session, names)]
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
