@@ -28,6 +28,7 @@ import re
 import shutil
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -388,9 +389,13 @@ def prepare_dataset(
     download_config = _beam_download_config(beam, flags=flags)
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
+    # Dataflow's workers cannot write to this machine: they build under temp_location, and the
+    # result is downloaded here once the job is done.
+    remote_dir = remote_build_dir(beam, name)
     try:
         try:
-            builder = make_builder(root, name, params, data_dir=str(workdir / "data"))
+            data_dir = remote_dir or str(workdir / "data")
+            builder = make_builder(root, name, params, data_dir=data_dir)
             download_and_prepare(builder, download_config)
         except RegistryError:
             raise
@@ -400,17 +405,56 @@ def prepare_dataset(
                 f"builder ({layout.builder_file(name)}) or its params, then run "
                 f"'registry datasets build {name}' again (rerun with --traceback for details)"
             ) from e
-        built = Path(builder.data_dir)
+        if remote_dir is not None:
+            from registry.gcloud import download_folder
+
+            built = workdir / "data"
+            download_folder(str(builder.data_dir), built)
+        else:
+            built = Path(builder.data_dir)
         # Downloads and Beam temp files stay behind: only the prepared folder is the output.
         replace_dir(built, output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if remote_dir is not None:
+            _delete_quietly(remote_dir)
     if output == root / layout.prepared_dir(name):
         atomic_write_text(
             root / layout.build_info_file(name),
             json.dumps(build_summary(name, builder.info), indent=2, sort_keys=True) + "\n",
         )
     return output
+
+
+def remote_build_dir(beam: Mapping[str, Any], name: str) -> str | None:
+    """Where Dataflow's workers write a build of ``name``: a fresh folder under
+    ``beam.dataflow.temp_location``; ``None`` for runners that write on this machine.
+
+    Example:
+        >>> beam = {"runner": "DataflowRunner", "dataflow": {"temp_location": "gs://lab/tmp"}}
+        >>> remote_build_dir(beam, "a/b")  # doctest: +SKIP
+        'gs://lab/tmp/registry-builds/a/b/5f0c...'
+    """
+    if (beam.get("runner") or "DirectRunner") != "DataflowRunner":
+        return None
+    temp = str((beam.get("dataflow") or {}).get("temp_location") or "").rstrip("/")
+    if not temp.startswith("gs://"):
+        raise ConfigError(
+            f"beam.dataflow.temp_location must be a gs:// folder for Dataflow, not {temp!r}"
+        )
+    return f"{temp}/registry-builds/{name}/{uuid.uuid4().hex}"
+
+
+def _delete_quietly(url: str) -> None:
+    """Remove a finished build's folder from Cloud Storage; a failure only leaves temp files."""
+    import logging
+
+    from registry.gcloud import delete_folder
+
+    try:
+        delete_folder(url)
+    except Exception as e:  # the build's result is safe; say what was left behind
+        logging.getLogger(__name__).warning("could not delete %s (%s); delete it by hand", url, e)
 
 
 def build_summary(name: str, info: Any) -> dict[str, Any]:

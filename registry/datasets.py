@@ -813,7 +813,9 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
     try:
         store.check(write=True)
     except (CredentialsError, RemoteError) as e:
-        raise type(e)(f"{e}. Nothing was pushed or tagged; release again once fixed") from e
+        raise type(e)(
+            f"{e}. Nothing was pushed, and nothing was tagged: release again once fixed"
+        ) from e
     with _dvc_errors() as failures:
         try:
             with Repo(str(root)) as repo:

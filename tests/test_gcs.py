@@ -554,3 +554,40 @@ def test_load_errors_are_registry_errors(gcs: GCSEmulator, gcs_clone: GcsRegistr
             registry.pull_dataset(f"{DIGITS}:1.1.0")
     finally:
         os.environ.pop("CLOUDSDK_CONFIG", None)
+
+
+# -- Dataflow builds come back from Cloud Storage ------------------------------------------------
+
+
+def test_a_build_dataflow_wrote_to_gcs_is_downloaded_whole(
+    gcs: GCSEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import storage
+
+    from registry.building import remote_build_dir
+    from registry.gcloud import delete_folder, download_folder
+
+    beam = {"runner": "DataflowRunner", "dataflow": {"temp_location": "gs://lab-tmp/tmp/"}}
+    first, second = remote_build_dir(beam, DIGITS), remote_build_dir(beam, DIGITS)
+    assert first is not None and first.startswith(f"gs://lab-tmp/tmp/registry-builds/{DIGITS}/")
+    assert first != second  # each build its own folder
+    assert remote_build_dir({"runner": "DirectRunner"}, DIGITS) is None
+
+    bucket = _bucket(gcs)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    client = storage.Client(project="test", credentials=_anonymous())
+    files = {
+        "dataset_info.json": b"{}",
+        "digits-train.tfrecord-00000-of-00002": os.urandom(3000),
+        "digits-train.tfrecord-00001-of-00002": os.urandom(3000),
+        "nested/features.json": b"[]",
+    }
+    for rel, data in files.items():
+        client.bucket(bucket).blob(f"builds/x/1.0.0/{rel}").upload_from_string(data)
+    client.bucket(bucket).blob("builds/x/1.0.0-other/stray").upload_from_string(b"not ours")
+    assert download_folder(f"gs://{bucket}/builds/x/1.0.0", tmp_path / "got") == 4
+    assert _listing(tmp_path / "got") == files
+    assert delete_folder(f"gs://{bucket}/builds/x/1.0.0") == 4
+    assert _objects(gcs, bucket) == ["builds/x/1.0.0-other/stray"]
+    with pytest.raises(RemoteError, match="holds no files"):
+        download_folder(f"gs://{bucket}/builds/x/1.0.0", tmp_path / "again")
