@@ -156,6 +156,21 @@ class GcsRegistry:
     weights: bytes
 
 
+def _fill_card(path: Path) -> None:
+    """Fill the fields a release requires in the card template ``registry models add`` wrote."""
+    card = parse_card(path.read_text())
+    meta = {
+        **card.meta,
+        "task": "image-classification",
+        "architecture": "small-cnn",
+        "datasets": [f"{DIGITS}:1.1.0"],
+        "metrics": {"accuracy": 0.9},
+        "owner": "vision-team",
+        "license": "apache-2.0",
+    }
+    path.write_text(render_card(meta, card.body))
+
+
 def _set_version(clone: Path, version: str, note: str) -> None:
     path = clone / "datasets" / DIGITS / "digits_dataset_builder.py"
     source = re.sub(r'Version\("[0-9.]+"\)', f'Version("{version}")', path.read_text())
@@ -200,18 +215,7 @@ def gcs_registry(
     weights = os.urandom(4096)
     (base / "model.keras").write_bytes(weights)
     run("registry", "models", "add", MODEL, "--from", str(base / "model.keras"))
-    card_path = clone / "models" / MODEL / "README.md"
-    card = parse_card(card_path.read_text())
-    meta = {
-        **card.meta,
-        "task": "image-classification",
-        "architecture": "small-cnn",
-        "datasets": [f"{DIGITS}:1.1.0"],
-        "metrics": {"accuracy": 0.9},
-        "owner": "vision-team",
-        "license": "apache-2.0",
-    }
-    card_path.write_text(render_card(meta, card.body))
+    _fill_card(clone / "models" / MODEL / "README.md")
     run("git", "add", "-A")
     run("git", "commit", "-qm", f"Add {MODEL}")
     run("git", "push", "-q", "origin", "main")
@@ -369,18 +373,7 @@ def _folder_model(clone: Path, tmp_path: Path, files: int = 24) -> None:
     for i in range(files):
         (folder / "variables" / f"shard-{i:03d}").write_bytes(os.urandom(20_000))
     registry.add_model("folder-model", folder)
-    card_path = clone / "models" / "folder-model" / "README.md"
-    card = parse_card(card_path.read_text())
-    meta = {
-        **card.meta,
-        "task": "image-classification",
-        "architecture": "small-cnn",
-        "datasets": [f"{DIGITS}:1.1.0"],
-        "metrics": {"accuracy": 0.9},
-        "owner": "vision-team",
-        "license": "apache-2.0",
-    }
-    card_path.write_text(render_card(meta, card.body))
+    _fill_card(clone / "models" / "folder-model" / "README.md")
     commit_all(clone, "Add folder-model")
 
 
