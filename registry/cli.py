@@ -644,16 +644,21 @@ def models_deprecate(name: str, registry: str | None, no_push: bool) -> None:
 @models.command("pull")
 @click.argument("ref")
 @_registry_option
-def models_pull(ref: str, registry: str | None) -> None:
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Parallel downloads (folder weights)."
+)
+def models_pull(ref: str, registry: str | None, jobs: int | None) -> None:
     """Fetch a released model's weights into the cache and print their path.
 
     \b
+    Shows a progress bar while downloading; a folder of weights (a SavedModel)
+    is fetched file by file in parallel, as `datasets pull` does.
     Python: registry.load_model(REF) (the path), registry.load_keras_model(REF)
     """
     from registry.models import load_model
 
     with _progress_bar(f"pulling {ref}", enabled=sys.stderr.isatty()) as bar:
-        path = load_model(ref, registry=registry, progress=bar)
+        path = load_model(ref, registry=registry, progress=bar, jobs=jobs)
     click.echo(str(path))
 
 

@@ -849,6 +849,7 @@ def load_model(
     *,
     registry: RegistryArg = None,
     progress: ProgressCallback | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """Fetch a released model's weights into the local cache and return their path.
 
@@ -856,6 +857,12 @@ def load_model(
     Bytes are fetched once, verified against the hash recorded in Git, and shared by every
     version and project that has them; the shared cache (``shared_cache_dir``) is looked in
     before the remote.
+
+    Args:
+        ref: The model reference (``NAME``, ``NAME:1.2.0``, ``NAME@prod``).
+        registry: The registry; default from the configuration.
+        progress: Called with ``(done bytes, total bytes)`` while downloading.
+        jobs: Parallel downloads for a folder of weights (default: the DVC remote's ``jobs``).
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
@@ -874,8 +881,8 @@ def load_model(
     cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
     if md5.endswith(".dir"):
-        return cache.snapshot(md5, remote, progress=progress).path
-    return cache.named_object(md5, Path(weights).name, remote)
+        return cache.snapshot(md5, remote, jobs=jobs, progress=progress).path
+    return cache.named_object(md5, Path(weights).name, remote, progress=progress)
 
 
 def load_keras_model(

@@ -954,7 +954,13 @@ class ContentCache:
         return None
 
     def ensure_object(
-        self, md5: str, remote: RemoteStore, *, label: str | None = None, verify: bool = False
+        self,
+        md5: str,
+        remote: RemoteStore,
+        *,
+        label: str | None = None,
+        verify: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> Path:
         """Return the cached, verified object ``md5``, taking it from a shared cache or
         downloading it first if needed.
@@ -967,6 +973,8 @@ class ContentCache:
             remote: Where to fetch it from.
             label: What the object is, for error messages.
             verify: Re-hash a cached copy instead of trusting its verification stamp.
+            progress: Called with ``(done bytes, total bytes)`` while downloading (not called
+                when the object is cached or taken from a shared cache).
 
         Returns:
             The object's path in the cache.
@@ -978,21 +986,40 @@ class ContentCache:
         if not _MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
-            self._obtain(md5, remote, label=label, rehash=verify)
+            on_bytes = None
+            if progress is not None:
+                done, total = 0, -1
+
+                def on_bytes(n: int) -> None:
+                    nonlocal done, total
+                    if total < 0:  # asked only once a download has started
+                        total = remote.size(md5, label=label)
+                    done += n
+                    progress(done, total)
+
+            self._obtain(md5, remote, label=label, rehash=verify, on_bytes=on_bytes)
         return self.object_path(md5)
 
-    def named_object(self, md5: str, filename: str, remote: RemoteStore) -> Path:
+    def named_object(
+        self,
+        md5: str,
+        filename: str,
+        remote: RemoteStore,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
         """The cached object ``md5`` under its own file name, for readers that need one.
 
         Keras, for one, picks the format from the extension (``model.keras``): the object is
-        hard-linked at ``files/<md5>/<filename>``, fetched and verified first if needed.
+        hard-linked at ``files/<md5>/<filename>``, fetched and verified first if needed
+        (``progress`` as in :meth:`ensure_object`).
 
         Raises:
             RemoteError, CorruptArtifactError: As :meth:`ensure_object`.
         """
         if "/" in filename or filename in ("", ".", ".."):
             raise ValueError(f"not a file name: {filename!r}")
-        obj = self.ensure_object(md5, remote, label=filename)
+        obj = self.ensure_object(md5, remote, label=filename, progress=progress)
         named = self.root / "files" / _hash_key(md5) / filename
         if named.exists() and _same_inode(os.stat(obj), named):
             return named

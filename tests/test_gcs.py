@@ -300,8 +300,13 @@ def test_another_project_loads_by_git_url_and_dvc_imports(
     assert pulled.fetched_files == pulled.files > 0
     reference = _listing(gcs_registry.clone / "datasets" / DIGITS / "prepared")
     assert _listing(pulled.path) == reference
-    weights = registry.load_model(f"{MODEL}:1.0.0", registry=url)
+    calls: list[tuple[int, int]] = []
+    weights = registry.load_model(
+        f"{MODEL}:1.0.0", registry=url, progress=lambda done, total: calls.append((done, total))
+    )
     assert Path(weights).read_bytes() == gcs_registry.weights
+    size = len(gcs_registry.weights)
+    assert calls and calls[-1] == (size, size)  # the progress bar's feed, for one file
 
     git(project, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=project, check=True)
@@ -408,8 +413,17 @@ def test_server_stopped_mid_release_leaves_nothing_and_a_rerun_completes(
         assert "folder-model@v1.0.0" in git(gcs_clone.origin, "tag")
         cache = Path(os.environ["HOME"]) / "fresh-cache"
         os.environ["REGISTRY_CACHE_DIR"] = str(cache)
-        loaded = Path(registry.load_model("folder-model:1.0.0", registry=str(gcs_clone.origin)))
+        calls: list[tuple[int, int]] = []
+        loaded = Path(
+            registry.load_model(
+                "folder-model:1.0.0",
+                registry=str(gcs_clone.origin),
+                jobs=3,
+                progress=lambda done, total: calls.append((done, total)),
+            )
+        )
         assert len(list(loaded.rglob("shard-*"))) == 6
+        assert calls[-1] == (6 * 20_000, 6 * 20_000)
     finally:
         os.environ.pop("REGISTRY_CACHE_DIR", None)
         proxy.close()
