@@ -287,6 +287,9 @@ def test_a_fresh_clone_loads_and_dvc_pulls_from_the_bucket(
     subprocess.run(["dvc", "pull", "-q", f"build@{DIGITS}"], cwd=fresh, check=True)
     prepared = fresh / "datasets" / DIGITS / "prepared"
     assert _listing(prepared) == _listing(gcs_registry.clone / "datasets" / DIGITS / "prepared")
+    weights = fresh / "models" / MODEL / "model.keras"
+    subprocess.run(["dvc", "pull", "-q", str(weights)], cwd=fresh, check=True)
+    assert weights.read_bytes() == gcs_registry.weights
 
 
 def test_another_project_loads_by_git_url_and_dvc_imports(
