@@ -186,6 +186,10 @@ def locked_out_hash(repo: GitRepo, commit: str, stage: str, out_path: str) -> st
 # -- the DVC remote ----------------------------------------------------------------------------
 
 
+class _RelativeRemoteError(ConfigError):
+    """A mirror's DVC remote is a path relative to a clone, which a mirror does not have."""
+
+
 @dataclass(frozen=True)
 class _Remote:
     """A resolved DVC remote: its name, URL for messages, and DVC's object database on it."""
@@ -264,6 +268,22 @@ class RemoteStore:
 
     def _resolve(self) -> _Remote:
         try:
+            return self._resolve_at(self.commit)
+        except _RelativeRemoteError:
+            # Released while the remote was the embedded default (a folder next to the clone),
+            # before the lab moved to a shared remote: use the registry's current remote (its
+            # default branch), where 'dvc push -r <new> --all-tags' copied the old releases.
+            if self.repo.work_tree is None:
+                head = self.repo.resolve_commit("HEAD")
+                if head != self.commit:
+                    try:
+                        return self._resolve_at(head)
+                    except RegistryError:
+                        pass
+            raise
+
+    def _resolve_at(self, commit: str) -> _Remote:
+        try:
             from dvc.config import Config
             from dvc.config import ConfigError as DvcConfigError
         except ImportError as e:  # pragma: no cover - dvc is a hard dependency
@@ -282,7 +302,7 @@ class RemoteStore:
             else:
                 from dvc.fs import GitFileSystem
 
-                gitfs = GitFileSystem(str(self.repo.path), rev=self.commit)
+                gitfs = GitFileSystem(str(self.repo.path), rev=commit)
                 if not gitfs.isfile("/.dvc/config"):
                     raise ConfigError(
                         f"{where} has no .dvc/config, so no DVC remote; check that it is a "
@@ -320,7 +340,7 @@ class RemoteStore:
             return
         if os.path.isabs(os.path.expanduser(url)):
             return
-        raise ConfigError(
+        raise _RelativeRemoteError(
             f"DVC remote {name!r} of {where} is the relative path {url!r}, which only has a "
             "meaning inside a clone of the registry. Load from a clone instead (set REGISTRY_URL "
             "to its folder), or give the remote an absolute URL on this machine: "

@@ -430,21 +430,26 @@ def test_unknown_remote_name_is_a_config_error(released_artifact: ReleasedArtifa
 def test_mirror_reads_the_remote_config_at_the_commit(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ):
-    art, cache = released_artifact, tmp_path / "cache"
-    # A later commit gives the remote an absolute URL; the releases keep the relative one.
+    art = released_artifact
+    # While the registry's remote is a path relative to its clones, a mirror cannot use it.
+    before = GitRepo.open(f"file://{art.repo}", tmp_path / "early")
+    relative = RemoteStore.open(before, art.commits[V1])
+    with pytest.raises(ConfigError, match=r"relative path '\.\./\.\./storage'.*REGISTRY_URL"):
+        ContentCache(tmp_path / "early").snapshot(art.hashes[V1], relative)
+
+    # A later commit gives the remote an absolute URL (as a lab moving to a bucket does).
     config = art.repo / ".dvc" / "config"
     config.write_text(config.read_text().replace("../../storage", str(art.storage)))
     absolute = commit_all(art.repo, "Use an absolute remote URL")
+    cache = tmp_path / "cache"
     mirror = GitRepo.open(f"file://{art.repo}", cache)
     assert mirror.work_tree is None
-
     store = ContentCache(cache)
     result = store.snapshot(art.hashes[V2], RemoteStore.open(mirror, absolute))
     assert tree(result.path) == art.files[V2]
-
-    relative = RemoteStore.open(mirror, art.commits[V1])
-    with pytest.raises(ConfigError, match=r"relative path '\.\./\.\./storage'.*REGISTRY_URL"):
-        store.snapshot(art.hashes[V1], relative)
+    # Releases made with the relative remote now load from the registry's current remote.
+    result = store.snapshot(art.hashes[V1], RemoteStore.open(mirror, art.commits[V1]))
+    assert tree(result.path) == art.files[V1]
 
 
 def test_mirror_uses_a_remote_from_the_global_dvc_config(
