@@ -67,7 +67,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
@@ -94,6 +94,10 @@ MANIFEST_FORMAT = 1
 
 _MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 _CHUNK = 1 << 20
+# A download reads an object in requests of this many bytes (a smaller object in one request):
+# fewer, larger requests than a buffered remote file's blocks, each hashed and written as one
+# piece, at the cost of holding one range in memory per parallel download.
+_RANGE = 8 << 20
 # Temporaries older than this were left by a process that died; newer ones may be in use.
 _STALE_TMP_SECONDS = 24 * 3600
 _SECOND_NS = 1_000_000_000
@@ -429,18 +433,22 @@ class RemoteStore:
         md5: str,
         dest: Path,
         *,
+        size: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
         label: str | None = None,
     ) -> None:
         """Download object ``md5`` to ``dest``, verified and atomically.
 
         Bytes stream to a temporary sibling of ``dest`` while their md5 is computed; ``dest``
-        appears (by ``os.replace``) only once all bytes are there and match ``md5``.
+        appears (by ``os.replace``) only once all bytes are there and match ``md5``. The object
+        is read in ranges of 8 MiB, one request each (one request in all for a smaller object).
 
         Args:
             md5: The object's hash (``.dir`` suffix included for listings).
             dest: Where to write it; parent folders are created.
-            on_bytes: Called with each chunk's size as it arrives (for progress).
+            size: The object's size on the remote (from :meth:`size`), if known: saves a
+                request. Bytes past it are not read (so a longer object fails verification).
+            on_bytes: Called with the size of each MiB written (for progress).
             label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
 
         Raises:
@@ -449,16 +457,21 @@ class RemoteStore:
         """
         remote = self._remote()
         rpath = remote.odb.oid_to_path(md5)
+        if size is None:
+            size = self.size(md5, label=label)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         digest = hashlib.md5(usedforsecurity=False)
         try:
             with os.fdopen(fd, "wb") as out:
-                src = self._open_remote(rpath, md5, label)
-                with src:
-                    while chunk := self._read(src):
-                        digest.update(chunk)
+                for data in self._ranges(rpath, size, md5, label):
+                    # Hashing and writing release the GIL, so parallel downloads use every core;
+                    # one hash call per range keeps the threads from queueing for the GIL.
+                    digest.update(data)
+                    view = memoryview(data)
+                    for offset in range(0, len(view), _CHUNK):  # progress moves a MiB at a time
+                        chunk = view[offset : offset + _CHUNK]
                         out.write(chunk)
                         if on_bytes is not None:
                             on_bytes(len(chunk))
@@ -477,19 +490,31 @@ class RemoteStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _open_remote(self, rpath: str, md5: str, label: str | None) -> IO[bytes]:
-        try:
-            return self._remote().odb.fs.open(rpath, mode="rb")
-        except FileNotFoundError as e:
-            raise self._not_found(md5, label) from e
-        except Exception as e:  # every backend raises its own classes
-            raise self._unreachable(e) from e
+    def _ranges(self, rpath: str, size: int, md5: str, label: str | None) -> Iterator[bytes]:
+        """The bytes of the object at ``rpath`` (``size`` bytes long), in ranges of ``_RANGE``.
 
-    def _read(self, src: IO[bytes]) -> bytes:
-        try:
-            return src.read(_CHUNK)
-        except Exception as e:  # every backend raises its own classes
-            raise self._unreachable(e) from e
+        An object no larger than one range is read whole, with no ``Range`` header; a larger one
+        range by range, and never past ``size``. Stops early if the remote has fewer bytes.
+        """
+        fs = self._remote().odb.fs
+        start = 0
+        while True:
+            whole = start == 0 and size <= _RANGE
+            try:
+                if whole:
+                    chunk = fs.cat_file(rpath)
+                else:
+                    chunk = fs.cat_file(rpath, start=start, end=min(size, start + _RANGE))
+            except FileNotFoundError as e:
+                raise self._not_found(md5, label) from e
+            except Exception as e:  # every backend raises its own classes
+                raise self._unreachable(e) from e
+            if not chunk:
+                return
+            yield chunk
+            start += len(chunk)
+            if whole or start >= size:
+                return
 
     def explain(self, error: BaseException, action: str) -> RegistryError | None:
         """A clear error for a cloud failure (credentials, permissions, bucket), else ``None``.
@@ -888,6 +913,7 @@ class ContentCache:
         rehash: bool = False,
         shared: bool = True,
         download: bool = True,
+        size: int | None = None,
     ) -> _Got | None:
         """Put ``md5`` into ``objects/`` unless it is there: from a shared cache that holds a
         good copy, else downloaded from the remote.
@@ -901,6 +927,7 @@ class ContentCache:
             shared: Look in the shared caches.
             download: Download it if no shared cache has it; if ``False``, return
                 ``_NOT_SHARED`` instead.
+            size: Its size on the remote, if known (saves a request when downloading).
 
         Returns:
             Its size and source, or ``None`` if it was cached already (possibly put there
@@ -918,7 +945,7 @@ class ContentCache:
                 return _NOT_SHARED
             tmp = self._tmp_dir() / f"object-{md5}-{uuid.uuid4().hex}"
             try:
-                remote.fetch(md5, tmp, on_bytes=on_bytes, label=label)
+                remote.fetch(md5, tmp, size=size, on_bytes=on_bytes, label=label)
                 os.chmod(tmp, 0o444)  # shared by every snapshot through hard links
                 _stamp(tmp, md5)
                 size = os.stat(tmp).st_size
@@ -1116,7 +1143,7 @@ class ContentCache:
                     size = remote.size(md5, label=labels[md5])
                     rebudget(md5, size)
                     got = self._obtain(
-                        md5, remote, on_bytes=report, label=labels[md5], shared=False
+                        md5, remote, on_bytes=report, label=labels[md5], shared=False, size=size
                     )
                     if got is None:
                         report(size)
@@ -1128,7 +1155,9 @@ class ContentCache:
                 tally.add(got)
 
             def fetch_one(md5: str, size: int) -> None:
-                got = self._obtain(md5, remote, on_bytes=report, label=labels[md5], shared=False)
+                got = self._obtain(
+                    md5, remote, on_bytes=report, label=labels[md5], shared=False, size=size
+                )
                 if got is None:
                     report(size)  # another process got it first; keep the bar honest
                 tally.add(got)

@@ -1,0 +1,256 @@
+"""Cold pull of a ~1 GB, many-shard dataset release from Google Cloud Storage (the emulator).
+
+Starts fake-gcs-server (``registry.testing.GCSEmulator``, memory backend) on 127.0.0.1 and makes
+a throwaway registry: a Git + DVC repository whose ``build@bench/shards`` stage writes
+``--shards`` files of random bytes (``--size-mb`` in all) as the dataset's ``prepared/`` folder.
+``dvc repro`` builds it, ``registry.remotes.set_remote`` points the registry at the bucket (the
+endpoint and anonymous access, as ``registry remote set --endpoint-url --anonymous`` does), the
+lock file is committed, the release tagged ``bench/shards@v1.0.0`` and ``dvc push`` uploads it.
+
+Then, interleaved, best of ``--repeat``, each pull into a fresh, empty cache folder:
+
+- sequential: ``registry.pull_dataset("bench/shards:1.0.0", jobs=1)``, the real pull end to end
+  (tag resolution, ``dvc.lock`` at the tag, the ``.dir`` listing, sizes, downloads with md5
+  verification, per-object locks, snapshot assembly);
+- parallel: the same with the default ``jobs``, i.e. what ``registry datasets pull`` runs;
+- google-cloud-storage: the same objects (``<remote>/files/md5/ab/cdef...``) downloaded directly
+  with an anonymous ``storage.Client`` pointed at the emulator, one ``blob.download_to_filename``
+  each, on as many threads as the parallel pull uses (and on one thread, for context).
+
+Goals (issue "Production storage and scale-out on Google Cloud"): parallel >= 1.5x sequential,
+and >= 0.8x the throughput of the direct google-cloud-storage download. The emulator runs on the
+same machine and competes for its CPUs with the client being measured.
+
+    python benchmarks/bench_gcs_pull.py [--size-mb 1024] [--shards 256] [--repeat 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# gcsfs asks the metadata server about hierarchical namespaces unless told not to (60 s a call
+# without a network); set before anything imports it.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+os.environ.setdefault("NO_GCE_CHECK", "true")
+
+from _common import BIN, env, report
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "bench/shards"
+VERSION = "1.0.0"
+BUCKET = "lab-bench"
+
+GEN = """\
+import os, sys
+out, shards, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(out, exist_ok=True)
+for i in range(shards):
+    with open(os.path.join(out, f"shard-{i:05d}-of-{shards:05d}.bin"), "wb") as f:
+        f.write(os.urandom(size))
+"""
+
+
+def make_release(work: Path, gcs_url: str, shards: int, shard_bytes: int) -> Path:
+    """A throwaway registry with one released dataset of ``shards`` random files, pushed."""
+    sys.path.insert(0, str(ROOT))
+    from registry.remotes import set_remote
+
+    repo = work / "registry"
+    (repo / "datasets" / NAME).mkdir(parents=True)
+    run_env = env(HOME=str(work / "home"))
+
+    def run(*args: str) -> None:
+        done = subprocess.run(args, cwd=repo, env=run_env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+    run("git", "init", "-q", "-b", "main")
+    run(str(BIN / "dvc"), "init", "-q")
+    leaf = NAME.rsplit("/", 1)[-1]
+    (repo / "datasets" / NAME / f"{leaf}_dataset_builder.py").write_text("# benchmark data\n")
+    (repo / "gen.py").write_text(GEN)
+    (repo / "dvc.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            stages:
+              build:
+                foreach:
+                  {NAME}: {{}}
+                do:
+                  cmd: {sys.executable} gen.py datasets/${{key}}/prepared {shards} {shard_bytes}
+                  deps:
+                    - gen.py
+                  outs:
+                    - datasets/${{key}}/prepared
+            """
+        )
+    )
+    start = time.perf_counter()
+    run(str(BIN / "dvc"), "repro", "-q")
+    built = time.perf_counter() - start
+    set_remote(f"gs://{BUCKET}/dvc", registry=str(repo), endpoint_url=gcs_url, anonymous=True)
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "Build bench/shards")
+    run("git", "tag", "-a", f"{NAME}@v{VERSION}", "-m", "Release")
+    start = time.perf_counter()
+    run(str(BIN / "dvc"), "push", "-q")
+    pushed = time.perf_counter() - start
+    print(f"built {shards} shards in {built:.1f} s, pushed them to the emulator in {pushed:.1f} s")
+    return repo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=int, default=1024, help="dataset size in MiB")
+    parser.add_argument("--shards", type=int, default=256, help="number of files")
+    parser.add_argument("--repeat", type=int, default=3, help="best of how many runs")
+    parser.add_argument("--quick", action="store_true", help="~100 MiB in 64 shards, best of 2")
+    args = parser.parse_args()
+    if args.quick:
+        args.size_mb, args.shards, args.repeat = 96, 64, 2
+    shard_bytes = args.size_mb * (1 << 20) // args.shards
+    total = shard_bytes * args.shards
+    mb = total / 1e6
+
+    with tempfile.TemporaryDirectory(prefix="bench-gcs-") as tmp:
+        work = Path(tmp)
+        os.environ.update(env(HOME=str(work / "home")))
+        for var in ("REGISTRY_URL", "REGISTRY_REMOTE", "REGISTRY_SHARED_CACHE"):
+            os.environ.pop(var, None)
+        os.environ["REGISTRY_SHARED_CACHE"] = ""  # no lab cache: every byte from the bucket
+        from registry.testing import GCSEmulator
+
+        with GCSEmulator() as gcs:
+            gcs.create_bucket(BUCKET)
+            repo = make_release(work, gcs.url, args.shards, shard_bytes)
+            ref = f"{NAME}:{VERSION}"
+
+            import registry
+            from registry.session import as_reference, open_session
+            from registry.storage import RemoteStore, _parse_listing, locked_out_hash
+
+            session = open_session(str(repo))
+            release = session.resolve(as_reference(ref), "dataset")
+            dir_md5 = locked_out_hash(
+                session.repo, release.commit, f"build@{NAME}", f"datasets/{NAME}/prepared"
+            )
+            store = RemoteStore.open(session.repo, release.commit)
+            jobs = store.jobs
+            # The objects, as the pull reads them: <remote>/files/md5/ab/cdef... in the bucket.
+            listing = _parse_listing(local_dir_object(repo, dir_md5).read_bytes(), dir_md5)
+            blobs = [store.object_path(e.md5).split("/", 1)[1] for e in listing]
+
+            from google.auth.credentials import AnonymousCredentials
+            from google.cloud import storage
+
+            client = storage.Client(
+                project="bench",
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options={"api_endpoint": gcs.url},
+            )
+            bucket = client.bucket(BUCKET)
+            # Enough HTTP connections for every thread (requests' pool keeps 10 by default).
+            import requests.adapters
+
+            adapter = requests.adapters.HTTPAdapter(pool_connections=jobs, pool_maxsize=jobs)
+            client._http.mount("http://", adapter)
+
+            counter = iter(range(1_000_000))
+
+            def fresh(kind: str) -> Path:
+                folder = work / f"{kind}-{next(counter)}"
+                folder.mkdir()
+                return folder
+
+            def pull(n: int) -> None:
+                cache = fresh("cache")
+                os.environ["REGISTRY_CACHE_DIR"] = str(cache)
+                result = registry.pull_dataset(ref, registry=str(repo), jobs=n)
+                assert result.fetched_files == args.shards, result
+                assert result.fetched_bytes == total, result
+                shutil.rmtree(cache)
+
+            def direct(n: int) -> None:
+                out = fresh("direct")
+
+                def one(i: int) -> None:
+                    bucket.blob(blobs[i]).download_to_filename(str(out / f"{i:05d}"))
+
+                if n == 1:
+                    for i in range(len(blobs)):
+                        one(i)
+                else:
+                    with ThreadPoolExecutor(max_workers=n) as pool:
+                        list(pool.map(one, range(len(blobs))))
+                assert sum(f.stat().st_size for f in out.iterdir()) == total
+                shutil.rmtree(out)
+
+            # Warm both clients (imports, the gcsfs session, the HTTP pool) on one small object.
+            store.size(dir_md5)
+            bucket.blob(blobs[0]).reload()
+
+            sides = {
+                "sequential": lambda: pull(1),
+                "parallel": lambda: pull(jobs),
+                "gcs-parallel": lambda: direct(jobs),
+                "gcs-sequential": lambda: direct(1),
+            }
+            best = dict.fromkeys(sides, float("inf"))
+            for round_ in range(args.repeat):
+                for side, fn in sides.items():
+                    start = time.perf_counter()
+                    fn()
+                    took = time.perf_counter() - start
+                    best[side] = min(best[side], took)
+                    print(f"  round {round_ + 1}: {side:15s} {took:6.2f} s  {mb / took:7.1f} MB/s")
+
+    rate = {side: mb / t for side, t in best.items()}
+    par_seq = best["sequential"] / best["parallel"]
+    par_raw = rate["parallel"] / rate["gcs-parallel"]
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    report(
+        f"cold pull of {ref}: {args.shards} shards, {mb:,.0f} MB, fake-gcs-server on this "
+        f"machine ({os.cpu_count()} CPUs), best of {args.repeat}",
+        [
+            ("registry pull, jobs=1", f"{best['sequential']:.2f} s  {rate['sequential']:.1f} MB/s"),
+            (
+                f"registry pull, jobs={jobs} (default)",
+                f"{best['parallel']:.2f} s  {rate['parallel']:.1f} MB/s",
+            ),
+            (
+                f"google-cloud-storage, {jobs} threads",
+                f"{best['gcs-parallel']:.2f} s  {rate['gcs-parallel']:.1f} MB/s",
+            ),
+            (
+                "google-cloud-storage, 1 thread",
+                f"{best['gcs-sequential']:.2f} s  {rate['gcs-sequential']:.1f} MB/s",
+            ),
+            ("parallel / sequential", f"{par_seq:.2f}x (goal: >= 1.5x) {verdict(par_seq >= 1.5)}"),
+            (
+                "parallel / google-cloud-storage",
+                f"{par_raw:.2f}x (goal: >= 0.8x) {verdict(par_raw >= 0.8)}",
+            ),
+        ],
+    )
+
+
+def local_dir_object(repo: Path, dir_md5: str) -> Path:
+    """The ``.dir`` listing in the repository's own DVC cache (``dvc repro`` put it there)."""
+    md5 = dir_md5
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+if __name__ == "__main__":
+    main()
