@@ -19,9 +19,10 @@ Cache layout, under the cache root (``Settings.cache_dir``)::
 
 Guarantees:
 
-- Nothing partial is ever visible: an object is downloaded to ``tmp/``, md5-verified, then
-  ``os.replace``-d into ``objects/``; a snapshot is assembled in ``tmp/`` and renamed into
-  ``snapshots/`` as the very last step (after its manifest is written).
+- Nothing partial is ever visible: an object is downloaded to ``tmp/``, verified (its md5; on
+  Cloud Storage, the MD5 the bucket stored for it and a CRC32C of the bytes received, see
+  :class:`_Digest`), then ``os.replace``-d into ``objects/``; a snapshot is assembled in
+  ``tmp/`` and renamed into ``snapshots/`` as the very last step (after its manifest is written).
 - Concurrent loaders (threads or processes) download each object once: a per-hash lock is taken
   and the object looked for again before downloading it; a per-snapshot lock serialises assembly.
 - A warm :meth:`ContentCache.snapshot` reads one manifest and stats each file, no more (and does
@@ -48,6 +49,7 @@ Shared caches (``Settings.shared_cache_dir``, e.g. a lab's NFS folder) are read,
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import errno
 import hashlib
@@ -190,6 +192,69 @@ def locked_out_hash(repo: GitRepo, commit: str, stage: str, out_path: str) -> st
 # -- the DVC remote ----------------------------------------------------------------------------
 
 
+def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
+    """Cloud Storage's MD5 (hex) and CRC32C (4 bytes) of an object, from its metadata.
+
+    ``None`` for other remotes, and for composite GCS objects (which have no MD5).
+    """
+    md5_b64, crc_b64 = info.get("md5Hash"), info.get("crc32c")
+    if not (isinstance(md5_b64, str) and isinstance(crc_b64, str)):
+        return None
+    try:
+        md5 = base64.b64decode(md5_b64, validate=True)
+        crc = base64.b64decode(crc_b64, validate=True)
+    except ValueError:
+        return None
+    if len(md5) != 16 or len(crc) != 4:
+        return None
+    return md5.hex(), crc
+
+
+class _Digest:
+    """Verifies downloaded bytes against the object's name, its md5.
+
+    Against Cloud Storage, whose metadata holds the MD5 it computed of the uploaded bytes and a
+    CRC32C, the bytes are checked with the CRC32C (several times faster than MD5, so a pull keeps
+    up with a direct google-cloud-storage download) and the stored MD5 against the name; a
+    different object, or bytes damaged in flight, fail either check. Elsewhere, or without
+    those checksums, the bytes' own MD5 is computed.
+    """
+
+    def __init__(self, stored: tuple[str, bytes] | None) -> None:
+        self.stored = stored
+        if stored is not None:
+            try:
+                import google_crc32c
+            except ImportError:  # pragma: no cover - comes with google-cloud-storage
+                self.stored = None
+            else:
+                self._crc = google_crc32c.Checksum()
+        if self.stored is None:
+            self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, data: bytes) -> None:
+        if self.stored is None:
+            self._md5.update(data)
+        else:
+            self._crc.update(data)
+
+    def mismatch(self, expected_md5: str) -> str | None:
+        """Why the bytes are not object ``expected_md5``, or ``None`` if they are."""
+        if self.stored is None:
+            got = self._md5.hexdigest()
+            return None if got == expected_md5 else f"has md5 {got}, not {expected_md5}"
+        stored_md5, stored_crc = self.stored
+        if stored_md5 != expected_md5:
+            return f"is stored with md5 {stored_md5}, not {expected_md5}"
+        got_crc = self._crc.digest()
+        if got_crc != stored_crc:
+            return (
+                f"arrived with CRC32C {got_crc.hex()}, not the stored {stored_crc.hex()} "
+                "(damaged in transfer)"
+            )
+        return None
+
+
 class _RelativeRemoteError(ConfigError):
     """A mirror's DVC remote is a path relative to a clone, which a mirror does not have."""
 
@@ -230,6 +295,8 @@ class RemoteStore:
         self.requested = remote
         self._lock = threading.Lock()
         self._resolved: _Remote | None = None
+        # Cloud Storage's own checksums of objects whose metadata was read: (md5 hex, crc32c).
+        self._checksums: dict[str, tuple[str, bytes]] = {}
 
     @classmethod
     def open(cls, repo: GitRepo, commit: str, remote: str | None = None) -> RemoteStore:
@@ -422,11 +489,16 @@ class RemoteStore:
         remote = self._remote()
         path = remote.odb.oid_to_path(md5)
         try:
-            return int(remote.odb.fs.size(path) or 0)
+            info = remote.odb.fs.info(path)
         except FileNotFoundError as e:
             raise self._not_found(md5, label) from e
         except Exception as e:  # every backend raises its own classes
             raise self._unreachable(e) from e
+        checksums = _gcs_checksums(info)
+        if checksums is not None:
+            with self._lock:
+                self._checksums[md5] = checksums
+        return int(info.get("size") or 0)
 
     def fetch(
         self,
@@ -457,13 +529,18 @@ class RemoteStore:
         """
         remote = self._remote()
         rpath = remote.odb.oid_to_path(md5)
-        if size is None:
-            size = self.size(md5, label=label)
+        if size is None or (remote.scheme in ("gs", "gcs") and md5 not in self._checksums):
+            size = self.size(md5, label=label)  # on GCS, also its stored checksums
+        with self._lock:
+            stored = self._checksums.pop(md5, None)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        digest = hashlib.md5(usedforsecurity=False)
+        digest = _Digest(stored)
         try:
+            if stored is not None and stored[0] != _hash_key(md5):
+                # The bucket says these are other bytes: not worth downloading.
+                raise self._corrupt(md5, rpath, label, digest.mismatch(_hash_key(md5)))
             with os.fdopen(fd, "wb") as out:
                 for data in self._ranges(rpath, size, md5, label):
                     # Hashing and writing release the GIL, so parallel downloads use every core;
@@ -475,20 +552,26 @@ class RemoteStore:
                         out.write(chunk)
                         if on_bytes is not None:
                             on_bytes(len(chunk))
-            got = digest.hexdigest()
-            if got != _hash_key(md5):
-                what = label or f"object {md5}"
-                raise CorruptArtifactError(
-                    f"{what} downloaded from DVC remote {remote.name!r} ({remote.url}) has md5 "
-                    f"{got}, not {_hash_key(md5)}: the remote copy is corrupt, and was not used. "
-                    f"Delete {rpath} from the remote and re-push it with 'dvc push -r "
-                    f"{remote.name}' from a clone that holds the released data, or release a "
-                    "new version"
-                )
+            problem = digest.mismatch(_hash_key(md5))
+            if problem is not None:
+                raise self._corrupt(md5, rpath, label, problem)
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _corrupt(
+        self, md5: str, rpath: str, label: str | None, problem: str | None
+    ) -> CorruptArtifactError:
+        remote = self._remote()
+        what = label or f"object {md5}"
+        return CorruptArtifactError(
+            f"{what} on DVC remote {remote.name!r} ({remote.url}) {problem}: "
+            "the remote copy is corrupt, and was not used. "
+            f"Delete {rpath} from the remote and re-push it with 'dvc push -r "
+            f"{remote.name}' from a clone that holds the released data, or release a "
+            "new version"
+        )
 
     def _ranges(self, rpath: str, size: int, md5: str, label: str | None) -> Iterator[bytes]:
         """The bytes of the object at ``rpath`` (``size`` bytes long), in ranges of ``_RANGE``.

@@ -79,9 +79,11 @@ class GCSProxy:
         *,
         refuse: str | None = None,
         stop_after_uploads: int | None = None,
+        damage_downloads: bool = False,
     ) -> None:
         self.upstream = upstream
         self.refuse = refuse
+        self.damage_downloads = damage_downloads
         self.stop_after_uploads = stop_after_uploads
         self.uploads = 0
         self._lock = threading.Lock()
@@ -108,6 +110,9 @@ class GCSProxy:
                     # The server is gone: drop the connection, as a dead server would.
                     self.close_connection = True
                     return
+                if proxy.damage_downloads and "alt=media" in self.path and len(data) > 1:
+                    middle = len(data) // 2
+                    data = data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
                 self._send(response.status, data, response.getheader("Content-Type"))
                 if self.path.startswith("/upload/") and response.status < 300:
                     with proxy._lock:
@@ -601,3 +606,53 @@ def test_a_build_dataflow_wrote_to_gcs_is_downloaded_whole(
     assert _objects(gcs, bucket) == ["builds/x/1.0.0-other/stray"]
     with pytest.raises(RemoteError, match="holds no files"):
         download_folder(f"gs://{bucket}/builds/x/1.0.0", tmp_path / "again")
+
+
+# -- what arrives is what was released -----------------------------------------------------------
+
+
+def test_an_object_that_is_not_its_name_is_refused(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
+) -> None:
+    from google.cloud import storage
+
+    from registry.errors import CorruptArtifactError
+
+    bucket = _bucket(gcs)
+    source = storage.Client(
+        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
+    ).bucket(gcs_clone.bucket)
+    target = storage.Client(
+        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
+    ).bucket(bucket)
+    names = _objects(gcs, gcs_clone.bucket)
+    for name in names:
+        data = source.blob(name).download_as_bytes()
+        if not name.endswith(".dir"):
+            data = data[:-1] + bytes([data[-1] ^ 1])  # the bucket holds other bytes under the name
+        target.blob(name).upload_from_string(data)
+    set_remote(f"gs://{bucket}/dvc", endpoint_url=gcs.url, anonymous=True)
+    with pytest.raises(CorruptArtifactError, match=r"is stored with md5 [0-9a-f]{32}, not") as e:
+        registry.pull_dataset(f"{DIGITS}:1.1.0")
+    assert "was not used" in str(e.value)
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "lab-registry"
+    assert not list((cache / "snapshots").glob("*"))  # nothing half-made is visible
+
+
+def test_bytes_damaged_in_transfer_are_refused(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy = GCSProxy(gcs, damage_downloads=True)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        code, _, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 8, err
+        assert "damaged in transfer" in err and "Traceback" not in err
+        proxy.damage_downloads = False  # the network is fine again: the same pull succeeds
+        code, out, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 0, err
+        assert _listing(Path(out.strip())) == _listing(
+            gcs_clone.clone / "datasets" / DIGITS / "prepared"
+        )
+    finally:
+        proxy.close()
