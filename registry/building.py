@@ -392,6 +392,7 @@ def prepare_dataset(
     # Dataflow's workers cannot write to this machine: they build under temp_location, and the
     # result is downloaded here once the job is done.
     remote_dir = remote_build_dir(beam, name)
+    downloaded = False
     try:
         try:
             data_dir = remote_dir or str(workdir / "data")
@@ -409,14 +410,22 @@ def prepare_dataset(
             from registry.gcloud import download_folder
 
             built = workdir / "data"
-            download_folder(str(builder.data_dir), built)
+            try:
+                download_folder(str(builder.data_dir), built)
+            except RegistryError as e:
+                # The job's output is kept: the download can be retried without rebuilding.
+                raise type(e)(
+                    f"{e}. Dataflow's build of {name!r} is kept at {builder.data_dir}; download "
+                    "it again once fixed, or rebuild"
+                ) from e
         else:
             built = Path(builder.data_dir)
         # Downloads and Beam temp files stay behind: only the prepared folder is the output.
         replace_dir(built, output)
+        downloaded = True
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        if remote_dir is not None:
+        if remote_dir is not None and downloaded:
             _delete_quietly(remote_dir)
     if output == root / layout.prepared_dir(name):
         atomic_write_text(

@@ -759,8 +759,9 @@ def remote_set(
 
     \b
     Then commit .dvc/config, so that every clone, `registry` loader and
-    `dvc import` of the registry uses it, and push existing releases there
-    with `dvc push -r NAME`. Check access with `registry remote check`.
+    `dvc import` of the registry uses it, and copy earlier releases there:
+    `dvc fetch -r OLD --all-tags && dvc push -r NAME --all-tags`. Check
+    access with `registry remote check --write`.
     Python: registry.remotes.set_remote(URL)
     """
     from registry.remotes import set_remote

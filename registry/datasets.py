@@ -840,17 +840,21 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
 
 @contextlib.contextmanager
 def _dvc_errors() -> Iterator[list[BaseException]]:
-    """Collect the exceptions DVC logs (one per failed file) instead of printing them."""
+    """Collect the exceptions DVC logs (one per failed file): the release explains them in one
+    message instead of a traceback each. Warnings still reach the user, as one line each."""
     import logging
 
     failures: list[BaseException] = []
+    warn = logging.getLogger("registry.push")
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.exc_info and record.exc_info[1] is not None:
                 failures.append(record.exc_info[1])
+            elif record.levelno >= logging.WARNING:
+                warn.log(record.levelno, "%s", record.getMessage())
 
-    handler = Collect(level=logging.ERROR)
+    handler = Collect(level=logging.WARNING)
     logs = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
     saved = [log.propagate for log in logs]
     for log in logs:

@@ -190,15 +190,22 @@ def explain_storage_error(
         none of these (the caller reports it as it is).
     """
     bucket = _bucket(url)
+    who = f"DVC remote {remote!r} ({url})" if remote else url
+    owner = f" of DVC remote {remote!r}" if remote else ""
     for cause in _chain(error):
         name = type(cause).__name__
         module = type(cause).__module__
         text = str(cause)
+        if name == "TransportError" and module.startswith("google.auth"):
+            return RemoteError(
+                f"{action} failed: cannot reach Google to use the credentials from "
+                f"{credentials_source()} ({_first_line(cause)}). Check the network and try again"
+            )
         if module.startswith("google.auth") or name in ("RefreshError", "DefaultCredentialsError"):
             return CredentialsError(
                 f"{action} failed: Google did not accept the credentials from "
                 f"{credentials_source()} ({_first_line(cause)}). "
-                + credentials_help(f"DVC remote {remote!r} ({url})")
+                + credentials_help(who)
             )
         code = getattr(cause, "code", None)
         if text.startswith("Forbidden") or code == 403:
@@ -206,13 +213,13 @@ def explain_storage_error(
                 f"{action} failed: permission denied on {url} for the credentials from "
                 f"{credentials_source()} ({_first_line(cause)}). Ask the bucket's owner for "
                 f"roles/storage.objectViewer on gs://{bucket} to load, and "
-                "roles/storage.objectCreator to release, or use other credentials"
+                "roles/storage.objectCreator (or objectUser) to release, or use other credentials"
             )
         if code == 401:
             return CredentialsError(
                 f"{action} failed: Google Cloud Storage refused the credentials from "
                 f"{credentials_source()} as invalid or expired. "
-                + credentials_help(f"DVC remote {remote!r} ({url})")
+                + credentials_help(who)
             )
         if isinstance(cause, FileNotFoundError) and text.strip("'\"") in (
             f"b/{bucket}/o",
@@ -220,16 +227,16 @@ def explain_storage_error(
             bucket,
         ):
             return RemoteError(
-                f"{action} failed: the bucket gs://{bucket} of DVC remote {remote!r} does not "
-                f"exist. Create it (`gcloud storage buckets create gs://{bucket}`) or point the "
-                f"remote at an existing one (`registry remote set gs://<bucket>/<prefix>`)"
+                f"{action} failed: the bucket gs://{bucket}{owner} does not exist. Create it "
+                f"(`gcloud storage buckets create gs://{bucket}`) or point the remote at an "
+                "existing one (`registry remote set gs://<bucket>/<prefix>`)"
             )
         if name in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError") or (
             isinstance(cause, ConnectionError | TimeoutError)
         ):
             return RemoteError(
-                f"{action} failed: cannot reach Google Cloud Storage for DVC remote {remote!r} "
-                f"({url}): {_first_line(cause)}. Check the network (or the emulator named by "
+                f"{action} failed: cannot reach Google Cloud Storage for {who}: "
+                f"{_first_line(cause)}. Check the network (or the emulator named by "
                 "the remote's endpointurl) and try again; nothing half-done is visible to others"
             )
     return None
@@ -295,13 +302,22 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     if not blobs:
         raise RemoteError(f"{url} holds no files: the build wrote nothing there")
 
+    for blob in blobs:
+        rel = blob.name[len(base) :]
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise RemoteError(f"{url} holds an object with an unsafe name {blob.name!r}")
+
     def fetch(blob: Any) -> None:
         target = dest / blob.name[len(base) :]
         target.parent.mkdir(parents=True, exist_ok=True)
         blob.download_to_filename(str(target))
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(fetch, blobs))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            list(pool.map(fetch, blobs))
+    except Exception as e:  # google.api_core and google.resumable_media raise their own classes
+        explained = explain_storage_error(e, remote="", url=url, action=f"downloading {url}")
+        raise (explained or RemoteError(f"downloading {url} failed: {_first_line(e)}")) from e
     return len(blobs)
 
 

@@ -28,7 +28,22 @@ __all__ = ["RemoteStatus", "check_remote", "set_remote"]
 # Google's bucket naming rules (without the dotted, domain-named form's extra checks).
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_CREDENTIAL_OPTIONS = ("credentialpath", "credentials", "token", "access_key_id", "secret")
+# DVC remote options that hold secrets or point at them (every remote type's).
+_CREDENTIAL_OPTIONS = (
+    "credentialpath",
+    "credentials",
+    "token",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "account_key",
+    "connection_string",
+    "sas_token",
+    "client_secret",
+    "password",
+    "gdrive_client_secret",
+    "gdrive_service_account_json_file_path",
+)
 
 
 @dataclass(frozen=True)
@@ -133,11 +148,15 @@ def set_remote(
                 "config: use Application Default Credentials) and run this again"
             )
         section["url"] = url
-        for key, value in (("endpointurl", endpoint_url), ("allow_anonymous_login", anonymous)):
-            if value:
-                section[key] = value
-            else:
-                section.pop(key, None)
+        if gcs:  # other remotes' options (an S3 endpoint, say) are DVC's to keep
+            for key, value in (
+                ("endpointurl", endpoint_url),
+                ("allow_anonymous_login", anonymous),
+            ):
+                if value:
+                    section[key] = value
+                else:
+                    section.pop(key, None)
         conf["core"]["remote"] = name
     return RemoteStatus(
         name=name,

@@ -97,7 +97,10 @@ class GCSProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if proxy.refuse == "all" or (proxy.refuse == "writes" and self.command != "GET"):
+                refused = {"all": True, "writes": self.command != "GET"}.get(
+                    proxy.refuse or "", proxy.refuse == "deletes" and self.command == "DELETE"
+                )
+                if refused:
                     self._send(403, _forbidden(self.path))
                     return
                 try:
@@ -394,7 +397,8 @@ def test_server_stopped_mid_release_leaves_nothing_and_a_rerun_completes(
     gcs_clone: GcsRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     clone = gcs_clone.clone
-    # A server whose objects survive a restart, behind a proxy that kills it after 3 uploads.
+    # A server whose objects survive a restart, behind a proxy that kills it after 2 uploads:
+    # the release's write check, then one of the model's 7 objects (6 files and their listing).
     server = GCSEmulator(root=tmp_path / "gcs-data").start()
     proxy = GCSProxy(server, stop_after_uploads=2)
     try:
@@ -407,6 +411,8 @@ def test_server_stopped_mid_release_leaves_nothing_and_a_rerun_completes(
         assert code == 7, err
         assert "cannot reach Google Cloud Storage" in err and "Traceback" not in err
         assert not server.running and proxy.uploads == 2
+        stored = list((tmp_path / "gcs-data" / "lab-flaky").rglob("*"))
+        assert len([f for f in stored if "files/md5" in f.as_posix() and f.is_file()]) == 1
         # Nothing is tagged, here or at the origin, so no loader can see a half-pushed version.
         assert "folder-model@v1.0.0" not in git(clone, "tag")
         assert "folder-model@v1.0.0" not in git(gcs_clone.origin, "tag")
@@ -606,6 +612,12 @@ def test_a_build_dataflow_wrote_to_gcs_is_downloaded_whole(
     assert _objects(gcs, bucket) == ["builds/x/1.0.0-other/stray"]
     with pytest.raises(RemoteError, match="holds no files"):
         download_folder(f"gs://{bucket}/builds/x/1.0.0", tmp_path / "again")
+    client.bucket(bucket).blob("builds/y/../../escape").upload_from_string(b"x")
+    with pytest.raises(RemoteError, match="unsafe name"):
+        download_folder(f"gs://{bucket}/builds/y", tmp_path / "unsafe")
+    assert not (tmp_path / "escape").exists()
+    with pytest.raises(RemoteError):
+        download_folder("gs://lab-no-such-bucket/builds/x", tmp_path / "nowhere")
 
 
 # -- what arrives is what was released -----------------------------------------------------------
@@ -656,3 +668,40 @@ def test_bytes_damaged_in_transfer_are_refused(
         )
     finally:
         proxy.close()
+
+
+def test_an_account_that_may_create_but_not_delete_can_release(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy = GCSProxy(gcs, refuse="deletes")  # roles/storage.objectCreator
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        code, out, err = _cli(capsys, "remote", "check", "--write")
+        assert code == 0, err
+        assert "readable and writable" in out
+    finally:
+        proxy.close()
+
+
+def test_storage_errors_are_explained() -> None:
+    from google.auth import exceptions as auth
+
+    from registry.gcloud import explain_storage_error
+
+    def explain(error: BaseException) -> BaseException | None:
+        return explain_storage_error(
+            error, remote="gcs", url="gs://lab-data/dvc", action="reading gs://lab-data/dvc"
+        )
+
+    offline = explain(auth.TransportError("connection refused"))
+    assert isinstance(offline, RemoteError) and "cannot reach Google" in str(offline)
+    refused = explain(auth.RefreshError("invalid_grant: account deleted"))
+    assert isinstance(refused, CredentialsError) and "did not accept" in str(refused)
+    forbidden = explain(OSError("Forbidden: b/lab-data/o\nno storage.objects.list access"))
+    assert isinstance(forbidden, CredentialsError) and "objectViewer" in str(forbidden)
+    missing = explain(FileNotFoundError("b/lab-data/o"))
+    assert isinstance(missing, RemoteError) and "gs://lab-data of DVC remote 'gcs'" in str(missing)
+    wrapped = RuntimeError("2 files failed to upload")
+    wrapped.__cause__ = ConnectionRefusedError("refused")
+    assert isinstance(explain(wrapped), RemoteError)
+    assert explain(ValueError("something else")) is None

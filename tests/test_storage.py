@@ -479,3 +479,20 @@ def test_listing_with_an_escaping_path_is_refused(
     with pytest.raises(CorruptArtifactError, match=r"unsafe path '\.\./\.\./escaped'"):
         store.snapshot(md5(listing) + ".dir", remote)
     assert not (cache / "escaped").exists() and not (cache.parent / "escaped").exists()
+
+
+def test_stamping_a_stamped_file_writes_nothing(tmp_path: Path) -> None:
+    # A user's object may share its inode with a shared cache's file: re-verifying it must not
+    # touch that file (not even its ctime).
+    from registry.storage import _hash_file, _is_stamped, _stamp
+
+    path = tmp_path / "object"
+    path.write_bytes(b"released bytes")
+    md5 = _hash_file(path)
+    _stamp(path, md5)
+    before = os.stat(path)
+    assert _is_stamped(before, md5)
+    time.sleep(0.02)
+    _stamp(path, md5)
+    after = os.stat(path)
+    assert (after.st_mtime_ns, after.st_ctime_ns) == (before.st_mtime_ns, before.st_ctime_ns)
