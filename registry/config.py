@@ -15,7 +15,9 @@ Later sources win: built-in defaults < the registry's own config (the ``registry
 ``cache_dir``'s default is ``$XDG_CACHE_HOME/lab-registry`` (``~/.cache/lab-registry``).
 
 The registry config (``registry:`` in ``params.yaml``) may set ``stages`` and
-``shared_cache_dir``, so that a lab configures them once for everyone working in its clones.
+``shared_cache_dir``, so that a lab configures them once for everyone working in its clones;
+a registry loaded by Git URL contributes its own section (from its default branch) instead of
+the clone around the working directory's.
 
 ``shared_cache_dir`` is a read-only cache that loads look in before the DVC remote (a lab's NFS
 or local folder, filled by ``REGISTRY_CACHE_DIR=<it> registry datasets pull ...``, or a shared
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,10 +127,16 @@ def _registry_config(root: Path | None) -> dict[str, Any]:
     return section
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(
+    *, registry_section: Mapping[str, Any] | None = None, **overrides: Any
+) -> Settings:
     """Resolve the settings from every source, in order; ``overrides`` are the arguments.
 
     Args:
+        registry_section: The ``registry:`` section of the registry's ``params.yaml`` when the
+            registry is not the clone around the working directory (a Git URL, read from its
+            default branch): it replaces the enclosing clone's. A relative ``shared_cache_dir``
+            there has no folder to be relative to and is left out.
         **overrides: Any :class:`Settings` field; ``None`` values are ignored.
 
     Returns:
@@ -142,6 +151,13 @@ def load_settings(**overrides: Any) -> Settings:
     settings = Settings()
     root = find_registry_root()
     reg = _registry_config(root)
+    reg_base: Path | None = root
+    if registry_section is not None:
+        reg = dict(registry_section)
+        shared = reg.get("shared_cache_dir")
+        if isinstance(shared, str) and not Path(shared.strip() or "/").expanduser().is_absolute():
+            reg.pop("shared_cache_dir")
+        reg_base = None
     if "stages" in reg:
         stages = reg["stages"]
         if not (isinstance(stages, list) and stages and all(isinstance(s, str) for s in stages)):
@@ -161,7 +177,7 @@ def load_settings(**overrides: Any) -> Settings:
     settings = replace(settings, **chosen)
     shared = _shared_cache_dir(
         [
-            (reg, "registry.shared_cache_dir in params.yaml", root),
+            (reg, "registry.shared_cache_dir in params.yaml", reg_base),
             (user, f"shared_cache_dir in {user_config_path()}", None),
             (
                 {"shared_cache_dir": os.environ.get("REGISTRY_SHARED_CACHE")},

@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from registry import layout
 from registry.catalog import Release, TagIndex
@@ -133,13 +133,36 @@ def open_session(registry: RegistryArg = None) -> Session:
         NotARegistryError: If nothing says where the registry is.
         RemoteError: If a registry URL cannot be cloned.
     """
-    settings = load_settings(url=str(registry) if registry is not None else None)
+    url = str(registry) if registry is not None else None
+    settings = load_settings(url=url)
     if settings.url is None:
         raise NotARegistryError(
             "no registry configured: run inside a clone of the registry, or set REGISTRY_URL "
             "to its Git URL (or `url` in the user config file, see 'registry --help')"
         )
-    return Session(settings, GitRepo.open(settings.url, settings.cache_dir))
+    repo = GitRepo.open(settings.url, settings.cache_dir)
+    if repo.work_tree is None:
+        # A registry read by Git URL: its own params.yaml (default branch) configures the lab's
+        # settings (stages, shared cache), not the clone one happens to be working in.
+        section = _registry_section(repo)
+        if section is not None:
+            settings = load_settings(url=url, registry_section=section)
+    return Session(settings, repo)
+
+
+def _registry_section(repo: GitRepo) -> dict[str, Any] | None:
+    """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any."""
+    import yaml
+
+    data = repo.read_file(repo.resolve_commit("HEAD"), "params.yaml")
+    if data is None:
+        return None
+    try:
+        params = yaml.safe_load(data) or {}
+    except yaml.YAMLError:
+        return None  # the registry's own tools report a broken params.yaml where it is edited
+    section = params.get("registry") if isinstance(params, dict) else None
+    return section if isinstance(section, dict) else None
 
 
 def as_reference(ref: str | Reference) -> Reference:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from registry.gitrepo import GitRepo
 from registry.storage import ContentCache, FetchResult, RemoteStore
-from tests.conftest import ReleasedArtifact, ReleasedRegistry
+from tests.conftest import ReleasedArtifact, ReleasedRegistry, commit_all, git
 
 V1, V2 = "1.0.0", "2.0.0"
 
@@ -112,8 +112,13 @@ def test_a_whole_snapshot_is_used_in_place_with_the_remote_gone(
     key = art.hashes[V1][:-4]
     files = art.files[V1]
     assert result == FetchResult(
-        shared / "snapshots" / key, len(files), 0, 0, len(files),
-        sum(map(len, files.values())), shared,
+        shared / "snapshots" / key,
+        len(files),
+        0,
+        0,
+        len(files),
+        sum(map(len, files.values())),
+        shared,
     )
     assert tree(result.path) == files
     assert cache.cached(art.hashes[V1]) == result
@@ -304,9 +309,7 @@ def test_any_shared_subset_gives_the_whole_artifact(
         obj.write_bytes(b"rot" + body if digest in corrupt else body)  # not stamped: re-hashed
     before = freeze(shared) if held else {}
 
-    result = ContentCache(mine, shared=[shared]).snapshot(
-        art.hashes[V1], remote_for(art, V1, mine)
-    )
+    result = ContentCache(mine, shared=[shared]).snapshot(art.hashes[V1], remote_for(art, V1, mine))
     assert tree(result.path) == files
     assert result.shared_files == len(held - corrupt)
     assert result.fetched_files == len(digests) - len(held - corrupt)
@@ -420,3 +423,42 @@ def test_models_load_from_the_shared_cache(
     assert path.name == "model.keras" and path.read_bytes() == b"digits-cnn" * 100
     assert not path.is_relative_to(lab)
     assert fingerprint(lab) == before
+
+
+@pytest.mark.slow
+def test_loading_by_git_url_uses_the_shared_cache_its_params_name(
+    released_registry: ReleasedRegistry, tmp_path: Path, chdir, isolated_env: Path
+) -> None:
+    clone, lab = released_registry.clone, tmp_path / "lab-cache"
+    lab.mkdir()
+    _set_params_shared(clone, str(lab))
+    commit_all(clone, "The lab's shared cache")
+    git(clone, "push", "-q", "origin", "main")
+    chdir(clone)
+    filled = _cli("datasets", "pull", NAME, env={"REGISTRY_CACHE_DIR": str(lab)})
+    assert filled.returncode == 0, filled.stderr
+    before = freeze(lab)
+
+    elsewhere = tmp_path / "another-project"
+    elsewhere.mkdir()
+    chdir(elsewhere)
+    url = f"file://{released_registry.origin}"
+    pulled = _cli("datasets", "pull", NAME, "--registry", url)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"found in the shared cache {lab} (" in pulled.stderr
+    assert fingerprint(lab) == before
+
+    # A relative path in params.yaml has nothing to be relative to in a mirror: left out.
+    _set_params_shared(clone, "lab-cache")
+    commit_all(clone, "A relative shared cache")
+    git(clone, "push", "-q", "origin", "main")
+    fresh = _cli(
+        "datasets",
+        "pull",
+        NAME,
+        "--registry",
+        url,
+        env={"REGISTRY_CACHE_DIR": str(tmp_path / "fresh-cache")},
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert "shared cache" not in fresh.stderr and "fetched 4 of 4 files" in fresh.stderr
