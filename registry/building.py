@@ -42,6 +42,7 @@ from registry.errors import (
     MissingDependencyError,
     NotBuiltError,
     RegistryError,
+    first_line,
 )
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ def load_builder_module(root: Path, name: str) -> ModuleType:
         sys.modules.pop(module_name, None)
         raise BuildError(
             f"importing the builder of {name!r} ({path}) failed: {type(e).__name__}: "
-            f"{_first_line(e)}; fix {layout.builder_file(name)}"
+            f"{first_line(e)}; fix {layout.builder_file(name)}"
         ) from e
     try:
         from apache_beam.internal.cloudpickle import cloudpickle
@@ -500,11 +501,6 @@ def build_summary(name: str, info: Any) -> dict[str, Any]:
     }
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _describe_error(error: BaseException) -> str:
     """``Type: message`` of what went wrong, in one line.
 
@@ -519,5 +515,5 @@ def _describe_error(error: BaseException) -> str:
                 ("Traceback", "During handling", "The above exception")
             ):
                 return line.strip()
-    return f"{type(error).__name__}: {_first_line(error)}"
+    return f"{type(error).__name__}: {first_line(error)}"
 

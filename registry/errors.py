@@ -29,7 +29,15 @@ __all__ = [
     "ReleaseError",
     "RemoteError",
     "VersionNotFoundError",
+    "first_line",
 ]
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name if it has none), for a
+    one-line error message that quotes what a library said."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class RegistryError(Exception):

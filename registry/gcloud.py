@@ -22,7 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from registry.errors import CredentialsError, MissingDependencyError, RegistryError, RemoteError
+from registry.errors import (
+    CredentialsError,
+    MissingDependencyError,
+    RegistryError,
+    RemoteError,
+    first_line,
+)
 
 __all__ = [
     "CLOUD_PLATFORM_SCOPE",
@@ -140,7 +146,7 @@ def find_credentials(purpose: str = "Google Cloud") -> Any:
             key_file = os.environ.get(KEY_FILE_VAR)
             if key_file:
                 raise CredentialsError(
-                    f"{KEY_FILE_VAR}={key_file} could not be used ({_first_line(e)}). "
+                    f"{KEY_FILE_VAR}={key_file} could not be used ({first_line(e)}). "
                     + credentials_help(purpose)
                 ) from e
             raise CredentialsError(
@@ -152,11 +158,6 @@ def find_credentials(purpose: str = "Google Cloud") -> Any:
 
 
 # -- storage errors --------------------------------------------------------------------------------
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -199,19 +200,19 @@ def explain_storage_error(
         if name == "TransportError" and module.startswith("google.auth"):
             return RemoteError(
                 f"{action} failed: cannot reach Google to use the credentials from "
-                f"{credentials_source()} ({_first_line(cause)}). Check the network and try again"
+                f"{credentials_source()} ({first_line(cause)}). Check the network and try again"
             )
         if module.startswith("google.auth") or name in ("RefreshError", "DefaultCredentialsError"):
             return CredentialsError(
                 f"{action} failed: Google did not accept the credentials from "
-                f"{credentials_source()} ({_first_line(cause)}). "
+                f"{credentials_source()} ({first_line(cause)}). "
                 + credentials_help(who)
             )
         code = getattr(cause, "code", None)
         if text.startswith("Forbidden") or code == 403:
             return CredentialsError(
                 f"{action} failed: permission denied on {url} for the credentials from "
-                f"{credentials_source()} ({_first_line(cause)}). Ask the bucket's owner for "
+                f"{credentials_source()} ({first_line(cause)}). Ask the bucket's owner for "
                 f"roles/storage.objectViewer on gs://{bucket} to load, and "
                 "roles/storage.objectCreator (or objectUser) to release, or use other credentials"
             )
@@ -236,7 +237,7 @@ def explain_storage_error(
         ):
             return RemoteError(
                 f"{action} failed: cannot reach Google Cloud Storage for {who}: "
-                f"{_first_line(cause)}. Check the network (or the emulator named by "
+                f"{first_line(cause)}. Check the network (or the emulator named by "
                 "the remote's endpointurl) and try again; nothing half-done is visible to others"
             )
     return None
@@ -298,7 +299,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
         blobs = [b for b in client.list_blobs(bucket_name, prefix=base) if not b.name.endswith("/")]
     except Exception as e:  # google.api_core raises its own classes
         explained = explain_storage_error(e, remote="", url=url, action=f"listing {url}")
-        raise (explained or RemoteError(f"listing {url} failed: {_first_line(e)}")) from e
+        raise (explained or RemoteError(f"listing {url} failed: {first_line(e)}")) from e
     if not blobs:
         raise RemoteError(f"{url} holds no files: the build wrote nothing there")
 
@@ -317,7 +318,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
             list(pool.map(fetch, blobs))
     except Exception as e:  # google.api_core and google.resumable_media raise their own classes
         explained = explain_storage_error(e, remote="", url=url, action=f"downloading {url}")
-        raise (explained or RemoteError(f"downloading {url} failed: {_first_line(e)}")) from e
+        raise (explained or RemoteError(f"downloading {url} failed: {first_line(e)}")) from e
     return len(blobs)
 
 

@@ -69,7 +69,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
@@ -79,13 +79,14 @@ from registry.errors import (
     NotBuiltError,
     RegistryError,
     RemoteError,
+    first_line,
 )
 from registry.gitrepo import GitRepo
 
 if TYPE_CHECKING:
     from dvc_data.hashfile.db import HashFileDB
 
-__all__ = ["ContentCache", "FetchResult", "RemoteStore", "locked_out_hash"]
+__all__ = ["ContentCache", "FetchResult", "RemoteObject", "RemoteStore", "locked_out_hash"]
 
 #: Called with (bytes downloaded so far, bytes to download in all), from worker threads, one
 #: call at a time.
@@ -192,6 +193,14 @@ def locked_out_hash(repo: GitRepo, commit: str, stage: str, out_path: str) -> st
 # -- the DVC remote ----------------------------------------------------------------------------
 
 
+class RemoteObject(NamedTuple):
+    """An object on the remote: its size, and on Cloud Storage the MD5 (hex) and CRC32C (4
+    bytes) the bucket stored for it (``None`` elsewhere, or for a composite object)."""
+
+    size: int
+    checksums: tuple[str, bytes] | None
+
+
 def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
     """Cloud Storage's MD5 (hex) and CRC32C (4 bytes) of an object, from its metadata.
 
@@ -295,8 +304,6 @@ class RemoteStore:
         self.requested = remote
         self._lock = threading.Lock()
         self._resolved: _Remote | None = None
-        # Cloud Storage's own checksums of objects whose metadata was read: (md5 hex, crc32c).
-        self._checksums: dict[str, tuple[str, bytes]] = {}
 
     @classmethod
     def open(cls, repo: GitRepo, commit: str, remote: str | None = None) -> RemoteStore:
@@ -476,8 +483,8 @@ class RemoteStore:
         """Where the object ``md5`` lives on the remote (``.../files/md5/ab/cdef...``)."""
         return str(self._remote().odb.oid_to_path(md5))
 
-    def size(self, md5: str, *, label: str | None = None) -> int:
-        """Return the size in bytes of object ``md5`` on the remote.
+    def stat(self, md5: str, *, label: str | None = None) -> RemoteObject:
+        """Return the size of object ``md5`` on the remote, and on Cloud Storage its checksums.
 
         Args:
             md5: The object's hash (``.dir`` suffix included for listings).
@@ -494,19 +501,20 @@ class RemoteStore:
             raise self._not_found(md5, label) from e
         except Exception as e:  # every backend raises its own classes
             raise self._unreachable(e) from e
-        checksums = _gcs_checksums(info)
-        if checksums is not None:
-            with self._lock:
-                self._checksums[md5] = checksums
-        return int(info.get("size") or 0)
+        return RemoteObject(int(info.get("size") or 0), _gcs_checksums(info))
+
+    def size(self, md5: str, *, label: str | None = None) -> int:
+        """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
+        return self.stat(md5, label=label).size
 
     def fetch(
         self,
         md5: str,
         dest: Path,
         *,
-        size: int | None = None,
+        stat: RemoteObject | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        progress: ProgressCallback | None = None,
         label: str | None = None,
     ) -> None:
         """Download object ``md5`` to ``dest``, verified and atomically.
@@ -519,9 +527,9 @@ class RemoteStore:
         Args:
             md5: The object's hash (``.dir`` suffix included for listings).
             dest: Where to write it; parent folders are created.
-            size: The object's size on the remote (from :meth:`size`), if known: saves a
-                request (on Cloud Storage only when :meth:`size` also read its checksums).
+            stat: What :meth:`stat` says of the object, if already asked: saves a request.
             on_bytes: Called with the size of each MiB written (for progress).
+            progress: Called with ``(done bytes, object size)`` as each MiB is written.
             label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
 
         Raises:
@@ -530,10 +538,9 @@ class RemoteStore:
         """
         remote = self._remote()
         rpath = remote.odb.oid_to_path(md5)
-        if size is None or (remote.scheme in ("gs", "gcs") and md5 not in self._checksums):
-            size = self.size(md5, label=label)  # on GCS, also its stored checksums
-        with self._lock:
-            stored = self._checksums.pop(md5, None)
+        if stat is None:
+            stat = self.stat(md5, label=label)
+        size, stored = stat
         digest = _Digest(stored)
         if stored is not None and stored[0] != _hash_key(md5):
             # The bucket says these are other bytes: not worth downloading.
@@ -543,6 +550,7 @@ class RemoteStore:
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
+                done = 0
                 for data in self._ranges(rpath, size, md5, label):
                     # Hashing and writing release the GIL, so parallel downloads use every core;
                     # one hash call per range keeps the threads from queueing for the GIL.
@@ -551,8 +559,11 @@ class RemoteStore:
                     for offset in range(0, len(view), _CHUNK):  # progress moves a MiB at a time
                         chunk = view[offset : offset + _CHUNK]
                         out.write(chunk)
+                        done += len(chunk)
                         if on_bytes is not None:
                             on_bytes(len(chunk))
+                        if progress is not None:
+                            progress(done, size)
             problem = digest.mismatch(_hash_key(md5))
             if problem is not None:
                 raise self._corrupt(md5, rpath, label, problem)
@@ -656,7 +667,7 @@ class RemoteStore:
                     logging.getLogger(__name__).warning(
                         "could not delete the write-check object %s (%s); delete it by hand",
                         probe,
-                        str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__,
+                        first_line(e),
                     )
         except RegistryError:
             raise
@@ -1004,11 +1015,12 @@ class ContentCache:
         remote: RemoteStore,
         *,
         on_bytes: Callable[[int], None] | None = None,
+        progress: ProgressCallback | None = None,
         label: str | None = None,
         rehash: bool = False,
         shared: bool = True,
         download: bool = True,
-        size: int | None = None,
+        stat: RemoteObject | None = None,
     ) -> _Got | None:
         """Put ``md5`` into ``objects/`` unless it is there: from a shared cache that holds a
         good copy, else downloaded from the remote.
@@ -1017,12 +1029,13 @@ class ContentCache:
             md5: The object's hash.
             remote: Where to download it from.
             on_bytes: Called with each downloaded chunk's size (not for shared copies).
+            progress: Called with ``(done bytes, object size)`` while downloading.
             label: What the object is, for error messages.
             rehash: Re-hash a stamped shared copy too before trusting it.
             shared: Look in the shared caches.
             download: Download it if no shared cache has it; if ``False``, return
                 ``_NOT_SHARED`` instead.
-            size: Its size on the remote, if known (saves a request when downloading).
+            stat: What :meth:`RemoteStore.stat` says of it, if known (saves a request).
 
         Returns:
             Its size and source, or ``None`` if it was cached already (possibly put there
@@ -1040,7 +1053,9 @@ class ContentCache:
                 return _NOT_SHARED
             tmp = self._tmp_dir() / f"object-{md5}-{uuid.uuid4().hex}"
             try:
-                remote.fetch(md5, tmp, size=size, on_bytes=on_bytes, label=label)
+                remote.fetch(
+                    md5, tmp, stat=stat, on_bytes=on_bytes, progress=progress, label=label
+                )
                 os.chmod(tmp, 0o444)  # shared by every snapshot through hard links
                 _stamp(tmp, md5)
                 size = os.stat(tmp).st_size
@@ -1128,18 +1143,7 @@ class ContentCache:
         if not _MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
-            on_bytes = None
-            if progress is not None:
-                done, total = 0, -1
-
-                def on_bytes(n: int) -> None:
-                    nonlocal done, total
-                    if total < 0:  # asked only once a download has started
-                        total = remote.size(md5, label=label)
-                    done += n
-                    progress(done, total)
-
-            self._obtain(md5, remote, label=label, rehash=verify, on_bytes=on_bytes)
+            self._obtain(md5, remote, label=label, rehash=verify, progress=progress)
         return self.object_path(md5)
 
     def named_object(
@@ -1214,8 +1218,8 @@ class ContentCache:
         workers = jobs or (remote.jobs if remote_only else min(32, 4 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
             # Sizes first: the progress total, and a missing object fails before any download.
-            sizes = _run_all(pool, [partial(remote.size, m, label=labels[m]) for m in remote_only])
-            total = sum(sizes) + sum(budget.values())
+            stats = _run_all(pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only])
+            total = sum(stat.size for stat in stats) + sum(budget.values())
             done = 0
             counter = threading.Lock()
 
@@ -1235,13 +1239,13 @@ class ContentCache:
                 got = self._obtain(md5, remote, label=labels[md5], rehash=verify, download=False)
                 if got is _NOT_SHARED:
                     # The shared copy was bad or went away: the remote's bytes take its share.
-                    size = remote.size(md5, label=labels[md5])
-                    rebudget(md5, size)
+                    stat = remote.stat(md5, label=labels[md5])
+                    rebudget(md5, stat.size)
                     got = self._obtain(
-                        md5, remote, on_bytes=report, label=labels[md5], shared=False, size=size
+                        md5, remote, on_bytes=report, label=labels[md5], shared=False, stat=stat
                     )
                     if got is None:
-                        report(size)
+                        report(stat.size)
                 elif got is None:
                     report(budget[md5])  # another process got it first
                 else:
@@ -1249,18 +1253,18 @@ class ContentCache:
                     report(got.size)
                 tally.add(got)
 
-            def fetch_one(md5: str, size: int) -> None:
+            def fetch_one(md5: str, stat: RemoteObject) -> None:
                 got = self._obtain(
-                    md5, remote, on_bytes=report, label=labels[md5], shared=False, size=size
+                    md5, remote, on_bytes=report, label=labels[md5], shared=False, stat=stat
                 )
                 if got is None:
-                    report(size)  # another process got it first; keep the bar honest
+                    report(stat.size)  # another process got it first; keep the bar honest
                 tally.add(got)
 
             _run_all(
                 pool,
                 [partial(from_shared, m) for m in budget]
-                + [partial(fetch_one, m, s) for m, s in zip(remote_only, sizes, strict=True)],
+                + [partial(fetch_one, m, s) for m, s in zip(remote_only, stats, strict=True)],
             )
         return tally
 

@@ -550,9 +550,10 @@ def job_spec(
 # -- credentials and submission -------------------------------------------------------------------
 
 
-def _credentials_help(project: str | None) -> str:
+def _purpose(project: str | None) -> str:
+    """What needs the credentials, for messages: Vertex AI, and the project if known."""
     target = f" for project {project!r} (compute.vertex.project in params.yaml)" if project else ""
-    return credentials_help(f"Vertex AI{target}")
+    return f"Vertex AI{target}"
 
 
 def find_credentials(project: str | None = None) -> Any:
@@ -565,8 +566,7 @@ def find_credentials(project: str | None = None) -> Any:
     Raises:
         CredentialsError: If none are configured or the key file cannot be used.
     """
-    target = f" for project {project!r} (compute.vertex.project in params.yaml)" if project else ""
-    return _find_credentials(f"Vertex AI{target}")
+    return _find_credentials(_purpose(project))
 
 
 def to_custom_job(spec: Mapping[str, Any], credentials: Any) -> Any:
@@ -634,7 +634,8 @@ def submit(
         )
     except auth_exceptions.RefreshError as e:
         raise CredentialsError(
-            f"Google refused the credentials found ({e}). " + _credentials_help(spec["project"])
+            f"Google refused the credentials found ({e}). "
+            + credentials_help(_purpose(spec["project"]))
         ) from e
     except (api_exceptions.GoogleAPIError, auth_exceptions.TransportError) as e:
         raise RemoteError(
