@@ -1,6 +1,6 @@
 """Beam build of products/product_a/ad_clicks scaled up: 2 worker processes vs 1.
 
-Runs `registry.building.prepare_dataset` on this registry's ad_clicks builder with
+Runs `registry.build.prepare.prepare_dataset` on this registry's ad_clicks builder with
 `num_records` raw records (duplicates and malformed rows included), once with
 `direct_num_workers=1` and once with 2 (`direct_running_mode=multi_processing`, the default of
 params.yaml), each in a fresh process so both pay the same start-up, and prints the raw records
@@ -27,7 +27,7 @@ NAME = "products/product_a/ad_clicks"
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from registry.building import prepare_dataset
+from registry.build.prepare import prepare_dataset
 records, workers, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 start = time.perf_counter()
 prepare_dataset(

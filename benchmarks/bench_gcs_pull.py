@@ -171,7 +171,7 @@ def main() -> None:
         for var in ("REGISTRY_URL", "REGISTRY_REMOTE", "REGISTRY_SHARED_CACHE"):
             os.environ.pop(var, None)
         os.environ["REGISTRY_SHARED_CACHE"] = ""  # no lab cache: every byte from the bucket
-        from registry.testing import GCSEmulator
+        from registry.cloud.emulator import GCSEmulator
 
         with GCSEmulator() as gcs:
             gcs.create_bucket(BUCKET)
@@ -230,8 +230,10 @@ def measure(
     """Best times of the four sides through ``endpoint``; and the parallel pull's jobs."""
     import registry
     from registry.remotes import set_remote
-    from registry.session import as_reference, open_session
-    from registry.storage import RemoteStore, _parse_listing, locked_out_hash
+    from registry.repo.lock import locked_out_hash
+    from registry.repo.session import as_reference, open_session
+    from registry.storage.cache import _parse_listing
+    from registry.storage.remote import RemoteStore
 
     # This clone only (config.local): loads in a clone read its current DVC config.
     set_remote(

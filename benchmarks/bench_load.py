@@ -44,7 +44,7 @@ def make_release(work: Path, name: str, size: int) -> str:
     run("git", "remote", "remove", "origin")
     run(str(BIN / "dvc"), "remote", "add", "--force", "--default", "bench", str(work / "storage"))
     sys.path.insert(0, str(ROOT))
-    from registry.pipeline import pipeline_datasets, remove_dataset
+    from registry.build.dvcfiles import pipeline_datasets, remove_dataset
 
     for other in pipeline_datasets(clone):
         if other != name:

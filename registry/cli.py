@@ -20,7 +20,7 @@ import click
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
-    from registry.storage import FetchResult
+    from registry.storage.cache import FetchResult
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -835,9 +835,9 @@ def compute_submit(model: str, registry: str | None, dry_run: bool, job_id: str 
     \b
     Without --dry-run, compute.backend must be vertex. Prints the job's resource
     name and console link; the job runs on without this command.
-    Python: registry.vertex.job_spec(MODEL), registry.vertex.submit(spec)
+    Python: registry.compute.job_spec(MODEL), registry.compute.submit(spec)
     """
-    from registry.vertex import job_spec, submit
+    from registry.compute import job_spec, submit
 
     spec = job_spec(model, registry=registry, job_id=job_id, for_submit=not dry_run)
     if dry_run:

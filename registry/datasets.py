@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry import layout
-from registry.catalog import Release, TagIndex
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
@@ -33,7 +32,6 @@ from registry.errors import (
     RemoteError,
     VersionNotFoundError,
 )
-from registry.gitrepo import GitRepo
 from registry.grammar import (
     Reference,
     RegisterTag,
@@ -41,10 +39,13 @@ from registry.grammar import (
     parse_name,
     parse_version,
 )
-from registry.session import Session, as_reference, open_session
+from registry.repo.git import GitRepo
+from registry.repo.session import Session, as_reference, open_session
+from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
-    from registry.storage import FetchResult, ProgressCallback
+    from registry.storage.cache import FetchResult
+    from registry.storage.remote import ProgressCallback
 
 __all__ = [
     "DatasetInfo",
@@ -334,7 +335,8 @@ def _fetch(
     jobs: int | None = None,
     verify: bool = False,
 ) -> FetchResult:
-    from registry.storage import RemoteStore, locked_out_hash
+    from registry.repo.lock import locked_out_hash
+    from registry.storage.remote import RemoteStore
 
     name = release.name
     dir_hash = locked_out_hash(
@@ -434,7 +436,7 @@ def locate_dataset(
 
 def _prepared_hash(session: Session, commit: str | None, name: str) -> str:
     """The DVC hash of ``name``'s prepared folder in dvc.lock at ``commit`` (None: work tree)."""
-    from registry.storage import locked_out_hash
+    from registry.repo.lock import locked_out_hash
 
     if commit is not None:
         return locked_out_hash(
@@ -550,7 +552,7 @@ def prepare_dataset(name: str, *, registry: str | os.PathLike[str] | None = None
         ConfigError: If the Beam settings in params.yaml are invalid.
         BuildError: If the builder or its pipeline fails.
     """
-    from registry.building import prepare_dataset as prepare
+    from registry.build.prepare import prepare_dataset as prepare
 
     session = open_session(registry)
     name = _check_dataset(session, name)
@@ -564,14 +566,14 @@ def pipeline_options(
 
     What ``registry datasets prepare NAME --dry-run`` and ``registry datasets build --dry-run``
     print. On Dataflow, each dataset's worker package is generated (see
-    :mod:`registry.dataflow`); nothing is submitted or contacted and no credentials are read.
+    :mod:`registry.cloud.dataflow`); nothing is submitted or contacted and no credentials are read.
 
     Args:
         names: A dataset, or datasets; empty for every dataset in the pipeline (``dvc.yaml``).
         registry: A registry clone; default from the configuration.
 
     Returns:
-        Dataset name -> its flags (see :func:`registry.building.pipeline_options`).
+        Dataset name -> its flags (see :func:`registry.build.prepare.pipeline_options`).
 
     Raises:
         ArtifactNotFoundError: For an unknown dataset.
@@ -583,8 +585,8 @@ def pipeline_options(
         {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
          '--direct_running_mode=multi_processing']}
     """
-    from registry.building import pipeline_options as options
-    from registry.pipeline import read_params
+    from registry.build.dvcfiles import read_params
+    from registry.build.prepare import pipeline_options as options
 
     session = open_session(registry)
     root = session.root
@@ -598,7 +600,7 @@ def pipeline_options(
 
 def _pipeline_names(session: Session, names: Sequence[str]) -> list[str]:
     """The datasets ``names`` (checked to have a build stage), or every one of the pipeline."""
-    from registry.pipeline import pipeline_datasets
+    from registry.build.dvcfiles import pipeline_datasets
 
     wanted = [_check_dataset(session, n) for n in names]
     in_pipeline = pipeline_datasets(session.root)
@@ -606,7 +608,7 @@ def _pipeline_names(session: Session, names: Sequence[str]) -> list[str]:
         if name not in in_pipeline:
             raise ConfigError(
                 f"{name!r} has no stage in dvc.yaml; add it with "
-                f"registry.pipeline.add_dataset or recreate it with 'registry datasets new'"
+                f"registry.build.dvcfiles.add_dataset or recreate it with 'registry datasets new'"
             )
     return wanted or in_pipeline
 
@@ -807,7 +809,7 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    from registry.storage import RemoteStore
+    from registry.storage.remote import RemoteStore
 
     store = RemoteStore.open(GitRepo(root, str(root), root), "HEAD", remote)
     try:
@@ -884,7 +886,7 @@ def new_dataset(
         InvalidNameError: If ``name`` is not a valid dataset name.
         RegistryError: If the name is taken (by a dataset or a model) or nested in a dataset.
     """
-    from registry.scaffold import new_dataset as scaffold
+    from registry.build.scaffold import new_dataset as scaffold
 
     session = open_session(registry)
     return scaffold(session.root, name, description=description, owner=owner)

@@ -18,8 +18,10 @@ __all__ = [
     "build_info_file",
     "build_stage",
     "builder_file",
+    "card_file",
     "dataset_dir",
     "dataset_names_in",
+    "model_dir",
     "model_names_in",
     "prepared_dir",
 ]
@@ -54,6 +56,16 @@ def build_info_file(name: str) -> str:
 def build_stage(name: str) -> str:
     """The ``dvc.yaml`` stage that builds the dataset (a ``foreach`` entry of ``build``)."""
     return f"{BUILD_STAGE}@{name}"
+
+
+def model_dir(name: str) -> str:
+    """The model's folder, relative to the registry root."""
+    return f"{MODELS_DIR}/{name}"
+
+
+def card_file(name: str) -> str:
+    """The model's card (``README.md`` with YAML front matter), relative to the registry root."""
+    return f"{model_dir(name)}/README.md"
 
 
 def model_names_in(paths: Iterable[str]) -> list[str]:

@@ -25,7 +25,6 @@ import registry.grammar as grammar
 from registry import layout
 from registry.atomic import atomic_write_text
 from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
-from registry.catalog import Release, TagIndex
 from registry.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
@@ -36,10 +35,11 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.grammar import DeprecateTag, Reference, RegisterTag, StageTag, Version
-from registry.session import RegistryArg, Session, as_reference, open_session
+from registry.repo.session import RegistryArg, Session, as_reference, open_session
+from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
-    from registry.storage import ProgressCallback
+    from registry.storage.remote import ProgressCallback
 
 __all__ = [
     "ModelInfo",
@@ -60,16 +60,6 @@ __all__ = [
 
 Bump = Literal["major", "minor", "patch"]
 _LINEAGE_MARK = "lineage: "
-
-
-def model_dir(name: str) -> str:
-    """The model's folder, relative to the registry root."""
-    return f"{layout.MODELS_DIR}/{name}"
-
-
-def card_file(name: str) -> str:
-    """The model's card, relative to the registry root."""
-    return f"{model_dir(name)}/README.md"
 
 
 # -- authoring ----------------------------------------------------------------------------------
@@ -160,7 +150,7 @@ def new_model(
         "framework": framework,
         "owner": owner,
     }
-    path = session.root / card_file(name)
+    path = session.root / layout.card_file(name)
     atomic_write_text(path, render_card(meta, _TEMPLATE_BODY.format(name=name)))
     return path
 
@@ -200,13 +190,13 @@ def add_model(
     card = _read_work_tree_card(root, name)
     meta = dict(card.meta)
     old = meta.get("weights")
-    dest = root / model_dir(name) / src.name
-    if ((old and (root / model_dir(name) / old).exists()) or dest.exists()) and not force:
+    dest = root / layout.model_dir(name) / src.name
+    if ((old and (root / layout.model_dir(name) / old).exists()) or dest.exists()) and not force:
         raise ArtifactExistsError(
             name, name, "it already has weights; pass --force to replace them"
         )
     if old and old != src.name:
-        _untrack(root, root / model_dir(name) / old)
+        _untrack(root, root / layout.model_dir(name) / old)
     tmp = dest.with_name(f".{dest.name}.adding")
     shutil.rmtree(tmp, ignore_errors=True)
     if src.is_dir():
@@ -218,7 +208,7 @@ def add_model(
     os.replace(tmp, dest)
     _dvc_add(root, dest)
     meta["weights"] = src.name
-    atomic_write_text(root / card_file(name), render_card(meta, card.body))
+    atomic_write_text(root / layout.card_file(name), render_card(meta, card.body))
     _declare_artifact(root, name, meta)
     return dest
 
@@ -246,7 +236,7 @@ def _dvc_add(root: Path, path: Path) -> None:
 
 def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
     """Declare the model under ``artifacts:`` in dvc.yaml, for ``gto`` and ``dvc artifacts get``."""
-    from registry.pipeline import set_artifact
+    from registry.build.dvcfiles import set_artifact
 
     labels = [str(meta[k]) for k in ("task", "framework") if meta.get(k)]
     labels += [str(t) for t in meta.get("tags") or []]
@@ -262,7 +252,7 @@ def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
     set_artifact(
         root,
         name,
-        path=f"{model_dir(name)}/{meta['weights']}",
+        path=f"{layout.model_dir(name)}/{meta['weights']}",
         type="model",
         desc=str(desc),
         labels=labels,
@@ -270,9 +260,9 @@ def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
 
 
 def _read_work_tree_card(root: Path, name: str) -> ModelCard:
-    path = root / card_file(name)
+    path = root / layout.card_file(name)
     try:
-        return parse_card(path.read_text(), where=card_file(name))
+        return parse_card(path.read_text(), where=layout.card_file(name))
     except FileNotFoundError:
         raise ArtifactNotFoundError(name, [], kind="model") from None
 
@@ -298,11 +288,11 @@ def _card_at(session: Session, name: str, commit: str | None) -> ModelCard | Non
             return _read_work_tree_card(session.root, name)
         except (ArtifactNotFoundError, CardError):
             return None
-    data = session.repo.read_file(commit, card_file(name))
+    data = session.repo.read_file(commit, layout.card_file(name))
     if data is None:
         return None
     try:
-        return parse_card(data.decode("utf-8", errors="replace"), where=card_file(name))
+        return parse_card(data.decode("utf-8", errors="replace"), where=layout.card_file(name))
     except CardError:
         return None
 
@@ -359,7 +349,7 @@ def _released_model_names(session: Session, index: TagIndex, skip: set[str]) -> 
         if name in datasets or name in skip:
             continue
         latest = index.latest(name)
-        if latest is not None and session.repo.read_file(latest.commit, card_file(name)):
+        if latest is not None and session.repo.read_file(latest.commit, layout.card_file(name)):
             found.add(name)
     return found
 
@@ -622,7 +612,7 @@ def release_model(
     repo = session.repo
     check_committed(repo, name)
     card = _read_work_tree_card(root, name)
-    validate_card(card, where=card_file(name))
+    validate_card(card, where=layout.card_file(name))
     repo.refresh()
     index = session.index()
     if name in session.known_datasets():
@@ -655,7 +645,7 @@ def release_model(
                 f"cannot release {name!r}: base_model {base!r} is not a released model version"
             )
 
-    weights = f"{model_dir(name)}/{card.meta['weights']}"
+    weights = f"{layout.model_dir(name)}/{card.meta['weights']}"
     _check_weights_current(root, name, weights)
     weights_hash = _weights_hash(session, None, weights)
     push_outputs(root, [weights], session.settings.remote, what=f"the weights of {name!r}")
@@ -755,7 +745,7 @@ def _check_weights_current(root: Path, name: str, weights: str) -> None:
 
 
 def _model_params(root: Path, name: str) -> dict[str, Any]:
-    from registry.pipeline import read_params
+    from registry.build.dvcfiles import read_params
 
     value = (read_params(root).get("models") or {}).get(name) or {}
     return dict(value) if isinstance(value, dict) else {}
@@ -869,14 +859,14 @@ def load_model(
         RemoteError: If the DVC remote cannot be reached or lacks the bytes.
         CorruptArtifactError: If the fetched bytes do not match their hash.
     """
-    from registry.storage import RemoteStore
+    from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
     release = session.resolve(as_reference(ref), "model")
     card = _card_at(session, release.name, release.commit)
     if card is None or not card.get("weights"):
         raise NotBuiltError(f"{release.tag} has no card with a weights field")
-    weights = f"{model_dir(release.name)}/{card.meta['weights']}"
+    weights = f"{layout.model_dir(release.name)}/{card.meta['weights']}"
     md5 = _weights_hash(session, release.commit, weights)
     cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry.errors import ConfigError, NotARegistryError
-from registry.session import open_session
+from registry.repo.session import open_session
 
 __all__ = ["RemoteStatus", "check_remote", "set_remote"]
 
@@ -116,7 +116,7 @@ def set_remote(
         >>> set_remote("gs://my-lab-registry/dvc")  # doctest: +SKIP
         RemoteStatus(name='gcs', url='gs://my-lab-registry/dvc', default=True, ...)
     """
-    from registry.gcloud import credentials_source
+    from registry.cloud.gcloud import credentials_source
 
     session = open_session(registry)
     root = session.repo.work_tree
@@ -190,8 +190,8 @@ def check_remote(
         RemoteError: If the bucket or folder does not exist or cannot be reached.
         ConfigError: If the remote is not configured.
     """
-    from registry.gcloud import credentials_source
-    from registry.storage import RemoteStore
+    from registry.cloud.gcloud import credentials_source
+    from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
     commit = session.repo.resolve_commit("HEAD")

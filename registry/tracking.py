@@ -49,9 +49,9 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import atomic_write_text
-from registry.catalog import Release
 from registry.errors import NotARegistryError, RegistryError, RemoteError
-from registry.session import RegistryArg, Session, as_reference, open_session
+from registry.repo.session import RegistryArg, Session, as_reference, open_session
+from registry.repo.tags import Release
 
 __all__ = [
     "DatasetRef",

@@ -15,10 +15,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from registry.errors import RegistryError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+E = TypeVar("E", bound=RegistryError)
 
 # Set before anything imports DVC, MLflow or gcsfs.
 os.environ.update(
@@ -73,6 +77,38 @@ def commit_all(repo: Path, message: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD").strip()
+
+
+def cli_raises(error: type[E], *args: str, cwd: Path | None = None) -> E:
+    """Run ``registry ARGS`` in this process and return the error it stops with.
+
+    The run must end with exactly ``error`` (not a subclass, not another class): the CLI prints
+    any :class:`~registry.errors.RegistryError` as one line and exits with its ``exit_code``
+    (``registry.cli.main``, tested once in test_cli.py), so what a test checks here is the class
+    and its message. ``tests/test_errors.py`` finds these calls to check that every error class
+    is raised from the CLI by some test.
+
+    Example:
+        >>> err = cli_raises(InvalidNameError, "datasets", "info", "Bad Name")  # doctest: +SKIP
+        >>> assert "lower case" in str(err)  # doctest: +SKIP
+    """
+    from registry.cli import main
+
+    saved_cwd, saved_env = Path.cwd(), os.environ.get("REGISTRY_TRACEBACK")
+    os.environ["REGISTRY_TRACEBACK"] = "1"  # main re-raises instead of printing and exiting
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with pytest.raises(error) as caught:
+            main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is None:
+            os.environ.pop("REGISTRY_TRACEBACK", None)
+        else:
+            os.environ["REGISTRY_TRACEBACK"] = saved_env
+    assert type(caught.value) is error, f"{type(caught.value).__name__}: {caught.value}"
+    return caught.value
 
 
 def _project_files() -> list[str]:
@@ -144,7 +180,7 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
         if not models:
             drop_model_stages(repo)
         elif datasets is not None:
-            from registry.pipeline import pipeline_datasets, remove_dataset
+            from registry.build.dvcfiles import pipeline_datasets, remove_dataset
 
             for other in pipeline_datasets(repo):
                 if other not in datasets:
@@ -357,7 +393,7 @@ def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
             continue
         (clone / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / rel, clone / rel)
-    from registry.pipeline import pipeline_datasets, remove_dataset
+    from registry.build.dvcfiles import pipeline_datasets, remove_dataset
 
     for other in pipeline_datasets(clone):
         if other != "image_classification/digits":

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from registry.building import beam_flags, load_builder_class, prepare_dataset
+from registry.build.prepare import beam_flags, load_builder_class, prepare_dataset
 from registry.errors import BuildError, ConfigError, NotBuiltError
 
 IN_MEMORY = {"runner": "DirectRunner", "direct_num_workers": 1, "direct_running_mode": "in_memory"}

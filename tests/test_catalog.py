@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from registry.catalog import TagIndex
 from registry.errors import ArtifactNotFoundError, VersionNotFoundError
-from registry.gitrepo import GitRepo
 from registry.grammar import parse_reference
+from registry.repo.git import GitRepo
+from registry.repo.tags import TagIndex
 from tests.conftest import commit_all, git
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from registry.building import beam_flags, pipeline_options
+from registry.build.prepare import beam_flags, pipeline_options
 from registry.cli import main
-from registry.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
+from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
 from tests.conftest import git
 
@@ -296,7 +296,7 @@ def test_sdist_holds_the_registry_and_the_builder(dataflow_registry: Path, tmp_p
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     }
     assert expected_registry <= names
-    assert {"registry/__init__.py", "registry/_reproducible.py", "registry/py.typed"} <= names
+    assert {"registry/__init__.py", "registry/build/reproducible.py", "registry/py.typed"} <= names
     assert {f"{MODULE}.py", "README.md", "CITATIONS.bib", "checksums.tsv", "setup.py"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     left_out = ("dummy_data/", "prepared/", "build_info.json", ".gitignore")
@@ -314,7 +314,7 @@ def test_extracted_sdist_imports_the_builder_by_its_module_name(
         archive.extractall(tmp_path / "unpacked", filter="data")
     (unpacked,) = (tmp_path / "unpacked").iterdir()
     code = (
-        "import json, registry, registry._reproducible, " + MODULE + "\n"
+        "import json, registry, registry.build.reproducible, " + MODULE + "\n"
         "print(json.dumps({'registry': registry.__file__, 'builder': " + MODULE + ".__file__,"
         " 'class': " + MODULE + ".Builder.__name__,"
         " 'version': str(" + MODULE + ".Builder.VERSION)}))\n"

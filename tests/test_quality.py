@@ -1,9 +1,11 @@
-"""The code stays lint-clean and type-checked (ruff and mypy, configured in pyproject.toml)."""
+"""The code stays lint-clean, type-checked and layered (ruff, mypy and import-linter, configured in
+pyproject.toml)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import PROJECT_ROOT
 
@@ -22,6 +24,17 @@ def test_ruff() -> None:
 def test_mypy() -> None:
     done = _run("mypy", "--cache-dir", "/dev/null")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_imports_point_downward() -> None:
+    """The package's layers (pyproject.toml [tool.importlinter]) hold: no sideways or upward
+    import between the subpackages, and none from a base module into the API."""
+    lint_imports = str(Path(sys.executable).parent / "lint-imports")
+    done = subprocess.run(
+        [lint_imports, "--no-cache"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout, done.stdout
 
 
 def test_dvc_lock_is_in_step_with_code_and_params() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from registry.build.scaffold import DEFAULT_PARAMS, DUMMY_SPLITS, new_dataset, render_dataset
 from registry.errors import ArtifactExistsError, InvalidNameError, RegistryError
-from registry.scaffold import DEFAULT_PARAMS, DUMMY_SPLITS, new_dataset, render_dataset
 
 EXPECTED_FILES = {
     "CITATIONS.bib",
@@ -84,7 +84,7 @@ def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., P
 def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(
     plain_registry: Path, tmp_path: Path
 ) -> None:
-    from registry.building import prepare_dataset
+    from registry.build.prepare import prepare_dataset
 
     # A name no other test builds: builder modules are cached per process by dataset name.
     name = "products/scaffold_build/reviews_smoke"
@@ -170,12 +170,12 @@ def test_an_existing_folder_without_a_builder_is_not_overwritten(plain_registry:
 def test_a_failed_registration_leaves_nothing_behind(
     plain_registry: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import registry.pipeline
+    import registry.build.dvcfiles
 
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(registry.pipeline, "add_dataset", broken)
+    monkeypatch.setattr(registry.build.dvcfiles, "add_dataset", broken)
     with pytest.raises(OSError, match="disk full"):
         new_dataset(plain_registry, "nlp/notes")
     assert not (plain_registry / "datasets/nlp/notes").exists()

@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry.gitrepo import GitRepo
-from registry.storage import ContentCache, FetchResult, RemoteStore
+from registry.repo.git import GitRepo
+from registry.storage.cache import ContentCache, FetchResult
+from registry.storage.remote import RemoteStore
 from tests.conftest import ReleasedArtifact, ReleasedRegistry, commit_all, git
 
 V1, V2 = "1.0.0", "2.0.0"

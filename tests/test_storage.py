@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from registry.errors import ConfigError, CorruptArtifactError, NotBuiltError, RemoteError
-from registry.gitrepo import GitRepo
-from registry.storage import ContentCache, FetchResult, RemoteStore, locked_out_hash
+from registry.repo.git import GitRepo
+from registry.repo.lock import locked_out_hash
+from registry.storage.cache import ContentCache, FetchResult
+from registry.storage.remote import RemoteStore
 from tests.conftest import ReleasedArtifact, commit_all
 
 V1, V2 = "1.0.0", "2.0.0"
@@ -62,8 +64,9 @@ from pathlib import Path
 from typing import Any
 
 args = json.loads(sys.argv[1])
-from registry.gitrepo import GitRepo
-from registry.storage import ContentCache, RemoteStore
+from registry.repo.git import GitRepo
+from registry.storage.cache import ContentCache
+from registry.storage.remote import RemoteStore
 
 cache = ContentCache(Path(args["cache"]))
 remote = RemoteStore.open(GitRepo.open(args["repo"], Path(args["cache"])), args["commit"])
@@ -484,7 +487,8 @@ def test_listing_with_an_escaping_path_is_refused(
 def test_stamping_a_stamped_file_writes_nothing(tmp_path: Path) -> None:
     # A user's object may share its inode with a shared cache's file: re-verifying it must not
     # touch that file (not even its ctime).
-    from registry.storage import _hash_file, _is_stamped, _stamp
+    from registry.storage.cache import _is_stamped, _stamp
+    from registry.storage.hashes import hash_file as _hash_file
 
     path = tmp_path / "object"
     path.write_bytes(b"released bytes")

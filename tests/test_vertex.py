@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from registry.cloud.gcloud import on_google_cloud
 from registry.errors import ArtifactNotFoundError, ConfigError, CredentialsError
-from registry.gcloud import on_google_cloud
 from registry.vertex import (
     build_job_spec,
     find_credentials,

@@ -119,7 +119,7 @@ def release_with_weights(name: str, md5: str, *, where: str | None = None) -> st
     """``name:X.Y.Z``, the latest release of model ``name`` whose weights hash (from its tag's
     lineage) is ``md5``, or ``None`` if no release has those weights."""
     from registry.models import read_lineage
-    from registry.session import open_session
+    from registry.repo.session import open_session
 
     session = open_session(where)
     for release in reversed(session.index().releases(name)):
@@ -133,7 +133,7 @@ def release_with_weights(name: str, md5: str, *, where: str | None = None) -> st
 
 
 def _model_params(root: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    from registry.pipeline import read_params
+    from registry.build.dvcfiles import read_params
 
     params = read_params(root)
     models = params.get("models") or {}

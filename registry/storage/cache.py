@@ -1,10 +1,9 @@
 """Released artifacts' bytes, read from the registry's DVC remote into a local content cache.
 
-A release records its artifact's content hash in ``dvc.lock`` (:func:`locked_out_hash`); a
+A release records its artifact's content hash in ``dvc.lock`` (:mod:`registry.repo.lock`); a
 directory artifact's hash names a ``.dir`` object, the JSON list of its files and their md5s.
-:class:`RemoteStore` reads objects from the registry's DVC remote through DVC's own remote
-machinery, so every remote type, config level and credential DVC knows works here too.
-:class:`ContentCache` keeps one verified copy of each object and assembles snapshots from them.
+:class:`ContentCache` keeps one verified copy of each object, fetched from the registry's DVC
+remote (:class:`~registry.storage.remote.RemoteStore`), and assembles snapshots from them.
 
 Cache layout, under the cache root (``Settings.cache_dir``)::
 
@@ -49,13 +48,10 @@ Shared caches (``Settings.shared_cache_dir``, e.g. a lab's NFS folder) are read,
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import errno
 import hashlib
 import json
 import os
-import posixpath
 import re
 import shutil
 import stat
@@ -69,691 +65,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
-    ConfigError,
     CorruptArtifactError,
-    MissingDependencyError,
-    NotBuiltError,
-    RegistryError,
     RemoteError,
-    first_line,
 )
-from registry.gitrepo import GitRepo
+from registry.storage.hashes import CHUNK, MD5_RE, content_digest, hash_file
+from registry.storage.remote import ProgressCallback, RemoteObject, RemoteStore
 
-if TYPE_CHECKING:
-    from dvc_data.hashfile.db import HashFileDB
+__all__ = ["ContentCache", "FetchResult"]
 
-__all__ = ["ContentCache", "FetchResult", "RemoteObject", "RemoteStore", "locked_out_hash"]
-
-#: Called with (bytes downloaded so far, bytes to download in all), from worker threads, one
-#: call at a time.
-ProgressCallback = Callable[[int, int], None]
-
-LOCK_FILE = "dvc.lock"
 MANIFEST_FORMAT = 1
 
-_MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
-_CHUNK = 1 << 20
-# A download reads an object in requests of this many bytes (a smaller object in one request):
-# fewer, larger requests than a buffered remote file's blocks, each hashed and written as one
-# piece, at the cost of holding one range in memory per parallel download.
-_RANGE = 8 << 20
 # Temporaries older than this were left by a process that died; newer ones may be in use.
 _STALE_TMP_SECONDS = 24 * 3600
 _SECOND_NS = 1_000_000_000
-# Which DVC remote schemes need which pip extra ("gs://..." -> 'dvc[gs]').
-_EXTRA_FOR_SCHEME = {"gs": "gs", "gcs": "gs", "s3": "s3", "azure": "azure", "az": "azure"}
-
-
-# -- dvc.lock ----------------------------------------------------------------------------------
-
-
-def _norm_path(path: str) -> str:
-    """A repository-relative path in one spelling (``./a/b/`` and ``a/b`` are the same)."""
-    return posixpath.normpath(path.replace("\\", "/")).strip("/")
-
-
-def locked_out_hash(repo: GitRepo, commit: str, stage: str, out_path: str) -> str:
-    """Return the content hash that ``dvc.lock`` at ``commit`` records for a stage's output.
-
-    Args:
-        repo: The registry.
-        commit: The commit to read (a release tag's commit).
-        stage: The stage name as ``dvc.lock`` spells it, e.g. ``build@image_classification/digits``.
-        out_path: The output's path relative to the registry root, e.g.
-            ``datasets/image_classification/digits/prepared``.
-
-    Returns:
-        The output's md5, e.g. ``"1efa88afe031ce8f3761f84b7775d39a.dir"`` for a folder (the hash of
-        its ``.dir`` listing) or a plain 32-hex md5 for a single file.
-
-    Raises:
-        NotBuiltError: If ``commit`` has no ``dvc.lock``, the stage or output is not in it, or the
-            output was hashed by DVC 2 (which this registry does not read).
-        ConfigError: If ``dvc.lock`` cannot be parsed or holds an invalid hash.
-
-    Example:
-        >>> locked_out_hash(repo, release.commit, "build@image_classification/digits",
-        ...                 "datasets/image_classification/digits/prepared")  # doctest: +SKIP
-        '1efa88afe031ce8f3761f84b7775d39a.dir'
-    """
-    short = commit[:12]
-    data = repo.read_file(commit, LOCK_FILE)
-    if data is None:
-        raise NotBuiltError(
-            f"commit {short} has no {LOCK_FILE}, so stage {stage!r} was not built there; build it "
-            f"with 'dvc repro {stage}', commit {LOCK_FILE} and release it"
-        )
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
-    try:
-        lock = yaml.load(data, Loader=loader)
-    except yaml.YAMLError as e:
-        raise ConfigError(
-            f"{LOCK_FILE} at commit {short} cannot be parsed ({e}); regenerate it with "
-            f"'dvc repro {stage}' and commit it"
-        ) from e
-    stages = lock.get("stages") if isinstance(lock, dict) else None
-    entry = stages.get(stage) if isinstance(stages, dict) else None
-    if not isinstance(entry, dict):
-        raise NotBuiltError(
-            f"stage {stage!r} is not in {LOCK_FILE} at commit {short}: it was not built there, or "
-            f"its {LOCK_FILE} entry was not committed; run 'dvc repro {stage}', commit "
-            f"{LOCK_FILE} and release"
-        )
-    outs = [out for out in entry.get("outs") or [] if isinstance(out, dict)]
-    wanted = _norm_path(out_path)
-    found = next((out for out in outs if _norm_path(str(out.get("path", ""))) == wanted), None)
-    if found is None:
-        listed = ", ".join(repr(str(out.get("path"))) for out in outs) or "none"
-        raise NotBuiltError(
-            f"stage {stage!r} in {LOCK_FILE} at commit {short} has no output {out_path!r} "
-            f"(outputs: {listed}); check the stage's 'outs' in dvc.yaml, then 'dvc repro {stage}'"
-        )
-    md5 = found.get("md5")
-    if found.get("hash") != "md5":
-        # DVC 3 writes "hash: md5"; without it the md5 is DVC 2's md5-dos2unix, stored elsewhere.
-        raise NotBuiltError(
-            f"output {out_path!r} of stage {stage!r} at commit {short} was hashed by DVC 2, "
-            "which the registry cannot read; rebuild it with DVC 3 ('dvc repro "
-            f"{stage}'), then push and release a new version"
-        )
-    if not isinstance(md5, str) or not _MD5_RE.match(md5):
-        raise ConfigError(
-            f"{LOCK_FILE} at commit {short} records an invalid md5 {md5!r} for {out_path!r}; "
-            f"regenerate it with 'dvc repro {stage}'"
-        )
-    return md5
-
-
-# -- the DVC remote ----------------------------------------------------------------------------
-
-
-class RemoteObject(NamedTuple):
-    """An object on the remote: its size, and on Cloud Storage the MD5 (hex) and CRC32C (4
-    bytes) the bucket stored for it (``None`` elsewhere, or for a composite object)."""
-
-    size: int
-    checksums: tuple[str, bytes] | None
-
-
-def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
-    """Cloud Storage's MD5 (hex) and CRC32C (4 bytes) of an object, from its metadata.
-
-    ``None`` for other remotes, and for composite GCS objects (which have no MD5).
-    """
-    md5_b64, crc_b64 = info.get("md5Hash"), info.get("crc32c")
-    if not (isinstance(md5_b64, str) and isinstance(crc_b64, str)):
-        return None
-    try:
-        md5 = base64.b64decode(md5_b64, validate=True)
-        crc = base64.b64decode(crc_b64, validate=True)
-    except ValueError:
-        return None
-    if len(md5) != 16 or len(crc) != 4:
-        return None
-    return md5.hex(), crc
-
-
-class _Digest:
-    """Verifies downloaded bytes against the object's name, its md5.
-
-    Against Cloud Storage, whose metadata holds the MD5 it computed of the uploaded bytes and a
-    CRC32C, the bytes are checked with the CRC32C (several times faster than MD5, so a pull keeps
-    up with a direct google-cloud-storage download) and the stored MD5 against the name; a
-    different object, or bytes damaged in flight, fail either check. Elsewhere, or without
-    those checksums, the bytes' own MD5 is computed.
-    """
-
-    def __init__(self, stored: tuple[str, bytes] | None) -> None:
-        self.stored = stored
-        if stored is not None:
-            try:
-                import google_crc32c
-            except ImportError:  # pragma: no cover - comes with google-cloud-storage
-                self.stored = None
-            else:
-                self._crc = google_crc32c.Checksum()
-        if self.stored is None:
-            self._md5 = hashlib.md5(usedforsecurity=False)
-
-    def update(self, data: bytes) -> None:
-        if self.stored is None:
-            self._md5.update(data)
-        else:
-            self._crc.update(data)
-
-    def mismatch(self, expected_md5: str) -> str | None:
-        """Why the bytes are not object ``expected_md5``, or ``None`` if they are."""
-        if self.stored is None:
-            got = self._md5.hexdigest()
-            return None if got == expected_md5 else f"has md5 {got}, not {expected_md5}"
-        stored_md5, stored_crc = self.stored
-        if stored_md5 != expected_md5:
-            return f"is stored with md5 {stored_md5}, not {expected_md5}"
-        got_crc = self._crc.digest()
-        if got_crc != stored_crc:
-            return (
-                f"arrived with CRC32C {got_crc.hex()}, not the stored {stored_crc.hex()} "
-                "(damaged in transfer)"
-            )
-        return None
-
-
-class _RelativeRemoteError(ConfigError):
-    """A mirror's DVC remote is a path relative to a clone, which a mirror does not have."""
-
-
-@dataclass(frozen=True)
-class _Remote:
-    """A resolved DVC remote: its name, URL for messages, and DVC's object database on it."""
-
-    name: str
-    url: str
-    root: str
-    odb: HashFileDB
-    options: dict[str, Any]
-    default: bool = False
-
-    @property
-    def scheme(self) -> str:
-        return self.url.split("://", 1)[0] if "://" in self.url else "local"
-
-
-class RemoteStore:
-    """Read access to the registry's DVC remote, through DVC's own remote machinery.
-
-    Remote types, config levels (system, global, the registry's ``.dvc/config`` and, in a clone,
-    ``config.local``) and credentials all work as in ``dvc pull``. Opening is free: the config is
-    read, and DVC imported, on the first call that needs the remote, so a fully cached load never
-    pays for it.
-
-    Example:
-        >>> remote = RemoteStore.open(repo, release.commit)  # doctest: +SKIP
-        >>> remote.fetch("0c822aacad8674e2e195a0936b4b7b41", Path("f4.txt"))  # doctest: +SKIP
-    """
-
-    def __init__(self, repo: GitRepo, commit: str, remote: str | None = None) -> None:
-        """Prefer :meth:`open`; arguments as there."""
-        self.repo = repo
-        self.commit = commit
-        self.requested = remote
-        self._lock = threading.Lock()
-        self._resolved: _Remote | None = None
-
-    @classmethod
-    def open(cls, repo: GitRepo, commit: str, remote: str | None = None) -> RemoteStore:
-        """Return the DVC remote of ``repo`` as configured for ``commit``.
-
-        In a clone (``repo.work_tree`` set) the clone's current DVC config is used, as
-        ``dvc pull`` would. In a bare mirror of a Git URL, ``.dvc/config`` is read at ``commit``
-        (with the user's global and system DVC config on top, e.g. for credentials).
-
-        Args:
-            repo: The registry.
-            commit: The commit whose config applies (for a mirror).
-            remote: A DVC remote name; ``None`` for the registry's default (``core.remote``).
-
-        Returns:
-            The store. Nothing is read yet: config errors surface on first use.
-
-        Raises:
-            Nothing here. On first use: ConfigError if the remote is unknown, missing, or a
-            relative local path in a mirror (which has no folder to be relative to);
-            MissingDependencyError if its DVC plugin (e.g. ``dvc[gs]``) is not installed.
-        """
-        return cls(repo, commit, remote)
-
-    def __repr__(self) -> str:
-        return f"RemoteStore({self.repo.url!r}, {self.commit[:12]!r}, remote={self.requested!r})"
-
-    # -- resolving -----------------------------------------------------------------------------
-
-    def _where(self) -> str:
-        if self.repo.work_tree is not None:
-            return f"the registry clone {self.repo.work_tree}"
-        return f"the registry {self.repo.url} at commit {self.commit[:12]}"
-
-    def _remote(self) -> _Remote:
-        with self._lock:
-            if self._resolved is None:
-                self._resolved = self._resolve()
-            return self._resolved
-
-    def _resolve(self) -> _Remote:
-        try:
-            return self._resolve_at(self.commit)
-        except _RelativeRemoteError:
-            # Released while the remote was the embedded default (a folder next to the clone),
-            # before the lab moved to a shared remote: use the registry's current remote (its
-            # default branch), where 'dvc push -r <new> --all-tags' copied the old releases.
-            if self.repo.work_tree is None:
-                head = self.repo.resolve_commit("HEAD")
-                if head != self.commit:
-                    try:
-                        return self._resolve_at(head)
-                    except _RelativeRemoteError:
-                        pass  # relative there too: the error about the release's commit says it
-            raise
-
-    def _resolve_at(self, commit: str) -> _Remote:
-        try:
-            from dvc.config import Config
-            from dvc.config import ConfigError as DvcConfigError
-        except ImportError as e:  # pragma: no cover - dvc is a hard dependency
-            raise MissingDependencyError("dvc", "'dvc[gs]'") from e
-        where = self._where()
-        raw_repo_level: dict[str, Any] | None = None
-        try:
-            if self.repo.work_tree is not None:
-                dvc_dir = self.repo.work_tree / ".dvc"
-                if not dvc_dir.is_dir():
-                    raise ConfigError(
-                        f"{where} has no .dvc folder, so no DVC remote; run 'dvc init' and "
-                        "'dvc remote add -d <name> <url>' there"
-                    )
-                config = Config(dvc_dir=str(dvc_dir))
-            else:
-                from dvc.fs import GitFileSystem
-
-                gitfs = GitFileSystem(str(self.repo.path), rev=commit)
-                if not gitfs.isfile("/.dvc/config"):
-                    raise ConfigError(
-                        f"{where} has no .dvc/config, so no DVC remote; check that it is a "
-                        "registry (it was made with 'dvc init' and 'dvc remote add -d')"
-                    )
-                # Global and system levels come from this machine; the repo level from Git.
-                config = Config(dvc_dir="/.dvc", fs=gitfs)
-                raw_repo_level = Config.load_file("/.dvc/config", fs=gitfs)
-            remotes = config.get("remote") or {}
-            name = self.requested or (config.get("core") or {}).get("remote")
-            if not name:
-                raise ConfigError(
-                    f"{where} has no default DVC remote; set one with "
-                    "'dvc remote add -d <name> <url>', or name one with REGISTRY_REMOTE "
-                    f"(configured: {', '.join(sorted(remotes)) or 'none'})"
-                )
-            if name not in remotes:
-                raise ConfigError(
-                    f"DVC remote {name!r} is not configured for {where} (configured: "
-                    f"{', '.join(sorted(remotes)) or 'none'}); check REGISTRY_REMOTE and "
-                    "'dvc remote list'"
-                )
-            if raw_repo_level is not None:
-                self._refuse_relative(raw_repo_level, name, where)
-            opened = self._open_odb(config, name)
-            default = name == (config.get("core") or {}).get("remote")
-            return dataclasses.replace(opened, default=default)
-        except DvcConfigError as e:
-            raise ConfigError(f"the DVC config of {where} is invalid: {e}") from e
-
-    def _refuse_relative(self, raw: dict[str, Any], name: str, where: str) -> None:
-        """Raise if the repo-level URL of ``name`` is a relative local path (mirror only)."""
-        url = ((raw.get("remote") or {}).get(name) or {}).get("url")
-        if not isinstance(url, str) or re.match(r"^\w+://", url):
-            return
-        if os.path.isabs(os.path.expanduser(url)):
-            return
-        raise _RelativeRemoteError(
-            f"DVC remote {name!r} of {where} is the relative path {url!r}, which only has a "
-            "meaning inside a clone of the registry. Load from a clone instead (set REGISTRY_URL "
-            "to its folder), or give the remote an absolute URL on this machine: "
-            "'dvc remote add --global <name> <absolute path or gs://...>' and set "
-            "REGISTRY_REMOTE=<name>"
-        )
-
-    def _open_odb(self, config: Any, name: str) -> _Remote:
-        from dvc.fs import get_cloud_fs
-        from dvc_data.hashfile.db import get_odb
-        from dvc_objects.fs.errors import RemoteMissingDepsError
-
-        url = str(config["remote"][name].get("url", ""))
-        try:
-            cls, fs_config, fs_path = get_cloud_fs(config, name=name)
-            if fs_config.get("worktree") or fs_config.get("version_aware"):
-                raise ConfigError(
-                    f"DVC remote {name!r} ({url}) is a cloud-versioned or worktree remote, which "
-                    "does not store objects by hash; point the registry at a plain remote"
-                )
-            options = dict(config["remote"][name])
-            if url.startswith(("gs://", "gcs://")):
-                _check_gcs_credentials(name, url, options)
-            fs = cls(**fs_config)
-        except (RemoteMissingDepsError, ImportError) as e:
-            # A missing plugin surfaces as either, depending on where DVC notices it.
-            scheme = url.split("://", 1)[0] if "://" in url else "local"
-            extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
-            raise MissingDependencyError(f"dvc-{extra}", f"'dvc[{extra}]'") from e
-        # DVC 3 keeps objects hashed with plain md5 under <remote>/files/md5/ (as DataCloud does).
-        odb = get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5", **fs_config)
-        return _Remote(name=name, url=url, root=fs_path, odb=odb, options=options)
-
-    # -- reading -------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The DVC remote's name (reads the config on first use)."""
-        return self._remote().name
-
-    @property
-    def url(self) -> str:
-        """The DVC remote's URL as configured (reads the config on first use)."""
-        return self._remote().url
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """The remote's DVC options (``url``, ``endpointurl``, ...), as configured."""
-        return dict(self._remote().options)
-
-    @property
-    def is_default(self) -> bool:
-        """Whether this is the registry's default remote (``core.remote``)."""
-        return self._remote().default
-
-    @property
-    def jobs(self) -> int:
-        """How many transfers DVC runs at once on this remote (its ``jobs`` setting or default)."""
-        return int(self._remote().odb.fs.jobs)
-
-    def object_path(self, md5: str) -> str:
-        """Where the object ``md5`` lives on the remote (``.../files/md5/ab/cdef...``)."""
-        return str(self._remote().odb.oid_to_path(md5))
-
-    def stat(self, md5: str, *, label: str | None = None) -> RemoteObject:
-        """Return the size of object ``md5`` on the remote, and on Cloud Storage its checksums.
-
-        Args:
-            md5: The object's hash (``.dir`` suffix included for listings).
-            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
-
-        Raises:
-            RemoteError: If the remote cannot be reached or does not hold the object.
-        """
-        remote = self._remote()
-        path = remote.odb.oid_to_path(md5)
-        try:
-            info = remote.odb.fs.info(path)
-        except FileNotFoundError as e:
-            raise self._not_found(md5, label) from e
-        except Exception as e:  # every backend raises its own classes
-            raise self._unreachable(e) from e
-        return RemoteObject(int(info.get("size") or 0), _gcs_checksums(info))
-
-    def size(self, md5: str, *, label: str | None = None) -> int:
-        """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
-        return self.stat(md5, label=label).size
-
-    def fetch(
-        self,
-        md5: str,
-        dest: Path,
-        *,
-        stat: RemoteObject | None = None,
-        on_bytes: Callable[[int], None] | None = None,
-        progress: ProgressCallback | None = None,
-        label: str | None = None,
-    ) -> None:
-        """Download object ``md5`` to ``dest``, verified and atomically.
-
-        Bytes stream to a temporary sibling of ``dest`` while they are checked (their md5; on
-        Cloud Storage the bucket's stored MD5 must be ``md5`` and the bytes must match its stored
-        CRC32C); ``dest`` appears (by ``os.replace``) only once all bytes are there and pass. The
-        object is read in ranges of 8 MiB, one request each (one request for a smaller object).
-
-        Args:
-            md5: The object's hash (``.dir`` suffix included for listings).
-            dest: Where to write it; parent folders are created.
-            stat: What :meth:`stat` says of the object, if already asked: saves a request.
-            on_bytes: Called with the size of each MiB written (for progress).
-            progress: Called with ``(done bytes, object size)`` as each MiB is written.
-            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
-
-        Raises:
-            RemoteError: If the remote cannot be reached or does not hold the object.
-            CorruptArtifactError: If the bytes on the remote do not match ``md5``.
-        """
-        remote = self._remote()
-        rpath = remote.odb.oid_to_path(md5)
-        if stat is None:
-            stat = self.stat(md5, label=label)
-        size, stored = stat
-        digest = _Digest(stored)
-        if stored is not None and stored[0] != _hash_key(md5):
-            # The bucket says these are other bytes: not worth downloading.
-            raise self._corrupt(md5, rpath, label, digest.mismatch(_hash_key(md5)))
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                done = 0
-                for data in self._ranges(rpath, size, md5, label):
-                    # Hashing and writing release the GIL, so parallel downloads use every core;
-                    # one hash call per range keeps the threads from queueing for the GIL.
-                    digest.update(data)
-                    view = memoryview(data)
-                    for offset in range(0, len(view), _CHUNK):  # progress moves a MiB at a time
-                        chunk = view[offset : offset + _CHUNK]
-                        out.write(chunk)
-                        done += len(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                        if progress is not None:
-                            progress(done, size)
-            problem = digest.mismatch(_hash_key(md5))
-            if problem is not None:
-                raise self._corrupt(md5, rpath, label, problem)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def _corrupt(
-        self, md5: str, rpath: str, label: str | None, problem: str | None
-    ) -> CorruptArtifactError:
-        remote = self._remote()
-        what = label or f"object {md5}"
-        return CorruptArtifactError(
-            f"{what} on DVC remote {remote.name!r} ({remote.url}) {problem}: "
-            "the remote copy is corrupt, and was not used. "
-            f"Delete {rpath} from the remote and re-push it with 'dvc push -r "
-            f"{remote.name}' from a clone that holds the released data, or release a "
-            "new version"
-        )
-
-    def _ranges(self, rpath: str, size: int, md5: str, label: str | None) -> Iterator[bytes]:
-        """The bytes of the object at ``rpath`` (``size`` bytes long), in ranges of ``_RANGE``.
-
-        An object no larger than one range is read whole, with no ``Range`` header; a larger one
-        range by range, and never past ``size``. Stops early if the remote has fewer bytes.
-        """
-        fs = self._remote().odb.fs
-        start = 0
-        while True:
-            whole = start == 0 and size <= _RANGE
-            try:
-                if whole:
-                    chunk = fs.cat_file(rpath)
-                else:
-                    chunk = fs.cat_file(rpath, start=start, end=min(size, start + _RANGE))
-            except FileNotFoundError as e:
-                raise self._not_found(md5, label) from e
-            except Exception as e:  # every backend raises its own classes
-                raise self._unreachable(e) from e
-            if not chunk:
-                return
-            yield chunk
-            start += len(chunk)
-            if whole or start >= size:
-                return
-
-    def explain(self, error: BaseException, action: str) -> RegistryError | None:
-        """A clear error for a cloud failure (credentials, permissions, bucket), else ``None``.
-
-        Args:
-            error: What DVC or the remote's filesystem raised.
-            action: What was being done, followed by the remote's URL in the message, e.g.
-                ``"pushing the data of 'digits' to"``.
-        """
-        remote = self._remote()
-        if remote.scheme not in ("gs", "gcs"):
-            return None
-        from registry.gcloud import explain_storage_error
-
-        return explain_storage_error(
-            error, remote=remote.name, url=remote.url, action=f"{action} {remote.url}"
-        )
-
-    def check(self, *, write: bool = False) -> None:
-        """Check that the remote can be read (and written): credentials, bucket, permissions.
-
-        One listing of the remote's folder; with ``write``, a small probe object is written under
-        ``<remote>/.registry-check/`` and deleted again. A release runs this before pushing, so
-        that a remote it cannot write fails before anything is uploaded.
-
-        Raises:
-            CredentialsError: If credentials are missing, refused, or lack a permission.
-            RemoteError: If the bucket (or folder) does not exist or cannot be reached.
-            ConfigError: If the remote is not configured.
-        """
-        remote = self._remote()
-        fs = remote.odb.fs
-        action = "writing to" if write else "reading"
-        try:
-            if remote.scheme in ("gs", "gcs"):
-                bucket = remote.root.split("/", 1)[0]
-                if not fs.exists(bucket):
-                    raise FileNotFoundError(f"b/{bucket}/o")
-            # A listing: needs the permission to read. A new remote's folder may not exist yet.
-            if not fs.exists(remote.root) and not write:
-                raise RemoteError(
-                    f"DVC remote {remote.name!r} ({remote.url}) does not exist or is empty: "
-                    "nothing was ever pushed there; check its URL with 'dvc remote list'"
-                )
-            if write:
-                probe = fs.join(remote.root, ".registry-check", uuid.uuid4().hex)
-                if remote.scheme == "local":
-                    fs.makedirs(fs.parent(probe), exist_ok=True)
-                fs.pipe_file(probe, b"registry write check\n")
-                try:
-                    fs.rm_file(probe)
-                except Exception as e:  # may create but not delete (objectCreator): fine to push
-                    import logging
-
-                    logging.getLogger(__name__).warning(
-                        "could not delete the write-check object %s (%s); delete it by hand",
-                        probe,
-                        first_line(e),
-                    )
-        except RegistryError:
-            raise
-        except Exception as e:  # every backend raises its own classes
-            explained = self.explain(e, action)
-            if explained is not None:
-                raise explained from e
-            raise RemoteError(
-                f"cannot use DVC remote {remote.name!r} ({remote.url}) for {action.split()[0]}: "
-                f"{type(e).__name__}: {e}; check its URL ('dvc remote list'), that it exists, "
-                "and your access to it"
-            ) from e
-
-    def _not_found(self, md5: str, label: str | None) -> RegistryError:
-        """The error for an object that is not there: the whole remote, or just the object."""
-        remote = self._remote()
-        if remote.scheme in ("gs", "gcs"):
-            bucket = remote.root.split("/", 1)[0]
-            try:
-                bucket_exists = bool(remote.odb.fs.exists(bucket))
-            except Exception as e:
-                explained = self.explain(e, "reading")
-                if explained is not None:
-                    return explained
-                bucket_exists = False
-            if not bucket_exists:
-                explained = self.explain(FileNotFoundError(f"b/{bucket}/o"), "reading")
-                assert explained is not None
-                return explained
-        try:
-            root_exists = bool(remote.odb.fs.exists(remote.root))
-        except Exception:  # if even this fails, the remote is what is missing
-            root_exists = False
-        if not root_exists:
-            return RemoteError(
-                f"DVC remote {remote.name!r} ({remote.url}) does not exist or cannot be reached; "
-                "check its URL with 'dvc remote list', your credentials and network, and that "
-                "releases were pushed to it ('dvc push')"
-            )
-        what = label or f"object {md5}"
-        return RemoteError(
-            f"{what} is missing from DVC remote {remote.name!r} ({remote.url}): the release's "
-            "bytes were never pushed there. From a clone holding the released data, run "
-            f"'dvc push -r {remote.name}' (or 'registry datasets release', which pushes first), "
-            "or check that REGISTRY_REMOTE names the remote releases are pushed to"
-        )
-
-    def _unreachable(self, error: Exception) -> RegistryError:
-        remote = self._remote()
-        explained = self.explain(error, "reading")
-        if explained is not None:
-            return explained
-        return RemoteError(
-            f"cannot read from DVC remote {remote.name!r} ({remote.url}): "
-            f"{type(error).__name__}: {error}; check the network, the remote's URL "
-            "('dvc remote list') and your credentials ('dvc remote modify')"
-        )
-
-
-def _check_gcs_credentials(name: str, url: str, options: dict[str, Any]) -> None:
-    """Fail fast, before gcsfs waits on the network, when a ``gs://`` remote has no credentials.
-
-    A remote with ``allow_anonymous_login`` (a public bucket, or an emulator) needs none; one with
-    ``credentialpath`` in a DVC config gets that file checked; otherwise Application Default
-    Credentials must be found.
-    """
-    from registry.gcloud import find_credentials
-
-    if str(options.get("allow_anonymous_login", "")).lower() in ("true", "1", "yes"):
-        return
-    key = options.get("credentialpath")
-    if key:
-        if not os.path.isfile(os.path.expanduser(str(key))):
-            from registry.errors import CredentialsError
-
-            raise CredentialsError(
-                f"DVC remote {name!r} ({url}) names the key file {key} (credentialpath), which "
-                "does not exist; fix it with 'dvc remote modify --local "
-                f"{name} credentialpath <path>', or remove it and use Application Default "
-                "Credentials"
-            )
-        return
-    find_credentials(f"DVC remote {name!r} ({url})")
-
-
-# -- the local cache ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -843,11 +171,6 @@ class _Entry:
     ino: int = -1
 
 
-def _hash_key(md5: str) -> str:
-    """The hex digest an object's bytes must have (a ``.dir`` hash is the listing's md5)."""
-    return md5.removesuffix(".dir")
-
-
 def _stamp_ns(md5: str) -> int:
     """The sub-second part of a verified object's mtime: whole microseconds, from its hash."""
     return (int(md5[:8], 16) % 1_000_000) * 1000
@@ -872,15 +195,6 @@ def _stamp(path: Path, md5: str) -> None:
         os.utime(path, ns=(st.st_atime_ns, mtime))
     except OSError:
         pass  # e.g. someone else's file in a shared cache: it is only re-hashed more often
-
-
-def _hash_file(path: Path | str) -> str:
-    """The md5 of a file's bytes."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_relpath(relpath: Any, dir_md5: str) -> str:
@@ -1003,7 +317,7 @@ class ContentCache:
         if _is_stamped(st, md5) and not rehash:
             return True
         # Changed since it was verified (or never stamped, on a coarse-time filesystem): re-hash.
-        if _hash_file(path) == _hash_key(md5):
+        if hash_file(path) == content_digest(md5):
             _stamp(path, md5)
             return True
         path.unlink(missing_ok=True)
@@ -1140,7 +454,7 @@ class ContentCache:
             RemoteError: If the remote cannot be reached or does not hold the object.
             CorruptArtifactError: If the remote's bytes do not match ``md5``.
         """
-        if not _MD5_RE.match(md5):
+        if not MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
             self._obtain(md5, remote, label=label, rehash=verify, progress=progress)
@@ -1166,7 +480,7 @@ class ContentCache:
         if "/" in filename or filename in ("", ".", ".."):
             raise ValueError(f"not a file name: {filename!r}")
         obj = self.ensure_object(md5, remote, label=filename, progress=progress)
-        named = self.root / "files" / _hash_key(md5) / filename
+        named = self.root / "files" / content_digest(md5) / filename
         if named.exists() and _same_inode(os.stat(obj), named):
             return named
         named.parent.mkdir(parents=True, exist_ok=True)
@@ -1341,7 +655,7 @@ class ContentCache:
                 data = candidate.read_bytes()
             except OSError:
                 continue
-            if hashlib.md5(data, usedforsecurity=False).hexdigest() == _hash_key(dir_md5):
+            if hashlib.md5(data, usedforsecurity=False).hexdigest() == content_digest(dir_md5):
                 return _parse_listing(data, dir_md5)
         return None
 
@@ -1562,7 +876,7 @@ class ContentCache:
 
 def _dir_key(dir_md5: str) -> str:
     """The snapshot key of a ``.dir`` hash (the md5 without ``.dir``)."""
-    if not (isinstance(dir_md5, str) and dir_md5.endswith(".dir") and _MD5_RE.match(dir_md5)):
+    if not (isinstance(dir_md5, str) and dir_md5.endswith(".dir") and MD5_RE.match(dir_md5)):
         raise ValueError(
             f"not a DVC directory hash: {dir_md5!r}; expected 32 hex digits and '.dir', as in "
             "dvc.lock (for a single file, use ContentCache.ensure_object)"
@@ -1629,10 +943,10 @@ def _copy_verified(src: Path, dest: Path, md5: str) -> bool:
     """
     digest = hashlib.md5(usedforsecurity=False)
     with open(src, "rb") as f, open(dest, "xb") as out:
-        while chunk := f.read(_CHUNK):
+        while chunk := f.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)
-    return digest.hexdigest() == _hash_key(md5)
+    return digest.hexdigest() == content_digest(md5)
 
 
 def _umask() -> int:
@@ -1667,7 +981,7 @@ def _stale(path: Path, entries: Sequence[_Entry]) -> list[_Entry]:
 def _holds(path: Path, md5: str) -> bool:
     """Whether ``path`` is a regular file whose bytes have md5 ``md5``."""
     try:
-        return not os.path.islink(path) and _hash_file(path) == md5
+        return not os.path.islink(path) and hash_file(path) == md5
     except OSError:
         return False
 

@@ -13,7 +13,7 @@ Runners:
   ``direct_num_workers`` worker processes, or ``in_memory``.
 - ``DataflowRunner``: needs ``project``, ``region``, ``temp_location`` (``gs://``) under
   ``beam.dataflow``; the workers install a generated package holding the builder and the
-  registry (see :mod:`registry.dataflow`). :func:`pipeline_options` gives the full options
+  registry (see :mod:`registry.cloud.dataflow`). :func:`pipeline_options` gives the full options
   without running anything (``registry datasets prepare NAME --dry-run``).
 - ``FlinkRunner``: needs ``flink_master`` under ``beam.flink``.
 """
@@ -68,7 +68,7 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
     """Turn the ``beam`` section of ``params.yaml`` into Beam pipeline flags, validating it.
 
     Only the section of the chosen runner is used; empty (``null``) values are left out. For
-    Dataflow, see :func:`registry.dataflow.dataflow_flags` (what is checked, and the default
+    Dataflow, see :func:`registry.cloud.dataflow.dataflow_flags` (what is checked, and the default
     ``staging_location``); :func:`pipeline_options` adds what a given dataset needs.
 
     Args:
@@ -107,7 +107,7 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
             )
         return [*flags, f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
     if runner == "DataflowRunner":
-        from registry.dataflow import dataflow_flags
+        from registry.cloud.dataflow import dataflow_flags
 
         return [*flags, *dataflow_flags(beam.get("dataflow") or {})]
     section_name, required = _REQUIRED[runner]
@@ -133,7 +133,7 @@ def pipeline_options(
     """The full Beam pipeline options that building dataset ``name`` runs with.
 
     This is what ``registry datasets prepare NAME --dry-run`` prints. For ``DataflowRunner`` it
-    also writes the worker package (see :mod:`registry.dataflow`) and adds ``--setup_file``
+    also writes the worker package (see :mod:`registry.cloud.dataflow`) and adds ``--setup_file``
     naming it, and a ``--labels`` entry naming the dataset (for cost reports). Every flag is
     checked with Beam's own parser. Nothing is run and nothing is contacted; no credentials are
     read.
@@ -160,10 +160,10 @@ def pipeline_options(
          '--setup_file=/home/me/registry/.registry/dataflow/image_classification/digits/setup.py',
          '--labels=registry-dataset=image_classification-digits']
     """
-    from registry.dataflow import unknown_beam_flags, write_worker_package
+    from registry.cloud.dataflow import unknown_beam_flags, write_worker_package
 
     if beam is None:
-        from registry.pipeline import read_params
+        from registry.build.dvcfiles import read_params
 
         beam = read_params(root).get("beam") or {}
     flags = beam_flags(beam)
@@ -292,14 +292,14 @@ def _accepts_params(cls: type) -> bool:
 def _reproducible_serialization() -> Iterator[None]:
     """Make TFDS serialize examples deterministically while the block runs.
 
-    TFDS's own serialization differs from process to process (see :mod:`registry._reproducible`),
-    so a rebuild would never match the released hash. TFDS creates its serializer by looking up
-    ``example_serializer.ExampleSerializer``: the subclass is swapped in for the build, and
-    pickled by value so that Beam workers use it too.
+    TFDS's own serialization differs from process to process (see
+    :mod:`registry.build.reproducible`), so a rebuild would never match the released hash. TFDS
+    creates its serializer by looking up ``example_serializer.ExampleSerializer``: the subclass is
+    swapped in for the build, and pickled by value so that Beam workers use it too.
     """
     from tensorflow_datasets.core import example_serializer
 
-    from registry import _reproducible
+    from registry.build import reproducible as _reproducible
 
     try:
         from apache_beam.internal.cloudpickle import cloudpickle
@@ -374,7 +374,7 @@ def prepare_dataset(
         MissingDependencyError: On Dataflow, if Beam's ``gcp`` extra is not installed.
         BuildError: If the builder or its pipeline fails (the old prepared folder stays).
     """
-    from registry.pipeline import dataset_params, read_params
+    from registry.build.dvcfiles import dataset_params, read_params
 
     if params is None:
         params = dataset_params(root, name)
@@ -383,7 +383,7 @@ def prepare_dataset(
     output = output or root / layout.prepared_dir(name)
     flags = pipeline_options(root, name, beam)
     if "--runner=DataflowRunner" in flags:
-        from registry.dataflow import check_credentials, check_submission_dependencies
+        from registry.cloud.dataflow import check_credentials, check_submission_dependencies
 
         check_credentials(str((beam.get("dataflow") or {})["project"]))
         check_submission_dependencies()
@@ -408,7 +408,7 @@ def prepare_dataset(
                 f"'registry datasets build {name}' again (rerun with --traceback for details)"
             ) from e
         if remote_dir is not None:
-            from registry.gcloud import download_folder
+            from registry.cloud.gcloud import download_folder
 
             built = workdir / "data"
             try:
@@ -459,7 +459,7 @@ def _delete_quietly(url: str) -> None:
     """Remove a finished build's folder from Cloud Storage; a failure only leaves temp files."""
     import logging
 
-    from registry.gcloud import delete_folder
+    from registry.cloud.gcloud import delete_folder
 
     try:
         delete_folder(url)

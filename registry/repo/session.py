@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry import layout
-from registry.catalog import Release, TagIndex
 from registry.config import Settings, load_settings
 from registry.errors import NotARegistryError
-from registry.gitrepo import GitRepo
 from registry.grammar import Reference, parse_reference
+from registry.repo.git import GitRepo
+from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
-    from registry.storage import ContentCache
+    from registry.storage.cache import ContentCache
 
 __all__ = ["Kind", "Session", "as_reference", "open_session"]
 
@@ -62,7 +62,7 @@ class Session:
         A configured ``shared_cache_dir`` that is not a folder now (a mount that is down, a
         typo) is left out with a warning, once per process, and loads use the remote.
         """
-        from registry.storage import ContentCache
+        from registry.storage.cache import ContentCache
 
         shared = self.settings.shared_cache_dir
         if shared is None:

@@ -7,8 +7,8 @@ declarative test. It is added to the ``build`` stage of ``dvc.yaml`` and to ``pa
 ``registry datasets build <name>`` and ``tfds build datasets/<name>`` both work at once; TODO
 comments show where the lab's own source, features and cleaning go.
 
-The files are rendered from the templates in ``registry/templates/dataset/`` (package data, with
-``string.Template`` placeholders such as ``${name}``).
+The files are rendered from the templates in ``registry/build/templates/dataset/`` (package data,
+with ``string.Template`` placeholders such as ``${name}``).
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def new_dataset(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
-    from registry.pipeline import add_dataset, remove_dataset
+    from registry.build.dvcfiles import add_dataset, remove_dataset
 
     try:
         add_dataset(root, name, dict(DEFAULT_PARAMS))
@@ -233,7 +233,7 @@ def _identifier_hint(leaf: str) -> str:
 
 def _existing_datasets(root: Path) -> set[str]:
     """Every dataset the registry knows: folders with a builder, and dvc.yaml/params.yaml keys."""
-    from registry.pipeline import pipeline_datasets, read_params
+    from registry.build.dvcfiles import pipeline_datasets, read_params
 
     names = set(pipeline_datasets(root))
     names.update((read_params(root).get("datasets") or {}).keys())

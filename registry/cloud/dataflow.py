@@ -17,7 +17,7 @@ start from Beam's container image and know nothing of this registry. Two things 
   - the ``registry`` package, copied from where it is imported (without ``__pycache__``);
   - the dataset's builder module (``<leaf>_dataset_builder.py``) and its sibling ``.py`` modules,
     as top-level modules of the same names the registry imports them by (see
-    :func:`registry.building.load_builder_module`); its ``README.md``, ``CITATIONS.bib``,
+    :func:`registry.build.prepare.load_builder_module`); its ``README.md``, ``CITATIONS.bib``,
     ``checksums.tsv`` and ``TAGS.txt`` travel in the archive too (TFDS reads them on the
     submitting machine, where the dataset's metadata is computed);
   - ``install_requires``: TensorFlow Datasets, TensorFlow (``tensorflow-cpu``: Dataflow workers
@@ -51,10 +51,10 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import replace_dir
-from registry.errors import ConfigError
 
 # The same grammar as Vertex AI's section: one definition of a project id, region, bucket, account.
-from registry.vertex import _BUCKET_RE, _PROJECT_RE, _REGION_RE, _SERVICE_ACCOUNT_RE
+from registry.cloud.vertex import _BUCKET_RE, _PROJECT_RE, _REGION_RE, _SERVICE_ACCOUNT_RE
+from registry.errors import ConfigError
 
 __all__ = [
     "PACKAGE_DIR",
@@ -374,7 +374,7 @@ _SETUP_PY = '''\
 Beam runs `python setup.py sdist` on this folder when the job is submitted, and every
 worker pip-installs the result: the `registry` package and the builder module {builder}
 (importable by the name the registry uses), with what they import, at the versions of
-the submitting machine. Regenerated on every run (see registry/dataflow.py).
+the submitting machine. Regenerated on every run (see registry/cloud/dataflow.py).
 """
 
 import setuptools
@@ -524,14 +524,15 @@ def _ignore_in_git(root: Path) -> None:
 def check_credentials(project: str) -> None:
     """Check that Google Cloud credentials exist before a Dataflow job is submitted.
 
-    Fast and offline away from Google Cloud (see :func:`registry.vertex.find_credentials`); the
-    credentials themselves are never printed, logged or written.
+    Fast and offline away from Google Cloud (see
+    :func:`registry.cloud.vertex.find_credentials`); the credentials themselves are never printed,
+    logged or written.
 
     Raises:
         CredentialsError: If none are configured: says to run ``gcloud auth
             application-default login`` or set ``GOOGLE_APPLICATION_CREDENTIALS``.
     """
-    from registry.vertex import CredentialsError, find_credentials
+    from registry.cloud.vertex import CredentialsError, find_credentials
 
     try:
         find_credentials(project)

@@ -6,8 +6,9 @@ is seeded per process, so two builds of the same data (or two Beam workers) writ
 bytes. The registry checks a rebuild against the released hash, so builds must be byte-for-byte
 reproducible: this serializer asks protobuf for its deterministic (key-sorted) encoding.
 
-The module is pickled by value to Beam workers (see :func:`registry.building.load_builder_module`)
-so that it needs no ``registry`` install there (e.g. on Dataflow).
+The module is pickled by value to Beam workers (see
+:func:`registry.build.prepare.load_builder_module`) so that it needs no ``registry`` install there
+(e.g. on Dataflow).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from registry.errors import ArtifactNotFoundError, VersionNotFoundError
-from registry.gitrepo import TagRef
 from registry.grammar import (
     DeprecateTag,
     DeregisterTag,
@@ -21,6 +20,7 @@ from registry.grammar import (
     Version,
     parse_tag,
 )
+from registry.repo.git import TagRef
 
 __all__ = ["Release", "TagIndex"]
 

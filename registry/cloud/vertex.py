@@ -1,0 +1,604 @@
+"""Training in the cloud: a Vertex AI custom job built from ``compute:`` in ``params.yaml``.
+
+The job is described by data alone: :func:`build_job_spec` turns the ``compute.vertex`` section
+and a model name into the exact CustomJob that Vertex AI receives (its worker pool with the machine,
+GPUs or TPU slice, the container image, command and arguments, the Cloud Storage folder it writes
+to and the service account it runs as). ``registry compute submit MODEL --dry-run`` prints it;
+:func:`submit` sends it with ``google-cloud-aiplatform``.
+
+Credentials never appear in ``params.yaml`` or in the job: they are Google's Application Default
+Credentials, found by :func:`google.auth.default` (``gcloud auth application-default login``, or
+``GOOGLE_APPLICATION_CREDENTIALS`` naming a key file kept outside the repository, or the
+metadata server of a Google Cloud machine).
+
+The section, with the values a GPU job might use (every key is documented in ``params.yaml``)::
+
+    compute:
+      backend: vertex
+      vertex:
+        project: my-lab
+        region: us-central1
+        staging_bucket: gs://my-lab-vertex/staging
+        machine_type: g2-standard-8
+        accelerator_type: NVIDIA_L4
+        accelerator_count: 1
+        image_uri: us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest
+        command: [python, -m, src.zoo.train]
+        args: ["{model}", --epochs, "10"]
+        output_uri: gs://my-lab-vertex/training
+
+A TPU v5e job sets ``machine_type: ct5lp-hightpu-4t`` (and optionally
+``accelerator_type: TPU_V5_LITEPOD``, ``tpu_topology: 2x2``) instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from registry.cloud.gcloud import credentials_help
+from registry.cloud.gcloud import find_credentials as _find_credentials
+from registry.errors import (
+    ConfigError,
+    CredentialsError,
+    MissingDependencyError,
+    RemoteError,
+)
+
+__all__ = [
+    "ACCELERATOR_TYPES",
+    "BACKENDS",
+    "CredentialsError",
+    "SubmittedJob",
+    "build_job_spec",
+    "compute_section",
+    "find_credentials",
+    "submit",
+    "to_custom_job",
+]
+
+BACKENDS = ("local", "vertex")
+SECTION = "compute.vertex"
+_WHERE = "in params.yaml under compute: vertex:"
+
+# GPU -> the machine families it attaches to (Vertex AI "configure compute" table).
+_GPU_MACHINES: dict[str, tuple[str, ...]] = {
+    "NVIDIA_TESLA_K80": ("n1-",),
+    "NVIDIA_TESLA_P4": ("n1-",),
+    "NVIDIA_TESLA_P100": ("n1-",),
+    "NVIDIA_TESLA_V100": ("n1-",),
+    "NVIDIA_TESLA_T4": ("n1-",),
+    "NVIDIA_TESLA_A100": ("a2-highgpu-", "a2-megagpu-"),
+    "NVIDIA_A100_80GB": ("a2-ultragpu-",),
+    "NVIDIA_L4": ("g2-standard-",),
+    "NVIDIA_H100_80GB": ("a3-highgpu-",),
+    "NVIDIA_H100_MEGA_80GB": ("a3-megagpu-",),
+    "NVIDIA_H200_141GB": ("a3-ultragpu-",),
+    "NVIDIA_B200": ("a4-highgpu-",),
+    "NVIDIA_GB200": ("a4x-highgpu-",),
+    "NVIDIA_RTX_PRO_6000": ("g4-standard-",),
+}
+# TPU VMs: the machine type carries the chips; the job gives the slice shape (tpu_topology).
+# prefix -> (accelerator it is, default topology per chips-per-host).
+_TPU_VMS: dict[str, tuple[str | None, dict[int, str]]] = {
+    "ct5lp-hightpu-": ("TPU_V5_LITEPOD", {1: "1x1", 4: "2x2", 8: "2x4"}),
+    "ct5p-hightpu-": (None, {4: "2x2x1"}),  # TPU v5p (no AcceleratorType value of its own)
+    "ct6e-standard-": (None, {1: "1x1", 4: "2x2", 8: "2x4"}),  # TPU v6e
+}
+# Legacy TPU nodes: machine type ``cloud-tpu`` with an accelerator type and count.
+_CLOUD_TPU = "cloud-tpu"
+_CLOUD_TPU_COUNTS = {"TPU_V2": 8, "TPU_V3": 8, "TPU_V4_POD": 4}
+ACCELERATOR_TYPES = tuple(sorted({*_GPU_MACHINES, *_CLOUD_TPU_COUNTS, "TPU_V5_LITEPOD"}))
+
+_REQUIRED = ("project", "region", "staging_bucket", "machine_type", "image_uri", "output_uri")
+_KEYS = (
+    *_REQUIRED,
+    "accelerator_type",
+    "accelerator_count",
+    "tpu_topology",
+    "replica_count",
+    "boot_disk_size_gb",
+    "command",
+    "args",
+    "service_account",
+    "data_uri",
+)
+_PLACEHOLDERS = ("model", "job_id", "output_dir", "data_uri")
+DEFAULT_ARGS = ("{model}",)
+DEFAULT_BOOT_DISK_GB = 100
+
+_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_TOPOLOGY_RE = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
+_SERVICE_ACCOUNT_RE = re.compile(r"^[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+$")
+_JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_LABEL_RE = re.compile(r"[^a-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A custom job that Vertex AI accepted.
+
+    Attributes:
+        name: Its resource name, ``projects/<number>/locations/<region>/customJobs/<id>``.
+        display_name: ``<model>-<job id>``.
+        output_dir: Where it writes (Vertex sets ``AIP_MODEL_DIR`` to ``<output_dir>/model/``).
+        console_url: The job's page in the Google Cloud console.
+    """
+
+    name: str
+    display_name: str
+    output_dir: str
+    console_url: str
+
+
+# -- the specification ----------------------------------------------------------------------------
+
+
+def _key(name: str) -> str:
+    return f"{SECTION}.{name}"
+
+
+def _text(vertex: Mapping[str, Any], name: str) -> str | None:
+    value = vertex.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{_key(name)} must be a string, not {value!r}; fix it {_WHERE}")
+    return value.strip()
+
+
+def _count(vertex: Mapping[str, Any], name: str) -> int | None:
+    value = vertex.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{_key(name)} must be a positive whole number, not {value!r}; fix it {_WHERE}"
+        )
+    return value
+
+
+def _strings(vertex: Mapping[str, Any], name: str) -> list[str] | None:
+    value = vertex.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
+    ):
+        raise ConfigError(
+            f"{_key(name)} must be a list of strings, e.g. [python, -m, src.zoo.train], not "
+            f"{value!r}; fix it {_WHERE}"
+        )
+    return [str(v) for v in value]
+
+
+def _gcs(vertex: Mapping[str, Any], name: str, example: str) -> str | None:
+    value = _text(vertex, name)
+    if value is None:
+        return None
+    bucket = value[len("gs://") :].split("/", 1)[0] if value.startswith("gs://") else ""
+    if not _BUCKET_RE.match(bucket):
+        raise ConfigError(
+            f"{_key(name)} must be a Cloud Storage path gs://BUCKET[/FOLDER], e.g. {example}, "
+            f"not {value!r}; fix it {_WHERE}"
+        )
+    return value.rstrip("/")
+
+
+def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``compute:`` section of ``params``, checked for shape and backend.
+
+    Raises:
+        ConfigError: If it is not a mapping, names an unknown backend or has unknown keys.
+    """
+    compute = params.get("compute") or {}
+    if not isinstance(compute, Mapping):
+        raise ConfigError(f"'compute' in params.yaml must be a mapping, not {compute!r}")
+    backend = compute.get("backend") or "local"
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"compute.backend is {backend!r}; it must be one of {', '.join(BACKENDS)} "
+            "(in params.yaml under compute:)"
+        )
+    vertex = compute.get("vertex") or {}
+    if not isinstance(vertex, Mapping):
+        raise ConfigError(f"compute.vertex in params.yaml must be a mapping, not {vertex!r}")
+    unknown = sorted(set(vertex) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(_key(k) for k in unknown)} in params.yaml; the keys are "
+            f"{', '.join(_KEYS)}"
+        )
+    return {"backend": backend, "vertex": dict(vertex)}
+
+
+def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, Any], int | None]:
+    """The worker pool's machine_spec, and the replica count a multi-host TPU slice needs."""
+    accelerator = _text(vertex, "accelerator_type")
+    count = _count(vertex, "accelerator_count")
+    topology = _text(vertex, "tpu_topology")
+    if accelerator is not None:
+        accelerator = accelerator.upper()
+        if accelerator not in ACCELERATOR_TYPES:
+            raise ConfigError(
+                f"{_key('accelerator_type')} {accelerator!r} is not a Vertex AI accelerator; use "
+                f"one of {', '.join(ACCELERATOR_TYPES)} (or leave it empty for CPU only)"
+            )
+    if topology is not None and not _TOPOLOGY_RE.match(topology):
+        raise ConfigError(
+            f"{_key('tpu_topology')} must be a slice shape such as 2x2 or 2x2x1, not {topology!r}"
+        )
+    tpu_vm = next((p for p in _TPU_VMS if machine.startswith(p)), None)
+
+    if tpu_vm is not None:
+        implied, topologies = _TPU_VMS[tpu_vm]
+        per_host = re.fullmatch(rf"{re.escape(tpu_vm)}([0-9]+)t", machine)
+        if per_host is None or int(per_host.group(1)) not in topologies:
+            raise ConfigError(
+                f"{_key('machine_type')} {machine!r} is not a TPU machine type Vertex AI offers; "
+                f"use one of {', '.join(tpu_vm + f'{n}t' for n in topologies)}"
+            )
+        chips = int(per_host.group(1))
+        if accelerator is not None and accelerator != implied:
+            raise ConfigError(
+                f"{_key('accelerator_type')} {accelerator} does not run on {machine} "
+                f"({_key('machine_type')}), a TPU machine"
+                + (f" with {implied} chips" if implied else "")
+                + "; leave accelerator_type empty or make them match"
+            )
+        if count is not None and count != chips:
+            raise ConfigError(
+                f"{_key('accelerator_count')} is {count}, but {machine} has {chips} TPU chip(s); "
+                "leave it empty (the machine type sets it)"
+            )
+        topology = topology or topologies[chips]
+        slice_chips = 1
+        for side in topology.split("x"):
+            slice_chips *= int(side)
+        if slice_chips % chips or slice_chips < chips:
+            raise ConfigError(
+                f"{_key('tpu_topology')} {topology} ({slice_chips} chips) does not fit {machine} "
+                f"({chips} chips a host); use {topologies[chips]} for one host, or a slice of a "
+                "multiple of its chips"
+            )
+        # TPU VMs take the slice shape, not an accelerator count (Vertex AI's TPU v5e / v6e form).
+        return {"machine_type": machine, "tpu_topology": topology}, slice_chips // chips
+
+    if accelerator in _CLOUD_TPU_COUNTS or machine == _CLOUD_TPU:
+        if accelerator not in _CLOUD_TPU_COUNTS:
+            raise ConfigError(
+                f"{_key('machine_type')} {_CLOUD_TPU} needs {_key('accelerator_type')} "
+                f"{' or '.join(_CLOUD_TPU_COUNTS)}"
+                + (f", not {accelerator}" if accelerator else "")
+            )
+        if machine != _CLOUD_TPU:
+            raise ConfigError(
+                f"{_key('accelerator_type')} {accelerator} is a TPU and needs "
+                f"{_key('machine_type')} {_CLOUD_TPU}, not {machine!r}"
+            )
+        spec: dict[str, Any] = {
+            "machine_type": machine,
+            "accelerator_type": accelerator,
+            "accelerator_count": count or _CLOUD_TPU_COUNTS[accelerator],
+        }
+        if accelerator == "TPU_V4_POD":
+            if topology is None:
+                raise ConfigError(f"TPU_V4_POD needs {_key('tpu_topology')}, e.g. 2x2x1")
+            spec["tpu_topology"] = topology
+        elif count is not None and count != _CLOUD_TPU_COUNTS[accelerator]:
+            raise ConfigError(
+                f"{_key('accelerator_count')} for {accelerator} on {_CLOUD_TPU} must be "
+                f"{_CLOUD_TPU_COUNTS[accelerator]}, not {count}"
+            )
+        return spec, None
+
+    if accelerator == "TPU_V5_LITEPOD":
+        raise ConfigError(
+            f"{_key('accelerator_type')} TPU_V5_LITEPOD (TPU v5e) needs a TPU machine type "
+            f"such as ct5lp-hightpu-4t (4 chips), ct5lp-hightpu-1t or ct5lp-hightpu-8t in "
+            f"{_key('machine_type')}, not {machine!r}"
+        )
+    if topology is not None:
+        raise ConfigError(
+            f"{_key('tpu_topology')} is set, but {machine} is not a TPU machine; leave it empty "
+            "or use a TPU machine type such as ct5lp-hightpu-4t"
+        )
+    attached = re.search(r"-([0-9]+)g$", machine)  # a2-highgpu-2g, a3-highgpu-8g: fixed GPUs
+    if accelerator is None:
+        if count is not None:
+            raise ConfigError(
+                f"{_key('accelerator_count')} is {count} but {_key('accelerator_type')} is empty; "
+                f"set the type, e.g. NVIDIA_TESLA_T4 or NVIDIA_L4"
+            )
+        if attached or any(machine.startswith(p) for p in ("g2-", "a2-", "a3-", "a4")):
+            raise ConfigError(
+                f"{_key('machine_type')} {machine} comes with GPUs; set "
+                f"{_key('accelerator_type')} to its GPU (e.g. NVIDIA_L4 for g2, "
+                "NVIDIA_TESLA_A100 for a2-highgpu)"
+            )
+        return {"machine_type": machine}, None
+    families = _GPU_MACHINES[accelerator]
+    if not machine.startswith(families):
+        raise ConfigError(
+            f"{_key('accelerator_type')} {accelerator} does not attach to {machine} "
+            f"({_key('machine_type')}); it needs a {' or '.join(f + '*' for f in families)} "
+            "machine"
+        )
+    if attached:
+        fixed = int(attached.group(1))
+        if count is not None and count != fixed:
+            raise ConfigError(
+                f"{_key('accelerator_count')} is {count}, but {machine} has {fixed} GPU(s); "
+                "leave it empty or make them match"
+            )
+        count = fixed
+    count = count or 1
+    if count not in (1, 2, 4, 8, 16):
+        raise ConfigError(
+            f"{_key('accelerator_count')} must be 1, 2, 4, 8 or 16 GPUs a machine, not {count}"
+        )
+    spec = {"machine_type": machine, "accelerator_type": accelerator, "accelerator_count": count}
+    return spec, None
+
+
+def _fill(template: str, values: Mapping[str, str | None], where: str) -> str:
+    """Fill ``{model}``-style placeholders; ``{{`` and ``}}`` are literal braces."""
+    out = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if field is None:
+            continue
+        if field not in _PLACEHOLDERS or spec or conversion:
+            raise ConfigError(
+                f"{where} holds {{{field}}}; the placeholders are "
+                f"{', '.join('{' + p + '}' for p in _PLACEHOLDERS)} (write {{{{ for a brace)"
+            )
+        value = values[field]
+        if value is None:
+            raise ConfigError(f"{where} uses {{{field}}}, but {_key(field)} is not set {_WHERE}")
+        out.append(value)
+    return "".join(out)
+
+
+def _label(value: str) -> str:
+    return _LABEL_RE.sub("-", value.lower()).strip("-_")[:63] or "model"
+
+
+def build_job_spec(
+    model: str, params: Mapping[str, Any], *, job_id: str | None = None
+) -> dict[str, Any]:
+    """Build the Vertex AI CustomJob that trains ``model``, from the ``compute.vertex`` params.
+
+    Args:
+        model: The model to train, e.g. ``digits-cnn``: it names the job and its output
+            folder and fills ``{model}`` in the command's arguments.
+        params: The whole of ``params.yaml`` (only ``compute`` is read).
+        job_id: Names this run (lowercase letters, digits, ``-``, ``_``); default: the UTC time
+            as ``YYYYmmdd-HHMMSS``. The job writes under ``<output_uri>/<model>/<job_id>``.
+
+    Returns:
+        Plain data: ``project``, ``location``, ``staging_bucket``, and ``custom_job``, the
+        CustomJob resource as Vertex AI's API spells it (``display_name``, ``labels``,
+        ``job_spec`` with ``worker_pool_specs``, ``base_output_directory`` and
+        ``service_account``).
+
+    Raises:
+        ConfigError: Naming every required key that is missing, or the first invalid one: a
+            path that is not ``gs://``, an unknown accelerator, an accelerator that does not fit
+            the machine type (a TPU needs a TPU machine type such as ``ct5lp-hightpu-4t``).
+
+    Example:
+        >>> spec = build_job_spec("digits-cnn", params, job_id="run1")  # doctest: +SKIP
+        >>> spec["custom_job"]["job_spec"]["worker_pool_specs"][0]["machine_spec"]  # doctest: +SKIP
+        {'machine_type': 'g2-standard-8', 'accelerator_type': 'NVIDIA_L4', 'accelerator_count': 1}
+    """
+    vertex = compute_section(params)["vertex"]
+    missing = [k for k in _REQUIRED if vertex.get(k) is None or vertex.get(k) == ""]
+    if missing:
+        raise ConfigError(
+            f"Vertex AI training needs {', '.join(_key(k) for k in missing)}: set "
+            f"{'it' if len(missing) == 1 else 'them'} {_WHERE}"
+        )
+    project = _text(vertex, "project") or ""
+    if not _PROJECT_RE.match(project):
+        raise ConfigError(
+            f"{_key('project')} {project!r} is not a Google Cloud project id (6-30 lowercase "
+            f"letters, digits and '-', starting with a letter); fix it {_WHERE}"
+        )
+    region = _text(vertex, "region") or ""
+    if not _REGION_RE.match(region):
+        raise ConfigError(
+            f"{_key('region')} {region!r} is not a Google Cloud region such as us-central1 or "
+            f"europe-west4; fix it {_WHERE}"
+        )
+    staging = _gcs(vertex, "staging_bucket", "gs://my-lab-vertex/staging")
+    output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training")
+    data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
+    image = _text(vertex, "image_uri") or ""
+    if re.search(r"\s", image) or image.startswith(("gs://", "http://", "https://")):
+        raise ConfigError(
+            f"{_key('image_uri')} must be a container image such as "
+            f"us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest, not {image!r}"
+        )
+    account = _text(vertex, "service_account")
+    if account is not None and not _SERVICE_ACCOUNT_RE.match(account):
+        raise ConfigError(
+            f"{_key('service_account')} must be a service account email such as "
+            f"trainer@{project}.iam.gserviceaccount.com, not {account!r}"
+        )
+    machine = (_text(vertex, "machine_type") or "").lower()
+    machine_spec, tpu_hosts = _machine_spec(vertex, machine)
+    replicas = _count(vertex, "replica_count")
+    if tpu_hosts is not None and replicas is not None and replicas != tpu_hosts:
+        raise ConfigError(
+            f"{_key('replica_count')} is {replicas}, but the TPU slice "
+            f"{machine_spec['tpu_topology']} on {machine} needs {tpu_hosts} host(s); leave it "
+            "empty"
+        )
+    replicas = replicas or tpu_hosts or 1
+
+    if job_id is None:
+        job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    if not _JOB_ID_RE.match(job_id):
+        raise ConfigError(
+            f"job id {job_id!r}: use lowercase letters, digits, '-' and '_' (at most 63), "
+            "e.g. 20261130-120000 or lr-sweep-3"
+        )
+    output_dir = f"{output_uri}/{model}/{job_id}"
+    values = {"model": model, "job_id": job_id, "output_dir": output_dir, "data_uri": data_uri}
+    command = _strings(vertex, "command")
+    args = _strings(vertex, "args")
+    container: dict[str, Any] = {"image_uri": image}
+    if command:
+        container["command"] = [_fill(c, values, _key("command")) for c in command]
+    container["args"] = [
+        _fill(a, values, _key("args")) for a in (DEFAULT_ARGS if args is None else args)
+    ]
+    env = [{"name": "REGISTRY_MODEL", "value": model}]
+    if data_uri is not None:
+        env.append({"name": "REGISTRY_DATA_URI", "value": data_uri})
+    container["env"] = env
+
+    job_spec: dict[str, Any] = {
+        "worker_pool_specs": [
+            {
+                "machine_spec": machine_spec,
+                "replica_count": replicas,
+                "disk_spec": {
+                    "boot_disk_type": "pd-ssd",
+                    "boot_disk_size_gb": _count(vertex, "boot_disk_size_gb")
+                    or DEFAULT_BOOT_DISK_GB,
+                },
+                "container_spec": container,
+            }
+        ],
+        "base_output_directory": {"output_uri_prefix": output_dir},
+    }
+    if account is not None:
+        job_spec["service_account"] = account
+    return {
+        "project": project,
+        "location": region,
+        "staging_bucket": staging,
+        "custom_job": {
+            "display_name": f"{model.replace('/', '-')}-{job_id}",
+            "labels": {"registry-model": _label(model), "registry-job": _label(job_id)},
+            "job_spec": job_spec,
+        },
+    }
+
+
+# -- credentials and submission -------------------------------------------------------------------
+
+
+def _purpose(project: str | None) -> str:
+    """What needs the credentials, for messages: Vertex AI, and the project if known."""
+    target = f" for project {project!r} (compute.vertex.project in params.yaml)" if project else ""
+    return f"Vertex AI{target}"
+
+
+def find_credentials(project: str | None = None) -> Any:
+    """Find Application Default Credentials for Vertex AI, quickly (see
+    :func:`registry.cloud.gcloud.find_credentials`).
+
+    Args:
+        project: The project the job goes to, named in the error message.
+
+    Raises:
+        CredentialsError: If none are configured or the key file cannot be used.
+    """
+    return _find_credentials(_purpose(project))
+
+
+def to_custom_job(spec: Mapping[str, Any], credentials: Any) -> Any:
+    """The ``aiplatform.CustomJob`` for ``spec``, not yet sent (no network is used).
+
+    ``job_spec.service_account`` is applied when the job is submitted, as the SDK does.
+
+    Args:
+        spec: The specification, as :func:`build_job_spec` returns it.
+        credentials: Google credentials for the job's API calls.
+
+    Raises:
+        MissingDependencyError: If google-cloud-aiplatform is not installed.
+    """
+    try:
+        from google.cloud import aiplatform
+    except ImportError as e:
+        raise MissingDependencyError("google.cloud.aiplatform", "google-cloud-aiplatform") from e
+    custom_job = spec["custom_job"]
+    job_spec = copy.deepcopy(custom_job["job_spec"])
+    return aiplatform.CustomJob(
+        display_name=custom_job["display_name"],
+        worker_pool_specs=job_spec["worker_pool_specs"],
+        base_output_dir=job_spec["base_output_directory"]["output_uri_prefix"],
+        project=spec["project"],
+        location=spec["location"],
+        staging_bucket=spec["staging_bucket"],
+        labels=dict(custom_job.get("labels") or {}),
+        credentials=credentials,
+    )
+
+
+def submit(
+    spec: Mapping[str, Any], *, credentials: Any = None, timeout: float = 120.0
+) -> SubmittedJob:
+    """Submit a job built by :func:`build_job_spec` to Vertex AI; return without waiting for it.
+
+    Args:
+        spec: The specification (as :func:`build_job_spec` or ``--dry-run`` gives it).
+        credentials: Google credentials; default: Application Default Credentials
+            (:func:`find_credentials`), checked before anything is sent.
+        timeout: Seconds to wait for Vertex AI to accept the job.
+
+    Returns:
+        The accepted job: resource name, output folder and console link.
+
+    Raises:
+        CredentialsError: If no credentials are configured (fast: no network), or Google refuses
+            them.
+        RemoteError: If Vertex AI cannot be reached or refuses the job (permissions, quota, an
+            invalid machine or image).
+        MissingDependencyError: If google-cloud-aiplatform is not installed.
+    """
+    custom_job = spec["custom_job"]
+    if credentials is None:
+        credentials = find_credentials(spec.get("project"))
+    job = to_custom_job(spec, credentials)
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    job_spec = custom_job["job_spec"]
+    try:
+        job.submit(
+            service_account=job_spec.get("service_account"), create_request_timeout=timeout
+        )
+    except auth_exceptions.RefreshError as e:
+        raise CredentialsError(
+            f"Google refused the credentials found ({e}). "
+            + credentials_help(_purpose(spec["project"]))
+        ) from e
+    except (api_exceptions.GoogleAPIError, auth_exceptions.TransportError) as e:
+        raise RemoteError(
+            f"Vertex AI did not accept the job {custom_job['display_name']!r} in "
+            f"{spec['project']}/{spec['location']}: {e}. Check the project, region, quota and "
+            "permissions (roles/aiplatform.user; act-as on the service account)"
+        ) from e
+    name = job.resource_name
+    job_number = name.rsplit("/", 1)[-1]
+    return SubmittedJob(
+        name=name,
+        display_name=custom_job["display_name"],
+        output_dir=job_spec["base_output_directory"]["output_uri_prefix"],
+        console_url=(
+            f"https://console.cloud.google.com/vertex-ai/locations/{spec['location']}/"
+            f"training/{job_number}/cpu?project={spec['project']}"
+        ),
+    )

@@ -1,0 +1,612 @@
+"""A registry's DVC remote, read through DVC's own remote machinery.
+
+:class:`RemoteStore` reads objects from the registry's DVC remote as configured at a commit, so
+every remote type, config level and credential DVC knows works here too. Each download is
+verified: its md5, or on Cloud Storage the MD5 the bucket stored and a CRC32C of the bytes
+received (see :class:`_Digest`). The local copy lives in :mod:`registry.storage.cache`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from registry.errors import (
+    ConfigError,
+    CorruptArtifactError,
+    MissingDependencyError,
+    RegistryError,
+    RemoteError,
+    first_line,
+)
+from registry.storage.hashes import CHUNK, content_digest
+
+if TYPE_CHECKING:
+    from dvc_data.hashfile.db import HashFileDB
+
+    from registry.repo.git import GitRepo
+
+__all__ = ["ProgressCallback", "RemoteObject", "RemoteStore"]
+
+#: Called with (bytes downloaded so far, bytes to download in all), from worker threads, one
+#: call at a time.
+ProgressCallback = Callable[[int, int], None]
+
+# A download reads an object in requests of this many bytes (a smaller object in one request):
+# fewer, larger requests than a buffered remote file's blocks, each hashed and written as one
+# piece, at the cost of holding one range in memory per parallel download.
+_RANGE = 8 << 20
+# Which DVC remote schemes need which pip extra ("gs://..." -> 'dvc[gs]').
+_EXTRA_FOR_SCHEME = {"gs": "gs", "gcs": "gs", "s3": "s3", "azure": "azure", "az": "azure"}
+
+
+class RemoteObject(NamedTuple):
+    """An object on the remote: its size, and on Cloud Storage the MD5 (hex) and CRC32C (4
+    bytes) the bucket stored for it (``None`` elsewhere, or for a composite object)."""
+
+    size: int
+    checksums: tuple[str, bytes] | None
+
+
+def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
+    """Cloud Storage's MD5 (hex) and CRC32C (4 bytes) of an object, from its metadata.
+
+    ``None`` for other remotes, and for composite GCS objects (which have no MD5).
+    """
+    md5_b64, crc_b64 = info.get("md5Hash"), info.get("crc32c")
+    if not (isinstance(md5_b64, str) and isinstance(crc_b64, str)):
+        return None
+    try:
+        md5 = base64.b64decode(md5_b64, validate=True)
+        crc = base64.b64decode(crc_b64, validate=True)
+    except ValueError:
+        return None
+    if len(md5) != 16 or len(crc) != 4:
+        return None
+    return md5.hex(), crc
+
+
+class _Digest:
+    """Verifies downloaded bytes against the object's name, its md5.
+
+    Against Cloud Storage, whose metadata holds the MD5 it computed of the uploaded bytes and a
+    CRC32C, the bytes are checked with the CRC32C (several times faster than MD5, so a pull keeps
+    up with a direct google-cloud-storage download) and the stored MD5 against the name; a
+    different object, or bytes damaged in flight, fail either check. Elsewhere, or without
+    those checksums, the bytes' own MD5 is computed.
+    """
+
+    def __init__(self, stored: tuple[str, bytes] | None) -> None:
+        self.stored = stored
+        if stored is not None:
+            try:
+                import google_crc32c
+            except ImportError:  # pragma: no cover - comes with google-cloud-storage
+                self.stored = None
+            else:
+                self._crc = google_crc32c.Checksum()
+        if self.stored is None:
+            self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, data: bytes) -> None:
+        if self.stored is None:
+            self._md5.update(data)
+        else:
+            self._crc.update(data)
+
+    def mismatch(self, expected_md5: str) -> str | None:
+        """Why the bytes are not object ``expected_md5``, or ``None`` if they are."""
+        if self.stored is None:
+            got = self._md5.hexdigest()
+            return None if got == expected_md5 else f"has md5 {got}, not {expected_md5}"
+        stored_md5, stored_crc = self.stored
+        if stored_md5 != expected_md5:
+            return f"is stored with md5 {stored_md5}, not {expected_md5}"
+        got_crc = self._crc.digest()
+        if got_crc != stored_crc:
+            return (
+                f"arrived with CRC32C {got_crc.hex()}, not the stored {stored_crc.hex()} "
+                "(damaged in transfer)"
+            )
+        return None
+
+
+class _RelativeRemoteError(ConfigError):
+    """A mirror's DVC remote is a path relative to a clone, which a mirror does not have."""
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """A resolved DVC remote: its name, URL for messages, and DVC's object database on it."""
+
+    name: str
+    url: str
+    root: str
+    odb: HashFileDB
+    options: dict[str, Any]
+    default: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0] if "://" in self.url else "local"
+
+
+class RemoteStore:
+    """Read access to the registry's DVC remote, through DVC's own remote machinery.
+
+    Remote types, config levels (system, global, the registry's ``.dvc/config`` and, in a clone,
+    ``config.local``) and credentials all work as in ``dvc pull``. Opening is free: the config is
+    read, and DVC imported, on the first call that needs the remote, so a fully cached load never
+    pays for it.
+
+    Example:
+        >>> remote = RemoteStore.open(repo, release.commit)  # doctest: +SKIP
+        >>> remote.fetch("0c822aacad8674e2e195a0936b4b7b41", Path("f4.txt"))  # doctest: +SKIP
+    """
+
+    def __init__(self, repo: GitRepo, commit: str, remote: str | None = None) -> None:
+        """Prefer :meth:`open`; arguments as there."""
+        self.repo = repo
+        self.commit = commit
+        self.requested = remote
+        self._lock = threading.Lock()
+        self._resolved: _Remote | None = None
+
+    @classmethod
+    def open(cls, repo: GitRepo, commit: str, remote: str | None = None) -> RemoteStore:
+        """Return the DVC remote of ``repo`` as configured for ``commit``.
+
+        In a clone (``repo.work_tree`` set) the clone's current DVC config is used, as
+        ``dvc pull`` would. In a bare mirror of a Git URL, ``.dvc/config`` is read at ``commit``
+        (with the user's global and system DVC config on top, e.g. for credentials).
+
+        Args:
+            repo: The registry.
+            commit: The commit whose config applies (for a mirror).
+            remote: A DVC remote name; ``None`` for the registry's default (``core.remote``).
+
+        Returns:
+            The store. Nothing is read yet: config errors surface on first use.
+
+        Raises:
+            Nothing here. On first use: ConfigError if the remote is unknown, missing, or a
+            relative local path in a mirror (which has no folder to be relative to);
+            MissingDependencyError if its DVC plugin (e.g. ``dvc[gs]``) is not installed.
+        """
+        return cls(repo, commit, remote)
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.repo.url!r}, {self.commit[:12]!r}, remote={self.requested!r})"
+
+    # -- resolving -----------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        if self.repo.work_tree is not None:
+            return f"the registry clone {self.repo.work_tree}"
+        return f"the registry {self.repo.url} at commit {self.commit[:12]}"
+
+    def _remote(self) -> _Remote:
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = self._resolve()
+            return self._resolved
+
+    def _resolve(self) -> _Remote:
+        try:
+            return self._resolve_at(self.commit)
+        except _RelativeRemoteError:
+            # Released while the remote was the embedded default (a folder next to the clone),
+            # before the lab moved to a shared remote: use the registry's current remote (its
+            # default branch), where 'dvc push -r <new> --all-tags' copied the old releases.
+            if self.repo.work_tree is None:
+                head = self.repo.resolve_commit("HEAD")
+                if head != self.commit:
+                    try:
+                        return self._resolve_at(head)
+                    except _RelativeRemoteError:
+                        pass  # relative there too: the error about the release's commit says it
+            raise
+
+    def _resolve_at(self, commit: str) -> _Remote:
+        try:
+            from dvc.config import Config
+            from dvc.config import ConfigError as DvcConfigError
+        except ImportError as e:  # pragma: no cover - dvc is a hard dependency
+            raise MissingDependencyError("dvc", "'dvc[gs]'") from e
+        where = self._where()
+        raw_repo_level: dict[str, Any] | None = None
+        try:
+            if self.repo.work_tree is not None:
+                dvc_dir = self.repo.work_tree / ".dvc"
+                if not dvc_dir.is_dir():
+                    raise ConfigError(
+                        f"{where} has no .dvc folder, so no DVC remote; run 'dvc init' and "
+                        "'dvc remote add -d <name> <url>' there"
+                    )
+                config = Config(dvc_dir=str(dvc_dir))
+            else:
+                from dvc.fs import GitFileSystem
+
+                gitfs = GitFileSystem(str(self.repo.path), rev=commit)
+                if not gitfs.isfile("/.dvc/config"):
+                    raise ConfigError(
+                        f"{where} has no .dvc/config, so no DVC remote; check that it is a "
+                        "registry (it was made with 'dvc init' and 'dvc remote add -d')"
+                    )
+                # Global and system levels come from this machine; the repo level from Git.
+                config = Config(dvc_dir="/.dvc", fs=gitfs)
+                raw_repo_level = Config.load_file("/.dvc/config", fs=gitfs)
+            remotes = config.get("remote") or {}
+            name = self.requested or (config.get("core") or {}).get("remote")
+            if not name:
+                raise ConfigError(
+                    f"{where} has no default DVC remote; set one with "
+                    "'dvc remote add -d <name> <url>', or name one with REGISTRY_REMOTE "
+                    f"(configured: {', '.join(sorted(remotes)) or 'none'})"
+                )
+            if name not in remotes:
+                raise ConfigError(
+                    f"DVC remote {name!r} is not configured for {where} (configured: "
+                    f"{', '.join(sorted(remotes)) or 'none'}); check REGISTRY_REMOTE and "
+                    "'dvc remote list'"
+                )
+            if raw_repo_level is not None:
+                self._refuse_relative(raw_repo_level, name, where)
+            opened = self._open_odb(config, name)
+            default = name == (config.get("core") or {}).get("remote")
+            return dataclasses.replace(opened, default=default)
+        except DvcConfigError as e:
+            raise ConfigError(f"the DVC config of {where} is invalid: {e}") from e
+
+    def _refuse_relative(self, raw: dict[str, Any], name: str, where: str) -> None:
+        """Raise if the repo-level URL of ``name`` is a relative local path (mirror only)."""
+        url = ((raw.get("remote") or {}).get(name) or {}).get("url")
+        if not isinstance(url, str) or re.match(r"^\w+://", url):
+            return
+        if os.path.isabs(os.path.expanduser(url)):
+            return
+        raise _RelativeRemoteError(
+            f"DVC remote {name!r} of {where} is the relative path {url!r}, which only has a "
+            "meaning inside a clone of the registry. Load from a clone instead (set REGISTRY_URL "
+            "to its folder), or give the remote an absolute URL on this machine: "
+            "'dvc remote add --global <name> <absolute path or gs://...>' and set "
+            "REGISTRY_REMOTE=<name>"
+        )
+
+    def _open_odb(self, config: Any, name: str) -> _Remote:
+        from dvc.fs import get_cloud_fs
+        from dvc_data.hashfile.db import get_odb
+        from dvc_objects.fs.errors import RemoteMissingDepsError
+
+        url = str(config["remote"][name].get("url", ""))
+        try:
+            cls, fs_config, fs_path = get_cloud_fs(config, name=name)
+            if fs_config.get("worktree") or fs_config.get("version_aware"):
+                raise ConfigError(
+                    f"DVC remote {name!r} ({url}) is a cloud-versioned or worktree remote, which "
+                    "does not store objects by hash; point the registry at a plain remote"
+                )
+            options = dict(config["remote"][name])
+            if url.startswith(("gs://", "gcs://")):
+                _check_gcs_credentials(name, url, options)
+            fs = cls(**fs_config)
+        except (RemoteMissingDepsError, ImportError) as e:
+            # A missing plugin surfaces as either, depending on where DVC notices it.
+            scheme = url.split("://", 1)[0] if "://" in url else "local"
+            extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
+            raise MissingDependencyError(f"dvc-{extra}", f"'dvc[{extra}]'") from e
+        # DVC 3 keeps objects hashed with plain md5 under <remote>/files/md5/ (as DataCloud does).
+        odb = get_odb(fs, fs.join(fs_path, "files", "md5"), hash_name="md5", **fs_config)
+        return _Remote(name=name, url=url, root=fs_path, odb=odb, options=options)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The DVC remote's name (reads the config on first use)."""
+        return self._remote().name
+
+    @property
+    def url(self) -> str:
+        """The DVC remote's URL as configured (reads the config on first use)."""
+        return self._remote().url
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The remote's DVC options (``url``, ``endpointurl``, ...), as configured."""
+        return dict(self._remote().options)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the registry's default remote (``core.remote``)."""
+        return self._remote().default
+
+    @property
+    def jobs(self) -> int:
+        """How many transfers DVC runs at once on this remote (its ``jobs`` setting or default)."""
+        return int(self._remote().odb.fs.jobs)
+
+    def object_path(self, md5: str) -> str:
+        """Where the object ``md5`` lives on the remote (``.../files/md5/ab/cdef...``)."""
+        return str(self._remote().odb.oid_to_path(md5))
+
+    def stat(self, md5: str, *, label: str | None = None) -> RemoteObject:
+        """Return the size of object ``md5`` on the remote, and on Cloud Storage its checksums.
+
+        Args:
+            md5: The object's hash (``.dir`` suffix included for listings).
+            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
+
+        Raises:
+            RemoteError: If the remote cannot be reached or does not hold the object.
+        """
+        remote = self._remote()
+        path = remote.odb.oid_to_path(md5)
+        try:
+            info = remote.odb.fs.info(path)
+        except FileNotFoundError as e:
+            raise self._not_found(md5, label) from e
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+        return RemoteObject(int(info.get("size") or 0), _gcs_checksums(info))
+
+    def size(self, md5: str, *, label: str | None = None) -> int:
+        """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
+        return self.stat(md5, label=label).size
+
+    def fetch(
+        self,
+        md5: str,
+        dest: Path,
+        *,
+        stat: RemoteObject | None = None,
+        on_bytes: Callable[[int], None] | None = None,
+        progress: ProgressCallback | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Download object ``md5`` to ``dest``, verified and atomically.
+
+        Bytes stream to a temporary sibling of ``dest`` while they are checked (their md5; on
+        Cloud Storage the bucket's stored MD5 must be ``md5`` and the bytes must match its stored
+        CRC32C); ``dest`` appears (by ``os.replace``) only once all bytes are there and pass. The
+        object is read in ranges of 8 MiB, one request each (one request for a smaller object).
+
+        Args:
+            md5: The object's hash (``.dir`` suffix included for listings).
+            dest: Where to write it; parent folders are created.
+            stat: What :meth:`stat` says of the object, if already asked: saves a request.
+            on_bytes: Called with the size of each MiB written (for progress).
+            progress: Called with ``(done bytes, object size)`` as each MiB is written.
+            label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
+
+        Raises:
+            RemoteError: If the remote cannot be reached or does not hold the object.
+            CorruptArtifactError: If the bytes on the remote do not match ``md5``.
+        """
+        remote = self._remote()
+        rpath = remote.odb.oid_to_path(md5)
+        if stat is None:
+            stat = self.stat(md5, label=label)
+        size, stored = stat
+        digest = _Digest(stored)
+        if stored is not None and stored[0] != content_digest(md5):
+            # The bucket says these are other bytes: not worth downloading.
+            raise self._corrupt(md5, rpath, label, digest.mismatch(content_digest(md5)))
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                done = 0
+                for data in self._ranges(rpath, size, md5, label):
+                    # Hashing and writing release the GIL, so parallel downloads use every core;
+                    # one hash call per range keeps the threads from queueing for the GIL.
+                    digest.update(data)
+                    view = memoryview(data)
+                    for offset in range(0, len(view), CHUNK):  # progress moves a MiB at a time
+                        chunk = view[offset : offset + CHUNK]
+                        out.write(chunk)
+                        done += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                        if progress is not None:
+                            progress(done, size)
+            problem = digest.mismatch(content_digest(md5))
+            if problem is not None:
+                raise self._corrupt(md5, rpath, label, problem)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _corrupt(
+        self, md5: str, rpath: str, label: str | None, problem: str | None
+    ) -> CorruptArtifactError:
+        remote = self._remote()
+        what = label or f"object {md5}"
+        return CorruptArtifactError(
+            f"{what} on DVC remote {remote.name!r} ({remote.url}) {problem}: "
+            "the remote copy is corrupt, and was not used. "
+            f"Delete {rpath} from the remote and re-push it with 'dvc push -r "
+            f"{remote.name}' from a clone that holds the released data, or release a "
+            "new version"
+        )
+
+    def _ranges(self, rpath: str, size: int, md5: str, label: str | None) -> Iterator[bytes]:
+        """The bytes of the object at ``rpath`` (``size`` bytes long), in ranges of ``_RANGE``.
+
+        An object no larger than one range is read whole, with no ``Range`` header; a larger one
+        range by range, and never past ``size``. Stops early if the remote has fewer bytes.
+        """
+        fs = self._remote().odb.fs
+        start = 0
+        while True:
+            whole = start == 0 and size <= _RANGE
+            try:
+                if whole:
+                    chunk = fs.cat_file(rpath)
+                else:
+                    chunk = fs.cat_file(rpath, start=start, end=min(size, start + _RANGE))
+            except FileNotFoundError as e:
+                raise self._not_found(md5, label) from e
+            except Exception as e:  # every backend raises its own classes
+                raise self._unreachable(e) from e
+            if not chunk:
+                return
+            yield chunk
+            start += len(chunk)
+            if whole or start >= size:
+                return
+
+    def explain(self, error: BaseException, action: str) -> RegistryError | None:
+        """A clear error for a cloud failure (credentials, permissions, bucket), else ``None``.
+
+        Args:
+            error: What DVC or the remote's filesystem raised.
+            action: What was being done, followed by the remote's URL in the message, e.g.
+                ``"pushing the data of 'digits' to"``.
+        """
+        remote = self._remote()
+        if remote.scheme not in ("gs", "gcs"):
+            return None
+        from registry.cloud.gcloud import explain_storage_error
+
+        return explain_storage_error(
+            error, remote=remote.name, url=remote.url, action=f"{action} {remote.url}"
+        )
+
+    def check(self, *, write: bool = False) -> None:
+        """Check that the remote can be read (and written): credentials, bucket, permissions.
+
+        One listing of the remote's folder; with ``write``, a small probe object is written under
+        ``<remote>/.registry-check/`` and deleted again. A release runs this before pushing, so
+        that a remote it cannot write fails before anything is uploaded.
+
+        Raises:
+            CredentialsError: If credentials are missing, refused, or lack a permission.
+            RemoteError: If the bucket (or folder) does not exist or cannot be reached.
+            ConfigError: If the remote is not configured.
+        """
+        remote = self._remote()
+        fs = remote.odb.fs
+        action = "writing to" if write else "reading"
+        try:
+            if remote.scheme in ("gs", "gcs"):
+                bucket = remote.root.split("/", 1)[0]
+                if not fs.exists(bucket):
+                    raise FileNotFoundError(f"b/{bucket}/o")
+            # A listing: needs the permission to read. A new remote's folder may not exist yet.
+            if not fs.exists(remote.root) and not write:
+                raise RemoteError(
+                    f"DVC remote {remote.name!r} ({remote.url}) does not exist or is empty: "
+                    "nothing was ever pushed there; check its URL with 'dvc remote list'"
+                )
+            if write:
+                probe = fs.join(remote.root, ".registry-check", uuid.uuid4().hex)
+                if remote.scheme == "local":
+                    fs.makedirs(fs.parent(probe), exist_ok=True)
+                fs.pipe_file(probe, b"registry write check\n")
+                try:
+                    fs.rm_file(probe)
+                except Exception as e:  # may create but not delete (objectCreator): fine to push
+                    import logging
+
+                    logging.getLogger(__name__).warning(
+                        "could not delete the write-check object %s (%s); delete it by hand",
+                        probe,
+                        first_line(e),
+                    )
+        except RegistryError:
+            raise
+        except Exception as e:  # every backend raises its own classes
+            explained = self.explain(e, action)
+            if explained is not None:
+                raise explained from e
+            raise RemoteError(
+                f"cannot use DVC remote {remote.name!r} ({remote.url}) for {action.split()[0]}: "
+                f"{type(e).__name__}: {e}; check its URL ('dvc remote list'), that it exists, "
+                "and your access to it"
+            ) from e
+
+    def _not_found(self, md5: str, label: str | None) -> RegistryError:
+        """The error for an object that is not there: the whole remote, or just the object."""
+        remote = self._remote()
+        if remote.scheme in ("gs", "gcs"):
+            bucket = remote.root.split("/", 1)[0]
+            try:
+                bucket_exists = bool(remote.odb.fs.exists(bucket))
+            except Exception as e:
+                explained = self.explain(e, "reading")
+                if explained is not None:
+                    return explained
+                bucket_exists = False
+            if not bucket_exists:
+                explained = self.explain(FileNotFoundError(f"b/{bucket}/o"), "reading")
+                assert explained is not None
+                return explained
+        try:
+            root_exists = bool(remote.odb.fs.exists(remote.root))
+        except Exception:  # if even this fails, the remote is what is missing
+            root_exists = False
+        if not root_exists:
+            return RemoteError(
+                f"DVC remote {remote.name!r} ({remote.url}) does not exist or cannot be reached; "
+                "check its URL with 'dvc remote list', your credentials and network, and that "
+                "releases were pushed to it ('dvc push')"
+            )
+        what = label or f"object {md5}"
+        return RemoteError(
+            f"{what} is missing from DVC remote {remote.name!r} ({remote.url}): the release's "
+            "bytes were never pushed there. From a clone holding the released data, run "
+            f"'dvc push -r {remote.name}' (or 'registry datasets release', which pushes first), "
+            "or check that REGISTRY_REMOTE names the remote releases are pushed to"
+        )
+
+    def _unreachable(self, error: Exception) -> RegistryError:
+        remote = self._remote()
+        explained = self.explain(error, "reading")
+        if explained is not None:
+            return explained
+        return RemoteError(
+            f"cannot read from DVC remote {remote.name!r} ({remote.url}): "
+            f"{type(error).__name__}: {error}; check the network, the remote's URL "
+            "('dvc remote list') and your credentials ('dvc remote modify')"
+        )
+
+
+def _check_gcs_credentials(name: str, url: str, options: dict[str, Any]) -> None:
+    """Fail fast, before gcsfs waits on the network, when a ``gs://`` remote has no credentials.
+
+    A remote with ``allow_anonymous_login`` (a public bucket, or an emulator) needs none; one with
+    ``credentialpath`` in a DVC config gets that file checked; otherwise Application Default
+    Credentials must be found.
+    """
+    from registry.cloud.gcloud import find_credentials
+
+    if str(options.get("allow_anonymous_login", "")).lower() in ("true", "1", "yes"):
+        return
+    key = options.get("credentialpath")
+    if key:
+        if not os.path.isfile(os.path.expanduser(str(key))):
+            from registry.errors import CredentialsError
+
+            raise CredentialsError(
+                f"DVC remote {name!r} ({url}) names the key file {key} (credentialpath), which "
+                "does not exist; fix it with 'dvc remote modify --local "
+                f"{name} credentialpath <path>', or remove it and use Application Default "
+                "Credentials"
+            )
+        return
+    find_credentials(f"DVC remote {name!r} ({url})")
+
+
