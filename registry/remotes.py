@@ -116,7 +116,7 @@ def set_remote(
         >>> set_remote("gs://my-lab-registry/dvc")  # doctest: +SKIP
         RemoteStatus(name='gcs', url='gs://my-lab-registry/dvc', default=True, ...)
     """
-    from registry.cloud.gcloud import credentials_source
+    from registry.cloud.credentials import credentials_source
 
     session = open_session(registry)
     root = session.repo.work_tree
@@ -190,7 +190,7 @@ def check_remote(
         RemoteError: If the bucket or folder does not exist or cannot be reached.
         ConfigError: If the remote is not configured.
     """
-    from registry.cloud.gcloud import credentials_source
+    from registry.cloud.credentials import credentials_source
     from registry.storage.remote import RemoteStore
 
     session = open_session(registry)

@@ -408,7 +408,7 @@ def prepare_dataset(
                 f"'registry datasets build {name}' again (rerun with --traceback for details)"
             ) from e
         if remote_dir is not None:
-            from registry.cloud.gcloud import download_folder
+            from registry.cloud.gcs import download_folder
 
             built = workdir / "data"
             try:
@@ -459,7 +459,7 @@ def _delete_quietly(url: str) -> None:
     """Remove a finished build's folder from Cloud Storage; a failure only leaves temp files."""
     import logging
 
-    from registry.cloud.gcloud import delete_folder
+    from registry.cloud.gcs import delete_folder
 
     try:
         delete_folder(url)

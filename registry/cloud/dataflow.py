@@ -525,17 +525,18 @@ def check_credentials(project: str) -> None:
     """Check that Google Cloud credentials exist before a Dataflow job is submitted.
 
     Fast and offline away from Google Cloud (see
-    :func:`registry.cloud.vertex.find_credentials`); the credentials themselves are never printed,
-    logged or written.
+    :func:`registry.cloud.credentials.find_credentials`); the credentials themselves are never
+    printed, logged or written.
 
     Raises:
         CredentialsError: If none are configured: says to run ``gcloud auth
             application-default login`` or set ``GOOGLE_APPLICATION_CREDENTIALS``.
     """
-    from registry.cloud.vertex import CredentialsError, find_credentials
+    from registry.cloud.credentials import find_credentials
+    from registry.errors import CredentialsError
 
     try:
-        find_credentials(project)
+        find_credentials(f"Dataflow for project {project!r}")
     except CredentialsError as e:
         import os
 

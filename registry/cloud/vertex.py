@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.cloud.gcloud import credentials_help
-from registry.cloud.gcloud import find_credentials as _find_credentials
+from registry.cloud.credentials import credentials_help
+from registry.cloud.credentials import find_credentials as _find_credentials
 from registry.errors import (
     ConfigError,
     CredentialsError,
@@ -506,7 +506,7 @@ def _purpose(project: str | None) -> str:
 
 def find_credentials(project: str | None = None) -> Any:
     """Find Application Default Credentials for Vertex AI, quickly (see
-    :func:`registry.cloud.gcloud.find_credentials`).
+    :func:`registry.cloud.credentials.find_credentials`).
 
     Args:
         project: The project the job goes to, named in the error message.
