@@ -51,9 +51,7 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import replace_dir
-
-# The same grammar as Vertex AI's section: one definition of a project id, region, bucket, account.
-from registry.cloud.vertex import _BUCKET_RE, _PROJECT_RE, _REGION_RE, _SERVICE_ACCOUNT_RE
+from registry.cloud import names
 from registry.errors import ConfigError
 
 __all__ = [
@@ -89,7 +87,12 @@ def _key(name: str) -> str:
 
 
 def _fix(name: str) -> str:
-    return f"; fix {_key(name)} in params.yaml"
+    return f"; fix {_where(name)}"
+
+
+def _where(name: str) -> str:
+    """Where key ``name`` is set, for :mod:`registry.cloud.names`' messages."""
+    return f"{_key(name)} in params.yaml"
 
 
 def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
@@ -132,27 +135,11 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{_key(key)} must be a string, not {values[key]!r}{_fix(key)}")
     for key in _LOCATIONS:
-        value = values.get(key)
-        if value is None:
-            continue
-        bucket = value[len("gs://") :].split("/", 1)[0] if value.startswith("gs://") else ""
-        if not _BUCKET_RE.match(bucket):
-            raise ConfigError(
-                f"{_key(key)} must be a gs:// path for Dataflow (gs://BUCKET/FOLDER, e.g. "
-                f"gs://my-lab-beam/{key.split('_')[0]}), not {value!r}{_fix(key)}"
-            )
-    project = values["project"]
-    if not _PROJECT_RE.match(project):
-        raise ConfigError(
-            f"{_key('project')} {project!r} is not a Google Cloud project id (6-30 lowercase "
-            f"letters, digits and '-', starting with a letter){_fix('project')}"
-        )
-    region = values["region"]
-    if not _REGION_RE.match(region):
-        raise ConfigError(
-            f"{_key('region')} {region!r} is not a Google Cloud region such as us-central1 or "
-            f"europe-west4{_fix('region')}"
-        )
+        if key in values:
+            example = f"gs://my-lab-beam/{key.split('_')[0]}"
+            names.check_gs_path(values[key], _where(key), example)
+    project = names.check_project(values["project"], _where("project"))
+    names.check_region(values["region"], _where("region"))
     for key in ("max_num_workers", "num_workers", "disk_size_gb"):
         value = values.get(key)
         if value is not None and (
@@ -168,12 +155,8 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
             f"n2-standard-4 or e2-highmem-8{_fix('machine_type')}"
         )
     account = values.get("service_account_email")
-    if account is not None and not _SERVICE_ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"{_key('service_account_email')} must be a service account email such as "
-            f"dataflow-worker@{project}.iam.gserviceaccount.com, not {account!r}"
-            f"{_fix('service_account_email')}"
-        )
+    if account is not None:
+        names.check_service_account(account, _where("service_account_email"), project)
     flags = []
     for key, value in values.items():
         if isinstance(value, bool):

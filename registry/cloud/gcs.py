@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from registry.cloud.credentials import credentials_help, credentials_source, find_credentials
+from registry.cloud.names import parse_gs_path
 from registry.errors import CredentialsError, RegistryError, RemoteError, first_line
 
-__all__ = ["delete_folder", "download_folder", "explain_storage_error", "split_gs_url"]
+__all__ = ["delete_folder", "download_folder", "explain_storage_error"]
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -118,18 +119,6 @@ def _storage_client() -> Any:
     return storage.Client(credentials=credentials, project=getattr(credentials, "project_id", None))
 
 
-def split_gs_url(url: str) -> tuple[str, str]:
-    """``gs://bucket/a/b`` -> ``("bucket", "a/b")``.
-
-    Raises:
-        ValueError: If ``url`` is not a ``gs://`` URL with a bucket.
-    """
-    if not url.startswith("gs://") or not url[5:].split("/", 1)[0]:
-        raise ValueError(f"not a gs://bucket/path URL: {url!r}")
-    bucket, _, path = url[5:].partition("/")
-    return bucket, path.strip("/")
-
-
 def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     """Download every object under the folder ``url`` (``gs://bucket/prefix``) into ``dest``.
 
@@ -148,10 +137,11 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     Raises:
         RemoteError: If the folder holds no objects, or cannot be read (with the reason).
         CredentialsError: If credentials are missing or refused.
+        ConfigError: If ``url`` is not a ``gs://`` folder with a valid bucket name.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    bucket_name, prefix = split_gs_url(url)
+    bucket_name, prefix = parse_gs_path(url, "the folder URL", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     base = f"{prefix}/" if prefix else ""
     try:
@@ -183,7 +173,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
 
 def delete_folder(url: str) -> int:
     """Delete every object under the folder ``url``; return how many. Errors are the caller's."""
-    bucket_name, prefix = split_gs_url(url)
+    bucket_name, prefix = parse_gs_path(url, "the folder URL", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     blobs = list(client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else ""))
     for blob in blobs:

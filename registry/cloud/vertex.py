@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from registry.cloud import names
 from registry.cloud.credentials import credentials_help
 from registry.cloud.credentials import find_credentials as _find_credentials
 from registry.errors import (
@@ -112,13 +113,8 @@ _PLACEHOLDERS = ("model", "job_id", "output_dir", "data_uri")
 DEFAULT_ARGS = ("{model}",)
 DEFAULT_BOOT_DISK_GB = 100
 
-_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _TOPOLOGY_RE = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
-_SERVICE_ACCOUNT_RE = re.compile(r"^[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+$")
-_JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_LABEL_RE = re.compile(r"[^a-z0-9_-]+")
+_JOB_ID_START_RE = re.compile(r"^[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -143,6 +139,11 @@ class SubmittedJob:
 
 def _key(name: str) -> str:
     return f"{SECTION}.{name}"
+
+
+def _where(name: str) -> str:
+    """Where key ``name`` is set, for :mod:`registry.cloud.names`' messages."""
+    return f"{_key(name)} in params.yaml"
 
 
 def _text(vertex: Mapping[str, Any], name: str) -> str | None:
@@ -181,15 +182,7 @@ def _strings(vertex: Mapping[str, Any], name: str) -> list[str] | None:
 
 def _gcs(vertex: Mapping[str, Any], name: str, example: str) -> str | None:
     value = _text(vertex, name)
-    if value is None:
-        return None
-    bucket = value[len("gs://") :].split("/", 1)[0] if value.startswith("gs://") else ""
-    if not _BUCKET_RE.match(bucket):
-        raise ConfigError(
-            f"{_key(name)} must be a Cloud Storage path gs://BUCKET[/FOLDER], e.g. {example}, "
-            f"not {value!r}; fix it {_WHERE}"
-        )
-    return value.rstrip("/")
+    return None if value is None else names.check_gs_path(value, _where(name), example)
 
 
 def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,10 +360,6 @@ def _fill(template: str, values: Mapping[str, str | None], where: str) -> str:
     return "".join(out)
 
 
-def _label(value: str) -> str:
-    return _LABEL_RE.sub("-", value.lower()).strip("-_")[:63] or "model"
-
-
 def build_job_spec(
     model: str, params: Mapping[str, Any], *, job_id: str | None = None
 ) -> dict[str, Any]:
@@ -406,18 +395,8 @@ def build_job_spec(
             f"Vertex AI training needs {', '.join(_key(k) for k in missing)}: set "
             f"{'it' if len(missing) == 1 else 'them'} {_WHERE}"
         )
-    project = _text(vertex, "project") or ""
-    if not _PROJECT_RE.match(project):
-        raise ConfigError(
-            f"{_key('project')} {project!r} is not a Google Cloud project id (6-30 lowercase "
-            f"letters, digits and '-', starting with a letter); fix it {_WHERE}"
-        )
-    region = _text(vertex, "region") or ""
-    if not _REGION_RE.match(region):
-        raise ConfigError(
-            f"{_key('region')} {region!r} is not a Google Cloud region such as us-central1 or "
-            f"europe-west4; fix it {_WHERE}"
-        )
+    project = names.check_project(_text(vertex, "project") or "", _where("project"))
+    region = names.check_region(_text(vertex, "region") or "", _where("region"))
     staging = _gcs(vertex, "staging_bucket", "gs://my-lab-vertex/staging")
     output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training")
     data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
@@ -428,11 +407,8 @@ def build_job_spec(
             f"us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest, not {image!r}"
         )
     account = _text(vertex, "service_account")
-    if account is not None and not _SERVICE_ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"{_key('service_account')} must be a service account email such as "
-            f"trainer@{project}.iam.gserviceaccount.com, not {account!r}"
-        )
+    if account is not None:
+        names.check_service_account(account, _where("service_account"), project)
     machine = (_text(vertex, "machine_type") or "").lower()
     machine_spec, tpu_hosts = _machine_spec(vertex, machine)
     replicas = _count(vertex, "replica_count")
@@ -446,10 +422,13 @@ def build_job_spec(
 
     if job_id is None:
         job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    if not _JOB_ID_RE.match(job_id):
+    # The job id is the job's label value (and a folder name): a label value that starts with a
+    # letter or digit.
+    names.check_label_value(job_id, "the job id (e.g. 20261130-120000 or lr-sweep-3)")
+    if not _JOB_ID_START_RE.match(job_id):
         raise ConfigError(
-            f"job id {job_id!r}: use lowercase letters, digits, '-' and '_' (at most 63), "
-            "e.g. 20261130-120000 or lr-sweep-3"
+            f"job id {job_id!r} must start with a lowercase letter or digit, e.g. "
+            "20261130-120000 or lr-sweep-3"
         )
     output_dir = f"{output_uri}/{model}/{job_id}"
     values = {"model": model, "job_id": job_id, "output_dir": output_dir, "data_uri": data_uri}
@@ -489,7 +468,7 @@ def build_job_spec(
         "staging_bucket": staging,
         "custom_job": {
             "display_name": f"{model.replace('/', '-')}-{job_id}",
-            "labels": {"registry-model": _label(model), "registry-job": _label(job_id)},
+            "labels": {"registry-model": names.label_value(model), "registry-job": job_id},
             "job_spec": job_spec,
         },
     }

@@ -1,0 +1,266 @@
+"""Google Cloud naming rules (registry/cloud/names.py): each rule, valid and invalid, and that the
+DVC remote, Dataflow and Vertex AI code all apply the same ones."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from registry.cloud import names
+from registry.cloud.dataflow import dataflow_flags
+from registry.cloud.vertex import build_job_spec
+from registry.errors import ConfigError
+from registry.remotes import set_remote
+
+WHERE = "beam.dataflow.x in params.yaml"
+
+
+def refused(check: Any, *args: Any) -> str:
+    """The one-line message of the ConfigError that ``check(*args)`` raises."""
+    with pytest.raises(ConfigError) as caught:
+        check(*args)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# -- buckets --------------------------------------------------------------------------------------
+
+PART_63 = "a" * 63
+
+
+@pytest.mark.parametrize(
+    "bucket",
+    [
+        "abc",
+        "my-lab-registry",
+        "lab_registry.v2",
+        "a" * 63,
+        "0-9",
+        # Dotted (domain-named) buckets: up to 222 characters, each part at most 63.
+        f"{PART_63}.{PART_63}.{PART_63}.{'b' * 30}",
+        "data.my-lab.example.com",
+    ],
+)
+def test_valid_bucket_names(bucket: str) -> None:
+    assert names.check_bucket(bucket, WHERE) == bucket
+
+
+@pytest.mark.parametrize(
+    ("bucket", "says"),
+    [
+        ("ab", "it has 2 characters, not 3 to 63"),
+        ("a" * 64, "it has 64 characters"),  # 64 without dots: over the plain limit
+        (f"{PART_63}.{PART_63}.{PART_63}.{'b' * 31}", "it has 223 characters"),
+        (f"{'a' * 64}.example.com", "a dot-separated part is longer than 63"),
+        ("My-Bucket", "it holds 'BM'"),
+        ("lab bucket", "it holds ' '"),
+        ("-lab", "start and end with a lowercase letter or digit"),
+        ("lab_", "start and end with a lowercase letter or digit"),
+        ("lab..data", "two dots in a row"),
+        ("192.168.5.4", "IP address"),
+        ("goog-data", "reserves"),
+        ("my-google-data", "reserves"),
+    ],
+)
+def test_invalid_bucket_names_say_which_rule(bucket: str, says: str) -> None:
+    message = refused(names.check_bucket, bucket, WHERE)
+    assert message.startswith(f"{bucket!r} is not a valid bucket name: ")
+    assert says in message
+    assert message.endswith(f"; fix {WHERE}")
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=80))
+def test_a_name_without_dots_is_valid_exactly_up_to_63(middle: str) -> None:
+    bucket = f"a{middle}z"
+    if len(bucket) <= 63 and not bucket.startswith("goog") and "google" not in bucket:
+        assert names.check_bucket(bucket, WHERE) == bucket
+    elif len(bucket) > 63:
+        assert "characters, not 3 to 63" in refused(names.check_bucket, bucket, WHERE)
+
+
+@given(st.lists(st.from_regex(r"[a-f0-9]{1,63}", fullmatch=True), min_size=2, max_size=6))
+def test_a_dotted_name_is_valid_exactly_up_to_222(parts: list[str]) -> None:
+    bucket = ".".join(parts)
+    if len(bucket) <= 222 and not re.fullmatch(r"[0-9.]+", bucket):
+        assert names.check_bucket(bucket, WHERE) == bucket
+    elif len(bucket) > 222:
+        assert "characters, not 3 to 63 (up to 222" in refused(names.check_bucket, bucket, WHERE)
+
+
+@pytest.mark.parametrize(
+    ("path", "parsed"),
+    [
+        ("gs://my-lab", ("my-lab", "")),
+        ("gs://my-lab/", ("my-lab", "")),
+        ("gs://my-lab/beam/tmp/", ("my-lab", "beam/tmp")),
+    ],
+)
+def test_gs_paths_split_into_bucket_and_folder(path: str, parsed: tuple[str, str]) -> None:
+    assert names.parse_gs_path(path, WHERE, "gs://my-lab/tmp") == parsed
+    assert names.check_gs_path(path, WHERE, "gs://my-lab/tmp") == path.rstrip("/")
+
+
+@pytest.mark.parametrize("path", ["/tmp/beam", "s3://lab/tmp", "gs://", "gs:///tmp", "my-lab/x"])
+def test_a_path_that_is_not_gs_is_refused_with_an_example(path: str) -> None:
+    message = refused(names.check_gs_path, path, WHERE, "gs://my-lab/tmp")
+    assert message == (
+        f"{path!r} is not a gs:// path (gs://BUCKET[/FOLDER], e.g. gs://my-lab/tmp); fix {WHERE}"
+    )
+
+
+def test_a_gs_path_with_an_invalid_bucket_names_the_bucket_and_the_path() -> None:
+    message = refused(names.check_gs_path, "gs://My_Lab/tmp", WHERE, "gs://my-lab/tmp")
+    assert message.startswith("'My_Lab' is not a valid bucket name: it holds 'LM'")
+    assert message.endswith(f"fix 'gs://My_Lab/tmp' at {WHERE}")
+
+
+# -- projects, regions, service accounts ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "project", ["my-lab", "my-lab-123", "a" * 30, "abcdef", "example.com:my-lab"]
+)
+def test_valid_project_ids(project: str) -> None:
+    assert names.check_project(project, WHERE) == project
+
+
+@pytest.mark.parametrize(
+    "project", ["my-l", "a" * 31, "My-Lab", "1-my-lab", "my-lab-", "my lab", "my_lab", ""]
+)
+def test_invalid_project_ids(project: str) -> None:
+    message = refused(names.check_project, project, WHERE)
+    assert message.startswith(f"{project!r} is not a Google Cloud project id (6-30 lowercase")
+    assert message.endswith(f"; fix {WHERE}")
+
+
+@given(st.from_regex(r"[a-z][a-z0-9-]{0,40}[a-z0-9]", fullmatch=True))
+def test_project_id_length_is_6_to_30(project: str) -> None:
+    if 6 <= len(project) <= 30:
+        assert names.check_project(project, WHERE) == project
+    else:
+        assert "is not a Google Cloud project id" in refused(names.check_project, project, WHERE)
+
+
+@pytest.mark.parametrize("region", ["us-central1", "europe-west4", "northamerica-northeast2"])
+def test_valid_regions(region: str) -> None:
+    assert names.check_region(region, WHERE) == region
+
+
+@pytest.mark.parametrize("region", ["europe-west4-a", "us central1", "US-CENTRAL1", "global", ""])
+def test_invalid_regions_and_zones(region: str) -> None:
+    message = refused(names.check_region, region, WHERE)
+    assert message.startswith(f"{region!r} is not a Google Cloud region such as us-central1")
+    assert "not a zone" in message and message.endswith(f"; fix {WHERE}")
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        "trainer@my-lab.iam.gserviceaccount.com",
+        "123456789-compute@developer.gserviceaccount.com",
+        "service-1@gcp-sa-aiplatform.iam.gserviceaccount.com",
+    ],
+)
+def test_valid_service_accounts(account: str) -> None:
+    assert names.check_service_account(account, WHERE) == account
+
+
+@pytest.mark.parametrize("account", ["trainer", "trainer@", "@my-lab.iam", "Trainer@My-Lab.com"])
+def test_invalid_service_accounts_show_an_example_in_the_project(account: str) -> None:
+    message = refused(names.check_service_account, account, WHERE, "lab-7")
+    assert message == (
+        f"{account!r} is not a service account email such as "
+        f"trainer@lab-7.iam.gserviceaccount.com; fix {WHERE}"
+    )
+
+
+# -- labels ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["", "run-1", "image_classification-digits", "a" * 63, "été-1"])
+def test_valid_label_values(value: str) -> None:
+    assert names.check_label_value(value, WHERE) == value
+
+
+def test_invalid_label_values() -> None:
+    assert refused(names.check_label_value, "a" * 64, WHERE) == (
+        f"{'a' * 64!r} has 64 characters, but a Google Cloud label value has at most 63; "
+        f"fix {WHERE}"
+    )
+    assert refused(names.check_label_value, "Run 1.0", WHERE) == (
+        "'Run 1.0' is not a Google Cloud label value (lowercase letters, digits, '_' and '-'): "
+        f"it holds ' .R'; fix {WHERE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("image_classification/digits", "image_classification-digits"),
+        ("products/product_a/ad_clicks", "products-product_a-ad_clicks"),
+        ("ResNet18 Product Images", "resnet18-product-images"),
+        ("--x--", "x"),
+        ("a" * 100, "a" * 63),
+    ],
+)
+def test_label_value_cleans_text(text: str, label: str) -> None:
+    assert names.label_value(text) == label
+
+
+@given(st.text(max_size=200))
+def test_label_value_always_gives_a_valid_label(text: str) -> None:
+    label = names.label_value(text)
+    assert names.check_label_value(label, WHERE) == label
+    assert names.label_value(label) == label
+
+
+# -- every caller applies the same rules ----------------------------------------------------------
+
+DOTTED = f"{PART_63}.example.com"  # 75 characters: valid only as a dotted name
+
+
+def test_dataflow_vertex_and_the_remote_agree_on_a_long_dotted_bucket(
+    make_registry: Any,
+) -> None:
+    flags = dataflow_flags(
+        {"project": "my-lab", "region": "us-east1", "temp_location": f"gs://{DOTTED}/tmp"}
+    )
+    assert f"--temp_location=gs://{DOTTED}/tmp" in flags
+    vertex = {
+        "project": "my-lab",
+        "region": "us-central1",
+        "staging_bucket": f"gs://{DOTTED}/staging",
+        "machine_type": "n1-standard-4",
+        "image_uri": "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
+        "output_uri": f"gs://{DOTTED}/training",
+    }
+    spec = build_job_spec("m", {"compute": {"backend": "vertex", "vertex": vertex}}, job_id="a")
+    assert spec["staging_bucket"] == f"gs://{DOTTED}/staging"
+    repo = make_registry(datasets=[])
+    assert set_remote(f"gs://{DOTTED}/dvc", registry=repo).url == f"gs://{DOTTED}/dvc"
+
+
+def test_dataflow_vertex_and_the_remote_refuse_a_64_character_bucket(
+    make_registry: Any,
+) -> None:
+    bucket = "b" * 64
+    says = f"{bucket!r} is not a valid bucket name: it has 64 characters"
+    message = refused(
+        dataflow_flags,
+        {"project": "my-lab", "region": "us-east1", "temp_location": f"gs://{bucket}/tmp"},
+    )
+    assert message.startswith(says) and "beam.dataflow.temp_location in params.yaml" in message
+    vertex = {"project": "my-lab", "region": "us-central1", "staging_bucket": f"gs://{bucket}",
+              "machine_type": "n1-standard-4", "image_uri": "gcr.io/x/y",
+              "output_uri": "gs://my-lab/out"}
+    params = {"compute": {"backend": "vertex", "vertex": vertex}}
+    message = refused(lambda: build_job_spec("m", params, job_id="a"))
+    assert message.startswith(says) and "compute.vertex.staging_bucket in params.yaml" in message
+    repo = make_registry(datasets=[])
+    message = refused(lambda: set_remote(f"gs://{bucket}/dvc", registry=repo))
+    assert message.startswith(says) and f"the remote URL 'gs://{bucket}/dvc'" in message
