@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry.cloud.names import check_bucket
+from registry.config import parse_bool
 from registry.errors import ConfigError, NotARegistryError
 from registry.repo.session import open_session
 
@@ -191,7 +192,10 @@ def check_remote(
     commit = session.repo.resolve_commit("HEAD")
     store = RemoteStore.open(session.repo, commit, remote or session.settings.remote)
     store.check(write=write)
-    anonymous = str(store.options.get("allow_anonymous_login", "")).lower() == "true"
+    anonymous = parse_bool(
+        store.options.get("allow_anonymous_login", False),
+        f"allow_anonymous_login of DVC remote {store.name!r}",
+    )
     gcs = store.url.startswith(("gs://", "gcs://"))
     return RemoteStatus(
         name=store.name,

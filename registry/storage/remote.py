@@ -592,8 +592,10 @@ def _check_gcs_credentials(name: str, url: str, options: dict[str, Any]) -> None
     Credentials must be found.
     """
     from registry.cloud.credentials import find_credentials
+    from registry.config import parse_bool
 
-    if str(options.get("allow_anonymous_login", "")).lower() in ("true", "1", "yes"):
+    anonymous = options.get("allow_anonymous_login", False)
+    if parse_bool(anonymous, f"allow_anonymous_login of DVC remote {name!r}"):
         return
     key = options.get("credentialpath")
     if key:
