@@ -120,6 +120,13 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
         ['--project=my-lab', '--region=europe-west4', '--temp_location=gs://my-lab-beam/tmp', \
 '--staging_location=gs://my-lab-beam/tmp', '--max_num_workers=8']
     """
+    values = _set_values(section)
+    _check_values(values)
+    return _flags(values)
+
+
+def _set_values(section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The section's non-empty values, every missing required key named at once."""
     section = {} if section is None else section
     if not isinstance(section, Mapping):
         raise ConfigError(f"{SECTION} in params.yaml must be a mapping")
@@ -130,7 +137,11 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
             + ", ".join(_key(key) for key in missing)
             + " in params.yaml"
         )
-    values = {str(k): v for k, v in section.items() if v not in (None, "")}
+    return {str(k): v for k, v in section.items() if v not in (None, "")}
+
+
+def _check_values(values: Mapping[str, Any]) -> None:
+    """Check the values the registry knows the form of; Beam's parser checks the others."""
     for key in ("project", "region", "machine_type", "service_account_email", *_LOCATIONS):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{_key(key)} must be a string, not {values[key]!r}{_fix(key)}")
@@ -157,6 +168,10 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
     account = values.get("service_account_email")
     if account is not None:
         names.check_service_account(account, _where("service_account_email"), project)
+
+
+def _flags(values: Mapping[str, Any]) -> list[str]:
+    """``--key=value`` for each value, in order; a bool is a switch, ``--key`` or ``--no_key``."""
     flags = []
     for key, value in values.items():
         if isinstance(value, bool):
@@ -406,6 +421,11 @@ def _packages(files: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
 def write_worker_package(root: Path, name: str, dest: Path | None = None) -> WorkerPackage:
     """Generate the source package that Dataflow workers install for dataset ``name``.
 
+    The files are gathered (the ``registry`` package, the builder's modules and data files), the
+    requirements pinned from what the builder modules import, the version made from a hash of
+    all of it, and ``setup.py`` and ``MANIFEST.in`` written with the files into ``dest``,
+    replaced whole.
+
     Args:
         root: The registry work tree.
         name: The dataset, e.g. ``image_classification/digits``.
@@ -424,7 +444,6 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
         >>> package.modules, package.setup_file.name  # doctest: +SKIP
         (('digits_dataset_builder',), 'setup.py')
     """
-    from registry import __version__
     from registry.errors import NotBuiltError
 
     builder = root / layout.builder_file(name)
@@ -438,15 +457,9 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
     files = [*registry_files, *dataset_files]
     module_paths = [path for rel, path in dataset_files if rel.endswith(".py")]
     requirements = worker_requirements(_imported_modules(module_paths))
-    packages, package_data = _packages(rel for rel, _ in registry_files)
-
-    digest = hashlib.sha256()
-    for rel, path in files:
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update("\n".join(requirements).encode())
-    version = f"{__version__}+{digest.hexdigest()[:12]}"
+    version = _package_version(files, requirements)
     distribution = "registry-dataflow-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    python = f"~={sys.version_info.major}.{sys.version_info.minor}.0"
+    packages, package_data = _packages(rel for rel, _ in registry_files)
     setup_py = _SETUP_PY.format(
         name=name,
         builder=modules[0],
@@ -459,15 +472,41 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
                 "package_data": package_data,
                 "py_modules": sorted(modules),
                 "install_requires": requirements,
-                "python_requires": python,
+                "python_requires": f"~={sys.version_info.major}.{sys.version_info.minor}.0",
             }
         ),
     )
+    dest = dest or worker_package_dir(root, name)
+    _write_package(root, dest, files, setup_py)
+    return WorkerPackage(
+        folder=dest,
+        setup_file=dest / "setup.py",
+        distribution=distribution,
+        version=version,
+        modules=tuple(modules),
+        requirements=tuple(requirements),
+    )
+
+
+def _package_version(files: Iterable[tuple[str, Path]], requirements: Iterable[str]) -> str:
+    """``<registry version>+<hash of the files and requirements>``: new for any change."""
+    from registry import __version__
+
+    digest = hashlib.sha256()
+    for rel, path in files:
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update("\n".join(requirements).encode())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def _write_package(
+    root: Path, dest: Path, files: Iterable[tuple[str, Path]], setup_py: str
+) -> None:
+    """Write the files, ``setup.py`` and ``MANIFEST.in`` beside ``dest``, then swap it in whole."""
+    files = list(files)
     # sdist takes exactly these files (setuptools would otherwise guess from the folder).
     manifest = "".join(f"include {rel}\n" for rel, _ in files if "/" not in rel)
     manifest += "graft registry\n"  # caches are never copied in
-
-    dest = dest or worker_package_dir(root, name)
     _ignore_in_git(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -481,14 +520,6 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
         replace_dir(staging, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return WorkerPackage(
-        folder=dest,
-        setup_file=dest / "setup.py",
-        distribution=distribution,
-        version=version,
-        modules=tuple(modules),
-        requirements=tuple(requirements),
-    )
 
 
 def _ignore_in_git(root: Path) -> None:
