@@ -16,7 +16,8 @@ from registry.cloud.vertex import build_job_spec
 from registry.errors import ConfigError
 from registry.remotes import set_remote
 
-WHERE = "beam.dataflow.x in params.yaml"
+KEY, WHERE = "beam.dataflow.x", "params.yaml"
+FIX = "; fix it in params.yaml"
 
 
 def refused(check: Any, *args: Any) -> str:
@@ -47,7 +48,7 @@ PART_63 = "a" * 63
     ],
 )
 def test_valid_bucket_names(bucket: str) -> None:
-    assert names.check_bucket(bucket, WHERE) == bucket
+    assert names.check_bucket(bucket, KEY, WHERE) == bucket
 
 
 @pytest.mark.parametrize(
@@ -68,28 +69,29 @@ def test_valid_bucket_names(bucket: str) -> None:
     ],
 )
 def test_invalid_bucket_names_say_which_rule(bucket: str, says: str) -> None:
-    message = refused(names.check_bucket, bucket, WHERE)
-    assert message.startswith(f"{bucket!r} is not a valid bucket name: ")
+    message = refused(names.check_bucket, bucket, KEY, WHERE)
+    assert message.startswith(f"{KEY}: {bucket!r} is not a valid bucket name: ")
     assert says in message
-    assert message.endswith(f"; fix {WHERE}")
+    assert message.endswith(FIX)
 
 
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=80))
 def test_a_name_without_dots_is_valid_exactly_up_to_63(middle: str) -> None:
     bucket = f"a{middle}z"
     if len(bucket) <= 63 and not bucket.startswith("goog") and "google" not in bucket:
-        assert names.check_bucket(bucket, WHERE) == bucket
+        assert names.check_bucket(bucket, KEY, WHERE) == bucket
     elif len(bucket) > 63:
-        assert "characters, not 3 to 63" in refused(names.check_bucket, bucket, WHERE)
+        assert "characters, not 3 to 63" in refused(names.check_bucket, bucket, KEY, WHERE)
 
 
 @given(st.lists(st.from_regex(r"[a-f0-9]{1,63}", fullmatch=True), min_size=2, max_size=6))
 def test_a_dotted_name_is_valid_exactly_up_to_222(parts: list[str]) -> None:
     bucket = ".".join(parts)
     if len(bucket) <= 222 and not re.fullmatch(r"[0-9.]+", bucket):
-        assert names.check_bucket(bucket, WHERE) == bucket
+        assert names.check_bucket(bucket, KEY, WHERE) == bucket
     elif len(bucket) > 222:
-        assert "characters, not 3 to 63 (up to 222" in refused(names.check_bucket, bucket, WHERE)
+        message = refused(names.check_bucket, bucket, KEY, WHERE)
+        assert "characters, not 3 to 63 (up to 222" in message
 
 
 @pytest.mark.parametrize(
@@ -101,22 +103,29 @@ def test_a_dotted_name_is_valid_exactly_up_to_222(parts: list[str]) -> None:
     ],
 )
 def test_gs_paths_split_into_bucket_and_folder(path: str, parsed: tuple[str, str]) -> None:
-    assert names.parse_gs_path(path, WHERE, "gs://my-lab/tmp") == parsed
-    assert names.check_gs_path(path, WHERE, "gs://my-lab/tmp") == path.rstrip("/")
+    assert names.parse_gs_path(path, KEY, WHERE, "gs://my-lab/tmp") == parsed
+    assert names.check_gs_path(path, KEY, WHERE, "gs://my-lab/tmp") == path.rstrip("/")
 
 
 @pytest.mark.parametrize("path", ["/tmp/beam", "s3://lab/tmp", "gs://", "gs:///tmp", "my-lab/x"])
 def test_a_path_that_is_not_gs_is_refused_with_an_example(path: str) -> None:
-    message = refused(names.check_gs_path, path, WHERE, "gs://my-lab/tmp")
+    message = refused(names.check_gs_path, path, KEY, WHERE, "gs://my-lab/tmp")
     assert message == (
-        f"{path!r} is not a gs:// path (gs://BUCKET[/FOLDER], e.g. gs://my-lab/tmp); fix {WHERE}"
+        f"{KEY} must be a gs:// path (gs://BUCKET[/FOLDER], e.g. gs://my-lab/tmp), not {path!r}"
+        f"{FIX}"
     )
 
 
 def test_a_gs_path_with_an_invalid_bucket_names_the_bucket_and_the_path() -> None:
-    message = refused(names.check_gs_path, "gs://My_Lab/tmp", WHERE, "gs://my-lab/tmp")
-    assert message.startswith("'My_Lab' is not a valid bucket name: it holds 'LM'")
-    assert message.endswith(f"fix 'gs://My_Lab/tmp' at {WHERE}")
+    message = refused(names.check_gs_path, "gs://My_Lab/tmp", KEY, WHERE, "gs://my-lab/tmp")
+    assert message == (
+        f"{KEY} 'gs://My_Lab/tmp': 'My_Lab' is not a valid bucket name: it holds 'LM'; use "
+        f"lowercase letters, digits, '-', '_' and '.'{FIX}"
+    )
+    # A command-line argument has no file to fix it in.
+    message = refused(names.check_gs_path, "gs://My_Lab/tmp", "the folder", "", "gs://a/b")
+    assert message.startswith("the folder 'gs://My_Lab/tmp': 'My_Lab' is not a valid bucket")
+    assert message.endswith("'.'")
 
 
 # -- projects, regions, service accounts ----------------------------------------------------------
@@ -126,36 +135,37 @@ def test_a_gs_path_with_an_invalid_bucket_names_the_bucket_and_the_path() -> Non
     "project", ["my-lab", "my-lab-123", "a" * 30, "abcdef", "example.com:my-lab"]
 )
 def test_valid_project_ids(project: str) -> None:
-    assert names.check_project(project, WHERE) == project
+    assert names.check_project(project, KEY, WHERE) == project
 
 
 @pytest.mark.parametrize(
     "project", ["my-l", "a" * 31, "My-Lab", "1-my-lab", "my-lab-", "my lab", "my_lab", ""]
 )
 def test_invalid_project_ids(project: str) -> None:
-    message = refused(names.check_project, project, WHERE)
-    assert message.startswith(f"{project!r} is not a Google Cloud project id (6-30 lowercase")
-    assert message.endswith(f"; fix {WHERE}")
+    message = refused(names.check_project, project, KEY, WHERE)
+    assert message.startswith(f"{KEY} {project!r} is not a Google Cloud project id (6-30 lower")
+    assert message.endswith(FIX)
 
 
 @given(st.from_regex(r"[a-z][a-z0-9-]{0,40}[a-z0-9]", fullmatch=True))
 def test_project_id_length_is_6_to_30(project: str) -> None:
     if 6 <= len(project) <= 30:
-        assert names.check_project(project, WHERE) == project
+        assert names.check_project(project, KEY, WHERE) == project
     else:
-        assert "is not a Google Cloud project id" in refused(names.check_project, project, WHERE)
+        message = refused(names.check_project, project, KEY, WHERE)
+        assert "is not a Google Cloud project id" in message
 
 
 @pytest.mark.parametrize("region", ["us-central1", "europe-west4", "northamerica-northeast2"])
 def test_valid_regions(region: str) -> None:
-    assert names.check_region(region, WHERE) == region
+    assert names.check_region(region, KEY, WHERE) == region
 
 
 @pytest.mark.parametrize("region", ["europe-west4-a", "us central1", "US-CENTRAL1", "global", ""])
 def test_invalid_regions_and_zones(region: str) -> None:
-    message = refused(names.check_region, region, WHERE)
-    assert message.startswith(f"{region!r} is not a Google Cloud region such as us-central1")
-    assert "not a zone" in message and message.endswith(f"; fix {WHERE}")
+    message = refused(names.check_region, region, KEY, WHERE)
+    assert message.startswith(f"{KEY} {region!r} is not a Google Cloud region such as us-cent")
+    assert "not a zone" in message and message.endswith(FIX)
 
 
 @pytest.mark.parametrize(
@@ -167,15 +177,17 @@ def test_invalid_regions_and_zones(region: str) -> None:
     ],
 )
 def test_valid_service_accounts(account: str) -> None:
-    assert names.check_service_account(account, WHERE) == account
+    assert names.check_service_account(account, KEY, WHERE) == account
 
 
 @pytest.mark.parametrize("account", ["trainer", "trainer@", "@my-lab.iam", "Trainer@My-Lab.com"])
 def test_invalid_service_accounts_show_an_example_in_the_project(account: str) -> None:
-    message = refused(names.check_service_account, account, WHERE, "lab-7")
+    message = refused(
+        lambda: names.check_service_account(account, KEY, WHERE, example="worker@lab-7")
+    )
     assert message == (
-        f"{account!r} is not a service account email such as "
-        f"trainer@lab-7.iam.gserviceaccount.com; fix {WHERE}"
+        f"{KEY} must be a service account email such as worker@lab-7.iam.gserviceaccount.com, "
+        f"not {account!r}{FIX}"
     )
 
 
@@ -184,17 +196,17 @@ def test_invalid_service_accounts_show_an_example_in_the_project(account: str) -
 
 @pytest.mark.parametrize("value", ["", "run-1", "image_classification-digits", "a" * 63, "été-1"])
 def test_valid_label_values(value: str) -> None:
-    assert names.check_label_value(value, WHERE) == value
+    assert names.check_label_value(value, KEY, WHERE) == value
 
 
 def test_invalid_label_values() -> None:
-    assert refused(names.check_label_value, "a" * 64, WHERE) == (
-        f"{'a' * 64!r} has 64 characters, but a Google Cloud label value has at most 63; "
-        f"fix {WHERE}"
+    assert refused(names.check_label_value, "a" * 64, KEY, WHERE) == (
+        f"{KEY} {'a' * 64!r} has 64 characters, but a Google Cloud label value has at most 63"
+        f"{FIX}"
     )
-    assert refused(names.check_label_value, "Run 1.0", WHERE) == (
-        "'Run 1.0' is not a Google Cloud label value (lowercase letters, digits, '_' and '-'): "
-        f"it holds ' .R'; fix {WHERE}"
+    assert refused(names.check_label_value, "Run 1.0", "job id") == (
+        "job id 'Run 1.0' is not a Google Cloud label value (lowercase letters, digits, '_' and "
+        "'-'): it holds ' .R'"
     )
 
 
@@ -215,7 +227,7 @@ def test_label_value_cleans_text(text: str, label: str) -> None:
 @given(st.text(max_size=200))
 def test_label_value_always_gives_a_valid_label(text: str) -> None:
     label = names.label_value(text)
-    assert names.check_label_value(label, WHERE) == label
+    assert names.check_label_value(label, KEY, WHERE) == label
     assert names.label_value(label) == label
 
 
@@ -249,18 +261,19 @@ def test_dataflow_vertex_and_the_remote_refuse_a_64_character_bucket(
     make_registry: Any,
 ) -> None:
     bucket = "b" * 64
-    says = f"{bucket!r} is not a valid bucket name: it has 64 characters"
+    says = f"'gs://{bucket}/tmp': {bucket!r} is not a valid bucket name: it has 64 characters"
     message = refused(
         dataflow_flags,
         {"project": "my-lab", "region": "us-east1", "temp_location": f"gs://{bucket}/tmp"},
     )
-    assert message.startswith(says) and "beam.dataflow.temp_location in params.yaml" in message
+    assert message.startswith(f"beam.dataflow.temp_location {says}") and message.endswith(FIX)
     vertex = {"project": "my-lab", "region": "us-central1", "staging_bucket": f"gs://{bucket}",
               "machine_type": "n1-standard-4", "image_uri": "gcr.io/x/y",
               "output_uri": "gs://my-lab/out"}
     params = {"compute": {"backend": "vertex", "vertex": vertex}}
     message = refused(lambda: build_job_spec("m", params, job_id="a"))
-    assert message.startswith(says) and "compute.vertex.staging_bucket in params.yaml" in message
+    says = says.replace("/tmp", "")
+    assert message.startswith(f"compute.vertex.staging_bucket {says}") and message.endswith(FIX)
     repo = make_registry(datasets=[])
     message = refused(lambda: set_remote(f"gs://{bucket}/dvc", registry=repo))
-    assert message.startswith(says) and f"the remote URL 'gs://{bucket}/dvc'" in message
+    assert message.startswith(f"the remote URL 'gs://{bucket}/dvc': {bucket!r} is not a valid")

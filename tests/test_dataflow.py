@@ -206,10 +206,10 @@ def test_each_required_key_is_named_when_missing(missing: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "says"),
     [
-        ("temp_location", "/tmp/beam", "is not a gs:// path"),
-        ("temp_location", "s3://lab/tmp", "is not a gs:// path"),
-        ("temp_location", "gs://", "is not a gs:// path"),
-        ("staging_location", "my-lab-beam/staging", "is not a gs:// path"),
+        ("temp_location", "/tmp/beam", "must be a gs:// path"),
+        ("temp_location", "s3://lab/tmp", "must be a gs:// path"),
+        ("temp_location", "gs://", "must be a gs:// path"),
+        ("staging_location", "my-lab-beam/staging", "must be a gs:// path"),
         ("staging_location", "gs://My_Lab/staging", "is not a valid bucket name"),
         ("project", "My Lab", "is not a Google Cloud project id"),
         ("region", "Europe West", "is not a Google Cloud region"),
@@ -220,7 +220,7 @@ def test_each_required_key_is_named_when_missing(missing: str) -> None:
         ("max_num_workers", 2.5, "must be a positive whole number"),
         ("max_num_workers", True, "must be a positive whole number"),
         ("machine_type", "n2 standard 4", "is not a Compute Engine machine type"),
-        ("service_account_email", "dataflow-worker", "is not a service account email"),
+        ("service_account_email", "dataflow-worker", "must be a service account email"),
     ],
 )
 def test_invalid_value_names_its_key_and_value(key: str, value: Any, says: str) -> None:

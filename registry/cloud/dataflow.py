@@ -87,12 +87,7 @@ def _key(name: str) -> str:
 
 
 def _fix(name: str) -> str:
-    return f"; fix {_where(name)}"
-
-
-def _where(name: str) -> str:
-    """Where key ``name`` is set, for :mod:`registry.cloud.names`' messages."""
-    return f"{_key(name)} in params.yaml"
+    return f"; fix {_key(name)} in params.yaml"
 
 
 def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
@@ -148,9 +143,9 @@ def _check_values(values: Mapping[str, Any]) -> None:
     for key in _LOCATIONS:
         if key in values:
             example = f"gs://my-lab-beam/{key.split('_')[0]}"
-            names.check_gs_path(values[key], _where(key), example)
-    project = names.check_project(values["project"], _where("project"))
-    names.check_region(values["region"], _where("region"))
+            names.check_gs_path(values[key], _key(key), "params.yaml", example)
+    project = names.check_project(values["project"], _key("project"), "params.yaml")
+    names.check_region(values["region"], _key("region"), "params.yaml")
     for key in ("max_num_workers", "num_workers", "disk_size_gb"):
         value = values.get(key)
         if value is not None and (
@@ -167,7 +162,10 @@ def _check_values(values: Mapping[str, Any]) -> None:
         )
     account = values.get("service_account_email")
     if account is not None:
-        names.check_service_account(account, _where("service_account_email"), project)
+        names.check_service_account(
+            account, _key("service_account_email"), "params.yaml",
+            example=f"dataflow-worker@{project}",
+        )
 
 
 def _flags(values: Mapping[str, Any]) -> list[str]:

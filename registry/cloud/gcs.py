@@ -141,7 +141,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    bucket_name, prefix = parse_gs_path(url, "the folder URL", "gs://my-lab-beam/tmp/build")
+    bucket_name, prefix = parse_gs_path(url, "the folder", "", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     base = f"{prefix}/" if prefix else ""
     try:
@@ -173,7 +173,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
 
 def delete_folder(url: str) -> int:
     """Delete every object under the folder ``url``; return how many. Errors are the caller's."""
-    bucket_name, prefix = parse_gs_path(url, "the folder URL", "gs://my-lab-beam/tmp/build")
+    bucket_name, prefix = parse_gs_path(url, "the folder", "", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     blobs = list(client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else ""))
     for blob in blobs:

@@ -2,8 +2,9 @@
 
 Every ``params.yaml`` key, remote URL or option that names a Google Cloud resource is checked
 here, so the DVC remote, Dataflow and Vertex AI agree on what a valid name is. Each check returns
-the value and raises :class:`~registry.errors.ConfigError` whose message names the value, what is
-wrong with it, and ``where`` it is set (e.g. ``"beam.dataflow.project in params.yaml"``).
+the value, or raises :class:`~registry.errors.ConfigError` whose message names the ``key`` that
+holds the value (``"beam.dataflow.project"``), the value, what is wrong with it, and ``where`` it
+is set (``"params.yaml"``; empty for a command-line argument).
 
 The rules are Google's documented ones:
 
@@ -74,15 +75,21 @@ def _bucket_problem(name: str) -> str | None:
     return None
 
 
-def check_bucket(name: str, where: str) -> str:
-    """Check ``name`` against Google Cloud Storage's bucket naming rules.
+def _fix(where: str) -> str:
+    """The end of a message: where to fix the value, if it is set in a file."""
+    return f"; fix it in {where}" if where else ""
+
+
+def check_bucket(bucket: str, key: str, where: str = "") -> str:
+    """Check ``bucket`` against Google Cloud Storage's bucket naming rules.
 
     Args:
-        name: The bucket name, without ``gs://``.
-        where: Where it is set, for the message (e.g. ``"the remote URL 'gs://x/dvc'"``).
+        bucket: The bucket name, without ``gs://``.
+        key: What holds it, for the message (e.g. ``"the remote URL 'gs://x/dvc'"``).
+        where: The file it is set in (e.g. ``"params.yaml"``), or ``""`` for an argument.
 
     Returns:
-        ``name``.
+        ``bucket``.
 
     Raises:
         ConfigError: If it is not a valid bucket name: says which rule it breaks.
@@ -91,21 +98,19 @@ def check_bucket(name: str, where: str) -> str:
         >>> check_bucket("my-lab-registry", "the remote URL")
         'my-lab-registry'
     """
-    problem = _bucket_problem(name)
+    problem = _bucket_problem(bucket)
     if problem is not None:
-        raise ConfigError(
-            f"{name!r} is not a valid bucket name: {problem}; fix {where}"
-        )
-    return name
+        raise ConfigError(f"{key}: {bucket!r} is not a valid bucket name: {problem}{_fix(where)}")
+    return bucket
 
 
-def parse_gs_path(value: str, where: str, example: str) -> tuple[str, str]:
+def parse_gs_path(value: str, key: str, where: str, example: str) -> tuple[str, str]:
     """Split a ``gs://BUCKET[/FOLDER]`` path into its bucket (checked) and folder.
 
     Args:
         value: The path.
-        where: Where it is set, for the message (e.g. ``"beam.dataflow.temp_location in
-            params.yaml"``).
+        key: What holds it, for the message (e.g. ``"beam.dataflow.temp_location"``).
+        where: The file it is set in (e.g. ``"params.yaml"``), or ``""`` for an argument.
         example: A path to show in the message, e.g. ``"gs://my-lab-beam/tmp"``.
 
     Returns:
@@ -115,18 +120,19 @@ def parse_gs_path(value: str, where: str, example: str) -> tuple[str, str]:
         ConfigError: If ``value`` is not a ``gs://`` path, or its bucket name is invalid.
 
     Example:
-        >>> parse_gs_path("gs://my-lab/a/b/", "the folder", "gs://my-lab/data")
+        >>> parse_gs_path("gs://my-lab/a/b/", "the folder", "", "gs://my-lab/data")
         ('my-lab', 'a/b')
     """
     bucket, _, folder = value.removeprefix("gs://").partition("/")
     if not value.startswith("gs://") or not bucket:
         raise ConfigError(
-            f"{value!r} is not a gs:// path (gs://BUCKET[/FOLDER], e.g. {example}); fix {where}"
+            f"{key} must be a gs:// path (gs://BUCKET[/FOLDER], e.g. {example}), not "
+            f"{value!r}{_fix(where)}"
         )
-    return check_bucket(bucket, f"{value!r} at {where}"), folder.strip("/")
+    return check_bucket(bucket, f"{key} {value!r}", where), folder.strip("/")
 
 
-def check_gs_path(value: str, where: str, example: str) -> str:
+def check_gs_path(value: str, key: str, where: str, example: str) -> str:
     """Check a ``gs://BUCKET[/FOLDER]`` path (see :func:`parse_gs_path`); return it without a
     trailing ``/``.
 
@@ -134,56 +140,60 @@ def check_gs_path(value: str, where: str, example: str) -> str:
         ConfigError: If ``value`` is not a ``gs://`` path, or its bucket name is invalid.
 
     Example:
-        >>> check_gs_path("gs://my-lab/training/", "output_uri", "gs://my-lab/training")
-        'gs://my-lab/training'
+        >>> check_gs_path("gs://my-lab/out/", "output_uri", "params.yaml", "gs://my-lab/out")
+        'gs://my-lab/out'
     """
-    parse_gs_path(value, where, example)
+    parse_gs_path(value, key, where, example)
     return value.rstrip("/")
 
 
-def check_project(project: str, where: str) -> str:
-    """Check a Google Cloud project id.
+def check_project(project: str, key: str, where: str = "") -> str:
+    """Check a Google Cloud project id (``key`` and ``where`` as for :func:`check_bucket`).
 
     Raises:
         ConfigError: If ``project`` cannot be a project id.
 
     Example:
-        >>> check_project("my-lab-123", "beam.dataflow.project in params.yaml")
+        >>> check_project("my-lab-123", "beam.dataflow.project", "params.yaml")
         'my-lab-123'
     """
     if not _PROJECT_RE.match(project):
         raise ConfigError(
-            f"{project!r} is not a Google Cloud project id (6-30 lowercase letters, digits and "
-            f"'-', starting with a letter and not ending with '-'); fix {where}"
+            f"{key} {project!r} is not a Google Cloud project id (6-30 lowercase letters, digits "
+            f"and '-', starting with a letter and not ending with '-'){_fix(where)}"
         )
     return project
 
 
-def check_region(region: str, where: str) -> str:
-    """Check a Google Cloud region name (not a zone).
+def check_region(region: str, key: str, where: str = "") -> str:
+    """Check a Google Cloud region name, not a zone (``key`` and ``where`` as for
+    :func:`check_bucket`).
 
     Raises:
         ConfigError: If ``region`` cannot be a region.
 
     Example:
-        >>> check_region("europe-west4", "compute.vertex.region in params.yaml")
+        >>> check_region("europe-west4", "compute.vertex.region", "params.yaml")
         'europe-west4'
     """
     if not _REGION_RE.match(region):
         raise ConfigError(
-            f"{region!r} is not a Google Cloud region such as us-central1 or europe-west4 "
-            f"(a region, not a zone such as europe-west4-a); fix {where}"
+            f"{key} {region!r} is not a Google Cloud region such as us-central1 or europe-west4 "
+            f"(a region, not a zone such as europe-west4-a){_fix(where)}"
         )
     return region
 
 
-def check_service_account(account: str, where: str, project: str = "my-lab") -> str:
+def check_service_account(
+    account: str, key: str, where: str = "", *, example: str = "trainer@my-lab"
+) -> str:
     """Check a service account's email.
 
     Args:
         account: The email.
-        where: Where it is set, for the message.
-        project: The project to show in the message's example.
+        key: What holds it, for the message (e.g. ``"compute.vertex.service_account"``).
+        where: The file it is set in (e.g. ``"params.yaml"``), or ``""`` for an argument.
+        example: The start of the example in the message: ``<example>.iam.gserviceaccount.com``.
 
     Raises:
         ConfigError: If ``account`` is not an email.
@@ -194,13 +204,13 @@ def check_service_account(account: str, where: str, project: str = "my-lab") -> 
     """
     if not _SERVICE_ACCOUNT_RE.match(account):
         raise ConfigError(
-            f"{account!r} is not a service account email such as "
-            f"trainer@{project}.iam.gserviceaccount.com; fix {where}"
+            f"{key} must be a service account email such as {example}.iam.gserviceaccount.com, "
+            f"not {account!r}{_fix(where)}"
         )
     return account
 
 
-def check_label_value(value: str, where: str) -> str:
+def check_label_value(value: str, key: str, where: str = "") -> str:
     """Check a Google Cloud label value (what Vertex AI and Dataflow jobs are labelled with).
 
     Raises:
@@ -213,14 +223,14 @@ def check_label_value(value: str, where: str) -> str:
     """
     if len(value) > _LABEL_MAX:
         raise ConfigError(
-            f"{value!r} has {len(value)} characters, but a Google Cloud label value has at most "
-            f"{_LABEL_MAX}; fix {where}"
+            f"{key} {value!r} has {len(value)} characters, but a Google Cloud label value has at "
+            f"most {_LABEL_MAX}{_fix(where)}"
         )
     wrong = sorted({c for c in value if not (c in "-_" or c.isdigit() or _lower_letter(c))})
     if wrong:
         raise ConfigError(
-            f"{value!r} is not a Google Cloud label value (lowercase letters, digits, '_' and "
-            f"'-'): it holds {''.join(wrong)!r}; fix {where}"
+            f"{key} {value!r} is not a Google Cloud label value (lowercase letters, digits, '_' "
+            f"and '-'): it holds {''.join(wrong)!r}{_fix(where)}"
         )
     return value
 

@@ -66,6 +66,7 @@ __all__ = [
 
 BACKENDS = ("local", "vertex")
 SECTION = "compute.vertex"
+_FILE = "params.yaml"
 _WHERE = "in params.yaml under compute: vertex:"
 
 # GPU -> the machine families it attaches to (Vertex AI "configure compute" table).
@@ -142,11 +143,6 @@ def _key(name: str) -> str:
     return f"{SECTION}.{name}"
 
 
-def _where(name: str) -> str:
-    """Where key ``name`` is set, for :mod:`registry.cloud.names`' messages."""
-    return f"{_key(name)} in params.yaml"
-
-
 def _text(vertex: Mapping[str, Any], name: str) -> str | None:
     value = vertex.get(name)
     if value is None or value == "":
@@ -183,7 +179,7 @@ def _strings(vertex: Mapping[str, Any], name: str) -> list[str] | None:
 
 def _gcs(vertex: Mapping[str, Any], name: str, example: str) -> str | None:
     value = _text(vertex, name)
-    return None if value is None else names.check_gs_path(value, _where(name), example)
+    return None if value is None else names.check_gs_path(value, _key(name), _FILE, example)
 
 
 def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -429,8 +425,8 @@ def _placement(vertex: Mapping[str, Any]) -> _Placement:
             f"Vertex AI training needs {', '.join(_key(k) for k in missing)}: set "
             f"{'it' if len(missing) == 1 else 'them'} {_WHERE}"
         )
-    project = names.check_project(_text(vertex, "project") or "", _where("project"))
-    region = names.check_region(_text(vertex, "region") or "", _where("region"))
+    project = names.check_project(_text(vertex, "project") or "", _key("project"), _FILE)
+    region = names.check_region(_text(vertex, "region") or "", _key("region"), _FILE)
     staging = _gcs(vertex, "staging_bucket", "gs://my-lab-vertex/staging") or ""
     output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training") or ""
     data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
@@ -442,7 +438,9 @@ def _placement(vertex: Mapping[str, Any]) -> _Placement:
         )
     account = _text(vertex, "service_account")
     if account is not None:
-        names.check_service_account(account, _where("service_account"), project)
+        names.check_service_account(
+            account, _key("service_account"), _FILE, example=f"trainer@{project}"
+        )
     return _Placement(project, region, staging, output_uri, data_uri, image, account)
 
 
@@ -470,7 +468,7 @@ def _job_id(job_id: str | None) -> str:
     if job_id is None:
         job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     # It is also a folder name and part of the display name: it starts with a letter or digit.
-    names.check_label_value(job_id, "the job id (e.g. 20261130-120000 or lr-sweep-3)")
+    names.check_label_value(job_id, "job id")
     if not _JOB_ID_START_RE.match(job_id):
         raise ConfigError(
             f"job id {job_id!r} must start with a lowercase letter or digit, e.g. "
