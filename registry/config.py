@@ -218,3 +218,44 @@ def _shared_cache_dir(sources: list[tuple[dict[str, Any], str, Path | None]]) ->
             path = base / path
         chosen = path
     return chosen
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+def parse_bool(value: str | bool, where: str) -> bool:
+    """Read a boolean option or environment variable written as text.
+
+    Accepts what DVC's config accepts for its boolean options (``true`` / ``false``, in any
+    case), the spellings environment variables often use (``1`` / ``0``, ``yes`` / ``no``,
+    ``on`` / ``off``), an empty string (a variable set to nothing: false), and a bool as is
+    (DVC's parsed config holds those). Surrounding spaces are ignored.
+
+    Args:
+        value: The text (or a bool already parsed).
+        where: Where it is set, for the error, e.g. ``"allow_anonymous_login of DVC remote
+            'gcs'"``.
+
+    Returns:
+        The boolean.
+
+    Raises:
+        ConfigError: If ``value`` is anything else: names it, ``where`` it is set and what
+            is accepted.
+
+    Example:
+        >>> parse_bool("True", "allow_anonymous_login of DVC remote 'gcs'")
+        True
+    """
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(
+        f"{where} is {value!r}, which is not a boolean: use true or false (or 1/0, yes/no, "
+        "on/off)"
+    )

@@ -20,13 +20,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from registry.cloud.names import check_bucket
+from registry.config import parse_bool
 from registry.errors import ConfigError, NotARegistryError
 from registry.repo.session import open_session
 
 __all__ = ["RemoteStatus", "check_remote", "set_remote"]
 
-# Google's bucket naming rules (without the dotted, domain-named form's extra checks).
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # DVC remote options that hold secrets or point at them (every remote type's).
 _CREDENTIAL_OPTIONS = (
@@ -72,12 +72,7 @@ class RemoteStatus:
 def _check_url(url: str) -> str:
     if url.startswith(("gs://", "gcs://")):
         rest = url.split("://", 1)[1]
-        bucket = rest.split("/", 1)[0]
-        if not _BUCKET_RE.match(bucket):
-            raise ConfigError(
-                f"{bucket!r} in {url!r} is not a valid bucket name: 3 to 63 lowercase letters, "
-                "digits, '-', '_' and '.', starting and ending with a letter or digit"
-            )
+        check_bucket(rest.split("/", 1)[0], f"the remote URL {url!r}")
         return "gs://" + rest.rstrip("/")
     if "://" in url:
         return url  # s3://, azure://, ssh://, ...: DVC checks them
@@ -116,7 +111,7 @@ def set_remote(
         >>> set_remote("gs://my-lab-registry/dvc")  # doctest: +SKIP
         RemoteStatus(name='gcs', url='gs://my-lab-registry/dvc', default=True, ...)
     """
-    from registry.cloud.gcloud import credentials_source
+    from registry.cloud.credentials import credentials_source
 
     session = open_session(registry)
     root = session.repo.work_tree
@@ -190,14 +185,17 @@ def check_remote(
         RemoteError: If the bucket or folder does not exist or cannot be reached.
         ConfigError: If the remote is not configured.
     """
-    from registry.cloud.gcloud import credentials_source
+    from registry.cloud.credentials import credentials_source
     from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
     commit = session.repo.resolve_commit("HEAD")
     store = RemoteStore.open(session.repo, commit, remote or session.settings.remote)
     store.check(write=write)
-    anonymous = str(store.options.get("allow_anonymous_login", "")).lower() == "true"
+    anonymous = parse_bool(
+        store.options.get("allow_anonymous_login", False),
+        f"allow_anonymous_login of DVC remote {store.name!r}",
+    )
     gcs = store.url.startswith(("gs://", "gcs://"))
     return RemoteStatus(
         name=store.name,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from registry.config import DEFAULT_STAGES, find_registry_root, load_settings, user_config_path
-from registry.errors import ConfigError
+from registry.cloud.credentials import on_google_cloud
+from registry.config import (
+    DEFAULT_STAGES,
+    find_registry_root,
+    load_settings,
+    parse_bool,
+    user_config_path,
+)
+from registry.errors import ConfigError, CredentialsError
 
 
 def _registry(folder: Path) -> Path:
@@ -118,3 +126,69 @@ def test_a_relative_or_malformed_shared_cache_is_a_clear_error(
     config.write_text("shared_cache_dir = 3\n")
     with pytest.raises(ConfigError, match=r"shared_cache_dir in .*config\.toml must be a folder"):
         load_settings()
+
+
+# -- boolean options ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True), ("TRUE", True), (" True ", True), ("1", True), ("yes", True),
+        ("on", True), (True, True),
+        ("false", False), ("False", False), ("0", False), ("no", False), ("off", False),
+        ("", False), (False, False),
+    ],
+)
+def test_parse_bool_accepts_what_dvc_and_environments_write(
+    text: str | bool, expected: bool
+) -> None:
+    assert parse_bool(text, "X") is expected
+
+
+@pytest.mark.parametrize("junk", ["ture", "2", "y e s", "enabled", 1, None])
+def test_parse_bool_refuses_junk_naming_where_it_is_set(junk: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_bool(junk, "allow_anonymous_login of DVC remote 'gcs'")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"allow_anonymous_login of DVC remote 'gcs' is {junk!r}, which is not a boolean: use "
+        "true or false (or 1/0, yes/no, on/off)"
+    )
+
+
+@pytest.mark.skipif(on_google_cloud(), reason="a Google Cloud machine has credentials")
+def test_allow_anonymous_login_from_a_real_dvc_config(
+    make_registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`dvc remote modify ... allow_anonymous_login` as DVC writes it: the raw text and DVC's
+    parsed value read the same, and opening the remote needs credentials only when it is false."""
+    from dvc.config import Config
+
+    from registry.repo.session import open_session
+    from registry.storage.remote import RemoteStore
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    repo = make_registry(datasets=[])
+    dvc = ["dvc", "remote"]
+    subprocess.run([*dvc, "add", "gcs", "gs://lab-public/dvc"], cwd=repo, check=True)
+    for written, anonymous in (("TRUE", True), ("false", False), ("True", True)):
+        subprocess.run(
+            [*dvc, "modify", "gcs", "allow_anonymous_login", written], cwd=repo, check=True
+        )
+        raw = Config.load_file(str(repo / ".dvc" / "config"))["remote"]["gcs"]
+        assert raw["allow_anonymous_login"] == written
+        assert parse_bool(raw["allow_anonymous_login"], "X") is anonymous
+        session = open_session(repo)
+        store = RemoteStore.open(session.repo, session.repo.resolve_commit("HEAD"), "gcs")
+        if anonymous:
+            assert store.options["allow_anonymous_login"] is True  # DVC parsed it
+        else:
+            with pytest.raises(CredentialsError, match="no Google Cloud credentials found"):
+                store.options  # noqa: B018 - opening the remote checks credentials
+    # DVC accepts no more than parse_bool does: it refuses anything but true or false.
+    refused = subprocess.run(
+        [*dvc, "modify", "gcs", "allow_anonymous_login", "maybe"],
+        cwd=repo, capture_output=True, text=True,
+    )
+    assert refused.returncode != 0 and "expected true or false" in refused.stderr

@@ -210,6 +210,7 @@ def test_each_required_key_is_named_when_missing(missing: str) -> None:
         ("temp_location", "s3://lab/tmp", "must be a gs:// path"),
         ("temp_location", "gs://", "must be a gs:// path"),
         ("staging_location", "my-lab-beam/staging", "must be a gs:// path"),
+        ("staging_location", "gs://My_Lab/staging", "is not a valid bucket name"),
         ("project", "My Lab", "is not a Google Cloud project id"),
         ("region", "Europe West", "is not a Google Cloud region"),
         ("region", "europe-west4-a", "is not a Google Cloud region"),

@@ -596,7 +596,7 @@ def test_a_build_dataflow_wrote_to_gcs_is_downloaded_whole(
     from google.cloud import storage
 
     from registry.build.prepare import remote_build_dir
-    from registry.cloud.gcloud import delete_folder, download_folder
+    from registry.cloud.gcs import delete_folder, download_folder
 
     beam = {"runner": "DataflowRunner", "dataflow": {"temp_location": "gs://lab-tmp/tmp/"}}
     first, second = remote_build_dir(beam, DIGITS), remote_build_dir(beam, DIGITS)
@@ -696,7 +696,7 @@ def test_an_account_that_may_create_but_not_delete_can_release(
 def test_storage_errors_are_explained() -> None:
     from google.auth import exceptions as auth
 
-    from registry.cloud.gcloud import explain_storage_error
+    from registry.cloud.gcs import explain_storage_error
 
     def explain(error: BaseException) -> BaseException | None:
         return explain_storage_error(

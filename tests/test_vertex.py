@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from registry.cloud.gcloud import on_google_cloud
+from registry.cloud.credentials import on_google_cloud
 from registry.errors import ArtifactNotFoundError, ConfigError, CredentialsError
 from registry.vertex import (
     build_job_spec,

@@ -24,7 +24,6 @@ import contextlib
 import importlib.util
 import inspect
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -161,6 +160,7 @@ def pipeline_options(
          '--labels=registry-dataset=image_classification-digits']
     """
     from registry.cloud.dataflow import unknown_beam_flags, write_worker_package
+    from registry.cloud.names import label_value
 
     if beam is None:
         from registry.build.dvcfiles import read_params
@@ -170,7 +170,7 @@ def pipeline_options(
     runner = flags[0].split("=", 1)[1]
     if runner == "DataflowRunner":
         package = write_worker_package(root, name)
-        label = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_")[:63]
+        label = label_value(name)
         flags += [f"--setup_file={package.setup_file}", f"--labels=registry-dataset={label}"]
     unknown = unknown_beam_flags(flags)
     if unknown:
@@ -408,7 +408,7 @@ def prepare_dataset(
                 f"'registry datasets build {name}' again (rerun with --traceback for details)"
             ) from e
         if remote_dir is not None:
-            from registry.cloud.gcloud import download_folder
+            from registry.cloud.gcs import download_folder
 
             built = workdir / "data"
             try:
@@ -459,7 +459,7 @@ def _delete_quietly(url: str) -> None:
     """Remove a finished build's folder from Cloud Storage; a failure only leaves temp files."""
     import logging
 
-    from registry.cloud.gcloud import delete_folder
+    from registry.cloud.gcs import delete_folder
 
     try:
         delete_folder(url)

@@ -51,9 +51,7 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import replace_dir
-
-# The same grammar as Vertex AI's section: one definition of a project id, region, bucket, account.
-from registry.cloud.vertex import _BUCKET_RE, _PROJECT_RE, _REGION_RE, _SERVICE_ACCOUNT_RE
+from registry.cloud import names
 from registry.errors import ConfigError
 
 __all__ = [
@@ -117,6 +115,13 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
         ['--project=my-lab', '--region=europe-west4', '--temp_location=gs://my-lab-beam/tmp', \
 '--staging_location=gs://my-lab-beam/tmp', '--max_num_workers=8']
     """
+    values = _set_values(section)
+    _check_values(values)
+    return _flags(values)
+
+
+def _set_values(section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The section's non-empty values, every missing required key named at once."""
     section = {} if section is None else section
     if not isinstance(section, Mapping):
         raise ConfigError(f"{SECTION} in params.yaml must be a mapping")
@@ -127,32 +132,20 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
             + ", ".join(_key(key) for key in missing)
             + " in params.yaml"
         )
-    values = {str(k): v for k, v in section.items() if v not in (None, "")}
+    return {str(k): v for k, v in section.items() if v not in (None, "")}
+
+
+def _check_values(values: Mapping[str, Any]) -> None:
+    """Check the values the registry knows the form of; Beam's parser checks the others."""
     for key in ("project", "region", "machine_type", "service_account_email", *_LOCATIONS):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{_key(key)} must be a string, not {values[key]!r}{_fix(key)}")
     for key in _LOCATIONS:
-        value = values.get(key)
-        if value is None:
-            continue
-        bucket = value[len("gs://") :].split("/", 1)[0] if value.startswith("gs://") else ""
-        if not _BUCKET_RE.match(bucket):
-            raise ConfigError(
-                f"{_key(key)} must be a gs:// path for Dataflow (gs://BUCKET/FOLDER, e.g. "
-                f"gs://my-lab-beam/{key.split('_')[0]}), not {value!r}{_fix(key)}"
-            )
-    project = values["project"]
-    if not _PROJECT_RE.match(project):
-        raise ConfigError(
-            f"{_key('project')} {project!r} is not a Google Cloud project id (6-30 lowercase "
-            f"letters, digits and '-', starting with a letter){_fix('project')}"
-        )
-    region = values["region"]
-    if not _REGION_RE.match(region):
-        raise ConfigError(
-            f"{_key('region')} {region!r} is not a Google Cloud region such as us-central1 or "
-            f"europe-west4{_fix('region')}"
-        )
+        if key in values:
+            example = f"gs://my-lab-beam/{key.split('_')[0]}"
+            names.check_gs_path(values[key], _key(key), "params.yaml", example)
+    project = names.check_project(values["project"], _key("project"), "params.yaml")
+    names.check_region(values["region"], _key("region"), "params.yaml")
     for key in ("max_num_workers", "num_workers", "disk_size_gb"):
         value = values.get(key)
         if value is not None and (
@@ -168,12 +161,15 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
             f"n2-standard-4 or e2-highmem-8{_fix('machine_type')}"
         )
     account = values.get("service_account_email")
-    if account is not None and not _SERVICE_ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"{_key('service_account_email')} must be a service account email such as "
-            f"dataflow-worker@{project}.iam.gserviceaccount.com, not {account!r}"
-            f"{_fix('service_account_email')}"
+    if account is not None:
+        names.check_service_account(
+            account, _key("service_account_email"), "params.yaml",
+            example=f"dataflow-worker@{project}",
         )
+
+
+def _flags(values: Mapping[str, Any]) -> list[str]:
+    """``--key=value`` for each value, in order; a bool is a switch, ``--key`` or ``--no_key``."""
     flags = []
     for key, value in values.items():
         if isinstance(value, bool):
@@ -423,6 +419,11 @@ def _packages(files: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
 def write_worker_package(root: Path, name: str, dest: Path | None = None) -> WorkerPackage:
     """Generate the source package that Dataflow workers install for dataset ``name``.
 
+    The files are gathered (the ``registry`` package, the builder's modules and data files), the
+    requirements pinned from what the builder modules import, the version made from a hash of
+    all of it, and ``setup.py`` and ``MANIFEST.in`` written with the files into ``dest``,
+    replaced whole.
+
     Args:
         root: The registry work tree.
         name: The dataset, e.g. ``image_classification/digits``.
@@ -441,7 +442,6 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
         >>> package.modules, package.setup_file.name  # doctest: +SKIP
         (('digits_dataset_builder',), 'setup.py')
     """
-    from registry import __version__
     from registry.errors import NotBuiltError
 
     builder = root / layout.builder_file(name)
@@ -455,15 +455,9 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
     files = [*registry_files, *dataset_files]
     module_paths = [path for rel, path in dataset_files if rel.endswith(".py")]
     requirements = worker_requirements(_imported_modules(module_paths))
-    packages, package_data = _packages(rel for rel, _ in registry_files)
-
-    digest = hashlib.sha256()
-    for rel, path in files:
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update("\n".join(requirements).encode())
-    version = f"{__version__}+{digest.hexdigest()[:12]}"
+    version = _package_version(files, requirements)
     distribution = "registry-dataflow-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    python = f"~={sys.version_info.major}.{sys.version_info.minor}.0"
+    packages, package_data = _packages(rel for rel, _ in registry_files)
     setup_py = _SETUP_PY.format(
         name=name,
         builder=modules[0],
@@ -476,15 +470,41 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
                 "package_data": package_data,
                 "py_modules": sorted(modules),
                 "install_requires": requirements,
-                "python_requires": python,
+                "python_requires": f"~={sys.version_info.major}.{sys.version_info.minor}.0",
             }
         ),
     )
+    dest = dest or worker_package_dir(root, name)
+    _write_package(root, dest, files, setup_py)
+    return WorkerPackage(
+        folder=dest,
+        setup_file=dest / "setup.py",
+        distribution=distribution,
+        version=version,
+        modules=tuple(modules),
+        requirements=tuple(requirements),
+    )
+
+
+def _package_version(files: Iterable[tuple[str, Path]], requirements: Iterable[str]) -> str:
+    """``<registry version>+<hash of the files and requirements>``: new for any change."""
+    from registry import __version__
+
+    digest = hashlib.sha256()
+    for rel, path in files:
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update("\n".join(requirements).encode())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def _write_package(
+    root: Path, dest: Path, files: Iterable[tuple[str, Path]], setup_py: str
+) -> None:
+    """Write the files, ``setup.py`` and ``MANIFEST.in`` beside ``dest``, then swap it in whole."""
+    files = list(files)
     # sdist takes exactly these files (setuptools would otherwise guess from the folder).
     manifest = "".join(f"include {rel}\n" for rel, _ in files if "/" not in rel)
     manifest += "graft registry\n"  # caches are never copied in
-
-    dest = dest or worker_package_dir(root, name)
     _ignore_in_git(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -498,14 +518,6 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
         replace_dir(staging, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return WorkerPackage(
-        folder=dest,
-        setup_file=dest / "setup.py",
-        distribution=distribution,
-        version=version,
-        modules=tuple(modules),
-        requirements=tuple(requirements),
-    )
 
 
 def _ignore_in_git(root: Path) -> None:
@@ -525,17 +537,18 @@ def check_credentials(project: str) -> None:
     """Check that Google Cloud credentials exist before a Dataflow job is submitted.
 
     Fast and offline away from Google Cloud (see
-    :func:`registry.cloud.vertex.find_credentials`); the credentials themselves are never printed,
-    logged or written.
+    :func:`registry.cloud.credentials.find_credentials`); the credentials themselves are never
+    printed, logged or written.
 
     Raises:
         CredentialsError: If none are configured: says to run ``gcloud auth
             application-default login`` or set ``GOOGLE_APPLICATION_CREDENTIALS``.
     """
-    from registry.cloud.vertex import CredentialsError, find_credentials
+    from registry.cloud.credentials import find_credentials
+    from registry.errors import CredentialsError
 
     try:
-        find_credentials(project)
+        find_credentials(f"Dataflow for project {project!r}")
     except CredentialsError as e:
         import os
 

@@ -34,6 +34,7 @@ A TPU v5e job sets ``machine_type: ct5lp-hightpu-4t`` (and optionally
 from __future__ import annotations
 
 import copy
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -41,8 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.cloud.gcloud import credentials_help
-from registry.cloud.gcloud import find_credentials as _find_credentials
+from registry.cloud import names
+from registry.cloud.credentials import credentials_help
+from registry.cloud.credentials import find_credentials as _find_credentials
 from registry.errors import (
     ConfigError,
     CredentialsError,
@@ -64,6 +66,7 @@ __all__ = [
 
 BACKENDS = ("local", "vertex")
 SECTION = "compute.vertex"
+_FILE = "params.yaml"
 _WHERE = "in params.yaml under compute: vertex:"
 
 # GPU -> the machine families it attaches to (Vertex AI "configure compute" table).
@@ -112,13 +115,8 @@ _PLACEHOLDERS = ("model", "job_id", "output_dir", "data_uri")
 DEFAULT_ARGS = ("{model}",)
 DEFAULT_BOOT_DISK_GB = 100
 
-_PROJECT_RE = re.compile(r"^(?:[a-z][a-z0-9.-]*[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION_RE = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _TOPOLOGY_RE = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
-_SERVICE_ACCOUNT_RE = re.compile(r"^[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+$")
-_JOB_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_LABEL_RE = re.compile(r"[^a-z0-9_-]+")
+_JOB_ID_START_RE = re.compile(r"^[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -181,15 +179,7 @@ def _strings(vertex: Mapping[str, Any], name: str) -> list[str] | None:
 
 def _gcs(vertex: Mapping[str, Any], name: str, example: str) -> str | None:
     value = _text(vertex, name)
-    if value is None:
-        return None
-    bucket = value[len("gs://") :].split("/", 1)[0] if value.startswith("gs://") else ""
-    if not _BUCKET_RE.match(bucket):
-        raise ConfigError(
-            f"{_key(name)} must be a Cloud Storage path gs://BUCKET[/FOLDER], e.g. {example}, "
-            f"not {value!r}; fix it {_WHERE}"
-        )
-    return value.rstrip("/")
+    return None if value is None else names.check_gs_path(value, _key(name), _FILE, example)
 
 
 def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,8 +209,17 @@ def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"backend": backend, "vertex": dict(vertex)}
 
 
-def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, Any], int | None]:
-    """The worker pool's machine_spec, and the replica count a multi-host TPU slice needs."""
+@dataclass(frozen=True)
+class _Accelerators:
+    """What the section asks of the machine: accelerator type, count and TPU slice shape."""
+
+    type: str | None
+    count: int | None
+    topology: str | None
+
+
+def _accelerators(vertex: Mapping[str, Any]) -> _Accelerators:
+    """``accelerator_type``, ``accelerator_count`` and ``tpu_topology``, each checked alone."""
     accelerator = _text(vertex, "accelerator_type")
     count = _count(vertex, "accelerator_count")
     topology = _text(vertex, "tpu_topology")
@@ -235,95 +234,134 @@ def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, An
         raise ConfigError(
             f"{_key('tpu_topology')} must be a slice shape such as 2x2 or 2x2x1, not {topology!r}"
         )
-    tpu_vm = next((p for p in _TPU_VMS if machine.startswith(p)), None)
+    return _Accelerators(accelerator, count, topology)
 
+
+def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, Any], int | None]:
+    """The worker pool's machine_spec, and the replica count a multi-host TPU slice needs.
+
+    Each machine family has its own rules: a TPU VM (``ct5lp-hightpu-4t``...), a legacy TPU node
+    (``cloud-tpu``), a machine with GPUs, or a CPU-only machine.
+    """
+    wanted = _accelerators(vertex)
+    tpu_vm = next((prefix for prefix in _TPU_VMS if machine.startswith(prefix)), None)
     if tpu_vm is not None:
-        implied, topologies = _TPU_VMS[tpu_vm]
-        per_host = re.fullmatch(rf"{re.escape(tpu_vm)}([0-9]+)t", machine)
-        if per_host is None or int(per_host.group(1)) not in topologies:
-            raise ConfigError(
-                f"{_key('machine_type')} {machine!r} is not a TPU machine type Vertex AI offers; "
-                f"use one of {', '.join(tpu_vm + f'{n}t' for n in topologies)}"
-            )
-        chips = int(per_host.group(1))
-        if accelerator is not None and accelerator != implied:
-            raise ConfigError(
-                f"{_key('accelerator_type')} {accelerator} does not run on {machine} "
-                f"({_key('machine_type')}), a TPU machine"
-                + (f" with {implied} chips" if implied else "")
-                + "; leave accelerator_type empty or make them match"
-            )
-        if count is not None and count != chips:
-            raise ConfigError(
-                f"{_key('accelerator_count')} is {count}, but {machine} has {chips} TPU chip(s); "
-                "leave it empty (the machine type sets it)"
-            )
-        topology = topology or topologies[chips]
-        slice_chips = 1
-        for side in topology.split("x"):
-            slice_chips *= int(side)
-        if slice_chips % chips or slice_chips < chips:
-            raise ConfigError(
-                f"{_key('tpu_topology')} {topology} ({slice_chips} chips) does not fit {machine} "
-                f"({chips} chips a host); use {topologies[chips]} for one host, or a slice of a "
-                "multiple of its chips"
-            )
-        # TPU VMs take the slice shape, not an accelerator count (Vertex AI's TPU v5e / v6e form).
-        return {"machine_type": machine, "tpu_topology": topology}, slice_chips // chips
+        return _tpu_vm_spec(machine, tpu_vm, wanted)
+    if wanted.type in _CLOUD_TPU_COUNTS or machine == _CLOUD_TPU:
+        return _cloud_tpu_spec(machine, wanted), None
+    _refuse_tpu_settings(machine, wanted)
+    if wanted.type is None:
+        return _cpu_spec(machine, wanted), None
+    return _gpu_spec(machine, wanted.type, wanted.count), None
 
-    if accelerator in _CLOUD_TPU_COUNTS or machine == _CLOUD_TPU:
-        if accelerator not in _CLOUD_TPU_COUNTS:
-            raise ConfigError(
-                f"{_key('machine_type')} {_CLOUD_TPU} needs {_key('accelerator_type')} "
-                f"{' or '.join(_CLOUD_TPU_COUNTS)}"
-                + (f", not {accelerator}" if accelerator else "")
-            )
-        if machine != _CLOUD_TPU:
-            raise ConfigError(
-                f"{_key('accelerator_type')} {accelerator} is a TPU and needs "
-                f"{_key('machine_type')} {_CLOUD_TPU}, not {machine!r}"
-            )
-        spec: dict[str, Any] = {
-            "machine_type": machine,
-            "accelerator_type": accelerator,
-            "accelerator_count": count or _CLOUD_TPU_COUNTS[accelerator],
-        }
-        if accelerator == "TPU_V4_POD":
-            if topology is None:
-                raise ConfigError(f"TPU_V4_POD needs {_key('tpu_topology')}, e.g. 2x2x1")
-            spec["tpu_topology"] = topology
-        elif count is not None and count != _CLOUD_TPU_COUNTS[accelerator]:
-            raise ConfigError(
-                f"{_key('accelerator_count')} for {accelerator} on {_CLOUD_TPU} must be "
-                f"{_CLOUD_TPU_COUNTS[accelerator]}, not {count}"
-            )
-        return spec, None
 
-    if accelerator == "TPU_V5_LITEPOD":
+def _tpu_vm_spec(
+    machine: str, prefix: str, wanted: _Accelerators
+) -> tuple[dict[str, Any], int]:
+    """A TPU VM: the machine type carries the chips, the job the slice shape (and hosts)."""
+    implied, topologies = _TPU_VMS[prefix]
+    per_host = re.fullmatch(rf"{re.escape(prefix)}([0-9]+)t", machine)
+    if per_host is None or int(per_host.group(1)) not in topologies:
+        raise ConfigError(
+            f"{_key('machine_type')} {machine!r} is not a TPU machine type Vertex AI offers; "
+            f"use one of {', '.join(prefix + f'{n}t' for n in topologies)}"
+        )
+    chips = int(per_host.group(1))
+    if wanted.type is not None and wanted.type != implied:
+        raise ConfigError(
+            f"{_key('accelerator_type')} {wanted.type} does not run on {machine} "
+            f"({_key('machine_type')}), a TPU machine"
+            + (f" with {implied} chips" if implied else "")
+            + "; leave accelerator_type empty or make them match"
+        )
+    if wanted.count is not None and wanted.count != chips:
+        raise ConfigError(
+            f"{_key('accelerator_count')} is {wanted.count}, but {machine} has {chips} TPU "
+            "chip(s); leave it empty (the machine type sets it)"
+        )
+    topology = wanted.topology or topologies[chips]
+    slice_chips = math.prod(int(side) for side in topology.split("x"))
+    if slice_chips % chips or slice_chips < chips:
+        raise ConfigError(
+            f"{_key('tpu_topology')} {topology} ({slice_chips} chips) does not fit {machine} "
+            f"({chips} chips a host); use {topologies[chips]} for one host, or a slice of a "
+            "multiple of its chips"
+        )
+    # TPU VMs take the slice shape, not an accelerator count (Vertex AI's TPU v5e / v6e form).
+    return {"machine_type": machine, "tpu_topology": topology}, slice_chips // chips
+
+
+def _cloud_tpu_spec(machine: str, wanted: _Accelerators) -> dict[str, Any]:
+    """A legacy TPU node: machine type ``cloud-tpu`` with a TPU accelerator type and count."""
+    accelerator = wanted.type
+    if accelerator not in _CLOUD_TPU_COUNTS:
+        raise ConfigError(
+            f"{_key('machine_type')} {_CLOUD_TPU} needs {_key('accelerator_type')} "
+            f"{' or '.join(_CLOUD_TPU_COUNTS)}"
+            + (f", not {accelerator}" if accelerator else "")
+        )
+    if machine != _CLOUD_TPU:
+        raise ConfigError(
+            f"{_key('accelerator_type')} {accelerator} is a TPU and needs "
+            f"{_key('machine_type')} {_CLOUD_TPU}, not {machine!r}"
+        )
+    cores = _CLOUD_TPU_COUNTS[accelerator]
+    spec: dict[str, Any] = {
+        "machine_type": machine,
+        "accelerator_type": accelerator,
+        "accelerator_count": wanted.count or cores,
+    }
+    if accelerator == "TPU_V4_POD":
+        if wanted.topology is None:
+            raise ConfigError(f"TPU_V4_POD needs {_key('tpu_topology')}, e.g. 2x2x1")
+        spec["tpu_topology"] = wanted.topology
+    elif wanted.count is not None and wanted.count != cores:
+        raise ConfigError(
+            f"{_key('accelerator_count')} for {accelerator} on {_CLOUD_TPU} must be "
+            f"{cores}, not {wanted.count}"
+        )
+    return spec
+
+
+def _refuse_tpu_settings(machine: str, wanted: _Accelerators) -> None:
+    """A machine that is no TPU machine takes neither a TPU v5e nor a slice shape."""
+    if wanted.type == "TPU_V5_LITEPOD":
         raise ConfigError(
             f"{_key('accelerator_type')} TPU_V5_LITEPOD (TPU v5e) needs a TPU machine type "
             f"such as ct5lp-hightpu-4t (4 chips), ct5lp-hightpu-1t or ct5lp-hightpu-8t in "
             f"{_key('machine_type')}, not {machine!r}"
         )
-    if topology is not None:
+    if wanted.topology is not None:
         raise ConfigError(
             f"{_key('tpu_topology')} is set, but {machine} is not a TPU machine; leave it empty "
             "or use a TPU machine type such as ct5lp-hightpu-4t"
         )
-    attached = re.search(r"-([0-9]+)g$", machine)  # a2-highgpu-2g, a3-highgpu-8g: fixed GPUs
-    if accelerator is None:
-        if count is not None:
-            raise ConfigError(
-                f"{_key('accelerator_count')} is {count} but {_key('accelerator_type')} is empty; "
-                f"set the type, e.g. NVIDIA_TESLA_T4 or NVIDIA_L4"
-            )
-        if attached or any(machine.startswith(p) for p in ("g2-", "a2-", "a3-", "a4")):
-            raise ConfigError(
-                f"{_key('machine_type')} {machine} comes with GPUs; set "
-                f"{_key('accelerator_type')} to its GPU (e.g. NVIDIA_L4 for g2, "
-                "NVIDIA_TESLA_A100 for a2-highgpu)"
-            )
-        return {"machine_type": machine}, None
+
+
+def _fixed_gpus(machine: str) -> int | None:
+    """How many GPUs a machine type comes with (a2-highgpu-2g: 2), None if it is not fixed."""
+    attached = re.search(r"-([0-9]+)g$", machine)
+    return int(attached.group(1)) if attached else None
+
+
+def _cpu_spec(machine: str, wanted: _Accelerators) -> dict[str, Any]:
+    """A CPU-only machine: no accelerator count, and not a machine that comes with GPUs."""
+    if wanted.count is not None:
+        raise ConfigError(
+            f"{_key('accelerator_count')} is {wanted.count} but {_key('accelerator_type')} is "
+            "empty; set the type, e.g. NVIDIA_TESLA_T4 or NVIDIA_L4"
+        )
+    if _fixed_gpus(machine) is not None or machine.startswith(("g2-", "a2-", "a3-", "a4")):
+        raise ConfigError(
+            f"{_key('machine_type')} {machine} comes with GPUs; set "
+            f"{_key('accelerator_type')} to its GPU (e.g. NVIDIA_L4 for g2, "
+            "NVIDIA_TESLA_A100 for a2-highgpu)"
+        )
+    return {"machine_type": machine}
+
+
+def _gpu_spec(machine: str, accelerator: str, count: int | None) -> dict[str, Any]:
+    """GPUs: the machine family the GPU attaches to, and a count it offers (or comes with)."""
     families = _GPU_MACHINES[accelerator]
     if not machine.startswith(families):
         raise ConfigError(
@@ -331,8 +369,8 @@ def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, An
             f"({_key('machine_type')}); it needs a {' or '.join(f + '*' for f in families)} "
             "machine"
         )
-    if attached:
-        fixed = int(attached.group(1))
+    fixed = _fixed_gpus(machine)
+    if fixed is not None:
         if count is not None and count != fixed:
             raise ConfigError(
                 f"{_key('accelerator_count')} is {count}, but {machine} has {fixed} GPU(s); "
@@ -344,8 +382,7 @@ def _machine_spec(vertex: Mapping[str, Any], machine: str) -> tuple[dict[str, An
         raise ConfigError(
             f"{_key('accelerator_count')} must be 1, 2, 4, 8 or 16 GPUs a machine, not {count}"
         )
-    spec = {"machine_type": machine, "accelerator_type": accelerator, "accelerator_count": count}
-    return spec, None
+    return {"machine_type": machine, "accelerator_type": accelerator, "accelerator_count": count}
 
 
 def _fill(template: str, values: Mapping[str, str | None], where: str) -> str:
@@ -367,14 +404,107 @@ def _fill(template: str, values: Mapping[str, str | None], where: str) -> str:
     return "".join(out)
 
 
-def _label(value: str) -> str:
-    return _LABEL_RE.sub("-", value.lower()).strip("-_")[:63] or "model"
+@dataclass(frozen=True)
+class _Placement:
+    """Where the job runs and writes, and as whom: the section's values, each checked."""
+
+    project: str
+    region: str
+    staging_bucket: str
+    output_uri: str
+    data_uri: str | None
+    image: str
+    service_account: str | None
+
+
+def _placement(vertex: Mapping[str, Any]) -> _Placement:
+    """Every missing required key at once, then project, region, paths, image and account."""
+    missing = [k for k in _REQUIRED if vertex.get(k) is None or vertex.get(k) == ""]
+    if missing:
+        raise ConfigError(
+            f"Vertex AI training needs {', '.join(_key(k) for k in missing)}: set "
+            f"{'it' if len(missing) == 1 else 'them'} {_WHERE}"
+        )
+    project = names.check_project(_text(vertex, "project") or "", _key("project"), _FILE)
+    region = names.check_region(_text(vertex, "region") or "", _key("region"), _FILE)
+    staging = _gcs(vertex, "staging_bucket", "gs://my-lab-vertex/staging") or ""
+    output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training") or ""
+    data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
+    image = _text(vertex, "image_uri") or ""
+    if re.search(r"\s", image) or image.startswith(("gs://", "http://", "https://")):
+        raise ConfigError(
+            f"{_key('image_uri')} must be a container image such as "
+            f"us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest, not {image!r}"
+        )
+    account = _text(vertex, "service_account")
+    if account is not None:
+        names.check_service_account(
+            account, _key("service_account"), _FILE, example=f"trainer@{project}"
+        )
+    return _Placement(project, region, staging, output_uri, data_uri, image, account)
+
+
+def _worker_pool(vertex: Mapping[str, Any]) -> dict[str, Any]:
+    """The worker pool without its container: machine, replicas (a TPU slice's hosts), disk."""
+    machine = (_text(vertex, "machine_type") or "").lower()
+    machine_spec, tpu_hosts = _machine_spec(vertex, machine)
+    replicas = _count(vertex, "replica_count")
+    if tpu_hosts is not None and replicas is not None and replicas != tpu_hosts:
+        raise ConfigError(
+            f"{_key('replica_count')} is {replicas}, but the TPU slice "
+            f"{machine_spec['tpu_topology']} on {machine} needs {tpu_hosts} host(s); leave it "
+            "empty"
+        )
+    disk = _count(vertex, "boot_disk_size_gb") or DEFAULT_BOOT_DISK_GB
+    return {
+        "machine_spec": machine_spec,
+        "replica_count": replicas or tpu_hosts or 1,
+        "disk_spec": {"boot_disk_type": "pd-ssd", "boot_disk_size_gb": disk},
+    }
+
+
+def _job_id(job_id: str | None) -> str:
+    """The job id given, or the UTC time; checked as the label value it becomes."""
+    if job_id is None:
+        job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    # It is also a folder name and part of the display name: it starts with a letter or digit.
+    names.check_label_value(job_id, "job id")
+    if not _JOB_ID_START_RE.match(job_id):
+        raise ConfigError(
+            f"job id {job_id!r} must start with a lowercase letter or digit, e.g. "
+            "20261130-120000 or lr-sweep-3"
+        )
+    return job_id
+
+
+def _container(
+    vertex: Mapping[str, Any], image: str, values: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """The container spec: image, command and arguments with placeholders filled, environment."""
+    command = _strings(vertex, "command")
+    args = _strings(vertex, "args")
+    container: dict[str, Any] = {"image_uri": image}
+    if command:
+        container["command"] = [_fill(c, values, _key("command")) for c in command]
+    container["args"] = [
+        _fill(a, values, _key("args")) for a in (DEFAULT_ARGS if args is None else args)
+    ]
+    env = [{"name": "REGISTRY_MODEL", "value": values["model"]}]
+    if values["data_uri"] is not None:
+        env.append({"name": "REGISTRY_DATA_URI", "value": values["data_uri"]})
+    container["env"] = env
+    return container
 
 
 def build_job_spec(
     model: str, params: Mapping[str, Any], *, job_id: str | None = None
 ) -> dict[str, Any]:
     """Build the Vertex AI CustomJob that trains ``model``, from the ``compute.vertex`` params.
+
+    In order: the section's required keys (every missing one named at once) and where the job
+    runs and writes (project, region, ``gs://`` paths, image, service account); the worker's
+    machine, by machine family, with the hosts a TPU slice needs; the job id and output folder;
+    the container, its command's placeholders filled; then the CustomJob that holds them.
 
     Args:
         model: The model to train, e.g. ``digits-cnn``: it names the job and its output
@@ -400,96 +530,27 @@ def build_job_spec(
         {'machine_type': 'g2-standard-8', 'accelerator_type': 'NVIDIA_L4', 'accelerator_count': 1}
     """
     vertex = compute_section(params)["vertex"]
-    missing = [k for k in _REQUIRED if vertex.get(k) is None or vertex.get(k) == ""]
-    if missing:
-        raise ConfigError(
-            f"Vertex AI training needs {', '.join(_key(k) for k in missing)}: set "
-            f"{'it' if len(missing) == 1 else 'them'} {_WHERE}"
-        )
-    project = _text(vertex, "project") or ""
-    if not _PROJECT_RE.match(project):
-        raise ConfigError(
-            f"{_key('project')} {project!r} is not a Google Cloud project id (6-30 lowercase "
-            f"letters, digits and '-', starting with a letter); fix it {_WHERE}"
-        )
-    region = _text(vertex, "region") or ""
-    if not _REGION_RE.match(region):
-        raise ConfigError(
-            f"{_key('region')} {region!r} is not a Google Cloud region such as us-central1 or "
-            f"europe-west4; fix it {_WHERE}"
-        )
-    staging = _gcs(vertex, "staging_bucket", "gs://my-lab-vertex/staging")
-    output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training")
-    data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
-    image = _text(vertex, "image_uri") or ""
-    if re.search(r"\s", image) or image.startswith(("gs://", "http://", "https://")):
-        raise ConfigError(
-            f"{_key('image_uri')} must be a container image such as "
-            f"us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest, not {image!r}"
-        )
-    account = _text(vertex, "service_account")
-    if account is not None and not _SERVICE_ACCOUNT_RE.match(account):
-        raise ConfigError(
-            f"{_key('service_account')} must be a service account email such as "
-            f"trainer@{project}.iam.gserviceaccount.com, not {account!r}"
-        )
-    machine = (_text(vertex, "machine_type") or "").lower()
-    machine_spec, tpu_hosts = _machine_spec(vertex, machine)
-    replicas = _count(vertex, "replica_count")
-    if tpu_hosts is not None and replicas is not None and replicas != tpu_hosts:
-        raise ConfigError(
-            f"{_key('replica_count')} is {replicas}, but the TPU slice "
-            f"{machine_spec['tpu_topology']} on {machine} needs {tpu_hosts} host(s); leave it "
-            "empty"
-        )
-    replicas = replicas or tpu_hosts or 1
-
-    if job_id is None:
-        job_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    if not _JOB_ID_RE.match(job_id):
-        raise ConfigError(
-            f"job id {job_id!r}: use lowercase letters, digits, '-' and '_' (at most 63), "
-            "e.g. 20261130-120000 or lr-sweep-3"
-        )
-    output_dir = f"{output_uri}/{model}/{job_id}"
-    values = {"model": model, "job_id": job_id, "output_dir": output_dir, "data_uri": data_uri}
-    command = _strings(vertex, "command")
-    args = _strings(vertex, "args")
-    container: dict[str, Any] = {"image_uri": image}
-    if command:
-        container["command"] = [_fill(c, values, _key("command")) for c in command]
-    container["args"] = [
-        _fill(a, values, _key("args")) for a in (DEFAULT_ARGS if args is None else args)
-    ]
-    env = [{"name": "REGISTRY_MODEL", "value": model}]
-    if data_uri is not None:
-        env.append({"name": "REGISTRY_DATA_URI", "value": data_uri})
-    container["env"] = env
+    place = _placement(vertex)
+    pool = _worker_pool(vertex)
+    job_id = _job_id(job_id)
+    output_dir = f"{place.output_uri}/{model}/{job_id}"
+    values: dict[str, str | None] = {"model": model, "job_id": job_id, "output_dir": output_dir}
+    values["data_uri"] = place.data_uri
+    pool["container_spec"] = _container(vertex, place.image, values)
 
     job_spec: dict[str, Any] = {
-        "worker_pool_specs": [
-            {
-                "machine_spec": machine_spec,
-                "replica_count": replicas,
-                "disk_spec": {
-                    "boot_disk_type": "pd-ssd",
-                    "boot_disk_size_gb": _count(vertex, "boot_disk_size_gb")
-                    or DEFAULT_BOOT_DISK_GB,
-                },
-                "container_spec": container,
-            }
-        ],
+        "worker_pool_specs": [pool],
         "base_output_directory": {"output_uri_prefix": output_dir},
     }
-    if account is not None:
-        job_spec["service_account"] = account
+    if place.service_account is not None:
+        job_spec["service_account"] = place.service_account
     return {
-        "project": project,
-        "location": region,
-        "staging_bucket": staging,
+        "project": place.project,
+        "location": place.region,
+        "staging_bucket": place.staging_bucket,
         "custom_job": {
             "display_name": f"{model.replace('/', '-')}-{job_id}",
-            "labels": {"registry-model": _label(model), "registry-job": _label(job_id)},
+            "labels": {"registry-model": names.label_value(model), "registry-job": job_id},
             "job_spec": job_spec,
         },
     }
@@ -506,7 +567,7 @@ def _purpose(project: str | None) -> str:
 
 def find_credentials(project: str | None = None) -> Any:
     """Find Application Default Credentials for Vertex AI, quickly (see
-    :func:`registry.cloud.gcloud.find_credentials`).
+    :func:`registry.cloud.credentials.find_credentials`).
 
     Args:
         project: The project the job goes to, named in the error message.

@@ -479,7 +479,7 @@ class RemoteStore:
         remote = self._remote()
         if remote.scheme not in ("gs", "gcs"):
             return None
-        from registry.cloud.gcloud import explain_storage_error
+        from registry.cloud.gcs import explain_storage_error
 
         return explain_storage_error(
             error, remote=remote.name, url=remote.url, action=f"{action} {remote.url}"
@@ -591,9 +591,11 @@ def _check_gcs_credentials(name: str, url: str, options: dict[str, Any]) -> None
     ``credentialpath`` in a DVC config gets that file checked; otherwise Application Default
     Credentials must be found.
     """
-    from registry.cloud.gcloud import find_credentials
+    from registry.cloud.credentials import find_credentials
+    from registry.config import parse_bool
 
-    if str(options.get("allow_anonymous_login", "")).lower() in ("true", "1", "yes"):
+    anonymous = options.get("allow_anonymous_login", False)
+    if parse_bool(anonymous, f"allow_anonymous_login of DVC remote {name!r}"):
         return
     key = options.get("credentialpath")
     if key:

@@ -1,163 +1,23 @@
-"""Google Cloud: credentials, and clear errors for a registry on Google Cloud Storage.
+"""Google Cloud Storage: clear errors for a registry on a bucket, and ``gs://`` folders.
 
-Credentials are always Google's Application Default Credentials (``gcloud auth
-application-default login``, ``GOOGLE_APPLICATION_CREDENTIALS`` naming a service-account key
-file kept outside the repository, or a Google Cloud machine's own service account). The
-registry never writes them anywhere: not into the repository, the DVC config, ``params.yaml``,
-MLflow or a log line. Messages name the place credentials came from, never their contents.
-
-Failures are found fast: away from Google Cloud, google-auth's metadata-server probe (which can
-wait many seconds where packets are dropped) is skipped, and a remote's bucket is checked with one
-request before a release pushes anything. Every storage error is turned into a message that says
-what to fix (:func:`explain_storage_error`).
+Every storage error that DVC, gcsfs or google-auth raises is turned into a message that says what
+to fix (:func:`explain_storage_error`); a remote's bucket is checked with one request before a
+release pushes anything. :func:`download_folder` and :func:`delete_folder` move a build that
+Dataflow's workers wrote to Cloud Storage back into the registry clone.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from registry.errors import (
-    CredentialsError,
-    MissingDependencyError,
-    RegistryError,
-    RemoteError,
-    first_line,
-)
+from registry.cloud.credentials import credentials_help, credentials_source, find_credentials
+from registry.cloud.names import parse_gs_path
+from registry.errors import CredentialsError, RegistryError, RemoteError, first_line
 
-__all__ = [
-    "CLOUD_PLATFORM_SCOPE",
-    "credentials_help",
-    "credentials_source",
-    "explain_storage_error",
-    "find_credentials",
-    "metadata_probe_off",
-    "on_google_cloud",
-]
-
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-KEY_FILE_VAR = "GOOGLE_APPLICATION_CREDENTIALS"
-
-
-def on_google_cloud() -> bool:
-    """Whether a metadata server can answer: a Google Cloud VM (as google-auth checks) or a
-    serverless runtime."""
-    serverless = ("K_SERVICE", "CLOUD_RUN_JOB", "GAE_ENV", "FUNCTION_TARGET")
-    if any(os.environ.get(v) for v in serverless):
-        return True
-    try:
-        return Path("/sys/class/dmi/id/product_name").read_text().startswith("Google")
-    except OSError:
-        return False
-
-
-@contextmanager
-def metadata_probe_off() -> Iterator[None]:
-    """Skip google-auth's metadata-server probe away from Google Cloud.
-
-    Off Google Cloud the probe can only fail, and where packets to 169.254.169.254 are dropped it
-    waits 3 tries x 3 s plus back-off before saying so. A user who set NO_GCE_CHECK or
-    GCE_METADATA_HOST (an emulator) decides for themselves.
-    """
-    if on_google_cloud() or any(
-        os.environ.get(v) is not None
-        for v in ("NO_GCE_CHECK", "GCE_METADATA_HOST", "GCE_METADATA_ROOT")
-    ):
-        yield
-        return
-    os.environ["NO_GCE_CHECK"] = "true"
-    # google-auth reads NO_GCE_CHECK when its metadata module is first imported; if something
-    # (gcsfs, DVC's gs remote) imported it already, its flag is set directly.
-    metadata = sys.modules.get("google.auth.compute_engine._metadata")
-    saved = getattr(metadata, "_NO_GCE_CHECK", None)
-    if metadata is not None:
-        setattr(metadata, "_NO_GCE_CHECK", True)  # noqa: B010 - a private flag, set on purpose
-    try:
-        yield
-    finally:
-        os.environ.pop("NO_GCE_CHECK", None)
-        if metadata is not None:
-            setattr(metadata, "_NO_GCE_CHECK", saved)  # noqa: B010
-
-
-def credentials_help(purpose: str) -> str:
-    """How to provide credentials, for an error message about ``purpose``."""
-    return (
-        f"{purpose} needs Google Cloud credentials: run `gcloud auth application-default "
-        f"login`, or set {KEY_FILE_VAR} to a service-account key file kept outside the "
-        "repository; never put credentials in params.yaml or the DVC config"
-    )
-
-
-def credentials_source() -> str:
-    """Where Application Default Credentials would come from, in words (never their contents)."""
-    key_file = os.environ.get(KEY_FILE_VAR)
-    if key_file:
-        return f"the key file named by {KEY_FILE_VAR} ({key_file})"
-    config = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(
-        os.path.expanduser("~"), ".config", "gcloud"
-    )
-    adc = Path(config) / "application_default_credentials.json"
-    if adc.is_file():
-        return f"gcloud's application default credentials ({adc})"
-    if on_google_cloud():
-        return "this Google Cloud machine's service account"
-    return "no credentials"
-
-
-def find_credentials(purpose: str = "Google Cloud") -> Any:
-    """Find Google's Application Default Credentials, quickly, without waiting on the network.
-
-    Args:
-        purpose: What needs them, for the error message (e.g. ``"Vertex AI for project
-            'my-lab'"``).
-
-    Returns:
-        A ``google.auth.credentials.Credentials`` (never printed or stored by the registry).
-
-    Raises:
-        CredentialsError: If none are configured, or the key file named by
-            ``GOOGLE_APPLICATION_CREDENTIALS`` is missing or malformed: says which, and how to
-            provide credentials.
-        MissingDependencyError: If google-auth is not installed.
-
-    Example:
-        >>> find_credentials("DVC remote 'gcs'")  # doctest: +SKIP
-        <google.oauth2.service_account.Credentials object at 0x...>
-    """
-    try:
-        import google.auth
-        from google.auth.exceptions import DefaultCredentialsError
-    except ImportError as e:  # pragma: no cover - google-auth comes with the stack
-        raise MissingDependencyError("google.auth", "'lab-registry'") from e
-    # google-auth logs a warning for each place it looked in vain; the error below says it all.
-    auth_log = logging.getLogger("google.auth._default")
-    level = auth_log.level
-    auth_log.setLevel(logging.ERROR)
-    with metadata_probe_off():
-        try:
-            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        except (DefaultCredentialsError, ValueError) as e:
-            key_file = os.environ.get(KEY_FILE_VAR)
-            if key_file:
-                raise CredentialsError(
-                    f"{KEY_FILE_VAR}={key_file} could not be used ({first_line(e)}). "
-                    + credentials_help(purpose)
-                ) from e
-            raise CredentialsError(
-                "no Google Cloud credentials found. " + credentials_help(purpose)
-            ) from e
-        finally:
-            auth_log.setLevel(level)
-    return credentials
-
-
-# -- storage errors --------------------------------------------------------------------------------
+__all__ = ["delete_folder", "download_folder", "explain_storage_error"]
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -259,18 +119,6 @@ def _storage_client() -> Any:
     return storage.Client(credentials=credentials, project=getattr(credentials, "project_id", None))
 
 
-def split_gs_url(url: str) -> tuple[str, str]:
-    """``gs://bucket/a/b`` -> ``("bucket", "a/b")``.
-
-    Raises:
-        ValueError: If ``url`` is not a ``gs://`` URL with a bucket.
-    """
-    if not url.startswith("gs://") or not url[5:].split("/", 1)[0]:
-        raise ValueError(f"not a gs://bucket/path URL: {url!r}")
-    bucket, _, path = url[5:].partition("/")
-    return bucket, path.strip("/")
-
-
 def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     """Download every object under the folder ``url`` (``gs://bucket/prefix``) into ``dest``.
 
@@ -289,10 +137,11 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
     Raises:
         RemoteError: If the folder holds no objects, or cannot be read (with the reason).
         CredentialsError: If credentials are missing or refused.
+        ConfigError: If ``url`` is not a ``gs://`` folder with a valid bucket name.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    bucket_name, prefix = split_gs_url(url)
+    bucket_name, prefix = parse_gs_path(url, "the folder", "", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     base = f"{prefix}/" if prefix else ""
     try:
@@ -324,7 +173,7 @@ def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:
 
 def delete_folder(url: str) -> int:
     """Delete every object under the folder ``url``; return how many. Errors are the caller's."""
-    bucket_name, prefix = split_gs_url(url)
+    bucket_name, prefix = parse_gs_path(url, "the folder", "", "gs://my-lab-beam/tmp/build")
     client = _storage_client()
     blobs = list(client.list_blobs(bucket_name, prefix=f"{prefix}/" if prefix else ""))
     for blob in blobs:
