@@ -372,7 +372,7 @@ class InvalidCardError(ReleaseError, ValueError):
         listing = ", ".join(released) or "none"
         target = value.split(":", 1)[0]
         super().__init__(
-            f"cannot release {name!r}: {field} {value!r} in its card is not a released {kind} "
+            f"cannot release {name!r}: its card's {field} {value!r} is not a released {kind} "
             f"version (released: {listing}); fix {card}, or release it first with "
             f"'registry {kind}s release {target}', then run "
             f"{_release_again('model', name)}"

@@ -594,6 +594,8 @@ def release_model(
     name = grammar.parse_name(name)
     if name not in session.known_models():
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
+    if name in session.known_datasets():
+        raise NameClashError(name, layout.dataset_dir(name))
     return release(session, _ModelRelease(session, name, version, bump), push=push)
 
 
@@ -634,8 +636,6 @@ class _ModelRelease:
     def check(self, index: TagIndex, version: Version) -> None:
         name, card = self.name, self.card
         validate_card(card, where=layout.card_file(name))
-        if name in self.session.known_datasets():
-            raise NameClashError(name, layout.dataset_dir(name))
         fields = [("training dataset", "dataset", str(d)) for d in card.datasets]
         if card.get("base_model"):
             fields.append(("base_model", "model", str(card.get("base_model"))))
