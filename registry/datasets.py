@@ -688,14 +688,17 @@ class _DatasetRelease:
 
     @property
     def kind(self) -> Kind:
+        """Datasets, for the commands that messages name."""
         return "dataset"
 
     @property
     def what(self) -> str:
+        """The bytes, for messages."""
         return f"the data of {self.name!r}"
 
     @property
     def targets(self) -> list[str]:
+        """The build stage, whose output DVC pushes."""
         return [layout.build_stage(self.name)]
 
     @functools.cached_property
@@ -704,6 +707,7 @@ class _DatasetRelease:
         return builder_metadata((self.session.root / layout.builder_file(self.name)).read_text())
 
     def version(self, index: TagIndex) -> Version:
+        """The builder's ``VERSION``."""
         version = self._builder[0]
         if version is None:
             raise VersionUnspecifiedError(
@@ -715,11 +719,13 @@ class _DatasetRelease:
         return version
 
     def check(self, index: TagIndex, version: Version) -> None:
+        """Release notes for ``version``; data built from the committed builder, at it."""
         if str(version) not in self._builder[1]:
             raise MissingReleaseNotesError(self.name, version, layout.builder_file(self.name))
         _check_built(self.session.root, self.name, version)
 
     def tag_message(self, version: Version) -> str:
+        """``Release NAME X.Y.Z`` and the first line of its release notes."""
         note = self._builder[1][str(version)].strip()
         subject = note.splitlines()[0] if note else ""
         return f"Release {self.name} {version}\n\n{subject}".strip()

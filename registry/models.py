@@ -610,10 +610,12 @@ class _ModelRelease:
 
     @property
     def kind(self) -> Kind:
+        """Models, for the commands that messages name."""
         return "model"
 
     @property
     def what(self) -> str:
+        """The bytes, for messages."""
         return f"the weights of {self.name!r}"
 
     @functools.cached_property
@@ -628,12 +630,15 @@ class _ModelRelease:
 
     @property
     def targets(self) -> list[str]:
+        """The weights, as DVC pushes them."""
         return [self.weights]
 
     def version(self, index: TagIndex) -> Version:
+        """``--version``, else ``--bump`` of the latest, else 1.0.0 for a first release."""
         return _next_version(index, self.name, self.wanted, self.bump)
 
     def check(self, index: TagIndex, version: Version) -> None:
+        """A valid card whose datasets and base model are released; current weights."""
         name, card = self.name, self.card
         validate_card(card, where=layout.card_file(name))
         fields = [("training dataset", "dataset", str(d)) for d in card.datasets]
@@ -733,7 +738,10 @@ def _check_weights_current(root: Path, name: str, weights: str) -> None:
         ) from e
     if status:
         problem = f"the weights {weights} are not up to date ({status})"
-        fix = f"run the dvc.yaml stage that makes them or 'registry models add {name} --force'"
+        fix = (
+            "run the dvc.yaml stage that makes them, or "
+            f"'registry models add {name} --from FILE --force'"
+        )
         raise StaleDataError("model", name, problem, fix)
 
 

@@ -8,11 +8,14 @@ artifact. Then the bytes go to the DVC remote, and only then is the annotated ta
 again completes it). Each refusal is its own :class:`~registry.errors.ReleaseError` subclass.
 
 An artifact kind supplies only what differs, as a :class:`Releasable`: which version, what to
-check before, which DVC targets hold the bytes, and the tag message.
+check before, which DVC targets hold the bytes, and the tag message. ``registry.datasets`` and
+``registry.models`` each hold one (``release_dataset`` and ``release_model`` call :func:`release`
+with it).
 
 Example:
-    >>> release(open_session(), DatasetRelease(session, "image_classification/digits"))
-    ... # doctest: +SKIP
+    >>> import registry
+    >>> registry.release_dataset("image_classification/digits")  # doctest: +SKIP
+    Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
 """
 
 from __future__ import annotations
@@ -103,9 +106,10 @@ def release(session: Session, artifact: Releasable, *, push: bool = True) -> Rel
         CredentialsError, RemoteError: If the DVC or Git remote cannot be written.
 
     Example:
-        >>> release(session, DatasetRelease(session, "image_classification/digits"))
+        >>> # what release_dataset does, with its dataset's Releasable:
+        >>> release(session, _DatasetRelease(session, "image_classification/digits"))
         ... # doctest: +SKIP
-        Release(name='image_classification/digits', version=Version(1, 0, 0), ...)
+        Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
     """
     repo, name = session.repo, artifact.name
     check_committed(repo, artifact.kind, name)

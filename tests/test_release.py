@@ -177,7 +177,8 @@ def test_stale_data_and_weights_are_refused(clone: Path, tmp_path: Path) -> None
     (clone / "models" / MODEL / "model.keras").write_bytes(b"retrained but not re-added")
     message = _refused(StaleDataError, "models", MODEL, clone=clone)
     assert "the weights models/m/model.keras are not up to date" in message
-    assert "'registry models add m --force', commit, and run 'registry models release m'" in message
+    assert ("'registry models add m --from FILE --force', commit, and run "
+            "'registry models release m'") in message
     _set_version(clone, "1.1.0", "More digits")
     commit_all(clone, "Bump, not rebuilt")
     message = _refused(StaleDataError, "datasets", NAME, clone=clone)
