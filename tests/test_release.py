@@ -132,7 +132,7 @@ def test_a_new_version_is_above_the_latest(clone: Path, tmp_path: Path) -> None:
 
 def test_a_commit_carries_one_version(clone: Path, tmp_path: Path) -> None:
     _model(clone, tmp_path)
-    registry.release_model(MODEL, registry=clone)
+    assert registry.release_model(MODEL, registry=clone).reference == "m:1.0.0"
     # gto show and stage tags cannot tell two versions on one commit apart.
     message = _refused(VersionOnCommitError, "models", MODEL, "--bump", "patch", clone=clone)
     assert "version 1.0.0 was released from this very commit" in message
