@@ -13,10 +13,10 @@ Example:
 from __future__ import annotations
 
 import ast
-import contextlib
+import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,22 +25,21 @@ from registry import layout
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
-    CredentialsError,
+    MissingReleaseNotesError,
     NotBuiltError,
     RegistryError,
-    ReleaseError,
-    RemoteError,
+    StaleDataError,
     VersionNotFoundError,
+    VersionUnspecifiedError,
 )
 from registry.grammar import (
     Reference,
-    RegisterTag,
     Version,
     parse_name,
     parse_version,
 )
-from registry.repo.git import GitRepo
-from registry.repo.session import Session, as_reference, open_session
+from registry.repo.lock import locked_out_hash
+from registry.repo.session import Kind, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -335,7 +334,6 @@ def _fetch(
     jobs: int | None = None,
     verify: bool = False,
 ) -> FetchResult:
-    from registry.repo.lock import locked_out_hash
     from registry.storage.remote import RemoteStore
 
     name = release.name
@@ -408,10 +406,13 @@ def locate_dataset(
     if source == "release":
         release = session.resolve(reference, "dataset")
         fetched = _fetch(session, release, progress=progress)
+        name = release.name
         return DatasetVersion(
-            release.name,
+            name,
             str(release.version),
-            _prepared_hash(session, release.commit, release.name),
+            locked_out_hash(
+                session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
+            ),
             "release",
             release.tag,
             fetched.path,
@@ -430,29 +431,8 @@ def locate_dataset(
         reference.version is not None and not reference.version.matches(parse_version(version))
     ):
         raise VersionNotFoundError(name, f"{str(reference)[len(name):]} (workspace)", [version])
-    md5 = _prepared_hash(session, None, name)
+    md5 = locked_out_hash(session.repo, None, layout.build_stage(name), layout.prepared_dir(name))
     return DatasetVersion(name, version, md5, "workspace", None, root / layout.prepared_dir(name))
-
-
-def _prepared_hash(session: Session, commit: str | None, name: str) -> str:
-    """The DVC hash of ``name``'s prepared folder in dvc.lock at ``commit`` (None: work tree)."""
-    from registry.repo.lock import locked_out_hash
-
-    if commit is not None:
-        return locked_out_hash(
-            session.repo, commit, layout.build_stage(name), layout.prepared_dir(name)
-        )
-    import yaml
-
-    try:
-        lock = yaml.safe_load((session.root / "dvc.lock").read_text()) or {}
-        outs = lock["stages"][layout.build_stage(name)]["outs"]
-        return next(str(o["md5"]) for o in outs if o["path"] == layout.prepared_dir(name))
-    except (FileNotFoundError, KeyError, StopIteration, TypeError) as e:
-        raise NotBuiltError(
-            f"dvc.lock has no entry for the build of {name!r}; run 'registry datasets build "
-            f"{name}'"
-        ) from e
 
 
 def load_dataset(
@@ -670,8 +650,9 @@ def release_dataset(
     built at the builder's ``VERSION``, ``VERSION`` is greater than every release so far, and
     ``RELEASE_NOTES`` has an entry for it. Then pushes the bytes to the DVC remote, creates the
     annotated tag ``<name>@v<VERSION>``, and pushes the tag where a Git remote is configured.
-    The tag is made only after the bytes are in the remote; if pushing the tag fails, the local
-    tag is removed again so that a second run completes the release.
+    The tag is made only after the bytes are in the DVC remote; if pushing the tag fails, the
+    local tag is removed again so that a second run completes the release (see
+    :func:`registry.release.release`, which every artifact kind's release goes through).
 
     Args:
         name: The dataset name.
@@ -682,79 +663,72 @@ def release_dataset(
         The new release.
 
     Raises:
-        ReleaseError: If a check refuses the release (the message says which and what to do).
+        DirtyWorkTreeError: If the work tree has uncommitted changes.
+        VersionUnspecifiedError: If the builder has no ``VERSION``.
+        VersionExistsError, VersionNotAboveLatestError, VersionOnCommitError: If ``VERSION`` was
+            released, is not above the latest release, or a version was released from HEAD.
+        MissingReleaseNotesError: If ``RELEASE_NOTES`` has no entry for ``VERSION``.
+        StaleDataError: If the built data is not what the builder and params make now.
         NotBuiltError: If the dataset was never built.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
+    from registry.release import release
+
     session = open_session(registry)
-    root = session.root
     name = _check_dataset(session, name)
-    repo = session.repo
-    check_committed(repo, name)
-    version, notes = builder_metadata((root / layout.builder_file(name)).read_text())
-    if version is None:
-        raise ReleaseError(
-            f"cannot release {name!r}: {layout.builder_file(name)} has no "
-            "VERSION = tfds.core.Version('X.Y.Z') in class Builder"
-        )
-    tag = str(RegisterTag(name, version))
-    repo.refresh()
-    index = session.index()
-    if index.ever_released(name, version):
-        raise ReleaseError(
-            f"cannot release {name!r}: version {version} was released already (tag {tag}); "
-            "versions are never re-released: bump VERSION in the builder"
-        )
-    check_one_version_per_commit(repo, index, name)
-    latest = index.latest(name)
-    if latest is not None and not version > latest.version:
-        raise ReleaseError(
-            f"cannot release {name!r}: VERSION {version} is not greater than the latest "
-            f"release {latest.version}; bump VERSION in {layout.builder_file(name)}"
-        )
-    if str(version) not in notes:
-        raise ReleaseError(
-            f"cannot release {name!r}: RELEASE_NOTES in {layout.builder_file(name)} has no "
-            f"entry for {version}; add one that says what changed"
-        )
-    _check_built(root, name, version)
-    push_outputs(
-        root, [layout.build_stage(name)], session.settings.remote, what=f"the data of {name!r}"
-    )
-
-    subject = notes[str(version)].strip().splitlines()[0] if notes[str(version)].strip() else ""
-    repo.publish_tag(tag, f"Release {name} {version}\n\n{subject}".strip(), push=push)
-    return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+    return release(session, _DatasetRelease(session, name), push=push)
 
 
-def check_committed(repo: GitRepo, name: str) -> None:
-    """Refuse to release ``name`` from a work tree with uncommitted changes.
+@dataclass(frozen=True)
+class _DatasetRelease:
+    """A dataset as :func:`registry.release.release` sees it: its builder says the version."""
 
-    Raises:
-        ReleaseError: Listing up to five of the changed paths.
-    """
-    dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
-    if dirty:
-        listing = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
-        raise ReleaseError(
-            f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
-            "commit them (including dvc.lock) first"
-        )
+    session: Session
+    name: str
 
+    @property
+    def kind(self) -> Kind:
+        """Datasets, for the commands that messages name."""
+        return "dataset"
 
-def check_one_version_per_commit(repo: GitRepo, index: TagIndex, name: str) -> None:
-    """Refuse a second version of ``name`` on the commit of an earlier one.
+    @property
+    def what(self) -> str:
+        """The bytes, for messages."""
+        return f"the data of {self.name!r}"
 
-    GTO (and so ``gto show`` and DVC Studio) cannot tell two versions on one commit apart, and
-    neither can a stage tag, which points at a commit.
-    """
-    head = repo.resolve_commit("HEAD")
-    for release in index.releases(name):
-        if release.commit == head:
-            raise ReleaseError(
-                f"cannot release {name!r}: version {release.version} was released from this "
-                "very commit; commit the change that makes the new version first"
+    @property
+    def targets(self) -> list[str]:
+        """The build stage, whose output DVC pushes."""
+        return [layout.build_stage(self.name)]
+
+    @functools.cached_property
+    def _builder(self) -> tuple[Version | None, dict[str, str]]:
+        """The builder's ``VERSION`` and ``RELEASE_NOTES`` (read once: it is committed)."""
+        return builder_metadata((self.session.root / layout.builder_file(self.name)).read_text())
+
+    def version(self, index: TagIndex) -> Version:
+        """The builder's ``VERSION``."""
+        version = self._builder[0]
+        if version is None:
+            raise VersionUnspecifiedError(
+                "dataset",
+                self.name,
+                f"{layout.builder_file(self.name)} has no VERSION = tfds.core.Version('X.Y.Z') "
+                "in class Builder",
             )
+        return version
+
+    def check(self, index: TagIndex, version: Version) -> None:
+        """Release notes for ``version``; data built from the committed builder, at it."""
+        if str(version) not in self._builder[1]:
+            raise MissingReleaseNotesError(self.name, version, layout.builder_file(self.name))
+        _check_built(self.session.root, self.name, version)
+
+    def tag_message(self, version: Version) -> str:
+        """``Release NAME X.Y.Z`` and the first line of its release notes."""
+        note = self._builder[1][str(version)].strip()
+        subject = note.splitlines()[0] if note else ""
+        return f"Release {self.name} {version}\n\n{subject}".strip()
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:
@@ -763,111 +737,36 @@ def _check_built(root: Path, name: str, version: Version) -> None:
     from dvc.repo import Repo
 
     stage = layout.build_stage(name)
+    build = f"run 'registry datasets build {name}'"
     if not (root / layout.prepared_dir(name)).is_dir():
         raise NotBuiltError(
-            f"cannot release {name!r}: it is not built; run 'registry datasets build {name}' "
-            "and commit dvc.lock"
+            f"cannot release {name!r}: it is not built; {build} and commit dvc.lock"
         )
     try:
         with Repo(str(root)) as repo:
             status = repo.status(targets=[stage])
     except DvcException as e:
-        raise ReleaseError(f"cannot release {name!r}: dvc status failed: {e}") from e
+        problem = f"'dvc status' cannot tell whether the built data is up to date ({e})"
+        raise StaleDataError("dataset", name, problem, f"fix that and {build}") from e
     if status:
         changes = "; ".join(
             ", ".join(str(c) for c in (entry if isinstance(entry, list) else [entry]))
             for entry in status.get(stage, [])
         )
-        raise ReleaseError(
-            f"cannot release {name!r}: the built data is not up to date with its builder and "
-            f"params ({changes or 'changed'}); run 'registry datasets build {name}' and commit "
-            "dvc.lock"
+        problem = (
+            "the built data is not up to date with its builder and params "
+            f"({changes or 'changed'})"
         )
+        raise StaleDataError("dataset", name, problem, build)
     info_path = root / layout.build_info_file(name)
     built_version = None
     if info_path.is_file():
         built_version = json.loads(info_path.read_text()).get("version")
     if built_version != str(version):
-        raise ReleaseError(
-            f"cannot release {name!r}: the built data is version {built_version}, but the "
-            f"builder says {version}; run 'registry datasets build {name} --force' and commit"
+        problem = f"the built data is version {built_version}, but the builder says {version}"
+        raise StaleDataError(
+            "dataset", name, problem, f"run 'registry datasets build {name} --force'"
         )
-
-
-def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) -> None:
-    """Push the DVC outputs of ``targets`` (stages or output paths) to the DVC remote.
-
-    The remote is checked first (credentials, bucket, write permission), so that a remote the
-    release cannot write fails before anything is uploaded. Objects are content-addressed: a push
-    that stops halfway leaves only whole objects that no tag refers to yet, and pushing again
-    uploads the rest.
-
-    Raises:
-        CredentialsError: If credentials are missing or lack the permission to write.
-        RemoteError: If the remote is unreachable or refuses; the release made no tag.
-    """
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    from registry.storage.remote import RemoteStore
-
-    store = RemoteStore.open(GitRepo(root, str(root), root), "HEAD", remote)
-    try:
-        store.check(write=True)
-    except (CredentialsError, RemoteError) as e:
-        raise type(e)(
-            f"{e}. Nothing was pushed, and nothing was tagged: release again once fixed"
-        ) from e
-    with _dvc_errors() as failures:
-        try:
-            with Repo(str(root)) as repo:
-                repo.push(targets=targets, remote=remote)
-        except Exception as e:  # DVC, gcsfs and a gone local remote raise their own classes
-            # DVC reports each failed file in its log and raises one summary: look at both.
-            for cause in [e, *failures]:
-                explained = store.explain(cause, f"pushing {what} to")
-                if explained is not None:
-                    raise type(explained)(
-                        f"{explained} ({e}; nothing was tagged, release again once fixed)"
-                    ) from e
-            if not isinstance(e, DvcException | OSError):
-                raise
-            first = f" (first: {failures[0]})" if failures else ""
-            raise RemoteError(
-                f"pushing {what} to the DVC remote failed: {e}{first}; check "
-                "'dvc remote list' and that the remote is reachable, then release again "
-                "(nothing was tagged)"
-            ) from e
-
-
-@contextlib.contextmanager
-def _dvc_errors() -> Iterator[list[BaseException]]:
-    """Collect the exceptions DVC logs (one per failed file): the release explains them in one
-    message instead of a traceback each. Warnings still reach the user, as one line each."""
-    import logging
-
-    failures: list[BaseException] = []
-    warn = logging.getLogger("registry.push")
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.exc_info and record.exc_info[1] is not None:
-                failures.append(record.exc_info[1])
-            elif record.levelno >= logging.WARNING:
-                warn.log(record.levelno, "%s", record.getMessage())
-
-    handler = Collect(level=logging.WARNING)
-    logs = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
-    saved = [log.propagate for log in logs]
-    for log in logs:
-        log.addHandler(handler)
-        log.propagate = False
-    try:
-        yield failures
-    finally:
-        for log, propagate in zip(logs, saved, strict=True):
-            log.removeHandler(handler)
-            log.propagate = propagate
 
 
 def new_dataset(

@@ -12,23 +12,34 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "AlreadyDeprecatedError",
+    "AlreadyInStageError",
     "ArtifactExistsError",
     "ArtifactNotFoundError",
     "BuildError",
     "ConfigError",
     "CorruptArtifactError",
     "CredentialsError",
+    "DirtyWorkTreeError",
     "GitError",
+    "InvalidCardError",
     "InvalidNameError",
     "InvalidReferenceError",
     "InvalidVersionError",
     "MissingDependencyError",
+    "MissingReleaseNotesError",
+    "NameClashError",
     "NotARegistryError",
     "NotBuiltError",
     "RegistryError",
     "ReleaseError",
     "RemoteError",
+    "StaleDataError",
+    "VersionExistsError",
+    "VersionNotAboveLatestError",
     "VersionNotFoundError",
+    "VersionOnCommitError",
+    "VersionUnspecifiedError",
     "first_line",
 ]
 
@@ -189,6 +200,233 @@ class ReleaseError(RegistryError, RuntimeError):
     """A release was refused (nothing was tagged or pushed)."""
 
     exit_code = 6
+
+
+def _release_again(kind: str, name: str) -> str:
+    """The command that retries a refused release of ``name``."""
+    return f"'registry {kind}s release {name}'"
+
+
+def _pick_new_version(kind: str, name: str) -> str:
+    """How a new version of ``name`` is chosen: a dataset's builder says it, a model's CLI."""
+    if kind == "dataset":
+        return (
+            f"bump VERSION in the builder of {name!r} (with a RELEASE_NOTES entry), commit, and "
+            f"run {_release_again(kind, name)}"
+        )
+    return (
+        f"run 'registry models release {name} --bump major|minor|patch' "
+        f"(or --version X.Y.Z)"
+    )
+
+
+class DirtyWorkTreeError(ReleaseError):
+    """The work tree has uncommitted changes, so the release would not match any commit.
+
+    Attributes:
+        name: The artifact.
+        paths: The changed paths.
+    """
+
+    def __init__(self, kind: str, name: str, paths: Sequence[str]) -> None:
+        self.name = name
+        self.paths = list(paths)
+        listing = ", ".join(self.paths[:5]) + (" ..." if len(self.paths) > 5 else "")
+        super().__init__(
+            f"cannot release {name!r}: the work tree has uncommitted changes ({listing}); "
+            f"commit them (including dvc.lock) first, then run {_release_again(kind, name)}"
+        )
+
+
+class VersionExistsError(ReleaseError):
+    """The version was released before (perhaps withdrawn since): versions are never reused.
+
+    Attributes:
+        name: The artifact.
+        version: The version asked for.
+        tag: Its existing tag.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, tag: str) -> None:
+        self.name = name
+        self.version = str(version)
+        self.tag = tag
+        super().__init__(
+            f"cannot release {name!r}: version {version} was released already (tag {tag}); "
+            f"versions are never re-released or moved: {_pick_new_version(kind, name)}"
+        )
+
+
+class VersionNotAboveLatestError(ReleaseError):
+    """A new version must be greater than the latest release.
+
+    Attributes:
+        name: The artifact.
+        version: The version asked for.
+        latest: The latest released version.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, latest: object) -> None:
+        self.name = name
+        self.version = str(version)
+        self.latest = str(latest)
+        super().__init__(
+            f"cannot release {name!r}: version {version} is not greater than the latest "
+            f"release {latest}; {_pick_new_version(kind, name)}"
+        )
+
+
+class VersionOnCommitError(ReleaseError):
+    """A version of the artifact was released from this very commit (GTO, ``gto show`` and stage
+    tags tell versions apart by commit, so a commit carries at most one).
+
+    Attributes:
+        name: The artifact.
+        version: The version released from this commit.
+        commit: The commit.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, commit: str) -> None:
+        self.name = name
+        self.version = str(version)
+        self.commit = commit
+        super().__init__(
+            f"cannot release {name!r}: version {version} was released from this very commit "
+            f"({commit[:12]}), and a commit holds one version; commit the change that makes "
+            f"the new version first, then run {_release_again(kind, name)}"
+        )
+
+
+class VersionUnspecifiedError(ReleaseError):
+    """Which version to release is not said, or said twice: a dataset's builder has no
+    ``VERSION``; a model with releases was given neither ``--version`` nor ``--bump``, or both.
+
+    Attributes:
+        name: The artifact.
+    """
+
+    def __init__(self, kind: str, name: str, reason: str) -> None:
+        self.name = name
+        if kind == "dataset":
+            fix = (
+                "set VERSION = tfds.core.Version('X.Y.Z') in its class Builder, commit, and run "
+                f"{_release_again(kind, name)}"
+            )
+        else:
+            fix = (
+                f"say which: 'registry models release {name} --bump major|minor|patch' or "
+                f"'registry models release {name} --version X.Y.Z'"
+            )
+        super().__init__(f"cannot release {name!r}: {reason}; {fix}")
+
+
+class MissingReleaseNotesError(ReleaseError):
+    """A dataset's builder has no ``RELEASE_NOTES`` entry for the version being released.
+
+    Attributes:
+        name: The dataset.
+        version: The version without notes.
+    """
+
+    def __init__(self, name: str, version: object, builder: str) -> None:
+        self.name = name
+        self.version = str(version)
+        super().__init__(
+            f"cannot release {name!r}: RELEASE_NOTES in {builder} has no entry for {version}; "
+            f"add one that says what changed, commit, and run "
+            f"{_release_again('dataset', name)}"
+        )
+
+
+class StaleDataError(ReleaseError):
+    """The bytes to release are not what the committed code and params make: built data or
+    weights out of date, built at another ``VERSION``, or their state could not be checked.
+
+    Attributes:
+        name: The artifact.
+    """
+
+    def __init__(self, kind: str, name: str, problem: str, fix: str) -> None:
+        self.name = name
+        super().__init__(
+            f"cannot release {name!r}: {problem}; {fix}, commit, and run "
+            f"{_release_again(kind, name)}"
+        )
+
+
+class InvalidCardError(ReleaseError, ValueError):
+    """A model card names a training dataset or base model that is not a released version.
+
+    Attributes:
+        name: The model.
+        field: The card field (``datasets``, ``base_model``).
+        value: The reference the card gives.
+    """
+
+    def __init__(
+        self, name: str, field: str, value: str, kind: str, released: Sequence[str], card: str
+    ) -> None:
+        self.name = name
+        self.field = field
+        self.value = value
+        listing = ", ".join(released) or "none"
+        target = value.split(":", 1)[0]
+        super().__init__(
+            f"cannot release {name!r}: its card's {field} {value!r} is not a released {kind} "
+            f"version (released: {listing}); fix {card}, or release it first with "
+            f"'registry {kind}s release {target}', then run "
+            f"{_release_again('model', name)}"
+        )
+
+
+class NameClashError(ReleaseError):
+    """A model is released under a name that a dataset has (they never share one).
+
+    Attributes:
+        name: The name.
+    """
+
+    def __init__(self, name: str, dataset_dir: str) -> None:
+        self.name = name
+        super().__init__(
+            f"cannot release {name!r} as a model: a dataset has that name ({dataset_dir}), and "
+            "a dataset and a model never share one; move the model to another folder under "
+            "models/, commit, and run 'registry models release NEW_NAME'"
+        )
+
+
+class AlreadyInStageError(ReleaseError):
+    """The version asked to be promoted holds that stage already (nothing to tag).
+
+    Attributes:
+        name: The model.
+        version: Its version.
+        stage: The stage.
+    """
+
+    def __init__(self, name: str, version: object, stage: str) -> None:
+        self.name = name
+        self.version = str(version)
+        self.stage = stage
+        super().__init__(
+            f"{name} {version} is in {stage!r} already, so nothing was tagged; to put another "
+            f"version there run 'registry models promote {name}:X.Y.Z {stage}'"
+        )
+
+
+class AlreadyDeprecatedError(ReleaseError):
+    """The model is deprecated already (nothing to tag).
+
+    Attributes:
+        name: The model.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"{name!r} is deprecated already, so nothing was tagged; its versions stay loadable "
+            f"(see 'registry models info {name}')"
+        )
 
 
 class RemoteError(RegistryError, ConnectionError):

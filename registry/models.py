@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -26,16 +27,22 @@ from registry import layout
 from registry.atomic import atomic_write_text
 from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
 from registry.errors import (
+    AlreadyDeprecatedError,
+    AlreadyInStageError,
     ArtifactExistsError,
     ArtifactNotFoundError,
     ConfigError,
+    InvalidCardError,
     InvalidReferenceError,
+    NameClashError,
     NotBuiltError,
-    ReleaseError,
+    StaleDataError,
     VersionNotFoundError,
+    VersionUnspecifiedError,
 )
-from registry.grammar import DeprecateTag, Reference, RegisterTag, StageTag, Version
-from registry.repo.session import RegistryArg, Session, as_reference, open_session
+from registry.grammar import DeprecateTag, Reference, StageTag, Version
+from registry.repo.lock import locked_out_hash
+from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -273,7 +280,8 @@ def _read_work_tree_card(root: Path, name: str) -> ModelCard:
 def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Release:
     """Resolve a model reference (``name``, ``name:1.2.0``, ``name:1.*``, ``name@prod``).
 
-    Fine-tuning code records ``f"{r.name}:{r.version}"`` as the new card's ``base_model``.
+    Fine-tuning code records ``release.reference`` (``name:X.Y.Z``) as the new card's
+    ``base_model``.
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
@@ -542,37 +550,6 @@ def read_lineage(message: str) -> dict[str, Any] | None:
 # -- releasing and stages -----------------------------------------------------------------------
 
 
-def _weights_hash(session: Session, commit: str | None, path: str) -> str:
-    """The DVC hash of the weights at ``path``: from dvc.lock (a stage output) or a .dvc file."""
-    import yaml
-
-    def read(rel: str) -> str | None:
-        if commit is None:
-            try:
-                return (session.root / rel).read_text()
-            except FileNotFoundError:
-                return None
-        data = session.repo.read_file(commit, rel)
-        return None if data is None else data.decode()
-
-    lock_text = read("dvc.lock")
-    if lock_text:
-        lock = yaml.safe_load(lock_text) or {}
-        for stage in (lock.get("stages") or {}).values():
-            for out in stage.get("outs") or []:
-                if os.path.normpath(str(out.get("path", ""))) == os.path.normpath(path):
-                    return str(out["md5"])
-    dvc_text = read(f"{path}.dvc")
-    if dvc_text:
-        outs = (yaml.safe_load(dvc_text) or {}).get("outs") or []
-        if outs and outs[0].get("md5"):
-            return str(outs[0]["md5"])
-    raise NotBuiltError(
-        f"{path} is not tracked by DVC: add it with 'registry models add NAME --from FILE' or "
-        "make it the output of a dvc.yaml stage"
-    )
-
-
 def release_model(
     name: str,
     *,
@@ -587,7 +564,8 @@ def release_model(
     every training dataset is a released dataset version, ``base_model`` (if any) is a released
     model version, and the weights are tracked by DVC and up to date. The tag
     ``<name>@vX.Y.Z`` is created only after the bytes are in the DVC remote; its message records
-    the lineage (dataset versions, base model, commit, params, training run, weights hash).
+    the lineage (dataset versions, base model, commit, params, training run, weights hash). See
+    :func:`registry.release.release`, which every artifact kind's release goes through.
 
     Args:
         name: The model name.
@@ -599,71 +577,99 @@ def release_model(
 
     Raises:
         CardError: For an invalid card (which field, what is expected).
-        ReleaseError: If another check refuses the release.
+        DirtyWorkTreeError: If the work tree has uncommitted changes.
+        VersionUnspecifiedError: If the model has releases and neither ``version`` nor ``bump``
+            is given, or both are.
+        VersionExistsError, VersionNotAboveLatestError, VersionOnCommitError: If the version was
+            released, is not above the latest release, or a version was released from HEAD.
+        InvalidCardError: If a training dataset or the base model is not a released version.
+        NameClashError: If a dataset has the model's name.
+        StaleDataError: If the weights are not up to date.
+        NotBuiltError: If the weights do not exist or are not tracked by DVC.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
-    from registry.datasets import check_committed, check_one_version_per_commit, push_outputs
+    from registry.release import release
 
     session = open_session(registry)
-    root = session.root
     name = grammar.parse_name(name)
     if name not in session.known_models():
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
-    repo = session.repo
-    check_committed(repo, name)
-    card = _read_work_tree_card(root, name)
-    validate_card(card, where=layout.card_file(name))
-    repo.refresh()
-    index = session.index()
     if name in session.known_datasets():
-        raise ReleaseError(f"cannot release {name!r} as a model: a dataset has that name")
+        raise NameClashError(name, layout.dataset_dir(name))
+    return release(session, _ModelRelease(session, name, version, bump), push=push)
 
-    target = _next_version(index, name, version, bump)
-    tag = str(RegisterTag(name, target))
-    if index.ever_released(name, target):
-        raise ReleaseError(
-            f"cannot release {name!r}: version {target} was released already (tag {tag}); "
-            "versions are never re-released or moved"
-        )
-    check_one_version_per_commit(repo, index, name)
-    datasets = {}
-    for text in card.datasets:
-        ref = as_reference(text)
-        if not any(str(r.version) == str(ref.version) for r in index.releases(ref.name)):
-            raise ReleaseError(
-                f"cannot release {name!r}: training dataset {text!r} in its card is not a "
-                f"released dataset version (released: "
-                f"{', '.join(str(r.version) for r in index.releases(ref.name)) or 'none'}); "
-                "fix the card or release the dataset first"
-            )
-        datasets[ref.name] = str(ref.version)
-    base = card.get("base_model")
-    if base:
-        ref = as_reference(str(base))
-        if not any(str(r.version) == str(ref.version) for r in index.releases(ref.name)):
-            raise ReleaseError(
-                f"cannot release {name!r}: base_model {base!r} is not a released model version"
-            )
 
-    weights = f"{layout.model_dir(name)}/{card.meta['weights']}"
-    _check_weights_current(root, name, weights)
-    weights_hash = _weights_hash(session, None, weights)
-    push_outputs(root, [weights], session.settings.remote, what=f"the weights of {name!r}")
+@dataclass(frozen=True)
+class _ModelRelease:
+    """A model as :func:`registry.release.release` sees it: its card says what it was made of."""
 
-    lineage = {
-        "artifact": name,
-        "kind": "model",
-        "version": str(target),
-        "commit": repo.resolve_commit("HEAD"),
-        "datasets": datasets,
-        "base_model": str(base) if base else None,
-        "params": _model_params(root, name),
-        "training_run": _training_run(root, name, card, weights_hash),
-        "weights": {"path": weights, "md5": weights_hash},
-    }
-    message = f"Release {name} {target}\n\n{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
-    session.repo.publish_tag(tag, message, "HEAD", push)
-    return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+    session: Session
+    name: str
+    wanted: str | None
+    bump: Bump | None
+
+    @property
+    def kind(self) -> Kind:
+        """Models, for the commands that messages name."""
+        return "model"
+
+    @property
+    def what(self) -> str:
+        """The bytes, for messages."""
+        return f"the weights of {self.name!r}"
+
+    @functools.cached_property
+    def card(self) -> ModelCard:
+        """The work tree's card (read once: it is committed)."""
+        return _read_work_tree_card(self.session.root, self.name)
+
+    @property
+    def weights(self) -> str:
+        """The weights' path, relative to the registry root."""
+        return f"{layout.model_dir(self.name)}/{self.card.meta['weights']}"
+
+    @property
+    def targets(self) -> list[str]:
+        """The weights, as DVC pushes them."""
+        return [self.weights]
+
+    def version(self, index: TagIndex) -> Version:
+        """``--version``, else ``--bump`` of the latest, else 1.0.0 for a first release."""
+        return _next_version(index, self.name, self.wanted, self.bump)
+
+    def check(self, index: TagIndex, version: Version) -> None:
+        """A valid card whose datasets and base model are released; current weights."""
+        name, card = self.name, self.card
+        validate_card(card, where=layout.card_file(name))
+        fields = [("training dataset", "dataset", str(d)) for d in card.datasets]
+        if card.get("base_model"):
+            fields.append(("base_model", "model", str(card.get("base_model"))))
+        for field_name, kind, text in fields:
+            ref = as_reference(text)
+            released = [str(r.version) for r in index.releases(ref.name)]
+            if str(ref.version) not in released:
+                where = layout.card_file(name)
+                raise InvalidCardError(name, field_name, text, kind, released, where)
+        _check_weights_current(self.session.root, name, self.weights)
+
+    def tag_message(self, version: Version) -> str:
+        """``Release NAME X.Y.Z`` and the lineage, as one JSON line (:func:`read_lineage`)."""
+        root, repo, card = self.session.root, self.session.repo, self.card
+        md5 = locked_out_hash(repo, None, None, self.weights)
+        base = card.get("base_model")
+        lineage = {
+            "artifact": self.name,
+            "kind": "model",
+            "version": str(version),
+            "commit": repo.resolve_commit("HEAD"),
+            "datasets": {r.name: str(r.version) for r in map(as_reference, card.datasets)},
+            "base_model": str(base) if base else None,
+            "params": _model_params(root, self.name),
+            "training_run": _training_run(root, self.name, card, md5),
+            "weights": {"path": self.weights, "md5": md5},
+        }
+        lines = f"{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
+        return f"Release {self.name} {version}\n\n{lines}"
 
 
 def _training_runs_file(root: Path, name: str) -> Path:
@@ -699,24 +705,17 @@ def _training_run(root: Path, name: str, card: ModelCard, weights_md5: str) -> s
 
 
 def _next_version(index: TagIndex, name: str, version: str | None, bump: Bump | None) -> Version:
+    """The version asked for, else the latest bumped; 1.0.0 first. GTO's rules come later."""
     latest = index.latest(name)
     if version is not None and bump is not None:
-        raise ReleaseError("give --version or --bump, not both")
+        raise VersionUnspecifiedError("model", name, "--version and --bump were both given")
     if version is not None:
-        target = grammar.parse_version(version)
-        if latest is not None and not target > latest.version:
-            raise ReleaseError(
-                f"cannot release {name!r}: version {target} is not greater than the latest "
-                f"release {latest.version}"
-            )
-        return target
+        return grammar.parse_version(version)
     if latest is None:
         return Version(1, 0, 0) if bump is None else Version(0, 0, 0).bump(bump)
     if bump is None:
-        raise ReleaseError(
-            f"{name!r} has releases (latest {latest.version}): say --bump major|minor|patch or "
-            "--version X.Y.Z"
-        )
+        reason = f"it has releases (latest {latest.version}) and no version was given"
+        raise VersionUnspecifiedError("model", name, reason)
     return latest.version.bump(bump)
 
 
@@ -738,10 +737,12 @@ def _check_weights_current(root: Path, name: str, weights: str) -> None:
             f"'registry models add {name} --from FILE'"
         ) from e
     if status:
-        raise ReleaseError(
-            f"cannot release {name!r}: the weights {weights} are not up to date ({status}); "
-            "run the stage that makes them or 'registry models add --force', then commit"
+        problem = f"the weights {weights} are not up to date ({status})"
+        fix = (
+            "run the dvc.yaml stage that makes them, or "
+            f"'registry models add {name} --from FILE --force'"
         )
+        raise StaleDataError("model", name, problem, fix)
 
 
 def _model_params(root: Path, name: str) -> dict[str, Any]:
@@ -783,7 +784,7 @@ def promote_model(
     release = session.resolve(as_reference(ref), "model")
     index = session.index()
     if index.stages(release.name).get(stage) == release:
-        raise ReleaseError(f"{release.name} {release.version} is in {stage!r} already")
+        raise AlreadyInStageError(release.name, release.version, stage)
     tag = str(StageTag(release.name, stage, index.next_counter(release.name)))
     message = f"Promote {release.name} {release.version} to {stage}"
     session.repo.publish_tag(tag, message, release.commit, push)
@@ -825,7 +826,7 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     if latest is None:
         raise ArtifactNotFoundError(name, index.names(), kind="model")
     if index.is_deprecated(name):
-        raise ReleaseError(f"{name!r} is deprecated already")
+        raise AlreadyDeprecatedError(name)
     tag = str(DeprecateTag(name, index.next_counter(name)))
     session.repo.publish_tag(tag, f"Deprecate {name}", latest.commit, push)
     return tag
@@ -867,7 +868,7 @@ def load_model(
     if card is None or not card.get("weights"):
         raise NotBuiltError(f"{release.tag} has no card with a weights field")
     weights = f"{layout.model_dir(release.name)}/{card.meta['weights']}"
-    md5 = _weights_hash(session, release.commit, weights)
+    md5 = locked_out_hash(session.repo, release.commit, None, weights)
     cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
     if md5.endswith(".dir"):
@@ -888,9 +889,4 @@ def load_keras_model(
     import keras
 
     return keras.models.load_model(load_model(ref, registry=registry), **kwargs)
-
-
-def format_reference(release: Release) -> str:
-    """``name:X.Y.Z``: what a card records as ``base_model`` or in ``datasets``."""
-    return f"{release.name}:{release.version}"
 

@@ -143,35 +143,27 @@ class DatasetRef:
         return f"{self.name}:{self.version}"
 
 
-def _lock_hash(session: Session, commit: str, path: str) -> str | None:
-    """The DVC hash that ``dvc.lock`` at ``commit`` records for the output ``path``."""
-    import yaml
-
-    data = session.repo.read_file(commit, "dvc.lock")
-    if data is None:
-        return None
-    lock = yaml.safe_load(data) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if os.path.normpath(str(out.get("path", ""))) == os.path.normpath(path):
-                return str(out.get("md5")) if out.get("md5") else None
-    return None
-
-
 def dataset_ref(
     ref: str | Release | DatasetRef, *, registry: RegistryArg = None, session: Session | None = None
 ) -> DatasetRef:
     """Resolve a dataset reference (``name:1.0.0``, ``name:1.*``, ``name``, a :class:`Release`)
     to its exact version and DVC hash (read from ``dvc.lock`` at the release's commit).
 
+    The hash is ``None`` where the release's ``dvc.lock`` does not record the build.
+
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+        ConfigError, NotBuiltError: If its ``dvc.lock`` is unparsable, holds an invalid md5, or
+            was written by DVC 2.
     """
+    from registry.repo.lock import find_out_hash
+
     if isinstance(ref, DatasetRef):
         return ref
     session = session or open_session(registry)
     release = ref if isinstance(ref, Release) else session.resolve(as_reference(ref), "dataset")
-    md5 = _lock_hash(session, release.commit, layout.prepared_dir(release.name))
+    stage, out = layout.build_stage(release.name), layout.prepared_dir(release.name)
+    md5 = find_out_hash(session.repo, release.commit, stage, out)
     return DatasetRef(release.name, str(release.version), md5, _clean(session.repo.url))
 
 

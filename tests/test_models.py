@@ -12,11 +12,16 @@ import pytest
 import registry
 from registry.cards import CardError, parse_card, render_card
 from registry.errors import (
+    AlreadyInStageError,
     ArtifactExistsError,
     ArtifactNotFoundError,
     ConfigError,
-    ReleaseError,
+    InvalidCardError,
+    StaleDataError,
+    VersionNotAboveLatestError,
     VersionNotFoundError,
+    VersionOnCommitError,
+    VersionUnspecifiedError,
 )
 from registry.models import read_lineage
 from tests.conftest import ReleasedRegistry, commit_all, git
@@ -152,11 +157,11 @@ def test_card_errors_name_the_field(zoo: ReleasedRegistry, tmp_path: Path) -> No
 
 def test_lineage_must_point_at_releases(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     _model(zoo.clone, tmp_path, "m", datasets=["image_classification/digits:9.9.9"])
-    with pytest.raises(ReleaseError, match="not a released dataset version"):
+    with pytest.raises(InvalidCardError, match="not a released dataset version"):
         registry.release_model("m")
     _fill_card(zoo.clone, "m", base_model="nope:1.0.0")
     commit_all(zoo.clone, "Bad base")
-    with pytest.raises(ReleaseError, match=r"base_model .nope:1\.0\.0. is not a released model"):
+    with pytest.raises(InvalidCardError, match=r"base_model .nope:1\.0\.0. is not a released"):
         registry.release_model("m")
     assert not [t for t in git(zoo.clone, "tag").split() if t.startswith("m@")]
 
@@ -164,22 +169,22 @@ def test_lineage_must_point_at_releases(zoo: ReleasedRegistry, tmp_path: Path) -
 def test_stale_weights_are_refused(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     _model(zoo.clone, tmp_path, "m")
     (zoo.clone / "models/m/model.keras").write_bytes(b"retrained but not re-added")
-    with pytest.raises(ReleaseError, match="not up to date"):
+    with pytest.raises(StaleDataError, match="not up to date"):
         registry.release_model("m")
 
 
 def test_versions_and_bumps(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     _model(zoo.clone, tmp_path, "m")
     assert str(registry.release_model("m", version="0.1.0").version) == "0.1.0"
-    with pytest.raises(ReleaseError, match="say --bump"):
+    with pytest.raises(VersionUnspecifiedError, match="say which: 'registry models release m"):
         registry.release_model("m")
     # gto show and stage tags cannot tell two versions on one commit apart.
-    with pytest.raises(ReleaseError, match="released from this very commit"):
+    with pytest.raises(VersionOnCommitError, match="released from this very commit"):
         registry.release_model("m", bump="patch")
     registry.add_model("m", _weights(tmp_path, content=b"v2"), force=True)
     commit_all(zoo.clone, "Retrain")
     assert str(registry.release_model("m", bump="minor").version) == "0.2.0"
-    with pytest.raises(ReleaseError, match=r"not greater than the latest release 0\.2\.0"):
+    with pytest.raises(VersionNotAboveLatestError, match=r"the latest release 0\.2\.0"):
         registry.release_model("m", version="0.1.5")
     assert [str(v) for v in registry.model_info("m").versions] == ["0.1.0", "0.2.0"]
     assert registry.load_model("m:0.1.0").read_bytes() == b"m" * 100
@@ -194,7 +199,7 @@ def test_stage_rules_demote_and_deprecate(zoo: ReleasedRegistry, tmp_path: Path)
     with pytest.raises(VersionNotFoundError, match=r"released: 1\.0\.0"):
         registry.promote_model("m:2.0.0", "prod")
     registry.promote_model("m:1.0.0", "prod")
-    with pytest.raises(ReleaseError, match="in 'prod' already"):
+    with pytest.raises(AlreadyInStageError, match="in 'prod' already"):
         registry.promote_model("m:1.0.0", "prod")
     assert registry.demote_model("m", "prod") == "m#prod!#2"
     with pytest.raises(VersionNotFoundError, match="@prod"):

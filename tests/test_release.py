@@ -1,20 +1,40 @@
-"""Releasing: every refusal leaves no tag, and a failed push can simply be run again."""
+"""Releasing datasets and models (registry.release): each refusal is its own class, raised from
+the CLI with a message naming the command for the artifact kind; no refusal leaves a tag, and a
+failed push can simply be run again."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 import registry
-from registry.errors import ReleaseError, RemoteError
-from tests.conftest import ReleasedRegistry, commit_all, git
+from registry.cards import parse_card, render_card
+from registry.errors import (
+    AlreadyDeprecatedError,
+    AlreadyInStageError,
+    DirtyWorkTreeError,
+    InvalidCardError,
+    MissingReleaseNotesError,
+    NameClashError,
+    RemoteError,
+    StaleDataError,
+    VersionExistsError,
+    VersionNotAboveLatestError,
+    VersionOnCommitError,
+    VersionUnspecifiedError,
+)
+from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
 
 pytestmark = pytest.mark.slow
 NAME = "image_classification/digits"
+MODEL = "m"
+E = TypeVar("E", bound=BaseException)
 
 
 def _builder(clone: Path) -> Path:
@@ -34,48 +54,173 @@ def _tags(repo: Path) -> set[str]:
     return set(git(repo, "tag").split())
 
 
-def test_dirty_work_tree_is_refused(released_registry: ReleasedRegistry, chdir) -> None:
-    clone = released_registry.clone
-    chdir(clone)
-    (clone / "notes.txt").write_text("uncommitted")
-    before = _tags(clone)
-    with pytest.raises(ReleaseError, match=r"uncommitted changes \(notes.txt\)"):
-        registry.release_dataset(NAME)
-    assert _tags(clone) == before
-
-
-def test_existing_version_is_never_released_again(released_registry, chdir) -> None:
+@pytest.fixture
+def clone(released_registry: ReleasedRegistry, chdir: Callable[[Path], None]) -> Path:
+    """The released registry's clone, as the working directory (``dvc add`` needs it)."""
     chdir(released_registry.clone)
-    with pytest.raises(ReleaseError, match="released already"):
-        registry.release_dataset(NAME)
+    return released_registry.clone
 
 
-def test_version_must_grow(released_registry: ReleasedRegistry, chdir) -> None:
-    clone = released_registry.clone
-    chdir(clone)
+def _refused(error: type[E], kind: str, name: str, *args: str, clone: Path) -> str:
+    """``registry KIND release NAME ARGS`` stops with ``error``, tagging nothing; its message."""
+    before = _tags(clone)
+    message = str(cli_raises(error, kind, "release", name, *args, cwd=clone))
+    assert _tags(clone) == before
+    return message
+
+
+def _model(clone: Path, tmp_path: Path, content: bytes = b"weights", **fields: object) -> None:
+    """Model ``m`` with DVC-tracked weights (``content``) and a filled card, committed."""
+    weights = tmp_path / "trained" / "model.keras"
+    weights.parent.mkdir(exist_ok=True)
+    weights.write_bytes(content * 100)
+    registry.add_model(MODEL, weights, registry=clone, force=True)
+    card_path = clone / "models" / MODEL / "README.md"
+    card = parse_card(card_path.read_text())
+    meta = {
+        **card.meta,
+        "task": "image-classification",
+        "architecture": "small-cnn",
+        "datasets": [f"{NAME}:1.0.0"],
+        "metrics": {"accuracy": 0.9},
+        "owner": "vision-team",
+        "license": "apache-2.0",
+        **fields,
+    }
+    card_path.write_text(render_card(meta, card.body))
+    commit_all(clone, f"Train {MODEL} on {content!r}")
+
+
+def _released_model(clone: Path, tmp_path: Path) -> None:
+    """Model ``m`` released as 1.0.0, then retrained and committed (HEAD carries no release)."""
+    _model(clone, tmp_path)
+    registry.release_model(MODEL, registry=clone)
+    _model(clone, tmp_path, b"retrained")
+
+
+def test_dirty_work_tree_is_refused(clone: Path, tmp_path: Path) -> None:
+    _model(clone, tmp_path)
+    (clone / "notes.txt").write_text("uncommitted")
+    for kind, name in (("datasets", NAME), ("models", MODEL)):
+        message = _refused(DirtyWorkTreeError, kind, name, clone=clone)
+        assert "the work tree has uncommitted changes (notes.txt)" in message
+        assert f"then run 'registry {kind} release {name}'" in message
+
+
+def test_a_version_is_never_released_again(clone: Path, tmp_path: Path) -> None:
+    message = _refused(VersionExistsError, "datasets", NAME, clone=clone)
+    assert f"version 1.0.0 was released already (tag {NAME}@v1.0.0)" in message
+    assert f"bump VERSION in the builder of '{NAME}'" in message
+    _released_model(clone, tmp_path)
+    message = _refused(VersionExistsError, "models", MODEL, "--version", "1.0.0", clone=clone)
+    assert "version 1.0.0 was released already (tag m@v1.0.0)" in message
+    assert "run 'registry models release m --bump major|minor|patch'" in message
+
+
+def test_a_new_version_is_above_the_latest(clone: Path, tmp_path: Path) -> None:
+    _released_model(clone, tmp_path)
+    message = _refused(VersionNotAboveLatestError, "models", MODEL, "--version", "0.5.0",
+                       clone=clone)
+    assert "version 0.5.0 is not greater than the latest release 1.0.0" in message
+    assert "'registry models release m --bump" in message
     _set_version(clone, "0.9.0", "Older")
     commit_all(clone, "Go back")
-    with pytest.raises(ReleaseError, match=r"not greater than the latest release 1\.0\.0"):
-        registry.release_dataset(NAME)
+    message = _refused(VersionNotAboveLatestError, "datasets", NAME, clone=clone)
+    assert "version 0.9.0 is not greater than the latest release 1.0.0" in message
+    assert "bump VERSION in the builder" in message
 
 
-def test_release_notes_entry_is_required(released_registry: ReleasedRegistry, chdir) -> None:
-    clone = released_registry.clone
-    chdir(clone)
+def test_a_commit_carries_one_version(clone: Path, tmp_path: Path) -> None:
+    _model(clone, tmp_path)
+    assert registry.release_model(MODEL, registry=clone).reference == "m:1.0.0"
+    # gto show and stage tags cannot tell two versions on one commit apart.
+    message = _refused(VersionOnCommitError, "models", MODEL, "--bump", "patch", clone=clone)
+    assert "version 1.0.0 was released from this very commit" in message
+    assert "then run 'registry models release m'" in message
+    # A dataset's version is its builder's, so only a tag made by hand gets here.
+    _set_version(clone, "1.1.0", "More digits")
+    commit_all(clone, "Bump")
+    git(clone, "tag", "-a", f"{NAME}@v1.0.1", "-m", "Tagged by hand")
+    message = _refused(VersionOnCommitError, "datasets", NAME, clone=clone)
+    assert "version 1.0.1 was released from this very commit" in message
+    assert f"then run 'registry datasets release {NAME}'" in message
+
+
+def test_the_version_must_be_said_once(clone: Path, tmp_path: Path) -> None:
+    _released_model(clone, tmp_path)
+    message = _refused(VersionUnspecifiedError, "models", MODEL, clone=clone)
+    assert "it has releases (latest 1.0.0) and no version was given; say which" in message
+    assert "'registry models release m --bump major|minor|patch'" in message
+    both = ("--version", "2.0.0", "--bump", "major")
+    message = _refused(VersionUnspecifiedError, "models", MODEL, *both, clone=clone)
+    assert "--version and --bump were both given" in message
+    path = _builder(clone)
+    path.write_text(re.sub(r"\n +VERSION = .*", "", path.read_text()))
+    commit_all(clone, "No VERSION")
+    message = _refused(VersionUnspecifiedError, "datasets", NAME, clone=clone)
+    assert "digits_dataset_builder.py has no VERSION = tfds.core.Version('X.Y.Z')" in message
+    assert f"commit, and run 'registry datasets release {NAME}'" in message
+
+
+def test_release_notes_entry_is_required(clone: Path) -> None:
     _set_version(clone, "1.1.0", note=None)
     commit_all(clone, "Bump without notes")
-    with pytest.raises(ReleaseError, match=r"RELEASE_NOTES .* no entry for 1\.1\.0"):
-        registry.release_dataset(NAME)
+    message = _refused(MissingReleaseNotesError, "datasets", NAME, clone=clone)
+    assert re.search(r"RELEASE_NOTES in \S+digits_dataset_builder.py has no entry for 1\.1\.0",
+                     message)
+    assert f"add one that says what changed, commit, and run 'registry datasets release {NAME}'" \
+        in message
 
 
-def test_stale_build_is_refused(released_registry: ReleasedRegistry, chdir) -> None:
-    clone = released_registry.clone
-    chdir(clone)
+def test_stale_data_and_weights_are_refused(clone: Path, tmp_path: Path) -> None:
+    _model(clone, tmp_path)
+    (clone / "models" / MODEL / "model.keras").write_bytes(b"retrained but not re-added")
+    message = _refused(StaleDataError, "models", MODEL, clone=clone)
+    assert "the weights models/m/model.keras are not up to date" in message
+    assert ("'registry models add m --from FILE --force', commit, and run "
+            "'registry models release m'") in message
     _set_version(clone, "1.1.0", "More digits")
     commit_all(clone, "Bump, not rebuilt")
-    with pytest.raises(ReleaseError, match="not up to date with its builder and params"):
-        registry.release_dataset(NAME)
-    assert f"{NAME}@v1.1.0" not in _tags(clone)
+    message = _refused(StaleDataError, "datasets", NAME, clone=clone)
+    assert "the built data is not up to date with its builder and params" in message
+    assert (f"run 'registry datasets build {NAME}', commit, and run "
+            f"'registry datasets release {NAME}'") in message
+
+
+def test_a_card_must_name_released_versions(clone: Path, tmp_path: Path) -> None:
+    _model(clone, tmp_path, datasets=[f"{NAME}:9.9.9"])
+    message = _refused(InvalidCardError, "models", MODEL, clone=clone)
+    assert (f"its card's training dataset '{NAME}:9.9.9' is not a released dataset version "
+            "(released: 1.0.0)") in message
+    assert f"fix models/m/README.md, or release it first with 'registry datasets release {NAME}'" \
+        in message
+    _model(clone, tmp_path, base_model="nope:1.0.0")
+    message = _refused(InvalidCardError, "models", MODEL, clone=clone)
+    assert "its card's base_model 'nope:1.0.0' is not a released model version (released: none)" \
+        in message
+    assert "'registry models release nope'" in message
+
+
+def test_a_model_never_takes_a_datasets_name(clone: Path) -> None:
+    card = clone / "models" / NAME / "README.md"
+    card.parent.mkdir(parents=True)
+    card.write_text(render_card({"task": "x"}, "A model folder made by hand"))
+    message = _refused(NameClashError, "models", NAME, clone=clone)
+    assert f"cannot release '{NAME}' as a model: a dataset has that name (datasets/{NAME})" \
+        in message
+
+
+def test_stage_and_deprecation_tags_are_never_repeated(clone: Path, tmp_path: Path) -> None:
+    _model(clone, tmp_path)
+    registry.release_model(MODEL, registry=clone)
+    registry.promote_model(f"{MODEL}:1.0.0", "prod", registry=clone)
+    error = cli_raises(AlreadyInStageError, "models", "promote", f"{MODEL}:1.0.0", "prod",
+                       cwd=clone)
+    assert "m 1.0.0 is in 'prod' already, so nothing was tagged" in str(error)
+    assert "'registry models promote m:X.Y.Z prod'" in str(error)
+    registry.deprecate_model(MODEL, registry=clone)
+    error = cli_raises(AlreadyDeprecatedError, "models", "deprecate", MODEL, cwd=clone)
+    assert "'m' is deprecated already, so nothing was tagged" in str(error)
 
 
 def test_failed_pushes_leave_no_tag_and_a_rerun_completes(

@@ -18,6 +18,7 @@ from registry.grammar import (
     RegisterTag,
     StageTag,
     Version,
+    VersionSpec,
     parse_tag,
 )
 from registry.repo.git import TagRef
@@ -42,6 +43,17 @@ class Release:
     tag: str
     commit: str
     created: str
+
+    @property
+    def reference(self) -> str:
+        """``name:X.Y.Z``: how a card records it (``datasets``, ``base_model``) and a user pins it.
+
+        Example:
+            >>> release.reference  # doctest: +SKIP
+            'image_classification/digits:1.0.0'
+        """
+        v = self.version
+        return str(Reference(self.name, VersionSpec(v.major, v.minor, v.patch)))
 
 
 class TagIndex:

@@ -1,0 +1,241 @@
+"""Releasing any artifact kind: one path for datasets, models and whatever comes next.
+
+:func:`release` owns what every release does, in GTO's order (``gto``'s
+``GitRegistry.register`` is the model): the work tree must be committed; a version is never
+released twice, must be greater than the latest, and a commit carries at most one version of an
+artifact. Then the bytes go to the DVC remote, and only then is the annotated tag
+``<name>@vX.Y.Z`` made and pushed (a tag whose push fails is taken back, so running the release
+again completes it). Each refusal is its own :class:`~registry.errors.ReleaseError` subclass.
+
+An artifact kind supplies only what differs, as a :class:`Releasable`: which version, what to
+check before, which DVC targets hold the bytes, and the tag message. ``registry.datasets`` and
+``registry.models`` each hold one (``release_dataset`` and ``release_model`` call :func:`release`
+with it).
+
+Example:
+    >>> import registry
+    >>> registry.release_dataset("image_classification/digits")  # doctest: +SKIP
+    Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from registry.errors import (
+    CredentialsError,
+    DirtyWorkTreeError,
+    RemoteError,
+    VersionExistsError,
+    VersionNotAboveLatestError,
+    VersionOnCommitError,
+)
+from registry.grammar import RegisterTag, Version
+from registry.repo.git import GitRepo
+from registry.repo.tags import Release, TagIndex
+
+if TYPE_CHECKING:
+    from registry.repo.session import Kind, Session
+
+__all__ = [
+    "Releasable",
+    "check_committed",
+    "check_new_version",
+    "push_outputs",
+    "release",
+]
+
+
+class Releasable(Protocol):
+    """What to release: the part of a release that differs between artifact kinds."""
+
+    @property
+    def kind(self) -> Kind:
+        """``"dataset"`` or ``"model"``: which commands the messages name."""
+
+    @property
+    def name(self) -> str:
+        """The artifact's name."""
+
+    @property
+    def what(self) -> str:
+        """Its bytes, for messages: ``"the data of 'x'"``, ``"the weights of 'x'"``."""
+
+    @property
+    def targets(self) -> Sequence[str]:
+        """The DVC targets (stages or output paths) that hold its bytes."""
+
+    def version(self, index: TagIndex) -> Version:
+        """The version to release, given the releases so far."""
+
+    def check(self, index: TagIndex, version: Version) -> None:
+        """Refuse, with a :class:`~registry.errors.ReleaseError` subclass, what this kind must."""
+
+    def tag_message(self, version: Version) -> str:
+        """The annotated tag's message (a subject line, then anything it records)."""
+
+
+def release(session: Session, artifact: Releasable, *, push: bool = True) -> Release:
+    """Release ``artifact``: check GTO's rules and the kind's own, push the bytes, then tag.
+
+    Steps, in order (nothing is pushed or tagged unless every check passes):
+
+    1. The work tree is committed (:func:`check_committed`).
+    2. Tags are refreshed and ``artifact.version`` picks the version.
+    3. The version is new, above the latest, and the first on this commit
+       (:func:`check_new_version`).
+    4. ``artifact.check`` refuses what its kind must (stale data, an invalid card ...).
+    5. The bytes of ``artifact.targets`` are pushed to the DVC remote (:func:`push_outputs`).
+    6. The annotated tag ``<name>@vX.Y.Z`` is made at HEAD and pushed where a Git remote is
+       configured; if that push fails the tag is deleted again, so a rerun completes it.
+
+    Args:
+        session: The registry (a clone).
+        artifact: What to release.
+        push: Push the tag to the Git remote (the bytes are always pushed).
+
+    Returns:
+        The new release.
+
+    Raises:
+        ReleaseError: A subclass per refusal (see :mod:`registry.errors`).
+        NotBuiltError: If the bytes do not exist or are not tracked by DVC.
+        CredentialsError, RemoteError: If the DVC or Git remote cannot be written.
+
+    Example:
+        >>> # what release_dataset does, with its dataset's Releasable:
+        >>> release(session, _DatasetRelease(session, "image_classification/digits"))
+        ... # doctest: +SKIP
+        Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
+    """
+    repo, name = session.repo, artifact.name
+    check_committed(repo, artifact.kind, name)
+    repo.refresh()
+    index = session.index()
+    version = artifact.version(index)
+    check_new_version(repo, index, artifact.kind, name, version)
+    artifact.check(index, version)
+    message = artifact.tag_message(version)
+    push_outputs(session.root, list(artifact.targets), session.settings.remote, artifact.what)
+    tag = str(RegisterTag(name, version))
+    repo.publish_tag(tag, message, "HEAD", push)
+    return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def check_committed(repo: GitRepo, kind: Kind, name: str) -> None:
+    """Refuse to release ``name`` from a work tree with uncommitted changes.
+
+    Raises:
+        DirtyWorkTreeError: Listing up to five of the changed paths.
+    """
+    dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
+    if dirty:
+        raise DirtyWorkTreeError(kind, name, dirty)
+
+
+def check_new_version(
+    repo: GitRepo, index: TagIndex, kind: Kind, name: str, version: Version
+) -> None:
+    """Refuse a version of ``name`` that GTO's rules forbid.
+
+    Raises:
+        VersionExistsError: If ``version`` was ever released (withdrawn ones count too).
+        VersionNotAboveLatestError: If it is not greater than the latest release.
+        VersionOnCommitError: If a version of ``name`` was released from HEAD's commit: GTO
+            (and so ``gto show`` and DVC Studio) cannot tell two versions on one commit apart,
+            and neither can a stage tag, which points at a commit.
+    """
+    if index.ever_released(name, version):
+        raise VersionExistsError(kind, name, version, str(RegisterTag(name, version)))
+    latest = index.latest(name)
+    if latest is not None and not version > latest.version:
+        raise VersionNotAboveLatestError(kind, name, version, latest.version)
+    head = repo.resolve_commit("HEAD")
+    for earlier in index.releases(name):
+        if earlier.commit == head:
+            raise VersionOnCommitError(kind, name, earlier.version, head)
+
+
+def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) -> None:
+    """Push the DVC outputs of ``targets`` (stages or output paths) to the DVC remote.
+
+    The remote is checked first (credentials, bucket, write permission), so that a remote the
+    release cannot write fails before anything is uploaded. Objects are content-addressed: a push
+    that stops halfway leaves only whole objects that no tag refers to yet, and pushing again
+    uploads the rest.
+
+    Args:
+        root: The registry's work tree.
+        targets: What ``dvc push`` gets.
+        remote: The DVC remote's name (``None``: the default one).
+        what: The bytes, for messages.
+
+    Raises:
+        CredentialsError: If credentials are missing or lack the permission to write.
+        RemoteError: If the remote is unreachable or refuses; the release made no tag.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from registry.storage.remote import RemoteStore
+
+    store = RemoteStore.open(GitRepo(root, str(root), root), "HEAD", remote)
+    try:
+        store.check(write=True)
+    except (CredentialsError, RemoteError) as e:
+        raise type(e)(
+            f"{e}. Nothing was pushed, and nothing was tagged: release again once fixed"
+        ) from e
+    with _dvc_errors() as failures:
+        try:
+            with Repo(str(root)) as repo:
+                repo.push(targets=targets, remote=remote)
+        except Exception as e:  # DVC, gcsfs and a gone local remote raise their own classes
+            # DVC reports each failed file in its log and raises one summary: look at both.
+            for cause in [e, *failures]:
+                explained = store.explain(cause, f"pushing {what} to")
+                if explained is not None:
+                    raise type(explained)(
+                        f"{explained} ({e}; nothing was tagged, release again once fixed)"
+                    ) from e
+            if not isinstance(e, DvcException | OSError):
+                raise
+            first = f" (first: {failures[0]})" if failures else ""
+            raise RemoteError(
+                f"pushing {what} to the DVC remote failed: {e}{first}; check "
+                "'dvc remote list' and that the remote is reachable, then release again "
+                "(nothing was tagged)"
+            ) from e
+
+
+@contextlib.contextmanager
+def _dvc_errors() -> Iterator[list[BaseException]]:
+    """Collect the exceptions DVC logs (one per failed file): the release explains them in one
+    message instead of a traceback each. Warnings still reach the user, as one line each."""
+    import logging
+
+    failures: list[BaseException] = []
+    warn = logging.getLogger("registry.push")
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.exc_info and record.exc_info[1] is not None:
+                failures.append(record.exc_info[1])
+            elif record.levelno >= logging.WARNING:
+                warn.log(record.levelno, "%s", record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    logs = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    saved = [log.propagate for log in logs]
+    for log in logs:
+        log.addHandler(handler)
+        log.propagate = False
+    try:
+        yield failures
+    finally:
+        for log, propagate in zip(logs, saved, strict=True):
+            log.removeHandler(handler)
+            log.propagate = propagate
