@@ -243,8 +243,9 @@ def _dvc_add(root: Path, path: Path) -> None:
             repo.add(str(path.relative_to(root)))
     except DvcException as e:
         raise DvcError(
-            f"'dvc add {path.relative_to(root)}' failed: {first_line(e)}; fix what DVC says "
-            "(a dvc.yaml stage's output is made by 'dvc repro', not added) and run it again"
+            f"'dvc add {path.relative_to(root)}' failed: {first_line(e).rstrip('.')}. Weights "
+            "that a dvc.yaml stage makes come from 'dvc repro', not 'registry models add'; "
+            "otherwise fix what DVC says and run the command again"
         ) from e
 
 
