@@ -165,6 +165,8 @@ class ArtifactExistsError(RegistryError, FileExistsError):
         existing_kind: What ``conflict`` is (default: ``kind``); the message names its
             ``registry <kind>s list``.
         next_step: What to do instead, when it is not picking another name.
+        action: What was refused, when it is not ``create <kind>`` (e.g. ``add weights to
+            model``).
 
     Attributes:
         name, conflict, kind, existing_kind: As given.
@@ -181,6 +183,7 @@ class ArtifactExistsError(RegistryError, FileExistsError):
         kind: str,
         existing_kind: str | None = None,
         next_step: str | None = None,
+        action: str | None = None,
     ) -> None:
         self.name = name
         self.conflict = conflict
@@ -190,7 +193,7 @@ class ArtifactExistsError(RegistryError, FileExistsError):
             f"Pick another name (run 'registry {self.existing_kind}s list' to see the "
             f"{self.existing_kind}s), or edit the existing one"
         )
-        super().__init__(f"cannot create {kind} {name!r}: {reason}. {hint}.")
+        super().__init__(f"cannot {action or 'create ' + kind} {name!r}: {reason}. {hint}.")
 
 
 class VersionNotFoundError(RegistryError, LookupError):

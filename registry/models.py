@@ -205,6 +205,7 @@ def add_model(
             "it already has weights",
             kind="model",
             next_step="Pass --force to replace them",
+            action="add weights to model",
         )
     if old and old != src.name:
         _untrack(root, root / layout.model_dir(name) / old)
@@ -240,7 +241,8 @@ def _dvc_add(root: Path, path: Path) -> None:
 
     try:
         with Repo(str(root)) as repo:
-            repo.add(str(path.relative_to(root)))
+            # Absolute: DVC reads a relative target from the working directory, not from root.
+            repo.add(str(path))
     except DvcException as e:
         raise DvcError(
             f"'dvc add {path.relative_to(root)}' failed: {first_line(e).rstrip('.')}. Weights "

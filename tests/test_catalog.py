@@ -86,6 +86,17 @@ def test_unknown_stage_names_the_existing_ones(tagged_repo: GitRepo) -> None:
         TagIndex(tagged_repo.tags()).resolve(ref, kind="dataset")
 
 
+def test_unknown_stage_of_a_model_says_how_to_promote_one(tagged_repo: GitRepo) -> None:
+    ref = parse_reference("products/product_a/ad_clicks@staging")
+    with pytest.raises(VersionNotFoundError) as error:
+        TagIndex(tagged_repo.tags()).resolve(ref, kind="model")
+    assert error.value.kind == "model"
+    assert str(error.value).endswith(
+        "or give one the stage with "
+        "'registry models promote products/product_a/ad_clicks:1.10.0 staging'."
+    )
+
+
 def test_unknown_name_suggests_close_ones(tagged_repo: GitRepo) -> None:
     with pytest.raises(ArtifactNotFoundError, match="products/product_a/ad_clicks"):
         TagIndex(tagged_repo.tags()).resolve(

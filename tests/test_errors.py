@@ -244,6 +244,20 @@ def test_model_named_like_a_dataset(make_registry: Callable[..., Path]) -> None:
     assert (err.kind, err.existing_kind) == ("model", "dataset")
 
 
+def test_adding_weights_twice_asks_for_force(empty_registry: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "model.keras"
+    weights.write_bytes(b"weights")
+    # From another working directory, as a script that names the registry does.
+    registry.add_model("m", weights, registry=empty_registry)
+    assert "path: model.keras" in (empty_registry / "models/m/model.keras.dvc").read_text()
+    err = cli_raises(
+        ArtifactExistsError, "models", "add", "m", "--from", str(weights), cwd=empty_registry
+    )
+    assert str(err) == (
+        "cannot add weights to model 'm': it already has weights. Pass --force to replace them."
+    )
+
+
 # -- failures of the tools underneath ----------------------------------------------------------
 
 
