@@ -131,19 +131,20 @@ def test_every_error_class_is_raised_from_the_cli_by_a_test() -> None:
     untested = sorted(classes - _classes_raised_from_the_cli() - set(NOT_RAISED_FROM_CLI))
     assert untested == [], (
         f"no test raises {untested} from the CLI: add a test that calls "
-        "cli_raises(<Class>, 'registry', 'args', ...) (tests/conftest.py) and checks the message"
+        "cli_raises(<Class>, 'datasets', 'info', ..., cwd=repo) (tests/conftest.py) and checks "
+        "the message"
     )
     listed = sorted(classes & _classes_raised_from_the_cli() & set(NOT_RAISED_FROM_CLI))
     assert listed == [], f"{listed} are raised from the CLI now: take them off the allow-list"
 
 
-def test_every_error_class_has_a_builtin_base_and_its_own_exit_code() -> None:
+def test_every_error_class_has_a_builtin_base_and_an_exit_code_of_its_kind() -> None:
     for cls in _error_classes():
         if cls is RegistryError:
             continue
         builtin_bases = [b for b in cls.__mro__ if b.__module__ == "builtins"]
         assert builtin_bases[0] is not Exception, f"{cls.__name__} resembles no built-in error"
-        assert cls.exit_code in range(2, 13), f"{cls.__name__}: exit code {cls.exit_code}"
+        assert cls.exit_code >= 2, f"{cls.__name__}: exit code {cls.exit_code} (1: unexpected)"
 
 
 def test_readme_and_help_list_every_exit_code() -> None:
