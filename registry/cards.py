@@ -2,7 +2,8 @@
 
 The front matter holds what search and lineage need (task, architecture, framework, base model,
 training datasets with exact versions, metrics, owner, licence, weights); the Markdown body is
-for people. :func:`validate_card` says which field is wrong and what is expected.
+for people. :func:`validate_card` says which field is wrong and what is expected
+(:class:`~registry.errors.CardError`, re-exported here as ``registry.cards.CardError``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.errors import RegistryError
+from registry.errors import CardError, RegistryError
 
 __all__ = [
     "FRAMEWORKS",
@@ -35,12 +36,6 @@ REQUIRED_FIELDS = (
 )
 FRAMEWORKS = ("keras", "tensorflow", "pytorch", "jax", "sklearn", "other")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-
-
-class CardError(RegistryError, ValueError):
-    """A model card is missing, unreadable, or has an invalid field."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ config file or in the registry's params.yaml).
 \b
 Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built,
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
-9 git failed, 10 missing dependency, 11 name already taken.
+9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed.
 """
 
 
@@ -550,9 +550,8 @@ def models_new(name: str, registry: str | None, **fields: Any) -> None:
 
 @models.command("add")
 @click.argument("name")
-@click.option(
-    "--from", "source", required=True, type=click.Path(exists=True), help="Weights file or folder."
-)
+# The path is checked by add_model (SourceNotFoundError), the one home of that rule.
+@click.option("--from", "source", required=True, type=click.Path(), help="Weights file or folder.")
 @_registry_option
 @click.option("--force", is_flag=True, help="Replace weights the model already has.")
 def models_add(name: str, source: str, registry: str | None, force: bool) -> None:

@@ -430,7 +430,9 @@ def locate_dataset(
     if reference.stage is not None or (
         reference.version is not None and not reference.version.matches(parse_version(version))
     ):
-        raise VersionNotFoundError(name, f"{str(reference)[len(name):]} (workspace)", [version])
+        raise VersionNotFoundError(
+            name, f"{str(reference)[len(name):]} (workspace)", [version], kind="dataset"
+        )
     md5 = locked_out_hash(session.repo, None, layout.build_stage(name), layout.prepared_dir(name))
     return DatasetVersion(name, version, md5, "workspace", None, root / layout.prepared_dir(name))
 

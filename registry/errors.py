@@ -2,8 +2,12 @@
 
 Each class derives from :class:`RegistryError` and from the built-in exception it resembles, so
 callers can catch either (``except LookupError`` still catches an unknown dataset). Each message
-says what failed, the offending value, and what to do next; the CLI prints it as one line and maps
-the class to an exit code (:attr:`RegistryError.exit_code`).
+says what failed, the offending value, and what to do next, naming the command for the kind of
+artifact at hand (``registry datasets ...`` or ``registry models ...``); the CLI prints it as one
+line and maps the class to an exit code (:attr:`RegistryError.exit_code`). No module defines an
+error class anywhere else (``tests/test_errors.py`` checks it, and that the CLI test suite raises
+each one). Warnings, such as ``registry.tracking.MlflowUnavailableWarning``, live beside the code
+that emits them.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ __all__ = [
     "ArtifactExistsError",
     "ArtifactNotFoundError",
     "BuildError",
+    "CardError",
     "ConfigError",
     "CorruptArtifactError",
     "CredentialsError",
     "DirtyWorkTreeError",
+    "DvcError",
     "GitError",
     "InvalidCardError",
     "InvalidNameError",
@@ -32,8 +38,10 @@ __all__ = [
     "NotARegistryError",
     "NotBuiltError",
     "RegistryError",
+    "RelativeRemoteError",
     "ReleaseError",
     "RemoteError",
+    "SourceNotFoundError",
     "StaleDataError",
     "VersionExistsError",
     "VersionNotAboveLatestError",
@@ -108,6 +116,18 @@ class ConfigError(RegistryError, ValueError):
     exit_code = 2
 
 
+class RelativeRemoteError(ConfigError):
+    """A registry read by Git URL (a mirror) names a DVC remote by a path relative to a clone,
+    which a mirror does not have; the message says how to load it anyway."""
+
+
+class CardError(RegistryError, ValueError):
+    """A model card is missing, unreadable, or has an invalid field (which one, and what is
+    expected)."""
+
+    exit_code = 2
+
+
 def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
     """Return up to three candidates that look like ``word`` (by whole name or by last part)."""
     candidates = list(candidates)
@@ -121,11 +141,18 @@ def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
 
 
 class ArtifactNotFoundError(RegistryError, LookupError):
-    """No dataset or model of that name exists in the registry."""
+    """No dataset or model of that name exists in the registry.
+
+    Args:
+        name: The name asked for.
+        known: The names that exist (close ones are suggested).
+        kind: ``"dataset"`` or ``"model"``: what was looked for, and so which
+            ``registry <kind>s list`` the message names.
+    """
 
     exit_code = 3
 
-    def __init__(self, name: str, known: Iterable[str] = (), kind: str = "dataset") -> None:
+    def __init__(self, name: str, known: Iterable[str] = (), *, kind: str) -> None:
         self.name = name
         self.kind = kind
         self.suggestions = _close_matches(name, known)
@@ -139,39 +166,75 @@ class ArtifactNotFoundError(RegistryError, LookupError):
 
 class ArtifactExistsError(RegistryError, FileExistsError):
     """A new artifact's name is taken: by a dataset or a model, or it would nest in or around
-    an existing dataset (one dataset folder never holds another).
+    an existing dataset (one dataset folder never holds another); or a model has weights already.
 
-    Attributes:
+    Args:
         name: The name asked for.
         conflict: The existing artifact it clashes with.
+        reason: What clashes, for the message.
+        kind: ``"dataset"`` or ``"model"``: what is being made.
+        existing_kind: What ``conflict`` is (default: ``kind``); the message names its
+            ``registry <kind>s list``.
+        next_step: What to do instead, when it is not picking another name.
+        action: What was refused, when it is not ``create <kind>`` (e.g. ``add weights to
+            model``).
+
+    Attributes:
+        name, conflict, kind, existing_kind: As given.
     """
 
     exit_code = 11
 
-    def __init__(self, name: str, conflict: str, reason: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        conflict: str,
+        reason: str,
+        *,
+        kind: str,
+        existing_kind: str | None = None,
+        next_step: str | None = None,
+        action: str | None = None,
+    ) -> None:
         self.name = name
         self.conflict = conflict
-        super().__init__(
-            f"cannot create {name!r}: {reason}. Pick another name (run 'registry datasets list' "
-            "to see the datasets), or edit the existing one."
+        self.kind = kind
+        self.existing_kind = existing_kind or kind
+        hint = next_step or (
+            f"Pick another name (run 'registry {self.existing_kind}s list' to see the "
+            f"{self.existing_kind}s), or edit the existing one"
         )
+        super().__init__(f"cannot {action or 'create ' + kind} {name!r}: {reason}. {hint}.")
 
 
 class VersionNotFoundError(RegistryError, LookupError):
-    """The artifact exists but no released version (or stage) matches the reference."""
+    """The artifact exists but no released version (or stage) matches the reference.
+
+    Args:
+        name: The artifact.
+        wanted: The version, pattern or ``@stage`` asked for.
+        available: The released versions, oldest first.
+        kind: ``"dataset"`` or ``"model"``: which ``registry <kind>s release`` the message names.
+    """
 
     exit_code = 3
 
-    def __init__(self, name: str, wanted: str, available: Sequence[str]) -> None:
+    def __init__(self, name: str, wanted: str, available: Sequence[str], *, kind: str) -> None:
         self.name = name
         self.wanted = wanted
+        self.kind = kind
         self.available = list(available)
         listing = ", ".join(self.available) if self.available else "none yet"
-        next_step = (
-            f"pick one of them, e.g. '{name}:{self.available[-1]}'"
-            if self.available
-            else f"release one with 'registry datasets release {name}'"
-        )
+        if not self.available:
+            next_step = f"release one with 'registry {kind}s release {name}'"
+        elif wanted.startswith("@") and kind == "model":
+            stage = wanted[1:].split(" ", 1)[0]
+            next_step = (
+                f"pick one of them, e.g. '{name}:{self.available[-1]}', or give one the stage "
+                f"with 'registry models promote {name}:{self.available[-1]} {stage}'"
+            )
+        else:
+            next_step = f"pick one of them, e.g. '{name}:{self.available[-1]}'"
         super().__init__(
             f"{name!r} has no released version matching {wanted!r} (released: {listing}); "
             f"{next_step}."
@@ -182,6 +245,23 @@ class NotARegistryError(RegistryError, FileNotFoundError):
     """Neither the working directory nor the configuration points at a registry."""
 
     exit_code = 2
+
+
+class SourceNotFoundError(RegistryError, FileNotFoundError):
+    """A file or folder given as input (e.g. ``registry models add --from PATH``) does not exist.
+
+    Attributes:
+        path: The path as given.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str, action: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{action}: {path!r} does not exist; check the path (relative paths are from the "
+            "current folder)"
+        )
 
 
 class NotBuiltError(RegistryError, FileNotFoundError):
@@ -445,6 +525,13 @@ class GitError(RegistryError, RuntimeError):
     """A Git command failed."""
 
     exit_code = 9
+
+
+class DvcError(RegistryError, RuntimeError):
+    """A DVC command on the registry's clone failed (its message quotes DVC's reason, e.g. the
+    path is already an output of a ``dvc.yaml`` stage)."""
+
+    exit_code = 12
 
 
 class MissingDependencyError(RegistryError, ImportError):

@@ -32,13 +32,16 @@ from registry.errors import (
     ArtifactExistsError,
     ArtifactNotFoundError,
     ConfigError,
+    DvcError,
     InvalidCardError,
     InvalidReferenceError,
     NameClashError,
     NotBuiltError,
+    SourceNotFoundError,
     StaleDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
+    first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
 from registry.repo.lock import locked_out_hash
@@ -117,10 +120,14 @@ def _check_new_name(session: Session, name: str) -> str:
     name = grammar.parse_name(name)
     root = session.root
     if name in session.known_models():
-        raise ArtifactExistsError(name, name, "a model of that name exists")
+        raise ArtifactExistsError(name, name, "a model of that name exists", kind="model")
     if name in session.known_datasets() or (root / layout.dataset_dir(name)).exists():
         raise ArtifactExistsError(
-            name, name, "a dataset has that name, and a dataset and a model never share one"
+            name,
+            name,
+            "a dataset has that name, and a dataset and a model never share one",
+            kind="model",
+            existing_kind="dataset",
         )
     return name
 
@@ -183,7 +190,7 @@ def add_model(
         The weights' path in the registry.
 
     Raises:
-        FileNotFoundError: If ``source`` does not exist.
+        SourceNotFoundError: If ``source`` does not exist (a FileNotFoundError).
         ArtifactExistsError: If the model has weights already (without ``force``), or the name
             is a dataset's.
     """
@@ -191,7 +198,7 @@ def add_model(
     root = session.root
     src = Path(source).expanduser()
     if not src.exists():
-        raise NotBuiltError(f"cannot add {name!r}: {str(src)!r} does not exist")
+        raise SourceNotFoundError(str(src), f"cannot add weights to model {name!r}")
     if grammar.parse_name(name) not in session.known_models():
         new_model(name, registry=root)
     card = _read_work_tree_card(root, name)
@@ -200,7 +207,12 @@ def add_model(
     dest = root / layout.model_dir(name) / src.name
     if ((old and (root / layout.model_dir(name) / old).exists()) or dest.exists()) and not force:
         raise ArtifactExistsError(
-            name, name, "it already has weights; pass --force to replace them"
+            name,
+            name,
+            "it already has weights",
+            kind="model",
+            next_step="Pass --force to replace them",
+            action="add weights to model",
         )
     if old and old != src.name:
         _untrack(root, root / layout.model_dir(name) / old)
@@ -236,9 +248,14 @@ def _dvc_add(root: Path, path: Path) -> None:
 
     try:
         with Repo(str(root)) as repo:
-            repo.add(str(path.relative_to(root)))
+            # Absolute: DVC reads a relative target from the working directory, not from root.
+            repo.add(str(path))
     except DvcException as e:
-        raise ConfigError(f"dvc add {path} failed: {e}") from e
+        raise DvcError(
+            f"'dvc add {path.relative_to(root)}' failed: {first_line(e).rstrip('.')}. Weights "
+            "that a dvc.yaml stage makes come from 'dvc repro', not 'registry models add'; "
+            "otherwise fix what DVC says and run the command again"
+        ) from e
 
 
 def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
@@ -805,7 +822,7 @@ def demote_model(
     release = index.stages(name).get(stage)
     if release is None:
         released = [str(r.version) for r in index.releases(name)]
-        raise VersionNotFoundError(name, f"@{stage}", released)
+        raise VersionNotFoundError(name, f"@{stage}", released, kind="model")
     tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
     message = f"Demote {name} {release.version} from {stage}"
     session.repo.publish_tag(tag, message, release.commit, push)

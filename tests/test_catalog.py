@@ -68,32 +68,50 @@ def test_stages_follow_the_latest_assignment(tagged_repo: GitRepo) -> None:
     ],
 )
 def test_resolve(tagged_repo: GitRepo, ref: str, version: str) -> None:
-    assert str(TagIndex(tagged_repo.tags()).resolve(parse_reference(ref)).version) == version
+    release = TagIndex(tagged_repo.tags()).resolve(parse_reference(ref), kind="dataset")
+    assert str(release.version) == version
 
 
 def test_unknown_version_lists_the_released_ones(tagged_repo: GitRepo) -> None:
     index = TagIndex(tagged_repo.tags())
     with pytest.raises(VersionNotFoundError) as error:
-        index.resolve(parse_reference("products/product_a/ad_clicks:2.*"))
+        index.resolve(parse_reference("products/product_a/ad_clicks:2.*"), kind="dataset")
     assert "1.0.0, 1.1.0, 1.10.0" in str(error.value)
     assert isinstance(error.value, LookupError)
 
 
 def test_unknown_stage_names_the_existing_ones(tagged_repo: GitRepo) -> None:
+    ref = parse_reference("products/product_a/ad_clicks@staging")
     with pytest.raises(VersionNotFoundError, match=r"@staging \(stages: prod\)"):
-        TagIndex(tagged_repo.tags()).resolve(parse_reference("products/product_a/ad_clicks@staging"))
+        TagIndex(tagged_repo.tags()).resolve(ref, kind="dataset")
+
+
+def test_unknown_stage_of_a_model_says_how_to_promote_one(tagged_repo: GitRepo) -> None:
+    ref = parse_reference("products/product_a/ad_clicks@staging")
+    with pytest.raises(VersionNotFoundError) as error:
+        TagIndex(tagged_repo.tags()).resolve(ref, kind="model")
+    assert error.value.kind == "model"
+    assert str(error.value).endswith(
+        "or give one the stage with "
+        "'registry models promote products/product_a/ad_clicks:1.10.0 staging'."
+    )
 
 
 def test_unknown_name_suggests_close_ones(tagged_repo: GitRepo) -> None:
     with pytest.raises(ArtifactNotFoundError, match="products/product_a/ad_clicks"):
-        TagIndex(tagged_repo.tags()).resolve(parse_reference("products/product_a/ad_click"))
+        TagIndex(tagged_repo.tags()).resolve(
+            parse_reference("products/product_a/ad_click"), kind="dataset"
+        )
     with pytest.raises(ArtifactNotFoundError, match="registry datasets list"):
-        TagIndex(tagged_repo.tags()).resolve(parse_reference("zzz"))
+        TagIndex(tagged_repo.tags()).resolve(parse_reference("zzz"), kind="dataset")
 
 
 def test_known_but_unreleased_name_says_none_released(tagged_repo: GitRepo) -> None:
-    with pytest.raises(VersionNotFoundError, match="none yet"):
-        TagIndex(tagged_repo.tags()).resolve(parse_reference("text/new"), known=["text/new"])
+    index = TagIndex(tagged_repo.tags())
+    with pytest.raises(VersionNotFoundError, match="registry datasets release text/new"):
+        index.resolve(parse_reference("text/new"), known=["text/new"], kind="dataset")
+    with pytest.raises(VersionNotFoundError, match=r"none yet.*registry models release text/new"):
+        index.resolve(parse_reference("text/new"), known=["text/new"], kind="model")
 
 
 def test_mirror_of_a_url_is_cloned_once_and_refreshed(tmp_path: Path, tagged_repo: GitRepo) -> None:

@@ -162,7 +162,10 @@ def new_dataset(
             os.rename(staging, target)
         except OSError as e:
             raise ArtifactExistsError(
-                name, name, f"{layout.dataset_dir(name)}/ appeared while it was being written"
+                name,
+                name,
+                f"{layout.dataset_dir(name)}/ appeared while it was being written",
+                kind="dataset",
             ) from e
     finally:
         if staging.exists():
@@ -193,7 +196,10 @@ def _check_new_name(root: Path, name: str) -> None:
     for existing in sorted(_existing_datasets(root)):
         if existing == name:
             raise ArtifactExistsError(
-                name, existing, f"dataset {name!r} already exists ({layout.dataset_dir(name)}/)"
+                name,
+                existing,
+                f"dataset {name!r} already exists ({layout.dataset_dir(name)}/)",
+                kind="dataset",
             )
         if name.startswith(f"{existing}/"):
             raise ArtifactExistsError(
@@ -201,6 +207,7 @@ def _check_new_name(root: Path, name: str) -> None:
                 existing,
                 f"it would be inside dataset {existing!r} ({layout.dataset_dir(existing)}/); a "
                 "dataset folder holds no other dataset, so make it a sibling instead",
+                kind="dataset",
             )
         if existing.startswith(f"{name}/"):
             raise ArtifactExistsError(
@@ -208,6 +215,7 @@ def _check_new_name(root: Path, name: str) -> None:
                 existing,
                 f"{name!r} is a group holding dataset {existing!r}; a dataset cannot contain "
                 "another, so give the new one its own name in the group",
+                kind="dataset",
             )
     if (root / layout.dataset_dir(name)).exists():
         raise ArtifactExistsError(
@@ -215,6 +223,7 @@ def _check_new_name(root: Path, name: str) -> None:
             name,
             f"{layout.dataset_dir(name)} already exists (it holds no builder); move it away or "
             "choose another name",
+            kind="dataset",
         )
     if (root / layout.MODELS_DIR / name).is_dir():
         raise ArtifactExistsError(
@@ -222,6 +231,8 @@ def _check_new_name(root: Path, name: str) -> None:
             name,
             f"model {name!r} already has that name ({layout.MODELS_DIR}/{name}/); a dataset and "
             "a model never share a name",
+            kind="dataset",
+            existing_kind="model",
         )
 
 

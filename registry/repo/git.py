@@ -66,8 +66,11 @@ def _run_git(args: list[str], cwd: Path | None = None, check: bool = True) -> st
     except FileNotFoundError as e:
         raise GitError("git is not installed or not on PATH; install git first") from e
     if check and done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        # git's reason is its first 'fatal:'/'error:' line; advice ("Please make sure ...") follows.
+        reasons = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        message = (reasons or lines or ["no output"])[0 if reasons else -1]
+        raise GitError(f"git {args[0]} failed: {message}")
     return done.stdout
 
 

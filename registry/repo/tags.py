@@ -129,13 +129,13 @@ class TagIndex:
         """Whether ``name`` carries a deprecation tag."""
         return name in self._deprecated
 
-    def resolve(self, ref: Reference, known: Iterable[str] = (), kind: str = "dataset") -> Release:
+    def resolve(self, ref: Reference, known: Iterable[str] = (), *, kind: str) -> Release:
         """Return the release that ``ref`` names: pinned, the latest matching, or a stage's.
 
         Args:
             ref: The parsed reference.
             known: Names of artifacts that exist without releases (for the error's suggestions).
-            kind: ``dataset`` or ``model``, for messages.
+            kind: ``dataset`` or ``model``: the messages name that kind's commands.
 
         Raises:
             ArtifactNotFoundError: If ``ref.name`` is neither released nor known.
@@ -152,10 +152,15 @@ class TagIndex:
             if release is None:
                 stages = sorted(self._stages.get(ref.name, {}))
                 raise VersionNotFoundError(
-                    ref.name, f"@{ref.stage} (stages: {', '.join(stages) or 'none'})", available
+                    ref.name,
+                    f"@{ref.stage} (stages: {', '.join(stages) or 'none'})",
+                    available,
+                    kind=kind,
                 )
             return release
         matching = [r for r in releases if ref.version is None or ref.version.matches(r.version)]
         if not matching:
-            raise VersionNotFoundError(ref.name, str(ref.version or "any version"), available)
+            raise VersionNotFoundError(
+                ref.name, str(ref.version or "any version"), available, kind=kind
+            )
         return matching[-1]

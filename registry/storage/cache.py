@@ -160,6 +160,77 @@ class _Tally:
         )
 
 
+class _Transfer:
+    """The objects one :meth:`ContentCache._ensure_objects` call brings in, one per worker
+    thread, and the progress they make together (the counts under one lock).
+
+    Attributes:
+        done: Bytes brought in so far (the first number ``progress`` gets).
+        total: Bytes expected in all (the second): an object counts at the size the remote
+            stated, or at the size a shared cache showed until it has arrived.
+    """
+
+    def __init__(
+        self,
+        cache: ContentCache,
+        remote: RemoteStore,
+        labels: dict[str, str],
+        shared: dict[str, int],
+        total: int,
+        progress: ProgressCallback | None,
+        verify: bool,
+        tally: _Tally,
+    ) -> None:
+        self.cache = cache
+        self.remote = remote
+        self.labels = labels  # md5 -> what it is, for error messages
+        self.shared = shared  # md5 -> its size in the shared cache that seems to hold it
+        self.progress = progress
+        self.verify = verify
+        self.tally = tally
+        self.done = 0
+        self.total = total
+        self._lock = threading.Lock()
+
+    def report(self, n: int) -> None:
+        """Count ``n`` more bytes in, and tell ``progress`` (one call at a time)."""
+        with self._lock:
+            self.done += n
+            if self.progress is not None:
+                self.progress(self.done, self.total)
+
+    def recount(self, md5: str, size: int) -> None:
+        """Expect ``size`` bytes for ``md5``, not the size its shared copy showed."""
+        with self._lock:
+            self.total += size - self.shared[md5]
+
+    def from_shared(self, md5: str) -> None:
+        """Bring in ``md5`` from a shared cache, or from the remote if no shared copy is good."""
+        label = self.labels[md5]
+        got = self.cache._obtain(md5, self.remote, label=label, rehash=self.verify, download=False)
+        if got is _NOT_SHARED:
+            # The shared copy was bad or went away: the remote's bytes take its share.
+            stat = self.remote.stat(md5, label=label)
+            self.recount(md5, stat.size)
+            self.from_remote(md5, stat)
+            return
+        if got is None:
+            self.report(self.shared[md5])  # another process got it first
+        else:
+            self.recount(md5, got.size)  # (another shared cache's copy, if the first was bad)
+            self.report(got.size)
+        self.tally.add(got)
+
+    def from_remote(self, md5: str, stat: RemoteObject) -> None:
+        """Download ``md5`` (``stat``: what the remote says of it)."""
+        got = self.cache._obtain(
+            md5, self.remote, on_bytes=self.report, label=self.labels[md5], shared=False, stat=stat
+        )
+        if got is None:
+            self.report(stat.size)  # another process got it first; keep the bar honest
+        self.tally.add(got)
+
+
 @dataclass(frozen=True)
 class _Entry:
     """One file of a snapshot, and its stat when the manifest was written (-1: unknown)."""
@@ -515,72 +586,42 @@ class ContentCache:
         labels: dict[str, str] = {}
         for entry in entries:
             labels.setdefault(entry.md5, f"file {entry.relpath!r} of artifact {dir_md5}")
-        # One stat each for stamped objects; the rest are re-hashed, in parallel.
-        unsure = [md5 for md5 in labels if verify or not self._stamped(md5)]
-        checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
-        missing = [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
+        missing = self._missing_objects(list(labels), verify)
         if not missing:
             return tally
         # What a shared cache seems to hold (one stat each) is not asked of the remote, so a
         # load that the shared caches can serve never touches the remote.
-        budget: dict[str, int] = {}
-        for md5 in missing:
-            found = next(self._shared_candidates(md5), None)
-            if found is not None:
-                budget[md5] = found[2].st_size
-        remote_only = [md5 for md5 in missing if md5 not in budget]
+        shared = self._shared_sizes(missing)
+        remote_only = [md5 for md5 in missing if md5 not in shared]
         workers = jobs or (remote.jobs if remote_only else min(32, 4 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
             # Sizes first: the progress total, and a missing object fails before any download.
             stats = _run_all(pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only])
-            total = sum(stat.size for stat in stats) + sum(budget.values())
-            done = 0
-            counter = threading.Lock()
-
-            def report(n: int) -> None:
-                nonlocal done
-                with counter:
-                    done += n
-                    if progress is not None:
-                        progress(done, total)
-
-            def rebudget(md5: str, size: int) -> None:
-                nonlocal total
-                with counter:
-                    total += size - budget[md5]
-
-            def from_shared(md5: str) -> None:
-                got = self._obtain(md5, remote, label=labels[md5], rehash=verify, download=False)
-                if got is _NOT_SHARED:
-                    # The shared copy was bad or went away: the remote's bytes take its share.
-                    stat = remote.stat(md5, label=labels[md5])
-                    rebudget(md5, stat.size)
-                    got = self._obtain(
-                        md5, remote, on_bytes=report, label=labels[md5], shared=False, stat=stat
-                    )
-                    if got is None:
-                        report(stat.size)
-                elif got is None:
-                    report(budget[md5])  # another process got it first
-                else:
-                    rebudget(md5, got.size)  # (another shared cache's copy, if the first was bad)
-                    report(got.size)
-                tally.add(got)
-
-            def fetch_one(md5: str, stat: RemoteObject) -> None:
-                got = self._obtain(
-                    md5, remote, on_bytes=report, label=labels[md5], shared=False, stat=stat
-                )
-                if got is None:
-                    report(stat.size)  # another process got it first; keep the bar honest
-                tally.add(got)
-
+            total = sum(stat.size for stat in stats) + sum(shared.values())
+            transfer = _Transfer(self, remote, labels, shared, total, progress, verify, tally)
+            from_remote = zip(remote_only, stats, strict=True)
             _run_all(
                 pool,
-                [partial(from_shared, m) for m in budget]
-                + [partial(fetch_one, m, s) for m, s in zip(remote_only, stats, strict=True)],
+                [partial(transfer.from_shared, m) for m in shared]
+                + [partial(transfer.from_remote, m, s) for m, s in from_remote],
             )
         return tally
+
+    def _missing_objects(self, md5s: Sequence[str], verify: bool) -> list[str]:
+        """The objects of ``md5s`` that are not cached (a bad copy is deleted on the way)."""
+        # One stat each for stamped objects; the rest are re-hashed, in parallel.
+        unsure = [md5 for md5 in md5s if verify or not self._stamped(md5)]
+        checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
+        return [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
+
+    def _shared_sizes(self, md5s: Sequence[str]) -> dict[str, int]:
+        """The size of each object of ``md5s`` that a shared cache seems to hold (one stat)."""
+        sizes: dict[str, int] = {}
+        for md5 in md5s:
+            found = next(self._shared_candidates(md5), None)
+            if found is not None:
+                sizes[md5] = found[2].st_size
+        return sizes
 
     # -- snapshots -----------------------------------------------------------------------------
 

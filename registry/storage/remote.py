@@ -26,6 +26,7 @@ from registry.errors import (
     CorruptArtifactError,
     MissingDependencyError,
     RegistryError,
+    RelativeRemoteError,
     RemoteError,
     first_line,
 )
@@ -121,10 +122,6 @@ class _Digest:
         return None
 
 
-class _RelativeRemoteError(ConfigError):
-    """A mirror's DVC remote is a path relative to a clone, which a mirror does not have."""
-
-
 @dataclass(frozen=True)
 class _Remote:
     """A resolved DVC remote: its name, URL for messages, and DVC's object database on it."""
@@ -179,8 +176,9 @@ class RemoteStore:
             The store. Nothing is read yet: config errors surface on first use.
 
         Raises:
-            Nothing here. On first use: ConfigError if the remote is unknown, missing, or a
-            relative local path in a mirror (which has no folder to be relative to);
+            Nothing here. On first use: ConfigError if the remote is unknown or missing, or
+            RelativeRemoteError (a ConfigError) if it is a relative local path in a mirror
+            (which has no folder to be relative to);
             MissingDependencyError if its DVC plugin (e.g. ``dvc[gs]``) is not installed.
         """
         return cls(repo, commit, remote)
@@ -204,7 +202,7 @@ class RemoteStore:
     def _resolve(self) -> _Remote:
         try:
             return self._resolve_at(self.commit)
-        except _RelativeRemoteError:
+        except RelativeRemoteError:
             # Released while the remote was the embedded default (a folder next to the clone),
             # before the lab moved to a shared remote: use the registry's current remote (its
             # default branch), where 'dvc push -r <new> --all-tags' copied the old releases.
@@ -213,7 +211,7 @@ class RemoteStore:
                 if head != self.commit:
                     try:
                         return self._resolve_at(head)
-                    except _RelativeRemoteError:
+                    except RelativeRemoteError:
                         pass  # relative there too: the error about the release's commit says it
             raise
 
@@ -275,7 +273,7 @@ class RemoteStore:
             return
         if os.path.isabs(os.path.expanduser(url)):
             return
-        raise _RelativeRemoteError(
+        raise RelativeRemoteError(
             f"DVC remote {name!r} of {where} is the relative path {url!r}, which only has a "
             "meaning inside a clone of the registry. Load from a clone instead (set REGISTRY_URL "
             "to its folder), or give the remote an absolute URL on this machine: "
