@@ -109,18 +109,40 @@ def _error_classes() -> list[type[RegistryError]]:
     ]
 
 
+def _wrappers_of_cli_raises(tree: ast.Module) -> set[str]:
+    """Functions of a test module that hand their first parameter on to ``cli_raises`` (a
+    module's own ``_refused(error, ...)`` helper, say): a call of one counts as a call of it."""
+    wrappers = set()
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef) or not func.args.args:
+            continue
+        first = func.args.args[0].arg
+        if any(_first_argument(call, {"cli_raises"}) == first for call in ast.walk(func)):
+            wrappers.add(func.name)
+    return wrappers
+
+
+def _first_argument(node: ast.AST, callees: set[str]) -> str | None:
+    """The name passed first to a call of one of ``callees`` (``None`` for anything else)."""
+    if (
+        isinstance(node, ast.Call)
+        and ast.unparse(node.func).rsplit(".", 1)[-1] in callees
+        and node.args
+    ):
+        return ast.unparse(node.args[0]).rsplit(".", 1)[-1]
+    return None
+
+
 def _classes_raised_from_the_cli() -> set[str]:
-    """Names of the classes some test passes to ``cli_raises(Class, ...)`` (calls in the code,
-    not in docstrings or comments)."""
+    """Names of the classes some test passes to ``cli_raises(Class, ...)``, directly or through
+    a wrapper (calls in the code, not in docstrings or comments)."""
     found: set[str] = set()
     for path in TESTS.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if (
-                isinstance(node, ast.Call)
-                and ast.unparse(node.func).rsplit(".", 1)[-1] == "cli_raises"
-                and node.args
-            ):
-                found.add(ast.unparse(node.args[0]).rsplit(".", 1)[-1])
+        tree = ast.parse(path.read_text(), str(path))
+        callees = {"cli_raises", *_wrappers_of_cli_raises(tree)}
+        for node in ast.walk(tree):
+            if (name := _first_argument(node, callees)) is not None:
+                found.add(name)
     return found
 
 
