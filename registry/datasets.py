@@ -585,8 +585,8 @@ def pipeline_options(
         {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
          '--direct_running_mode=multi_processing']}
     """
-    from registry.build.dvcfiles import read_params
     from registry.build.prepare import pipeline_options as options
+    from registry.config import read_params
 
     session = open_session(registry)
     root = session.root

@@ -745,7 +745,7 @@ def _check_weights_current(root: Path, name: str, weights: str) -> None:
 
 
 def _model_params(root: Path, name: str) -> dict[str, Any]:
-    from registry.build.dvcfiles import read_params
+    from registry.config import read_params
 
     value = (read_params(root).get("models") or {}).get(name) or {}
     return dict(value) if isinstance(value, dict) else {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry import layout
-from registry.config import Settings, load_settings
+from registry.config import PARAMS_FILE, Settings, load_settings, parse_params, registry_section
 from registry.errors import NotARegistryError
 from registry.grammar import Reference, parse_reference
 from registry.repo.git import GitRepo
@@ -132,6 +132,7 @@ def open_session(registry: RegistryArg = None) -> Session:
     Raises:
         NotARegistryError: If nothing says where the registry is.
         RemoteError: If a registry URL cannot be cloned.
+        ConfigError: If the configuration, or a registry URL's own ``params.yaml``, is invalid.
     """
     url = str(registry) if registry is not None else None
     settings = load_settings(url=url)
@@ -151,18 +152,18 @@ def open_session(registry: RegistryArg = None) -> Session:
 
 
 def _registry_section(repo: GitRepo) -> dict[str, Any] | None:
-    """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any."""
-    import yaml
+    """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any.
 
-    data = repo.read_file(repo.resolve_commit("HEAD"), "params.yaml")
+    Raises:
+        ConfigError: If that ``params.yaml`` is broken (naming the line) or its section is not a
+            mapping: the lab's settings cannot be known, so guessing them would mislead.
+    """
+    commit = repo.resolve_commit("HEAD")
+    data = repo.read_file(commit, PARAMS_FILE)
     if data is None:
         return None
-    try:
-        params = yaml.safe_load(data) or {}
-    except yaml.YAMLError:
-        return None  # the registry's own tools report a broken params.yaml where it is edited
-    section = params.get("registry") if isinstance(params, dict) else None
-    return section if isinstance(section, dict) else None
+    where = f"{PARAMS_FILE} at commit {commit[:12]} of {repo.url}"
+    return registry_section(parse_params(data, where), where) or None
 
 
 def as_reference(ref: str | Reference) -> Reference:
