@@ -886,7 +886,9 @@ def new_dataset(
         InvalidNameError: If ``name`` is not a valid dataset name.
         RegistryError: If the name is taken (by a dataset or a model) or nested in a dataset.
     """
-    from registry.build.scaffold import new_dataset as scaffold
+    from registry.build.dvcfiles import declared_datasets
+    from registry.build.scaffold import write_dataset_folder
 
     session = open_session(registry)
-    return scaffold(session.root, name, description=description, owner=owner)
+    name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
+    return write_dataset_folder(session.root, name, description=description, owner=owner)

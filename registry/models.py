@@ -106,18 +106,6 @@ model = registry.load_keras_model("{name}@prod")   # or "{name}:1.0.0"
 """
 
 
-def _check_new_name(session: Session, name: str) -> str:
-    name = grammar.parse_name(name)
-    root = session.root
-    if name in session.known_models():
-        raise ArtifactExistsError(name, name, "a model of that name exists")
-    if name in session.known_datasets() or (root / layout.dataset_dir(name)).exists():
-        raise ArtifactExistsError(
-            name, name, "a dataset has that name, and a dataset and a model never share one"
-        )
-    return name
-
-
 def new_model(
     name: str,
     *,
@@ -141,8 +129,10 @@ def new_model(
         InvalidNameError: If ``name`` is malformed.
         ArtifactExistsError: If a model or dataset already has that name.
     """
+    from registry.build.dvcfiles import declared_datasets
+
     session = open_session(registry)
-    name = _check_new_name(session, name)
+    name = session.check_new_name(name, "model", declared=declared_datasets(session.root))
     meta = {
         **_TEMPLATE_META,
         "task": task,
