@@ -172,22 +172,26 @@ def _yaml_error_message(where: str, error: Exception) -> str:
     return f"cannot parse {where}: {at}{detail}; fix the YAML there"
 
 
-def read_params(root: Path) -> dict[str, Any]:
-    """Read ``params.yaml`` of the registry work tree at ``root`` (see :func:`parse_params`).
+def read_params(root: str | os.PathLike[str] = ".") -> dict[str, Any]:
+    """Read ``params.yaml`` of the registry work tree at ``root``: every knob of its pipeline.
+
+    What a lab's own stage code reads its knobs with (``models.<name>``, ``train``, ...), and
+    what the registry reads ``datasets.<name>``, ``beam``, ``compute`` and ``registry`` with:
+    the one reader (see :func:`parse_params`).
 
     Args:
-        root: The registry work tree.
+        root: The registry work tree (default: the current directory, where DVC runs stages).
 
     Returns:
         The parsed mapping; ``{}`` if there is no ``params.yaml``.
 
     Raises:
-        ConfigError: If the file cannot be read, is not valid YAML (naming the line) or does not
-            hold a mapping.
+        ConfigError: If the file cannot be read, is not valid YAML (naming the line and column)
+            or does not hold a mapping at the top level.
 
     Example:
-        >>> read_params(Path(".")).get("beam", {})  # doctest: +SKIP
-        {'runner': 'DirectRunner'}
+        >>> registry.read_params(".")["models"]["digits-cnn"]["epochs"]  # doctest: +SKIP
+        3
     """
     path = Path(root) / PARAMS_FILE
     try:

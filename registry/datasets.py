@@ -51,6 +51,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetSummary",
     "DatasetVersion",
+    "Source",
     "build_dataset",
     "dataset_info",
     "list_datasets",

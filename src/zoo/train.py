@@ -33,7 +33,6 @@ from registry.atomic import atomic_write_text
 from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
 from registry.datasets import Source, locate_dataset
 from registry.errors import ConfigError, RegistryError
-from registry.grammar import parse_reference
 
 if TYPE_CHECKING:
     import keras
@@ -314,15 +313,9 @@ def load_base(
         import keras
 
         model = keras.saving.load_model(Path(base_weights))
-        ref = parse_reference(base)
+        ref = registry.parse_reference(base)
         exact = ref.version is not None and ref.version.is_exact
         return model, str(ref) if exact else None
-    for needed in ("resolve_model", "load_keras_model"):
-        if not hasattr(registry, needed):
-            raise ConfigError(
-                f"this registry has no registry.{needed} yet: pass the base weights by path "
-                "(--base-weights models/digits-cnn/model.keras)"
-            )
     release = registry.resolve_model(base, registry=where)
     version = f"{release.name}:{release.version}"
     return registry.load_keras_model(version, registry=where), version
