@@ -49,11 +49,12 @@ def make_release(work: Path, name: str, size: int) -> str:
     run(str(BIN / "dvc"), "remote", "add", "--force", "--default", "bench", str(work / "storage"))
     sys.path.insert(0, str(ROOT))
     from registry.build.dvcfiles import pipeline_datasets, remove_dataset
+    from registry.config import read_params
 
     for other in pipeline_datasets(clone):
         if other != name:
             remove_dataset(clone, other)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params = read_params(clone)
     params["datasets"][name][SIZE_PARAM[name]] = size
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git", "commit", "-qam", f"Scale {name} to {size}")
