@@ -37,8 +37,11 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # gcsfs asks the metadata server about hierarchical namespaces unless told not to (60 s a call
 # without a network); set before anything imports it.
@@ -46,6 +49,11 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
 from _common import BIN, env, report
+
+if TYPE_CHECKING:
+    from google.cloud.storage import Bucket
+
+    from registry.storage.remote import RemoteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "bench/shards"
@@ -150,6 +158,19 @@ class LatencyProxy:
 
 
 def main() -> None:
+    args = _parse_args()
+    shard_bytes = args.size_mb * (1 << 20) // args.shards
+    total = shard_bytes * args.shards
+    with tempfile.TemporaryDirectory(prefix="bench-gcs-") as tmp:
+        results = _run_scenarios(Path(tmp), args, shard_bytes, total)
+    ok = True
+    for name, (best, jobs) in results.items():
+        ok = _report(name, best, jobs, args, total) and ok
+    sys.exit(0 if ok else 1)
+
+
+def _parse_args() -> argparse.Namespace:
+    """The command line (``--quick``: ~100 MiB in 64 shards, best of 2)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="dataset size in MiB")
     parser.add_argument("--shards", type=int, default=256, help="number of files")
@@ -161,110 +182,162 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.size_mb, args.shards, args.repeat = 96, 64, 2
-    shard_bytes = args.size_mb * (1 << 20) // args.shards
-    total = shard_bytes * args.shards
-    mb = total / 1e6
+    return args
 
-    with tempfile.TemporaryDirectory(prefix="bench-gcs-") as tmp:
-        work = Path(tmp)
-        os.environ.update(env(HOME=str(work / "home")))
-        for var in ("REGISTRY_URL", "REGISTRY_REMOTE", "REGISTRY_SHARED_CACHE"):
-            os.environ.pop(var, None)
-        os.environ["REGISTRY_SHARED_CACHE"] = ""  # no lab cache: every byte from the bucket
-        from registry.cloud.emulator import GCSEmulator
 
-        with GCSEmulator() as gcs:
-            gcs.create_bucket(BUCKET)
-            repo = make_release(work, gcs.url, args.shards, shard_bytes)
-            proxy = LatencyProxy(gcs.port, args.latency_ms / 1000)
-            scenarios = {
-                "loopback": gcs.url,
-                f"+{args.latency_ms:g} ms a request": proxy.url,
-            }
-            results = {
+def _run_scenarios(
+    work: Path, args: argparse.Namespace, shard_bytes: int, total: int
+) -> dict[str, tuple[dict[str, float], int]]:
+    """Release the dataset to the emulator and measure each scenario: loopback, then through a
+    proxy that adds ``--latency-ms`` to each request. Returns what :func:`measure` gives, by
+    scenario."""
+    os.environ.update(env(HOME=str(work / "home")))
+    for var in ("REGISTRY_URL", "REGISTRY_REMOTE", "REGISTRY_SHARED_CACHE"):
+        os.environ.pop(var, None)
+    os.environ["REGISTRY_SHARED_CACHE"] = ""  # no lab cache: every byte from the bucket
+    from registry.cloud.emulator import GCSEmulator
+
+    with GCSEmulator() as gcs:
+        gcs.create_bucket(BUCKET)
+        repo = make_release(work, gcs.url, args.shards, shard_bytes)
+        proxy = LatencyProxy(gcs.port, args.latency_ms / 1000)
+        scenarios = {
+            "loopback": gcs.url,
+            f"+{args.latency_ms:g} ms a request": proxy.url,
+        }
+        try:
+            return {
                 name: measure(work, repo, endpoint, args, total)
                 for name, endpoint in scenarios.items()
             }
+        finally:
             proxy.close()
 
-    ok = True
-    for name, (best, jobs) in results.items():
-        rate = {side: mb / t for side, t in best.items()}
-        raw_best = max(rate["gcs-parallel"], rate["gcs-sequential"])
-        par_seq = best["sequential"] / best["parallel"]
-        par_raw = rate["parallel"] / raw_best
-        ok = ok and par_seq >= 1.5 and par_raw >= 0.8
-        report(
-            f"cold pull of {NAME}:{VERSION}, {name}: {args.shards} shards, {mb:,.0f} MB, "
-            f"fake-gcs-server on this machine ({os.cpu_count()} CPUs), best of {args.repeat}",
-            [
-                *(
-                    (label, f"{best[side]:.2f} s  {rate[side]:.1f} MB/s")
-                    for side, label in (
-                        ("sequential", "registry pull, jobs=1"),
-                        ("parallel", f"registry pull, jobs={jobs} (default)"),
-                        ("gcs-parallel", f"google-cloud-storage, {jobs} threads"),
-                        ("gcs-sequential", "google-cloud-storage, 1 thread"),
-                    )
-                ),
-                (
-                    "parallel / sequential",
-                    f"{par_seq:.2f}x (goal: >= 1.5x) {_verdict(par_seq >= 1.5)}",
-                ),
-                (
-                    "parallel / google-cloud-storage (its faster way)",
-                    f"{par_raw:.2f}x (goal: >= 0.8x) {_verdict(par_raw >= 0.8)}",
-                ),
-            ],
-        )
-    sys.exit(0 if ok else 1)
+
+def _report(
+    name: str, best: dict[str, float], jobs: int, args: argparse.Namespace, total: int
+) -> bool:
+    """Print one scenario's times and ratios; return whether it meets both goals."""
+    mb = total / 1e6
+    rate = {side: mb / t for side, t in best.items()}
+    raw_best = max(rate["gcs-parallel"], rate["gcs-sequential"])
+    par_seq = best["sequential"] / best["parallel"]
+    par_raw = rate["parallel"] / raw_best
+    labels = {
+        "sequential": "registry pull, jobs=1",
+        "parallel": f"registry pull, jobs={jobs} (default)",
+        "gcs-parallel": f"google-cloud-storage, {jobs} threads",
+        "gcs-sequential": "google-cloud-storage, 1 thread",
+    }
+    report(
+        f"cold pull of {NAME}:{VERSION}, {name}: {args.shards} shards, {mb:,.0f} MB, "
+        f"fake-gcs-server on this machine ({os.cpu_count()} CPUs), best of {args.repeat}",
+        [
+            *((label, f"{best[s]:.2f} s  {rate[s]:.1f} MB/s") for s, label in labels.items()),
+            (
+                "parallel / sequential",
+                f"{par_seq:.2f}x (goal: >= 1.5x) {_verdict(par_seq >= 1.5)}",
+            ),
+            (
+                "parallel / google-cloud-storage (its faster way)",
+                f"{par_raw:.2f}x (goal: >= 0.8x) {_verdict(par_raw >= 0.8)}",
+            ),
+        ],
+    )
+    return par_seq >= 1.5 and par_raw >= 0.8
 
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def measure(
-    work: Path, repo: Path, endpoint: str, args: argparse.Namespace, total: int
-) -> tuple[dict[str, float], int]:
-    """Best times of the four sides through ``endpoint``; and the parallel pull's jobs."""
-    import registry
-    from registry.remotes import set_remote
+@dataclass(frozen=True)
+class _Objects:
+    """The released dataset's objects in the bucket, as the pull reads them.
+
+    Attributes:
+        store: The registry's DVC remote at the release.
+        dir_md5: The hash of the prepared folder's ``.dir`` listing.
+        blobs: Every file's object name in the bucket (``<remote>/files/md5/ab/cdef...``).
+    """
+
+    store: RemoteStore
+    dir_md5: str
+    blobs: list[str]
+
+
+def _released_objects(repo: Path) -> _Objects:
+    """Resolve the release in ``repo`` and list its objects, through the registry's own code."""
     from registry.repo.lock import locked_out_hash
     from registry.repo.session import as_reference, open_session
     from registry.storage.cache import _parse_listing
     from registry.storage.remote import RemoteStore
 
-    # This clone only (config.local): loads in a clone read its current DVC config.
-    set_remote(
-        f"gs://{BUCKET}/dvc", registry=str(repo), endpoint_url=endpoint, anonymous=True, local=True
-    )
-    ref = f"{NAME}:{VERSION}"
     session = open_session(str(repo))
-    release = session.resolve(as_reference(ref), "dataset")
+    release = session.resolve(as_reference(f"{NAME}:{VERSION}"), "dataset")
     dir_md5 = locked_out_hash(
         session.repo, release.commit, f"build@{NAME}", f"datasets/{NAME}/prepared"
     )
     store = RemoteStore.open(session.repo, release.commit)
-    jobs = store.jobs
-    # The objects, as the pull reads them: <remote>/files/md5/ab/cdef... in the bucket.
     listing = _parse_listing(local_dir_object(repo, dir_md5).read_bytes(), dir_md5)
     blobs = [store.object_path(e.md5).split("/", 1)[1] for e in listing]
+    return _Objects(store, dir_md5, blobs)
 
+
+def _gcs_bucket(endpoint: str, connections: int) -> Bucket:
+    """The bucket through an anonymous google-cloud-storage client pointed at ``endpoint``."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
     client = storage.Client(
         project="bench",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options={"api_endpoint": endpoint},
     )
-    bucket = client.bucket(BUCKET)
     # Enough HTTP connections for every thread (requests' pool keeps 10 by default).
     import requests.adapters
 
-    adapter = requests.adapters.HTTPAdapter(pool_connections=jobs, pool_maxsize=jobs)
+    adapter = requests.adapters.HTTPAdapter(
+        pool_connections=connections, pool_maxsize=connections
+    )
     client._http.mount("http://", adapter)
+    return client.bucket(BUCKET)
+
+
+def measure(
+    work: Path, repo: Path, endpoint: str, args: argparse.Namespace, total: int
+) -> tuple[dict[str, float], int]:
+    """Best times of the four sides through ``endpoint``; and the parallel pull's jobs."""
+    from registry.remotes import set_remote
+
+    # This clone only (config.local): loads in a clone read its current DVC config.
+    set_remote(
+        f"gs://{BUCKET}/dvc", registry=str(repo), endpoint_url=endpoint, anonymous=True, local=True
+    )
+    objects = _released_objects(repo)
+    jobs = objects.store.jobs
+    bucket = _gcs_bucket(endpoint, jobs)
+    # Warm both clients (imports, the gcsfs session, the HTTP pool) on one small object.
+    objects.store.size(objects.dir_md5)
+    bucket.blob(objects.blobs[0]).reload()
+    sides = _sides(work, repo, objects.blobs, bucket, args.shards, total, jobs)
+    best = dict.fromkeys(sides, float("inf"))
+    for round_ in range(args.repeat):
+        for side, fn in sides.items():
+            start = time.perf_counter()
+            fn()
+            took = time.perf_counter() - start
+            best[side] = min(best[side], took)
+            print(f"  {endpoint} round {round_ + 1}: {side:15s} {took:6.2f} s")
+    return best, jobs
+
+
+def _sides(
+    work: Path, repo: Path, blobs: list[str], bucket: Bucket, shards: int, total: int, jobs: int
+) -> dict[str, Callable[[], None]]:
+    """The four ways to fetch the release, each into a fresh, empty folder it removes after."""
+    import registry
+
     counter = iter(range(1_000_000))
 
     def fresh(kind: str) -> Path:
@@ -275,8 +348,8 @@ def measure(
     def pull(n: int) -> None:
         cache = fresh("cache")
         os.environ["REGISTRY_CACHE_DIR"] = str(cache)
-        result = registry.pull_dataset(ref, registry=str(repo), jobs=n)
-        assert result.fetched_files == args.shards, result
+        result = registry.pull_dataset(f"{NAME}:{VERSION}", registry=str(repo), jobs=n)
+        assert result.fetched_files == shards, result
         assert result.fetched_bytes == total, result
         shutil.rmtree(cache)
 
@@ -295,24 +368,12 @@ def measure(
         assert sum(f.stat().st_size for f in out.iterdir()) == total
         shutil.rmtree(out)
 
-    # Warm both clients (imports, the gcsfs session, the HTTP pool) on one small object.
-    store.size(dir_md5)
-    bucket.blob(blobs[0]).reload()
-    sides = {
+    return {
         "sequential": lambda: pull(1),
         "parallel": lambda: pull(jobs),
         "gcs-parallel": lambda: direct(jobs),
         "gcs-sequential": lambda: direct(1),
     }
-    best = dict.fromkeys(sides, float("inf"))
-    for round_ in range(args.repeat):
-        for side, fn in sides.items():
-            start = time.perf_counter()
-            fn()
-            took = time.perf_counter() - start
-            best[side] = min(best[side], took)
-            print(f"  {endpoint} round {round_ + 1}: {side:15s} {took:6.2f} s")
-    return best, jobs
 
 
 def local_dir_object(repo: Path, dir_md5: str) -> Path:

@@ -38,10 +38,12 @@ _EXPORTS = {
     "model_info": "registry.models",
     "new_model": "registry.models",
     "promote_model": "registry.models",
+    "record_training_run": "registry.models",
     "release_model": "registry.models",
     "resolve_model": "registry.models",
     "search_models": "registry.models",
     "load_settings": "registry.config",
+    "read_params": "registry.config",
 }
 
 __all__ = [
@@ -66,6 +68,8 @@ __all__ = [
     "parse_reference",
     "promote_model",
     "pull_dataset",
+    "read_params",
+    "record_training_run",
     "release_dataset",
     "release_model",
     "resolve_model",
@@ -73,7 +77,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from registry.config import load_settings
+    from registry.config import load_settings, read_params
     from registry.datasets import (
         build_dataset,
         dataset_info,
@@ -95,6 +99,7 @@ if TYPE_CHECKING:
         model_info,
         new_model,
         promote_model,
+        record_training_run,
         release_model,
         resolve_model,
         search_models,

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from registry.build.dvcfiles import read_params
 from registry.cloud.vertex import SubmittedJob, build_job_spec, compute_section, submit
+from registry.config import read_params
 from registry.errors import ArtifactNotFoundError, ConfigError
 from registry.grammar import parse_name
 from registry.repo.session import open_session

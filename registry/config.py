@@ -46,7 +46,17 @@ from typing import Any
 
 from registry.errors import ConfigError
 
-__all__ = ["DEFAULT_STAGES", "Settings", "find_registry_root", "load_settings", "user_config_path"]
+__all__ = [
+    "DEFAULT_STAGES",
+    "PARAMS_FILE",
+    "Settings",
+    "find_registry_root",
+    "load_settings",
+    "parse_params",
+    "read_params",
+    "registry_section",
+    "user_config_path",
+]
 
 DEFAULT_STAGES = ("dev", "staging", "prod")
 
@@ -108,23 +118,108 @@ def find_registry_root(start: str | os.PathLike[str] | None = None) -> Path | No
     return None
 
 
-def _registry_config(root: Path | None) -> dict[str, Any]:
-    """The ``registry:`` section of the registry's params.yaml, if any."""
-    if root is None:
-        return {}
-    path = root / "params.yaml"
-    if not path.is_file():
-        return {}
+# -- params.yaml: its one reader ------------------------------------------------------------------
+
+PARAMS_FILE = "params.yaml"
+
+
+def parse_params(text: str | bytes, where: str) -> dict[str, Any]:
+    """Parse the text of a registry's ``params.yaml`` (read from a work tree or from Git).
+
+    The one reader of ``params.yaml``: every module that needs a knob from it goes through here
+    (or :func:`read_params`), so a broken file is reported the same way, with its line, wherever
+    it is read.
+
+    Args:
+        text: The file's contents.
+        where: How to name the file in an error: its path, or e.g. ``params.yaml at abc1234 of
+            <url>`` for a revision read from Git.
+
+    Returns:
+        The parsed mapping; ``{}`` for an empty file.
+
+    Raises:
+        ConfigError: If the text is not valid YAML (the message gives the line and column) or its
+            top level is not a mapping.
+
+    Example:
+        >>> parse_params("beam:\\n  runner: DirectRunner\\n", "params.yaml")
+        {'beam': {'runner': 'DirectRunner'}}
+    """
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from e
-    section = data.get("registry") or {}
+        raise ConfigError(_yaml_error_message(where, e)) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where} must hold a mapping (key: value lines) at the top level, not a "
+            f"{type(data).__name__}; fix the file"
+        )
+    return data
+
+
+def _yaml_error_message(where: str, error: Exception) -> str:
+    """``cannot parse WHERE: line L, column C: PROBLEM``, from a YAML error's marks."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"cannot parse {where}: {at}{detail}; fix the YAML there"
+
+
+def read_params(root: str | os.PathLike[str] = ".") -> dict[str, Any]:
+    """Read ``params.yaml`` of the registry work tree at ``root``: every knob of its pipeline.
+
+    What a lab's own stage code reads its knobs with (``models.<name>``, ``train``, ...), and
+    what the registry reads ``datasets.<name>``, ``beam``, ``compute`` and ``registry`` with:
+    the one reader (see :func:`parse_params`).
+
+    Args:
+        root: The registry work tree (default: the current directory, where DVC runs stages).
+
+    Returns:
+        The parsed mapping; ``{}`` if there is no ``params.yaml``.
+
+    Raises:
+        ConfigError: If the file cannot be read, is not valid YAML (naming the line and column)
+            or does not hold a mapping at the top level.
+
+    Example:
+        >>> registry.read_params(".")["models"]["digits-cnn"]["epochs"]  # doctest: +SKIP
+        3
+    """
+    path = Path(root) / PARAMS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}; fix or restore the file") from e
+    return parse_params(text, str(path))
+
+
+def registry_section(params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``registry:`` section of parsed ``params``: the lab's own settings (``{}`` if none).
+
+    Raises:
+        ConfigError: If the section is there but is not a mapping.
+    """
+    section = params.get("registry") or {}
     if not isinstance(section, dict):
-        raise ConfigError(f"'registry' in {path} must be a mapping, not {section!r}")
+        raise ConfigError(f"'registry' in {where} must be a mapping, not {section!r}")
     return section
+
+
+def _registry_config(root: Path | None) -> dict[str, Any]:
+    """The ``registry:`` section of the work tree's params.yaml, if any."""
+    if root is None:
+        return {}
+    return registry_section(read_params(root), str(root / PARAMS_FILE))
 
 
 def load_settings(

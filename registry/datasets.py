@@ -50,6 +50,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetSummary",
     "DatasetVersion",
+    "Source",
     "build_dataset",
     "dataset_info",
     "list_datasets",
@@ -567,8 +568,8 @@ def pipeline_options(
         {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
          '--direct_running_mode=multi_processing']}
     """
-    from registry.build.dvcfiles import read_params
     from registry.build.prepare import pipeline_options as options
+    from registry.config import read_params
 
     session = open_session(registry)
     root = session.root
@@ -787,7 +788,9 @@ def new_dataset(
         InvalidNameError: If ``name`` is not a valid dataset name.
         RegistryError: If the name is taken (by a dataset or a model) or nested in a dataset.
     """
-    from registry.build.scaffold import new_dataset as scaffold
+    from registry.build.dvcfiles import declared_datasets
+    from registry.build.scaffold import write_dataset_folder
 
     session = open_session(registry)
-    return scaffold(session.root, name, description=description, owner=owner)
+    name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
+    return write_dataset_folder(session.root, name, description=description, owner=owner)

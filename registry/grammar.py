@@ -48,7 +48,6 @@ _NUMBER = r"(?:0|[1-9][0-9]*)"
 VERSION_PATTERN = rf"(?P<major>{_NUMBER})\.(?P<minor>{_NUMBER})\.(?P<patch>{_NUMBER})"
 
 NAME_RE = re.compile(rf"^{NAME_PATTERN}$")
-SEGMENT_RE = re.compile(rf"^{_SEGMENT}$")
 STAGE_RE = re.compile(rf"^{STAGE_PATTERN}$")
 VERSION_RE = re.compile(rf"^{VERSION_PATTERN}$")
 VERSION_SPEC_RE = re.compile(

@@ -63,6 +63,7 @@ __all__ = [
     "model_info",
     "new_model",
     "promote_model",
+    "record_training_run",
     "release_model",
     "resolve_model",
     "search_models",
@@ -116,22 +117,6 @@ model = registry.load_keras_model("{name}@prod")   # or "{name}:1.0.0"
 """
 
 
-def _check_new_name(session: Session, name: str) -> str:
-    name = grammar.parse_name(name)
-    root = session.root
-    if name in session.known_models():
-        raise ArtifactExistsError(name, name, "a model of that name exists", kind="model")
-    if name in session.known_datasets() or (root / layout.dataset_dir(name)).exists():
-        raise ArtifactExistsError(
-            name,
-            name,
-            "a dataset has that name, and a dataset and a model never share one",
-            kind="model",
-            existing_kind="dataset",
-        )
-    return name
-
-
 def new_model(
     name: str,
     *,
@@ -155,8 +140,10 @@ def new_model(
         InvalidNameError: If ``name`` is malformed.
         ArtifactExistsError: If a model or dataset already has that name.
     """
+    from registry.build.dvcfiles import declared_datasets
+
     session = open_session(registry)
-    name = _check_new_name(session, name)
+    name = session.check_new_name(name, "model", declared=declared_datasets(session.root))
     meta = {
         **_TEMPLATE_META,
         "task": task,
@@ -694,20 +681,53 @@ def _training_runs_file(root: Path, name: str) -> Path:
     return root / "mlflow" / "runs" / f"{name}.json"
 
 
-def record_training_run(root: Path, name: str, run_id: str, weights: Path) -> None:
-    """Remember which tracked training run produced ``weights`` (for the release's lineage).
+def record_training_run(
+    name: str, run_id: str, weights: str | os.PathLike[str], *, registry: RegistryArg = None
+) -> Path:
+    """Remember which tracked training run produced model ``name``'s ``weights``.
+
+    A later release of ``name`` whose weights are exactly these bytes records ``run_id`` as the
+    ``training_run`` of its lineage (unless the card names one). The record is kept beside the
+    local MLflow store, ``mlflow/runs/<name>.json`` (ignored by Git), rather than in the card: a
+    retrain would otherwise change a tracked file every time.
 
     Args:
-        root: The registry work tree.
         name: The model name.
-        run_id: The run's id in the tracking system (``registry.tracking``'s run uid).
+        run_id: The run's id in the tracking system (the ``uid`` of ``registry.tracking.run``).
         weights: The weights file the run wrote.
+        registry: A registry clone; default from the configuration.
+
+    Returns:
+        The record file written.
+
+    Raises:
+        InvalidNameError: If ``name`` is malformed.
+        NotBuiltError: If ``weights`` does not exist (record the run after saving them).
+        NotARegistryError: If the registry is not a clone.
+
+    Example:
+        >>> with registry.tracking.run("digits-cnn") as run:  # doctest: +SKIP
+        ...     model.fit(train, callbacks=[run.keras_callback()])
+        ...     model.save("models/digits-cnn/model.keras")
+        >>> registry.record_training_run(  # doctest: +SKIP
+        ...     "digits-cnn", run.uid, "models/digits-cnn/model.keras")
     """
     import hashlib
 
-    digest = hashlib.md5(weights.read_bytes(), usedforsecurity=False).hexdigest()
+    name = grammar.parse_name(name)
+    root = open_session(registry).root
+    try:
+        data = Path(weights).read_bytes()
+    except FileNotFoundError:
+        raise NotBuiltError(
+            f"cannot record training run {run_id!r} of {name!r}: its weights {weights} do not "
+            "exist; save the weights first, then record the run"
+        ) from None
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
     record = {"run": run_id, "weights_md5": digest}
-    atomic_write_text(_training_runs_file(root, name), json.dumps(record, sort_keys=True) + "\n")
+    path = _training_runs_file(root, name)
+    atomic_write_text(path, json.dumps(record, sort_keys=True) + "\n")
+    return path
 
 
 def _training_run(root: Path, name: str, card: ModelCard, weights_md5: str) -> str | None:
@@ -763,7 +783,7 @@ def _check_weights_current(root: Path, name: str, weights: str) -> None:
 
 
 def _model_params(root: Path, name: str) -> dict[str, Any]:
-    from registry.build.dvcfiles import read_params
+    from registry.config import read_params
 
     value = (read_params(root).get("models") or {}).get(name) or {}
     return dict(value) if isinstance(value, dict) else {}

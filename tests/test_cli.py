@@ -62,6 +62,8 @@ def test_public_api_is_pinned() -> None:
         "parse_reference",
         "promote_model",
         "pull_dataset",
+        "read_params",
+        "record_training_run",
         "release_dataset",
         "release_model",
         "resolve_model",

@@ -13,9 +13,14 @@ from registry.config import (
     find_registry_root,
     load_settings,
     parse_bool,
+    parse_params,
+    read_params,
+    registry_section,
     user_config_path,
 )
 from registry.errors import ConfigError, CredentialsError
+from registry.repo.session import open_session
+from tests.conftest import cli_raises, commit_all, git
 
 
 def _registry(folder: Path) -> Path:
@@ -192,3 +197,57 @@ def test_allow_anonymous_login_from_a_real_dvc_config(
         cwd=repo, capture_output=True, text=True,
     )
     assert refused.returncode != 0 and "expected true or false" in refused.stderr
+# -- params.yaml: one reader, which names the line ------------------------------------------------
+
+BROKEN_PARAMS = "registry:\n  stages: [dev, prod]\nbeam:\n  runner: DirectRunner\n   bad: indent\n"
+
+
+def test_params_are_parsed_and_a_broken_file_names_its_line(tmp_path: Path) -> None:
+    assert parse_params("", "params.yaml") == {}
+    parsed = parse_params(b"beam:\n  runner: DirectRunner\n", "p")
+    assert parsed == {"beam": {"runner": "DirectRunner"}}
+    assert read_params(tmp_path) == {}  # no params.yaml: no knobs
+
+    (tmp_path / "params.yaml").write_text(BROKEN_PARAMS)
+    with pytest.raises(ConfigError) as caught:
+        read_params(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"cannot parse {tmp_path / 'params.yaml'}: line 5, column ")
+    assert "fix the YAML there" in message
+
+    with pytest.raises(ConfigError, match=r"^where: must hold a mapping .* not a list; fix"):
+        parse_params("- a\n- b\n", "where:")
+    with pytest.raises(ConfigError, match="'registry' in p must be a mapping, not 'prod'"):
+        registry_section(parse_params("registry: prod\n", "p"), "p")
+
+
+def test_a_broken_params_yaml_names_its_line_through_the_cli(tmp_path: Path) -> None:
+    root = _registry(tmp_path / "reg")
+    (root / "params.yaml").write_text(BROKEN_PARAMS)
+
+    error = cli_raises(ConfigError, "datasets", "list", cwd=root)
+
+    assert str(error) == (
+        f"cannot parse {root / 'params.yaml'}: line 5, column 7: mapping values are not allowed "
+        "here; fix the YAML there"
+    )
+
+
+def test_a_broken_params_yaml_at_a_registry_url_is_reported_not_skipped(tmp_path: Path) -> None:
+    # A registry read by Git URL configures the session from params.yaml at its default branch:
+    # a broken file there must say so (with the line), not silently fall back to defaults.
+    work = _registry(tmp_path / "work")
+    (work / "params.yaml").write_text(BROKEN_PARAMS)
+    git(work, "init", "-q", "-b", "main")
+    commit = commit_all(work, "a broken params.yaml")
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+
+    with pytest.raises(ConfigError) as caught:
+        open_session(str(bare))
+    assert str(caught.value).startswith(
+        f"cannot parse params.yaml at commit {commit[:12]} of {bare}: line 5, column 7: "
+    )
+
+    error = cli_raises(ConfigError, "datasets", "list", "--registry", str(bare), cwd=tmp_path)
+    assert "params.yaml at commit" in str(error) and "line 5, column 7" in str(error)

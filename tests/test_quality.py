@@ -3,11 +3,29 @@ pyproject.toml)."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
+import registry
 from tests.conftest import PROJECT_ROOT
+
+# The Python API, as README.md declares it ("Commands and their Python equivalents"): `registry`
+# itself and these modules, each through its `__all__`. The rest of the package is internal.
+PUBLIC_MODULES = (
+    "registry.atomic",
+    "registry.cards",
+    "registry.compute",
+    "registry.datasets",
+    "registry.errors",
+    "registry.models",
+    "registry.remotes",
+    "registry.testing",
+    "registry.tracking",
+    "registry.vertex",
+)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -17,7 +35,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff() -> None:
-    done = _run("ruff", "check", "registry", "datasets", "tests", "benchmarks")
+    done = _run("ruff", "check", "registry", "src", "datasets", "tests", "benchmarks")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -35,6 +53,54 @@ def test_imports_point_downward() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout, done.stdout
+
+
+def _registry_imports(tree: ast.AST) -> list[tuple[int, str, str | None]]:
+    """``(line, module, name)`` for every import of the registry package in ``tree`` (``name``:
+    the imported name of a ``from`` import, ``None`` for ``import registry.x``)."""
+    found: list[tuple[int, str, str | None]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name, None) for a in node.names if _in_registry(a.name)]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and _in_registry(node.module):
+            found += [(node.lineno, str(node.module), a.name) for a in node.names]
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "registry"
+        ):
+            found.append((node.lineno, "registry", node.attr))  # registry.something(...)
+    return found
+
+
+def _in_registry(module: str | None) -> bool:
+    return module is not None and (module == "registry" or module.startswith("registry."))
+
+
+def _is_public(module: str, name: str | None) -> bool:
+    """Whether ``from module import name`` (or ``import module``) stays on the public API."""
+    if module == "registry":
+        return name is None or name in registry.__all__ or f"registry.{name}" in PUBLIC_MODULES
+    if module not in PUBLIC_MODULES:
+        return False
+    return name is None or name in importlib.import_module(module).__all__
+
+
+def test_src_uses_only_the_public_api() -> None:
+    """The lab's own code (src/) uses the registry as any user would: `registry`'s `__all__`
+    and the public modules README.md declares, never the subpackages or private names."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{module}`" in readme for module in PUBLIC_MODULES)
+    internal = []
+    files = sorted((PROJECT_ROOT / "src").rglob("*.py"))
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for line, module, name in _registry_imports(tree):
+            if not _is_public(module, name):
+                what = module if name is None else f"{module}.{name}"
+                internal.append(f"{path.relative_to(PROJECT_ROOT)}:{line}: {what}")
+    assert not internal, "src/ reaches into the registry's internals:\n" + "\n".join(internal)
 
 
 def test_dvc_lock_is_in_step_with_code_and_params() -> None:

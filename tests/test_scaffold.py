@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from registry.build.scaffold import DEFAULT_PARAMS, DUMMY_SPLITS, new_dataset, render_dataset
+import registry
+from registry.build.scaffold import (
+    DEFAULT_PARAMS,
+    DUMMY_SPLITS,
+    render_dataset_folder,
+    write_dataset_folder,
+)
 from registry.errors import ArtifactExistsError, InvalidNameError, RegistryError
+from tests.conftest import cli_raises, git
 
 EXPECTED_FILES = {
     "CITATIONS.bib",
@@ -30,8 +38,10 @@ def _files(folder: Path) -> set[str]:
 
 @pytest.fixture
 def plain_registry(tmp_path: Path) -> Path:
-    """A registry folder without Git or DVC: dvc.yaml and params.yaml with one dataset."""
+    """A registry folder without DVC or commits: dvc.yaml and params.yaml with one dataset."""
     root = tmp_path / "reg"
+    root.mkdir()
+    git(root, "init", "-q")
     (root / "datasets/image_classification/digits").mkdir(parents=True)
     (root / "datasets/image_classification/digits/digits_dataset_builder.py").write_text("")
     (root / "models/resnet18_product_images").mkdir(parents=True)
@@ -49,8 +59,11 @@ def plain_registry(tmp_path: Path) -> Path:
 def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., Path]) -> None:
     root = make_registry(datasets=[])
 
-    folder = new_dataset(
-        root, "products/product_b/reviews", description='Reviews of "B", by star.', owner="ads team"
+    folder = registry.new_dataset(
+        "products/product_b/reviews",
+        registry=str(root),
+        description='Reviews of "B", by star.',
+        owner="ads team",
     )
 
     assert folder == root / "datasets/products/product_b/reviews"
@@ -88,7 +101,7 @@ def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(
 
     # A name no other test builds: builder modules are cached per process by dataset name.
     name = "products/scaffold_build/reviews_smoke"
-    folder = new_dataset(plain_registry, name)
+    folder = write_dataset_folder(plain_registry, name)
 
     prepared = prepare_dataset(
         plain_registry,
@@ -123,20 +136,21 @@ def test_scaffold_builds_from_its_dummy_data_and_its_test_passes(
 )
 def test_invalid_names_are_refused(plain_registry: Path, name: str, message: str) -> None:
     with pytest.raises(InvalidNameError, match=message) as caught:
-        new_dataset(plain_registry, name)
+        registry.new_dataset(name, registry=str(plain_registry))
     assert isinstance(caught.value, ValueError) and caught.value.name == name
 
 
 @pytest.mark.parametrize(
     ("name", "conflict", "message"),
     [
-        ("image_classification/digits", "image_classification/digits", "already exists"),
+        ("image_classification/digits", "image_classification/digits",
+         "a dataset of that name exists"),
         ("image_classification/digits/extra", "image_classification/digits",
          "would be inside dataset 'image_classification/digits'"),
         ("image_classification", "image_classification/digits",
          "is a group holding dataset 'image_classification/digits'"),
         ("products/product_a/clicks_only_in_dvc_yaml", "products/product_a/clicks_only_in_dvc_yaml",
-         "already exists"),
+         "a dataset of that name exists"),
         ("resnet18_product_images", "resnet18_product_images", "model"),
         ("text_gen/ad_writer", "text_gen/ad_writer", "a dataset and a model never share a name"),
     ],
@@ -147,10 +161,11 @@ def test_taken_names_are_refused(
     before = {f: (plain_registry / f).read_text() for f in ("dvc.yaml", "params.yaml")}
     datasets_before = _files(plain_registry / "datasets")
 
-    with pytest.raises(ArtifactExistsError, match=message) as caught:
-        new_dataset(plain_registry, name)
+    error = cli_raises(
+        ArtifactExistsError, "datasets", "new", name, "--registry", str(plain_registry)
+    )
 
-    error = caught.value
+    assert re.search(message, str(error))
     assert isinstance(error, RegistryError) and isinstance(error, FileExistsError)
     assert (error.name, error.conflict) == (name, conflict)
     assert "Pick another name" in str(error)
@@ -163,7 +178,7 @@ def test_an_existing_folder_without_a_builder_is_not_overwritten(plain_registry:
     (plain_registry / "datasets/nlp/notes/raw.txt").write_text("keep me")
 
     with pytest.raises(ArtifactExistsError, match="holds no builder"):
-        new_dataset(plain_registry, "nlp/notes")
+        registry.new_dataset("nlp/notes", registry=str(plain_registry))
     assert (plain_registry / "datasets/nlp/notes/raw.txt").read_text() == "keep me"
 
 
@@ -177,29 +192,43 @@ def test_a_failed_registration_leaves_nothing_behind(
 
     monkeypatch.setattr(registry.build.dvcfiles, "add_dataset", broken)
     with pytest.raises(OSError, match="disk full"):
-        new_dataset(plain_registry, "nlp/notes")
+        registry.new_dataset("nlp/notes", registry=str(plain_registry))
     assert not (plain_registry / "datasets/nlp/notes").exists()
     assert "nlp/notes" not in (plain_registry / "dvc.yaml").read_text()
 
 
 def test_rendered_builder_is_valid_python_for_any_description() -> None:
     description = 'Quotes """, a backslash \\ and\na newline; ' + "long words " * 20
-    files = render_dataset("x/y", description=description)
+    files = render_dataset_folder("x/y", description=description)
 
     source = files["y_dataset_builder.py"]
     module = compile(source, "y_dataset_builder.py", "exec")  # a SyntaxError would fail here
     assert module is not None
     assert all(len(line) <= 100 for line in source.splitlines())
     assert ast.get_docstring(ast.parse(source)).startswith('x/y: Quotes """, a backslash \\ and a')
-    assert "TODO: one line" in render_dataset("x/y")["README.md"]
-    assert "${" not in "".join(render_dataset("x/y").values())
+    assert "TODO: one line" in render_dataset_folder("x/y")["README.md"]
+    assert "${" not in "".join(render_dataset_folder("x/y").values())
 
 
 def test_names_that_only_look_alike_are_free(plain_registry: Path) -> None:
     # Conflicts are by path segment, not by string prefix; a last part may repeat in a group.
     for name in ("image_classification/digits2", "image_classification/dig", "products/digits"):
-        new_dataset(plain_registry, name)
+        registry.new_dataset(name, registry=str(plain_registry))
     names = yaml.safe_load((plain_registry / "params.yaml").read_text())["datasets"]
     assert {"image_classification/digits2", "image_classification/dig", "products/digits"} <= set(
         names
     )
+
+
+def test_models_and_datasets_share_one_naming_rule(plain_registry: Path) -> None:
+    # One rule (Session.check_new_name) for both kinds: a name either kind has is taken for both.
+    with pytest.raises(ArtifactExistsError, match=r"a dataset has that name .*never share a name"):
+        registry.new_model("image_classification/digits", registry=str(plain_registry))
+    declared_only = "products/product_a/clicks_only_in_dvc_yaml"  # in dvc.yaml, with no folder
+    with pytest.raises(ArtifactExistsError, match="a dataset has that name"):
+        registry.new_model(declared_only, registry=str(plain_registry))
+    # A model folder without a card yet is where the new model's card goes.
+    card = registry.new_model("resnet18_product_images", registry=str(plain_registry))
+    assert card == plain_registry / "models/resnet18_product_images/README.md"
+    with pytest.raises(ArtifactExistsError, match="a model of that name exists"):
+        registry.new_model("resnet18_product_images", registry=str(plain_registry))

@@ -14,7 +14,7 @@ import pytest
 
 from registry.cards import ModelCard, parse_card, validate_card
 from src.zoo import train
-from tests.conftest import PROJECT_ROOT, ReleasedRegistry, commit_all
+from tests.conftest import PROJECT_ROOT, ReleasedRegistry, commit_all, git
 
 DIGITS = "image_classification/digits:1.0.0"
 
@@ -169,3 +169,27 @@ def test_update_card_keeps_the_other_fields_and_the_body(tmp_path: Path) -> None
         "datasets": [DIGITS],
     }
     assert card.body == "\n# A model\n\nKept as written.\n"
+
+
+def test_a_training_run_is_recorded_for_the_release_lineage(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    import registry
+    from registry.errors import NotBuiltError
+
+    repo = tmp_path / "reg"
+    (repo / "models/digits-cnn").mkdir(parents=True)
+    git(repo, "init", "-q")
+    weights = repo / "models/digits-cnn/model.keras"
+
+    with pytest.raises(NotBuiltError, match=r"its weights .*model\.keras do not exist; save"):
+        registry.record_training_run("digits-cnn", "run-1", weights, registry=str(repo))
+
+    weights.write_bytes(b"weights")
+    record = registry.record_training_run("digits-cnn", "run-1", weights, registry=str(repo))
+    assert record == repo / "mlflow/runs/digits-cnn.json"  # beside MLflow's store, not in Git
+    assert json.loads(record.read_text()) == {
+        "run": "run-1",
+        "weights_md5": hashlib.md5(b"weights").hexdigest(),
+    }

@@ -3,7 +3,8 @@
 Datasets are built by one ``foreach`` stage, ``build``, whose keys are dataset names, so the stage
 of ``image_classification/digits`` is ``build@image_classification/digits``. Each dataset's knobs
 are ``datasets.<name>`` in ``params.yaml``; Beam's are ``beam``. Edits keep comments and order
-(ruamel.yaml round-trip) and are written atomically.
+(ruamel.yaml round-trip) and are written atomically; plain reads of ``params.yaml`` go through
+:func:`registry.config.read_params`, its one reader.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import atomic_write_text
+from registry.config import read_params
 from registry.errors import ConfigError
 
 __all__ = [
     "add_dataset",
     "dataset_params",
+    "declared_datasets",
     "pipeline_datasets",
-    "read_params",
     "remove_dataset",
     "set_artifact",
 ]
@@ -65,22 +67,6 @@ def _dump(path: Path, data: Any) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def read_params(root: Path) -> dict[str, Any]:
-    """Return ``params.yaml`` of the registry at ``root`` as plain data (``{}`` if absent)."""
-    import yaml
-
-    path = root / "params.yaml"
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"cannot parse {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level")
-    return data
-
-
 def dataset_params(root: Path, name: str) -> dict[str, Any]:
     """Return the knobs of dataset ``name`` from ``params.yaml`` (``datasets.<name>``)."""
     section = read_params(root).get("datasets") or {}
@@ -95,6 +81,13 @@ def pipeline_datasets(root: Path) -> list[str]:
     data = _load(root / "dvc.yaml") or {}
     build = (data.get("stages") or {}).get(layout.BUILD_STAGE) or {}
     return sorted((build.get("foreach") or {}).keys())
+
+
+def declared_datasets(root: Path) -> list[str]:
+    """Datasets named in ``dvc.yaml``'s ``build`` stage or under ``datasets:`` in ``params.yaml``
+    (a name there is taken even if its folder is gone)."""
+    names = set(pipeline_datasets(root)) | set(read_params(root).get("datasets") or {})
+    return sorted(names)
 
 
 def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> None:

@@ -23,10 +23,16 @@ import uuid
 from pathlib import Path
 
 from registry import layout
-from registry.errors import ArtifactExistsError, InvalidNameError, NotARegistryError
-from registry.grammar import parse_name
+from registry.errors import ArtifactExistsError, InvalidNameError
 
-__all__ = ["DEFAULT_PARAMS", "DUMMY_SPLITS", "TEMPLATE_DIR", "new_dataset", "render_dataset"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "DUMMY_SPLITS",
+    "TEMPLATE_DIR",
+    "check_builder_name",
+    "render_dataset_folder",
+    "write_dataset_folder",
+]
 
 # Package data (pyproject's package-data); by file path, which also holds in editable installs
 # that expose `registry` as a namespace package, where importlib.resources cannot read it.
@@ -46,17 +52,15 @@ DEFAULT_PARAMS = {"raw_path": "dummy_data"}
 # Split sizes that the template's dummy data builds to (its generated test asserts them).
 DUMMY_SPLITS = {"train": 7, "test": 2}
 _DEFAULT_DESCRIPTION = "TODO: one line saying what the dataset holds."
-# Folders under datasets/ that never hold builders: built data and Beam/DVC leftovers.
-_SKIP_DIRS = {layout.PREPARED_DIR, "__pycache__", "dummy_data"}
 
 
-def render_dataset(
+def render_dataset_folder(
     name: str, *, description: str | None = None, owner: str | None = None
 ) -> dict[str, str]:
     """Render the files of a new dataset folder, without writing anything.
 
     Args:
-        name: The dataset name (not validated here; :func:`new_dataset` does).
+        name: The dataset name (not validated here; :func:`write_dataset_folder` does).
         description: One line saying what the dataset holds; a TODO if omitted.
         owner: The team or person to ask about it; a TODO if omitted.
 
@@ -101,18 +105,20 @@ def _bibtex_escape(text: str) -> str:
     return re.sub(r"([_&%$#])", r"\\\1", text)
 
 
-def new_dataset(
+def write_dataset_folder(
     root: Path, name: str, *, description: str | None = None, owner: str | None = None
 ) -> Path:
     """Write a ready-to-build dataset folder for ``name`` and add it to the pipeline.
 
-    The folder ``datasets/<name>/`` gets a TFDS builder (``<leaf>_dataset_builder.py``, class
-    ``Builder``, version 1.0.0) whose Beam pipeline reads the CSV rows of ``raw_path``
-    (``dummy_data`` by default), cleans them and splits them by a stable hash; a card
-    (``README.md``), ``CITATIONS.bib``, ``TAGS.txt``, ``checksums.tsv``, ``dummy_data/<leaf>.csv``
-    and a declarative test, ``<leaf>_dataset_builder_test.py``. The dataset is added to the
-    ``build`` stage of ``dvc.yaml`` and to ``params.yaml`` (``datasets.<name>``). The folder
-    appears whole or not at all, and is removed again if registering it fails.
+    The caller has checked that the name is free (``Session.check_new_name``, as
+    :func:`registry.datasets.new_dataset` does). The folder ``datasets/<name>/`` gets a TFDS
+    builder (``<leaf>_dataset_builder.py``, class ``Builder``, version 1.0.0) whose Beam pipeline
+    reads the CSV rows of ``raw_path`` (``dummy_data`` by default), cleans them and splits them by
+    a stable hash; a card (``README.md``), ``CITATIONS.bib``, ``TAGS.txt``, ``checksums.tsv``,
+    ``dummy_data/<leaf>.csv`` and a declarative test, ``<leaf>_dataset_builder_test.py``. The
+    dataset is added to the ``build`` stage of ``dvc.yaml`` and to ``params.yaml``
+    (``datasets.<name>``). The folder appears whole or not at all, and is removed again if
+    registering it fails.
 
     Args:
         root: The registry work tree (the folder holding ``dvc.yaml`` and ``datasets/``).
@@ -127,26 +133,19 @@ def new_dataset(
         The new dataset folder, ``root/datasets/<name>``.
 
     Raises:
-        InvalidNameError: If ``name`` breaks the name grammar or its last segment is not a Python
-            identifier (``x/1abc``, ``x/ad-clicks``).
-        ArtifactExistsError: If a dataset or a model already has that name, the folder exists,
-            or the name would nest inside an existing dataset or around one.
-        NotARegistryError: If ``root`` is not a folder.
+        InvalidNameError: If the last segment of ``name`` is not a Python identifier (``x/1abc``,
+            ``x/ad-clicks``).
+        ArtifactExistsError: If the folder appears while it is being written.
 
     Example:
-        >>> folder = new_dataset(Path("."), "products/product_a/ad_clicks", owner="ads team")
+        >>> folder = write_dataset_folder(Path("."), "products/product_a/ad_clicks", owner="ads")
         >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
         ['CITATIONS.bib', 'README.md', 'TAGS.txt', 'ad_clicks_dataset_builder.py',
          'ad_clicks_dataset_builder_test.py', 'checksums.tsv', 'dummy_data']
     """
     root = Path(root)
-    if not root.is_dir():
-        raise NotARegistryError(
-            f"registry folder {str(root)!r} does not exist; run this inside a registry clone or "
-            "pass its path"
-        )
-    _check_new_name(root, name)
-    files = render_dataset(name, description=description, owner=owner)
+    check_builder_name(name)
+    files = render_dataset_folder(name, description=description, owner=owner)
 
     target = root / layout.dataset_dir(name)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -182,9 +181,12 @@ def new_dataset(
     return target
 
 
-def _check_new_name(root: Path, name: str) -> None:
-    """Raise unless ``name`` is a valid, free name for a new dataset in the registry at ``root``."""
-    parse_name(name)
+def check_builder_name(name: str) -> None:
+    """Raise unless the last part of dataset ``name`` can name its builder module.
+
+    Raises:
+        InvalidNameError: If it is not a Python identifier (``x/1abc``, ``x/ad-clicks``).
+    """
     leaf = name.rsplit("/", 1)[-1]
     if not leaf.isidentifier():
         raise InvalidNameError(
@@ -193,66 +195,9 @@ def _check_new_name(root: Path, name: str) -> None:
             "so it must be a Python identifier: letters, digits and '_', not starting with a "
             f"digit (e.g. {_identifier_hint(leaf)!r})",
         )
-    for existing in sorted(_existing_datasets(root)):
-        if existing == name:
-            raise ArtifactExistsError(
-                name,
-                existing,
-                f"dataset {name!r} already exists ({layout.dataset_dir(name)}/)",
-                kind="dataset",
-            )
-        if name.startswith(f"{existing}/"):
-            raise ArtifactExistsError(
-                name,
-                existing,
-                f"it would be inside dataset {existing!r} ({layout.dataset_dir(existing)}/); a "
-                "dataset folder holds no other dataset, so make it a sibling instead",
-                kind="dataset",
-            )
-        if existing.startswith(f"{name}/"):
-            raise ArtifactExistsError(
-                name,
-                existing,
-                f"{name!r} is a group holding dataset {existing!r}; a dataset cannot contain "
-                "another, so give the new one its own name in the group",
-                kind="dataset",
-            )
-    if (root / layout.dataset_dir(name)).exists():
-        raise ArtifactExistsError(
-            name,
-            name,
-            f"{layout.dataset_dir(name)} already exists (it holds no builder); move it away or "
-            "choose another name",
-            kind="dataset",
-        )
-    if (root / layout.MODELS_DIR / name).is_dir():
-        raise ArtifactExistsError(
-            name,
-            name,
-            f"model {name!r} already has that name ({layout.MODELS_DIR}/{name}/); a dataset and "
-            "a model never share a name",
-            kind="dataset",
-            existing_kind="model",
-        )
 
 
 def _identifier_hint(leaf: str) -> str:
     """A valid spelling close to ``leaf``, for the error message."""
     hint = re.sub(r"\W", "_", leaf)
     return hint if hint.isidentifier() else f"ds_{hint}"
-
-
-def _existing_datasets(root: Path) -> set[str]:
-    """Every dataset the registry knows: folders with a builder, and dvc.yaml/params.yaml keys."""
-    from registry.build.dvcfiles import pipeline_datasets, read_params
-
-    names = set(pipeline_datasets(root))
-    names.update((read_params(root).get("datasets") or {}).keys())
-    datasets_dir = root / layout.DATASETS_DIR
-    paths = []
-    for folder, dirs, filenames in os.walk(datasets_dir):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.startswith(".")]
-        relative = Path(folder).relative_to(root).as_posix()
-        paths += [f"{relative}/{f}" for f in filenames if f.endswith(layout.BUILDER_SUFFIX)]
-    names.update(layout.dataset_names_in(paths))
-    return names

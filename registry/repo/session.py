@@ -1,7 +1,8 @@
 """One registry opened for one call: the resolved settings, its Git repository, its names.
 
 Shared by the dataset and model APIs: where the registry is (see :mod:`registry.config`), which
-dataset and model names exist in its tree, and how a reference resolves to a release.
+dataset and model names exist in its tree, which names a new artifact may take
+(:meth:`Session.check_new_name`), and how a reference resolves to a release.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from registry import layout
-from registry.config import Settings, load_settings
-from registry.errors import NotARegistryError
-from registry.grammar import Reference, parse_reference
+from registry.config import PARAMS_FILE, Settings, load_settings, parse_params, registry_section
+from registry.errors import ArtifactExistsError, NotARegistryError
+from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
 from registry.repo.tags import Release, TagIndex
 
@@ -109,6 +111,54 @@ class Session:
         """The names of ``kind`` in the tree."""
         return self.known_datasets() if kind == "dataset" else self.known_models()
 
+    def check_new_name(self, name: str, kind: Kind, *, declared: Iterable[str] = ()) -> str:
+        """The one rule for naming a new artifact: a valid name that no dataset or model has.
+
+        Datasets and models share one set of names (and GTO's tags), so a name that either kind
+        has is taken for both. A new dataset also may not sit inside another dataset's folder or
+        around one (a dataset folder never holds another), nor take ``datasets/<name>/`` or
+        ``models/<name>/`` where such a folder exists; a new model's card may go into an existing
+        ``models/<name>/`` that has none yet.
+
+        Args:
+            name: The new artifact's name.
+            kind: The kind being created.
+            declared: Dataset names known other than by their builder folder (``dvc.yaml``'s build
+                stage, ``params.yaml``), from a caller that reads them.
+
+        Returns:
+            ``name``, validated.
+
+        Raises:
+            InvalidNameError: If ``name`` breaks the name grammar.
+            ArtifactExistsError: If the name is taken, or would nest in or around a dataset.
+            NotARegistryError: If the registry is not a clone (new artifacts are written there).
+
+        Example:
+            >>> open_session(".").check_new_name("products/product_b/reviews", "dataset")
+            'products/product_b/reviews'
+        """
+        name = parse_name(name)
+        root = self.root
+        datasets = set(self.known_datasets()) | set(declared)
+        model_folder = (root / layout.model_dir(name)).is_dir()
+        if name in datasets:
+            _taken(name, kind, "dataset", layout.dataset_dir(name))
+        if name in self.known_models() or (kind == "dataset" and model_folder):
+            _taken(name, kind, "model", layout.model_dir(name))
+        if kind == "dataset":
+            _check_not_nested(name, datasets)
+        if (root / layout.dataset_dir(name)).exists():
+            raise ArtifactExistsError(
+                name,
+                name,
+                f"{layout.dataset_dir(name)}/ already exists (it holds no builder); move it away "
+                "or choose another name",
+                kind=kind,
+                existing_kind="dataset",
+            )
+        return name
+
     def resolve(self, ref: Reference, kind: Kind) -> Release:
         """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
 
@@ -132,6 +182,7 @@ def open_session(registry: RegistryArg = None) -> Session:
     Raises:
         NotARegistryError: If nothing says where the registry is.
         RemoteError: If a registry URL cannot be cloned.
+        ConfigError: If the configuration, or a registry URL's own ``params.yaml``, is invalid.
     """
     url = str(registry) if registry is not None else None
     settings = load_settings(url=url)
@@ -151,18 +202,48 @@ def open_session(registry: RegistryArg = None) -> Session:
 
 
 def _registry_section(repo: GitRepo) -> dict[str, Any] | None:
-    """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any."""
-    import yaml
+    """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any.
 
-    data = repo.read_file(repo.resolve_commit("HEAD"), "params.yaml")
+    Raises:
+        ConfigError: If that ``params.yaml`` is broken (naming the line) or its section is not a
+            mapping: the lab's settings cannot be known, so guessing them would mislead.
+    """
+    commit = repo.resolve_commit("HEAD")
+    data = repo.read_file(commit, PARAMS_FILE)
     if data is None:
         return None
-    try:
-        params = yaml.safe_load(data) or {}
-    except yaml.YAMLError:
-        return None  # the registry's own tools report a broken params.yaml where it is edited
-    section = params.get("registry") if isinstance(params, dict) else None
-    return section if isinstance(section, dict) else None
+    where = f"{PARAMS_FILE} at commit {commit[:12]} of {repo.url}"
+    return registry_section(parse_params(data, where), where) or None
+
+
+def _taken(name: str, kind: Kind, by: Kind, folder: str) -> NoReturn:
+    """Refuse ``name`` for a new ``kind``: an artifact of kind ``by`` has it."""
+    if by == kind:
+        reason = f"a {by} of that name exists ({folder}/)"
+    else:
+        reason = f"a {by} has that name ({folder}/), and a dataset and a model never share a name"
+    raise ArtifactExistsError(name, name, reason, kind=kind, existing_kind=by)
+
+
+def _check_not_nested(name: str, datasets: Iterable[str]) -> None:
+    """Refuse a new dataset inside another dataset's folder, or around one."""
+    for existing in sorted(datasets):
+        if name.startswith(f"{existing}/"):
+            raise ArtifactExistsError(
+                name,
+                existing,
+                f"it would be inside dataset {existing!r} ({layout.dataset_dir(existing)}/); a "
+                "dataset folder holds no other dataset, so make it a sibling instead",
+                kind="dataset",
+            )
+        if existing.startswith(f"{name}/"):
+            raise ArtifactExistsError(
+                name,
+                existing,
+                f"{name!r} is a group holding dataset {existing!r}; a dataset cannot contain "
+                "another, so give the new one its own name in the group",
+                kind="dataset",
+            )
 
 
 def as_reference(ref: str | Reference) -> Reference:

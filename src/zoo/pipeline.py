@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import registry
 from registry.atomic import atomic_write_text
-from registry.errors import ConfigError, RegistryError
+from registry.errors import ConfigError, NotBuiltError, RegistryError
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -118,14 +119,10 @@ def file_md5(path: Path) -> str:
 def release_with_weights(name: str, md5: str, *, where: str | None = None) -> str | None:
     """``name:X.Y.Z``, the latest release of model ``name`` whose weights hash (from its tag's
     lineage) is ``md5``, or ``None`` if no release has those weights."""
-    from registry.models import read_lineage
-    from registry.repo.session import open_session
-
-    session = open_session(where)
-    for release in reversed(session.index().releases(name)):
-        lineage = read_lineage(session.repo.tag_message(release.tag)) or {}
+    for version in reversed(registry.model_info(name, registry=where).versions):
+        lineage = registry.model_info(f"{name}:{version}", registry=where).lineage or {}
         if (lineage.get("weights") or {}).get("md5") == md5:
-            return f"{release.name}:{release.version}"
+            return f"{name}:{version}"
     return None
 
 
@@ -133,9 +130,7 @@ def release_with_weights(name: str, md5: str, *, where: str | None = None) -> st
 
 
 def _model_params(root: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    from registry.build.dvcfiles import read_params
-
-    params = read_params(root)
+    params = registry.read_params(root)
     models = params.get("models") or {}
     if name not in models or not isinstance(models[name], dict):
         raise ConfigError(
@@ -207,12 +202,9 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
         )
         tracked.log_final(result.metrics, prefix="test_")
         tracked.log_weights(result.weights)
-    from registry.models import record_training_run
-
-    # The MLflow run behind these weights (its tag registry.run_uid), kept beside the local
-    # MLflow store rather than in the card: a retrain would otherwise change a tracked file
-    # every time. Release copies it into the tag's lineage when the weights are the same.
-    record_training_run(root, name, tracked.uid, Path(result.weights))
+    # The MLflow run behind these weights (its tag registry.run_uid): release copies it into the
+    # tag's lineage when the weights are the same.
+    registry.record_training_run(name, tracked.uid, result.weights, registry=where)
     out = root / "models" / name
     _write_history(out, rows)
     last = rows[-1] if rows else {}
@@ -242,7 +234,6 @@ def _train(
     callbacks: list[Any],
 ) -> Any:
     """Run the recipe of zoo model ``name``: ``src.zoo.train``'s function for it."""
-    from registry.errors import NotBuiltError
     from src.zoo import train
 
     where = str(root)
@@ -297,8 +288,6 @@ def evaluate_stage(name: str, root: Path = Path(".")) -> dict[str, Any]:
     stage) and write ``models/<name>/evaluation.json``; return what it wrote."""
     import keras
     import numpy as np
-
-    import registry
 
     root = Path(root)
     knobs, _ = _model_params(root, name)

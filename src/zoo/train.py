@@ -33,7 +33,6 @@ from registry.atomic import atomic_write_text
 from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
 from registry.datasets import Source, locate_dataset
 from registry.errors import ConfigError, RegistryError
-from registry.grammar import parse_reference
 
 if TYPE_CHECKING:
     import keras
@@ -314,15 +313,9 @@ def load_base(
         import keras
 
         model = keras.saving.load_model(Path(base_weights))
-        ref = parse_reference(base)
+        ref = registry.parse_reference(base)
         exact = ref.version is not None and ref.version.is_exact
         return model, str(ref) if exact else None
-    for needed in ("resolve_model", "load_keras_model"):
-        if not hasattr(registry, needed):
-            raise ConfigError(
-                f"this registry has no registry.{needed} yet: pass the base weights by path "
-                "(--base-weights models/digits-cnn/model.keras)"
-            )
     release = registry.resolve_model(base, registry=where)
     version = f"{release.name}:{release.version}"
     return registry.load_keras_model(version, registry=where), version
@@ -381,15 +374,13 @@ def train_digits_parity(
         CardError: If ``<out>/README.md`` is missing or malformed.
         RegistryError: If the dataset or base model cannot be resolved or fetched.
     """
-    from src.zoo.models import backbone_of, build_digits_parity
+    from src.zoo.models import build_digits_parity
 
     out = Path(out)
     weights = _weights_path(out, read_card(out))
     ref = exact_dataset(dataset, where, source)
     started = time.perf_counter()
     seed_everything(seed)
-    import keras
-
     with _scope(strategy):
         base_model, base_ref = load_base(base, base_weights, where)
     if base_ref is None and not keep_unknown_base:
@@ -403,6 +394,44 @@ def train_digits_parity(
     test = load_split(ref, "test", **split, batch_size=256)
     with _scope(strategy):
         model = build_digits_parity(base_model)
+    _fine_tune(
+        model,
+        train,
+        learning_rate,
+        epochs,
+        unfreeze_epochs,
+        strategy=strategy,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    metrics = _evaluate(model, test)
+    seconds = time.perf_counter() - started
+    save_model(model, weights)
+    if base_ref is None and keep_unknown_base:  # the card's base_model stays; report it
+        kept = update_card(out, datasets=[ref], metrics=metrics).get("base_model")
+        base_ref = None if kept is None else str(kept)
+    else:
+        update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
+    seconds = round(seconds, 1)
+    return TrainResult("digits-parity", weights, out / CARD, metrics, [ref], base_ref, seconds)
+
+
+def _fine_tune(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    learning_rate: float,
+    epochs: int,
+    unfreeze_epochs: int,
+    *,
+    strategy: tf.distribute.Strategy | None,
+    callbacks: Sequence[keras.callbacks.Callback],
+    verbose: int,
+) -> None:
+    """Fit ``model``'s head for ``epochs`` with the backbone frozen, then the whole model for
+    ``unfreeze_epochs`` at a tenth of the learning rate (epochs numbered on from the first)."""
+    import keras
+
+    from src.zoo.models import backbone_of
 
     def compile_and_fit(rate: float, first: int, last: int) -> None:
         with _scope(strategy):
@@ -424,65 +453,27 @@ def train_digits_parity(
     if unfreeze_epochs > 0:
         backbone_of(model).trainable = True
         compile_and_fit(learning_rate / 10, epochs, epochs + unfreeze_epochs)
-    metrics = _evaluate(model, test)
-    seconds = time.perf_counter() - started
-    save_model(model, weights)
-    if base_ref is None and keep_unknown_base:
-        card = update_card(out, datasets=[ref], metrics=metrics)
-        kept = card.get("base_model")
-        base_ref = None if kept is None else str(kept)
-    else:
-        update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
-    return TrainResult(
-        "digits-parity", weights, out / CARD, metrics, [ref], base_ref, round(seconds, 1)
-    )
 
 
 # -- the command line -----------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per zoo model."""
     parser = argparse.ArgumentParser(
         prog="python -m src.zoo.train",
         description="Train a zoo model on a released dataset; write its weights and update its "
         "card (metrics on the test split, exact dataset and base model versions).",
     )
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-
-    def common(sub: argparse.ArgumentParser, epochs: int, what: str = "training epochs") -> None:
-        sub.add_argument(
-            "--dataset",
-            default=DEFAULT_DATASET,
-            help=f"dataset reference to train and evaluate on (default: {DEFAULT_DATASET}, "
-            "its latest release)",
-        )
-        sub.add_argument("--epochs", type=int, default=epochs, help=f"{what} (default: {epochs})")
-        sub.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
-        sub.add_argument(
-            "--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)"
-        )
-        sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-        sub.add_argument(
-            "--out",
-            type=Path,
-            help="the model folder with its card README.md (default: models/MODEL)",
-        )
-        sub.add_argument(
-            "--registry",
-            help="registry clone or Git URL (default: REGISTRY_URL or the clone around here)",
-        )
-        sub.add_argument(
-            "--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity"
-        )
-
     cnn = models.add_parser(
         "digits-cnn", help="10-way digit classifier, trained from scratch (the backbone)"
     )
-    common(cnn, epochs=10)
+    _add_common_options(cnn, epochs=10)
     parity = models.add_parser(
         "digits-parity", help="even vs odd digit, fine-tuned from digits-cnn's backbone"
     )
-    common(parity, epochs=5, what="epochs with the backbone frozen")
+    _add_common_options(parity, epochs=5, what="epochs with the backbone frozen")
     parity.add_argument(
         "--base",
         default=DEFAULT_BASE,
@@ -500,6 +491,36 @@ def _parser() -> argparse.ArgumentParser:
         help="epochs with the backbone unfrozen after the frozen ones (default: 0)",
     )
     return parser
+
+
+def _add_common_options(
+    sub: argparse.ArgumentParser, epochs: int, what: str = "training epochs"
+) -> None:
+    """The options every zoo model's training takes (data, schedule, output, registry)."""
+    sub.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"dataset reference to train and evaluate on (default: {DEFAULT_DATASET}, "
+        "its latest release)",
+    )
+    sub.add_argument("--epochs", type=int, default=epochs, help=f"{what} (default: {epochs})")
+    sub.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    sub.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)"
+    )
+    sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_argument(
+        "--out",
+        type=Path,
+        help="the model folder with its card README.md (default: models/MODEL)",
+    )
+    sub.add_argument(
+        "--registry",
+        help="registry clone or Git URL (default: REGISTRY_URL or the clone around here)",
+    )
+    sub.add_argument(
+        "--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
