@@ -18,7 +18,7 @@ from registry.config import (
     registry_section,
     user_config_path,
 )
-from registry.errors import ConfigError, CredentialsError
+from registry.errors import ConfigError, CredentialsError, NotARegistryError
 from registry.repo.session import open_session
 from tests.conftest import cli_raises, commit_all, git
 
@@ -251,3 +251,12 @@ def test_a_broken_params_yaml_at_a_registry_url_is_reported_not_skipped(tmp_path
 
     error = cli_raises(ConfigError, "datasets", "list", "--registry", str(bare), cwd=tmp_path)
     assert "params.yaml at commit" in str(error) and "line 5, column 7" in str(error)
+
+
+def test_an_empty_repository_is_no_registry(tmp_path: Path) -> None:
+    bare = tmp_path / "empty.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+
+    error = cli_raises(NotARegistryError, "datasets", "list", "--registry", str(bare), cwd=tmp_path)
+
+    assert str(error).startswith(f"{bare} has no commits, so it holds no registry yet: push")

@@ -205,10 +205,16 @@ def _registry_section(repo: GitRepo) -> dict[str, Any] | None:
     """The ``registry:`` section of ``params.yaml`` at a mirror's default branch, if any.
 
     Raises:
+        NotARegistryError: If the repository has no commits (an empty repository is no registry).
         ConfigError: If that ``params.yaml`` is broken (naming the line) or its section is not a
             mapping: the lab's settings cannot be known, so guessing them would mislead.
     """
-    commit = repo.resolve_commit("HEAD")
+    commit = repo.git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip()
+    if not commit:
+        raise NotARegistryError(
+            f"{repo.url} has no commits, so it holds no registry yet: push a registry's main "
+            "branch to it first, or point REGISTRY_URL (--registry) at the lab's registry"
+        )
     data = repo.read_file(commit, PARAMS_FILE)
     if data is None:
         return None
