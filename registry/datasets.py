@@ -573,7 +573,7 @@ def pipeline_options(
         registry: A registry clone; default from the configuration.
 
     Returns:
-        Dataset name -> its flags (see :func:`registry.build.prepare.pipeline_options`).
+        Dataset name -> its flags (see :func:`registry.build.beam.pipeline_options`).
 
     Raises:
         ArtifactNotFoundError: For an unknown dataset.
@@ -585,8 +585,8 @@ def pipeline_options(
         {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
          '--direct_running_mode=multi_processing']}
     """
+    from registry.build.beam import pipeline_options as options
     from registry.build.dvcfiles import read_params
-    from registry.build.prepare import pipeline_options as options
 
     session = open_session(registry)
     root = session.root

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from registry.build.prepare import beam_flags, pipeline_options
+from registry.build.beam import beam_flags, pipeline_options
 from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError

@@ -17,7 +17,7 @@ start from Beam's container image and know nothing of this registry. Two things 
   - the ``registry`` package, copied from where it is imported (without ``__pycache__``);
   - the dataset's builder module (``<leaf>_dataset_builder.py``) and its sibling ``.py`` modules,
     as top-level modules of the same names the registry imports them by (see
-    :func:`registry.build.prepare.load_builder_module`); its ``README.md``, ``CITATIONS.bib``,
+    :func:`registry.build.builders.load_builder_module`); its ``README.md``, ``CITATIONS.bib``,
     ``checksums.tsv`` and ``TAGS.txt`` travel in the archive too (TFDS reads them on the
     submitting machine, where the dataset's metadata is computed);
   - ``install_requires``: TensorFlow Datasets, TensorFlow (``tensorflow-cpu``: Dataflow workers
