@@ -429,6 +429,8 @@ def test_build_without_credentials_stops_before_anything_runs(
     code, out, err = run_cli(capsys, "datasets", "prepare", NAME, "-r", str(dataflow_registry))
 
     assert code == 2 and out == ""
+    step, err = err.split("\n", 1)  # the build's line, then the error
+    assert step.startswith(f"build {NAME} ... failed after ")
     assert err.startswith("error: no Google Cloud credentials found. Dataflow needs Google Cloud")
     assert "gcloud auth application-default login" in err and "'my-lab-123'" in err
     assert not (dataflow_registry / "datasets" / NAME / "prepared").exists()
@@ -445,6 +447,8 @@ def test_unusable_key_file_is_named_but_never_shown(
     code, out, err = run_cli(capsys, "datasets", "prepare", NAME, "-r", str(dataflow_registry))
 
     assert code == 2
+    step, err = err.split("\n", 1)  # the build's line, then the error
+    assert step.startswith(f"build {NAME} ... failed after ")
     assert err.startswith(f"error: GOOGLE_APPLICATION_CREDENTIALS={key} could not be used")
     assert SECRET not in out + err and "PRIVATE KEY" not in out + err
 
