@@ -227,32 +227,32 @@ def _shown(path: Path) -> str:
 
 @contextlib.contextmanager
 def _console(log: Path, loud: bool) -> Iterator[TextIO]:
-    """Send stdout and stderr to ``log`` (unless ``loud``); yield a stream to the console's stderr.
+    """Send stdout and stderr to ``log`` (to stderr if ``loud``); yield the console's stderr.
 
     At the file descriptor level when stdout and stderr are the process's own (fds 1 and 2), so
-    that C++ libraries and child processes write to the log too; otherwise (a caller replaced
-    ``sys.stdout``, as a test does) only Python's streams are swapped.
+    that C++ libraries and child processes follow; otherwise (a caller replaced ``sys.stdout``,
+    as a test does) only Python's streams are swapped. While a step runs its stdout is chatter
+    too (TFDS's and Keras' lines): loud, it joins stderr, which ``make run`` does not send to the
+    log.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    if loud:
-        yield sys.stderr
-        return
     saved_streams = (sys.stdout, sys.stderr)
     saved_fds: list[int] = []
     with open(log, "a", encoding="utf-8", buffering=1) as chatter:
+        target = sys.stderr if loud else chatter
         if _own_fds():
             saved_fds = [os.dup(1), os.dup(2)]
             err = _reopen(saved_fds[1])
-            os.dup2(chatter.fileno(), 1)
-            os.dup2(chatter.fileno(), 2)
+            os.dup2(target.fileno(), 1)
+            os.dup2(target.fileno(), 2)
         else:
             err = sys.stderr
-        sys.stdout = sys.stderr = chatter
+        sys.stdout = sys.stderr = target
         try:
             yield err
         finally:
-            chatter.flush()
+            sys.stdout.flush()
             sys.stdout, sys.stderr = saved_streams
             if saved_fds:
                 err.close()

@@ -78,6 +78,8 @@ def test_verbose_shows_the_chatter_live(make_registry: Callable[..., Path]) -> N
     assert lines[0] == f"build {DIGITS} ..."
     assert DONE.match(lines[-1])
     assert "INFO: Generating dataset digits" in done.stderr
+    assert "Downloading and preparing dataset" in done.stderr  # TFDS's print: stdout joins stderr
+    assert done.stdout == ""
     assert "INFO absl: Generating dataset digits" in (repo / LOG).read_text()
 
 
