@@ -18,13 +18,26 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
+# One log for a run: each stage writes the chatter of Beam, TFDS, TensorFlow and MLflow there
+# (registry/console.py) and prints one line; DVC's own lines go there too. REGISTRY_VERBOSE=1
+# shows the stages' chatter live instead.
+RUN_LOG := .registry/logs/run-$(shell date +%Y%m%d-%H%M%S).log
+run: export REGISTRY_LOG_FILE := $(CURDIR)/$(RUN_LOG)
+
 .PHONY: run test install install-test lint clean
 
 run: $(VENV)/.installed
-	dvc repro
-	registry datasets list
-	registry models list
-	dvc metrics show
+	@mkdir -p $(dir $(RUN_LOG))
+	@echo "dvc repro: build the datasets, train and evaluate the models (log: $(RUN_LOG))"
+	@dvc repro >> $(RUN_LOG) || { echo "make run failed: see the error above and $(RUN_LOG)" >&2; exit 1; }
+	@echo
+	@registry datasets list
+	@echo
+	@registry models list
+	@echo
+	@dvc metrics show
+	@echo
+	@echo "Log of this run: $(RUN_LOG) (REGISTRY_VERBOSE=1 make run shows it live)"
 
 test: $(VENV)/.installed-test
 	pytest -n 2 $(PYTEST_ARGS)
@@ -33,15 +46,22 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# pip's and setuptools' output goes to $(VENV)/install.log: one line here, or the log's path.
+INSTALL_LOG := $(VENV)/install.log
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
 $(VENV)/.installed: pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
-	touch $@
+	@echo "installing into $(VENV)/ (a few minutes the first time; log: $(INSTALL_LOG))"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(PIP) --upgrade pip && $(PIP) -c constraints.txt -e . ; } > $(INSTALL_LOG) 2>&1 \
+		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
+	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $@
+	@echo "installing the test tools into $(VENV)/ (log: $(INSTALL_LOG))"
+	@$(PIP) -c constraints.txt -e '.[test]' >> $(INSTALL_LOG) 2>&1 \
+		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
+	@touch $@
 
 lint: $(VENV)/.installed-test
 	ruff check registry src datasets tests benchmarks

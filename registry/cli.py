@@ -59,7 +59,13 @@ def _print_json(data: Any) -> None:
 @click.group(context_settings=CONTEXT_SETTINGS, epilog=_EPILOG)
 @click.version_option(package_name="lab-registry", prog_name="registry")
 @click.option("--traceback", is_flag=True, help="Show the full traceback of an error.")
-@click.option("--verbose", "-v", is_flag=True, help="Show the log of DVC, TFDS and Beam.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the log of DVC, TFDS, Beam and TensorFlow live (also: REGISTRY_VERBOSE=1); "
+    "otherwise a build writes it to .registry/logs/.",
+)
 def cli(traceback: bool, verbose: bool) -> None:
     """Lab Registry: the lab's datasets and pretrained models, versioned in Git and DVC.
 
@@ -71,17 +77,10 @@ def cli(traceback: bool, verbose: bool) -> None:
     \b
     References: NAME (latest release), NAME:1.2.0, NAME:1.* (latest 1.x), NAME@prod.
     """
-    _configure_logging(verbose)
+    from registry import console
 
-
-def _configure_logging(verbose: bool) -> None:
-    import logging
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    if not verbose:
-        for noisy in ("absl", "apache_beam", "tensorflow", "dvc"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+    console.set_verbose(verbose)
+    console.configure_logging()
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
@@ -326,7 +325,9 @@ def datasets_prepare(name: str, registry: str | None, dry_run: bool, as_json: bo
     \b
     Uses the Beam settings under `beam` in params.yaml and the knobs under
     `datasets.NAME`. Prefer `registry datasets build NAME`, which runs this
-    through DVC so that the result is tracked.
+    through DVC so that the result is tracked. Prints one line; the log of
+    TFDS, Beam and its workers goes to .registry/logs/build-NAME.log (or
+    $REGISTRY_LOG_FILE); -v shows it live.
 
     \b
     On Dataflow (beam.runner: DataflowRunner) the options come from
@@ -344,10 +345,20 @@ def datasets_prepare(name: str, registry: str | None, dry_run: bool, as_json: bo
         return
     if as_json:
         raise click.UsageError("--json goes with --dry-run")
+    from registry import console
     from registry.datasets import prepare_dataset
 
-    path = prepare_dataset(name, registry=registry)
-    click.echo(f"prepared {name} in {path}")
+    with console.step("build", name, root=registry) as line:
+        prepare_dataset(name, registry=registry)
+        line.done(_built(name, registry))
+
+
+def _built(name: str, registry: str | None) -> str:
+    """``1.0.0, 1,797 examples``: what the work tree now holds of dataset ``name``."""
+    from registry.datasets import list_datasets
+
+    built = next((s.built for s in list_datasets(registry=registry) if s.name == name), None)
+    return f"{built['version']}, {built['examples']:,} examples" if built else ""
 
 
 @datasets.command("release")
@@ -848,10 +859,23 @@ def compute_submit(model: str, registry: str | None, dry_run: bool, job_id: str 
     click.echo(f"console: {job.console_url}")
 
 
+def _traceback_from_environment() -> bool:
+    """``REGISTRY_TRACEBACK``: show the traceback of an error (a boolean, like ``-v``'s)."""
+    from registry.config import parse_bool
+
+    return parse_bool(
+        os.environ.get("REGISTRY_TRACEBACK", ""), "the environment variable REGISTRY_TRACEBACK"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; registry errors print as one line, never a traceback unless asked."""
     args = list(sys.argv[1:] if argv is None else argv)
-    show_traceback = "--traceback" in args or os.environ.get("REGISTRY_TRACEBACK") == "1"
+    try:
+        show_traceback = "--traceback" in args or _traceback_from_environment()
+    except RegistryError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(e.exit_code)
     try:
         cli.main(args=args, prog_name="registry", standalone_mode=False)
     except click.exceptions.Abort:

@@ -556,7 +556,7 @@ def pipeline_options(
         registry: A registry clone; default from the configuration.
 
     Returns:
-        Dataset name -> its flags (see :func:`registry.build.prepare.pipeline_options`).
+        Dataset name -> its flags (see :func:`registry.build.beam.pipeline_options`).
 
     Raises:
         ArtifactNotFoundError: For an unknown dataset.
@@ -568,7 +568,7 @@ def pipeline_options(
         {'image_classification/digits': ['--runner=DirectRunner', '--direct_num_workers=2',
          '--direct_running_mode=multi_processing']}
     """
-    from registry.build.prepare import pipeline_options as options
+    from registry.build.beam import pipeline_options as options
     from registry.config import read_params
 
     session = open_session(registry)

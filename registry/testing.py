@@ -124,12 +124,8 @@ def check_builder(
         >>> builder = check_builder("image_classification/digits",
         ...                         expected_splits={"train": 24, "test": 6})  # doctest: +SKIP
     """
-    from registry.build.prepare import (
-        _beam_download_config,
-        download_and_prepare,
-        load_builder_class,
-        make_builder,
-    )
+    from registry.build.beam import beam_download_config
+    from registry.build.builders import download_and_prepare, load_builder_class, make_builder
 
     root_path, name = resolve_dataset(dataset, root)
     knobs: dict[str, Any] = {}
@@ -142,7 +138,7 @@ def check_builder(
     build_dir = Path(data_dir or tempfile.mkdtemp(prefix="registry-check-"))
     try:
         builder = make_builder(root_path, name, knobs, data_dir=str(build_dir))
-        download_and_prepare(builder, _beam_download_config(IN_MEMORY_BEAM))
+        download_and_prepare(builder, beam_download_config(IN_MEMORY_BEAM))
     except BaseException:
         if cleanup:
             shutil.rmtree(build_dir, ignore_errors=True)

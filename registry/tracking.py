@@ -224,6 +224,9 @@ def _fail_fast() -> None:
 
 def _client(uri: str) -> Any:
     _fail_fast()
+    # MLflow sets its loggers' level when it is imported, from this variable (default INFO:
+    # "Creating initial MLflow database tables...", on the console or in a stage's log).
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -359,8 +362,6 @@ def _in_progress(record: dict[str, Any]) -> bool:
 
 
 def _log_followed(pending: Path, parent_pid: int) -> int:
-    import logging
-
     tail = _Tail(pending)
     record = tail.changed() or {}
     live_at = record["start_ms"] / 1000 + float(os.environ.get(_LIVE_AFTER_ENV, LIVE_AFTER_S))
@@ -369,8 +370,6 @@ def _log_followed(pending: Path, parent_pid: int) -> int:
             return 1  # training died without ending the run: sync replays it as KILLED
         time.sleep(_POLL_S)
         record = tail.changed() or record
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     client = _client(os.environ["MLFLOW_TRACKING_URI"])
     sender = _Sender(client, _create_run(client, record))
     while True:

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from registry.build.prepare import beam_flags, load_builder_class, prepare_dataset
+from registry.build.beam import beam_flags
+from registry.build.builders import load_builder_class
+from registry.build.prepare import prepare_dataset
 from registry.errors import BuildError, ConfigError, NotBuiltError
 
 IN_MEMORY = {"runner": "DirectRunner", "direct_num_workers": 1, "direct_running_mode": "in_memory"}

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from registry.build.prepare import beam_flags, pipeline_options
+from registry.build.beam import beam_flags, pipeline_options
 from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
@@ -430,6 +430,8 @@ def test_build_without_credentials_stops_before_anything_runs(
     code, out, err = run_cli(capsys, "datasets", "prepare", NAME, "-r", str(dataflow_registry))
 
     assert code == 2 and out == ""
+    step, err = err.split("\n", 1)  # the build's line, then the error
+    assert step.startswith(f"build {NAME} ... failed after ")
     assert err.startswith("error: no Google Cloud credentials found. Dataflow needs Google Cloud")
     assert "gcloud auth application-default login" in err and "'my-lab-123'" in err
     assert not (dataflow_registry / "datasets" / NAME / "prepared").exists()
@@ -446,6 +448,8 @@ def test_unusable_key_file_is_named_but_never_shown(
     code, out, err = run_cli(capsys, "datasets", "prepare", NAME, "-r", str(dataflow_registry))
 
     assert code == 2
+    step, err = err.split("\n", 1)  # the build's line, then the error
+    assert step.startswith(f"build {NAME} ... failed after ")
     assert err.startswith(f"error: GOOGLE_APPLICATION_CREDENTIALS={key} could not be used")
     assert SECRET not in out + err and "PRIVATE KEY" not in out + err
 

@@ -9,6 +9,7 @@ output is up to date, runs experiments with ``-S``, and shows metrics and plots.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -70,8 +71,38 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
         "evaluate@digits-parity",
     ):
         assert f"Running stage '{stage}'" in done.stdout
-    assert "strategy cpu (default strategy" in done.stderr
-    assert "release digits-cnn first" in done.stderr
+    # Each stage says one line on stderr (plus our own warnings); the chatter of Beam, TFDS,
+    # TensorFlow, Keras and MLflow is in the stage's log.
+    steps = [
+        line
+        for line in done.stderr.splitlines()
+        if not line.startswith("WARNING: ") and not line.endswith(" ...")  # cut by a warning
+    ]
+    expected = [
+        rf"build {DIGITS} \.\.\. 1\.0\.0, 1,797 examples",
+        *[
+            pattern
+            for name in MODELS
+            for pattern in (
+                rf"train {name} \.\.\. test accuracy [01]\.\d{{4}}, strategy cpu \(default "
+                r"strategy, 1 device\)",
+                rf"evaluate {name} \.\.\. accuracy [01]\.\d{{4}} on [\d,]+ test examples",
+            )
+        ],
+    ]
+    assert len(steps) == len(expected), done.stderr
+    for pattern in expected:
+        assert any(re.fullmatch(rf"{pattern}, \d+\.\d s", line) for line in steps), pattern
+    warned = [line for line in done.stderr.splitlines() if line.startswith("WARNING: ")]
+    assert any("release digits-cnn first" in line for line in warned)
+    assert "INFO" not in done.stderr and " - loss: " not in done.stdout + done.stderr
+    logs = repo / ".registry" / "logs"
+    built = (logs / "build-image_classification-digits.log").read_text()
+    assert "Generating dataset digits" in built
+    trained = (logs / "train-digits-cnn.log").read_text()
+    assert "train digits-cnn: strategy cpu" in trained
+    assert " - loss: " in trained  # Keras' line for the epoch
+    assert '"training_run": ' in trained  # the stage's JSON summary
 
     for name in MODELS:
         out = repo / "models" / name

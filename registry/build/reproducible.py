@@ -7,7 +7,7 @@ bytes. The registry checks a rebuild against the released hash, so builds must b
 reproducible: this serializer asks protobuf for its deterministic (key-sorted) encoding.
 
 The module is pickled by value to Beam workers (see
-:func:`registry.build.prepare.load_builder_module`) so that it needs no ``registry`` install there
+:func:`registry.build.builders.load_builder_module`) so that it needs no ``registry`` install there
 (e.g. on Dataflow).
 """
 

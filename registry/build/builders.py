@@ -1,0 +1,167 @@
+"""Loading a dataset's TFDS builder from its folder, and running it so that it writes
+reproducible bytes.
+
+A dataset folder is a TFDS dataset folder (``tfds build datasets/<name>`` works on it as well).
+The registry imports its builder module from the file (:func:`load_builder_module`), passes it
+the dataset's knobs from ``params.yaml`` (``datasets.<name>``, :func:`make_builder`) and runs
+``download_and_prepare`` with TFDS's serializer swapped for a deterministic one
+(:func:`download_and_prepare`, see :mod:`registry.build.reproducible`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from registry import layout
+from registry.errors import BuildError, NotBuiltError, first_line
+
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
+__all__ = [
+    "download_and_prepare",
+    "load_builder_class",
+    "load_builder_module",
+    "make_builder",
+]
+
+
+# Builder modules loaded in this process, by builder file and its modification time: two
+# registries (or two datasets with the same last name) never share a module, and an edited
+# builder is loaded again.
+_MODULES: dict[tuple[Path, int], ModuleType] = {}
+
+
+def load_builder_module(root: Path, name: str) -> ModuleType:
+    """Import the builder module of dataset ``name`` from its file (once per process).
+
+    The module is also registered with Beam's pickler "by value", so that Beam worker processes,
+    which cannot import a module loaded from a folder, receive its functions' code.
+
+    Raises:
+        NotBuiltError: If the builder file does not exist.
+        BuildError: If importing it raises.
+    """
+    path = (root / layout.builder_file(name)).resolve()
+    # A top-level module named like the file, as `tfds build` imports it: TFDS derives the
+    # dataset name from `<name>_dataset_builder` and looks for a package when the name is dotted.
+    module_name = path.stem
+    if not path.is_file():
+        raise NotBuiltError(
+            f"dataset {name!r} has no builder at {path}; create one with "
+            f"'registry datasets new {name}'"
+        )
+    cache_key = (path, path.stat().st_mtime_ns)
+    if cache_key in _MODULES:
+        module = _MODULES[cache_key]
+        # Another registry's builder of the same last name may have taken the name since.
+        sys.modules[module_name] = module
+        return module
+    import tensorflow_datasets as tfds
+
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        # Registering by name would make two datasets with the same last name collide.
+        with tfds.core.registered.skip_registration():
+            spec.loader.exec_module(module)
+    except Exception as e:
+        sys.modules.pop(module_name, None)
+        raise BuildError(
+            f"importing the builder of {name!r} ({path}) failed: {type(e).__name__}: "
+            f"{first_line(e)}; fix {layout.builder_file(name)}"
+        ) from e
+    try:
+        from apache_beam.internal.cloudpickle import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
+        pass
+    _MODULES[cache_key] = module
+    return module
+
+
+def load_builder_class(root: Path, name: str) -> type[tfds.core.GeneratorBasedBuilder]:
+    """Return the ``Builder`` class of dataset ``name`` in the registry at ``root``."""
+    module = load_builder_module(root, name)
+    cls = getattr(module, "Builder", None)
+    if cls is None:
+        raise BuildError(
+            f"{layout.builder_file(name)} defines no class named 'Builder' (TFDS's convention)"
+        )
+    if cls.__dict__.get("pkg_dir_path") is None:
+        # TFDS finds README.md and CITATIONS.bib through the module's package, which a module
+        # loaded from a file does not have: point it at the dataset folder.
+        from etils import epath
+
+        cls.pkg_dir_path = epath.Path(root / layout.dataset_dir(name))
+    return cls
+
+
+def make_builder(
+    root: Path, name: str, params: Mapping[str, Any] | None = None, **kwargs: Any
+) -> tfds.core.GeneratorBasedBuilder:
+    """Instantiate dataset ``name``'s builder with its ``params`` (and TFDS keyword arguments)."""
+    cls = load_builder_class(root, name)
+    # Ask the signature rather than catching TypeError, which the builder's own code may raise.
+    if _accepts_params(cls):
+        return cls(params=dict(params or {}), **kwargs)
+    # A plain TFDS builder that takes no params: still usable, with its own defaults.
+    if params:
+        raise BuildError(
+            f"the builder of {name!r} takes no params, but params.yaml sets "
+            f"datasets.{name}: {dict(params)}; add `params` to its __init__ (see the "
+            "template of 'registry datasets new') or remove them"
+        )
+    return cls(**kwargs)
+
+
+def _accepts_params(cls: type) -> bool:
+    """Whether the builder's ``__init__`` takes a ``params`` keyword argument."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a C-level __init__
+        return False
+    return "params" in parameters
+
+
+@contextlib.contextmanager
+def _reproducible_serialization() -> Iterator[None]:
+    """Make TFDS serialize examples deterministically while the block runs.
+
+    TFDS's own serialization differs from process to process (see
+    :mod:`registry.build.reproducible`), so a rebuild would never match the released hash. TFDS
+    creates its serializer by looking up ``example_serializer.ExampleSerializer``: the subclass is
+    swapped in for the build, and pickled by value so that Beam workers use it too.
+    """
+    from tensorflow_datasets.core import example_serializer
+
+    from registry.build import reproducible as _reproducible
+
+    try:
+        from apache_beam.internal.cloudpickle import cloudpickle
+
+        cloudpickle.register_pickle_by_value(_reproducible)
+    except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
+        pass
+    original = example_serializer.ExampleSerializer
+    example_serializer.ExampleSerializer = _reproducible.DeterministicExampleSerializer
+    try:
+        yield
+    finally:
+        example_serializer.ExampleSerializer = original
+
+
+def download_and_prepare(builder: tfds.core.DatasetBuilder, download_config: Any) -> None:
+    """Run ``builder.download_and_prepare`` so that it writes reproducible bytes."""
+    with _reproducible_serialization():
+        builder.download_and_prepare(download_config=download_config)
