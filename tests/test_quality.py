@@ -18,6 +18,7 @@ PUBLIC_MODULES = (
     "registry.atomic",
     "registry.cards",
     "registry.compute",
+    "registry.console",
     "registry.datasets",
     "registry.errors",
     "registry.models",

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import registry
 from registry.atomic import atomic_write_text
-from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
+from registry.cards import ModelCard, parse_card, render_card, validate_card
 from registry.datasets import Source, locate_dataset
-from registry.errors import ConfigError, RegistryError
+from registry.errors import CardError, ConfigError, RegistryError
 
 if TYPE_CHECKING:
     import keras
@@ -317,7 +317,7 @@ def load_base(
         exact = ref.version is not None and ref.version.is_exact
         return model, str(ref) if exact else None
     release = registry.resolve_model(base, registry=where)
-    version = f"{release.name}:{release.version}"
+    version = release.reference
     return registry.load_keras_model(version, registry=where), version
 
 
