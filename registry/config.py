@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,42 @@ def registry_section(params: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"'registry' in {where} must be a mapping, not {section!r}")
     return section
+
+
+def required_section(
+    section: Any, path: str, required: Sequence[str], needed_by: str
+) -> dict[str, Any]:
+    """A section of ``params.yaml`` that something needs keys of, such as a Beam runner's
+    ``beam.dataflow``: its non-empty values, once every required key is there.
+
+    Args:
+        section: The section as read (``None``: absent).
+        path: Its dotted path in ``params.yaml``, e.g. ``"beam.flink"``.
+        required: The keys that must have a value.
+        needed_by: What needs them, for the message, e.g. ``"FlinkRunner"``.
+
+    Returns:
+        The section's keys whose value is neither ``null`` nor empty, in its order.
+
+    Raises:
+        ConfigError: If the section is not a mapping, or naming every required key it lacks.
+
+    Example:
+        >>> required_section({"flink_master": "localhost:8081", "parallelism": None},
+        ...                  "beam.flink", ["flink_master"], "FlinkRunner")
+        {'flink_master': 'localhost:8081'}
+    """
+    section = {} if section is None else section
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{path} in params.yaml must be a mapping")
+    missing = [key for key in required if section.get(key) in (None, "")]
+    if missing:
+        raise ConfigError(
+            f"{needed_by} needs {', '.join(missing)}: set "
+            + ", ".join(f"{path}.{key}" for key in missing)
+            + " in params.yaml"
+        )
+    return {str(k): v for k, v in section.items() if v not in (None, "")}
 
 
 def _registry_config(root: Path | None) -> dict[str, Any]:

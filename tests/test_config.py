@@ -16,6 +16,7 @@ from registry.config import (
     parse_params,
     read_params,
     registry_section,
+    required_section,
     user_config_path,
 )
 from registry.errors import ConfigError, CredentialsError, NotARegistryError
@@ -260,3 +261,18 @@ def test_an_empty_repository_is_no_registry(tmp_path: Path) -> None:
     error = cli_raises(NotARegistryError, "datasets", "list", "--registry", str(bare), cwd=tmp_path)
 
     assert str(error).startswith(f"{bare} has no commits, so it holds no registry yet: push")
+
+
+def test_a_required_section_names_every_missing_key_and_keeps_only_values() -> None:
+    section = {"flink_master": "localhost:8081", "parallelism": None, "empty": ""}
+    assert required_section(section, "beam.flink", ["flink_master"], "FlinkRunner") == {
+        "flink_master": "localhost:8081"
+    }
+    with pytest.raises(ConfigError) as caught:
+        required_section({"region": ""}, "beam.dataflow", ["project", "region"], "DataflowRunner")
+    assert str(caught.value) == (
+        "DataflowRunner needs project, region: set beam.dataflow.project, beam.dataflow.region "
+        "in params.yaml"
+    )
+    with pytest.raises(ConfigError, match=r"^beam\.flink in params\.yaml must be a mapping$"):
+        required_section(["localhost"], "beam.flink", ["flink_master"], "FlinkRunner")

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from registry.config import required_section
 from registry.errors import ConfigError, MissingDependencyError
 
 __all__ = [
@@ -82,20 +83,10 @@ def beam_flags(beam: Mapping[str, Any]) -> list[str]:
 
         return [*flags, *dataflow_flags(beam.get("dataflow") or {})]
     section_name, required = _REQUIRED[runner]
-    section = beam.get(section_name) or {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"beam.{section_name} in params.yaml must be a mapping")
-    missing = [key for key in required if section.get(key) in (None, "")]
-    if missing:
-        raise ConfigError(
-            f"{runner} needs {', '.join(missing)}: set "
-            + ", ".join(f"beam.{section_name}.{key}" for key in missing)
-            + " in params.yaml"
-        )
-    for key, value in section.items():
-        if value not in (None, ""):
-            flags.append(f"--{key}={value}")
-    return flags
+    section = required_section(
+        beam.get(section_name) or {}, f"beam.{section_name}", required, runner
+    )
+    return [*flags, *(f"--{key}={value}" for key, value in section.items())]
 
 
 def pipeline_options(

@@ -52,6 +52,7 @@ from typing import Any
 from registry import layout
 from registry.atomic import replace_dir
 from registry.cloud import names
+from registry.config import required_section
 from registry.errors import ConfigError
 
 __all__ = [
@@ -122,17 +123,7 @@ def dataflow_flags(section: Mapping[str, Any] | None) -> list[str]:
 
 def _set_values(section: Mapping[str, Any] | None) -> dict[str, Any]:
     """The section's non-empty values, every missing required key named at once."""
-    section = {} if section is None else section
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"{SECTION} in params.yaml must be a mapping")
-    missing = [key for key in _REQUIRED if section.get(key) in (None, "")]
-    if missing:
-        raise ConfigError(
-            f"DataflowRunner needs {', '.join(missing)}: set "
-            + ", ".join(_key(key) for key in missing)
-            + " in params.yaml"
-        )
-    return {str(k): v for k, v in section.items() if v not in (None, "")}
+    return required_section(section, SECTION, _REQUIRED, "DataflowRunner")
 
 
 def _check_values(values: Mapping[str, Any]) -> None:
