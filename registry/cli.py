@@ -80,7 +80,7 @@ def cli(traceback: bool, verbose: bool) -> None:
     from registry import console
 
     console.set_verbose(verbose)
-    console.configure_logging()
+    console.configure_logging(traceback=traceback or _traceback_from_environment())
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)

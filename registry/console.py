@@ -62,6 +62,11 @@ LOGS_DIR = "logs"
 _OURS = ("registry", "src", "__main__")
 # Libraries whose INFO logs are chatter on the console outside a step.
 _NOISY = ("absl", "apache_beam", "tensorflow", "dvc")
+# Storage clients that log each failed request (gcsfs: a traceback a retried request, aiohttp and
+# asyncio: unclosed sessions) before raising the error the registry explains in one line: silent
+# on the console unless -v or --traceback asks for the detail.
+_CLIENTS = ("gcsfs", "aiohttp", "fsspec", "asyncio")
+_SILENT = logging.CRITICAL + 1
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -90,11 +95,22 @@ def set_verbose(flag: bool) -> None:
         os.environ[VERBOSE_ENV] = "1"
 
 
-def configure_logging() -> None:
+def configure_logging(*, traceback: bool = False) -> None:
     """Set up logging for a command: warnings on stderr, libraries' INFO only when verbose.
 
-    Called once by the ``registry`` command; a :func:`step` sends the libraries' logs to its log
-    file on top of this.
+    The storage clients' own error logs (gcsfs logs a traceback for every request it gave up on,
+    before the registry reports the error in one line) are shown only when verbose or with
+    ``traceback``. Called once by the ``registry`` command; a :func:`step` sends the libraries'
+    logs to its log file on top of this.
+
+    Args:
+        traceback: ``--traceback`` (or ``REGISTRY_TRACEBACK``): show the clients' error logs.
+
+    Raises:
+        ConfigError: If ``REGISTRY_VERBOSE`` is set to something that is not a boolean.
+
+    Example:
+        >>> configure_logging(traceback=False)  # doctest: +SKIP
     """
     loud = verbose()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if loud else "2")
@@ -102,6 +118,8 @@ def configure_logging() -> None:
     if not loud:
         for noisy in _NOISY:
             logging.getLogger(noisy).setLevel(logging.ERROR)
+    for client in _CLIENTS:
+        logging.getLogger(client).setLevel(logging.NOTSET if loud or traceback else _SILENT)
 
 
 def log_file(kind: str, name: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -301,7 +319,8 @@ class _LineBreak(logging.Filter):
 def _step_logging(log: Path, line: Step, err: TextIO, loud: bool) -> Iterator[None]:
     """Python logging and warnings for a step: all to ``log``; ours (or all, if loud) shown."""
     root = logging.getLogger()
-    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in _NOISY})
+    libraries = (*_NOISY, *_CLIENTS)
+    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in libraries})
     to_file = logging.FileHandler(log, encoding="utf-8")
     to_file.setFormatter(logging.Formatter(_FORMAT))
     shown = logging.StreamHandler(err)
@@ -312,7 +331,7 @@ def _step_logging(log: Path, line: Step, err: TextIO, loud: bool) -> Iterator[No
     shown.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.handlers = [to_file, shown]
     root.setLevel(logging.INFO)
-    for noisy in _NOISY:
+    for noisy in libraries:  # all to the log file; the console's filter shows ours only
         logging.getLogger(noisy).setLevel(logging.NOTSET)
     saved_showwarning = warnings.showwarning
     warnings.showwarning = _log_warning
@@ -342,4 +361,3 @@ def _log_warning(
     else:
         text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
         logging.getLogger("py.warnings").warning("%s", text)
-

@@ -159,3 +159,23 @@ def test_a_boolean_variable_that_is_no_boolean_is_one_clear_line(
         f"error: the environment variable {variable} is 'maybe', which is not a boolean: use "
         "true or false (or 1/0, yes/no, on/off)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("traceback", "verbose", "shown"), [(False, "", False), (True, "", True), (False, "1", True)]
+)
+def test_storage_clients_error_logs_show_only_with_traceback_or_verbose(
+    traceback: bool, verbose: str, shown: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gcsfs logs a traceback for each request it gave up on, before the registry's one line
+    # (the whole path, against a server that is down, is in test_gcs.py).
+    monkeypatch.setenv(console.VERBOSE_ENV, verbose)
+    clients = ("gcsfs", "aiohttp", "fsspec", "asyncio")
+    saved = {name: logging.getLogger(name).level for name in clients}
+    try:
+        console.configure_logging(traceback=traceback)
+        for name in clients:
+            assert logging.getLogger(name).isEnabledFor(logging.ERROR) is shown, name
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

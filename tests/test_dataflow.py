@@ -25,7 +25,7 @@ from registry.build.beam import beam_flags, pipeline_options
 from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
-from tests.conftest import git
+from tests.conftest import cli_raises, git
 
 NAME = "image_classification/digits"
 MODULE = "digits_dataset_builder"
@@ -379,6 +379,39 @@ def test_package_is_regenerated_identically(dataflow_registry: Path) -> None:
     builder = dataflow_registry / "datasets" / NAME / f"{MODULE}.py"
     builder.write_text(builder.read_text() + "\n# edited\n")
     assert write_worker_package(dataflow_registry, NAME).version != first.version
+
+
+def test_a_symlink_leading_outside_the_repository_is_refused(
+    dataflow_registry: Path, tmp_path: Path
+) -> None:
+    repo = dataflow_registry
+    folder = repo / "datasets" / NAME
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(SECRET)
+    # A data file of the dataset that is a link to a file outside the repository.
+    (folder / "README.md").unlink(missing_ok=True)
+    (folder / "README.md").symlink_to(secret)
+    error = cli_raises(ConfigError, "datasets", "prepare", NAME, "--dry-run", cwd=repo)
+    assert one_line(error).startswith(
+        f"datasets/{NAME}/README.md is a symbolic link to {secret.resolve()}, outside the "
+        f"repository {repo.resolve()}"
+    )
+    assert not (repo / ".registry/dataflow" / NAME).exists()
+    # A link to a file inside the repository is fine: the file is the repository's.
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(repo / "params.yaml")
+    package = write_worker_package(repo, NAME)
+    assert (package.folder / "README.md").read_bytes() == (repo / "params.yaml").read_bytes()
+
+    # A module in a linked folder: the link named is the folder's.
+    (folder / "README.md").unlink()
+    real = tmp_path / "outside" / "digits"
+    folder.rename(real)
+    folder.symlink_to(real)
+    with pytest.raises(ConfigError, match=f"^datasets/{NAME} is a symbolic link to {real}"):
+        write_worker_package(repo, NAME)
+    assert not any(SECRET in p.read_text() for p in package.folder.rglob("*.md"))
 
 
 # -- credentials ----------------------------------------------------------------------------------

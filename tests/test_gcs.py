@@ -715,3 +715,63 @@ def test_storage_errors_are_explained() -> None:
     wrapped.__cause__ = ConnectionRefusedError("refused")
     assert isinstance(explain(wrapped), RemoteError)
     assert explain(ValueError("something else")) is None
+
+
+# -- what the console shows when the server fails -------------------------------------------------
+
+
+def _registry_runs(clone: Path, *argvs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``registry ARGV`` for each of ``argvs`` at once, as subprocesses (the console as a user
+    sees it: the storage clients log to the process's real stderr); return them in order."""
+    env = {**os.environ, "REGISTRY_CACHE_DIR": str(clone.parent / "cold-cache")}
+    started = [
+        subprocess.Popen(
+            ["registry", *argv],
+            cwd=clone,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for argv in argvs
+    ]
+    done = [(p, *p.communicate()) for p in started]
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, err) for p, out, err in done]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_server_is_one_line_without_the_clients_tracebacks(
+    gcs_clone: GcsRegistry,
+) -> None:
+    # gcsfs retries a refused connection for ~35 s a request (with backoff), and logs a traceback
+    # each time it gives up: the commands run side by side, so the test takes as long as the
+    # slowest one.
+    set_remote(
+        f"gs://{gcs_clone.bucket}/dvc",
+        endpoint_url=f"http://127.0.0.1:{_closed_port()}",
+        anonymous=True,
+    )
+    commit_all(gcs_clone.clone, "A server that is down")
+    *plain, detailed = _registry_runs(
+        gcs_clone.clone,
+        ("remote", "check"),
+        ("remote", "check", "--write"),
+        ("datasets", "pull", f"{DIGITS}:1.1.0"),
+        ("--traceback", "remote", "check"),
+    )
+    for run in plain:
+        assert run.returncode == 7 and run.stdout == "", run
+        [line] = run.stderr.splitlines()  # one line: no log of gcsfs's retries
+        assert line.startswith("error: ") and "cannot reach Google Cloud Storage" in line
+        assert "Traceback" not in line
+    # --traceback shows the detail: the client's own log of its retries, and the traceback.
+    assert "out of retries" in detailed.stderr and "ClientConnectorError" in detailed.stderr
+    assert "registry.errors.RemoteError: reading" in detailed.stderr

@@ -352,7 +352,26 @@ def _dataset_files(root: Path, name: str) -> tuple[list[str], list[tuple[str, Pa
         )
     files = [(p.name, p) for p in [builder, *siblings]]
     files += [(n, folder / n) for n in _DATA_FILES if (folder / n).is_file()]
+    for _, path in files:
+        _refuse_link_outside(root, path)
     return modules, files
+
+
+def _refuse_link_outside(root: Path, path: Path) -> None:
+    """Refuse ``path`` if a symlink takes it outside the repository ``root`` (its target would be
+    shipped to the cloud in the worker package)."""
+    top = root.resolve()
+    if path.resolve().is_relative_to(top):
+        return
+    # Name the link the user made: the file itself, or the folder above it that is a link.
+    inside = [p for p in (path, *path.parents) if p.is_relative_to(root) and p != root]
+    link = next((p for p in inside if p.is_symlink() and not p.resolve().is_relative_to(top)), path)
+    shown = link.relative_to(root) if link.is_relative_to(root) else link
+    raise ConfigError(
+        f"{shown} is a symbolic link to {link.resolve()}, outside the repository {top}: "
+        "the Dataflow worker package takes "
+        "only files of the repository; copy the file into the dataset folder instead of linking it"
+    )
 
 
 _SETUP_PY = '''\
@@ -425,7 +444,8 @@ def write_worker_package(root: Path, name: str, dest: Path | None = None) -> Wor
 
     Raises:
         NotBuiltError: If the dataset has no builder module.
-        ConfigError: If a module of the dataset folder is named ``registry`` or ``setup``.
+        ConfigError: If a module of the dataset folder is named ``registry`` or ``setup``, or a
+            file of it is a symlink (or lies in a linked folder) leading outside the repository.
 
     Example:
         >>> package = write_worker_package(Path("."), "image_classification/digits")
