@@ -24,6 +24,7 @@ from registry.errors import (
     NameClashError,
     RemoteError,
     StaleDataError,
+    UnsharedRemoteError,
     VersionExistsError,
     VersionNotAboveLatestError,
     VersionOnCommitError,
@@ -237,7 +238,7 @@ def test_failed_pushes_leave_no_tag_and_a_rerun_completes(
     subprocess.run(["dvc", "remote", "modify", "--local", "storage", "url", "/dev/null/down"],
                    cwd=clone, check=True)
     with pytest.raises(RemoteError, match=r"(?i)nothing was (pushed or )?tagged"):
-        registry.release_dataset(NAME)
+        registry.release_dataset(NAME, remote="storage", allow_unshared_remote=True)
     assert tag not in _tags(clone)
 
     # The Git remote is down: the bytes are pushed, but the local tag is taken back.
@@ -268,3 +269,63 @@ def test_failing_build_exits_5_with_one_line(released_registry: ReleasedRegistry
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "registry datasets build" in last
     assert "Traceback" not in last
+
+
+def _dvc(clone: Path, *args: str) -> None:
+    subprocess.run(["dvc", *args], cwd=clone, check=True, capture_output=True)
+
+
+def test_a_release_pushes_only_to_the_shared_remote(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: a personal override of the remote's URL made the release push where
+    nobody else reads, create that folder, and tag; a clone by Git URL then could not load it."""
+    clone, origin = released_registry.clone, released_registry.origin
+    chdir(clone)
+    _model(clone, tmp_path)
+    nowhere = tmp_path / "nonexistent" / "sub"
+    _dvc(clone, "remote", "modify", "--local", "storage", "url", str(nowhere))
+    message = _refused(UnsharedRemoteError, "models", MODEL, clone=clone)
+    assert (f".dvc/config.local points the push at DVC remote 'storage' ({nowhere}), but the "
+            f"registry's committed .dvc/config names 'storage' ({released_registry.storage})"
+            ) in message
+    assert "run 'registry models release m --remote storage --allow-unshared-remote'" in message
+
+    # Allowed, the check still refuses a folder that does not exist, and does not create it.
+    allowed = ("--remote", "storage", "--allow-unshared-remote")
+    message = _refused(RemoteError, "models", MODEL, *allowed, clone=clone)
+    assert f"is the folder {nowhere}, which does not exist" in message
+    assert "Nothing was pushed, and nothing was tagged" in message
+    assert not (tmp_path / "nonexistent").exists()
+
+    # A remote only this clone defines, named by REGISTRY_REMOTE or made the local default.
+    (clone / ".dvc" / "config.local").unlink()
+    personal = tmp_path / "personal"
+    personal.mkdir()
+    _dvc(clone, "remote", "add", "--local", "personal", str(personal))
+    monkeypatch.setenv("REGISTRY_REMOTE", "personal")
+    message = _refused(UnsharedRemoteError, "models", MODEL, clone=clone)
+    assert "REGISTRY_REMOTE=personal (a setting for loads) points the push at" in message
+    monkeypatch.delenv("REGISTRY_REMOTE")
+    _dvc(clone, "remote", "default", "--local", "personal")
+    message = _refused(UnsharedRemoteError, "models", MODEL, "--allow-unshared-remote",
+                       clone=clone)
+    assert ".dvc/config.local points the push at DVC remote 'personal'" in message
+    message = _refused(UnsharedRemoteError, "models", MODEL, "--remote", "personal", clone=clone)
+    assert "--remote personal points the push at DVC remote 'personal'" in message
+
+    # Other local options (credentials, jobs) are fine: the release goes to the shared remote,
+    # and a load by Git URL finds the bytes.
+    _dvc(clone, "remote", "default", "--local", "--unset")
+    _dvc(clone, "remote", "modify", "--local", "storage", "jobs", "2")
+    assert registry.release_model(MODEL, registry=clone).reference == "m:1.0.0"
+    weights = registry.load_model("m:1.0.0", registry=str(origin))
+    assert weights.read_bytes() == b"weights" * 100
+
+    # Named and allowed, a personal remote gets the bytes.
+    _model(clone, tmp_path, b"retrained")
+    release = registry.release_model(
+        MODEL, bump="patch", registry=clone, remote="personal", allow_unshared_remote=True
+    )
+    assert release.reference == "m:1.0.1"
+    assert any(p.is_file() for p in (personal / "files" / "md5").rglob("*"))
