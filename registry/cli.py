@@ -393,11 +393,12 @@ def datasets_release(
     \b
     The version is the builder's VERSION; RELEASE_NOTES must have an entry for it,
     it must be greater than every release, the built data must be up to date and
-    the work tree committed. The bytes go to the DVC remote that the committed
-    .dvc/config names, the one loads by Git URL read (a .dvc/config.local or
-    REGISTRY_REMOTE override is refused without --remote NAME
-    --allow-unshared-remote); the tag NAME@vVERSION is created only after the
-    bytes are there, and is never moved.
+    the work tree committed; the Git remote's tags are fetched first, so a stale
+    clone never releases out of order. The bytes go to the DVC remote that the
+    committed .dvc/config names, the one loads by Git URL read (a
+    .dvc/config.local or REGISTRY_REMOTE override is refused without --remote
+    NAME --allow-unshared-remote); the tag NAME@vVERSION is created only after
+    the bytes are there, and is never moved.
     Python: registry.release_dataset(NAME)
     """
     from registry.datasets import release_dataset
@@ -631,8 +632,8 @@ def models_release(
     Refuses a card with missing fields, training datasets that are not released
     versions, or weights not up to date. The first release defaults to 1.0.0.
     The tag message records the lineage (datasets, base model, commit, params).
-    The bytes go to the DVC remote the committed .dvc/config names (see
-    'registry datasets release --help').
+    The Git remote's tags are fetched first; the bytes go to the DVC remote the
+    committed .dvc/config names (see 'registry datasets release --help').
     Python: registry.release_model(NAME, bump="minor")
     """
     from registry.models import release_model

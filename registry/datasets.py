@@ -683,6 +683,7 @@ def release_dataset(
         NotBuiltError: If the dataset was never built.
         UnsharedRemoteError: If the DVC remote is a personal override of the committed one
             (``.dvc/config.local``, ``REGISTRY_REMOTE``) and not allowed.
+        TagRaceError: If another clone pushed the same tag first.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release

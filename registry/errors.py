@@ -43,6 +43,7 @@ __all__ = [
     "RemoteError",
     "SourceNotFoundError",
     "StaleDataError",
+    "TagRaceError",
     "UnsharedRemoteError",
     "VersionExistsError",
     "VersionNotAboveLatestError",
@@ -545,6 +546,25 @@ class UnsharedRemoteError(ReleaseError):
             f"name bytes others cannot load. Undo the override and run "
             f"{_release_again(kind, name)}, or, if everyone who loads it reads {remote!r}, run "
             f"'registry {kind}s release {name} --remote {remote} --allow-unshared-remote'"
+        )
+
+
+class TagRaceError(ReleaseError):
+    """Another release won the race: the Git remote got the same tag from elsewhere between
+    this clone's fetch of the tags and its push (the local tag is taken back).
+
+    Attributes:
+        tag: The tag.
+        remote: The Git remote.
+    """
+
+    def __init__(self, tag: str, remote: str) -> None:
+        self.tag = tag
+        self.remote = remote
+        super().__init__(
+            f"another release won: Git remote {remote!r} got tag {tag!r} from another clone "
+            "while this one was releasing, so nothing was tagged here (bytes already pushed are "
+            f"harmless); run 'git fetch --tags {remote}', then release again with a new version"
         )
 
 

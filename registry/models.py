@@ -597,6 +597,7 @@ def release_model(
         NotBuiltError: If the weights do not exist or are not tracked by DVC.
         UnsharedRemoteError: If the DVC remote is a personal override of the committed one
             (``.dvc/config.local``, ``REGISTRY_REMOTE``) and not allowed.
+        TagRaceError: If another clone pushed the same tag first.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release

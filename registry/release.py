@@ -95,13 +95,16 @@ def release(
 
     1. The work tree is committed (:func:`check_committed`), and the DVC remote is the one the
        committed ``.dvc/config`` names, unless allowed otherwise (:func:`shared_remote`).
-    2. Tags are refreshed and ``artifact.version`` picks the version.
+    2. Tags are fetched from the Git remote (with ``push``) and ``artifact.version`` picks the
+       version.
     3. The version is new, above the latest, and the first on this commit
        (:func:`check_new_version`).
     4. ``artifact.check`` refuses what its kind must (stale data, an invalid card ...).
     5. The bytes of ``artifact.targets`` are pushed to the DVC remote (:func:`push_outputs`).
     6. The annotated tag ``<name>@vX.Y.Z`` is made at HEAD and pushed where a Git remote is
-       configured; if that push fails the tag is deleted again, so a rerun completes it.
+       configured; if that push fails the tag is deleted again, so a rerun completes it (a
+       remote that got the tag from a release running at the same time is a
+       :class:`~registry.errors.TagRaceError`).
 
     Args:
         session: The registry (a clone).
@@ -130,6 +133,8 @@ def release(
     target = shared_remote(
         session.root, artifact.kind, name, remote, session.settings.remote, allow_unshared_remote
     )
+    if push:
+        repo.fetch_tags()  # a stale clone must not pick a version below one released elsewhere
     repo.refresh()
     index = session.index()
     version = artifact.version(index)

@@ -24,6 +24,7 @@ from registry.errors import (
     NameClashError,
     RemoteError,
     StaleDataError,
+    TagRaceError,
     UnsharedRemoteError,
     VersionExistsError,
     VersionNotAboveLatestError,
@@ -241,15 +242,22 @@ def test_failed_pushes_leave_no_tag_and_a_rerun_completes(
         registry.release_dataset(NAME, remote="storage", allow_unshared_remote=True)
     assert tag not in _tags(clone)
 
-    # The Git remote is down: the bytes are pushed, but the local tag is taken back.
+    # The Git remote is down: its tags cannot be fetched, so nothing is pushed or tagged.
     (clone / ".dvc" / "config.local").unlink()
     git(clone, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
+    with pytest.raises(RemoteError, match="cannot fetch the tags of Git remote 'origin'"):
+        registry.release_dataset(NAME)
+    assert tag not in _tags(clone)
+
+    # The Git remote refuses the push: the bytes are pushed, but the local tag is taken back.
+    git(clone, "remote", "set-url", "origin", str(released_registry.origin))
+    git(clone, "remote", "set-url", "--push", "origin", str(tmp_path / "missing.git"))
     with pytest.raises(RemoteError, match="pushing tag"):
         registry.release_dataset(NAME)
     assert tag not in _tags(clone)
 
     # Both back: running it again completes the release.
-    git(clone, "remote", "set-url", "origin", str(released_registry.origin))
+    git(clone, "config", "--unset", "remote.origin.pushurl")
     release = registry.release_dataset(NAME)
     assert str(release.version) == "1.1.0"
     assert tag in _tags(clone) and tag in _tags(released_registry.origin)
@@ -329,3 +337,61 @@ def test_a_release_pushes_only_to_the_shared_remote(
     )
     assert release.reference == "m:1.0.1"
     assert any(p.is_file() for p in (personal / "files" / "md5").rglob("*"))
+
+
+def _second_clone(released_registry: ReleasedRegistry, tmp_path: Path) -> Path:
+    """Another researcher's clone of the same origin (and so the same DVC remote)."""
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(released_registry.origin), str(other))
+    return other
+
+
+def test_a_stale_clone_does_not_release_out_of_order(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """The issue's case: clone A released 1.1.0; clone B, which has not fetched since, asked for
+    1.0.5 and got it, after 1.1.0. Now B fetches the tags first and is refused."""
+    a = released_registry.clone
+    b = _second_clone(released_registry, tmp_path)
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    _model(a, tmp_path, b"retrained")
+    registry.release_model(MODEL, bump="minor", registry=a)
+    chdir(b)
+    _model(b, tmp_path, b"b's weights")
+    assert f"{MODEL}@v1.1.0" not in _tags(b)
+    error = cli_raises(VersionNotAboveLatestError, "models", "release", MODEL, "--version",
+                       "1.0.5", cwd=b)
+    assert "version 1.0.5 is not greater than the latest release 1.1.0" in str(error)
+    assert {f"{MODEL}@v1.0.0", f"{MODEL}@v1.1.0"} <= _tags(b)  # fetched, not made
+    assert f"{MODEL}@v1.0.5" not in _tags(b) | _tags(released_registry.origin)
+
+
+def test_the_loser_of_a_release_race_is_told_what_to_run(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """Two clones release m 1.0.0 at once: B fetched the tags (here: from a copy of the origin
+    taken then) before A pushed its tag, so B picks 1.0.0 too and its push is rejected."""
+    origin = released_registry.origin
+    a = released_registry.clone
+    b = _second_clone(released_registry, tmp_path)
+    before = tmp_path / "origin-before-a.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin), str(before))
+    git(b, "remote", "set-url", "origin", str(before))  # what B fetched ...
+    git(b, "remote", "set-url", "--push", "origin", str(origin))  # ... and where it pushes
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    chdir(b)
+    _model(b, tmp_path, b"b's weights")
+    message = _refused(TagRaceError, "models", MODEL, clone=b)
+    assert ("another release won: Git remote 'origin' got tag 'm@v1.0.0' from another clone"
+            in message)
+    assert "run 'git fetch --tags origin', then release again with a new version" in message
+    assert git(origin, "rev-parse", f"{MODEL}@v1.0.0^{{commit}}") == git(a, "rev-parse", "HEAD")
+
+    # B's view catches up: releasing again picks a version above A's.
+    git(b, "remote", "set-url", "origin", str(origin))
+    git(b, "config", "--unset", "remote.origin.pushurl")
+    assert registry.release_model(MODEL, bump="patch", registry=b).reference == "m:1.0.1"
