@@ -361,23 +361,55 @@ def _built(name: str, registry: str | None) -> str:
     return f"{built['version']}, {built['examples']:,} examples" if built else ""
 
 
+def _release_remote_options(command: Any) -> Any:
+    """``--remote NAME --allow-unshared-remote``: where a release pushes its bytes."""
+    command = click.option(
+        "--allow-unshared-remote",
+        is_flag=True,
+        help="Allow --remote to name a remote the committed .dvc/config does not make the default.",
+    )(command)
+    return click.option(
+        "--remote",
+        "remote",
+        metavar="NAME",
+        help="DVC remote for the bytes (default: the committed .dvc/config's default).",
+    )(command)
+
+
 @datasets.command("release")
 @click.argument("name")
 @_registry_option
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
-def datasets_release(name: str, registry: str | None, no_push: bool) -> None:
+@_release_remote_options
+def datasets_release(
+    name: str,
+    registry: str | None,
+    no_push: bool,
+    remote: str | None,
+    allow_unshared_remote: bool,
+) -> None:
     """Release the built version of a dataset: push its bytes, then tag it.
 
     \b
     The version is the builder's VERSION; RELEASE_NOTES must have an entry for it,
     it must be greater than every release, the built data must be up to date and
-    the work tree committed. The tag NAME@vVERSION is created only after the bytes
-    are in the DVC remote, and is never moved.
+    the work tree committed; the Git remote's tags are fetched first, so a stale
+    clone never releases out of order. The bytes go to the DVC remote that the
+    committed .dvc/config names, the one loads by Git URL read (a
+    .dvc/config.local or REGISTRY_REMOTE override is refused without --remote
+    NAME --allow-unshared-remote); the tag NAME@vVERSION is created only after
+    the bytes are there, and is never moved.
     Python: registry.release_dataset(NAME)
     """
     from registry.datasets import release_dataset
 
-    release = release_dataset(name, registry=registry, push=not no_push)
+    release = release_dataset(
+        name,
+        registry=registry,
+        push=not no_push,
+        remote=remote,
+        allow_unshared_remote=allow_unshared_remote,
+    )
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 
 
@@ -584,8 +616,15 @@ def models_add(name: str, source: str, registry: str | None, force: bool) -> Non
 @click.option("--version", "version", help="The version to release, X.Y.Z.")
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Bump the latest.")
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
+@_release_remote_options
 def models_release(
-    name: str, registry: str | None, version: str | None, bump: str | None, no_push: bool
+    name: str,
+    registry: str | None,
+    version: str | None,
+    bump: str | None,
+    no_push: bool,
+    remote: str | None,
+    allow_unshared_remote: bool,
 ) -> None:
     """Release a model version: check card and weights, push the bytes, then tag.
 
@@ -593,12 +632,20 @@ def models_release(
     Refuses a card with missing fields, training datasets that are not released
     versions, or weights not up to date. The first release defaults to 1.0.0.
     The tag message records the lineage (datasets, base model, commit, params).
+    The Git remote's tags are fetched first; the bytes go to the DVC remote the
+    committed .dvc/config names (see 'registry datasets release --help').
     Python: registry.release_model(NAME, bump="minor")
     """
     from registry.models import release_model
 
     release = release_model(
-        name, version=version, bump=bump, registry=registry, push=not no_push  # type: ignore[arg-type]
+        name,
+        version=version,
+        bump=bump,  # type: ignore[arg-type]
+        registry=registry,
+        push=not no_push,
+        remote=remote,
+        allow_unshared_remote=allow_unshared_remote,
     )
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 

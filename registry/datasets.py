@@ -644,7 +644,12 @@ def build_dataset(
 
 
 def release_dataset(
-    name: str, *, registry: str | os.PathLike[str] | None = None, push: bool = True
+    name: str,
+    *,
+    registry: str | os.PathLike[str] | None = None,
+    push: bool = True,
+    remote: str | None = None,
+    allow_unshared_remote: bool = False,
 ) -> Release:
     """Release the built version of dataset ``name``: push its bytes, then tag it.
 
@@ -661,6 +666,9 @@ def release_dataset(
         name: The dataset name.
         registry: A registry clone; default from the configuration.
         push: Push the tag to the Git remote (the bytes are always pushed).
+        remote: The DVC remote to push the bytes to; default: the one the committed
+            ``.dvc/config`` makes the default (the one loads by Git URL read).
+        allow_unshared_remote: Allow ``remote`` to be another (a personal or local-only one).
 
     Returns:
         The new release.
@@ -673,13 +681,22 @@ def release_dataset(
         MissingReleaseNotesError: If ``RELEASE_NOTES`` has no entry for ``VERSION``.
         StaleDataError: If the built data is not what the builder and params make now.
         NotBuiltError: If the dataset was never built.
+        UnsharedRemoteError: If the DVC remote is a personal override of the committed one
+            (``.dvc/config.local``, ``REGISTRY_REMOTE``) and not allowed.
+        TagRaceError: If another clone pushed the same tag first.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release
 
     session = open_session(registry)
     name = _check_dataset(session, name)
-    return release(session, _DatasetRelease(session, name), push=push)
+    return release(
+        session,
+        _DatasetRelease(session, name),
+        push=push,
+        remote=remote,
+        allow_unshared_remote=allow_unshared_remote,
+    )
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ __all__ = [
     "RemoteError",
     "SourceNotFoundError",
     "StaleDataError",
+    "TagRaceError",
+    "UnsharedRemoteError",
     "VersionExistsError",
     "VersionNotAboveLatestError",
     "VersionNotFoundError",
@@ -506,6 +508,63 @@ class AlreadyDeprecatedError(ReleaseError):
         super().__init__(
             f"{name!r} is deprecated already, so nothing was tagged; its versions stay loadable "
             f"(see 'registry models info {name}')"
+        )
+
+
+class UnsharedRemoteError(ReleaseError):
+    """A release would push to a remote other than the one the registry's committed
+    ``.dvc/config`` names (a ``.dvc/config.local`` or global override, ``REGISTRY_REMOTE`` or
+    ``--remote``), so its tag could name bytes that loaders by Git URL cannot reach.
+
+    Attributes:
+        name: The artifact.
+        remote: The DVC remote the push would use.
+        shared: The committed default remote (``None`` if the committed config names none).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        remote: str,
+        url: str,
+        shared: str | None,
+        shared_url: str | None,
+        source: str,
+    ) -> None:
+        self.name = name
+        self.remote = remote
+        self.shared = shared
+        committed = (
+            f"the registry's committed .dvc/config names {shared!r} ({shared_url})"
+            if shared is not None
+            else "the registry's committed .dvc/config names no default remote"
+        )
+        super().__init__(
+            f"cannot release {name!r}: {source} points the push at DVC remote {remote!r} "
+            f"({url}), but {committed}, the one that loads by Git URL read, so the tag would "
+            f"name bytes others cannot load. Undo the override and run "
+            f"{_release_again(kind, name)}, or, if everyone who loads it reads {remote!r}, run "
+            f"'registry {kind}s release {name} --remote {remote} --allow-unshared-remote'"
+        )
+
+
+class TagRaceError(ReleaseError):
+    """Another release won the race: the Git remote got the same tag from elsewhere between
+    this clone's fetch of the tags and its push (the local tag is taken back).
+
+    Attributes:
+        tag: The tag.
+        remote: The Git remote.
+    """
+
+    def __init__(self, tag: str, remote: str) -> None:
+        self.tag = tag
+        self.remote = remote
+        super().__init__(
+            f"another release won: Git remote {remote!r} got tag {tag!r} from another clone "
+            "while this one was releasing, so nothing was tagged here (bytes already pushed are "
+            f"harmless); run 'git fetch --tags {remote}', then release again with a new version"
         )
 
 

@@ -561,6 +561,8 @@ def release_model(
     bump: Bump | None = None,
     registry: RegistryArg = None,
     push: bool = True,
+    remote: str | None = None,
+    allow_unshared_remote: bool = False,
 ) -> Release:
     """Release a model version: check its card and weights, push the bytes, then tag it.
 
@@ -578,6 +580,9 @@ def release_model(
             first release is 1.0.0 and later ones must say which.
         registry: A registry clone; default from the configuration.
         push: Push the tag to the Git remote (the bytes are always pushed).
+        remote: The DVC remote to push the bytes to; default: the one the committed
+            ``.dvc/config`` makes the default (the one loads by Git URL read).
+        allow_unshared_remote: Allow ``remote`` to be another (a personal or local-only one).
 
     Raises:
         CardError: For an invalid card (which field, what is expected).
@@ -590,6 +595,9 @@ def release_model(
         NameClashError: If a dataset has the model's name.
         StaleDataError: If the weights are not up to date.
         NotBuiltError: If the weights do not exist or are not tracked by DVC.
+        UnsharedRemoteError: If the DVC remote is a personal override of the committed one
+            (``.dvc/config.local``, ``REGISTRY_REMOTE``) and not allowed.
+        TagRaceError: If another clone pushed the same tag first.
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release
@@ -600,7 +608,13 @@ def release_model(
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
     if name in session.known_datasets():
         raise NameClashError(name, layout.dataset_dir(name))
-    return release(session, _ModelRelease(session, name, version, bump), push=push)
+    return release(
+        session,
+        _ModelRelease(session, name, version, bump),
+        push=push,
+        remote=remote,
+        allow_unshared_remote=allow_unshared_remote,
+    )
 
 
 @dataclass(frozen=True)

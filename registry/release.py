@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from registry.errors import (
+    ConfigError,
     CredentialsError,
     DirtyWorkTreeError,
     RemoteError,
+    UnsharedRemoteError,
     VersionExistsError,
     VersionNotAboveLatestError,
     VersionOnCommitError,
@@ -46,6 +48,7 @@ __all__ = [
     "check_new_version",
     "push_outputs",
     "release",
+    "shared_remote",
 ]
 
 
@@ -78,24 +81,38 @@ class Releasable(Protocol):
         """The annotated tag's message (a subject line, then anything it records)."""
 
 
-def release(session: Session, artifact: Releasable, *, push: bool = True) -> Release:
+def release(
+    session: Session,
+    artifact: Releasable,
+    *,
+    push: bool = True,
+    remote: str | None = None,
+    allow_unshared_remote: bool = False,
+) -> Release:
     """Release ``artifact``: check GTO's rules and the kind's own, push the bytes, then tag.
 
     Steps, in order (nothing is pushed or tagged unless every check passes):
 
-    1. The work tree is committed (:func:`check_committed`).
-    2. Tags are refreshed and ``artifact.version`` picks the version.
+    1. The work tree is committed (:func:`check_committed`), and the DVC remote is the one the
+       committed ``.dvc/config`` names, unless allowed otherwise (:func:`shared_remote`).
+    2. Tags are fetched from the Git remote (with ``push``) and ``artifact.version`` picks the
+       version.
     3. The version is new, above the latest, and the first on this commit
        (:func:`check_new_version`).
     4. ``artifact.check`` refuses what its kind must (stale data, an invalid card ...).
     5. The bytes of ``artifact.targets`` are pushed to the DVC remote (:func:`push_outputs`).
     6. The annotated tag ``<name>@vX.Y.Z`` is made at HEAD and pushed where a Git remote is
-       configured; if that push fails the tag is deleted again, so a rerun completes it.
+       configured; if that push fails the tag is deleted again, so a rerun completes it (a
+       remote that got the tag from a release running at the same time is a
+       :class:`~registry.errors.TagRaceError`).
 
     Args:
         session: The registry (a clone).
         artifact: What to release.
         push: Push the tag to the Git remote (the bytes are always pushed).
+        remote: The DVC remote to push the bytes to (default: the committed default remote).
+        allow_unshared_remote: Allow ``remote`` to be one that the committed ``.dvc/config``
+            does not make the default (a personal or local-only remote).
 
     Returns:
         The new release.
@@ -113,13 +130,18 @@ def release(session: Session, artifact: Releasable, *, push: bool = True) -> Rel
     """
     repo, name = session.repo, artifact.name
     check_committed(repo, artifact.kind, name)
+    target = shared_remote(
+        session.root, artifact.kind, name, remote, session.settings.remote, allow_unshared_remote
+    )
+    if push:
+        repo.fetch_tags()  # a stale clone must not pick a version below one released elsewhere
     repo.refresh()
     index = session.index()
     version = artifact.version(index)
     check_new_version(repo, index, artifact.kind, name, version)
     artifact.check(index, version)
     message = artifact.tag_message(version)
-    push_outputs(session.root, list(artifact.targets), session.settings.remote, artifact.what)
+    push_outputs(session.root, list(artifact.targets), target, artifact.what)
     tag = str(RegisterTag(name, version))
     repo.publish_tag(tag, message, "HEAD", push)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
@@ -134,6 +156,69 @@ def check_committed(repo: GitRepo, kind: Kind, name: str) -> None:
     dirty = [p for p in repo.dirty_paths() if not p.startswith(".dvc/tmp")]
     if dirty:
         raise DirtyWorkTreeError(kind, name, dirty)
+
+
+def shared_remote(
+    root: Path,
+    kind: Kind,
+    name: str,
+    remote: str | None,
+    setting: str | None,
+    allow_unshared: bool,
+) -> str | None:
+    """The DVC remote a release of ``name`` pushes to: the one the committed ``.dvc/config`` names.
+
+    Loaders by Git URL read the default remote of the committed ``.dvc/config``; a release that
+    pushed elsewhere would tag bytes they cannot load. So the remote the push would use (``remote``,
+    else ``setting`` (``REGISTRY_REMOTE``), else DVC's default with ``.dvc/config.local`` and the
+    global config on top) must be that one, by name and URL, unless ``remote`` names it and
+    ``allow_unshared`` is set. Credentials and other options may still come from any level.
+
+    Args:
+        root: The registry's work tree.
+        kind: ``"dataset"`` or ``"model"``, for the message.
+        name: The artifact, for the message.
+        remote: The remote asked for (``--remote``), or ``None``.
+        setting: ``REGISTRY_REMOTE`` (a setting for loads), or ``None``.
+        allow_unshared: ``--allow-unshared-remote``.
+
+    Returns:
+        The remote's name (``None`` if none is configured: the push then says so).
+
+    Raises:
+        UnsharedRemoteError: If the push would go to another remote, or another URL.
+        ConfigError: If the DVC config is invalid.
+
+    Example:
+        >>> shared_remote(Path("."), "dataset", "digits", None, None, False)  # doctest: +SKIP
+        'storage'
+    """
+    from dvc.config import Config
+    from dvc.config import ConfigError as DvcConfigError
+
+    try:
+        config = Config(dvc_dir=str(root / ".dvc"))
+        committed, local = config.load_one("repo"), config.load_one("local")
+    except DvcConfigError as e:
+        raise ConfigError(f"the DVC config of {root} is invalid: {e}") from e
+    remotes = config.get("remote") or {}
+    chosen = remote or setting or (config.get("core") or {}).get("remote")
+    shared = committed["core"].get("remote")
+    if chosen is None or chosen not in remotes:
+        return chosen  # the push names what is missing
+    url = str(remotes[chosen].get("url", ""))
+    shared_url = str(committed["remote"].get(shared, {}).get("url", "")) if shared else None
+    if (chosen, url) == (shared, shared_url) or (allow_unshared and remote is not None):
+        return chosen
+    if remote is not None:
+        source = f"--remote {remote}"
+    elif setting is not None:
+        source = f"REGISTRY_REMOTE={setting} (a setting for loads)"
+    elif local["core"].get("remote") or local["remote"].get(chosen, {}).get("url"):
+        source = ".dvc/config.local"
+    else:
+        source = "your global or system DVC config"
+    raise UnsharedRemoteError(kind, name, chosen, url, shared, shared_url, source)
 
 
 def check_new_version(

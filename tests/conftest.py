@@ -189,6 +189,7 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
         if not (repo / ".dvc").is_dir():
             subprocess.run(["dvc", "init", "-q"], cwd=repo, check=True)
         storage = tmp_path / f"{repo.name}-dvc-storage"
+        storage.mkdir()  # a release never creates its remote's folder
         subprocess.run(
             ["dvc", "remote", "add", "--force", "--default", "storage", str(storage)],
             cwd=repo,
@@ -385,6 +386,7 @@ def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
         assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
 
     clone.mkdir()
+    storage.mkdir()  # a release never creates its remote's folder
     for rel in _project_files():
         top = rel.split("/", 1)[0]
         if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models"):

@@ -271,7 +271,7 @@ def test_remote_down_means_no_tag_and_a_rerun_completes(
     subprocess.run(["dvc", "remote", "modify", "--local", "storage", "url", "/dev/null/down"],
                    cwd=zoo.clone, check=True)
     with pytest.raises(RemoteError, match="nothing was tagged"):
-        registry.release_model("m")
+        registry.release_model("m", remote="storage", allow_unshared_remote=True)
     assert "m@v1.0.0" not in git(zoo.clone, "tag").split()
     (zoo.clone / ".dvc" / "config.local").unlink()
     assert str(registry.release_model("m").version) == "1.0.0"

@@ -24,6 +24,8 @@ from registry.errors import (
     NameClashError,
     RemoteError,
     StaleDataError,
+    TagRaceError,
+    UnsharedRemoteError,
     VersionExistsError,
     VersionNotAboveLatestError,
     VersionOnCommitError,
@@ -237,18 +239,25 @@ def test_failed_pushes_leave_no_tag_and_a_rerun_completes(
     subprocess.run(["dvc", "remote", "modify", "--local", "storage", "url", "/dev/null/down"],
                    cwd=clone, check=True)
     with pytest.raises(RemoteError, match=r"(?i)nothing was (pushed or )?tagged"):
+        registry.release_dataset(NAME, remote="storage", allow_unshared_remote=True)
+    assert tag not in _tags(clone)
+
+    # The Git remote is down: its tags cannot be fetched, so nothing is pushed or tagged.
+    (clone / ".dvc" / "config.local").unlink()
+    git(clone, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
+    with pytest.raises(RemoteError, match="cannot fetch the tags of Git remote 'origin'"):
         registry.release_dataset(NAME)
     assert tag not in _tags(clone)
 
-    # The Git remote is down: the bytes are pushed, but the local tag is taken back.
-    (clone / ".dvc" / "config.local").unlink()
-    git(clone, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
+    # The Git remote refuses the push: the bytes are pushed, but the local tag is taken back.
+    git(clone, "remote", "set-url", "origin", str(released_registry.origin))
+    git(clone, "remote", "set-url", "--push", "origin", str(tmp_path / "missing.git"))
     with pytest.raises(RemoteError, match="pushing tag"):
         registry.release_dataset(NAME)
     assert tag not in _tags(clone)
 
     # Both back: running it again completes the release.
-    git(clone, "remote", "set-url", "origin", str(released_registry.origin))
+    git(clone, "config", "--unset", "remote.origin.pushurl")
     release = registry.release_dataset(NAME)
     assert str(release.version) == "1.1.0"
     assert tag in _tags(clone) and tag in _tags(released_registry.origin)
@@ -268,3 +277,121 @@ def test_failing_build_exits_5_with_one_line(released_registry: ReleasedRegistry
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "registry datasets build" in last
     assert "Traceback" not in last
+
+
+def _dvc(clone: Path, *args: str) -> None:
+    subprocess.run(["dvc", *args], cwd=clone, check=True, capture_output=True)
+
+
+def test_a_release_pushes_only_to_the_shared_remote(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: a personal override of the remote's URL made the release push where
+    nobody else reads, create that folder, and tag; a clone by Git URL then could not load it."""
+    clone, origin = released_registry.clone, released_registry.origin
+    chdir(clone)
+    _model(clone, tmp_path)
+    nowhere = tmp_path / "nonexistent" / "sub"
+    _dvc(clone, "remote", "modify", "--local", "storage", "url", str(nowhere))
+    message = _refused(UnsharedRemoteError, "models", MODEL, clone=clone)
+    assert (f".dvc/config.local points the push at DVC remote 'storage' ({nowhere}), but the "
+            f"registry's committed .dvc/config names 'storage' ({released_registry.storage})"
+            ) in message
+    assert "run 'registry models release m --remote storage --allow-unshared-remote'" in message
+
+    # Allowed, the check still refuses a folder that does not exist, and does not create it.
+    allowed = ("--remote", "storage", "--allow-unshared-remote")
+    message = _refused(RemoteError, "models", MODEL, *allowed, clone=clone)
+    assert f"is the folder {nowhere}, which does not exist" in message
+    assert "Nothing was pushed, and nothing was tagged" in message
+    assert not (tmp_path / "nonexistent").exists()
+
+    # A remote only this clone defines, named by REGISTRY_REMOTE or made the local default.
+    (clone / ".dvc" / "config.local").unlink()
+    personal = tmp_path / "personal"
+    personal.mkdir()
+    _dvc(clone, "remote", "add", "--local", "personal", str(personal))
+    monkeypatch.setenv("REGISTRY_REMOTE", "personal")
+    message = _refused(UnsharedRemoteError, "models", MODEL, clone=clone)
+    assert "REGISTRY_REMOTE=personal (a setting for loads) points the push at" in message
+    monkeypatch.delenv("REGISTRY_REMOTE")
+    _dvc(clone, "remote", "default", "--local", "personal")
+    message = _refused(UnsharedRemoteError, "models", MODEL, "--allow-unshared-remote",
+                       clone=clone)
+    assert ".dvc/config.local points the push at DVC remote 'personal'" in message
+    message = _refused(UnsharedRemoteError, "models", MODEL, "--remote", "personal", clone=clone)
+    assert "--remote personal points the push at DVC remote 'personal'" in message
+
+    # Other local options (credentials, jobs) are fine: the release goes to the shared remote,
+    # and a load by Git URL finds the bytes.
+    _dvc(clone, "remote", "default", "--local", "--unset")
+    _dvc(clone, "remote", "modify", "--local", "storage", "jobs", "2")
+    assert registry.release_model(MODEL, registry=clone).reference == "m:1.0.0"
+    weights = registry.load_model("m:1.0.0", registry=str(origin))
+    assert weights.read_bytes() == b"weights" * 100
+
+    # Named and allowed, a personal remote gets the bytes.
+    _model(clone, tmp_path, b"retrained")
+    release = registry.release_model(
+        MODEL, bump="patch", registry=clone, remote="personal", allow_unshared_remote=True
+    )
+    assert release.reference == "m:1.0.1"
+    assert any(p.is_file() for p in (personal / "files" / "md5").rglob("*"))
+
+
+def _second_clone(released_registry: ReleasedRegistry, tmp_path: Path) -> Path:
+    """Another researcher's clone of the same origin (and so the same DVC remote)."""
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(released_registry.origin), str(other))
+    return other
+
+
+def test_a_stale_clone_does_not_release_out_of_order(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """The issue's case: clone A released 1.1.0; clone B, which has not fetched since, asked for
+    1.0.5 and got it, after 1.1.0. Now B fetches the tags first and is refused."""
+    a = released_registry.clone
+    b = _second_clone(released_registry, tmp_path)
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    _model(a, tmp_path, b"retrained")
+    registry.release_model(MODEL, bump="minor", registry=a)
+    chdir(b)
+    _model(b, tmp_path, b"b's weights")
+    assert f"{MODEL}@v1.1.0" not in _tags(b)
+    error = cli_raises(VersionNotAboveLatestError, "models", "release", MODEL, "--version",
+                       "1.0.5", cwd=b)
+    assert "version 1.0.5 is not greater than the latest release 1.1.0" in str(error)
+    assert {f"{MODEL}@v1.0.0", f"{MODEL}@v1.1.0"} <= _tags(b)  # fetched, not made
+    assert f"{MODEL}@v1.0.5" not in _tags(b) | _tags(released_registry.origin)
+
+
+def test_the_loser_of_a_release_race_is_told_what_to_run(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """Two clones release m 1.0.0 at once: B fetched the tags (here: from a copy of the origin
+    taken then) before A pushed its tag, so B picks 1.0.0 too and its push is rejected."""
+    origin = released_registry.origin
+    a = released_registry.clone
+    b = _second_clone(released_registry, tmp_path)
+    before = tmp_path / "origin-before-a.git"
+    git(tmp_path, "clone", "-q", "--bare", str(origin), str(before))
+    git(b, "remote", "set-url", "origin", str(before))  # what B fetched ...
+    git(b, "remote", "set-url", "--push", "origin", str(origin))  # ... and where it pushes
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    chdir(b)
+    _model(b, tmp_path, b"b's weights")
+    message = _refused(TagRaceError, "models", MODEL, clone=b)
+    assert ("another release won: Git remote 'origin' got tag 'm@v1.0.0' from another clone"
+            in message)
+    assert "run 'git fetch --tags origin', then release again with a new version" in message
+    assert git(origin, "rev-parse", f"{MODEL}@v1.0.0^{{commit}}") == git(a, "rev-parse", "HEAD")
+
+    # B's view catches up: releasing again picks a version above A's.
+    git(b, "remote", "set-url", "origin", str(origin))
+    git(b, "config", "--unset", "remote.origin.pushurl")
+    assert registry.release_model(MODEL, bump="patch", registry=b).reference == "m:1.0.1"

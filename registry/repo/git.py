@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.errors import GitError, NotARegistryError, RemoteError
+from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceError
 
 if TYPE_CHECKING:
     from git import Repo as GitPythonRepo
@@ -165,6 +165,28 @@ class GitRepo:
         self._fresh = True
         self.__dict__.pop("_tags", None)
 
+    def fetch_tags(self) -> None:
+        """Fetch the tags of the Git remote tags are pushed to (a no-op without one).
+
+        A release runs this before it picks and checks a version, so that a clone that has not
+        fetched since another clone released never releases a version out of order.
+
+        Raises:
+            RemoteError: If the remote cannot be fetched from.
+        """
+        remote = self.push_remote() if self.work_tree is not None else None
+        if remote is None:
+            return
+        try:
+            self.git("fetch", "--quiet", "--tags", remote)
+        except GitError as e:
+            raise RemoteError(
+                f"cannot fetch the tags of Git remote {remote!r} ({e}): a release must see "
+                "every version released so far; check the network and 'git remote -v', then "
+                "release again"
+            ) from e
+        self.__dict__.pop("_tags", None)
+
     # -- reading ------------------------------------------------------------------------------
 
     def git(self, *args: str, check: bool = True) -> str:
@@ -245,7 +267,9 @@ class GitRepo:
         everywhere or nowhere and running the same operation again completes it.
 
         Raises:
-            RemoteError: If the push fails (the local tag is gone again).
+            TagRaceError: If the remote got the same tag from elsewhere first (the local tag is
+                gone again).
+            RemoteError: If the push fails otherwise (the local tag is gone again).
         """
         self.create_tag(name, message, rev)
         remote = self.push_remote() if push else None
@@ -253,7 +277,7 @@ class GitRepo:
             return
         try:
             self.push_tag(name, remote)
-        except RemoteError:
+        except (RemoteError, TagRaceError):
             self.delete_tag(name)
             raise
 
@@ -273,9 +297,15 @@ class GitRepo:
         """Push one tag to ``remote``.
 
         Raises:
-            RemoteError: If the push is refused or the remote is unreachable.
+            TagRaceError: If the remote has the tag already: another clone pushed it first.
+            RemoteError: If the push is refused otherwise, or the remote is unreachable.
         """
         try:
             self.git("push", "--quiet", remote, f"refs/tags/{name}")
         except GitError as e:
+            # Tags are fetched before a version is picked, so a remote that has this tag now
+            # got it from a release that ran at the same time.
+            url = self.git("remote", "get-url", "--push", remote, check=False).strip() or remote
+            if self.git("ls-remote", "--tags", url, f"refs/tags/{name}", check=False).strip():
+                raise TagRaceError(name, remote) from e
             raise RemoteError(f"pushing tag {name!r} to Git remote {remote!r} failed: {e}") from e

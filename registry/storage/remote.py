@@ -488,7 +488,8 @@ class RemoteStore:
 
         One listing of the remote's folder; with ``write``, a small probe object is written under
         ``<remote>/.registry-check/`` and deleted again. A release runs this before pushing, so
-        that a remote it cannot write fails before anything is uploaded.
+        that a remote it cannot write fails before anything is uploaded. The check never creates
+        the remote's root: a local remote's folder must exist.
 
         Raises:
             CredentialsError: If credentials are missing, refused, or lack a permission.
@@ -503,7 +504,15 @@ class RemoteStore:
                 bucket = remote.root.split("/", 1)[0]
                 if not fs.exists(bucket):
                     raise FileNotFoundError(f"b/{bucket}/o")
-            # A listing: needs the permission to read. A new remote's folder may not exist yet.
+            if remote.scheme == "local" and not fs.isdir(remote.root):
+                # Never created here: a missing folder is a typo, or a folder only one machine
+                # has, and bytes pushed there would be lost to everyone else.
+                raise RemoteError(
+                    f"DVC remote {remote.name!r} ({remote.url}) is the folder {remote.root}, "
+                    "which does not exist; check its URL with 'dvc remote list', or create the "
+                    f"folder ('mkdir -p {remote.root}') if releases are meant to go there"
+                )
+            # A listing: needs the permission to read. A new bucket prefix may not exist yet.
             if not fs.exists(remote.root) and not write:
                 raise RemoteError(
                     f"DVC remote {remote.name!r} ({remote.url}) does not exist or is empty: "
