@@ -28,6 +28,8 @@ run: export REGISTRY_LOG_FILE := $(CURDIR)/$(RUN_LOG)
 
 run: $(VENV)/.installed
 	@mkdir -p $(dir $(RUN_LOG))
+	@# The embedded default DVC remote (.dvc/config): a release never creates a remote's folder.
+	@mkdir -p .dvc-storage
 	@echo "dvc repro: build the datasets, train and evaluate the models (log: $(RUN_LOG))"
 	@dvc repro >> $(RUN_LOG) || { echo "make run failed: see the error above and $(RUN_LOG)" >&2; exit 1; }
 	@echo
