@@ -323,7 +323,7 @@ def pull_dataset(
     """
     reference = as_reference(ref)
     session = open_session(registry)
-    release = session.resolve(reference, "dataset")
+    release = session.resolve(reference, "dataset", command="pull")
     return _fetch(session, release, progress=progress, jobs=jobs, verify=verify)
 
 
@@ -405,7 +405,7 @@ def locate_dataset(
     reference = as_reference(ref)
     session = open_session(registry)
     if source == "release":
-        release = session.resolve(reference, "dataset")
+        release = session.resolve(reference, "dataset", command="pull")
         fetched = _fetch(session, release, progress=progress)
         name = release.name
         return DatasetVersion(
@@ -517,10 +517,12 @@ def load_prepared(
 # -- producing ----------------------------------------------------------------------------------
 
 
-def _check_dataset(session: Session, name: str) -> str:
+def _check_dataset(session: Session, name: str, command: str = "info") -> str:
+    """``name``, a dataset in the tree; a model's name is refused as one."""
     name = parse_name(name)
     known = session.known_datasets()
     if name not in known:
+        session.check_kind(name, "dataset", command=command)
         raise ArtifactNotFoundError(name, known, kind="dataset")
     return name
 
@@ -678,7 +680,7 @@ def release_dataset(
     from registry.release import release
 
     session = open_session(registry)
-    name = _check_dataset(session, name)
+    name = _check_dataset(session, name, "release")
     return release(session, _DatasetRelease(session, name), push=push)
 
 

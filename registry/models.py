@@ -597,6 +597,7 @@ def release_model(
     session = open_session(registry)
     name = grammar.parse_name(name)
     if name not in session.known_models():
+        session.check_kind(name, "model", command="release")
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
     if name in session.known_datasets():
         raise NameClashError(name, layout.dataset_dir(name))
@@ -644,15 +645,15 @@ class _ModelRelease:
     def check(self, index: TagIndex, version: Version) -> None:
         """A valid card whose datasets and base model are released; current weights."""
         name, card = self.name, self.card
-        validate_card(card, where=layout.card_file(name))
-        fields = [("training dataset", "dataset", str(d)) for d in card.datasets]
-        if card.get("base_model"):
-            fields.append(("base_model", "model", str(card.get("base_model"))))
-        for field_name, kind, text in fields:
+        where = layout.card_file(name)
+        validate_card(card, where=where)
+        for field_name, kind, text in card.references():
             ref = as_reference(text)
             released = [str(r.version) for r in index.releases(ref.name)]
+            actual = self.session.kind_of(ref.name, index)
+            if actual is not None and actual != kind:
+                raise InvalidCardError(name, field_name, text, kind, released, where, actual=actual)
             if str(ref.version) not in released:
-                where = layout.card_file(name)
                 raise InvalidCardError(name, field_name, text, kind, released, where)
         _check_weights_current(self.session.root, name, self.weights)
 
@@ -818,7 +819,7 @@ def promote_model(
         VersionNotFoundError: If the version is not released.
     """
     session = _stage_session(registry, stage)
-    release = session.resolve(as_reference(ref), "model")
+    release = session.resolve(as_reference(ref), "model")  # a dataset's name is refused
     index = session.index()
     if index.stages(release.name).get(stage) == release:
         raise AlreadyInStageError(release.name, release.version, stage)
@@ -839,6 +840,7 @@ def demote_model(
     session = _stage_session(registry, stage)
     name = grammar.parse_name(name)
     index = session.index()
+    session.check_kind(name, "model", index=index)
     release = index.stages(name).get(stage)
     if release is None:
         released = [str(r.version) for r in index.releases(name)]
@@ -859,6 +861,7 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     session.repo.refresh()
     name = grammar.parse_name(name)
     index = session.index()
+    session.check_kind(name, "model", index=index)
     latest = index.latest(name)
     if latest is None:
         raise ArtifactNotFoundError(name, index.names(), kind="model")
@@ -900,7 +903,7 @@ def load_model(
     from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
-    release = session.resolve(as_reference(ref), "model")
+    release = session.resolve(as_reference(ref), "model", command="pull")
     card = _card_at(session, release.name, release.commit)
     if card is None or not card.get("weights"):
         raise NotBuiltError(f"{release.tag} has no card with a weights field")
