@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from registry import layout
 from registry.config import PARAMS_FILE, Settings, load_settings, parse_params, registry_section
-from registry.errors import ArtifactExistsError, NotARegistryError, WrongKindError
+from registry.errors import (
+    ArtifactExistsError,
+    InvalidReferenceError,
+    NotARegistryError,
+    WrongKindError,
+)
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
 from registry.repo.tags import Release, TagIndex
@@ -316,5 +321,15 @@ def _check_not_nested(name: str, datasets: Iterable[str]) -> None:
 
 
 def as_reference(ref: str | Reference) -> Reference:
-    """``ref`` parsed, if it is not a :class:`Reference` already."""
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+    """``ref`` parsed, if it is not a :class:`Reference` already.
+
+    Raises:
+        InvalidReferenceError: If ``ref`` is malformed, or not text at all (``None``, a number).
+    """
+    if isinstance(ref, Reference):
+        return ref
+    if not isinstance(ref, str):
+        raise InvalidReferenceError(
+            str(ref), f"a reference is text such as 'name:1.0.0', not {type(ref).__name__}"
+        )
+    return parse_reference(ref)
