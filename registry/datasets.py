@@ -200,6 +200,7 @@ def dataset_info(
     Raises:
         InvalidReferenceError: If ``ref`` is malformed.
         ArtifactNotFoundError: If no such dataset exists (with close names).
+        WrongKindError: If the name is a model's (a model is not a dataset).
         VersionNotFoundError: If no release matches (with those that exist).
     """
     reference = as_reference(ref)
@@ -318,6 +319,7 @@ def pull_dataset(
 
     Raises:
         VersionNotFoundError, ArtifactNotFoundError: If the reference matches nothing.
+        WrongKindError: If the name is a model's (a model is not a dataset).
         RemoteError: If the DVC remote is unreachable or lacks the bytes.
         CorruptArtifactError: If fetched bytes do not match the hash recorded in Git.
     """
@@ -675,6 +677,7 @@ def release_dataset(
         MissingReleaseNotesError: If ``RELEASE_NOTES`` has no entry for ``VERSION``.
         StaleDataError: If the built data is not what the builder and params make now.
         NotBuiltError: If the dataset was never built.
+        WrongKindError: If the name is a model's (a model is not a dataset).
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release

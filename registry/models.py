@@ -289,6 +289,7 @@ def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Rele
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     return open_session(registry).resolve(as_reference(ref), "model")
 
@@ -506,6 +507,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     reference = as_reference(ref)
     session = open_session(registry)
@@ -588,6 +590,7 @@ def release_model(
             released, is not above the latest release, or a version was released from HEAD.
         InvalidCardError: If a training dataset or the base model is not a released version.
         NameClashError: If a dataset has the model's name.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
         StaleDataError: If the weights are not up to date.
         NotBuiltError: If the weights do not exist or are not tracked by DVC.
         RemoteError: If the DVC or Git remote cannot be reached.
@@ -817,6 +820,7 @@ def promote_model(
     Raises:
         ConfigError: If the stage is not allowed.
         VersionNotFoundError: If the version is not released.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = _stage_session(registry, stage)
     release = session.resolve(as_reference(ref), "model")  # a dataset's name is refused
@@ -836,6 +840,7 @@ def demote_model(
 
     Raises:
         VersionNotFoundError: If no version of ``name`` is in that stage.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = _stage_session(registry, stage)
     name = grammar.parse_name(name)
@@ -856,6 +861,7 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
 
     Raises:
         ArtifactNotFoundError: If ``name`` has no release.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = open_session(registry)
     session.repo.refresh()
@@ -897,6 +903,7 @@ def load_model(
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
         RemoteError: If the DVC remote cannot be reached or lacks the bytes.
         CorruptArtifactError: If the fetched bytes do not match their hash.
     """
