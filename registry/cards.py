@@ -9,10 +9,11 @@ for people. :func:`validate_card` says which field is wrong and what is expected
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.errors import CardError, RegistryError
+from registry.errors import CardError, RegistryError, kind_mismatch
 
 __all__ = [
     "FRAMEWORKS",
@@ -60,6 +61,22 @@ class ModelCard:
         value = self.meta.get("datasets") or []
         return [str(v) for v in value] if isinstance(value, list) else []
 
+    def references(self) -> list[tuple[str, str, str]]:
+        """The one rule for which card field names which kind of artifact.
+
+        Returns:
+            ``(field, kind, reference)`` for each training dataset (kind ``dataset``) and the
+            base model (kind ``model``), as the card gives them.
+
+        Example:
+            >>> ModelCard({"datasets": ["digits:1.0.0"], "base_model": "cnn:1.0.0"}).references()
+            [('training dataset', 'dataset', 'digits:1.0.0'), ('base_model', 'model', 'cnn:1.0.0')]
+        """
+        found = [("training dataset", "dataset", d) for d in self.datasets]
+        if self.meta.get("base_model") not in (None, ""):
+            found.append(("base_model", "model", str(self.meta["base_model"])))
+        return found
+
     @property
     def text(self) -> str:
         """Everything searchable as free text: front matter values and body, lowercased."""
@@ -95,11 +112,26 @@ def parse_card(text: str, where: str = "model card") -> ModelCard:
     return ModelCard({str(k): v for k, v in meta.items()}, text[match.end() :])
 
 
-def validate_card(card: ModelCard, where: str = "model card") -> None:
+def validate_card(
+    card: ModelCard,
+    where: str = "model card",
+    *,
+    kind_of: Callable[[str], str | None] | None = None,
+) -> None:
     """Check the fields a release needs.
+
+    Args:
+        card: The parsed card.
+        where: The card's path, for messages.
+        kind_of: What a name is (``dataset``, ``model`` or ``None``), e.g. a session's
+            :meth:`~registry.repo.session.Session.kind_of`: given, a model among the datasets or
+            a dataset as the base model is refused too.
 
     Raises:
         CardError: Naming the first bad field, what it holds, and what is expected.
+
+    Example:
+        >>> validate_card(parse_card(text), "models/cnn/README.md")  # doctest: +SKIP
     """
     from registry.grammar import parse_reference
 
@@ -129,6 +161,8 @@ def validate_card(card: ModelCard, where: str = "model card") -> None:
         _exact_reference(str(ref), "datasets", where, parse_reference)
     if meta.get("base_model") not in (None, ""):
         _exact_reference(str(meta["base_model"]), "base_model", where, parse_reference)
+    if kind_of is not None:
+        _check_kinds(card, where, kind_of)
     metrics = meta["metrics"]
     if not isinstance(metrics, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()
@@ -148,6 +182,18 @@ def _exact_reference(text: str, key: str, where: str, parse: Any) -> None:
         raise CardError(
             f"{where}: {key} entry {text!r} needs an exact version, e.g. '{ref.name}:1.0.0'"
         )
+
+
+def _check_kinds(card: ModelCard, where: str, kind_of: Callable[[str], str | None]) -> None:
+    """Refuse a card field that names an artifact of the other kind."""
+    for key, kind, text in card.references():
+        name = text.split(":", 1)[0]
+        actual = kind_of(name)
+        if actual is not None and actual != kind:
+            raise CardError(
+                f"{where}: {key} entry {text!r} is wrong: {kind_mismatch(name, actual, kind)}; "
+                f"name a {kind} there (see 'registry {kind}s list')"
+            )
 
 
 def render_card(meta: dict[str, Any], body: str) -> str:

@@ -933,7 +933,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except RegistryError as e:
         if show_traceback:
-            raise
+            # The traceback as asked, and still the error's own exit code (a script's `case` on
+            # it must not change with --traceback); the error is the SystemExit's cause.
+            import traceback
+
+            traceback.print_exc()
+            raise SystemExit(e.exit_code) from e
         click.secho(f"error: {e}", fg="red", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:

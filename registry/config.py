@@ -318,8 +318,34 @@ def load_settings(
             (overrides, "the shared_cache_dir argument", None),
         ]
     )
-    cache_dir = Path(settings.cache_dir).expanduser()
+    cache_dir = _check_cache_dir(
+        Path(settings.cache_dir).expanduser(),
+        [
+            (overrides, "the cache_dir argument"),
+            (env, "REGISTRY_CACHE_DIR"),
+            (user, f"cache_dir in {user_config_path()}"),
+        ],
+    )
     return replace(settings, cache_dir=cache_dir, shared_cache_dir=shared)
+
+
+def _check_cache_dir(path: Path, sources: list[tuple[Mapping[str, Any], str]]) -> Path:
+    """``path``, unless it (or a folder above it) is a file: then say which setting chose it.
+
+    ``sources`` are (values, how to name the setting), highest priority first.
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or existing.is_dir():
+        return path
+    where = next(
+        (name for values, name in sources if values.get("cache_dir")),
+        "the default cache folder (from XDG_CACHE_HOME)",
+    )
+    what = "is a file" if existing == path else f"is inside {existing}, which is a file"
+    raise ConfigError(
+        f"{where} is {str(path)!r}, which {what}, not a folder; point it at a folder (it is "
+        "created if missing), or unset it to use the default cache"
+    )
 
 
 def _shared_cache_dir(sources: list[tuple[dict[str, Any], str, Path | None]]) -> Path | None:

@@ -200,6 +200,7 @@ def dataset_info(
     Raises:
         InvalidReferenceError: If ``ref`` is malformed.
         ArtifactNotFoundError: If no such dataset exists (with close names).
+        WrongKindError: If the name is a model's (a model is not a dataset).
         VersionNotFoundError: If no release matches (with those that exist).
     """
     reference = as_reference(ref)
@@ -318,12 +319,13 @@ def pull_dataset(
 
     Raises:
         VersionNotFoundError, ArtifactNotFoundError: If the reference matches nothing.
+        WrongKindError: If the name is a model's (a model is not a dataset).
         RemoteError: If the DVC remote is unreachable or lacks the bytes.
         CorruptArtifactError: If fetched bytes do not match the hash recorded in Git.
     """
     reference = as_reference(ref)
     session = open_session(registry)
-    release = session.resolve(reference, "dataset")
+    release = session.resolve(reference, "dataset", command="pull")
     return _fetch(session, release, progress=progress, jobs=jobs, verify=verify)
 
 
@@ -405,7 +407,7 @@ def locate_dataset(
     reference = as_reference(ref)
     session = open_session(registry)
     if source == "release":
-        release = session.resolve(reference, "dataset")
+        release = session.resolve(reference, "dataset", command="pull")
         fetched = _fetch(session, release, progress=progress)
         name = release.name
         return DatasetVersion(
@@ -517,10 +519,12 @@ def load_prepared(
 # -- producing ----------------------------------------------------------------------------------
 
 
-def _check_dataset(session: Session, name: str) -> str:
+def _check_dataset(session: Session, name: str, command: str = "info") -> str:
+    """``name``, a dataset in the tree; a model's name is refused as one."""
     name = parse_name(name)
     known = session.known_datasets()
     if name not in known:
+        session.check_kind(name, "dataset", command=command)
         raise ArtifactNotFoundError(name, known, kind="dataset")
     return name
 
@@ -684,12 +688,13 @@ def release_dataset(
         UnsharedRemoteError: If the DVC remote is a personal override of the committed one
             (``.dvc/config.local``, ``REGISTRY_REMOTE``) and not allowed.
         TagRaceError: If another clone pushed the same tag first.
+        WrongKindError: If the name is a model's (a model is not a dataset).
         RemoteError: If the DVC or Git remote cannot be reached.
     """
     from registry.release import release
 
     session = open_session(registry)
-    name = _check_dataset(session, name)
+    name = _check_dataset(session, name, "release")
     return release(
         session,
         _DatasetRelease(session, name),

@@ -50,7 +50,9 @@ __all__ = [
     "VersionNotFoundError",
     "VersionOnCommitError",
     "VersionUnspecifiedError",
+    "WrongKindError",
     "first_line",
+    "kind_mismatch",
 ]
 
 
@@ -437,7 +439,8 @@ class StaleDataError(ReleaseError):
 
 
 class InvalidCardError(ReleaseError, ValueError):
-    """A model card names a training dataset or base model that is not a released version.
+    """A model card names a training dataset or base model that is not a released version (or
+    names one of the other kind: a model among its datasets, a dataset as its base model).
 
     Attributes:
         name: The model.
@@ -446,13 +449,30 @@ class InvalidCardError(ReleaseError, ValueError):
     """
 
     def __init__(
-        self, name: str, field: str, value: str, kind: str, released: Sequence[str], card: str
+        self,
+        name: str,
+        field: str,
+        value: str,
+        kind: str,
+        released: Sequence[str],
+        card: str,
+        *,
+        actual: str | None = None,
     ) -> None:
         self.name = name
         self.field = field
         self.value = value
         listing = ", ".join(released) or "none"
         target = value.split(":", 1)[0]
+        if actual is not None:
+            # The reference names an artifact of the other kind (a model among the datasets).
+            super().__init__(
+                f"cannot release {name!r}: its card's {field} {value!r} is wrong: "
+                f"{kind_mismatch(target, actual, kind)}; fix {card} to name a released {kind} "
+                f"version (see 'registry {kind}s list'), then run "
+                f"{_release_again('model', name)}"
+            )
+            return
         super().__init__(
             f"cannot release {name!r}: its card's {field} {value!r} is not a released {kind} "
             f"version (released: {listing}); fix {card}, or release it first with "
@@ -613,3 +633,36 @@ class CredentialsError(RegistryError, PermissionError):
     """
 
     exit_code = 2
+
+
+class WrongKindError(RegistryError, LookupError):
+    """A dataset was named where a model is expected, or the reverse (``registry models promote``
+    of a dataset, ``registry datasets pull`` of a model).
+
+    Args:
+        name: The artifact named.
+        actual: What it is (``"dataset"`` or ``"model"``).
+        wanted: What the command works on.
+        command: The subcommand to suggest for ``actual``'s kind (default ``info``).
+
+    Attributes:
+        name, actual, wanted: As given.
+    """
+
+    exit_code = 3
+
+    def __init__(self, name: str, actual: str, wanted: str, *, command: str = "info") -> None:
+        self.name = name
+        self.actual = actual
+        self.wanted = wanted
+        super().__init__(
+            f"{kind_mismatch(name, actual, wanted)}; 'registry {wanted}s' commands work on "
+            f"{wanted}s only, so use 'registry {actual}s {command} {name}' (or 'registry "
+            f"{wanted}s list' to see the {wanted}s)"
+        )
+
+
+def kind_mismatch(name: str, actual: str, wanted: str) -> str:
+    """The one wording of a dataset taken for a model or the reverse, for every message that
+    says it: ``'digits-cnn' is a model, not a dataset``."""
+    return f"{name!r} is a {actual}, not a {wanted}"

@@ -289,6 +289,7 @@ def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Rele
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     return open_session(registry).resolve(as_reference(ref), "model")
 
@@ -506,6 +507,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     reference = as_reference(ref)
     session = open_session(registry)
@@ -593,6 +595,7 @@ def release_model(
             released, is not above the latest release, or a version was released from HEAD.
         InvalidCardError: If a training dataset or the base model is not a released version.
         NameClashError: If a dataset has the model's name.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
         StaleDataError: If the weights are not up to date.
         NotBuiltError: If the weights do not exist or are not tracked by DVC.
         UnsharedRemoteError: If the DVC remote is a personal override of the committed one
@@ -605,6 +608,7 @@ def release_model(
     session = open_session(registry)
     name = grammar.parse_name(name)
     if name not in session.known_models():
+        session.check_kind(name, "model", command="release")
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
     if name in session.known_datasets():
         raise NameClashError(name, layout.dataset_dir(name))
@@ -658,15 +662,15 @@ class _ModelRelease:
     def check(self, index: TagIndex, version: Version) -> None:
         """A valid card whose datasets and base model are released; current weights."""
         name, card = self.name, self.card
-        validate_card(card, where=layout.card_file(name))
-        fields = [("training dataset", "dataset", str(d)) for d in card.datasets]
-        if card.get("base_model"):
-            fields.append(("base_model", "model", str(card.get("base_model"))))
-        for field_name, kind, text in fields:
+        where = layout.card_file(name)
+        validate_card(card, where=where)
+        for field_name, kind, text in card.references():
             ref = as_reference(text)
             released = [str(r.version) for r in index.releases(ref.name)]
+            actual = self.session.kind_of(ref.name, index)
+            if actual is not None and actual != kind:
+                raise InvalidCardError(name, field_name, text, kind, released, where, actual=actual)
             if str(ref.version) not in released:
-                where = layout.card_file(name)
                 raise InvalidCardError(name, field_name, text, kind, released, where)
         _check_weights_current(self.session.root, name, self.weights)
 
@@ -830,9 +834,10 @@ def promote_model(
     Raises:
         ConfigError: If the stage is not allowed.
         VersionNotFoundError: If the version is not released.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = _stage_session(registry, stage)
-    release = session.resolve(as_reference(ref), "model")
+    release = session.resolve(as_reference(ref), "model")  # a dataset's name is refused
     index = session.index()
     if index.stages(release.name).get(stage) == release:
         raise AlreadyInStageError(release.name, release.version, stage)
@@ -849,10 +854,12 @@ def demote_model(
 
     Raises:
         VersionNotFoundError: If no version of ``name`` is in that stage.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = _stage_session(registry, stage)
     name = grammar.parse_name(name)
     index = session.index()
+    session.check_kind(name, "model", index=index)
     release = index.stages(name).get(stage)
     if release is None:
         released = [str(r.version) for r in index.releases(name)]
@@ -868,11 +875,13 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
 
     Raises:
         ArtifactNotFoundError: If ``name`` has no release.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
     """
     session = open_session(registry)
     session.repo.refresh()
     name = grammar.parse_name(name)
     index = session.index()
+    session.check_kind(name, "model", index=index)
     latest = index.latest(name)
     if latest is None:
         raise ArtifactNotFoundError(name, index.names(), kind="model")
@@ -908,13 +917,14 @@ def load_model(
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
+        WrongKindError: If the name is a dataset's (a dataset is not a model).
         RemoteError: If the DVC remote cannot be reached or lacks the bytes.
         CorruptArtifactError: If the fetched bytes do not match their hash.
     """
     from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
-    release = session.resolve(as_reference(ref), "model")
+    release = session.resolve(as_reference(ref), "model", command="pull")
     card = _card_at(session, release.name, release.commit)
     if card is None or not card.get("weights"):
         raise NotBuiltError(f"{release.tag} has no card with a weights field")

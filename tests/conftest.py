@@ -95,11 +95,12 @@ def cli_raises(error: type[E], *args: str, cwd: Path | None = None) -> E:
     from registry.cli import main
 
     saved_cwd, saved_env = Path.cwd(), os.environ.get("REGISTRY_TRACEBACK")
-    os.environ["REGISTRY_TRACEBACK"] = "1"  # main re-raises instead of printing and exiting
+    # With a traceback asked for, main exits with the error's code and the error as the cause.
+    os.environ["REGISTRY_TRACEBACK"] = "1"
     try:
         if cwd is not None:
             os.chdir(cwd)
-        with pytest.raises(error) as caught:
+        with pytest.raises(SystemExit) as exited:
             main(list(args))
     finally:
         os.chdir(saved_cwd)
@@ -107,8 +108,10 @@ def cli_raises(error: type[E], *args: str, cwd: Path | None = None) -> E:
             os.environ.pop("REGISTRY_TRACEBACK", None)
         else:
             os.environ["REGISTRY_TRACEBACK"] = saved_env
-    assert type(caught.value) is error, f"{type(caught.value).__name__}: {caught.value}"
-    return caught.value
+    caught = exited.value.__cause__
+    assert type(caught) is error, f"exit {exited.value.code}: {type(caught).__name__}: {caught}"
+    assert isinstance(caught, RegistryError) and exited.value.code == caught.exit_code
+    return caught
 
 
 def _project_files() -> list[str]:

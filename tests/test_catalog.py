@@ -138,3 +138,19 @@ def test_ever_released_counts_withdrawn_versions_exactly(tagged_repo: GitRepo) -
     assert index.ever_released(name, Version(1, 1, 0))
     assert not index.ever_released(name, Version(1, 1, 1))
     assert not index.ever_released(name, Version(1, 0, 1))
+
+
+@pytest.mark.parametrize("ref", [None, 1, ["digits"]])
+def test_a_reference_that_is_not_text_is_an_invalid_reference(ref: object) -> None:
+    import re
+
+    import registry
+    from registry.errors import InvalidReferenceError
+
+    expected = (
+        f"invalid reference {str(ref)!r}: a reference is text such as 'name:1.0.0', not "
+        f"{type(ref).__name__}. Examples:"
+    )
+    for load in (registry.load_dataset, registry.load_model, registry.dataset_info):
+        with pytest.raises(InvalidReferenceError, match=f"^{re.escape(expected)}"):
+            load(ref)  # type: ignore[operator]

@@ -133,3 +133,17 @@ def test_unknown_command_is_a_usage_error(capsys) -> None:
     code, _, err = _run(capsys, "datasets", "frobnicate")
     assert code == 2
     assert "No such command" in err
+
+
+def test_traceback_keeps_the_error_exit_code(make_registry, chdir) -> None:
+    root = make_registry(datasets=[])
+    for flag in ([], ["--traceback"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "registry", *flag, "datasets", "info", "Bad Name"],
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        assert done.returncode == 2, (flag, done.stderr)
+        assert ("Traceback" in done.stderr) == bool(flag)
+        assert "InvalidNameError" in done.stderr if flag else "invalid name" in done.stderr

@@ -276,3 +276,24 @@ def test_a_required_section_names_every_missing_key_and_keeps_only_values() -> N
     )
     with pytest.raises(ConfigError, match=r"^beam\.flink in params\.yaml must be a mapping$"):
         required_section(["localhost"], "beam.flink", ["flink_master"], "FlinkRunner")
+
+
+def test_a_cache_dir_that_is_a_file_names_the_variable(tmp_path: Path, monkeypatch) -> None:
+    root = _registry(tmp_path / "reg")
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "a registry")
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("")
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(a_file))
+
+    error = cli_raises(ConfigError, "datasets", "list", cwd=root)
+
+    assert str(error).startswith(
+        f"REGISTRY_CACHE_DIR is {str(a_file)!r}, which is a file, not a folder; point it at"
+    )
+    monkeypatch.setenv("REGISTRY_CACHE_DIR", str(a_file / "sub"))
+    with pytest.raises(ConfigError, match=f"which is inside {a_file}, which is a file"):
+        load_settings()
+    monkeypatch.delenv("REGISTRY_CACHE_DIR")
+    with pytest.raises(ConfigError, match=r"^the cache_dir argument is"):
+        load_settings(cache_dir=str(a_file))

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from registry import layout
 from registry.config import PARAMS_FILE, Settings, load_settings, parse_params, registry_section
-from registry.errors import ArtifactExistsError, NotARegistryError
+from registry.errors import (
+    ArtifactExistsError,
+    InvalidReferenceError,
+    NotARegistryError,
+    WrongKindError,
+)
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
 from registry.repo.tags import Release, TagIndex
@@ -159,10 +164,68 @@ class Session:
             )
         return name
 
-    def resolve(self, ref: Reference, kind: Kind) -> Release:
-        """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
+    def kind_of(self, name: str, index: TagIndex | None = None) -> Kind | None:
+        """The one rule for what ``name`` is: a dataset or a model, or ``None`` if neither.
+
+        The tree says it first (a builder folder, a model card); a name gone from the tree is
+        what its latest release held (a builder, or a card), one read.
+
+        Args:
+            name: The artifact name.
+            index: The tag index already read, if any (saves a git call).
+
+        Example:
+            >>> open_session(".").kind_of("digits-cnn")  # doctest: +SKIP
+            'model'
+        """
+        if name in self.known_datasets():
+            return "dataset"
+        if name in self.known_models():
+            return "model"
+        latest = (index or self.index()).latest(name)
+        if latest is None:
+            return None
+        if self.repo.read_file(latest.commit, layout.builder_file(name)) is not None:
+            return "dataset"
+        if self.repo.read_file(latest.commit, layout.card_file(name)) is not None:
+            return "model"
+        return None
+
+    def check_kind(
+        self, name: str, kind: Kind, *, command: str = "info", index: TagIndex | None = None
+    ) -> None:
+        """Refuse ``name`` where a ``kind`` is expected if it is of the other kind.
+
+        A name that is neither passes (the caller's own lookup says it is unknown).
+
+        Args:
+            name: The artifact named.
+            kind: What the command works on.
+            command: The other kind's subcommand to suggest (``info``, ``pull`` ...).
+            index: The tag index already read, if any.
 
         Raises:
+            WrongKindError: If ``name`` is a dataset and ``kind`` is ``model``, or the reverse.
+
+        Example:
+            >>> open_session(".").check_kind("cifar", "model")  # doctest: +SKIP
+            Traceback (most recent call last):
+            WrongKindError: 'cifar' is a dataset, not a model; ...
+        """
+        actual = self.kind_of(name, index)
+        if actual is not None and actual != kind:
+            raise WrongKindError(name, actual, kind, command=command)
+
+    def resolve(self, ref: Reference, kind: Kind, *, command: str = "info") -> Release:
+        """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
+
+        Args:
+            ref: The parsed reference.
+            kind: What the caller works on; a name of the other kind is refused.
+            command: The other kind's subcommand that the refusal suggests.
+
+        Raises:
+            WrongKindError: If ``ref`` names an artifact of the other kind.
             ArtifactNotFoundError: If no artifact has that name.
             VersionNotFoundError: If no release matches.
         """
@@ -173,7 +236,12 @@ class Session:
         if not (pinned and spec is not None and any(spec.matches(r.version) for r in releases)):
             self.repo.refresh()
             index = self.index()
-        return index.resolve(ref, known=self.known(kind), kind=kind)
+        known = self.known(kind)
+        if ref.name not in known:
+            # Only a name not in the tree as this kind can be the other kind: the usual load
+            # pays nothing for the check.
+            self.check_kind(ref.name, kind, command=command, index=index)
+        return index.resolve(ref, known=known, kind=kind)
 
 
 def open_session(registry: RegistryArg = None) -> Session:
@@ -253,5 +321,15 @@ def _check_not_nested(name: str, datasets: Iterable[str]) -> None:
 
 
 def as_reference(ref: str | Reference) -> Reference:
-    """``ref`` parsed, if it is not a :class:`Reference` already."""
-    return ref if isinstance(ref, Reference) else parse_reference(ref)
+    """``ref`` parsed, if it is not a :class:`Reference` already.
+
+    Raises:
+        InvalidReferenceError: If ``ref`` is malformed, or not text at all (``None``, a number).
+    """
+    if isinstance(ref, Reference):
+        return ref
+    if not isinstance(ref, str):
+        raise InvalidReferenceError(
+            str(ref), f"a reference is text such as 'name:1.0.0', not {type(ref).__name__}"
+        )
+    return parse_reference(ref)
