@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry.errors import CardError, RegistryError, kind_mismatch
+from registry.errors import CardError, RegistryError, kind_mismatch, yaml_problem
 
 __all__ = [
     "FRAMEWORKS",
@@ -106,7 +106,11 @@ def parse_card(text: str, where: str = "model card") -> ModelCard:
     try:
         meta = _yaml_load(match.group(1)) or {}
     except Exception as e:  # yaml raises several classes
-        raise CardError(f"{where}: the front matter is not valid YAML: {e}") from e
+        # One line, with the line number in the file (the front matter starts on line 2).
+        raise CardError(
+            f"{where}: the front matter is not valid YAML: {yaml_problem(e, start_line=2)}; "
+            "fix it there"
+        ) from e
     if not isinstance(meta, dict):
         raise CardError(f"{where}: the front matter must be a mapping of fields")
     return ModelCard({str(k): v for k, v in meta.items()}, text[match.end() :])

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from registry.errors import ConfigError
+from registry.errors import ConfigError, yaml_problem
 
 __all__ = [
     "DEFAULT_STAGES",
@@ -151,7 +151,7 @@ def parse_params(text: str | bytes, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(_yaml_error_message(where, e)) from e
+        raise ConfigError(f"cannot parse {where}: {yaml_problem(e)}; fix the YAML there") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -160,16 +160,6 @@ def parse_params(text: str | bytes, where: str) -> dict[str, Any]:
             f"{type(data).__name__}; fix the file"
         )
     return data
-
-
-def _yaml_error_message(where: str, error: Exception) -> str:
-    """``cannot parse WHERE: line L, column C: PROBLEM``, from a YAML error's marks."""
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-    context = getattr(error, "context", None)
-    detail = f"{problem} ({context})" if context else problem
-    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"cannot parse {where}: {at}{detail}; fix the YAML there"
 
 
 def read_params(root: str | os.PathLike[str] = ".") -> dict[str, Any]:

@@ -63,6 +63,30 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def yaml_problem(error: BaseException, start_line: int = 1) -> str:
+    """Where and what a YAML parse error is, on one line: ``line L, column C: PROBLEM``.
+
+    Args:
+        error: What PyYAML raised.
+        start_line: The file's line number of the parsed text's first line (a card's front
+            matter starts on line 2, after its ``---``).
+
+    Example:
+        >>> import yaml
+        >>> try:
+        ...     yaml.safe_load("a: b: c")
+        ... except yaml.YAMLError as e:
+        ...     print(yaml_problem(e))
+        line 1, column 5: mapping values are not allowed here
+    """
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or first_line(error)
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    at = f"line {mark.line + start_line}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{at}{detail}"
+
+
 class RegistryError(Exception):
     """Base class of the registry's own errors.
 

@@ -384,3 +384,18 @@ def test_relative_remote_read_by_git_url(released_artifact: ReleasedArtifact, tm
     )
     assert "is the relative path '../../storage'" in str(err)
     assert "set REGISTRY_URL to its folder" in str(err) and isinstance(err, ConfigError)
+
+
+def test_card_with_broken_yaml_is_one_line_with_its_line(
+    empty_registry: Path, tmp_path: Path
+) -> None:
+    card = empty_registry / "models" / "m" / "README.md"
+    card.parent.mkdir(parents=True)
+    card.write_text("---\ntask: image-classification\nowner: a: b\n---\n# m\n")
+    weights = tmp_path / "model.keras"
+    weights.write_bytes(b"weights")
+    err = cli_raises(CardError, "models", "add", "m", "--from", str(weights), cwd=empty_registry)
+    assert str(err) == (
+        "models/m/README.md: the front matter is not valid YAML: line 3, column 9: mapping "
+        "values are not allowed in this context; fix it there"
+    )
