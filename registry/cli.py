@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -915,14 +915,19 @@ def _traceback_from_environment() -> bool:
     )
 
 
+def _exit_with(error: RegistryError) -> NoReturn:
+    """Print a registry error as its one line and exit with its code."""
+    click.secho(f"error: {error}", fg="red", err=True)
+    sys.exit(error.exit_code)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; registry errors print as one line, never a traceback unless asked."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         show_traceback = "--traceback" in args or _traceback_from_environment()
     except RegistryError as e:
-        click.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(e.exit_code)
+        _exit_with(e)
     try:
         cli.main(args=args, prog_name="registry", standalone_mode=False)
     except click.exceptions.Abort:
@@ -939,8 +944,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             traceback.print_exc()
             raise SystemExit(e.exit_code) from e
-        click.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(e.exit_code)
+        _exit_with(e)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
