@@ -228,13 +228,18 @@ def test_missing_weights_file_is_bad_input(empty_registry: Path, tmp_path: Path)
     assert not (empty_registry / "models" / "m").exists()
 
 
-def test_card_without_front_matter(empty_registry: Path, tmp_path: Path) -> None:
-    card = empty_registry / "models" / "m" / "README.md"
+def _add_with_card(registry: Path, tmp_path: Path, card_text: str) -> CardError:
+    """``registry models add m`` on a model whose card is ``card_text``: the CardError."""
+    card = registry / "models" / "m" / "README.md"
     card.parent.mkdir(parents=True)
-    card.write_text("# m\n\nA model.\n")
+    card.write_text(card_text)
     weights = tmp_path / "model.keras"
     weights.write_bytes(b"weights")
-    err = cli_raises(CardError, "models", "add", "m", "--from", str(weights), cwd=empty_registry)
+    return cli_raises(CardError, "models", "add", "m", "--from", str(weights), cwd=registry)
+
+
+def test_card_without_front_matter(empty_registry: Path, tmp_path: Path) -> None:
+    err = _add_with_card(empty_registry, tmp_path, "# m\n\nA model.\n")
     assert "models/m/README.md has no front matter" in str(err)
     assert "start it with a '---' line" in str(err) and err.exit_code == 2
 
@@ -389,12 +394,8 @@ def test_relative_remote_read_by_git_url(released_artifact: ReleasedArtifact, tm
 def test_card_with_broken_yaml_is_one_line_with_its_line(
     empty_registry: Path, tmp_path: Path
 ) -> None:
-    card = empty_registry / "models" / "m" / "README.md"
-    card.parent.mkdir(parents=True)
-    card.write_text("---\ntask: image-classification\nowner: a: b\n---\n# m\n")
-    weights = tmp_path / "model.keras"
-    weights.write_bytes(b"weights")
-    err = cli_raises(CardError, "models", "add", "m", "--from", str(weights), cwd=empty_registry)
+    card = "---\ntask: image-classification\nowner: a: b\n---\n# m\n"
+    err = _add_with_card(empty_registry, tmp_path, card)
     assert str(err) == (
         "models/m/README.md: the front matter is not valid YAML: line 3, column 9: mapping "
         "values are not allowed in this context; fix it there"
