@@ -38,6 +38,33 @@ os.environ.update(
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+# A skip whose reason starts with this says the test does not apply to this machine (it has a
+# GPU, Google Cloud credentials, an optional extra); any other skip means a component is missing.
+NOT_APPLICABLE = "not applicable here: "
+
+
+def on_ci() -> bool:
+    """Whether this is a CI run (CI sets ``CI=true``): there a missing component is a failure."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` turn a skip into a failure unless it is marked not applicable.
+
+    A test that needs a real component (an emulator, a server, a browser, a fresh virtual
+    environment) must never pass CI by skipping because the component is missing.
+    """
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and on_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if NOT_APPLICABLE not in reason:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where every component must be present: {reason}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Give each test its own HOME, config, cache and Git identity; return that HOME."""

@@ -21,7 +21,7 @@ from registry.config import (
 )
 from registry.errors import ConfigError, CredentialsError, NotARegistryError
 from registry.repo.session import open_session
-from tests.conftest import cli_raises, commit_all, git
+from tests.conftest import NOT_APPLICABLE, cli_raises, commit_all, git
 
 
 def _registry(folder: Path) -> Path:
@@ -162,7 +162,9 @@ def test_parse_bool_refuses_junk_naming_where_it_is_set(junk: object) -> None:
     )
 
 
-@pytest.mark.skipif(on_google_cloud(), reason="a Google Cloud machine has credentials")
+@pytest.mark.skipif(
+    on_google_cloud(), reason=NOT_APPLICABLE + "a Google Cloud machine has credentials"
+)
 def test_allow_anonymous_login_from_a_real_dvc_config(
     make_registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from registry.build.beam import beam_flags, pipeline_options
 from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
-from tests.conftest import cli_raises, git
+from tests.conftest import NOT_APPLICABLE, cli_raises, git
 
 NAME = "image_classification/digits"
 MODULE = "digits_dataset_builder"
@@ -495,7 +495,9 @@ def _dataflow_client_installed() -> bool:
     return True
 
 
-@pytest.mark.skipif(_dataflow_client_installed(), reason="apache-beam[gcp] is installed here")
+@pytest.mark.skipif(
+    _dataflow_client_installed(), reason=NOT_APPLICABLE + "apache-beam[gcp] is installed"
+)
 def test_submitting_without_beams_gcp_extra_says_what_to_install(
     dataflow_registry: Path,
     tmp_path: Path,

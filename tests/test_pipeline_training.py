@@ -21,7 +21,7 @@ from registry.cards import parse_card, render_card
 from registry.datasets import locate_dataset
 from registry.errors import ConfigError
 from src.zoo import pipeline
-from tests.conftest import commit_all
+from tests.conftest import NOT_APPLICABLE, commit_all
 
 DIGITS = "image_classification/digits"
 MODELS = ("digits-cnn", "digits-parity")
@@ -196,7 +196,7 @@ def test_cpu_and_auto_use_the_default_strategy_here(monkeypatch: pytest.MonkeyPa
     import tensorflow as tf
 
     if tf.config.list_logical_devices("GPU"):
-        pytest.skip("this machine has a GPU: auto picks MirroredStrategy")
+        pytest.skip(NOT_APPLICABLE + "this machine has a GPU: auto picks MirroredStrategy")
     default = tf.distribute.get_strategy()
     strategy, which = pipeline.choose_strategy("cpu")
     assert strategy is default and which.startswith("cpu")

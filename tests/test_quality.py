@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,24 @@ def test_dvc_lock_is_in_step_with_code_and_params() -> None:
                 if kind != "changed outs" and not deps_rebuilt:
                     stale[stage] = f"{kind}: {change}"
     assert not stale, f"dvc.lock is stale; run dvc repro and commit it: {stale}"
+
+
+def test_under_ci_a_skip_for_a_missing_component_fails_the_run(tmp_path: Path) -> None:
+    """CI=true turns a skip into a failure unless the test says it does not apply here."""
+    (tmp_path / "test_skips.py").write_text(
+        "import pytest\n"
+        "from tests.conftest import NOT_APPLICABLE\n\n"
+        "def test_needs_an_emulator():\n"
+        "    pytest.skip('the GCS emulator is not installed')\n\n"
+        "def test_for_gpus():\n"
+        "    pytest.skip(NOT_APPLICABLE + 'no GPU')\n"
+    )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+            "-p", "tests.conftest", "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    ci = subprocess.run(argv, env={**env, "CI": "true"}, capture_output=True, text=True)
+    assert ci.returncode == 1, ci.stdout
+    assert "1 failed, 1 skipped" in ci.stdout
+    assert "skipped under CI=true" in ci.stdout and "the GCS emulator is not installed" in ci.stdout
+    local = subprocess.run(argv, env={**env, "CI": "false"}, capture_output=True, text=True)
+    assert local.returncode == 0 and "2 skipped" in local.stdout, local.stdout

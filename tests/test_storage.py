@@ -234,16 +234,15 @@ def test_progress_reports_bytes_up_to_the_total(
         snapshot(released_artifact, V1, tmp_path / "cache", jobs=0)
 
 
-def test_warm_snapshot_takes_milliseconds_without_importing_dvc(
+def test_warm_snapshot_fetches_nothing_and_never_imports_dvc(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ):
     art, cache = released_artifact, tmp_path / "cache"
     snapshot(art, V1, cache)
     result = child_result(child(art, V1, cache, repeat=5))
     assert result["fetched_files"] == 0 and result["files"] == 100
+    # Its speed is a figure of benchmarks/bench_load.py; here: the warm path never imports DVC.
     assert result["dvc_modules"] == []
-    # About 0.3 ms on a laptop; the bound leaves room for a loaded CI machine.
-    assert min(result["timings"]) < 0.02, result["timings"]
 
 
 # -- concurrency and interruption --------------------------------------------------------------

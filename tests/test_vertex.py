@@ -28,6 +28,7 @@ from registry.vertex import (
     job_spec,
     to_custom_job,
 )
+from tests.conftest import NOT_APPLICABLE
 
 GPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
 TPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-tpu.2-17.py310:latest"
@@ -35,7 +36,8 @@ TPU_IMAGE = "us-docker.pkg.dev/vertex-ai/training/tf-tpu.2-17.py310:latest"
 SECRET = "-----BEGIN PRIVATE KEY-----\\nTHIS-IS-NOT-A-REAL-KEY-0123456789\\n"
 
 on_google_cloud = pytest.mark.skipif(
-    on_google_cloud(), reason="a Google Cloud machine has credentials from its metadata server"
+    on_google_cloud(),
+    reason=NOT_APPLICABLE + "a Google Cloud machine has credentials from its metadata server",
 )
 
 
@@ -239,8 +241,8 @@ def test_invalid_backend_and_job_id() -> None:
 
 def test_the_sdk_takes_the_spec_unchanged() -> None:
     """The SDK's CustomJob (built, never sent) carries every field of the spec."""
-    aiplatform_v1 = pytest.importorskip("google.cloud.aiplatform_v1")
     from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
 
     for vertex in ({}, {"machine_type": "ct5lp-hightpu-4t", "accelerator_type": None,
                         "accelerator_count": None, "tpu_topology": "4x4"}):
