@@ -594,21 +594,35 @@ class UnsharedRemoteError(ReleaseError):
 
 
 class TagRaceError(ReleaseError):
-    """Another release won the race: the Git remote got the same tag from elsewhere between
-    this clone's fetch of the tags and its push (the local tag is taken back).
+    """Another clone tagged first: the Git remote got the same tag, or another tag of the same
+    artifact, from elsewhere between this clone's fetch of the tags and its push (the local tag
+    is taken back, and nothing changed on the remote).
 
     Attributes:
         tag: The tag.
         remote: The Git remote.
+        artifact: The artifact whose tip moved, or ``None`` if the tag itself was there.
     """
 
-    def __init__(self, tag: str, remote: str) -> None:
+    def __init__(
+        self,
+        tag: str,
+        remote: str,
+        *,
+        artifact: str | None = None,
+        rerun: str = "release again with a new version",
+    ) -> None:
         self.tag = tag
         self.remote = remote
+        self.artifact = artifact
+        if artifact is None:
+            got = f"got tag {tag!r} from another clone"
+        else:
+            got = f"got another tag of {artifact!r} from another clone while this one made {tag!r}"
         super().__init__(
-            f"another release won: Git remote {remote!r} got tag {tag!r} from another clone "
-            "while this one was releasing, so nothing was tagged here (bytes already pushed are "
-            f"harmless); run 'git fetch --tags {remote}', then release again with a new version"
+            f"another clone tagged first: Git remote {remote!r} {got}, so nothing was tagged "
+            f"here (bytes a release pushed already are harmless); run 'git fetch --tags {remote}', "
+            f"then {rerun}"
         )
 
 

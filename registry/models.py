@@ -835,15 +835,21 @@ def promote_model(
         ConfigError: If the stage is not allowed.
         VersionNotFoundError: If the version is not released.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError: If another clone tagged the model between the fetch of the tags (done
+            first, so a stale clone counts stages right) and the push; nothing was tagged.
+        RemoteError: If the Git remote cannot be read or written.
     """
     session = _stage_session(registry, stage)
-    release = session.resolve(as_reference(ref), "model")  # a dataset's name is refused
+    reference = as_reference(ref)
+    lease = session.repo.lease_tags(reference.name) if push else None
+    release = session.resolve(reference, "model")  # a dataset's name is refused
     index = session.index()
     if index.stages(release.name).get(stage) == release:
         raise AlreadyInStageError(release.name, release.version, stage)
     tag = str(StageTag(release.name, stage, index.next_counter(release.name)))
     message = f"Promote {release.name} {release.version} to {stage}"
-    session.repo.publish_tag(tag, message, release.commit, push)
+    rerun = f"run 'registry models promote {reference} {stage}' again"
+    session.repo.publish_tag(tag, message, release.commit, push, lease=lease, rerun=rerun)
     return tag
 
 
@@ -855,9 +861,11 @@ def demote_model(
     Raises:
         VersionNotFoundError: If no version of ``name`` is in that stage.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError, RemoteError: As for :func:`promote_model`.
     """
     session = _stage_session(registry, stage)
     name = grammar.parse_name(name)
+    lease = session.repo.lease_tags(name) if push else None
     index = session.index()
     session.check_kind(name, "model", index=index)
     release = index.stages(name).get(stage)
@@ -866,7 +874,8 @@ def demote_model(
         raise VersionNotFoundError(name, f"@{stage}", released, kind="model")
     tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
     message = f"Demote {name} {release.version} from {stage}"
-    session.repo.publish_tag(tag, message, release.commit, push)
+    rerun = f"run 'registry models demote {name} {stage}' again"
+    session.repo.publish_tag(tag, message, release.commit, push, lease=lease, rerun=rerun)
     return tag
 
 
@@ -876,10 +885,12 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     Raises:
         ArtifactNotFoundError: If ``name`` has no release.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError, RemoteError: As for :func:`promote_model`.
     """
     session = open_session(registry)
     session.repo.refresh()
     name = grammar.parse_name(name)
+    lease = session.repo.lease_tags(name) if push else None
     index = session.index()
     session.check_kind(name, "model", index=index)
     latest = index.latest(name)
@@ -888,7 +899,10 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     if index.is_deprecated(name):
         raise AlreadyDeprecatedError(name)
     tag = str(DeprecateTag(name, index.next_counter(name)))
-    session.repo.publish_tag(tag, f"Deprecate {name}", latest.commit, push)
+    rerun = f"run 'registry models deprecate {name}' again"
+    session.repo.publish_tag(
+        tag, f"Deprecate {name}", latest.commit, push, lease=lease, rerun=rerun
+    )
     return tag
 
 

@@ -95,16 +95,26 @@ def release(
 
     1. The work tree is committed (:func:`check_committed`), and the DVC remote is the one the
        committed ``.dvc/config`` names, unless allowed otherwise (:func:`shared_remote`).
-    2. Tags are fetched from the Git remote (with ``push``) and ``artifact.version`` picks the
+    2. Tags are fetched from the Git remote (with ``push``), after reading the artifact's tip
+       there (:meth:`~registry.repo.git.GitRepo.lease_tags`), and ``artifact.version`` picks the
        version.
     3. The version is new, above the latest, and the first on this commit
        (:func:`check_new_version`).
     4. ``artifact.check`` refuses what its kind must (stale data, an invalid card ...).
     5. The bytes of ``artifact.targets`` are pushed to the DVC remote (:func:`push_outputs`).
     6. The annotated tag ``<name>@vX.Y.Z`` is made at HEAD and pushed where a Git remote is
-       configured; if that push fails the tag is deleted again, so a rerun completes it (a
-       remote that got the tag from a release running at the same time is a
-       :class:`~registry.errors.TagRaceError`).
+       configured, in one atomic push with the artifact's tip, which must still be where step 2
+       saw it; if that push fails the tag is deleted again, so a rerun completes it. A remote
+       that got the tag, or any other tag of the artifact, from a command running at the same
+       time is a :class:`~registry.errors.TagRaceError`: so a clone that checked its version
+       against tags that were stale by the time it pushed (1.0.5 decided while another clone
+       pushed 1.1.0) never lands.
+
+    Why a lease on a tip ref, not a check after the push: a check after the push would have to
+    delete a pushed tag that others may have fetched already, and two clones could each see the
+    other's tag and both roll back. ``git push --atomic --force-with-lease`` makes the remote
+    itself compare and swap, so the loser changes nothing. It holds among registry commands;
+    a tag pushed with plain ``git push`` does not move the tip and is not serialised.
 
     Args:
         session: The registry (a clone).
@@ -133,8 +143,9 @@ def release(
     target = shared_remote(
         session.root, artifact.kind, name, remote, session.settings.remote, allow_unshared_remote
     )
-    if push:
-        repo.fetch_tags()  # a stale clone must not pick a version below one released elsewhere
+    # A stale clone must not pick a version below one released elsewhere, and two clones that
+    # decided from the same tags must not both land: the lease makes the second push fail.
+    lease = repo.lease_tags(name) if push else None
     repo.refresh()
     index = session.index()
     version = artifact.version(index)
@@ -143,7 +154,7 @@ def release(
     message = artifact.tag_message(version)
     push_outputs(session.root, list(artifact.targets), target, artifact.what)
     tag = str(RegisterTag(name, version))
-    repo.publish_tag(tag, message, "HEAD", push)
+    repo.publish_tag(tag, message, "HEAD", push, lease=lease)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
 
 
