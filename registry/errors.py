@@ -37,6 +37,7 @@ __all__ = [
     "NameClashError",
     "NotARegistryError",
     "NotBuiltError",
+    "NotPermittedError",
     "RegistryError",
     "RelativeRemoteError",
     "ReleaseError",
@@ -623,6 +624,30 @@ class TagRaceError(ReleaseError):
             f"another clone tagged first: Git remote {remote!r} {got}, so nothing was tagged "
             f"here (bytes a release pushed already are harmless); run 'git fetch --tags {remote}', "
             f"then {rerun}"
+        )
+
+
+class NotPermittedError(ReleaseError):
+    """The Git identity doing the tagging is not among those ``params.yaml`` allows for it
+    (``registry.owners``, ``registry.stage_approvers``): a refusal, exit code 6.
+
+    Attributes:
+        identity: The email Git would record as the tagger (``""``: none set).
+        action: What was refused, e.g. ``"promote m 1.0.0 to prod"``.
+        allowed: The emails that may.
+        setting: The setting that says so.
+    """
+
+    def __init__(self, identity: str, action: str, allowed: Sequence[str], setting: str) -> None:
+        self.identity = identity
+        self.action = action
+        self.allowed = list(allowed)
+        self.setting = setting
+        who = repr(identity) if identity else "a Git identity without an email"
+        super().__init__(
+            f"{who} may not {action}: only {', '.join(self.allowed)} may ({setting} in "
+            "params.yaml), so nothing was tagged; ask one of them to run it, or change "
+            f"{setting} in a reviewed commit (check 'git config user.email')"
         )
 
 

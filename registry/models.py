@@ -44,6 +44,7 @@ from registry.errors import (
     first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
+from registry.release import check_permitted
 from registry.repo.lock import locked_out_hash
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
@@ -843,6 +844,7 @@ def promote_model(
     reference = as_reference(ref)
     lease = session.repo.lease_tags(reference.name) if push else None
     release = session.resolve(reference, "model")  # a dataset's name is refused
+    check_permitted(session, release.name, f"promote {release.reference} to {stage!r}", stage)
     index = session.index()
     if index.stages(release.name).get(stage) == release:
         raise AlreadyInStageError(release.name, release.version, stage)
@@ -872,6 +874,7 @@ def demote_model(
     if release is None:
         released = [str(r.version) for r in index.releases(name)]
         raise VersionNotFoundError(name, f"@{stage}", released, kind="model")
+    check_permitted(session, name, f"demote {release.reference} from {stage!r}", stage)
     tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
     message = f"Demote {name} {release.version} from {stage}"
     rerun = f"run 'registry models demote {name} {stage}' again"
@@ -898,6 +901,7 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
         raise ArtifactNotFoundError(name, index.names(), kind="model")
     if index.is_deprecated(name):
         raise AlreadyDeprecatedError(name)
+    check_permitted(session, name, f"deprecate model {name!r}")
     tag = str(DeprecateTag(name, index.next_counter(name)))
     rerun = f"run 'registry models deprecate {name}' again"
     session.repo.publish_tag(

@@ -25,10 +25,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from registry.config import who_may
 from registry.errors import (
     ConfigError,
     CredentialsError,
     DirtyWorkTreeError,
+    NotPermittedError,
     RemoteError,
     UnsharedRemoteError,
     VersionExistsError,
@@ -46,6 +48,7 @@ __all__ = [
     "Releasable",
     "check_committed",
     "check_new_version",
+    "check_permitted",
     "push_outputs",
     "release",
     "shared_remote",
@@ -93,7 +96,8 @@ def release(
 
     Steps, in order (nothing is pushed or tagged unless every check passes):
 
-    1. The work tree is committed (:func:`check_committed`), and the DVC remote is the one the
+    1. The Git identity is one of the artifact's owners, if it has any (:func:`check_permitted`),
+       the work tree is committed (:func:`check_committed`), and the DVC remote is the one the
        committed ``.dvc/config`` names, unless allowed otherwise (:func:`shared_remote`).
     2. Tags are fetched from the Git remote (with ``push``), after reading the artifact's tip
        there (:meth:`~registry.repo.git.GitRepo.lease_tags`), and ``artifact.version`` picks the
@@ -139,6 +143,7 @@ def release(
         Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
     """
     repo, name = session.repo, artifact.name
+    check_permitted(session, name, f"release {artifact.kind} {name!r}")
     check_committed(repo, artifact.kind, name)
     target = shared_remote(
         session.root, artifact.kind, name, remote, session.settings.remote, allow_unshared_remote
@@ -156,6 +161,36 @@ def release(
     tag = str(RegisterTag(name, version))
     repo.publish_tag(tag, message, "HEAD", push, lease=lease)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def check_permitted(
+    session: Session, name: str, action: str, stage: str | None = None
+) -> None:
+    """Refuse to tag ``name`` unless the tagger's Git identity may (``config.who_may``).
+
+    A convention that this client enforces, not a security boundary: anyone who can push to the
+    Git remote can push a tag with plain ``git``. Signed tags (``registry.require_signed_tags``)
+    are what makes who tagged a version checkable by everyone who loads it.
+
+    Args:
+        session: The registry; its settings hold ``registry.owners`` and
+            ``registry.stage_approvers``.
+        name: The artifact tagged.
+        action: What is refused, for the message (``"promote m 1.0.0 to prod"``).
+        stage: The stage a promotion or demotion changes.
+
+    Raises:
+        NotPermittedError: Naming the identity, who may, and the setting.
+
+    Example:
+        >>> check_permitted(session, "m", "release model 'm'")  # doctest: +SKIP
+    """
+    allowed, setting = who_may(session.settings, name, stage)
+    if not allowed:
+        return
+    identity = session.repo.tagger_email()
+    if identity not in allowed:
+        raise NotPermittedError(identity, action, allowed, setting)
 
 
 def check_committed(repo: GitRepo, kind: Kind, name: str) -> None:

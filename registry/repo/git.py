@@ -303,6 +303,16 @@ class GitRepo:
         """Return the full commit hash of ``rev``."""
         return self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
 
+    def tagger_email(self) -> str:
+        """The email Git records as the tagger of a tag made here (``""`` if none is set).
+
+        ``git var GIT_COMMITTER_IDENT``: ``user.email`` of this repository's config, or the
+        ``GIT_COMMITTER_EMAIL`` that overrides it, exactly as ``git tag`` would use.
+        """
+        ident = self.git("var", "GIT_COMMITTER_IDENT", check=False)
+        start, end = ident.find("<"), ident.find(">")
+        return ident[start + 1 : end].strip().lower() if 0 <= start < end else ""
+
     def is_dirty(self) -> bool:
         """Whether a work tree has uncommitted changes to tracked files or untracked files."""
         if self.work_tree is None:
