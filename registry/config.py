@@ -26,7 +26,8 @@ the clone around the working directory's.
 identities (emails) that may release, promote, demote and deprecate it; ``stage_approvers`` maps
 a stage to the identities that may promote to it and demote from it (instead of the owners).
 ``require_signed_tags: true`` makes loads refuse versions whose tag is not signed by a key of
-``.registry/allowed_signers``. These are the lab's rules, so only ``params.yaml`` sets them.
+``.allowed_signers`` (or the loader's GPG keyring). These are the lab's rules, so only
+``params.yaml`` sets them.
 
 ``shared_cache_dir`` is a read-only cache that loads look in before the DVC remote (a lab's NFS
 or local folder, filled by ``REGISTRY_CACHE_DIR=<it> registry datasets pull ...``, or a shared

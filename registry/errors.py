@@ -20,6 +20,7 @@ __all__ = [
     "AlreadyInStageError",
     "ArtifactExistsError",
     "ArtifactNotFoundError",
+    "BadSignatureError",
     "BuildError",
     "CardError",
     "ConfigError",
@@ -42,10 +43,13 @@ __all__ = [
     "RelativeRemoteError",
     "ReleaseError",
     "RemoteError",
+    "SignerNotAllowedError",
     "SourceNotFoundError",
     "StaleDataError",
     "TagRaceError",
     "UnsharedRemoteError",
+    "UnsignedTagError",
+    "UntrustedVersionError",
     "VersionExistsError",
     "VersionNotAboveLatestError",
     "VersionNotFoundError",
@@ -648,6 +652,63 @@ class NotPermittedError(ReleaseError):
             f"{who} may not {action}: only {', '.join(self.allowed)} may ({setting} in "
             "params.yaml), so nothing was tagged; ask one of them to run it, or change "
             f"{setting} in a reviewed commit (check 'git config user.email')"
+        )
+
+
+class UntrustedVersionError(RegistryError, PermissionError):
+    """A version's tag is not signed as ``registry.require_signed_tags`` requires (exit 13).
+
+    Attributes:
+        tag: The version's tag.
+        detail: What ``git verify-tag`` said (its last line), or ``""``.
+    """
+
+    exit_code = 13
+    problem = "is not trusted"
+
+    def __init__(self, tag: str, detail: str = "") -> None:
+        self.tag = tag
+        self.detail = detail
+        said = f" (git verify-tag: {detail})" if detail else ""
+        super().__init__(
+            f"tag {tag!r} {self.problem}{said}, and this registry loads only versions signed by "
+            f"an allowed signer (registry.require_signed_tags in params.yaml); {self.fix}"
+        )
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return "load another version, or ask the artifact's owners to release a signed one"
+
+
+class UnsignedTagError(UntrustedVersionError):
+    """The version's tag carries no signature (or is a lightweight tag)."""
+
+    problem = "is not signed"
+
+
+class BadSignatureError(UntrustedVersionError):
+    """The version's tag carries a signature that does not match it: it was altered."""
+
+    problem = "has a signature that does not verify (the tag was altered after signing)"
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return "do not use this version; tell the artifact's owners, who can release it again"
+
+
+class SignerNotAllowedError(UntrustedVersionError):
+    """The version's tag is signed, but by a key that is not an allowed signer."""
+
+    problem = "is signed by a key that is not an allowed signer"
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return (
+            "if the signer is trusted, add their key to .allowed_signers (SSH: 'EMAIL "
+            "ssh-ed25519 KEY' lines) on the default branch, or import it to your GPG keyring"
         )
 
 

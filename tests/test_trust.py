@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,15 @@ import yaml
 
 import registry
 from registry.config import Settings, who_may
-from registry.errors import ConfigError, NotPermittedError
+from registry.errors import (
+    BadSignatureError,
+    ConfigError,
+    NotPermittedError,
+    SignerNotAllowedError,
+    UnsignedTagError,
+)
 from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
-from tests.test_release import MODEL, _model
+from tests.test_release import MODEL, NAME, _model
 
 pytestmark = pytest.mark.slow
 BOSS, LEAD = "boss@lab.test", "lead@lab.test"
@@ -109,3 +118,128 @@ def test_bad_owner_settings_are_refused(clone: Path) -> None:
     _settings(clone, stage_approvers={}, owners={MODEL: ["not an email"]})
     error = cli_raises(ConfigError, "models", "list", cwd=clone)
     assert "registry.owners.m in params.yaml must be a list of Git emails" in str(error)
+
+
+# -- signed tags (SSH keys: ssh-keygen needs no agent and no keyring) ----------------------------
+
+
+def _need(tool: str) -> None:
+    """Skip without ``tool``, but fail under CI=true: a missing component is never silent."""
+    if shutil.which(tool) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{tool} is not installed: the signed-tag tests need it")
+        pytest.skip(f"{tool} is not installed")
+
+
+def _ssh_key(tmp_path: Path, name: str) -> tuple[Path, str]:
+    """A throwaway ed25519 key without a passphrase: its private key file and public key line."""
+    _need("ssh-keygen")
+    key = tmp_path / "keys" / name
+    key.parent.mkdir(exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+                   check=True)
+    return key, key.with_suffix(".pub").read_text().strip()
+
+
+def _sign_with(key: Path) -> None:
+    """Set up this test's (global) Git to sign tags with the SSH ``key``."""
+    for setting in (("gpg.format", "ssh"), ("user.signingkey", str(key))):
+        subprocess.run(["git", "config", "--global", *setting], check=True)
+
+
+@pytest.fixture
+def signing(clone: Path, tmp_path: Path) -> Path:
+    """The clone requires signed tags and allows one SSH key (researcher@lab.test's), which this
+    test's Git signs with; returns the other key, which is not allowed."""
+    key, public = _ssh_key(tmp_path, "allowed")
+    other, _ = _ssh_key(tmp_path, "other")
+    (clone / ".allowed_signers").write_text(f"researcher@lab.test {public}\n")
+    _settings(clone, require_signed_tags=True)
+    _sign_with(key)
+    return other
+
+
+def test_signed_versions_load_and_unsigned_ones_are_refused(
+    clone: Path, tmp_path: Path, signing: Path
+) -> None:
+    _model(clone, tmp_path)
+    release = registry.release_model(MODEL, registry=clone)
+    assert "-----BEGIN SSH SIGNATURE-----" in git(clone, "cat-file", "tag", release.tag)
+    stage = registry.promote_model(f"{MODEL}:1.0.0", "prod", registry=clone)
+    assert "-----BEGIN SSH SIGNATURE-----" in git(clone, "cat-file", "tag", stage)
+    assert registry.load_model(f"{MODEL}@prod").read_bytes() == b"weights" * 100
+    assert registry.model_info(f"{MODEL}:1.0.0").card.get("license") == "apache-2.0"
+
+    # The fixture released the dataset before signing was set up.
+    error = cli_raises(UnsignedTagError, "datasets", "info", f"{NAME}:1.0.0", cwd=clone)
+    assert str(error).startswith(
+        f"tag '{NAME}@v1.0.0' is not signed, and this registry loads only versions signed by an "
+        "allowed signer (registry.require_signed_tags in params.yaml); load another version"
+    )
+    cli_raises(UnsignedTagError, "datasets", "pull", NAME, cwd=clone)
+
+
+def test_a_signer_not_allowed_and_an_altered_tag_are_refused(
+    clone: Path, tmp_path: Path, signing: Path
+) -> None:
+    _model(clone, tmp_path)
+    _sign_with(signing)  # a key that .allowed_signers does not list
+    registry.release_model(MODEL, registry=clone)
+    error = cli_raises(SignerNotAllowedError, "models", "pull", f"{MODEL}:1.0.0", cwd=clone)
+    assert str(error).startswith(
+        "tag 'm@v1.0.0' is signed by a key that is not an allowed signer (git verify-tag: "
+        "No principal matched.)"
+    )
+    assert "add their key to .allowed_signers" in str(error)
+
+    # An allowed signature on an altered tag: a tag object whose message was changed.
+    _sign_with(tmp_path / "keys" / "allowed")
+    _model(clone, tmp_path, b"retrained")
+    tag = registry.release_model(MODEL, bump="patch", registry=clone).tag
+    altered = git(clone, "cat-file", "tag", tag).replace("Release", "Re-release", 1)
+    forged = subprocess.run(["git", "mktag"], input=altered, cwd=clone, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    git(clone, "tag", "--force", tag, forged)
+    error = cli_raises(BadSignatureError, "models", "info", f"{MODEL}:1.0.1", cwd=clone)
+    assert str(error).startswith(
+        "tag 'm@v1.0.1' has a signature that does not verify (the tag was altered after signing)"
+    )
+    assert "do not use this version" in str(error)
+
+
+@pytest.fixture
+def gnupg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A throwaway GPG home with one signing key (researcher@lab.test), which this test's Git
+    signs tags with; yields its fingerprint, and stops the gpg-agent it started."""
+    _need("gpg")
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key",
+                    "Test Researcher <researcher@lab.test>", "ed25519", "sign", "never"],
+                   check=True, capture_output=True)
+    listing = subprocess.run(["gpg", "--list-secret-keys", "--with-colons"], check=True,
+                             capture_output=True, text=True).stdout
+    fingerprint = next(line.split(":")[9] for line in listing.splitlines()
+                       if line.startswith("fpr:"))
+    subprocess.run(["git", "config", "--global", "user.signingkey", fingerprint], check=True)
+    yield fingerprint
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(home)},
+                   check=False)
+
+
+def test_gpg_signed_tags_are_verified_with_the_keyring(
+    clone: Path, tmp_path: Path, gnupg: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _settings(clone, require_signed_tags=True)
+    _model(clone, tmp_path)
+    release = registry.release_model(MODEL, registry=clone)
+    assert "-----BEGIN PGP SIGNATURE-----" in git(clone, "cat-file", "tag", release.tag)
+    assert registry.load_model(f"{MODEL}:1.0.0").read_bytes() == b"weights" * 100
+
+    # A loader whose keyring lacks the signer's key does not trust the version.
+    empty = tmp_path / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(empty))
+    error = cli_raises(SignerNotAllowedError, "models", "info", f"{MODEL}:1.0.0", cwd=clone)
+    assert f"NO_PUBKEY {gnupg[-16:]}" in str(error)

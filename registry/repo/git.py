@@ -329,9 +329,44 @@ class GitRepo:
     # -- writing ------------------------------------------------------------------------------
 
     def create_tag(self, name: str, message: str, rev: str = "HEAD") -> None:
-        """Create the annotated tag ``name`` at ``rev``; never moves an existing tag."""
-        self.git("tag", "--annotate", "--message", message, name, rev)
+        """Create the annotated tag ``name`` at ``rev``; never moves an existing tag.
+
+        The tag is signed (``git tag --sign``: GPG, or SSH with ``gpg.format ssh``) when the
+        user's Git is set up to sign (:meth:`signs_tags`).
+        """
+        sign = ["--sign"] if self.signs_tags() else []
+        self.git("tag", "--annotate", *sign, "--message", message, name, rev)
         self.__dict__.pop("_tags", None)
+
+    def signs_tags(self) -> bool:
+        """Whether tags made here are signed: ``tag.gpgSign`` if it is set, else whether
+        ``user.signingkey`` is (one ``git config`` call)."""
+        out = self.git(
+            "config", "--get-regexp", r"^(user\.signingkey|tag\.gpgsign)$", check=False
+        )
+        found = {key: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
+        if "tag.gpgsign" in found:
+            return found["tag.gpgsign"].strip().lower() in ("true", "yes", "on", "1")
+        return bool(found.get("user.signingkey", "").strip())
+
+    def verify_tag(self, name: str, allowed_signers: Path | None) -> tuple[bool, str]:
+        """Run ``git verify-tag --raw name``: whether it passed, and what it said.
+
+        Args:
+            name: The tag.
+            allowed_signers: An SSH allowed-signers file to verify SSH signatures with
+                (``gpg.ssh.allowedSignersFile``), or ``None`` for the user's Git config.
+        """
+        config = ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"] if allowed_signers else []
+        done = subprocess.run(
+            ["git", *config, "verify-tag", "--raw", f"refs/tags/{name}"],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+        return done.returncode == 0, (done.stderr + done.stdout).strip()
 
     def publish_tag(
         self,
