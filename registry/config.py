@@ -11,6 +11,9 @@ Later sources win: built-in defaults < the registry's own config (the ``registry
 | remote           | ``REGISTRY_REMOTE``       | ``remote``           | the registry's DVC remote |
 | shared_cache_dir | ``REGISTRY_SHARED_CACHE`` | ``shared_cache_dir`` | none                      |
 | stages           | (registry config)         |                      | ``dev, staging, prod``    |
+| owners           | (registry config)         |                      | none: anyone may tag      |
+| stage_approvers  | (registry config)         |                      | none: the owners decide   |
+| require_signed_tags | (registry config)      |                      | ``false``                 |
 
 ``cache_dir``'s default is ``$XDG_CACHE_HOME/lab-registry`` (``~/.cache/lab-registry``).
 
@@ -18,6 +21,13 @@ The registry config (``registry:`` in ``params.yaml``) may set ``stages`` and
 ``shared_cache_dir``, so that a lab configures them once for everyone working in its clones;
 a registry loaded by Git URL contributes its own section (from its default branch) instead of
 the clone around the working directory's.
+
+``owners`` maps an artifact name, or a glob of names (``image_classification/*``), to the Git
+identities (emails) that may release, promote, demote and deprecate it; ``stage_approvers`` maps
+a stage to the identities that may promote to it and demote from it (instead of the owners).
+``require_signed_tags: true`` makes loads refuse versions whose tag is not signed by a key of
+``.allowed_signers`` (or the loader's GPG keyring). These are the lab's rules, so only
+``params.yaml`` sets them.
 
 ``shared_cache_dir`` is a read-only cache that loads look in before the DVC remote (a lab's NFS
 or local folder, filled by ``REGISTRY_CACHE_DIR=<it> registry datasets pull ...``, or a shared
@@ -56,6 +66,7 @@ __all__ = [
     "read_params",
     "registry_section",
     "user_config_path",
+    "who_may",
 ]
 
 DEFAULT_STAGES = ("dev", "staging", "prod")
@@ -73,6 +84,9 @@ class Settings:
         stages: Stages that models may be promoted to.
         shared_cache_dir: A read-only cache (a lab's shared folder, or a DVC cache) that loads
             look in before the remote, or ``None``. An absolute path.
+        owners: ``(name or glob, emails)`` pairs from ``registry.owners`` (empty: anyone).
+        stage_approvers: ``(stage, emails)`` pairs from ``registry.stage_approvers``.
+        require_signed_tags: Loads refuse a version whose tag has no allowed signature.
     """
 
     url: str | None = None
@@ -80,6 +94,9 @@ class Settings:
     remote: str | None = None
     stages: tuple[str, ...] = DEFAULT_STAGES
     shared_cache_dir: Path | None = None
+    owners: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    stage_approvers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    require_signed_tags: bool = False
 
 
 def _default_cache_dir() -> Path:
@@ -284,6 +301,7 @@ def load_settings(
         if not (isinstance(stages, list) and stages and all(isinstance(s, str) for s in stages)):
             raise ConfigError(f"registry.stages in params.yaml must be a list of names: {stages!r}")
         settings = replace(settings, stages=tuple(stages))
+    settings = _trust_settings(settings, reg)
     user = _read_user_config()
     env = {
         "url": os.environ.get("REGISTRY_URL"),
@@ -317,6 +335,83 @@ def load_settings(
         ],
     )
     return replace(settings, cache_dir=cache_dir, shared_cache_dir=shared)
+
+
+def who_may(settings: Settings, name: str, stage: str | None = None) -> tuple[list[str], str]:
+    """Who may tag ``name`` (with ``stage``: promote it to, or demote it from, that stage).
+
+    The rule: a stage listed in ``registry.stage_approvers`` is its approvers' to give and take;
+    anything else (a release, a deprecation, a stage without approvers) is the owners': the
+    identities of the ``registry.owners`` key equal to ``name``, else of every glob key that
+    matches it (``fnmatch``: ``vision/*``). No key for it, or no setting: anyone may.
+
+    Args:
+        settings: The resolved settings.
+        name: The artifact.
+        stage: The stage changed, for a promotion or demotion.
+
+    Returns:
+        The emails allowed (empty: anyone) and the setting that says so, for messages.
+
+    Example:
+        >>> who_may(Settings(owners=(("vision/*", ("ana@lab.org",)),)), "vision/cnn")
+        (['ana@lab.org'], "registry.owners['vision/*']")
+    """
+    from fnmatch import fnmatchcase
+
+    if stage is not None:
+        for key, emails in settings.stage_approvers:
+            if key == stage:
+                return list(emails), f"registry.stage_approvers.{stage}"
+    exact = [(k, e) for k, e in settings.owners if k == name]
+    matching = exact or [(k, e) for k, e in settings.owners if fnmatchcase(name, k)]
+    allowed = list(dict.fromkeys(email for _, emails in matching for email in emails))
+    keys = ", ".join(repr(key) for key, _ in matching)
+    return allowed, f"registry.owners[{keys}]"
+
+
+def _trust_settings(settings: Settings, reg: Mapping[str, Any]) -> Settings:
+    """``settings`` with the lab's owners, stage approvers and signing rule from ``reg``."""
+    owners = _identity_map(reg.get("owners"), "registry.owners")
+    approvers = _identity_map(reg.get("stage_approvers"), "registry.stage_approvers")
+    unknown = [stage for stage, _ in approvers if stage not in settings.stages]
+    if unknown:
+        raise ConfigError(
+            f"registry.stage_approvers in params.yaml names {', '.join(unknown)}, which "
+            f"{'is' if len(unknown) == 1 else 'are'} not a stage; the stages are "
+            f"{', '.join(settings.stages)} (registry.stages)"
+        )
+    signed = parse_bool(
+        reg.get("require_signed_tags", False), "registry.require_signed_tags in params.yaml"
+    )
+    return replace(
+        settings, owners=owners, stage_approvers=approvers, require_signed_tags=signed
+    )
+
+
+def _identity_map(value: Any, where: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A mapping of keys to lists of Git identities (emails), checked; emails in lower case."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where} in params.yaml must map names to lists of Git emails, not {value!r}"
+        )
+    pairs = []
+    for key, emails in value.items():
+        if isinstance(emails, str):
+            emails = [emails]
+        if not (
+            isinstance(emails, list)
+            and emails
+            and all(isinstance(e, str) and "@" in e for e in emails)
+        ):
+            raise ConfigError(
+                f"{where}.{key} in params.yaml must be a list of Git emails (as in "
+                f"'git config user.email'), not {emails!r}"
+            )
+        pairs.append((str(key), tuple(e.strip().lower() for e in emails)))
+    return tuple(pairs)
 
 
 def _check_cache_dir(path: Path, sources: list[tuple[Mapping[str, Any], str]]) -> Path:

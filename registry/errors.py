@@ -20,6 +20,7 @@ __all__ = [
     "AlreadyInStageError",
     "ArtifactExistsError",
     "ArtifactNotFoundError",
+    "BadSignatureError",
     "BuildError",
     "CardError",
     "ConfigError",
@@ -37,14 +38,18 @@ __all__ = [
     "NameClashError",
     "NotARegistryError",
     "NotBuiltError",
+    "NotPermittedError",
     "RegistryError",
     "RelativeRemoteError",
     "ReleaseError",
     "RemoteError",
+    "SignerNotAllowedError",
     "SourceNotFoundError",
     "StaleDataError",
     "TagRaceError",
     "UnsharedRemoteError",
+    "UnsignedTagError",
+    "UntrustedVersionError",
     "VersionExistsError",
     "VersionNotAboveLatestError",
     "VersionNotFoundError",
@@ -594,21 +599,116 @@ class UnsharedRemoteError(ReleaseError):
 
 
 class TagRaceError(ReleaseError):
-    """Another release won the race: the Git remote got the same tag from elsewhere between
-    this clone's fetch of the tags and its push (the local tag is taken back).
+    """Another clone tagged first: the Git remote got the same tag, or another tag of the same
+    artifact, from elsewhere between this clone's fetch of the tags and its push (the local tag
+    is taken back, and nothing changed on the remote).
 
     Attributes:
         tag: The tag.
         remote: The Git remote.
+        artifact: The artifact whose tip moved, or ``None`` if the tag itself was there.
     """
 
-    def __init__(self, tag: str, remote: str) -> None:
+    def __init__(
+        self,
+        tag: str,
+        remote: str,
+        *,
+        artifact: str | None = None,
+        rerun: str = "release again with a new version",
+    ) -> None:
         self.tag = tag
         self.remote = remote
+        self.artifact = artifact
+        if artifact is None:
+            got = f"got tag {tag!r} from another clone"
+        else:
+            got = f"got another tag of {artifact!r} from another clone while this one made {tag!r}"
         super().__init__(
-            f"another release won: Git remote {remote!r} got tag {tag!r} from another clone "
-            "while this one was releasing, so nothing was tagged here (bytes already pushed are "
-            f"harmless); run 'git fetch --tags {remote}', then release again with a new version"
+            f"another clone tagged first: Git remote {remote!r} {got}, so nothing was tagged "
+            f"here (bytes a release pushed already are harmless); run 'git fetch --tags {remote}', "
+            f"then {rerun}"
+        )
+
+
+class NotPermittedError(ReleaseError):
+    """The Git identity doing the tagging is not among those ``params.yaml`` allows for it
+    (``registry.owners``, ``registry.stage_approvers``): a refusal, exit code 6.
+
+    Attributes:
+        identity: The email Git would record as the tagger (``""``: none set).
+        action: What was refused, e.g. ``"promote m 1.0.0 to prod"``.
+        allowed: The emails that may.
+        setting: The setting that says so.
+    """
+
+    def __init__(self, identity: str, action: str, allowed: Sequence[str], setting: str) -> None:
+        self.identity = identity
+        self.action = action
+        self.allowed = list(allowed)
+        self.setting = setting
+        who = repr(identity) if identity else "a Git identity without an email"
+        super().__init__(
+            f"{who} may not {action}: only {', '.join(self.allowed)} may ({setting} in "
+            "params.yaml), so nothing was tagged; ask one of them to run it, or change "
+            f"{setting} in a reviewed commit (check 'git config user.email')"
+        )
+
+
+class UntrustedVersionError(RegistryError, PermissionError):
+    """A version's tag is not signed as ``registry.require_signed_tags`` requires (exit 13).
+
+    Attributes:
+        tag: The version's tag.
+        detail: What ``git verify-tag`` said (its last line), or ``""``.
+    """
+
+    exit_code = 13
+    problem = "is not trusted"
+
+    def __init__(self, tag: str, detail: str = "") -> None:
+        self.tag = tag
+        self.detail = detail
+        said = f" (git verify-tag: {detail})" if detail else ""
+        super().__init__(
+            f"tag {tag!r} {self.problem}{said}, and this registry loads only versions signed by "
+            f"an allowed signer (registry.require_signed_tags in params.yaml); {self.fix}"
+        )
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return "load another version, or ask the artifact's owners to release a signed one"
+
+
+class UnsignedTagError(UntrustedVersionError):
+    """The version's tag carries no signature (or is a lightweight tag)."""
+
+    problem = "is not signed"
+
+
+class BadSignatureError(UntrustedVersionError):
+    """The version's tag carries a signature that does not match it: it was altered."""
+
+    problem = "has a signature that does not verify (the tag was altered after signing)"
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return "do not use this version; tell the artifact's owners, who can release it again"
+
+
+class SignerNotAllowedError(UntrustedVersionError):
+    """The version's tag is signed, but by a key that is not an allowed signer."""
+
+    problem = "is signed by a key that is not an allowed signer"
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, for the message."""
+        return (
+            "if the signer is trusted, add their key to .allowed_signers (SSH: 'EMAIL "
+            "ssh-ed25519 KEY' lines) on the default branch, or import it to your GPG keyring"
         )
 
 

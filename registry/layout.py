@@ -36,6 +36,10 @@ PREPARED_DIR = "prepared"
 BUILD_STAGE = "build"
 # This machine's own files in a clone (Dataflow worker packages, logs): never committed.
 SCRATCH_DIR = ".registry"
+# The SSH keys allowed to sign tags (``ssh-keygen``'s allowed signers format), committed; read
+# from the default branch when ``registry.require_signed_tags`` is set. Not under SCRATCH_DIR,
+# which Git ignores.
+ALLOWED_SIGNERS_FILE = ".allowed_signers"
 
 
 def dataset_dir(name: str) -> str:

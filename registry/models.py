@@ -44,6 +44,7 @@ from registry.errors import (
     first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
+from registry.release import check_permitted
 from registry.repo.lock import locked_out_hash
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
@@ -835,15 +836,22 @@ def promote_model(
         ConfigError: If the stage is not allowed.
         VersionNotFoundError: If the version is not released.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError: If another clone tagged the model between the fetch of the tags (done
+            first, so a stale clone counts stages right) and the push; nothing was tagged.
+        RemoteError: If the Git remote cannot be read or written.
     """
     session = _stage_session(registry, stage)
-    release = session.resolve(as_reference(ref), "model")  # a dataset's name is refused
+    reference = as_reference(ref)
+    lease = session.repo.lease_tags(reference.name) if push else None
+    release = session.resolve(reference, "model")  # a dataset's name is refused
+    check_permitted(session, release.name, f"promote {release.reference} to {stage!r}", stage)
     index = session.index()
     if index.stages(release.name).get(stage) == release:
         raise AlreadyInStageError(release.name, release.version, stage)
     tag = str(StageTag(release.name, stage, index.next_counter(release.name)))
     message = f"Promote {release.name} {release.version} to {stage}"
-    session.repo.publish_tag(tag, message, release.commit, push)
+    rerun = f"run 'registry models promote {reference} {stage}' again"
+    session.repo.publish_tag(tag, message, release.commit, push, lease=lease, rerun=rerun)
     return tag
 
 
@@ -855,18 +863,22 @@ def demote_model(
     Raises:
         VersionNotFoundError: If no version of ``name`` is in that stage.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError, RemoteError: As for :func:`promote_model`.
     """
     session = _stage_session(registry, stage)
     name = grammar.parse_name(name)
+    lease = session.repo.lease_tags(name) if push else None
     index = session.index()
     session.check_kind(name, "model", index=index)
     release = index.stages(name).get(stage)
     if release is None:
         released = [str(r.version) for r in index.releases(name)]
         raise VersionNotFoundError(name, f"@{stage}", released, kind="model")
+    check_permitted(session, name, f"demote {release.reference} from {stage!r}", stage)
     tag = str(StageTag(name, stage, index.next_counter(name), unassign=True))
     message = f"Demote {name} {release.version} from {stage}"
-    session.repo.publish_tag(tag, message, release.commit, push)
+    rerun = f"run 'registry models demote {name} {stage}' again"
+    session.repo.publish_tag(tag, message, release.commit, push, lease=lease, rerun=rerun)
     return tag
 
 
@@ -876,10 +888,12 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     Raises:
         ArtifactNotFoundError: If ``name`` has no release.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
+        TagRaceError, RemoteError: As for :func:`promote_model`.
     """
     session = open_session(registry)
     session.repo.refresh()
     name = grammar.parse_name(name)
+    lease = session.repo.lease_tags(name) if push else None
     index = session.index()
     session.check_kind(name, "model", index=index)
     latest = index.latest(name)
@@ -887,8 +901,12 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
         raise ArtifactNotFoundError(name, index.names(), kind="model")
     if index.is_deprecated(name):
         raise AlreadyDeprecatedError(name)
+    check_permitted(session, name, f"deprecate model {name!r}")
     tag = str(DeprecateTag(name, index.next_counter(name)))
-    session.repo.publish_tag(tag, f"Deprecate {name}", latest.commit, push)
+    rerun = f"run 'registry models deprecate {name}' again"
+    session.repo.publish_tag(
+        tag, f"Deprecate {name}", latest.commit, push, lease=lease, rerun=rerun
+    )
     return tag
 
 

@@ -25,10 +25,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from registry.config import who_may
 from registry.errors import (
     ConfigError,
     CredentialsError,
     DirtyWorkTreeError,
+    NotPermittedError,
     RemoteError,
     UnsharedRemoteError,
     VersionExistsError,
@@ -46,6 +48,7 @@ __all__ = [
     "Releasable",
     "check_committed",
     "check_new_version",
+    "check_permitted",
     "push_outputs",
     "release",
     "shared_remote",
@@ -93,18 +96,29 @@ def release(
 
     Steps, in order (nothing is pushed or tagged unless every check passes):
 
-    1. The work tree is committed (:func:`check_committed`), and the DVC remote is the one the
+    1. The Git identity is one of the artifact's owners, if it has any (:func:`check_permitted`),
+       the work tree is committed (:func:`check_committed`), and the DVC remote is the one the
        committed ``.dvc/config`` names, unless allowed otherwise (:func:`shared_remote`).
-    2. Tags are fetched from the Git remote (with ``push``) and ``artifact.version`` picks the
+    2. Tags are fetched from the Git remote (with ``push``), after reading the artifact's tip
+       there (:meth:`~registry.repo.git.GitRepo.lease_tags`), and ``artifact.version`` picks the
        version.
     3. The version is new, above the latest, and the first on this commit
        (:func:`check_new_version`).
     4. ``artifact.check`` refuses what its kind must (stale data, an invalid card ...).
     5. The bytes of ``artifact.targets`` are pushed to the DVC remote (:func:`push_outputs`).
     6. The annotated tag ``<name>@vX.Y.Z`` is made at HEAD and pushed where a Git remote is
-       configured; if that push fails the tag is deleted again, so a rerun completes it (a
-       remote that got the tag from a release running at the same time is a
-       :class:`~registry.errors.TagRaceError`).
+       configured, in one atomic push with the artifact's tip, which must still be where step 2
+       saw it; if that push fails the tag is deleted again, so a rerun completes it. A remote
+       that got the tag, or any other tag of the artifact, from a command running at the same
+       time is a :class:`~registry.errors.TagRaceError`: so a clone that checked its version
+       against tags that were stale by the time it pushed (1.0.5 decided while another clone
+       pushed 1.1.0) never lands.
+
+    Why a lease on a tip ref, not a check after the push: a check after the push would have to
+    delete a pushed tag that others may have fetched already, and two clones could each see the
+    other's tag and both roll back. ``git push --atomic --force-with-lease`` makes the remote
+    itself compare and swap, so the loser changes nothing. It holds among registry commands;
+    a tag pushed with plain ``git push`` does not move the tip and is not serialised.
 
     Args:
         session: The registry (a clone).
@@ -129,12 +143,14 @@ def release(
         Release(name='image_classification/digits', version=Version(major=1, minor=0, patch=0), ...)
     """
     repo, name = session.repo, artifact.name
+    check_permitted(session, name, f"release {artifact.kind} {name!r}")
     check_committed(repo, artifact.kind, name)
     target = shared_remote(
         session.root, artifact.kind, name, remote, session.settings.remote, allow_unshared_remote
     )
-    if push:
-        repo.fetch_tags()  # a stale clone must not pick a version below one released elsewhere
+    # A stale clone must not pick a version below one released elsewhere, and two clones that
+    # decided from the same tags must not both land: the lease makes the second push fail.
+    lease = repo.lease_tags(name) if push else None
     repo.refresh()
     index = session.index()
     version = artifact.version(index)
@@ -143,8 +159,38 @@ def release(
     message = artifact.tag_message(version)
     push_outputs(session.root, list(artifact.targets), target, artifact.what)
     tag = str(RegisterTag(name, version))
-    repo.publish_tag(tag, message, "HEAD", push)
+    repo.publish_tag(tag, message, "HEAD", push, lease=lease)
     return next(r for r in TagIndex(repo.tags()).releases(name) if r.tag == tag)
+
+
+def check_permitted(
+    session: Session, name: str, action: str, stage: str | None = None
+) -> None:
+    """Refuse to tag ``name`` unless the tagger's Git identity may (``config.who_may``).
+
+    A convention that this client enforces, not a security boundary: anyone who can push to the
+    Git remote can push a tag with plain ``git``. Signed tags (``registry.require_signed_tags``)
+    are what makes who tagged a version checkable by everyone who loads it.
+
+    Args:
+        session: The registry; its settings hold ``registry.owners`` and
+            ``registry.stage_approvers``.
+        name: The artifact tagged.
+        action: What is refused, for the message (``"promote m 1.0.0 to prod"``).
+        stage: The stage a promotion or demotion changes.
+
+    Raises:
+        NotPermittedError: Naming the identity, who may, and the setting.
+
+    Example:
+        >>> check_permitted(session, "m", "release model 'm'")  # doctest: +SKIP
+    """
+    allowed, setting = who_may(session.settings, name, stage)
+    if not allowed:
+        return
+    identity = session.repo.tagger_email()
+    if identity not in allowed:
+        raise NotPermittedError(identity, action, allowed, setting)
 
 
 def check_committed(repo: GitRepo, kind: Kind, name: str) -> None:

@@ -57,6 +57,8 @@ NOT_RAISED_FROM_CLI = {
     # The base of the release refusals: each refusal raises its own subclass (version exists,
     # not above the latest, ...), which tests/test_release.py raises from the CLI.
     "ReleaseError": "abstract base of the release refusals",
+    # The base of the signature refusals: tests/test_trust.py raises each subclass.
+    "UntrustedVersionError": "abstract base of the signature refusals",
 }
 
 

@@ -386,8 +386,8 @@ def test_the_loser_of_a_release_race_is_told_what_to_run(
     chdir(b)
     _model(b, tmp_path, b"b's weights")
     message = _refused(TagRaceError, "models", MODEL, clone=b)
-    assert ("another release won: Git remote 'origin' got tag 'm@v1.0.0' from another clone"
-            in message)
+    assert ("another clone tagged first: Git remote 'origin' got tag 'm@v1.0.0' from another "
+            "clone" in message)
     assert "run 'git fetch --tags origin', then release again with a new version" in message
     assert git(origin, "rev-parse", f"{MODEL}@v1.0.0^{{commit}}") == git(a, "rev-parse", "HEAD")
 
@@ -395,3 +395,75 @@ def test_the_loser_of_a_release_race_is_told_what_to_run(
     git(b, "remote", "set-url", "origin", str(origin))
     git(b, "config", "--unset", "remote.origin.pushurl")
     assert registry.release_model(MODEL, bump="patch", registry=b).reference == "m:1.0.1"
+
+
+def _stale_view(released_registry: ReleasedRegistry, b: Path, tmp_path: Path) -> None:
+    """B's fetches see the origin as it is now (a copy), while its pushes go to the origin: as if
+    B fetched the tags just before another clone pushed."""
+    before = tmp_path / f"origin-seen-by-{b.name}.git"
+    git(tmp_path, "clone", "-q", "--mirror", str(released_registry.origin), str(before))
+    git(b, "remote", "set-url", "origin", str(before))
+    git(b, "remote", "set-url", "--push", "origin", str(released_registry.origin))
+
+
+def test_a_lower_version_decided_on_stale_tags_never_lands(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """The issue's simultaneous case: A tags 1.1.0 while B, having checked 1.0.5 against the
+    tags before A's push, tags 1.0.5. B's push expects the model's tip where it saw it, so it
+    changes nothing on the origin and B is told to run it again."""
+    origin, a = released_registry.origin, released_registry.clone
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    git(a, "push", "-q", "origin", "HEAD:main")
+    b = _second_clone(released_registry, tmp_path)
+    _stale_view(released_registry, b, tmp_path)
+    _model(a, tmp_path, b"retrained")
+    registry.release_model(MODEL, bump="minor", registry=a)  # 1.1.0
+    chdir(b)
+    _model(b, tmp_path, b"b's weights")
+    message = _refused(TagRaceError, "models", MODEL, "--version", "1.0.5", clone=b)
+    assert ("another clone tagged first: Git remote 'origin' got another tag of 'm' from "
+            "another clone while this one made 'm@v1.0.5'") in message
+    assert "then release again with a new version" in message
+    assert f"{MODEL}@v1.0.5" not in _tags(origin) | _tags(b)
+    assert {f"{MODEL}@v1.0.0", f"{MODEL}@v1.1.0"} <= _tags(origin)
+
+    # With B's view current again, the version is refused for what it is.
+    git(b, "remote", "set-url", "origin", str(origin))
+    error = cli_raises(VersionNotAboveLatestError, "models", "release", MODEL, "--version",
+                       "1.0.5", cwd=b)
+    assert "not greater than the latest release 1.1.0" in str(error)
+
+
+def test_stage_tags_from_a_stale_clone_fetch_first_and_never_share_a_counter(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    origin, a = released_registry.origin, released_registry.clone
+    chdir(a)
+    _model(a, tmp_path)
+    registry.release_model(MODEL, registry=a)
+    git(a, "push", "-q", "origin", "HEAD:main")
+    b = _second_clone(released_registry, tmp_path)
+    assert registry.promote_model(f"{MODEL}:1.0.0", "prod", registry=a) == "m#prod#1"
+
+    # A stale clone fetches the tags first: it counts on from A's tag and sees prod taken.
+    chdir(b)
+    assert "m#prod#1" not in _tags(b)
+    assert registry.promote_model(f"{MODEL}:1.0.0", "staging", registry=b) == "m#staging#2"
+    assert registry.demote_model(MODEL, "prod", registry=b) == "m#prod!#3"
+
+    # Two promotions decided from the same tags: the second changes nothing on the origin.
+    _stale_view(released_registry, b, tmp_path)
+    chdir(a)
+    assert registry.promote_model(f"{MODEL}:1.0.0", "dev", registry=a) == "m#dev#4"
+    error = cli_raises(TagRaceError, "models", "promote", f"{MODEL}:1.0.0", "prod", cwd=b)
+    assert "got another tag of 'm' from another clone while this one made 'm#prod#4'" \
+        in str(error)
+    assert "then run 'registry models promote m:1.0.0 prod' again" in str(error)
+    assert "m#prod#4" not in _tags(origin) | _tags(b)
+    for command, args in (("demote", (MODEL, "staging")), ("deprecate", (MODEL,))):
+        error = cli_raises(TagRaceError, "models", command, *args, cwd=b)
+        assert f"then run 'registry models {command} {' '.join(args)}' again" in str(error)
+    assert [t for t in _tags(origin) if t.endswith("#4")] == ["m#dev#4"]

@@ -21,7 +21,7 @@ from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceErr
 if TYPE_CHECKING:
     from git import Repo as GitPythonRepo
 
-__all__ = ["GitRepo", "TagRef", "is_local_path"]
+__all__ = ["GitRepo", "TagLease", "TagRef", "is_local_path", "tip_ref"]
 
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASK_YESNO": "false"}
 
@@ -41,6 +41,41 @@ class TagRef:
     commit: str
     created: str
     message: str = ""
+
+
+@dataclass(frozen=True)
+class TagLease:
+    """What a clone saw of an artifact's tags on the Git remote, to be checked at the push.
+
+    Every registry command that tags an artifact (release, promote, demote, deprecate) also
+    moves the artifact's tip ref (:func:`tip_ref`) on the remote to its new tag, in one atomic
+    push that expects the tip where it was when the tags were fetched (``--force-with-lease``).
+    So two clones that decided from the same tags cannot both land: the second push changes
+    nothing and is told that another clone tagged first.
+
+    Attributes:
+        artifact: The artifact name.
+        remote: The Git remote pushed to.
+        ref: The tip ref on that remote.
+        expected: The object the tip pointed at when the tags were fetched ("": no tip yet).
+    """
+
+    artifact: str
+    remote: str
+    ref: str
+    expected: str
+
+
+def tip_ref(artifact: str) -> str:
+    """The ref that points at the newest tag a registry command made for ``artifact``.
+
+    ``/`` is written ``%2F``, so that ``a`` and ``a/b`` get sibling refs, not a file and a folder.
+
+    Example:
+        >>> tip_ref("image_classification/digits")
+        'refs/registry/tips/image_classification%2Fdigits'
+    """
+    return "refs/registry/tips/" + artifact.replace("/", "%2F")
 
 
 def is_local_path(url: str) -> bool:
@@ -187,6 +222,34 @@ class GitRepo:
             ) from e
         self.__dict__.pop("_tags", None)
 
+    def lease_tags(self, artifact: str) -> TagLease | None:
+        """Read ``artifact``'s tip on the push remote, then fetch the tags (``None``: no remote).
+
+        The tip is read first: a tag pushed after that moves the tip, so the push of a tag
+        decided from these tags fails instead of landing out of order (see :class:`TagLease`).
+
+        Raises:
+            RemoteError: If the remote cannot be read.
+        """
+        remote = self.push_remote()
+        if remote is None:
+            return None
+        ref = tip_ref(artifact)
+        if self.work_tree is None:
+            # A mirror fetches every ref at once (+refs/*:refs/*): its own copy is the snapshot.
+            self.refresh()
+            expected = self.git("rev-parse", "--verify", "--quiet", ref, check=False).strip()
+            return TagLease(artifact, remote, ref, expected)
+        try:
+            seen = self.git("ls-remote", remote, ref)
+        except GitError as e:
+            raise RemoteError(
+                f"cannot fetch the tags of Git remote {remote!r} ({e}): tagging must see every "
+                "tag made so far; check the network and 'git remote -v', then run it again"
+            ) from e
+        self.fetch_tags()
+        return TagLease(artifact, remote, ref, seen.split("\t", 1)[0].strip())
+
     # -- reading ------------------------------------------------------------------------------
 
     def git(self, *args: str, check: bool = True) -> str:
@@ -240,6 +303,16 @@ class GitRepo:
         """Return the full commit hash of ``rev``."""
         return self.git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
 
+    def tagger_email(self) -> str:
+        """The email Git records as the tagger of a tag made here (``""`` if none is set).
+
+        ``git var GIT_COMMITTER_IDENT``: ``user.email`` of this repository's config, or the
+        ``GIT_COMMITTER_EMAIL`` that overrides it, exactly as ``git tag`` would use.
+        """
+        ident = self.git("var", "GIT_COMMITTER_IDENT", check=False)
+        start, end = ident.find("<"), ident.find(">")
+        return ident[start + 1 : end].strip().lower() if 0 <= start < end else ""
+
     def is_dirty(self) -> bool:
         """Whether a work tree has uncommitted changes to tracked files or untracked files."""
         if self.work_tree is None:
@@ -256,27 +329,80 @@ class GitRepo:
     # -- writing ------------------------------------------------------------------------------
 
     def create_tag(self, name: str, message: str, rev: str = "HEAD") -> None:
-        """Create the annotated tag ``name`` at ``rev``; never moves an existing tag."""
-        self.git("tag", "--annotate", "--message", message, name, rev)
+        """Create the annotated tag ``name`` at ``rev``; never moves an existing tag.
+
+        The tag is signed (``git tag --sign``: GPG, or SSH with ``gpg.format ssh``) when the
+        user's Git is set up to sign (:meth:`signs_tags`).
+        """
+        sign = ["--sign"] if self.signs_tags() else []
+        self.git("tag", "--annotate", *sign, "--message", message, name, rev)
         self.__dict__.pop("_tags", None)
 
-    def publish_tag(self, name: str, message: str, rev: str = "HEAD", push: bool = True) -> None:
+    def signs_tags(self) -> bool:
+        """Whether tags made here are signed: ``tag.gpgSign`` if it is set, else whether
+        ``user.signingkey`` is (one ``git config`` call)."""
+        out = self.git(
+            "config", "--get-regexp", r"^(user\.signingkey|tag\.gpgsign)$", check=False
+        )
+        found = {key: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
+        if "tag.gpgsign" in found:
+            return found["tag.gpgsign"].strip().lower() in ("true", "yes", "on", "1")
+        return bool(found.get("user.signingkey", "").strip())
+
+    def verify_tag(self, name: str, allowed_signers: Path | None) -> tuple[bool, str]:
+        """Run ``git verify-tag --raw name``: whether it passed, and what it said.
+
+        Args:
+            name: The tag.
+            allowed_signers: An SSH allowed-signers file to verify SSH signatures with
+                (``gpg.ssh.allowedSignersFile``), or ``None`` for the user's Git config.
+        """
+        config = ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"] if allowed_signers else []
+        done = subprocess.run(
+            ["git", *config, "verify-tag", "--raw", f"refs/tags/{name}"],
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **_GIT_ENV},
+            check=False,
+        )
+        return done.returncode == 0, (done.stderr + done.stdout).strip()
+
+    def publish_tag(
+        self,
+        name: str,
+        message: str,
+        rev: str = "HEAD",
+        push: bool = True,
+        *,
+        lease: TagLease | None = None,
+        rerun: str = "release again with a new version",
+    ) -> None:
         """Create the annotated tag ``name`` and push it where a Git remote is configured.
 
         If the push fails the local tag is deleted again, so that the tag exists either
         everywhere or nowhere and running the same operation again completes it.
 
+        Args:
+            name: The tag.
+            message: Its message.
+            rev: What it points at.
+            push: Push it (to ``lease.remote``, else :meth:`push_remote`).
+            lease: What :meth:`lease_tags` saw: the push then also moves the artifact's tip,
+                atomically, and only if nobody moved it since.
+            rerun: What the user runs again if another clone tagged first, for the message.
+
         Raises:
-            TagRaceError: If the remote got the same tag from elsewhere first (the local tag is
-                gone again).
+            TagRaceError: If the remote got the same tag, or another tag of the artifact, from
+                elsewhere first (the local tag is gone again).
             RemoteError: If the push fails otherwise (the local tag is gone again).
         """
         self.create_tag(name, message, rev)
-        remote = self.push_remote() if push else None
+        remote = (lease.remote if lease else self.push_remote()) if push else None
         if remote is None:
             return
         try:
-            self.push_tag(name, remote)
+            self.push_tag(name, remote, lease=lease, rerun=rerun)
         except (RemoteError, TagRaceError):
             self.delete_tag(name)
             raise
@@ -293,19 +419,42 @@ class GitRepo:
             return "origin"
         return remotes[0] if len(remotes) == 1 else None
 
-    def push_tag(self, name: str, remote: str) -> None:
-        """Push one tag to ``remote``.
+    def push_tag(
+        self,
+        name: str,
+        remote: str,
+        *,
+        lease: TagLease | None = None,
+        rerun: str = "release again with a new version",
+    ) -> None:
+        """Push one tag to ``remote`` (with ``lease``: and move the artifact's tip, atomically).
 
         Raises:
-            TagRaceError: If the remote has the tag already: another clone pushed it first.
+            TagRaceError: If the remote has the tag already, or the artifact's tip moved since
+                ``lease`` was taken: another clone tagged first.
             RemoteError: If the push is refused otherwise, or the remote is unreachable.
         """
+        args = ["push", "--quiet", remote, f"refs/tags/{name}"]
+        if lease is not None:
+            # One transaction on the remote: the tag and the tip land together or not at all.
+            args[1:1] = ["--atomic", f"--force-with-lease={lease.ref}:{lease.expected}"]
+            args.append(f"refs/tags/{name}:{lease.ref}")
         try:
-            self.git("push", "--quiet", remote, f"refs/tags/{name}")
+            self.git(*args)
         except GitError as e:
             # Tags are fetched before a version is picked, so a remote that has this tag now
-            # got it from a release that ran at the same time.
+            # (or a moved tip) got it from a command that ran at the same time.
             url = self.git("remote", "get-url", "--push", remote, check=False).strip() or remote
             if self.git("ls-remote", "--tags", url, f"refs/tags/{name}", check=False).strip():
-                raise TagRaceError(name, remote) from e
+                raise TagRaceError(name, remote, rerun=rerun) from e
+            if lease is not None and self._tip_moved(url, lease):
+                raise TagRaceError(name, remote, artifact=lease.artifact, rerun=rerun) from e
             raise RemoteError(f"pushing tag {name!r} to Git remote {remote!r} failed: {e}") from e
+
+    def _tip_moved(self, url: str, lease: TagLease) -> bool:
+        """Whether the remote at ``url`` is readable and its tip is not where ``lease`` saw it."""
+        try:
+            tip = self.git("ls-remote", url, lease.ref).split("\t", 1)[0].strip()
+        except GitError:
+            return False  # unreachable: the push failed for that, not for a race
+        return tip != lease.expected

@@ -25,6 +25,7 @@ from registry.errors import (
 )
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
+from registry.repo.signatures import check_signed
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -228,6 +229,9 @@ class Session:
             WrongKindError: If ``ref`` names an artifact of the other kind.
             ArtifactNotFoundError: If no artifact has that name.
             VersionNotFoundError: If no release matches.
+            UntrustedVersionError: With ``registry.require_signed_tags``, if the version's tag
+                is not signed by an allowed signer (a subclass per case:
+                :func:`~registry.repo.signatures.check_signed`).
         """
         index = self.index()
         spec = ref.version
@@ -241,7 +245,10 @@ class Session:
             # Only a name not in the tree as this kind can be the other kind: the usual load
             # pays nothing for the check.
             self.check_kind(ref.name, kind, command=command, index=index)
-        return index.resolve(ref, known=known, kind=kind)
+        release = index.resolve(ref, known=known, kind=kind)
+        if self.settings.require_signed_tags:
+            check_signed(self.repo, release)
+        return release
 
 
 def open_session(registry: RegistryArg = None) -> Session:
