@@ -124,11 +124,9 @@ def test_bad_owner_settings_are_refused(clone: Path) -> None:
 
 
 def _need(tool: str) -> None:
-    """Skip without ``tool``, but fail under CI=true: a missing component is never silent."""
+    """Skip without ``tool`` (under CI=true conftest makes that a failure: never silent)."""
     if shutil.which(tool) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed: the signed-tag tests need it")
-        pytest.skip(f"{tool} is not installed")
+        pytest.skip(f"{tool} is not installed: the signed-tag tests need it")
 
 
 def _ssh_key(tmp_path: Path, name: str) -> tuple[Path, str]:
