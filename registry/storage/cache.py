@@ -70,18 +70,50 @@ from typing import Any
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
     CorruptArtifactError,
+    RegistryError,
     RemoteError,
+    first_line,
 )
 from registry.storage.hashes import CHUNK, MD5_RE, content_digest, hash_file
 from registry.storage.remote import ProgressCallback, RemoteObject, RemoteStore
 
-__all__ = ["ContentCache", "FetchResult"]
+__all__ = ["ContentCache", "FetchResult", "is_metadata"]
 
 MANIFEST_FORMAT = 1
 
-# Temporaries older than this were left by a process that died; newer ones may be in use.
+# Temporaries that no lock tells apart (none of the registry's own names) are swept only when
+# older than this: a process that died left them; newer ones may be in use.
 _STALE_TMP_SECONDS = 24 * 3600
 _SECOND_NS = 1_000_000_000
+
+# A TFDS data shard: <name>-<split>.<format>-NNNNN-of-NNNNN. Every other file of a prepared folder
+# is metadata (dataset_info.json, features.json, *.labels.txt, image.image.json, ...).
+_SHARD_RE = re.compile(r"\.(tfrecord|array_record|riegeli|parquet)-\d{5}-of-\d{5}$")
+# Metadata is re-hashed on every load; a file above this size is left to the stat check (and
+# ``verify``) like a shard, so that the warm load stays a few stats and a few tiny reads.
+METADATA_MAX_BYTES = 1 << 20
+
+# A temporary in tmp/ and the lock its writer holds: objects (and their downloads' .part files)
+# under the object's lock, snapshot folders under the snapshot's.
+_TMP_OBJECT_RE = re.compile(r"^\.?(?:object|shared)-([0-9a-f]{32}(?:\.dir)?)-")
+_TMP_SNAPSHOT_RE = re.compile(r"^snapshot-([0-9a-f]{32})-")
+
+
+def is_metadata(relpath: str, size: int = -1) -> bool:
+    """Whether a snapshot file is small metadata, re-hashed on every load (not a data shard).
+
+    Metadata decides how every example is read (class names, feature specs, split sizes), and a
+    flipped byte in it loads silently wrong data, while TFDS checks each shard record's CRC32C
+    as it reads it. So every file that is not a shard by its TFDS name, and holds at most
+    :data:`METADATA_MAX_BYTES` (``size``; -1 when unknown), is re-hashed whenever it is served.
+
+    Example:
+        >>> is_metadata("mnist/3.0.1/label.labels.txt", 120)
+        True
+        >>> is_metadata("mnist-train.tfrecord-00000-of-00001", 120)
+        False
+    """
+    return size <= METADATA_MAX_BYTES and not _SHARD_RE.search(relpath)
 
 
 @dataclass(frozen=True)
@@ -178,7 +210,7 @@ class _Transfer:
         shared: dict[str, int],
         total: int,
         progress: ProgressCallback | None,
-        verify: bool,
+        rehash: set[str],
         tally: _Tally,
     ) -> None:
         self.cache = cache
@@ -186,7 +218,7 @@ class _Transfer:
         self.labels = labels  # md5 -> what it is, for error messages
         self.shared = shared  # md5 -> its size in the shared cache that seems to hold it
         self.progress = progress
-        self.verify = verify
+        self.rehash = rehash  # objects whose shared copies are re-hashed even when stamped
         self.tally = tally
         self.done = 0
         self.total = total
@@ -207,7 +239,8 @@ class _Transfer:
     def from_shared(self, md5: str) -> None:
         """Bring in ``md5`` from a shared cache, or from the remote if no shared copy is good."""
         label = self.labels[md5]
-        got = self.cache._obtain(md5, self.remote, label=label, rehash=self.verify, download=False)
+        rehash = md5 in self.rehash
+        got = self.cache._obtain(md5, self.remote, label=label, rehash=rehash, download=False)
         if got is _NOT_SHARED:
             # The shared copy was bad or went away: the remote's bytes take its share.
             stat = self.remote.stat(md5, label=label)
@@ -528,6 +561,7 @@ class ContentCache:
         if not MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
+            self.sweep()
             self._obtain(md5, remote, label=label, rehash=verify, progress=progress)
         return self.object_path(md5)
 
@@ -586,9 +620,12 @@ class ContentCache:
         labels: dict[str, str] = {}
         for entry in entries:
             labels.setdefault(entry.md5, f"file {entry.relpath!r} of artifact {dir_md5}")
-        missing = self._missing_objects(list(labels), verify)
+        # Metadata is re-hashed wherever it comes from: a stamp does not see a flipped byte.
+        rehash = {e.md5 for e in entries if verify or is_metadata(e.relpath, e.size)}
+        missing = self._missing_objects(list(labels), rehash)
         if not missing:
             return tally
+        self.sweep()  # what killed downloads left, before this one adds its own
         # What a shared cache seems to hold (one stat each) is not asked of the remote, so a
         # load that the shared caches can serve never touches the remote.
         shared = self._shared_sizes(missing)
@@ -598,7 +635,7 @@ class ContentCache:
             # Sizes first: the progress total, and a missing object fails before any download.
             stats = _run_all(pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only])
             total = sum(stat.size for stat in stats) + sum(shared.values())
-            transfer = _Transfer(self, remote, labels, shared, total, progress, verify, tally)
+            transfer = _Transfer(self, remote, labels, shared, total, progress, rehash, tally)
             from_remote = zip(remote_only, stats, strict=True)
             _run_all(
                 pool,
@@ -607,11 +644,12 @@ class ContentCache:
             )
         return tally
 
-    def _missing_objects(self, md5s: Sequence[str], verify: bool) -> list[str]:
-        """The objects of ``md5s`` that are not cached (a bad copy is deleted on the way)."""
+    def _missing_objects(self, md5s: Sequence[str], rehash: set[str]) -> list[str]:
+        """The objects of ``md5s`` that are not cached (a bad copy is deleted on the way); those
+        in ``rehash`` are re-hashed even when stamped."""
         # One stat each for stamped objects; the rest are re-hashed, in parallel.
-        unsure = [md5 for md5 in md5s if verify or not self._stamped(md5)]
-        checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
+        unsure = [md5 for md5 in md5s if md5 in rehash or not self._stamped(md5)]
+        checks = _map_threads(lambda md5: self._object_ok(md5, rehash=md5 in rehash), unsure)
         return [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
 
     def _shared_sizes(self, md5s: Sequence[str]) -> dict[str, int]:
@@ -651,7 +689,7 @@ class ContentCache:
             if verify:
                 intact = all(_map_threads(lambda e: _holds(path / e.relpath, e.md5), entries))
             else:
-                intact = not _stale(path, entries)
+                intact = not _stale(path, entries) and _metadata_intact(path, entries)
             # Checked last: a manifest is written just before its folder appears.
             if intact and path.is_dir():
                 return FetchResult(path, len(entries), 0, 0)
@@ -683,7 +721,7 @@ class ContentCache:
                     and not _strays(path, entries)
                 )
             else:
-                intact = not _stale_shared(path, entries)
+                intact = not _stale_shared(path, entries) and _metadata_intact(path, entries)
             if intact and path.is_dir():
                 size = sum(max(e.size, 0) for e in entries)
                 return FetchResult(path, len(entries), 0, 0, len(entries), size, root)
@@ -768,7 +806,6 @@ class ContentCache:
         verify: bool,
     ) -> FetchResult:
         """Build the snapshot in ``tmp/`` from (fetched) objects, then rename it into place."""
-        self._sweep_tmp()
         listing = self._listing(dir_md5, remote, verify)
         tally = self._ensure_objects(listing, remote, dir_md5, jobs, progress, verify)
         key = _dir_key(dir_md5)
@@ -833,12 +870,20 @@ class ContentCache:
             entries = self._listing(dir_md5, remote, verify)
             suspects = list(entries)
         else:
+            # Files whose stat changed, and the metadata, re-hashed on every load.
             suspects = _stale(path, entries)
+            seen = {e.relpath for e in suspects}
+            suspects += [
+                e for e in entries if e.relpath not in seen and is_metadata(e.relpath, e.size)
+            ]
             if not suspects:
                 return FetchResult(path, len(entries), 0, 0)
         checks = _map_threads(lambda e: self._file_ok(path / e.relpath, e.md5), suspects)
         bad = [entry for entry, ok in zip(suspects, checks, strict=True) if not ok]
-        tally = self._ensure_objects(bad, remote, dir_md5, jobs, progress, verify)
+        try:
+            tally = self._ensure_objects(bad, remote, dir_md5, jobs, progress, verify)
+        except RegistryError as e:
+            raise _unrepairable(dir_md5, path, bad, e) from e
         for entry in bad:
             # Link under a temporary name, then rename over the bad file: readers never see a gap.
             target = path / entry.relpath
@@ -893,23 +938,60 @@ class ContentCache:
         text = json.dumps({"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"))
         atomic_write_text(self._manifest_path(key), text)
 
-    def _sweep_tmp(self) -> None:
-        """Delete what processes that died left in ``tmp/`` long ago."""
-        cutoff = time.time() - _STALE_TMP_SECONDS
+    def sweep(self) -> list[tuple[Path, int]]:
+        """Delete what killed processes left in ``tmp/``: partial downloads, half-made snapshots.
+
+        Each temporary the cache makes is named after the object or snapshot it is for, and its
+        writer holds that object's or snapshot's lock for as long as it exists. So one whose lock
+        can be taken now belongs to no live process, and is deleted at once; one whose lock is
+        held is kept. Anything else in ``tmp/`` is deleted once a day old. Runs before each
+        download, and in :meth:`gc`; never blocks on a lock.
+
+        Returns:
+            Each path deleted, with the bytes it held.
+
+        Example:
+            >>> ContentCache(root).sweep()  # doctest: +SKIP
+            [(PosixPath('.../tmp/.object-0c82...-5f1e....x1y2.part'), 1048576)]
+        """
         try:
-            children = list(self._tmp_dir().iterdir())
+            children = list((self.root / "tmp").iterdir())
         except OSError:
-            return
+            return []
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        removed = []
         for child in children:
+            lock = _tmp_lock(child.name)
             try:
-                if child.lstat().st_mtime >= cutoff:
+                if lock is None:
+                    if child.lstat().st_mtime < cutoff:
+                        removed.append((child, _remove(child)))
                     continue
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+                with self._try_locked(*lock) as held:
+                    if held and os.path.lexists(child):
+                        removed.append((child, _remove(child)))
             except OSError:
                 continue
+        return removed
+
+    @contextmanager
+    def _try_locked(self, *parts: str) -> Iterator[bool]:
+        """Take the lock ``locks/<parts>.lock`` if no one holds it; yield whether it was taken."""
+        from filelock import FileLock, Timeout
+
+        *folders, name = parts
+        path = self.root.joinpath("locks", *folders, f"{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -953,6 +1035,46 @@ def _stale_shared(path: Path, entries: Sequence[_Entry]) -> bool:
         ):
             return True
     return False
+
+
+def _tmp_lock(name: str) -> tuple[str, ...] | None:
+    """The lock a live writer of the temporary ``tmp/<name>`` holds, or ``None`` if unknown."""
+    match = _TMP_OBJECT_RE.match(name)
+    if match:
+        md5 = match.group(1)
+        return ("md5", md5[:2], md5[2:])
+    match = _TMP_SNAPSHOT_RE.match(name)
+    if match:
+        return ("snapshots", match.group(1))
+    return None
+
+
+def _remove(path: Path) -> int:
+    """Delete a file or folder tree; return the bytes it held."""
+    if path.is_dir() and not path.is_symlink():
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+        shutil.rmtree(path, ignore_errors=True)
+        return size
+    size = path.lstat().st_size
+    path.unlink(missing_ok=True)
+    return size
+
+
+def _metadata_intact(path: Path, entries: Sequence[_Entry]) -> bool:
+    """Whether every metadata file of a snapshot still has its bytes (see :func:`is_metadata`)."""
+    return all(_holds_in(path, e) for e in entries if is_metadata(e.relpath, e.size))
+
+
+def _unrepairable(
+    dir_md5: str, path: Path, bad: Sequence[_Entry], error: RegistryError
+) -> CorruptArtifactError:
+    """The error for corrupt cached files that no shared cache or remote could replace."""
+    names = ", ".join(repr(e.relpath) for e in bad[:3]) + (" ..." if len(bad) > 3 else "")
+    return CorruptArtifactError(
+        f"the cached copy of artifact {dir_md5} in {path} has {len(bad)} corrupt file(s) "
+        f"({names}) that could not be repaired: {first_line(error)}. Once the DVC remote can be "
+        "reached, run 'registry cache verify' to repair them"
+    )
 
 
 def _strays(path: Path, entries: Sequence[_Entry]) -> list[str]:
