@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+import registry
 from registry.errors import CorruptArtifactError
 from registry.storage.cache import ContentCache, is_metadata
-from tests.conftest import ReleasedArtifact
+from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises
 from tests.test_storage import V1, V2, child, md5, snapshot, tree
 
 METADATA = ["dataset_info.json", "features.json", "metadata/labels.txt"]
@@ -145,3 +146,80 @@ def test_the_next_fetch_sweeps_a_killed_downloads_part(
     result = snapshot(art, V2, cache)
     assert tree(result.path) == art.files[V2]
     assert list((cache / "tmp").iterdir()) == []
+
+
+# -- loads of a real TFDS release --------------------------------------------------------------
+
+NAME = "image_classification/digits"
+
+
+def _remote_object(reg: ReleasedRegistry, data: bytes) -> Path:
+    digest = md5(data)
+    return reg.storage / "files" / "md5" / digest[:2] / digest[2:]
+
+
+def _shard(folder: Path, split: str) -> Path:
+    return sorted(folder.rglob(f"*-{split}.tfrecord-*"))[0]
+
+
+@pytest.mark.slow
+def test_flipped_tfds_metadata_loads_right_after_repair(
+    released_registry: ReleasedRegistry, chdir
+) -> None:
+    import tensorflow_datasets as tfds
+
+    chdir(released_registry.clone)
+    path = registry.pull_dataset(NAME).path
+    [features] = list(path.rglob("features.json"))
+    good = features.read_bytes()
+    flip(features, good.index(b"10"))  # num_classes 10 -> 00
+    again = registry.pull_dataset(NAME)  # the warm path, without --verify
+    assert again.fetched_files == 1 and features.read_bytes() == good
+    info = tfds.builder_from_directory(str(again.path)).info
+    assert info.features["label"].num_classes == 10
+
+
+@pytest.mark.slow
+def test_a_flipped_shard_is_repaired_by_a_pandas_load_and_explained_by_numpy(
+    released_registry: ReleasedRegistry, chdir
+) -> None:
+    chdir(released_registry.clone)
+    path = registry.pull_dataset(NAME).path
+    shard = _shard(path, "test")
+    flip(shard, 20)  # inside the first record's bytes: its CRC32C no longer matches
+    frame = registry.load_dataset(NAME, split="test", output="pandas")
+    assert len(frame) == 342
+    flip(shard, 20)
+    with pytest.raises(CorruptArtifactError, match="repaired from the remote: load the dataset"):
+        list(registry.load_dataset(NAME, split="test", output="numpy"))
+    assert len(list(registry.load_dataset(NAME, split="test", output="numpy"))) == 342
+
+
+@pytest.mark.slow
+def test_an_unrepairable_shard_names_the_command_that_repairs_it(
+    released_registry: ReleasedRegistry, chdir
+) -> None:
+    chdir(released_registry.clone)
+    path = registry.pull_dataset(NAME).path
+    shard = _shard(path, "test")
+    _remote_object(released_registry, shard.read_bytes()).unlink()
+    flip(shard, 20)
+    with pytest.raises(CorruptArtifactError) as caught:
+        registry.load_dataset(NAME, split="test", output="pandas")
+    message = str(caught.value)
+    assert "corrupted record" in message.lower() and "missing from DVC remote" in message
+    assert f"'registry datasets pull {NAME}:1.0.0 --verify'" in message
+
+
+@pytest.mark.slow
+def test_cli_pull_with_unrepairable_metadata_is_a_corrupt_artifact_error(
+    released_registry: ReleasedRegistry,
+) -> None:
+    path = registry.pull_dataset(NAME, registry=released_registry.clone).path
+    info = path / "dataset_info.json"
+    if not info.exists():
+        [info] = list(path.rglob("dataset_info.json"))
+    _remote_object(released_registry, info.read_bytes()).unlink()
+    flip(info, 5)
+    err = cli_raises(CorruptArtifactError, "datasets", "pull", NAME, cwd=released_registry.clone)
+    assert "dataset_info.json" in str(err) and "registry cache verify" in str(err)
