@@ -6,6 +6,8 @@ or a stray write would: the cheap stat check cannot see it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import time
@@ -15,9 +17,9 @@ import pytest
 
 import registry
 from registry.errors import CorruptArtifactError
-from registry.storage.cache import ContentCache, is_metadata
+from registry.storage.cache import CacheTarget, ContentCache, GcReport, is_metadata
 from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises
-from tests.test_storage import V1, V2, child, md5, snapshot, tree
+from tests.test_storage import V1, V2, child, md5, open_release, snapshot, tree
 
 METADATA = ["dataset_info.json", "features.json", "metadata/labels.txt"]
 SHARD = "digits-train.tfrecord-00007-of-00096"
@@ -66,8 +68,6 @@ def test_a_flipped_metadata_object_in_a_shared_cache_is_not_trusted(
     flip(shared.path / "features.json")  # its stamp still looks valid
     mine = ContentCache(tmp_path / "mine", shared=[lab])
     assert mine.cached(art.hashes[V1]) is None  # the shared snapshot is not used as it is
-    from tests.test_storage import open_release
-
     _, remote = open_release(art, V1, tmp_path / "mine")
     result = mine.snapshot(art.hashes[V1], remote)
     assert tree(result.path) == art.files[V1]
@@ -223,3 +223,142 @@ def test_cli_pull_with_unrepairable_metadata_is_a_corrupt_artifact_error(
     flip(info, 5)
     err = cli_raises(CorruptArtifactError, "datasets", "pull", NAME, cwd=released_registry.clone)
     assert "dataset_info.json" in str(err) and "registry cache verify" in str(err)
+
+
+# -- ContentCache.verify and gc ----------------------------------------------------------------
+
+
+def _target(art: ReleasedArtifact, version: str, cache: Path) -> CacheTarget:
+    _, remote = open_release(art, version, cache)
+    return CacheTarget(art.hashes[version], remote, f"digits:{version}")
+
+
+def test_verify_finds_and_repairs_a_flipped_shard(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    one = snapshot(art, V1, cache)
+    flip(one.path / SHARD)
+    report = ContentCache(cache).verify([_target(art, V1, cache), _target(art, V2, cache)])
+    assert (report.checked, report.repaired, report.unrepairable) == (101, 1, [])
+    assert tree(one.path) == art.files[V1]
+    assert not (cache / "snapshots" / art.hashes[V2][:-4]).exists()  # not cached: not fetched
+
+
+def test_verify_all_removes_a_corrupt_object_no_target_needs(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    snapshot(art, V1, cache)
+    two = snapshot(art, V2, cache)
+    only_v2 = two.path / "digits-test.tfrecord-00000-of-00001"
+    flip(only_v2)
+    report = ContentCache(cache).verify([_target(art, V1, cache)], all_objects=True)
+    assert report.removed == 1 and report.repaired == 0 and report.ok
+    objects = [p for p in (cache / "objects").rglob("*") if p.is_file()]
+    assert report.checked == len(objects) + 1 + 101  # every object (one gone now), then V1
+    digest = md5(art.files[V2][only_v2.name])
+    assert not (cache / "objects" / "md5" / digest[:2] / digest[2:]).exists()
+
+
+def test_verify_reports_what_it_cannot_repair(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    one = snapshot(art, V1, cache)
+    flip(one.path / SHARD)
+    art.remote_object(md5(art.files[V1][SHARD])).unlink()
+    report = ContentCache(cache).verify([_target(art, V1, cache)])
+    assert not report.ok and report.repaired == 0
+    [line] = report.unrepairable
+    assert line.startswith(f"digits:{V1}: ") and "missing from DVC remote" in line
+
+
+def test_gc_frees_what_no_kept_artifact_uses(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    snapshot(art, V1, cache)
+    two = snapshot(art, V2, cache)
+    (cache / "tmp").mkdir(exist_ok=True)
+    (cache / "tmp" / f".object-{'0' * 32}-dead.x.part").write_bytes(b"x" * 100)
+    only_v1 = {md5(d) for d in art.files[V1].values()} - {md5(d) for d in art.files[V2].values()}
+    store = ContentCache(cache)
+    planned = store.gc({art.hashes[V2]}, dry_run=True)
+    assert (cache / "snapshots" / art.hashes[V1][:-4]).is_dir()  # a dry run removes nothing
+    done = store.gc({art.hashes[V2]})
+    # V1's snapshot, its listing and its own objects go; the shared ones and V2 stay.
+    assert (done.snapshots, done.objects, done.leftovers) == (1, len(only_v1) + 1, 1)
+    assert planned == dataclasses.replace(done, dry_run=True)
+    v1_bytes = sum(len(d) for rel, d in art.files[V1].items() if md5(d) in only_v1)
+    assert done.freed_bytes >= v1_bytes + 100
+    assert not (cache / "snapshots" / art.hashes[V1][:-4]).exists()
+    assert store.cached(art.hashes[V2]) is not None and tree(two.path) == art.files[V2]
+    assert store.gc({art.hashes[V2]}) == GcReport()
+
+
+def test_gc_keeps_what_another_process_holds(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    snapshot(art, V1, cache)
+    store = ContentCache(cache)
+    with store._locked("snapshots", art.hashes[V1][:-4]):  # as a process assembling it would
+        report = store.gc(set())
+    assert report.held == 1 and report.snapshots == 0
+    assert (cache / "snapshots" / art.hashes[V1][:-4]).is_dir()
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from registry.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([*args])
+        raise SystemExit(0)
+    return int(done.value.code or 0), capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_cache_verify_repairs_and_gc_keeps_only_the_registrys_versions(
+    released_registry: ReleasedRegistry,
+    released_artifact: ReleasedArtifact,
+    chdir,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from registry.config import load_settings
+
+    chdir(released_registry.clone)
+    path = registry.pull_dataset(NAME).path
+    flip(_shard(path, "train"), 20)
+    code, out = _run(capsys, "cache", "verify", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["repaired"] == 1 and report["ok"]
+    assert report["checked"] == registry.pull_dataset(NAME).files + 1
+    # Another registry's version in the same cache: not this registry's, so gc removes it.
+    cache = load_settings().cache_dir
+    other = snapshot(released_artifact, V1, cache)
+    code, out = _run(capsys, "cache", "gc", "--dry-run")
+    assert code == 0 and out.startswith("would remove 1 snapshot(s)") and other.path.is_dir()
+    code, out = _run(capsys, "cache", "gc")
+    assert code == 0 and out.startswith("removed 1 snapshot(s)")
+    assert not other.path.exists()
+    again = registry.pull_dataset(NAME)
+    assert again.fetched_files == 0 and again.path == path
+    assert len(registry.load_dataset(NAME, split="test", output="pandas")) == 342
+
+
+@pytest.mark.slow
+def test_cli_cache_verify_exits_8_when_a_version_stays_corrupt(
+    released_registry: ReleasedRegistry,
+) -> None:
+    path = registry.pull_dataset(NAME, registry=released_registry.clone).path
+    shard = _shard(path, "train")
+    _remote_object(released_registry, shard.read_bytes()).unlink()
+    flip(shard, 20)
+    err = cli_raises(CorruptArtifactError, "cache", "verify", cwd=released_registry.clone)
+    message = str(err)
+    assert f"{NAME}:1.0.0" in message and "missing from DVC remote" in message
+    assert "'registry cache verify' again" in message

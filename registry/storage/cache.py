@@ -77,7 +77,7 @@ from registry.errors import (
 from registry.storage.hashes import CHUNK, MD5_RE, content_digest, hash_file
 from registry.storage.remote import ProgressCallback, RemoteObject, RemoteStore
 
-__all__ = ["ContentCache", "FetchResult", "is_metadata"]
+__all__ = ["CacheTarget", "ContentCache", "FetchResult", "GcReport", "VerifyReport", "is_metadata"]
 
 MANIFEST_FORMAT = 1
 
@@ -140,6 +140,64 @@ class FetchResult:
     shared_files: int = 0
     shared_bytes: int = 0
     shared_cache: Path | None = None
+
+
+@dataclass(frozen=True)
+class CacheTarget:
+    """An artifact for :meth:`ContentCache.verify`: its hash, its remote, what to call it.
+
+    Attributes:
+        md5: Its DVC hash (``<md5>.dir`` for a folder).
+        remote: The DVC remote that repairs it.
+        label: What it is, for messages (e.g. ``image_classification/digits:1.0.0``).
+    """
+
+    md5: str
+    remote: RemoteStore
+    label: str
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`ContentCache.verify` found.
+
+    Attributes:
+        checked: Files and objects re-hashed.
+        repaired: Corrupt ones replaced by good copies (from a shared cache or the remote).
+        removed: Corrupt objects that no artifact asked about needs, deleted (``all_objects``).
+        unrepairable: What stays corrupt or missing, one line each, with why.
+    """
+
+    checked: int = 0
+    repaired: int = 0
+    removed: int = 0
+    unrepairable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing stays bad."""
+        return not self.unrepairable
+
+
+@dataclass
+class GcReport:
+    """What :meth:`ContentCache.gc` removed (or, with ``dry_run``, would remove).
+
+    Attributes:
+        snapshots: Artifact folders (``snapshots/``) no kept artifact is.
+        objects: Objects (``objects/``) no kept artifact holds, and named copies (``files/``).
+        leftovers: Temporaries of killed processes (``tmp/``).
+        freed_bytes: Disk space freed (a hard-linked file counts once, when its last link goes).
+        held: Entries kept because another process holds their lock.
+        dry_run: Whether nothing was removed.
+    """
+
+    snapshots: int = 0
+    objects: int = 0
+    leftovers: int = 0
+    freed_bytes: int = 0
+    held: int = 0
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -499,22 +557,26 @@ class ContentCache:
     def _from_shared(self, md5: str, rehash: bool) -> _Got | None:
         """Link or copy a good shared copy of ``md5`` into ``objects/`` (the object's lock held).
 
-        A stamped, read-only copy is trusted and hard-linked (unless ``rehash``); any other is
-        copied while its md5 is computed, and used only if it matches. Nothing in the shared
-        cache is changed, whatever it holds.
+        A stamped, read-only copy is hard-linked, trusted as it is (or with ``rehash``, once
+        the link's bytes hash right); any other is copied while its md5 is computed, and used only
+        if it matches. Nothing in the shared cache is changed, whatever it holds.
         """
         dest = self.object_path(md5)
         for root, candidate, st in self._shared_candidates(md5):
             tmp = self._tmp_dir() / f"shared-{md5}-{uuid.uuid4().hex}"
             try:
-                trusted = _is_stamped(st, md5) and not rehash and not st.st_mode & 0o222
-                if trusted and _try_link(candidate, tmp):
+                linkable = _is_stamped(st, md5) and not st.st_mode & 0o222
+                if linkable and _try_link(candidate, tmp):
                     linked = os.stat(tmp)
-                    if _is_stamped(linked, md5) and linked.st_size == st.st_size:
+                    if (
+                        _is_stamped(linked, md5)
+                        and linked.st_size == st.st_size
+                        and (not rehash or hash_file(tmp) == content_digest(md5))
+                    ):
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(tmp, dest)
                         return _Got(linked.st_size, root)
-                    tmp.unlink()  # it changed between the two stats: check its bytes instead
+                    tmp.unlink()  # changed since the stat, or its bytes are wrong: copy-check
                 if _copy_verified(candidate, tmp, md5):
                     os.chmod(tmp, 0o444)
                     _stamp(tmp, md5)  # the user's own copy: its stamp is the user's to write
@@ -938,7 +1000,7 @@ class ContentCache:
         text = json.dumps({"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"))
         atomic_write_text(self._manifest_path(key), text)
 
-    def sweep(self) -> list[tuple[Path, int]]:
+    def sweep(self, *, dry_run: bool = False) -> list[tuple[Path, int]]:
         """Delete what killed processes left in ``tmp/``: partial downloads, half-made snapshots.
 
         Each temporary the cache makes is named after the object or snapshot it is for, and its
@@ -947,8 +1009,11 @@ class ContentCache:
         held is kept. Anything else in ``tmp/`` is deleted once a day old. Runs before each
         download, and in :meth:`gc`; never blocks on a lock.
 
+        Args:
+            dry_run: Only say what would be deleted.
+
         Returns:
-            Each path deleted, with the bytes it held.
+            Each path deleted (or that would be), with the bytes it held.
 
         Example:
             >>> ContentCache(root).sweep()  # doctest: +SKIP
@@ -965,14 +1030,169 @@ class ContentCache:
             try:
                 if lock is None:
                     if child.lstat().st_mtime < cutoff:
-                        removed.append((child, _remove(child)))
+                        removed.append((child, _remove(child, dry_run)))
                     continue
                 with self._try_locked(*lock) as held:
                     if held and os.path.lexists(child):
-                        removed.append((child, _remove(child)))
+                        removed.append((child, _remove(child, dry_run)))
             except OSError:
                 continue
         return removed
+
+    # -- verify and gc ------------------------------------------------------------------------
+
+    def verify(
+        self,
+        targets: Sequence[CacheTarget],
+        *,
+        all_objects: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> VerifyReport:
+        """Re-hash the cached files of ``targets`` and repair the corrupt ones.
+
+        Only what is cached is checked (nothing is downloaded that was not there, but a corrupt
+        file is replaced from a shared cache or the target's remote). With ``all_objects`` every
+        object in ``objects/`` is re-hashed first, and a corrupt one deleted (those of
+        ``targets`` are then fetched again; others count as ``removed``).
+
+        Args:
+            targets: The artifacts to check (e.g. the versions of a registry's tags).
+            all_objects: Also re-hash every object in the cache.
+            progress: Called with ``(done, total)`` items (objects, then targets).
+
+        Returns:
+            The counts, and a line for each target that stays bad.
+
+        Example:
+            >>> report = cache.verify([CacheTarget(md5, remote, "digits:1.0.0")])  # doctest: +SKIP
+            >>> report.checked, report.repaired, report.unrepairable  # doctest: +SKIP
+            (101, 1, [])
+        """
+        report = VerifyReport()
+        objects = self._all_objects() if all_objects else []
+        total = len(objects) + len(targets)
+        checks = _map_threads(partial(self._object_ok, rehash=True), objects)
+        report.checked += len(objects)
+        deleted = {md5 for md5, ok in zip(objects, checks, strict=True) if not ok}
+        if progress is not None and objects:
+            progress(len(objects), total)
+        for done, target in enumerate(targets, len(objects) + 1):
+            try:
+                self._verify_target(target, deleted, report)
+            except RegistryError as e:
+                report.unrepairable.append(f"{target.label}: {first_line(e)}")
+            if progress is not None:
+                progress(done, total)
+        report.removed = sum(1 for md5 in deleted if not self.object_path(md5).exists())
+        return report
+
+    def _verify_target(self, target: CacheTarget, deleted: set[str], report: VerifyReport) -> None:
+        """Re-hash and repair one cached artifact (nothing if it is not cached)."""
+        md5 = target.md5
+        if md5.endswith(".dir"):
+            if not self.snapshot_path(md5).is_dir():
+                return
+            result = self.snapshot(md5, target.remote, verify=True)
+            report.checked += result.files + 1  # and its listing
+            report.repaired += result.fetched_files + result.shared_files
+            return
+        named = self.root / "files" / content_digest(md5)
+        if md5 not in deleted and not self.object_path(md5).exists() and not named.is_dir():
+            return
+        report.checked += md5 not in deleted
+        if md5 in deleted or not self._object_ok(md5, rehash=True):
+            self._obtain(md5, target.remote, label=target.label)
+            report.repaired += 1
+        obj = self.object_path(md5)
+        for link in named.iterdir() if named.is_dir() else ():
+            if not _same_inode(os.stat(link), obj):  # a link to the corrupt object, now gone
+                tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex}.tmp")
+                _link_or_copy(obj, tmp)
+                os.replace(tmp, link)
+
+    def _all_objects(self) -> list[str]:
+        """The hash of every object in ``objects/``."""
+        base = self.root / "objects" / "md5"
+        found = []
+        for prefix in sorted(base.iterdir()) if base.is_dir() else ():
+            for obj in sorted(prefix.iterdir()):
+                md5 = prefix.name + obj.name
+                if MD5_RE.match(md5) and obj.is_file():
+                    found.append(md5)
+        return found
+
+    def gc(self, keep: Iterable[str], *, dry_run: bool = False) -> GcReport:
+        """Remove what no artifact of ``keep`` needs, and what killed processes left.
+
+        Snapshots not in ``keep``, objects no kept artifact holds (a kept snapshot's files,
+        listings and single-file artifacts are kept), their named copies under ``files/``, and
+        the sweep of ``tmp/`` (:meth:`sweep`). An entry whose lock another process holds is
+        kept; a snapshot goes manifest first and folder last, so a loader never gets half of
+        one. Locks and shared caches are left alone.
+
+        Args:
+            keep: The DVC hashes to keep (``<md5>.dir`` for folders).
+            dry_run: Only count what would be removed and freed.
+
+        Returns:
+            The counts and the bytes freed.
+
+        Example:
+            >>> cache.gc({"1efa88afe031ce8f3761f84b7775d39a.dir"}, dry_run=True)  # doctest: +SKIP
+            GcReport(snapshots=1, objects=96, leftovers=0, freed_bytes=1048576, held=0, ...)
+        """
+        keep = set(keep)
+        keep_keys = {content_digest(m) for m in keep if m.endswith(".dir")}
+        wanted, kept_inodes = self._kept(keep, keep_keys)
+        report = GcReport(dry_run=dry_run)
+        freed = _Freed()
+        for folder in _children(self.root / "snapshots"):
+            if folder.name in keep_keys:
+                continue
+            with self._try_locked("snapshots", folder.name) as free:
+                if not free:
+                    report.held += 1
+                    continue
+                report.snapshots += 1
+                freed.add(_files_under(folder))
+                if not dry_run:
+                    self._manifest_path(folder.name).unlink(missing_ok=True)
+                    _remove_dir_atomically(folder, self._tmp_dir())
+        for md5 in self._all_objects():
+            obj = self.object_path(md5)
+            if md5 in wanted or _inode(obj) in kept_inodes:
+                continue
+            with self._try_locked("md5", md5[:2], md5[2:]) as free:
+                if not free:
+                    report.held += 1
+                    continue
+                report.objects += 1
+                freed.add([obj])
+                if not dry_run:
+                    obj.unlink(missing_ok=True)
+        for named in _children(self.root / "files"):
+            if named.name not in {content_digest(m) for m in wanted}:
+                freed.add(_files_under(named))
+                if not dry_run:
+                    shutil.rmtree(named, ignore_errors=True)
+        swept = self.sweep(dry_run=dry_run)
+        report.leftovers = len(swept)
+        report.freed_bytes = freed.total + sum(size for _, size in swept)
+        return report
+
+    def _kept(self, keep: set[str], keep_keys: set[str]) -> tuple[set[str], set[tuple[int, int]]]:
+        """The objects the kept artifacts hold, and the inodes of their snapshots' files."""
+        wanted = set(keep)
+        inodes: set[tuple[int, int]] = set()
+        for key in keep_keys:
+            entries = self._read_manifest(key)
+            listing = self.object_path(f"{key}.dir")
+            if entries is None and listing.is_file():
+                entries = _parse_listing(listing.read_bytes(), f"{key}.dir")
+            wanted.update(e.md5 for e in entries or ())
+            # Whatever the listing says, a file a kept snapshot links to stays.
+            inodes.update(_inode(f) for f in _files_under(self.root / "snapshots" / key))
+        return wanted, inodes
 
     @contextmanager
     def _try_locked(self, *parts: str) -> Iterator[bool]:
@@ -1037,6 +1257,65 @@ def _stale_shared(path: Path, entries: Sequence[_Entry]) -> bool:
     return False
 
 
+def _children(folder: Path) -> list[Path]:
+    """The entries of ``folder`` (none if it is missing)."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file under ``folder``."""
+    return [Path(d, name) for d, _, names in os.walk(folder) for name in names]
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    """``(device, inode)`` of ``path``, or ``(-1, -1)`` if it is gone."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
+
+
+class _Freed:
+    """The bytes that deleting files frees: each inode once, when all its links go.
+
+    Files are measured as they are added, before they are deleted.
+    """
+
+    def __init__(self) -> None:
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
+        self._counts: dict[tuple[int, int], int] = {}
+
+    def add(self, paths: Iterable[Path]) -> None:
+        """Count ``paths``, about to be deleted."""
+        for path in paths:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            self._sizes[key] = (st.st_size, st.st_nlink)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    @property
+    def total(self) -> int:
+        """Bytes freed by deleting everything added."""
+        return sum(s for key, (s, links) in self._sizes.items() if self._counts[key] >= links)
+
+
+def _remove_dir_atomically(folder: Path, tmp: Path) -> None:
+    """Rename ``folder`` into ``tmp/`` (one step for readers), then delete it there."""
+    gone = tmp / f"gc-{folder.name}-{uuid.uuid4().hex}"
+    try:
+        os.replace(folder, gone)
+    except OSError:
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def _tmp_lock(name: str) -> tuple[str, ...] | None:
     """The lock a live writer of the temporary ``tmp/<name>`` holds, or ``None`` if unknown."""
     match = _TMP_OBJECT_RE.match(name)
@@ -1049,14 +1328,16 @@ def _tmp_lock(name: str) -> tuple[str, ...] | None:
     return None
 
 
-def _remove(path: Path) -> int:
-    """Delete a file or folder tree; return the bytes it held."""
+def _remove(path: Path, dry_run: bool = False) -> int:
+    """Delete a file or folder tree (unless ``dry_run``); return the bytes it held."""
     if path.is_dir() and not path.is_symlink():
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-        shutil.rmtree(path, ignore_errors=True)
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
         return size
     size = path.lstat().st_size
-    path.unlink(missing_ok=True)
+    if not dry_run:
+        path.unlink(missing_ok=True)
     return size
 
 
