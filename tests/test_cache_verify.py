@@ -245,6 +245,19 @@ def test_verify_finds_and_repairs_a_flipped_shard(
     assert not (cache / "snapshots" / art.hashes[V2][:-4]).exists()  # not cached: not fetched
 
 
+def test_verify_repairs_a_single_file_artifact_and_its_named_copy(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    art, cache = released_artifact, tmp_path / "cache"
+    store, remote = open_release(art, V1, cache)
+    good = art.files[V1]["features.json"]
+    named = store.named_object(md5(good), "weights.json", remote)  # as a model's weights are
+    flip(named)
+    report = store.verify([CacheTarget(md5(good), remote, "model:1.0.0")])
+    assert (report.checked, report.repaired, report.ok) == (1, 1, True)
+    assert named.read_bytes() == good and store.object_path(md5(good)).read_bytes() == good
+
+
 def test_verify_all_removes_a_corrupt_object_no_target_needs(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ) -> None:
