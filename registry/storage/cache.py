@@ -1170,8 +1170,9 @@ class ContentCache:
                 freed.add([obj])
                 if not dry_run:
                     obj.unlink(missing_ok=True)
+        digests = {content_digest(m) for m in wanted}
         for named in _children(self.root / "files"):
-            if named.name not in {content_digest(m) for m in wanted}:
+            if named.name not in digests:
                 freed.add(_files_under(named))
                 if not dry_run:
                     shutil.rmtree(named, ignore_errors=True)
