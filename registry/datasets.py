@@ -590,11 +590,15 @@ class _CheckedIterable:
 def _checked_numpy(
     data: Any, repair: Callable[[BaseException], Path | CorruptArtifactError]
 ) -> Any:
-    """``data`` (one NumPy iterable, or a dict or list of them) with each wrapped."""
+    """``data`` with each lazy NumPy iterable in it wrapped (arrays, read eagerly, as they are)."""
+    import numpy as np
+
     if isinstance(data, dict):
-        return {k: _CheckedIterable(v, repair) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_CheckedIterable(v, repair) for v in data]
+        return {k: _checked_numpy(v, repair) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(_checked_numpy(v, repair) for v in data)
+    if isinstance(data, np.ndarray | np.generic) or not hasattr(data, "__iter__"):
+        return data
     return _CheckedIterable(data, repair)
 
 

@@ -193,6 +193,9 @@ def test_a_flipped_shard_is_repaired_by_a_pandas_load_and_explained_by_numpy(
     with pytest.raises(CorruptArtifactError, match="repaired from the remote: load the dataset"):
         list(registry.load_dataset(NAME, split="test", output="numpy"))
     assert len(list(registry.load_dataset(NAME, split="test", output="numpy"))) == 342
+    # Whole arrays (read here, not lazily) come back as they are.
+    arrays = registry.load_dataset(NAME, split="test", output="numpy", batch_size=-1)
+    assert arrays["image"].shape == (342, 8, 8, 1)
 
 
 @pytest.mark.slow
