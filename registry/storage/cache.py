@@ -24,9 +24,14 @@ Guarantees:
   ``tmp/`` and renamed into ``snapshots/`` as the very last step (after its manifest is written).
 - Concurrent loaders (threads or processes) download each object once: a per-hash lock is taken
   and the object looked for again before downloading it; a per-snapshot lock serialises assembly.
-- A warm :meth:`ContentCache.snapshot` reads one manifest and stats each file, no more (and does
-  not import DVC). A file whose size, mtime or inode changed is re-hashed, and re-fetched if its
-  bytes are wrong. ``verify=True`` re-hashes every file.
+- A warm :meth:`ContentCache.snapshot` reads one manifest, stats each file and re-hashes the
+  small metadata files (:func:`is_metadata`: a flipped byte there would load wrong class names,
+  while TFDS checks each shard record's CRC32C itself), no more (and does not import DVC). A file
+  whose size, mtime or inode changed, or a metadata file whose bytes are wrong, is re-hashed and
+  re-fetched. ``verify=True`` re-hashes every file.
+- Every temporary in ``tmp/`` is named after the object or snapshot whose lock its writer holds,
+  so :meth:`ContentCache.sweep` (before each download, and in :meth:`ContentCache.gc`) deletes
+  a killed process's leftovers (e.g. a download's ``.part``) as soon as that lock is free.
 - A verified object's mtime carries a stamp derived from its hash in the sub-second digits (see
   :func:`_stamp`). Writing to the file resets its mtime and so breaks the stamp, which lets a new
   snapshot reuse an object that another snapshot already holds with one ``stat``, not a re-hash,
