@@ -864,6 +864,115 @@ def remote_check(
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
+def cache() -> None:
+    """Check and trim the local cache of released bytes.
+
+    
+    The cache ($REGISTRY_CACHE_DIR or ~/.cache/lab-registry) holds every
+    version loaded on this machine, shared by all registries and projects.
+    Every load re-hashes a version's small metadata files (dataset_info.json,
+    features.json, label files) and repairs a corrupt one; data shards are
+    checked by size and time only. After a disk scare, or if a load reports
+    'corrupted record', re-hash everything:
+        registry cache verify
+    To free space, remove what no current release of this registry uses:
+        registry cache gc --dry-run
+        registry cache gc
+    """
+
+
+@contextmanager
+def _count_bar(label: str, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr, fed by ``(done, total)`` item counts."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+@cache.command("verify")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@_registry_option
+@click.option(
+    "--all",
+    "all_objects",
+    is_flag=True,
+    help="Also re-hash every object in the cache, whichever registry it came from.",
+)
+@_json_option
+def cache_verify(
+    refs: tuple[str, ...], registry: str | None, all_objects: bool, as_json: bool
+) -> None:
+    """Re-hash cached files and repair the corrupt ones from the remote.
+
+    
+    Checks the cached versions of REFs (datasets or models: NAME, NAME:1.2.0,
+    NAME@prod), or of every release of the registry; nothing that is not
+    cached is downloaded. A corrupt file is replaced from the shared cache or
+    the DVC remote. Prints how many files were checked, repaired and (--all)
+    removed; exits 8 if something stays corrupt.
+    Python: registry.cache_admin.verify_cache([REF, ...])
+    """
+    from registry.cache_admin import verify_cache
+    from registry.errors import CorruptArtifactError
+
+    with _count_bar("verifying", enabled=not as_json and sys.stderr.isatty()) as bar:
+        report = verify_cache(refs, all_objects=all_objects, registry=registry, progress=bar)
+    if as_json:
+        _print_json({**asdict(report), "ok": report.ok})
+    else:
+        click.echo(
+            f"checked {report.checked}, repaired {report.repaired}, "
+            f"removed {report.removed}, unrepairable {len(report.unrepairable)}"
+        )
+        for line in report.unrepairable:
+            click.echo(f"  {line}", err=True)
+    if not report.ok:
+        raise CorruptArtifactError(
+            f"{len(report.unrepairable)} cached version(s) stay corrupt or incomplete "
+            f"(first: {report.unrepairable[0]}); fix what the line says (e.g. the remote's "
+            "access), then run 'registry cache verify' again"
+        )
+
+
+@cache.command("gc")
+@_registry_option
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed, remove nothing.")
+@_json_option
+def cache_gc(registry: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove cached versions no current tag of the registry uses.
+
+    
+    Keeps every released version of this registry's datasets and models, and
+    removes other snapshots and objects, plus what killed downloads left in
+    tmp/. The cache is shared by every registry used on this machine: their
+    versions are removed too (and fetched again when next loaded), so try
+    --dry-run first. Anything another process holds a lock on is kept.
+    Python: registry.cache_admin.gc_cache()
+    """
+    from registry.cache_admin import gc_cache
+
+    report = gc_cache(dry_run=dry_run, registry=registry)
+    if as_json:
+        _print_json(asdict(report))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {report.snapshots} snapshot(s), {report.objects} object(s) and "
+        f"{report.leftovers} leftover(s): {_size(report.freed_bytes)}"
+        + (f"; {report.held} kept, in use by another process" if report.held else "")
+    )
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
 def compute() -> None:
     """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs.
 

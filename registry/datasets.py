@@ -25,12 +25,14 @@ from registry import layout
 from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
+    CorruptArtifactError,
     MissingReleaseNotesError,
     NotBuiltError,
     RegistryError,
     StaleDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
+    first_line,
 )
 from registry.grammar import (
     Reference,
@@ -339,16 +341,25 @@ def _fetch(
 ) -> FetchResult:
     from registry.storage.remote import RemoteStore
 
-    name = release.name
-    dir_hash = locked_out_hash(
-        session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
-    )
+    dir_hash = released_data_hash(session, release)
     cache = session.content_cache()
     cached = cache.cached(dir_hash, verify=verify)
     if cached is not None:
         return cached
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
     return cache.snapshot(dir_hash, remote, jobs=jobs, progress=progress, verify=verify)
+
+
+def released_data_hash(session: Session, release: Release) -> str:
+    """The DVC hash (``<md5>.dir``) of a released dataset version's prepared folder.
+
+    Raises:
+        NotBuiltError: If ``dvc.lock`` at the release's commit does not record it.
+    """
+    name = release.name
+    return locked_out_hash(
+        session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
+    )
 
 
 Source = Literal["release", "workspace"]
@@ -413,9 +424,7 @@ def locate_dataset(
         return DatasetVersion(
             name,
             str(release.version),
-            locked_out_hash(
-                session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
-            ),
+            released_data_hash(session, release),
             "release",
             release.tag,
             fetched.path,
@@ -453,7 +462,21 @@ def load_dataset(
     """Load a released dataset version, as ``tfds.load`` loads a public one.
 
     The bytes are fetched once into the local content-addressed cache and verified; later loads
-    of the same version read the cache.
+    of the same version read the cache. Each load re-hashes the version's small metadata files
+    (``dataset_info.json``, ``features.json``, label files) and repairs a corrupt one first, so
+    bit rot there never loads wrong class names; shards are checked by their stats only (TFDS
+    checks each record's CRC32C as it reads it).
+
+    A corrupt shard (its bytes changed with size and time kept) surfaces when it is read:
+
+    - ``output="pandas"`` reads everything here: the version is re-verified, repaired, and read
+      again once; what cannot be repaired raises :class:`CorruptArtifactError`.
+    - ``output="numpy"``: iterating raises :class:`CorruptArtifactError` after the version was
+      re-verified and repaired (iterate a new load), or saying it could not be.
+    - ``output="tf"``: reading happens inside ``tf.data``, where no registry code runs, so a
+      ``tf.errors.DataLossError`` (``corrupted record``) reaches the loop. It means a cached
+      shard is damaged: run ``registry datasets pull REF --verify`` (or ``registry cache
+      verify``), which re-hashes and repairs it, and load again.
 
     Args:
         ref: ``name`` (latest release), ``name:1.2.0``, ``name:1.*`` (latest matching) or
@@ -475,6 +498,8 @@ def load_dataset(
     Raises:
         InvalidReferenceError, ArtifactNotFoundError, VersionNotFoundError: For bad references.
         RemoteError: If the bytes cannot be fetched.
+        CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
+            ``numpy``, were repaired while iterating: load again).
         ConfigError: If ``output`` is not one of the three.
 
     Example:
@@ -482,11 +507,99 @@ def load_dataset(
     """
     if output not in ("tf", "numpy", "pandas"):
         raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
-    if source == "release":
-        path = pull_dataset(ref, registry=registry, progress=progress).path
-    else:
+    if source != "release":
         path = locate_dataset(ref, source=source, registry=registry).path
-    return load_prepared(path, split, output=output, **as_dataset_kwargs)
+        return load_prepared(path, split, output=output, **as_dataset_kwargs)
+    session = open_session(registry)
+    release = session.resolve(as_reference(ref), "dataset", command="pull")
+    path = _fetch(session, release, progress=progress).path
+    try:
+        data = load_prepared(path, split, output=output, **as_dataset_kwargs)
+    except Exception as e:
+        if not _is_data_loss(e):
+            raise
+        # A shard failed its CRC while being read here (pandas): repair, then read once more.
+        repaired = _repair_after_read_error(session, release, e)
+        if isinstance(repaired, CorruptArtifactError):
+            raise repaired from e
+        return load_prepared(repaired, split, output=output, **as_dataset_kwargs)
+    if output == "numpy":
+        return _checked_numpy(data, lambda error: _repair_after_read_error(session, release, error))
+    return data
+
+
+def _is_data_loss(error: BaseException) -> bool:
+    """Whether TensorFlow refused a record as corrupt (a shard's CRC32C did not match)."""
+    import tensorflow as tf
+
+    return isinstance(error, tf.errors.DataLossError)
+
+
+def _repair_after_read_error(
+    session: Session, release: Release, error: BaseException
+) -> Path | CorruptArtifactError:
+    """Re-verify a release whose cached shard failed to read: its repaired folder, or the error
+    to raise (nothing was repaired, or repairing failed)."""
+    ref = release.reference
+    what = f"reading {ref} from the cache failed ({first_line(error)})"
+    try:
+        checked = _fetch(session, release, verify=True)
+    except RegistryError as e:
+        return CorruptArtifactError(
+            f"{what} and repairing it failed: {first_line(e)}; once that is fixed, run "
+            f"'registry datasets pull {ref} --verify' (or 'registry cache verify')"
+        )
+    if checked.fetched_files + checked.shared_files == 0:
+        return CorruptArtifactError(
+            f"{what}, yet every cached file matches the release's hashes: the released data "
+            "itself is damaged; tell its owner, who can rebuild it and release a new version"
+        )
+    return checked.path
+
+
+class _CheckedIterable:
+    """NumPy examples that turn a corrupt shard met while iterating into one clear error."""
+
+    def __init__(
+        self, inner: Any, repair: Callable[[BaseException], Path | CorruptArtifactError]
+    ) -> None:
+        self._inner = inner
+        self._repair = repair
+
+    def __iter__(self) -> Any:
+        try:
+            yield from self._inner
+        except Exception as e:
+            if not _is_data_loss(e):
+                raise
+            outcome = self._repair(e)
+            if isinstance(outcome, CorruptArtifactError):
+                raise outcome from e
+            raise CorruptArtifactError(
+                f"a corrupt cached shard stopped this iteration ({first_line(e)}); it was "
+                "repaired from the remote: load the dataset again"
+            ) from e
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _checked_numpy(
+    data: Any, repair: Callable[[BaseException], Path | CorruptArtifactError]
+) -> Any:
+    """``data`` with each lazy NumPy iterable in it wrapped (arrays, read eagerly, as they are)."""
+    import numpy as np
+
+    if isinstance(data, dict):
+        return {k: _checked_numpy(v, repair) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(_checked_numpy(v, repair) for v in data)
+    if isinstance(data, np.ndarray | np.generic) or not hasattr(data, "__iter__"):
+        return data
+    return _CheckedIterable(data, repair)
 
 
 def load_prepared(

@@ -943,16 +943,26 @@ def load_model(
 
     session = open_session(registry)
     release = session.resolve(as_reference(ref), "model", command="pull")
-    card = _card_at(session, release.name, release.commit)
-    if card is None or not card.get("weights"):
-        raise NotBuiltError(f"{release.tag} has no card with a weights field")
-    weights = f"{layout.model_dir(release.name)}/{card.meta['weights']}"
-    md5 = locked_out_hash(session.repo, release.commit, None, weights)
+    weights, md5 = released_weights(session, release)
     cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)
     if md5.endswith(".dir"):
         return cache.snapshot(md5, remote, jobs=jobs, progress=progress).path
     return cache.named_object(md5, Path(weights).name, remote, progress=progress)
+
+
+def released_weights(session: Session, release: Release) -> tuple[str, str]:
+    """A released model's weights: their path in the registry and their DVC hash.
+
+    Raises:
+        NotBuiltError: If the release has no card with a ``weights`` field, or nothing records
+            the weights' hash.
+    """
+    card = _card_at(session, release.name, release.commit)
+    if card is None or not card.get("weights"):
+        raise NotBuiltError(f"{release.tag} has no card with a weights field")
+    weights = f"{layout.model_dir(release.name)}/{card.meta['weights']}"
+    return weights, locked_out_hash(session.repo, release.commit, None, weights)
 
 
 def load_keras_model(

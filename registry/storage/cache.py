@@ -24,9 +24,14 @@ Guarantees:
   ``tmp/`` and renamed into ``snapshots/`` as the very last step (after its manifest is written).
 - Concurrent loaders (threads or processes) download each object once: a per-hash lock is taken
   and the object looked for again before downloading it; a per-snapshot lock serialises assembly.
-- A warm :meth:`ContentCache.snapshot` reads one manifest and stats each file, no more (and does
-  not import DVC). A file whose size, mtime or inode changed is re-hashed, and re-fetched if its
-  bytes are wrong. ``verify=True`` re-hashes every file.
+- A warm :meth:`ContentCache.snapshot` reads one manifest, stats each file and re-hashes the
+  small metadata files (:func:`is_metadata`: a flipped byte there would load wrong class names,
+  while TFDS checks each shard record's CRC32C itself), no more (and does not import DVC). A file
+  whose size, mtime or inode changed, or a metadata file whose bytes are wrong, is re-hashed and
+  re-fetched. ``verify=True`` re-hashes every file.
+- Every temporary in ``tmp/`` is named after the object or snapshot whose lock its writer holds,
+  so :meth:`ContentCache.sweep` (before each download, and in :meth:`ContentCache.gc`) deletes
+  a killed process's leftovers (e.g. a download's ``.part``) as soon as that lock is free.
 - A verified object's mtime carries a stamp derived from its hash in the sub-second digits (see
   :func:`_stamp`). Writing to the file resets its mtime and so breaks the stamp, which lets a new
   snapshot reuse an object that another snapshot already holds with one ``stat``, not a re-hash,
@@ -70,18 +75,50 @@ from typing import Any
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
     CorruptArtifactError,
+    RegistryError,
     RemoteError,
+    first_line,
 )
 from registry.storage.hashes import CHUNK, MD5_RE, content_digest, hash_file
 from registry.storage.remote import ProgressCallback, RemoteObject, RemoteStore
 
-__all__ = ["ContentCache", "FetchResult"]
+__all__ = ["CacheTarget", "ContentCache", "FetchResult", "GcReport", "VerifyReport", "is_metadata"]
 
 MANIFEST_FORMAT = 1
 
-# Temporaries older than this were left by a process that died; newer ones may be in use.
+# Temporaries that no lock tells apart (none of the registry's own names) are swept only when
+# older than this: a process that died left them; newer ones may be in use.
 _STALE_TMP_SECONDS = 24 * 3600
 _SECOND_NS = 1_000_000_000
+
+# A TFDS data shard: <name>-<split>.<format>-NNNNN-of-NNNNN. Every other file of a prepared folder
+# is metadata (dataset_info.json, features.json, *.labels.txt, image.image.json, ...).
+_SHARD_RE = re.compile(r"\.(tfrecord|array_record|riegeli|parquet)-\d{5}-of-\d{5}$")
+# Metadata is re-hashed on every load; a file above this size is left to the stat check (and
+# ``verify``) like a shard, so that the warm load stays a few stats and a few tiny reads.
+METADATA_MAX_BYTES = 1 << 20
+
+# A temporary in tmp/ and the lock its writer holds: objects (and their downloads' .part files)
+# under the object's lock, snapshot folders under the snapshot's.
+_TMP_OBJECT_RE = re.compile(r"^\.?(?:object|shared)-([0-9a-f]{32}(?:\.dir)?)-")
+_TMP_SNAPSHOT_RE = re.compile(r"^snapshot-([0-9a-f]{32})-")
+
+
+def is_metadata(relpath: str, size: int = -1) -> bool:
+    """Whether a snapshot file is small metadata, re-hashed on every load (not a data shard).
+
+    Metadata decides how every example is read (class names, feature specs, split sizes), and a
+    flipped byte in it loads silently wrong data, while TFDS checks each shard record's CRC32C
+    as it reads it. So every file that is not a shard by its TFDS name, and holds at most
+    :data:`METADATA_MAX_BYTES` (``size``; -1 when unknown), is re-hashed whenever it is served.
+
+    Example:
+        >>> is_metadata("mnist/3.0.1/label.labels.txt", 120)
+        True
+        >>> is_metadata("mnist-train.tfrecord-00000-of-00001", 120)
+        False
+    """
+    return size <= METADATA_MAX_BYTES and not _SHARD_RE.search(relpath)
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,64 @@ class FetchResult:
     shared_files: int = 0
     shared_bytes: int = 0
     shared_cache: Path | None = None
+
+
+@dataclass(frozen=True)
+class CacheTarget:
+    """An artifact for :meth:`ContentCache.verify`: its hash, its remote, what to call it.
+
+    Attributes:
+        md5: Its DVC hash (``<md5>.dir`` for a folder).
+        remote: The DVC remote that repairs it.
+        label: What it is, for messages (e.g. ``image_classification/digits:1.0.0``).
+    """
+
+    md5: str
+    remote: RemoteStore
+    label: str
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`ContentCache.verify` found.
+
+    Attributes:
+        checked: Files and objects re-hashed.
+        repaired: Corrupt ones replaced by good copies (from a shared cache or the remote).
+        removed: Corrupt objects that no artifact asked about needs, deleted (``all_objects``).
+        unrepairable: What stays corrupt or missing, one line each, with why.
+    """
+
+    checked: int = 0
+    repaired: int = 0
+    removed: int = 0
+    unrepairable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing stays bad."""
+        return not self.unrepairable
+
+
+@dataclass
+class GcReport:
+    """What :meth:`ContentCache.gc` removed (or, with ``dry_run``, would remove).
+
+    Attributes:
+        snapshots: Artifact folders (``snapshots/``) no kept artifact is.
+        objects: Objects (``objects/``) no kept artifact holds, and named copies (``files/``).
+        leftovers: Temporaries of killed processes (``tmp/``).
+        freed_bytes: Disk space freed (a hard-linked file counts once, when its last link goes).
+        held: Entries kept because another process holds their lock.
+        dry_run: Whether nothing was removed.
+    """
+
+    snapshots: int = 0
+    objects: int = 0
+    leftovers: int = 0
+    freed_bytes: int = 0
+    held: int = 0
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,7 +273,7 @@ class _Transfer:
         shared: dict[str, int],
         total: int,
         progress: ProgressCallback | None,
-        verify: bool,
+        rehash: set[str],
         tally: _Tally,
     ) -> None:
         self.cache = cache
@@ -186,7 +281,7 @@ class _Transfer:
         self.labels = labels  # md5 -> what it is, for error messages
         self.shared = shared  # md5 -> its size in the shared cache that seems to hold it
         self.progress = progress
-        self.verify = verify
+        self.rehash = rehash  # objects whose shared copies are re-hashed even when stamped
         self.tally = tally
         self.done = 0
         self.total = total
@@ -207,7 +302,8 @@ class _Transfer:
     def from_shared(self, md5: str) -> None:
         """Bring in ``md5`` from a shared cache, or from the remote if no shared copy is good."""
         label = self.labels[md5]
-        got = self.cache._obtain(md5, self.remote, label=label, rehash=self.verify, download=False)
+        rehash = md5 in self.rehash
+        got = self.cache._obtain(md5, self.remote, label=label, rehash=rehash, download=False)
         if got is _NOT_SHARED:
             # The shared copy was bad or went away: the remote's bytes take its share.
             stat = self.remote.stat(md5, label=label)
@@ -466,22 +562,26 @@ class ContentCache:
     def _from_shared(self, md5: str, rehash: bool) -> _Got | None:
         """Link or copy a good shared copy of ``md5`` into ``objects/`` (the object's lock held).
 
-        A stamped, read-only copy is trusted and hard-linked (unless ``rehash``); any other is
-        copied while its md5 is computed, and used only if it matches. Nothing in the shared
-        cache is changed, whatever it holds.
+        A stamped, read-only copy is hard-linked, trusted as it is (or with ``rehash``, once
+        the link's bytes hash right); any other is copied while its md5 is computed, and used only
+        if it matches. Nothing in the shared cache is changed, whatever it holds.
         """
         dest = self.object_path(md5)
         for root, candidate, st in self._shared_candidates(md5):
             tmp = self._tmp_dir() / f"shared-{md5}-{uuid.uuid4().hex}"
             try:
-                trusted = _is_stamped(st, md5) and not rehash and not st.st_mode & 0o222
-                if trusted and _try_link(candidate, tmp):
+                linkable = _is_stamped(st, md5) and not st.st_mode & 0o222
+                if linkable and _try_link(candidate, tmp):
                     linked = os.stat(tmp)
-                    if _is_stamped(linked, md5) and linked.st_size == st.st_size:
+                    if (
+                        _is_stamped(linked, md5)
+                        and linked.st_size == st.st_size
+                        and (not rehash or hash_file(tmp) == content_digest(md5))
+                    ):
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(tmp, dest)
                         return _Got(linked.st_size, root)
-                    tmp.unlink()  # it changed between the two stats: check its bytes instead
+                    tmp.unlink()  # changed since the stat, or its bytes are wrong: copy-check
                 if _copy_verified(candidate, tmp, md5):
                     os.chmod(tmp, 0o444)
                     _stamp(tmp, md5)  # the user's own copy: its stamp is the user's to write
@@ -528,6 +628,7 @@ class ContentCache:
         if not MD5_RE.match(md5):
             raise ValueError(f"not an md5 hash: {md5!r}")
         if not self._object_ok(md5, rehash=verify):
+            self.sweep()
             self._obtain(md5, remote, label=label, rehash=verify, progress=progress)
         return self.object_path(md5)
 
@@ -586,9 +687,12 @@ class ContentCache:
         labels: dict[str, str] = {}
         for entry in entries:
             labels.setdefault(entry.md5, f"file {entry.relpath!r} of artifact {dir_md5}")
-        missing = self._missing_objects(list(labels), verify)
+        # Metadata is re-hashed wherever it comes from: a stamp does not see a flipped byte.
+        rehash = {e.md5 for e in entries if verify or is_metadata(e.relpath, e.size)}
+        missing = self._missing_objects(list(labels), rehash)
         if not missing:
             return tally
+        self.sweep()  # what killed downloads left, before this one adds its own
         # What a shared cache seems to hold (one stat each) is not asked of the remote, so a
         # load that the shared caches can serve never touches the remote.
         shared = self._shared_sizes(missing)
@@ -598,7 +702,7 @@ class ContentCache:
             # Sizes first: the progress total, and a missing object fails before any download.
             stats = _run_all(pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only])
             total = sum(stat.size for stat in stats) + sum(shared.values())
-            transfer = _Transfer(self, remote, labels, shared, total, progress, verify, tally)
+            transfer = _Transfer(self, remote, labels, shared, total, progress, rehash, tally)
             from_remote = zip(remote_only, stats, strict=True)
             _run_all(
                 pool,
@@ -607,11 +711,12 @@ class ContentCache:
             )
         return tally
 
-    def _missing_objects(self, md5s: Sequence[str], verify: bool) -> list[str]:
-        """The objects of ``md5s`` that are not cached (a bad copy is deleted on the way)."""
+    def _missing_objects(self, md5s: Sequence[str], rehash: set[str]) -> list[str]:
+        """The objects of ``md5s`` that are not cached (a bad copy is deleted on the way); those
+        in ``rehash`` are re-hashed even when stamped."""
         # One stat each for stamped objects; the rest are re-hashed, in parallel.
-        unsure = [md5 for md5 in md5s if verify or not self._stamped(md5)]
-        checks = _map_threads(partial(self._object_ok, rehash=verify), unsure)
+        unsure = [md5 for md5 in md5s if md5 in rehash or not self._stamped(md5)]
+        checks = _map_threads(lambda md5: self._object_ok(md5, rehash=md5 in rehash), unsure)
         return [md5 for md5, ok in zip(unsure, checks, strict=True) if not ok]
 
     def _shared_sizes(self, md5s: Sequence[str]) -> dict[str, int]:
@@ -651,7 +756,7 @@ class ContentCache:
             if verify:
                 intact = all(_map_threads(lambda e: _holds(path / e.relpath, e.md5), entries))
             else:
-                intact = not _stale(path, entries)
+                intact = not _stale(path, entries) and _metadata_intact(path, entries)
             # Checked last: a manifest is written just before its folder appears.
             if intact and path.is_dir():
                 return FetchResult(path, len(entries), 0, 0)
@@ -683,7 +788,7 @@ class ContentCache:
                     and not _strays(path, entries)
                 )
             else:
-                intact = not _stale_shared(path, entries)
+                intact = not _stale_shared(path, entries) and _metadata_intact(path, entries)
             if intact and path.is_dir():
                 size = sum(max(e.size, 0) for e in entries)
                 return FetchResult(path, len(entries), 0, 0, len(entries), size, root)
@@ -768,7 +873,6 @@ class ContentCache:
         verify: bool,
     ) -> FetchResult:
         """Build the snapshot in ``tmp/`` from (fetched) objects, then rename it into place."""
-        self._sweep_tmp()
         listing = self._listing(dir_md5, remote, verify)
         tally = self._ensure_objects(listing, remote, dir_md5, jobs, progress, verify)
         key = _dir_key(dir_md5)
@@ -833,12 +937,20 @@ class ContentCache:
             entries = self._listing(dir_md5, remote, verify)
             suspects = list(entries)
         else:
+            # Files whose stat changed, and the metadata, re-hashed on every load.
             suspects = _stale(path, entries)
+            seen = {e.relpath for e in suspects}
+            suspects += [
+                e for e in entries if e.relpath not in seen and is_metadata(e.relpath, e.size)
+            ]
             if not suspects:
                 return FetchResult(path, len(entries), 0, 0)
         checks = _map_threads(lambda e: self._file_ok(path / e.relpath, e.md5), suspects)
         bad = [entry for entry, ok in zip(suspects, checks, strict=True) if not ok]
-        tally = self._ensure_objects(bad, remote, dir_md5, jobs, progress, verify)
+        try:
+            tally = self._ensure_objects(bad, remote, dir_md5, jobs, progress, verify)
+        except RegistryError as e:
+            raise _unrepairable(dir_md5, path, bad, e) from e
         for entry in bad:
             # Link under a temporary name, then rename over the bad file: readers never see a gap.
             target = path / entry.relpath
@@ -893,23 +1005,219 @@ class ContentCache:
         text = json.dumps({"format": MANIFEST_FORMAT, "files": rows}, separators=(",", ":"))
         atomic_write_text(self._manifest_path(key), text)
 
-    def _sweep_tmp(self) -> None:
-        """Delete what processes that died left in ``tmp/`` long ago."""
-        cutoff = time.time() - _STALE_TMP_SECONDS
+    def sweep(self, *, dry_run: bool = False) -> list[tuple[Path, int]]:
+        """Delete what killed processes left in ``tmp/``: partial downloads, half-made snapshots.
+
+        Each temporary the cache makes is named after the object or snapshot it is for, and its
+        writer holds that object's or snapshot's lock for as long as it exists. So one whose lock
+        can be taken now belongs to no live process, and is deleted at once; one whose lock is
+        held is kept. Anything else in ``tmp/`` is deleted once a day old. Runs before each
+        download, and in :meth:`gc`; never blocks on a lock.
+
+        Args:
+            dry_run: Only say what would be deleted.
+
+        Returns:
+            Each path deleted (or that would be), with the bytes it held.
+
+        Example:
+            >>> ContentCache(root).sweep()  # doctest: +SKIP
+            [(PosixPath('.../tmp/.object-0c82...-5f1e....x1y2.part'), 1048576)]
+        """
         try:
-            children = list(self._tmp_dir().iterdir())
+            children = list((self.root / "tmp").iterdir())
         except OSError:
-            return
+            return []
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        removed = []
         for child in children:
+            lock = _tmp_lock(child.name)
             try:
-                if child.lstat().st_mtime >= cutoff:
+                if lock is None:
+                    if child.lstat().st_mtime < cutoff:
+                        removed.append((child, _remove(child, dry_run)))
                     continue
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+                with self._try_locked(*lock) as held:
+                    if held and os.path.lexists(child):
+                        removed.append((child, _remove(child, dry_run)))
             except OSError:
                 continue
+        return removed
+
+    # -- verify and gc ------------------------------------------------------------------------
+
+    def verify(
+        self,
+        targets: Sequence[CacheTarget],
+        *,
+        all_objects: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> VerifyReport:
+        """Re-hash the cached files of ``targets`` and repair the corrupt ones.
+
+        Only what is cached is checked (nothing is downloaded that was not there, but a corrupt
+        file is replaced from a shared cache or the target's remote). With ``all_objects`` every
+        object in ``objects/`` is re-hashed first, and a corrupt one deleted (those of
+        ``targets`` are then fetched again; others count as ``removed``).
+
+        Args:
+            targets: The artifacts to check (e.g. the versions of a registry's tags).
+            all_objects: Also re-hash every object in the cache.
+            progress: Called with ``(done, total)`` items (objects, then targets).
+
+        Returns:
+            The counts, and a line for each target that stays bad.
+
+        Example:
+            >>> report = cache.verify([CacheTarget(md5, remote, "digits:1.0.0")])  # doctest: +SKIP
+            >>> report.checked, report.repaired, report.unrepairable  # doctest: +SKIP
+            (101, 1, [])
+        """
+        report = VerifyReport()
+        objects = self._all_objects() if all_objects else []
+        total = len(objects) + len(targets)
+        checks = _map_threads(partial(self._object_ok, rehash=True), objects)
+        report.checked += len(objects)
+        deleted = {md5 for md5, ok in zip(objects, checks, strict=True) if not ok}
+        if progress is not None and objects:
+            progress(len(objects), total)
+        for done, target in enumerate(targets, len(objects) + 1):
+            try:
+                self._verify_target(target, deleted, report)
+            except RegistryError as e:
+                report.unrepairable.append(f"{target.label}: {first_line(e)}")
+            if progress is not None:
+                progress(done, total)
+        report.removed = sum(1 for md5 in deleted if not self.object_path(md5).exists())
+        return report
+
+    def _verify_target(self, target: CacheTarget, deleted: set[str], report: VerifyReport) -> None:
+        """Re-hash and repair one cached artifact (nothing if it is not cached)."""
+        md5 = target.md5
+        if md5.endswith(".dir"):
+            if not self.snapshot_path(md5).is_dir():
+                return
+            result = self.snapshot(md5, target.remote, verify=True)
+            report.checked += result.files + 1  # and its listing
+            report.repaired += result.fetched_files + result.shared_files
+            return
+        named = self.root / "files" / content_digest(md5)
+        if md5 not in deleted and not self.object_path(md5).exists() and not named.is_dir():
+            return
+        report.checked += md5 not in deleted
+        if md5 in deleted or not self._object_ok(md5, rehash=True):
+            self._obtain(md5, target.remote, label=target.label)
+            report.repaired += 1
+        obj = self.object_path(md5)
+        for link in named.iterdir() if named.is_dir() else ():
+            if not _same_inode(os.stat(link), obj):  # a link to the corrupt object, now gone
+                tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex}.tmp")
+                _link_or_copy(obj, tmp)
+                os.replace(tmp, link)
+
+    def _all_objects(self) -> list[str]:
+        """The hash of every object in ``objects/``."""
+        base = self.root / "objects" / "md5"
+        found = []
+        for prefix in sorted(base.iterdir()) if base.is_dir() else ():
+            for obj in sorted(prefix.iterdir()):
+                md5 = prefix.name + obj.name
+                if MD5_RE.match(md5) and obj.is_file():
+                    found.append(md5)
+        return found
+
+    def gc(self, keep: Iterable[str], *, dry_run: bool = False) -> GcReport:
+        """Remove what no artifact of ``keep`` needs, and what killed processes left.
+
+        Snapshots not in ``keep``, objects no kept artifact holds (a kept snapshot's files,
+        listings and single-file artifacts are kept), their named copies under ``files/``, and
+        the sweep of ``tmp/`` (:meth:`sweep`). An entry whose lock another process holds is
+        kept; a snapshot goes manifest first and folder last, so a loader never gets half of
+        one. Locks and shared caches are left alone.
+
+        Args:
+            keep: The DVC hashes to keep (``<md5>.dir`` for folders).
+            dry_run: Only count what would be removed and freed.
+
+        Returns:
+            The counts and the bytes freed.
+
+        Example:
+            >>> cache.gc({"1efa88afe031ce8f3761f84b7775d39a.dir"}, dry_run=True)  # doctest: +SKIP
+            GcReport(snapshots=1, objects=96, leftovers=0, freed_bytes=1048576, held=0, ...)
+        """
+        keep = set(keep)
+        keep_keys = {content_digest(m) for m in keep if m.endswith(".dir")}
+        wanted, kept_inodes = self._kept(keep, keep_keys)
+        report = GcReport(dry_run=dry_run)
+        freed = _Freed()
+        for folder in _children(self.root / "snapshots"):
+            if folder.name in keep_keys:
+                continue
+            with self._try_locked("snapshots", folder.name) as free:
+                if not free:
+                    report.held += 1
+                    continue
+                report.snapshots += 1
+                freed.add(_files_under(folder))
+                if not dry_run:
+                    self._manifest_path(folder.name).unlink(missing_ok=True)
+                    _remove_dir_atomically(folder, self._tmp_dir())
+        for md5 in self._all_objects():
+            obj = self.object_path(md5)
+            if md5 in wanted or _inode(obj) in kept_inodes:
+                continue
+            with self._try_locked("md5", md5[:2], md5[2:]) as free:
+                if not free:
+                    report.held += 1
+                    continue
+                report.objects += 1
+                freed.add([obj])
+                if not dry_run:
+                    obj.unlink(missing_ok=True)
+        digests = {content_digest(m) for m in wanted}
+        for named in _children(self.root / "files"):
+            if named.name not in digests:
+                freed.add(_files_under(named))
+                if not dry_run:
+                    shutil.rmtree(named, ignore_errors=True)
+        swept = self.sweep(dry_run=dry_run)
+        report.leftovers = len(swept)
+        report.freed_bytes = freed.total + sum(size for _, size in swept)
+        return report
+
+    def _kept(self, keep: set[str], keep_keys: set[str]) -> tuple[set[str], set[tuple[int, int]]]:
+        """The objects the kept artifacts hold, and the inodes of their snapshots' files."""
+        wanted = set(keep)
+        inodes: set[tuple[int, int]] = set()
+        for key in keep_keys:
+            entries = self._read_manifest(key)
+            listing = self.object_path(f"{key}.dir")
+            if entries is None and listing.is_file():
+                entries = _parse_listing(listing.read_bytes(), f"{key}.dir")
+            wanted.update(e.md5 for e in entries or ())
+            # Whatever the listing says, a file a kept snapshot links to stays.
+            inodes.update(_inode(f) for f in _files_under(self.root / "snapshots" / key))
+        return wanted, inodes
+
+    @contextmanager
+    def _try_locked(self, *parts: str) -> Iterator[bool]:
+        """Take the lock ``locks/<parts>.lock`` if no one holds it; yield whether it was taken."""
+        from filelock import FileLock, Timeout
+
+        *folders, name = parts
+        path = self.root.joinpath("locks", *folders, f"{name}.lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -953,6 +1261,107 @@ def _stale_shared(path: Path, entries: Sequence[_Entry]) -> bool:
         ):
             return True
     return False
+
+
+def _children(folder: Path) -> list[Path]:
+    """The entries of ``folder`` (none if it is missing)."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file under ``folder``."""
+    return [Path(d, name) for d, _, names in os.walk(folder) for name in names]
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    """``(device, inode)`` of ``path``, or ``(-1, -1)`` if it is gone."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return (-1, -1)
+    return (st.st_dev, st.st_ino)
+
+
+class _Freed:
+    """The bytes that deleting files frees: each inode once, when all its links go.
+
+    Files are measured as they are added, before they are deleted.
+    """
+
+    def __init__(self) -> None:
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}
+        self._counts: dict[tuple[int, int], int] = {}
+
+    def add(self, paths: Iterable[Path]) -> None:
+        """Count ``paths``, about to be deleted."""
+        for path in paths:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            self._sizes[key] = (st.st_size, st.st_nlink)
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    @property
+    def total(self) -> int:
+        """Bytes freed by deleting everything added."""
+        return sum(s for key, (s, links) in self._sizes.items() if self._counts[key] >= links)
+
+
+def _remove_dir_atomically(folder: Path, tmp: Path) -> None:
+    """Rename ``folder`` into ``tmp/`` (one step for readers), then delete it there."""
+    gone = tmp / f"gc-{folder.name}-{uuid.uuid4().hex}"
+    try:
+        os.replace(folder, gone)
+    except OSError:
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _tmp_lock(name: str) -> tuple[str, ...] | None:
+    """The lock a live writer of the temporary ``tmp/<name>`` holds, or ``None`` if unknown."""
+    match = _TMP_OBJECT_RE.match(name)
+    if match:
+        md5 = match.group(1)
+        return ("md5", md5[:2], md5[2:])
+    match = _TMP_SNAPSHOT_RE.match(name)
+    if match:
+        return ("snapshots", match.group(1))
+    return None
+
+
+def _remove(path: Path, dry_run: bool = False) -> int:
+    """Delete a file or folder tree (unless ``dry_run``); return the bytes it held."""
+    if path.is_dir() and not path.is_symlink():
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+        if not dry_run:
+            shutil.rmtree(path, ignore_errors=True)
+        return size
+    size = path.lstat().st_size
+    if not dry_run:
+        path.unlink(missing_ok=True)
+    return size
+
+
+def _metadata_intact(path: Path, entries: Sequence[_Entry]) -> bool:
+    """Whether every metadata file of a snapshot still has its bytes (see :func:`is_metadata`)."""
+    return all(_holds_in(path, e) for e in entries if is_metadata(e.relpath, e.size))
+
+
+def _unrepairable(
+    dir_md5: str, path: Path, bad: Sequence[_Entry], error: RegistryError
+) -> CorruptArtifactError:
+    """The error for corrupt cached files that no shared cache or remote could replace."""
+    names = ", ".join(repr(e.relpath) for e in bad[:3]) + (" ..." if len(bad) > 3 else "")
+    return CorruptArtifactError(
+        f"the cached copy of artifact {dir_md5} in {path} has {len(bad)} corrupt file(s) "
+        f"({names}) that could not be repaired: {first_line(error)}. Once the DVC remote can be "
+        "reached, run 'registry cache verify' to repair them"
+    )
 
 
 def _strays(path: Path, entries: Sequence[_Entry]) -> list[str]:
