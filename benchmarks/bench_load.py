@@ -46,6 +46,7 @@ def make_release(work: Path, name: str, size: int) -> str:
 
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, env=run_env)
     run("git", "remote", "remove", "origin")
+    (work / "storage").mkdir()  # a release never creates its remote's folder
     run(str(BIN / "dvc"), "remote", "add", "--force", "--default", "bench", str(work / "storage"))
     sys.path.insert(0, str(ROOT))
     from registry.build.dvcfiles import pipeline_datasets, remove_dataset
