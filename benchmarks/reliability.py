@@ -48,11 +48,16 @@ KNOWN_GAPS = {
     "cache bit flip: dataset_info.json": "item 4 (metadata verified on every load)",
     "cache bit flip: features.json": "item 4 (metadata verified on every load)",
     "cache bit flip: labels": "item 4 (metadata verified on every load)",
+    "cache: leftovers of killed loaders": "item 7 / cache gc (.part files of killed downloads)",
+    "race: 2 x mlflow sync, one SQLite": (
+        "not assigned: two first syncs on a new SQLite store race MLflow's schema migration; "
+        "the loser exits 1 with 'unexpected OperationalError' over 3 lines"
+    ),
 }
 # How long a hung Git remote is given before the campaign kills the release.
 HANG_LIMIT_S = 8.0
-QUICK = {"faults": 1, "races": 1, "sync": 1, "kills": 3, "flips": 2, "hostile": 12}
-FULL = {"faults": 10, "races": 10, "sync": 3, "kills": 30, "flips": 10, "hostile": 100}
+QUICK = {"faults": 1, "races": 1, "sync": 1, "kills": 3, "flips": 2, "hostile": 60}
+FULL = {"faults": 10, "races": 10, "sync": 3, "kills": 30, "flips": 10, "hostile": 1000}
 
 
 @dataclass
@@ -134,9 +139,10 @@ def unclear(rc: int, err: str) -> str | None:
         return f"exit {rc} with a traceback: {err.strip().splitlines()[-1][:120]}"
     if rc not in DOCUMENTED_EXITS:
         return f"undocumented exit {rc}: {err.strip()[-120:]}"
-    errors = [line for line in err.splitlines() if line.lower().startswith("error")]
-    if len(errors) != 1:
-        return f"exit {rc} with {len(errors)} error lines: {err.strip()[-160:]!r}"
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.lower().startswith("error")]
+    if len(errors) != 1 or not lines[-1].lower().startswith("error"):
+        return f"exit {rc}, not one error line at the end: {err.strip()[-200:]!r}"
     return None
 
 
@@ -546,9 +552,10 @@ def leftovers(cache: Path, since: float) -> list[str]:
     return found
 
 
-def case_killed_loaders(world: World, runs: int, reference: tuple[str, str]) -> Row:
+def case_killed_loaders(world: World, runs: int, reference: tuple[str, str]) -> list[Row]:
     """`registry datasets pull` SIGKILLed at random points; then a load: right data, no litter."""
     row, start = Row("cache: loaders killed at random points"), time.monotonic()
+    litter = Row("cache: leftovers of killed loaders")
     pull = ["registry", "datasets", "pull", AD_COPY_REF]
     cold = world.base / "cache-cold"
     began = time.monotonic()
@@ -564,7 +571,8 @@ def case_killed_loaders(world: World, runs: int, reference: tuple[str, str]) -> 
         if what_user_gets(world, cache) != reference:
             row.failed.append(f"run {i}: wrong examples or metadata after kills")
         if stale := leftovers(cache, since):
-            row.failed.append(f"run {i}: leftovers older than the load: {stale[:3]}")
+            litter.failed.append(f"run {i}: leftovers older than the load: {stale[:3]}")
+        litter.runs += 1
         if has_verify:
             verify = run(world, "registry", "cache", "verify", REGISTRY_CACHE_DIR=str(cache))
             if verify.rc != 0:
@@ -572,10 +580,11 @@ def case_killed_loaders(world: World, runs: int, reference: tuple[str, str]) -> 
         shutil.rmtree(cache, ignore_errors=True)
         row.runs += 1
     if not row.failed:
-        row.held = ["0 wrong examples", "0 leftovers older than the run"]
+        row.held = ["0 wrong examples or metadata"]
     row.held.append("cache verify: checked" if has_verify else "cache verify: not available yet")
-    row.seconds = time.monotonic() - start
-    return row
+    litter.held = [f"{litter.runs - len(litter.failed)} runs with 0 leftovers older than the load"]
+    row.seconds = litter.seconds = time.monotonic() - start
+    return [row, litter]
 
 
 FLIP_KINDS = {
@@ -805,7 +814,7 @@ def campaign(base: Path, counts: dict[str, int]) -> list[Row]:
     rows += case_races(world, counts["races"])
     rows += case_sync(world, counts["sync"])
     reference = what_user_gets(world, world.base / "cache-reference")
-    rows.append(case_killed_loaders(world, counts["kills"], reference))
+    rows += case_killed_loaders(world, counts["kills"], reference)
     rows += case_bit_flips(world, counts["flips"], reference)
     rows.append(case_hostile(world, counts["hostile"]))
     rows.append(case_secrets(world))
