@@ -405,9 +405,15 @@ def hermetic_env(home: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> ReleasedRegistry:
     """Build and release digits once per session, through the real CLI, DVC and Beam."""
+    return build_released_registry(tmp_path_factory.mktemp("released-registry"))
+
+
+def build_released_registry(base: Path) -> ReleasedRegistry:
+    """Make, in the empty folder ``base``, a registry clone with a bare ``origin`` and a local DVC
+    remote, and build and release digits 1.0.0 there through the real CLI, DVC and Beam (also
+    used by ``benchmarks/reliability.py``)."""
     import yaml
 
-    base = tmp_path_factory.mktemp("released-registry")
     env = hermetic_env(base / "home")
     clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
 
