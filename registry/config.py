@@ -14,6 +14,7 @@ Later sources win: built-in defaults < the registry's own config (the ``registry
 | owners           | (registry config)         |                      | none: anyone may tag      |
 | stage_approvers  | (registry config)         |                      | none: the owners decide   |
 | require_signed_tags | (registry config)      |                      | ``false``                 |
+| Git network timeout | ``REGISTRY_GIT_TIMEOUT`` |                    | 300 s                     |
 
 ``cache_dir``'s default is ``$XDG_CACHE_HOME/lab-registry`` (``~/.cache/lab-registry``).
 
@@ -460,6 +461,38 @@ def _shared_cache_dir(sources: list[tuple[dict[str, Any], str, Path | None]]) ->
             path = base / path
         chosen = path
     return chosen
+
+
+GIT_TIMEOUT_ENV = "REGISTRY_GIT_TIMEOUT"
+GIT_TIMEOUT_S = 300.0
+
+
+def git_timeout() -> float:
+    """Seconds a Git command that talks to a remote (fetch, ls-remote, push, clone) may take.
+
+    ``$REGISTRY_GIT_TIMEOUT`` (default 300): a remote that accepts the connection and never
+    answers must not hang a release or a load forever.
+
+    Raises:
+        ConfigError: If the variable is not a positive number of seconds.
+
+    Example:
+        >>> git_timeout()  # with REGISTRY_GIT_TIMEOUT unset
+        300.0
+    """
+    text = os.environ.get(GIT_TIMEOUT_ENV, "").strip()
+    if not text:
+        return GIT_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(
+            f"{GIT_TIMEOUT_ENV}={text!r} is not a positive number of seconds; unset it for the "
+            f"default ({GIT_TIMEOUT_S:g})"
+        )
+    return seconds
 
 
 _TRUE = frozenset({"true", "1", "yes", "on"})

@@ -222,6 +222,33 @@ def _fail_fast() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (``None`` for any other store)."""
+    prefix = "sqlite:///"  # then a relative path, or a fourth slash and an absolute one
+    if not uri.startswith(prefix):
+        return None
+    return Path(urllib.parse.unquote(uri[len(prefix) :].split("?", 1)[0]))
+
+
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold a lock beside a SQLite store's file (no-op for a server): one writer at a time.
+
+    MLflow creates and migrates a SQLite store's tables when a process first opens it, and two
+    processes doing that at once fail ("duplicate column name"); two syncs would also race to
+    register the same version. A server serialises its own writes.
+    """
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db.with_name(db.name + ".lock"))):
+        yield
+
+
 def _client(uri: str) -> Any:
     _fail_fast()
     # MLflow sets its loggers' level when it is imported, from this variable (default INFO:
@@ -229,7 +256,13 @@ def _client(uri: str) -> Any:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if _sqlite_path(uri) is None:
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _store_lock(uri):  # the first use of each store creates or migrates its tables
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    return client
 
 
 def _git_commit(session: Session | None) -> tuple[str | None, bool]:
@@ -813,6 +846,14 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
             "sync' again"
         )
     client = _client(uri)
+    with _store_lock(uri):
+        _sync_into(session, client, root, report)
+    return report
+
+
+def _sync_into(session: Session, client: Any, root: Path, report: SyncReport) -> None:
+    """Replay the pending runs, then mirror the released versions and stages (see :func:`sync`)."""
+    uri = client.tracking_uri
     try:
         for path in sorted((root / PENDING_DIR).glob("*.json")):
             with _claim(path) as claimed:
@@ -835,7 +876,6 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
                 f"({_short(e)}); run 'registry mlflow sync' again"
             ) from e
         raise
-    return report
 
 
 def _replay(client: Any, record: dict[str, Any]) -> bool:

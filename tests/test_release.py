@@ -4,10 +4,14 @@ failed push can simply be run again."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +22,7 @@ from registry.cards import parse_card, render_card
 from registry.errors import (
     AlreadyDeprecatedError,
     AlreadyInStageError,
+    ConfigError,
     DirtyWorkTreeError,
     InvalidCardError,
     MissingReleaseNotesError,
@@ -262,6 +267,50 @@ def test_failed_pushes_leave_no_tag_and_a_rerun_completes(
     assert str(release.version) == "1.1.0"
     assert tag in _tags(clone) and tag in _tags(released_registry.origin)
     assert any(storage.rglob("*.dir"))
+
+
+@pytest.fixture
+def silent_git_server() -> Iterator[str]:
+    """A git:// URL on 127.0.0.1 whose server accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"git://127.0.0.1:{server.getsockname()[1]}/registry.git"
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_git_remote_that_never_answers_stops_the_release_in_time(
+    clone: Path, tmp_path: Path, silent_git_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _released_model(clone, tmp_path)
+    monkeypatch.setenv("REGISTRY_GIT_TIMEOUT", "2")
+    git(clone, "remote", "set-url", "origin", silent_git_server)
+    started = time.monotonic()
+    message = _refused(RemoteError, "models", MODEL, "--bump", "patch", clone=clone)
+    assert time.monotonic() - started < 30  # not the default 300 s: the variable is honoured
+    assert "git ls-remote got no answer from the remote within 2 s" in message
+    assert "REGISTRY_GIT_TIMEOUT" in message
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
+def test_a_bad_git_timeout_is_refused(
+    clone: Path, tmp_path: Path, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _released_model(clone, tmp_path)
+    monkeypatch.setenv("REGISTRY_GIT_TIMEOUT", value)
+    message = _refused(ConfigError, "models", MODEL, "--bump", "patch", clone=clone)
+    assert message == (
+        f"REGISTRY_GIT_TIMEOUT={value!r} is not a positive number of seconds; unset it for the "
+        "default (300)"
+    )
 
 
 def test_failing_build_exits_5_with_one_line(released_registry: ReleasedRegistry) -> None:

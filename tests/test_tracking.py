@@ -326,3 +326,29 @@ def test_sync_mirrors_releases_and_stages(
         "staging": versions["1.1.0"].version
     }
     assert not tracking.sync().changed
+
+
+@pytest.mark.slow
+def test_two_syncs_at_once_on_a_new_sqlite_store_both_succeed_without_duplicates(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path, no_tracking_env
+) -> None:
+    """MLflow creates a new SQLite store's tables on first use; two processes doing that at once
+    failed ("duplicate column name"). The registry takes a lock beside the file."""
+    clone = released_registry.clone
+    chdir(clone)
+    name = "vision/raced-cnn"
+    registry.add_model(name, _weights(tmp_path, content=b"r1" * 500))
+    _fill_card(clone, name)
+    commit_all(clone, f"Add {name}")
+    registry.release_model(name)
+    registry.promote_model(f"{name}:1.0.0", "prod")
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    argv = [sys.executable, "-m", "registry", "mlflow", "sync", "--tracking-uri", uri]
+    procs = [subprocess.Popen(argv, cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outcomes = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+    assert [code for _, code in outcomes] == [0, 0], outcomes
+    client = _client(uri)
+    versions = client.search_model_versions("name='vision.raced-cnn'")
+    assert [v.tags["registry.version"] for v in versions] == ["1.0.0"]
+    assert client.get_registered_model("vision.raced-cnn").aliases == {"prod": versions[0].version}

@@ -8,14 +8,17 @@ long-lived ``git cat-file --batch`` process (GitPython's), never one process per
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from registry.config import GIT_TIMEOUT_ENV, git_timeout
 from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceError
 
 if TYPE_CHECKING:
@@ -87,17 +90,14 @@ def is_local_path(url: str) -> bool:
     return ":" not in head or os.path.isabs(url)
 
 
+# The git commands that talk to a remote: they run under config.git_timeout().
+_NETWORK = frozenset({"clone", "fetch", "ls-remote", "push"})
+
+
 def _run_git(args: list[str], cwd: Path | None = None, check: bool = True) -> str:
     """Run one git command and return its stdout; raise GitError with git's message on failure."""
     try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **_GIT_ENV},
-            check=False,
-        )
+        done = _run(["git", *args], cwd, network=args[0] in _NETWORK)
     except FileNotFoundError as e:
         raise GitError("git is not installed or not on PATH; install git first") from e
     if check and done.returncode != 0:
@@ -107,6 +107,32 @@ def _run_git(args: list[str], cwd: Path | None = None, check: bool = True) -> st
         message = (reasons or lines or ["no output"])[0 if reasons else -1]
         raise GitError(f"git {args[0]} failed: {message}")
     return done.stdout
+
+
+def _run(argv: list[str], cwd: Path | None, network: bool) -> subprocess.CompletedProcess[str]:
+    """Run git; one that talks to a remote is killed, with its helpers (ssh, git-remote-*), when
+    the remote has not finished within :func:`config.git_timeout`."""
+    timeout = git_timeout() if network else None
+    with subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **_GIT_ENV}, start_new_session=network,
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException as e:  # the timeout, or Ctrl-C (a network git has its own session)
+            with contextlib.suppress(ProcessLookupError):
+                if network:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.kill()
+            proc.communicate()
+            if not isinstance(e, subprocess.TimeoutExpired):
+                raise
+            raise GitError(
+                f"git {argv[1]} got no answer from the remote within {timeout:g} s: check the "
+                f"network and the remote's URL ({GIT_TIMEOUT_ENV} sets the limit)"
+            ) from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 class GitRepo:
