@@ -78,3 +78,16 @@ def test_configure_sets_tensorflow_up_before_its_import() -> None:
         "determinism": {**determinism.DEFAULTS, "inter_op_threads": 2},
     }
     assert determinism.jit_compile(seen["applied"]) is False
+
+
+def test_the_committed_cards_record_how_they_were_trained() -> None:
+    import tensorflow as tf
+
+    from registry.cards import parse_card
+
+    for name in ("digits-cnn", "digits-parity"):
+        card = parse_card((PROJECT_ROOT / "models" / name / "README.md").read_text())
+        assert card.get("training") == {
+            "tensorflow": tf.__version__,
+            "determinism": determinism.DEFAULTS,
+        }, name
