@@ -694,6 +694,9 @@ class _ModelRelease:
             "base_model": str(base) if base else None,
             "params": _model_params(root, self.name),
             "training_run": _training_run(root, self.name, card, md5),
+            # How the weights were trained (framework version, determinism settings), if the
+            # training code wrote it into the card (src/zoo does).
+            "training": card.get("training"),
             "weights": {"path": self.weights, "md5": md5},
         }
         lines = f"{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"

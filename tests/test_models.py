@@ -317,3 +317,15 @@ def test_a_released_card_that_no_longer_parses_is_a_warning(
         assert warned[0].startswith(line), warned[0]
         assert "mapping values are not allowed" in warned[0]
         assert warned[0].endswith("shown blank until a release with a card that parses")
+
+
+def test_the_lineage_keeps_how_the_weights_were_trained(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    training = {"tensorflow": "2.21.0", "determinism": {"onednn": False, "intra_op_threads": 1}}
+    _model(zoo.clone, tmp_path, "m", training=training)
+    _model(zoo.clone, tmp_path, "n")
+    registry.release_model("m")
+    registry.release_model("n")
+    assert registry.model_info("m:1.0.0").lineage["training"] == training
+    assert registry.model_info("n:1.0.0").lineage["training"] is None
