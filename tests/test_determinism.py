@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -47,6 +49,19 @@ def test_a_bad_setting_is_a_config_error(section: dict[str, object], message: st
     with pytest.raises(ConfigError) as caught:
         determinism.settings(section)
     assert message in str(caught.value)
+
+
+def test_the_training_command_refuses_a_bad_setting_in_params_yaml(
+    tmp_path: Path, chdir: Callable[[Path], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from src.zoo import train
+
+    (tmp_path / "params.yaml").write_text("train:\n  determinism:\n    xla: maybe\n")
+    chdir(tmp_path)
+    assert train.main(["digits-cnn"]) == ConfigError.exit_code
+    assert capsys.readouterr().err == (
+        "error: train.determinism.xla in params.yaml must be true or false, not 'maybe'\n"
+    )
 
 
 def test_configure_sets_tensorflow_up_before_its_import() -> None:

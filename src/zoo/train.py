@@ -10,9 +10,12 @@ Usage (from a registry clone, or anywhere with ``--registry`` / ``REGISTRY_URL``
         --base-weights models/digits-cnn/model.keras --out models/digits-parity
 
 Each run reads its data with ``registry.load_dataset`` (train on ``train``, evaluate on
-``test``), is deterministic for a given ``--seed``, writes the weights to ``<out>/<weights>`` (the
-card's ``weights`` field, ``model.keras``), and updates the card ``<out>/README.md``: ``metrics``
-(test split), ``datasets`` and ``base_model`` with exact versions. The rest of the card is kept.
+``test``), is deterministic for a given ``--seed`` on any x86-64 machine (``train.determinism``
+of the ``params.yaml`` in the current directory, else the defaults: :mod:`src.zoo.determinism`),
+writes the weights to ``<out>/<weights>`` (the card's ``weights`` field, ``model.keras``), and
+updates the card ``<out>/README.md``: ``metrics`` (test split), ``datasets`` and ``base_model``
+with exact versions, and ``training`` (TensorFlow version, determinism settings). The rest of
+the card is kept.
 """
 
 from __future__ import annotations
@@ -545,7 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; print a JSON summary of the run on stdout and return the exit status."""
     args = _parser().parse_args(argv)
     try:
-        determinism.configure()  # before anything imports TensorFlow
+        # train.determinism of the params.yaml here (the lab's code and knobs), before anything
+        # imports TensorFlow; the defaults without one.
+        settings = (registry.read_params(".").get("train") or {}).get("determinism")
+        determinism.configure(settings)
     except RegistryError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
@@ -558,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "where": args.registry,
         "verbose": args.verbose,
+        "settings": settings,
     }
     try:
         if args.model == "digits-cnn":
