@@ -123,17 +123,16 @@ def configure(section: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Apply the determinism settings to this process; call it before importing TensorFlow.
 
     Sets the environment TensorFlow reads at import (oneDNN, deterministic ops, XLA
-    auto-clustering), then imports it and sets op determinism, the thread pools and the
-    XLA JIT switch.
+    auto-clustering), then imports it and sets op determinism, the thread pools and (with
+    ``xla: false``) the XLA JIT switch off; ``xla: true`` leaves XLA to TensorFlow and Keras. In a
+    process where TensorFlow already ran (a notebook, a test), oneDNN and the thread counts can no
+    longer change: a warning says so, and the result says what is in effect.
 
     Args:
         section: ``train.determinism`` from ``params.yaml`` (``None``: the defaults).
 
     Returns:
         The settings in effect plus ``tensorflow`` (its version): what :func:`record` writes.
-
-    Returns what is in effect: in a process where TensorFlow already ran (a notebook, a test),
-    oneDNN and the thread counts can no longer change, which is logged as a warning.
 
     Raises:
         ConfigError: For a bad setting.
@@ -149,7 +148,8 @@ def configure(section: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
     if chosen["op_determinism"]:
         tf.config.experimental.enable_op_determinism()
-    tf.config.optimizer.set_jit(bool(chosen["xla"]))
+    if not chosen["xla"]:
+        tf.config.optimizer.set_jit(False)
     intra, inter = _set_threads(int(chosen["intra_op_threads"]), int(chosen["inter_op_threads"]))
     return {
         **chosen,
