@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -295,19 +296,24 @@ def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Rele
     return open_session(registry).resolve(as_reference(ref), "model")
 
 
-def _card_at(session: Session, name: str, commit: str | None) -> ModelCard | None:
-    """The card of ``name`` at ``commit`` (or in the work tree when ``None``)."""
-    if commit is None:
+def _card_at(session: Session, name: str, release: Release | None) -> ModelCard | None:
+    """The card of ``name`` at ``release``'s commit (or in the work tree when ``None``); a
+    released card that does not parse is ``None`` with a warning naming it, its tag and why."""
+    if release is None:
         try:
             return _read_work_tree_card(session.root, name)
         except (ArtifactNotFoundError, CardError):
             return None
-    data = session.repo.read_file(commit, layout.card_file(name))
+    data = session.repo.read_file(release.commit, layout.card_file(name))
     if data is None:
         return None
+    where = f"{layout.card_file(name)} at {release.tag}"
     try:
-        return parse_card(data.decode("utf-8", errors="replace"), where=layout.card_file(name))
-    except CardError:
+        return parse_card(data.decode("utf-8", errors="replace"), where=where)
+    except CardError as e:
+        logging.getLogger("registry").warning(
+            "%s; its fields are shown blank until a release with a card that parses", e
+        )
         return None
 
 
@@ -340,7 +346,7 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
     for name in names:
         releases = index.releases(name)
         latest = releases[-1] if releases else None
-        card = _card_at(session, name, latest.commit if latest else None) if (
+        card = _card_at(session, name, latest) if (
             latest or session.repo.work_tree is not None
         ) else None
         summary = ModelSummary(
@@ -525,7 +531,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
     else:
         release = session.resolve(reference, "model")
         index = session.index()
-        found = _card_at(session, release.name, release.commit)
+        found = _card_at(session, release.name, release)
         card = found if found is not None else ModelCard()
     name = reference.name
     return ModelInfo(
@@ -689,6 +695,9 @@ class _ModelRelease:
             "base_model": str(base) if base else None,
             "params": _model_params(root, self.name),
             "training_run": _training_run(root, self.name, card, md5),
+            # How the weights were trained (framework version, determinism settings), if the
+            # training code wrote it into the card (src/zoo does).
+            "training": card.get("training"),
             "weights": {"path": self.weights, "md5": md5},
         }
         lines = f"{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
@@ -958,7 +967,7 @@ def released_weights(session: Session, release: Release) -> tuple[str, str]:
         NotBuiltError: If the release has no card with a ``weights`` field, or nothing records
             the weights' hash.
     """
-    card = _card_at(session, release.name, release.commit)
+    card = _card_at(session, release.name, release)
     if card is None or not card.get("weights"):
         raise NotBuiltError(f"{release.tag} has no card with a weights field")
     weights = f"{layout.model_dir(release.name)}/{card.meta['weights']}"

@@ -128,6 +128,27 @@ def test_mirror_of_a_url_is_cloned_once_and_refreshed(tmp_path: Path, tagged_rep
     assert again.read_file("HEAD", "missing") is None
 
 
+def test_a_mirror_cloned_while_the_remotes_head_was_broken_recovers(tmp_path: Path) -> None:
+    # The remote's HEAD names a branch nobody has pushed yet; its only branch is 'trunk'.
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    work = tmp_path / "work"
+    git(tmp_path, "init", "-q", str(work))
+    (work / "file").write_text("1")
+    commit_all(work, "one")
+    git(work, "push", "-q", str(remote), "HEAD:refs/heads/trunk")
+    git(remote, "symbolic-ref", "HEAD", "refs/heads/not-yet")
+    url = f"file://{remote}"
+    broken = GitRepo.open(url, tmp_path / "cache")
+    assert broken.read_file("HEAD", "file") is None
+
+    git(remote, "symbolic-ref", "HEAD", "refs/heads/trunk")  # fixed
+    mirror = GitRepo.open(url, tmp_path / "cache")
+    mirror.refresh()
+    assert mirror.read_file("HEAD", "file") == b"1"
+    assert mirror.resolve_commit("HEAD") == git(work, "rev-parse", "HEAD").strip()
+
+
 def test_ever_released_counts_withdrawn_versions_exactly(tagged_repo: GitRepo) -> None:
     from registry.grammar import Version
 

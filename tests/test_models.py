@@ -290,3 +290,42 @@ def test_a_released_model_removed_from_the_tree_is_not_a_dataset(
     assert [s.name for s in registry.list_datasets()] == ["image_classification/digits"]
     assert "old-model" in [s.name for s in registry.list_models()]
     assert registry.load_model("old-model:1.0.0").read_bytes() == b"old-model" * 100
+
+
+def test_a_released_card_that_no_longer_parses_is_a_warning(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    # A release whose card does not parse at its tag (tagged by another tool, or an older
+    # parser): info, list and search show its fields blank, and say why on one line.
+    _model(zoo.clone, tmp_path, "m")
+    registry.release_model("m")
+    card = zoo.clone / "models" / "m" / "README.md"
+    card.write_text(card.read_text().replace("owner: vision-team", "owner: a: b", 1))
+    commit_all(zoo.clone, "A card that does not parse")
+    git(zoo.clone, "tag", "-a", "m@v1.1.0", "-m", "Registering artifact m version v1.1.0")
+    line = "models/m/README.md at m@v1.1.0: the front matter is not valid YAML: line 10, column 9: "
+    for argv in (["info", "m"], ["list"], ["search", "--task", "image-classification"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "registry", "models", *argv],
+            cwd=zoo.clone,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        warned = [w for w in done.stderr.splitlines() if "m@v1.1.0" in w]
+        assert len(warned) == 1, done.stderr
+        assert warned[0].startswith(line), warned[0]
+        assert "mapping values are not allowed" in warned[0]
+        assert warned[0].endswith("shown blank until a release with a card that parses")
+
+
+def test_the_lineage_keeps_how_the_weights_were_trained(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    training = {"tensorflow": "2.21.0", "determinism": {"onednn": False, "intra_op_threads": 1}}
+    _model(zoo.clone, tmp_path, "m", training=training)
+    _model(zoo.clone, tmp_path, "n")
+    registry.release_model("m")
+    registry.release_model("n")
+    assert registry.model_info("m:1.0.0").lineage["training"] == training
+    assert registry.model_info("n:1.0.0").lineage["training"] is None

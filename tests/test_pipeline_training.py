@@ -20,8 +20,8 @@ import yaml
 from registry.cards import parse_card, render_card
 from registry.datasets import locate_dataset
 from registry.errors import ConfigError
-from src.zoo import pipeline
-from tests.conftest import NOT_APPLICABLE, commit_all
+from src.zoo import determinism, pipeline
+from tests.conftest import NOT_APPLICABLE, PROJECT_ROOT, commit_all, git
 
 DIGITS = "image_classification/digits"
 MODELS = ("digits-cnn", "digits-parity")
@@ -130,11 +130,14 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
         assert record["tags"][f"dataset.{DIGITS}"] == "1.0.0"
         assert record["tags"][f"dataset.{DIGITS}.md5"] == workspace.md5
         assert record["tags"]["registry.strategy"].startswith("cpu")
+        assert record["tags"]["registry.tensorflow"] == card.meta["training"]["tensorflow"]
+        assert record["tags"]["registry.determinism.onednn"] in (False, "False")
         assert record["tags"]["registry.weights"] == f"models/{name}/model.keras"
         assert record["params"]["epochs"] == "1"
         assert "test_accuracy" in {row[0] for row in record["metrics"]}
         card = parse_card((repo / "models" / name / "README.md").read_text())
         assert card.get("training_run") is None  # a retrain must not change a tracked file
+        assert card.meta["training"]["determinism"] == determinism.DEFAULTS
         local = json.loads((repo / "mlflow" / "runs" / f"{name}.json").read_text())
         assert local["run"] == record["uid"]
 
@@ -184,6 +187,25 @@ def test_dvc_repro_trains_and_evaluates_the_zoo(
     data = exp_rev["data"]
     assert data["params"]["params.yaml"]["data"]["models"]["digits-cnn"]["epochs"] == 2
     assert data["metrics"]["models/digits-cnn/training.json"]["data"]["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_a_fresh_clone_trains_to_the_committed_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `make run` does on a new machine, cut to the stage that failed there: digits-cnn
+    # trained in a fresh clone of this repository's committed tree (its dataset built first, as
+    # dvc repro does) leaves nothing to commit: same weights, metrics, card and training logs.
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(PROJECT_ROOT), str(clone))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # runs kept in pending/
+    done = _dvc(clone, "repro", "train@digits-cnn")
+    assert "Running stage 'train@digits-cnn'" in done.stdout
+    assert git(clone, "status", "--porcelain") == ""
+    assert "up to date" in _dvc(clone, "status", "train@digits-cnn").stdout
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]["train@digits-cnn"]
+    [weights] = [o for o in lock["outs"] if o["path"] == "models/digits-cnn/model.keras"]
+    assert pipeline.file_md5(clone / "models/digits-cnn/model.keras") == weights["md5"]
 
 
 def test_an_unknown_strategy_is_a_clear_error() -> None:

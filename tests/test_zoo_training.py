@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from registry.cards import ModelCard, parse_card, validate_card
-from src.zoo import train
+from src.zoo import determinism, train
 from tests.conftest import PROJECT_ROOT, ReleasedRegistry, commit_all, git
 
 DIGITS = "image_classification/digits:1.0.0"
@@ -40,6 +40,7 @@ def test_digits_cnn_trains_and_digits_parity_reuses_its_backbone(
 ) -> None:
     import keras
     import numpy as np
+    import tensorflow as tf
 
     import registry
 
@@ -58,9 +59,12 @@ def test_digits_cnn_trains_and_digits_parity_reuses_its_backbone(
     assert card.meta["metrics"]["accuracy"] > 0.8
     assert list(card.meta) == list(original.meta)
     assert card.body == original.body
-    assert {k: v for k, v in card.meta.items() if k != "metrics"} == {
-        k: v for k, v in original.meta.items() if k != "metrics"
+    assert {k: v for k, v in card.meta.items() if k not in ("metrics", "training")} == {
+        k: v for k, v in original.meta.items() if k not in ("metrics", "training")
     }
+    # How it was trained: in this process TensorFlow ran before, so what was in effect.
+    assert card.meta["training"]["tensorflow"] == tf.__version__
+    assert set(card.meta["training"]["determinism"]) == set(determinism.DEFAULTS)
 
     # The weights file loads and scores what the card says on the test split.
     base = keras.saving.load_model(cnn / "model.keras")

@@ -210,7 +210,12 @@ class GitRepo:
     _fresh = False
 
     def refresh(self) -> None:
-        """Fetch new tags and branches into a mirror (a no-op for a local clone or once done)."""
+        """Fetch new tags and branches into a mirror (a no-op for a local clone or once done).
+
+        A mirror whose HEAD names no commit (cloned while the remote's HEAD pointed at a branch
+        that did not exist) takes the remote's HEAD again, so it recovers once the remote is
+        fixed.
+        """
         if self.work_tree is not None or self._fresh:
             return
         from filelock import FileLock
@@ -223,8 +228,20 @@ class GitRepo:
                     f"cannot fetch the registry from {self.url!r} ({e}); check the network or "
                     "REGISTRY_URL"
                 ) from e
+            self._repair_head()
         self._fresh = True
         self.__dict__.pop("_tags", None)
+
+    def _repair_head(self) -> None:
+        """Point a mirror's HEAD where the remote's points, if it names no commit here (fetch
+        updates branches, never a mirror's HEAD)."""
+        if self.git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip():
+            return
+        for line in self.git("ls-remote", "--symref", "origin", "HEAD", check=False).splitlines():
+            ref, _, name = line.removeprefix("ref: ").partition("\t")
+            if line.startswith("ref: ") and name == "HEAD" and ref.startswith("refs/heads/"):
+                self.git("symbolic-ref", "HEAD", ref)
+                return
 
     def fetch_tags(self) -> None:
         """Fetch the tags of the Git remote tags are pushed to (a no-op without one).

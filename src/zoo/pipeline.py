@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import registry
 from registry.atomic import atomic_write_text
 from registry.errors import ConfigError, NotBuiltError, RegistryError
+from src.zoo import determinism
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -181,6 +182,8 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
     root = Path(root)
     where = str(root)
     knobs, settings = _model_params(root, name)
+    # Before TensorFlow is imported (choose_strategy): oneDNN, XLA and threads, machine-independent.
+    applied = determinism.configure(settings.get("determinism"))
     dataset = locate_dataset(str(knobs.get("dataset") or ""), source="workspace", registry=where)
     strategy, which = choose_strategy(
         str(settings.get("strategy") or "auto"), settings.get("tpu") or None
@@ -191,12 +194,21 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
         name,
         params={**knobs, "train": settings},
         datasets=[tracking.DatasetRef(dataset.name, dataset.version, dataset.md5)],
-        tags={"registry.strategy": which, "registry.data_source": dataset.source},
+        tags={
+            "registry.strategy": which,
+            "registry.data_source": dataset.source,
+            "registry.tensorflow": applied["tensorflow"],
+            **{
+                f"registry.determinism.{k}": v
+                for k, v in determinism.record(applied)["determinism"].items()
+            },
+        },
         registry=where,
     ) as tracked:
         result = _train(
             name,
             knobs,
+            settings,
             root,
             dataset.reference,
             strategy,
@@ -230,6 +242,7 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
 def _train(
     name: str,
     knobs: dict[str, Any],
+    settings: dict[str, Any],
     root: Path,
     dataset: str,
     strategy: tf.distribute.Strategy,
@@ -252,6 +265,7 @@ def _train(
         "strategy": strategy,
         "callbacks": callbacks,
         "verbose": verbose,
+        "settings": settings.get("determinism"),
     }
     base = knobs.get("base")
     if name == "digits-cnn" and not base:

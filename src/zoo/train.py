@@ -10,9 +10,12 @@ Usage (from a registry clone, or anywhere with ``--registry`` / ``REGISTRY_URL``
         --base-weights models/digits-cnn/model.keras --out models/digits-parity
 
 Each run reads its data with ``registry.load_dataset`` (train on ``train``, evaluate on
-``test``), is deterministic for a given ``--seed``, writes the weights to ``<out>/<weights>`` (the
-card's ``weights`` field, ``model.keras``), and updates the card ``<out>/README.md``: ``metrics``
-(test split), ``datasets`` and ``base_model`` with exact versions. The rest of the card is kept.
+``test``), is deterministic for a given ``--seed`` on any x86-64 machine (``train.determinism``
+of the ``params.yaml`` in the current directory, else the defaults: :mod:`src.zoo.determinism`),
+writes the weights to ``<out>/<weights>`` (the card's ``weights`` field, ``model.keras``), and
+updates the card ``<out>/README.md``: ``metrics`` (test split), ``datasets`` and ``base_model``
+with exact versions, and ``training`` (TensorFlow version, determinism settings). The rest of
+the card is kept.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from registry.atomic import atomic_write_text
 from registry.cards import ModelCard, parse_card, render_card, validate_card
 from registry.datasets import Source, locate_dataset
 from registry.errors import CardError, ConfigError, RegistryError
+from src.zoo import determinism
 
 if TYPE_CHECKING:
     import keras
@@ -55,6 +59,7 @@ class TrainResult:
         datasets: The exact dataset versions it was trained on.
         base_model: The exact base model version (fine-tuned models), or ``None``.
         seconds: Wall time of training and evaluation (data loading included).
+        training: The TensorFlow version and determinism settings (the card's ``training``).
     """
 
     model: str
@@ -64,6 +69,7 @@ class TrainResult:
     datasets: list[str]
     base_model: str | None
     seconds: float
+    training: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for the CLI's JSON summary."""
@@ -111,13 +117,14 @@ def _weights_path(out: Path, card: ModelCard) -> Path:
 # -- data and determinism ---------------------------------------------------------------------
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
+def seed_everything(seed: int, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Pin TensorFlow to machine-independent results (``train.determinism``, see
+    :mod:`src.zoo.determinism`) and seed Python, NumPy and TensorFlow; return what was applied."""
+    applied = determinism.configure(settings)
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    return applied
 
 
 def exact_dataset(ref: str, where: str | None = None, source: Source = "release") -> str:
@@ -252,6 +259,7 @@ def train_digits_cnn(
     strategy: tf.distribute.Strategy | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
+    settings: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``digits-cnn`` (10-way digit classifier) from scratch.
 
@@ -268,6 +276,7 @@ def train_digits_cnn(
         strategy: The ``tf.distribute`` strategy to build and train in (None: the default).
         callbacks: Keras callbacks for ``fit`` (e.g. to log each epoch).
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
+        settings: ``train.determinism`` of ``params.yaml`` (None: the defaults).
 
     Raises:
         CardError: If ``<out>/README.md`` is missing or malformed.
@@ -279,7 +288,7 @@ def train_digits_cnn(
     weights = _weights_path(out, read_card(out))
     ref = exact_dataset(dataset, where, source)
     started = time.perf_counter()
-    seed_everything(seed)
+    applied = seed_everything(seed, settings)
     import keras
 
     split: dict[str, Any] = {"where": where, "source": source}
@@ -291,13 +300,17 @@ def train_digits_cnn(
             optimizer=keras.optimizers.Adam(learning_rate, name="adam"),  # no "adam_1" in a 2nd run
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=determinism.jit_compile(applied),
         )
     model.fit(train, epochs=epochs, shuffle=False, verbose=verbose, callbacks=list(callbacks))
     metrics = _evaluate(model, test)
     seconds = time.perf_counter() - started
     save_model(model, weights)
-    update_card(out, datasets=[ref], base_model=None, metrics=metrics)
-    return TrainResult("digits-cnn", weights, out / CARD, metrics, [ref], None, round(seconds, 1))
+    training = determinism.record(applied)
+    update_card(out, datasets=[ref], base_model=None, metrics=metrics, training=training)
+    return TrainResult(
+        "digits-cnn", weights, out / CARD, metrics, [ref], None, round(seconds, 1), training
+    )
 
 
 def load_base(
@@ -344,6 +357,7 @@ def train_digits_parity(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     keep_unknown_base: bool = False,
     verbose: int = 0,
+    settings: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Fine-tune ``digits-parity`` (even vs odd digit) from the ``digits-cnn`` backbone.
 
@@ -369,6 +383,7 @@ def train_digits_parity(
         keep_unknown_base: If ``base`` is not an exact version, leave the card's ``base_model``
             as it is (and say nothing) instead of clearing it with a warning.
         verbose: Keras ``fit`` verbosity.
+        settings: ``train.determinism`` of ``params.yaml`` (None: the defaults).
 
     Raises:
         CardError: If ``<out>/README.md`` is missing or malformed.
@@ -380,7 +395,7 @@ def train_digits_parity(
     weights = _weights_path(out, read_card(out))
     ref = exact_dataset(dataset, where, source)
     started = time.perf_counter()
-    seed_everything(seed)
+    applied = seed_everything(seed, settings)
     with _scope(strategy):
         base_model, base_ref = load_base(base, base_weights, where)
     if base_ref is None and not keep_unknown_base:
@@ -403,17 +418,21 @@ def train_digits_parity(
         strategy=strategy,
         callbacks=callbacks,
         verbose=verbose,
+        jit_compile=determinism.jit_compile(applied),
     )
     metrics = _evaluate(model, test)
     seconds = time.perf_counter() - started
     save_model(model, weights)
+    training = determinism.record(applied)
     if base_ref is None and keep_unknown_base:  # the card's base_model stays; report it
-        kept = update_card(out, datasets=[ref], metrics=metrics).get("base_model")
-        base_ref = None if kept is None else str(kept)
+        kept = update_card(out, datasets=[ref], metrics=metrics, training=training)
+        base_ref = None if kept.get("base_model") is None else str(kept.get("base_model"))
     else:
-        update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics)
+        update_card(out, datasets=[ref], base_model=base_ref, metrics=metrics, training=training)
     seconds = round(seconds, 1)
-    return TrainResult("digits-parity", weights, out / CARD, metrics, [ref], base_ref, seconds)
+    return TrainResult(
+        "digits-parity", weights, out / CARD, metrics, [ref], base_ref, seconds, training
+    )
 
 
 def _fine_tune(
@@ -426,6 +445,7 @@ def _fine_tune(
     strategy: tf.distribute.Strategy | None,
     callbacks: Sequence[keras.callbacks.Callback],
     verbose: int,
+    jit_compile: bool | str = "auto",
 ) -> None:
     """Fit ``model``'s head for ``epochs`` with the backbone frozen, then the whole model for
     ``unfreeze_epochs`` at a tenth of the learning rate (epochs numbered on from the first)."""
@@ -439,6 +459,7 @@ def _fine_tune(
                 optimizer=keras.optimizers.Adam(rate, name="adam"),
                 loss="binary_crossentropy",
                 metrics=["accuracy"],
+                jit_compile=jit_compile,
             )
         model.fit(
             train,
@@ -526,6 +547,14 @@ def _add_common_options(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; print a JSON summary of the run on stdout and return the exit status."""
     args = _parser().parse_args(argv)
+    try:
+        # train.determinism of the params.yaml here (the lab's code and knobs), before anything
+        # imports TensorFlow; the defaults without one.
+        settings = (registry.read_params(".").get("train") or {}).get("determinism")
+        determinism.configure(settings)
+    except RegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
     common = {
         "out": args.out or Path("models") / args.model,
         "dataset": args.dataset,
@@ -535,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "where": args.registry,
         "verbose": args.verbose,
+        "settings": settings,
     }
     try:
         if args.model == "digits-cnn":
