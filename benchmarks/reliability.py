@@ -62,8 +62,10 @@ KNOWN_GAPS: dict[str, str] = {}
 # the campaign would kill it.
 GIT_TIMEOUT_S = 2
 HANG_LIMIT_S = 20.0
-QUICK = {"faults": 1, "races": 1, "sync": 1, "kills": 3, "flips": 2, "hostile": 60}
-FULL = {"faults": 10, "races": 10, "sync": 3, "kills": 30, "flips": 10, "hostile": 1000}
+QUICK = {"faults": 1, "races": 1, "sync": 1, "kills": 3, "flips": 2, "full": 2,
+         "hostile": 60}
+FULL = {"faults": 50, "races": 50, "sync": 10, "kills": 100, "flips": 25, "full": 20,
+        "hostile": 1000}
 
 
 @dataclass
@@ -594,6 +596,69 @@ def case_killed_loaders(world: World, runs: int, reference: tuple[str, str]) -> 
     return [row, litter]
 
 
+# -- disk full ----------------------------------------------------------------------------------
+
+# Where no tmpfs can be mounted (not root): a command whose files may not grow past argv[1] bytes
+# (RLIMIT_FSIZE; SIGXFSZ ignored, so a write fails with EFBIG instead of killing it).
+_FSIZE_LIMITED = (
+    "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def _mount_tmpfs(folder: Path, size: int, remount: bool = False) -> bool:
+    """Mount (or resize) a tmpfs of ``size`` bytes on ``folder``; False where not allowed."""
+    options = f"remount,size={size}" if remount else f"size={size}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def case_disk_full(world: World, runs: int, reference: tuple[str, str]) -> Row:
+    """A pull into a cache whose disk fills up: one clear line, and the cache stays usable."""
+    row, start = Row("cache: disk full during a pull"), time.monotonic()
+    pull = ["registry", "datasets", "pull", AD_COPY_REF]
+    sizes = [p.stat().st_size for p in (world.base / "cache-cold").rglob("*") if p.is_file()]
+    probe = world.base / "tmpfs-probe"
+    probe.mkdir(exist_ok=True)
+    tmpfs = _mount_tmpfs(probe, 1 << 20) and subprocess.run(["umount", str(probe)]).returncode == 0
+    outcomes: dict[str, int] = {}
+    for i in range(runs):
+        cache = world.base / f"cache-full-{i}"
+        cache.mkdir()
+        fraction = random.uniform(0.1, 0.9)
+        if tmpfs:
+            _mount_tmpfs(cache, max(4096, int(sum(sizes) * fraction)))
+            limited: list[str] = []
+        else:
+            limited = [sys.executable, "-c", _FSIZE_LIMITED, str(int(max(sizes) * fraction))]
+        try:
+            done = run(world, *limited, *pull, REGISTRY_CACHE_DIR=str(cache))
+            how = "fitted" if done.rc == 0 else f"exit {done.rc}"
+            outcomes[how] = outcomes.get(how, 0) + 1
+            if why := unclear(done.rc, done.err):
+                row.failed.append(f"run {i}: {why}")
+            if tmpfs:
+                _mount_tmpfs(cache, 64 << 20, remount=True)  # the disk has room again
+            if what_user_gets(world, cache) != reference:
+                row.failed.append(f"run {i}: wrong examples or metadata once there was room")
+            verify = run(world, "registry", "cache", "verify", REGISTRY_CACHE_DIR=str(cache))
+            if verify.rc != 0:
+                row.failed.append(f"run {i}: cache verify failed: {verify.err.strip()[-160:]}")
+        finally:
+            if tmpfs:
+                subprocess.run(["umount", str(cache)])
+        row.runs += 1
+    way = "a tmpfs too small" if tmpfs else "a file size limit (no tmpfs without root)"
+    row.held = [f"{way}: " + ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()))]
+    if not row.failed:
+        row.held += ["one clear line each", "the cache intact: right data and verify once there "
+                     "was room"]
+    row.seconds = time.monotonic() - start
+    return row
+
+
 FLIP_KINDS = {
     "shard": lambda p: ".tfrecord" in p.name,
     "dataset_info.json": lambda p: p.name == "dataset_info.json",
@@ -823,6 +888,7 @@ def campaign(base: Path, counts: dict[str, int]) -> list[Row]:
     reference = what_user_gets(world, world.base / "cache-reference")
     rows += case_killed_loaders(world, counts["kills"], reference)
     rows += case_bit_flips(world, counts["flips"], reference)
+    rows.append(case_disk_full(world, counts["full"], reference))
     rows.append(case_hostile(world, counts["hostile"]))
     rows.append(case_secrets(world))
     return [judge(r) for r in rows]

@@ -724,6 +724,13 @@ class CorruptArtifactError(RegistryError, OSError):
     exit_code = 8
 
 
+class DiskFullError(RegistryError, OSError):
+    """The disk (or quota, or file size limit) under the registry cache has no room for what
+    is being fetched; what was already cached is left intact."""
+
+    exit_code = 14
+
+
 class GitError(RegistryError, RuntimeError):
     """A Git command failed."""
 

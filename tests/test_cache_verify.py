@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import signal
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from registry.errors import CorruptArtifactError
+from registry.errors import CorruptArtifactError, DiskFullError
 from registry.storage.cache import CacheTarget, ContentCache, GcReport, is_metadata
 from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises
 from tests.test_storage import V1, V2, child, md5, open_release, snapshot, tree
@@ -378,3 +379,25 @@ def test_cli_cache_verify_exits_8_when_a_version_stays_corrupt(
     message = str(err)
     assert f"{NAME}:1.0.0" in message and "missing from DVC remote" in message
     assert "'registry cache verify' again" in message
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_pull_is_one_line_and_leaves_the_cache_intact(
+    released_registry: ReleasedRegistry,
+) -> None:
+    """No room for a file of the pull (here a file size limit, which needs no root; the
+    reliability campaign also fills a real tmpfs): DiskFullError, then a whole pull later."""
+    clone = released_registry.clone
+    biggest = max(p.stat().st_size for p in released_registry.storage.rglob("*") if p.is_file())
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (biggest // 2, hard))
+    try:
+        err = cli_raises(DiskFullError, "datasets", "pull", NAME, cwd=clone)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert str(err).startswith("no room left for the registry cache in ")
+    assert "File too large" in str(err) and "registry cache gc" in str(err)
+    assert registry.pull_dataset(NAME, registry=clone, verify=True).files > 0
+    assert len(registry.load_dataset(NAME, split="test", output="pandas", registry=clone)) == 342

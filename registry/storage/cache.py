@@ -68,13 +68,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from registry.atomic import atomic_write_text, replace_dir
 from registry.errors import (
     CorruptArtifactError,
+    DiskFullError,
     RegistryError,
     RemoteError,
     first_line,
@@ -402,6 +403,35 @@ def _parse_listing(data: bytes, dir_md5: str) -> list[_Entry]:
     return sorted(entries, key=lambda e: e.relpath)
 
 
+# A write that fails for want of room: a full disk, a quota, a file size limit (ulimit -f).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _needs_room(method: _F) -> _F:
+    """Report a write that found no room under the cache as :class:`DiskFullError`.
+
+    What was cached before stays intact: objects and snapshots appear only by an atomic rename
+    of a whole file or folder, so a failed write leaves at most a temporary that the next sweep
+    removes.
+    """
+
+    @wraps(method)
+    def checked(self: ContentCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as e:
+            if e.errno not in _NO_ROOM or isinstance(e, RegistryError):
+                raise
+            raise DiskFullError(
+                f"no room left for the registry cache in {self.root} ({e.strerror}): free space "
+                "there ('registry cache gc' removes what no tag uses) or set REGISTRY_CACHE_DIR "
+                "to a disk with room, then run it again"
+            ) from e
+
+    return checked  # type: ignore[return-value]
+
+
 class ContentCache:
     """A local content-addressed cache of DVC objects and the artifact folders made from them.
 
@@ -595,6 +625,7 @@ class ContentCache:
                 tmp.unlink(missing_ok=True)
         return None
 
+    @_needs_room
     def ensure_object(
         self,
         md5: str,
@@ -632,6 +663,7 @@ class ContentCache:
             self._obtain(md5, remote, label=label, rehash=verify, progress=progress)
         return self.object_path(md5)
 
+    @_needs_room
     def named_object(
         self,
         md5: str,
@@ -730,6 +762,7 @@ class ContentCache:
 
     # -- snapshots -----------------------------------------------------------------------------
 
+    @_needs_room
     def cached(self, dir_md5: str, *, verify: bool = False) -> FetchResult | None:
         """Return the artifact ``dir_md5`` if its snapshot is cached and intact, else ``None``.
 
@@ -805,6 +838,7 @@ class ContentCache:
                 return _parse_listing(data, dir_md5)
         return None
 
+    @_needs_room
     def snapshot(
         self,
         dir_md5: str,
@@ -1046,6 +1080,7 @@ class ContentCache:
 
     # -- verify and gc ------------------------------------------------------------------------
 
+    @_needs_room
     def verify(
         self,
         targets: Sequence[CacheTarget],
