@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import registry
 from registry.errors import CorruptArtifactError, DiskFullError
 from registry.storage.cache import CacheTarget, ContentCache, GcReport, is_metadata
 from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises
-from tests.test_storage import V1, V2, child, md5, open_release, snapshot, tree
+from tests.test_storage import V1, V2, md5, open_release, snapshot, stalled_download, tree
 
 METADATA = ["dataset_info.json", "features.json", "metadata/labels.txt"]
 SHARD = "digits-train.tfrecord-00007-of-00096"
@@ -110,13 +109,7 @@ def test_a_killed_downloads_part_is_swept_and_a_live_one_kept(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ) -> None:
     art, cache, marker = released_artifact, tmp_path / "cache", tmp_path / "midway"
-    # A real download, stalled 1 MiB into the 3 MiB file.
-    proc = child(art, V1, cache, jobs=1, hang_after=1 << 20, marker=str(marker))
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = stalled_download(art, cache, marker)
     parts = [p for p in (cache / "tmp").iterdir() if p.name.endswith(".part")]
     assert len(parts) == 1, list((cache / "tmp").iterdir())
     try:
@@ -136,11 +129,7 @@ def test_the_next_fetch_sweeps_a_killed_downloads_part(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ) -> None:
     art, cache, marker = released_artifact, tmp_path / "cache", tmp_path / "midway"
-    proc = child(art, V1, cache, jobs=1, hang_after=1 << 20, marker=str(marker))
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = stalled_download(art, cache, marker)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert any(p.name.endswith(".part") for p in (cache / "tmp").iterdir())

@@ -114,6 +114,18 @@ def child(
     )
 
 
+def stalled_download(art: ReleasedArtifact, cache: Path, marker: Path) -> subprocess.Popen[str]:
+    """A child fetching V1 into ``cache``, stalled 1 MiB into its 3 MiB file (it wrote
+    ``marker`` there) and alive."""
+    proc = child(art, V1, cache, jobs=1, hang_after=1 << 20, marker=str(marker))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc
+
+
 def child_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -271,13 +283,7 @@ def test_killed_fetch_leaves_no_partial_artifact(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ):
     art, cache, marker = released_artifact, tmp_path / "cache", tmp_path / "midway"
-    # The child stalls inside the download of the 3 MiB file (1 MiB in), and is killed there.
-    proc = child(art, V1, cache, jobs=1, hang_after=1 << 20, marker=str(marker))
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    proc = stalled_download(art, cache, marker)  # killed there, inside the download
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
