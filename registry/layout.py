@@ -23,6 +23,7 @@ __all__ = [
     "card_file",
     "dataset_dir",
     "dataset_names_in",
+    "link_outside",
     "model_dir",
     "model_names_in",
     "prepared_dir",
@@ -128,3 +129,23 @@ def scratch_dir(root: Path, *parts: str) -> Path:
     if not ignore.is_file() or ignore.read_text() != text:
         ignore.write_text(text)
     return folder
+
+
+def link_outside(top: Path, path: Path) -> Path | None:
+    """The symbolic link that takes ``path`` out of the folder ``top``, or ``None``.
+
+    Where the registry copies or packages a folder's files (a model's weights folder, the
+    Dataflow worker package), a link leading outside would carry its target along: a key file,
+    another project. The link named is the one the user made: ``path`` itself, or the folder
+    above it (below ``top``) that is a link.
+
+    Example:
+        >>> link_outside(Path("."), Path("datasets"))  # a plain folder of the tree
+    """
+    resolved = top.resolve()
+    if path.resolve().is_relative_to(resolved):
+        return None
+    inside = [p for p in (path, *path.parents) if p.is_relative_to(top) and p != top]
+    return next(
+        (p for p in inside if p.is_symlink() and not p.resolve().is_relative_to(resolved)), path
+    )

@@ -182,12 +182,15 @@ def add_model(
         SourceNotFoundError: If ``source`` does not exist (a FileNotFoundError).
         ArtifactExistsError: If the model has weights already (without ``force``), or the name
             is a dataset's.
+        ConfigError: If a weights folder holds a symbolic link leading out of it.
     """
     session = open_session(registry)
     root = session.root
     src = Path(source).expanduser()
     if not src.exists():
         raise SourceNotFoundError(str(src), f"cannot add weights to model {name!r}")
+    if src.is_dir():
+        _refuse_links_outside(src)
     if grammar.parse_name(name) not in session.known_models():
         new_model(name, registry=root)
     card = _read_work_tree_card(root, name)
@@ -219,6 +222,19 @@ def add_model(
     atomic_write_text(root / layout.card_file(name), render_card(meta, card.body))
     _declare_artifact(root, name, meta)
     return dest
+
+
+def _refuse_links_outside(folder: Path) -> None:
+    """Refuse a weights folder with a symlink leading out of it: the copy would take the link's
+    target along into the registry and its DVC remote."""
+    for path in sorted(folder.rglob("*")):
+        link = layout.link_outside(folder, path)
+        if link is not None:
+            raise ConfigError(
+                f"{link} is a symbolic link to {link.resolve()}, outside {folder}: 'models add' "
+                "copies only the folder's own files into the registry (and its DVC remote); "
+                "copy the file into the folder instead of linking it"
+            )
 
 
 def _untrack(root: Path, weights: Path) -> None:

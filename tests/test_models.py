@@ -24,7 +24,7 @@ from registry.errors import (
     VersionUnspecifiedError,
 )
 from registry.models import read_lineage
-from tests.conftest import ReleasedRegistry, commit_all, git
+from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
 
 pytestmark = pytest.mark.slow
 DIGITS = "image_classification/digits:1.0.0"
@@ -329,3 +329,25 @@ def test_the_lineage_keeps_how_the_weights_were_trained(
     registry.release_model("n")
     assert registry.model_info("m:1.0.0").lineage["training"] == training
     assert registry.model_info("n:1.0.0").lineage["training"] is None
+
+
+def test_a_weights_folder_with_a_link_leading_out_of_it_is_refused(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    """The copy would carry the link's target (a key file, say) into the registry's DVC remote."""
+    clone, weights = zoo.clone, tmp_path / "saved_model"
+    (weights / "variables").mkdir(parents=True)
+    (weights / "saved_model.pb").write_bytes(b"graph")
+    secret = tmp_path / "id_ed25519"
+    secret.write_text("PRIVATE KEY")
+    (weights / "variables" / "key").symlink_to(secret)
+    error = cli_raises(ConfigError, "models", "add", "linked", "--from", str(weights), cwd=clone)
+    assert str(error).startswith(
+        f"{weights / 'variables' / 'key'} is a symbolic link to {secret}, outside {weights}: "
+    )
+    assert not (clone / "models" / "linked").exists()  # refused before anything was written
+    # A link inside the folder is the folder's own file: copied as its content.
+    (weights / "variables" / "key").unlink()
+    (weights / "variables" / "key").symlink_to(weights / "saved_model.pb")
+    dest = registry.add_model("linked", weights, registry=clone)
+    assert (dest / "variables" / "key").read_bytes() == b"graph"

@@ -360,17 +360,14 @@ def _dataset_files(root: Path, name: str) -> tuple[list[str], list[tuple[str, Pa
 def _refuse_link_outside(root: Path, path: Path) -> None:
     """Refuse ``path`` if a symlink takes it outside the repository ``root`` (its target would be
     shipped to the cloud in the worker package)."""
-    top = root.resolve()
-    if path.resolve().is_relative_to(top):
+    link = layout.link_outside(root, path)
+    if link is None:
         return
-    # Name the link the user made: the file itself, or the folder above it that is a link.
-    inside = [p for p in (path, *path.parents) if p.is_relative_to(root) and p != root]
-    link = next((p for p in inside if p.is_symlink() and not p.resolve().is_relative_to(top)), path)
     shown = link.relative_to(root) if link.is_relative_to(root) else link
     raise ConfigError(
-        f"{shown} is a symbolic link to {link.resolve()}, outside the repository {top}: "
-        "the Dataflow worker package takes "
-        "only files of the repository; copy the file into the dataset folder instead of linking it"
+        f"{shown} is a symbolic link to {link.resolve()}, outside the repository "
+        f"{root.resolve()}: the Dataflow worker package takes only files of the repository; "
+        "copy the file into the dataset folder instead of linking it"
     )
 
 
