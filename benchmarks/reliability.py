@@ -767,7 +767,8 @@ def case_hostile(world: World, examples: int) -> Row:
                                                                     "--registry"]])
     files = st.sampled_from([None, card, params])
     envs = st.sampled_from([None, "REGISTRY_URL", "REGISTRY_CACHE_DIR", "REGISTRY_REMOTE",
-                            "REGISTRY_SHARED_CACHE", "REGISTRY_CONFIG", "REGISTRY_VERBOSE"])
+                            "REGISTRY_SHARED_CACHE", "REGISTRY_CONFIG", "REGISTRY_VERBOSE",
+                            "REGISTRY_GIT_TIMEOUT"])
     before = _files_outside(sandbox, [repo, cache])
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=True,
