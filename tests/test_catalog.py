@@ -175,3 +175,41 @@ def test_a_reference_that_is_not_text_is_an_invalid_reference(ref: object) -> No
     for load in (registry.load_dataset, registry.load_model, registry.dataset_info):
         with pytest.raises(InvalidReferenceError, match=f"^{re.escape(expected)}"):
             load(ref)  # type: ignore[operator]
+
+
+# -- yanked versions (PEP 592) ------------------------------------------------------------------
+
+
+def test_latest_and_ranges_skip_a_yanked_version_and_a_pin_still_finds_it(
+    tagged_repo: GitRepo,
+) -> None:
+    index = TagIndex(tagged_repo.tags())
+    name = "products/product_a/ad_clicks"
+    assert index.resolve(parse_reference(name), kind="dataset").yanked is None
+    pinned = index.resolve(parse_reference(f"{name}:2.0.0"), kind="dataset")
+    assert str(pinned.version) == "2.0.0" and pinned.yanked is not None
+    # A tag written by hand (or by GTO) keeps its whole subject as the reason.
+    assert pinned.yanked.reason == "withdrawn" and pinned.yanked.tag == f"{name}@v2.0.0!"
+    assert index.yank_reasons(name) == {"2.0.0": "withdrawn"}
+    assert [str(r.version) for r in index.yanked(name)] == ["2.0.0"]
+    with pytest.raises(VersionNotFoundError) as error:
+        index.resolve(parse_reference(f"{name}:2.*"), kind="dataset")
+    assert f"not yanked (yanked: {name}:2.0.0; pin one exactly to load it)" in str(error.value)
+
+
+def test_a_yank_message_gives_the_reason_and_the_tagger(tmp_path: Path) -> None:
+    from registry.grammar import Version
+    from registry.repo.tags import yank_message
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit = commit_all(repo, "one")
+    git(repo, "tag", "-a", "-m", "release", "d@v1.0.0", commit)
+    message = yank_message("d", Version(1, 0, 0), "bad\n labels", "a@lab.test", "2026-01-02")
+    git(repo, "tag", "-a", "-m", message, "d@v1.0.0!", commit)
+    index = TagIndex(GitRepo.open(str(repo), tmp_path / "cache").tags())
+    yank = index.resolve(parse_reference("d:1.0.0"), kind="dataset").yanked
+    assert yank is not None and yank.reason == "bad labels"
+    assert yank.by == "researcher@lab.test"  # the tagger, as Git recorded it
+    assert index.latest("d") is None and index.ever_released("d", Version(1, 0, 0))

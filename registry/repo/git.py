@@ -38,12 +38,14 @@ class TagRef:
         commit: The commit the tag points at (peeled through an annotated tag).
         created: The tag's (or, for a lightweight tag, the commit's) ISO 8601 date.
         message: The first line of an annotated tag's message.
+        tagger: The tagger's email (``""`` for a lightweight tag).
     """
 
     name: str
     commit: str
     created: str
     message: str = ""
+    tagger: str = ""
 
 
 @dataclass(frozen=True)
@@ -304,13 +306,14 @@ class GitRepo:
         out = self.git(
             "for-each-ref",
             "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00"
-            "%(creatordate:iso-strict)%00%(contents:subject)",
+            "%(creatordate:iso-strict)%00%(taggeremail)%00%(contents:subject)",
             "refs/tags",
         )
         tags = []
         for line in out.splitlines():
-            name, obj, peeled, created, subject = line.split("\0")
-            tags.append(TagRef(name, peeled or obj, created, subject))
+            name, obj, peeled, created, tagger, subject = line.split("\0", 5)
+            tagger = tagger.strip().removeprefix("<").removesuffix(">").lower()
+            tags.append(TagRef(name, peeled or obj, created, subject, tagger))
         return tags
 
     def tags(self) -> list[TagRef]:

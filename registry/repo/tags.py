@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from registry.errors import ArtifactNotFoundError, VersionNotFoundError
 from registry.grammar import (
@@ -23,7 +23,43 @@ from registry.grammar import (
 )
 from registry.repo.git import TagRef
 
-__all__ = ["Release", "TagIndex"]
+__all__ = ["Release", "TagIndex", "Yank", "yank_message"]
+
+# The subject line of a yank tag's message: the reason is read back from it, so that one
+# ``for-each-ref`` call gives every yanked version's reason.
+_YANK_SUBJECT = "Yank {name} {version}: "
+
+
+@dataclass(frozen=True)
+class Yank:
+    """Why, by whom and when a version was yanked (GTO's deregistration tag ``name@vX.Y.Z!``).
+
+    Attributes:
+        reason: The reason given (for a tag made by GTO or by hand: its subject line).
+        by: The tagger's email (``""`` if unknown).
+        at: When the tag was made (ISO 8601).
+        tag: The deregistration tag.
+    """
+
+    reason: str
+    by: str
+    at: str
+    tag: str
+
+
+def yank_message(name: str, version: Version, reason: str, by: str, at: str) -> str:
+    """The message of the tag that yanks ``version`` of ``name``: the reason on the subject line
+    (which :class:`TagIndex` reads back), then who and when.
+
+    Example:
+        >>> print(yank_message("d", Version(1, 0, 0), "bad labels", "a@lab.org", "2026-01-01"))
+        Yank d 1.0.0: bad labels
+        <BLANKLINE>
+        yanked-by: a@lab.org
+        yanked-at: 2026-01-01
+    """
+    subject = _YANK_SUBJECT.format(name=name, version=version) + " ".join(reason.split())
+    return f"{subject}\n\nyanked-by: {by}\nyanked-at: {at}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +72,7 @@ class Release:
         tag: The Git tag that registered it (``name@vX.Y.Z``).
         commit: The commit the tag points at.
         created: When the tag was made (ISO 8601).
+        yanked: Why, by whom and when it was yanked; ``None`` for a live version.
     """
 
     name: str
@@ -43,6 +80,7 @@ class Release:
     tag: str
     commit: str
     created: str
+    yanked: Yank | None = None
 
     @property
     def reference(self) -> str:
@@ -57,11 +95,16 @@ class Release:
 
 
 class TagIndex:
-    """Every artifact's releases, stages and deprecation, from one list of tags."""
+    """Every artifact's releases, stages and deprecation, from one list of tags.
+
+    Yanked versions (PEP 592) are kept apart: :meth:`releases` and :meth:`latest` leave them
+    out, so a range or "latest" never resolves to one, while an exact pin or a stage still does
+    (:meth:`resolve`), with :attr:`Release.yanked` saying why.
+    """
 
     def __init__(self, tags: Iterable[TagRef]) -> None:
         registered: dict[str, dict[Version, Release]] = defaultdict(dict)
-        withdrawn: dict[str, set[Version]] = defaultdict(set)
+        withdrawn: dict[str, dict[Version, Yank]] = defaultdict(dict)
         stage_events: dict[str, list[tuple[int, StageTag, str]]] = defaultdict(list)
         self._deprecated: set[str] = set()
         self._counters: dict[str, int] = defaultdict(int)
@@ -72,24 +115,29 @@ class TagIndex:
                     tag.name, tag.version, ref.name, ref.commit, ref.created
                 )
             elif isinstance(tag, DeregisterTag):
-                withdrawn[tag.name].add(tag.version)
+                prefix = _YANK_SUBJECT.format(name=tag.name, version=tag.version)
+                reason = ref.message.removeprefix(prefix).strip() or "no reason given"
+                withdrawn[tag.name][tag.version] = Yank(reason, ref.tagger, ref.created, ref.name)
             elif isinstance(tag, StageTag):
                 stage_events[tag.name].append((tag.counter, tag, ref.commit))
                 self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
             elif isinstance(tag, DeprecateTag):
                 self._deprecated.add(tag.name)
                 self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
-        self._ever = {name: set(found) | withdrawn[name] for name, found in registered.items()}
-        self._releases = {
-            name: sorted(
-                (r for v, r in versions.items() if v not in withdrawn[name]),
-                key=lambda r: r.version,
-            )
-            for name, versions in registered.items()
-        }
+        self._ever = {name: set(found) | set(withdrawn[name]) for name, found in registered.items()}
+        self._releases: dict[str, list[Release]] = {}
+        self._yanked: dict[str, list[Release]] = {}
+        for name, versions in registered.items():
+            ordered = sorted(versions.values(), key=lambda r: r.version)
+            yanks = withdrawn.get(name, {})
+            self._releases[name] = [r for r in ordered if r.version not in yanks]
+            self._yanked[name] = [
+                replace(r, yanked=yanks[r.version]) for r in ordered if r.version in yanks
+            ]
         self._stages: dict[str, dict[str, Release]] = {}
         for name, events in stage_events.items():
-            by_commit = {r.commit: r for r in self._releases.get(name, [])}
+            every = [*self._releases.get(name, []), *self._yanked.get(name, [])]
+            by_commit = {r.commit: r for r in every}
             current: dict[str, Release] = {}
             for _, tag, commit in sorted(events, key=lambda e: e[0]):
                 release = by_commit.get(commit)
@@ -105,8 +153,28 @@ class TagIndex:
         return sorted(name for name, releases in self._releases.items() if releases)
 
     def releases(self, name: str) -> list[Release]:
-        """The releases of ``name``, oldest version first (withdrawn ones left out)."""
+        """The releases of ``name``, oldest version first (yanked ones left out)."""
         return list(self._releases.get(name, []))
+
+    def yanked(self, name: str) -> list[Release]:
+        """The yanked releases of ``name``, oldest version first, each with its :class:`Yank`."""
+        return list(self._yanked.get(name, []))
+
+    def yank_reasons(self, name: str) -> dict[str, str]:
+        """Each yanked version of ``name`` (``"1.2.0"``) and why: what listings show.
+
+        Example:
+            >>> index.yank_reasons("products/product_a/ad_clicks")  # doctest: +SKIP
+            {'1.2.0': 'labels of 3% of the clicks are swapped'}
+        """
+        return {str(r.version): r.yanked.reason for r in self.yanked(name) if r.yanked}
+
+    def find(self, name: str, version: Version) -> Release | None:
+        """The release of exactly ``version`` of ``name``, yanked or not, or ``None``."""
+        for release in [*self._releases.get(name, []), *self._yanked.get(name, [])]:
+            if release.version == version:
+                return release
+        return None
 
     def ever_released(self, name: str, version: Version) -> bool:
         """Whether ``version`` of ``name`` was ever released, even if withdrawn since."""
@@ -131,6 +199,9 @@ class TagIndex:
 
     def resolve(self, ref: Reference, known: Iterable[str] = (), *, kind: str) -> Release:
         """Return the release that ``ref`` names: pinned, the latest matching, or a stage's.
+
+        PEP 592: "latest" and a range (``1.*``) never resolve to a yanked version; an exact pin
+        and a stage do, and the release's ``yanked`` says so (the caller warns or refuses).
 
         Args:
             ref: The parsed reference.
@@ -159,8 +230,17 @@ class TagIndex:
                 )
             return release
         matching = [r for r in releases if ref.version is None or ref.version.matches(r.version)]
+        yanked = [
+            r
+            for r in self._yanked.get(ref.name, [])
+            if ref.version is None or ref.version.matches(r.version)
+        ]
+        if ref.version is not None and ref.version.is_exact and yanked and not matching:
+            return yanked[-1]
         if not matching:
-            raise VersionNotFoundError(
-                ref.name, str(ref.version or "any version"), available, kind=kind
-            )
+            wanted = str(ref.version or "any version")
+            if yanked:
+                pins = ", ".join(f"{ref.name}:{r.version}" for r in yanked)
+                wanted += f" that is not yanked (yanked: {pins}; pin one exactly to load it)"
+            raise VersionNotFoundError(ref.name, wanted, available, kind=kind)
         return matching[-1]
