@@ -25,6 +25,7 @@ _EXPORTS = {
     "new_dataset": "registry.datasets",
     "pull_dataset": "registry.datasets",
     "release_dataset": "registry.datasets",
+    "yank_dataset": "registry.datasets",
     "Reference": "registry.grammar",
     "Version": "registry.grammar",
     "parse_reference": "registry.grammar",
@@ -42,6 +43,7 @@ _EXPORTS = {
     "release_model": "registry.models",
     "resolve_model": "registry.models",
     "search_models": "registry.models",
+    "yank_model": "registry.models",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -74,6 +76,8 @@ __all__ = [
     "release_model",
     "resolve_model",
     "search_models",
+    "yank_dataset",
+    "yank_model",
 ]
 
 if TYPE_CHECKING:
@@ -86,6 +90,7 @@ if TYPE_CHECKING:
         new_dataset,
         pull_dataset,
         release_dataset,
+        yank_dataset,
     )
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
@@ -103,6 +108,7 @@ if TYPE_CHECKING:
         release_model,
         resolve_model,
         search_models,
+        yank_model,
     )
 
 

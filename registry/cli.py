@@ -20,6 +20,7 @@ import click
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
+    from registry.repo.session import Kind
     from registry.storage.cache import FetchResult
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -36,7 +37,8 @@ config file or in the registry's params.yaml).
 Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built,
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
 9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed,
-13 version not signed as required, 14 no space left for the cache.
+13 version not signed as required, 14 no space left for the cache,
+15 version yanked (strict loading).
 """
 
 
@@ -121,11 +123,25 @@ def datasets_list(registry: str | None, as_json: bool) -> None:
             str(len(s.versions)),
             ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
             f"{s.built['version']} ({s.built['examples']:,} examples)" if s.built else "-",
-            ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)"),
+            ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)")
+            + _yanked_mark(s.yanked),
         )
         for s in summaries
     ]
     _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", ""), rows)
+
+
+def _yanked_mark(yanked: dict[str, str]) -> str:
+    """The yanked versions and why, for a listing's last column."""
+    return "".join(f" yanked {v} ({reason})" for v, reason in yanked.items())
+
+
+def _print_yanked(version: str | None, yanked: dict[str, str]) -> None:
+    """Mark ``version`` loudly if it is yanked, and list the yanked versions (``info``)."""
+    if version in yanked:
+        click.secho(f"YANKED: {yanked[version]}", fg="red", bold=True)
+    if yanked:
+        click.echo("yanked: " + ", ".join(f"{v} ({reason})" for v, reason in yanked.items()))
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -156,6 +172,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
     if info.tag:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
+    _print_yanked(info.version, info.yanked)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     if info.build:
@@ -460,7 +477,7 @@ def _model_rows(summaries: Sequence[Any]) -> list[tuple[str, ...]]:
             str(s.card.get("architecture") or "-"),
             str(s.card.get("framework") or "-"),
             str(s.card.get("owner") or "-"),
-            "deprecated" if s.deprecated else "",
+            ("deprecated" if s.deprecated else "") + _yanked_mark(s.yanked),
         )
         for s in summaries
     ]
@@ -555,6 +572,7 @@ def models_info(ref: str, registry: str | None, as_json: bool) -> None:
     if info.tag:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
+    _print_yanked(info.version, info.yanked)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     for key in ("task", "architecture", "framework", "base_model", "owner", "license", "weights"):
@@ -697,6 +715,90 @@ def models_deprecate(name: str, registry: str | None, no_push: bool) -> None:
     from registry.models import deprecate_model
 
     click.echo(f"tagged {deprecate_model(name, registry=registry, push=not no_push)}")
+
+
+def _yank_options(f: Any) -> Any:
+    """The options both yank commands take (the first listed is the first in --help)."""
+    f = _json_option(f)
+    f = click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")(f)
+    f = _registry_option(f)
+    f = click.option("--yes", is_flag=True, help="Do not ask: a yank cannot be undone.")(f)
+    return click.option("--reason", help="Why (required): shown to everyone who pins it.")(f)
+
+
+@datasets.command("yank")
+@click.argument("ref")
+@_yank_options
+def datasets_yank(
+    ref: str, reason: str | None, yes: bool, registry: str | None, no_push: bool, as_json: bool
+) -> None:
+    """Yank a dataset version (REF = NAME:X.Y.Z): GTO's NAME@vX.Y.Z!, final.
+
+    \b
+    NAME and NAME:1.* never resolve to it again; NAME:X.Y.Z still loads with a
+    warning (refused with REGISTRY_STRICT=1). Prints the model versions trained
+    on it and their stages. To undo, release the same data as a new PATCH version.
+    Python: registry.yank_dataset(REF, reason=...)
+    """
+    _yank("dataset", ref, reason, yes, registry, no_push, as_json)
+
+
+@models.command("yank")
+@click.argument("ref")
+@_yank_options
+def models_yank(
+    ref: str, reason: str | None, yes: bool, registry: str | None, no_push: bool, as_json: bool
+) -> None:
+    """Yank a model version (REF = NAME:X.Y.Z): GTO's NAME@vX.Y.Z!, final.
+
+    \b
+    NAME and NAME:1.* never resolve to it again; NAME:X.Y.Z and a stage that
+    holds it still load with a warning (refused with REGISTRY_STRICT=1). Prints
+    the model versions fine-tuned from it. To undo, release it as a new PATCH version.
+    Python: registry.yank_model(REF, reason=...)
+    """
+    _yank("model", ref, reason, yes, registry, no_push, as_json)
+
+
+def _yank(
+    kind: Kind,
+    ref: str,
+    reason: str | None,
+    yes: bool,
+    registry: str | None,
+    no_push: bool,
+    as_json: bool,
+) -> None:
+    """Check the reason, confirm, yank, and print the tag and the affected models."""
+    from registry.errors import ConfirmationRequiredError
+    from registry.release import check_reason
+
+    check_reason(kind, ref, reason)
+    command = f"registry {kind}s yank {ref} --reason ..."
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise ConfirmationRequiredError(f"yanking {ref}", command)
+        click.confirm(
+            f"Yank {ref}? This cannot be undone (GTO cannot re-register a version)", abort=True
+        )
+    from registry.datasets import yank_dataset
+    from registry.models import yank_model
+
+    if kind == "dataset":
+        result = yank_dataset(ref, reason=reason or "", registry=registry, push=not no_push)
+    else:
+        result = yank_model(ref, reason=reason or "", registry=registry, push=not no_push)
+    if as_json:
+        _print_json(asdict(result))
+        return
+    click.echo(f"tagged {result.tag}: {result.name} {result.version} is yanked ({result.reason})")
+    if not result.affected:
+        click.echo("no released model was trained on it")
+        return
+    click.echo("trained on it (retrain, or demote from their stages):")
+    for a in result.affected:
+        stages = f"  stages: {', '.join(a.stages)}" if a.stages else ""
+        click.echo(f"  {a.name} {a.version}  (via {a.via}){stages}")
 
 
 @models.command("pull")

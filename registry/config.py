@@ -495,6 +495,22 @@ def git_timeout() -> float:
     return seconds
 
 
+STRICT_ENV = "REGISTRY_STRICT"
+
+
+def strict_loading() -> bool:
+    """Whether loads refuse yanked versions: ``$REGISTRY_STRICT`` (a boolean, default off).
+
+    Raises:
+        ConfigError: If the variable is set to something that is not a boolean.
+
+    Example:
+        >>> strict_loading()  # with REGISTRY_STRICT unset
+        False
+    """
+    return parse_bool(os.environ.get(STRICT_ENV, ""), STRICT_ENV)
+
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 

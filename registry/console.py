@@ -120,6 +120,9 @@ def configure_logging(*, traceback: bool = False) -> None:
             logging.getLogger(noisy).setLevel(logging.ERROR)
     for client in _CLIENTS:
         logging.getLogger(client).setLevel(logging.NOTSET if loud or traceback else _SILENT)
+    # The registry's own warnings (a yanked version loaded) are one line each, not Python's
+    # "file:line: Category: message" and the source line.
+    warnings.showwarning = _log_warning
 
 
 def log_file(kind: str, name: str, root: str | os.PathLike[str] | None = None) -> Path:

@@ -45,6 +45,7 @@ from registry.repo.session import Kind, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
+    from registry.release import YankResult
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -63,6 +64,7 @@ __all__ = [
     "prepare_dataset",
     "pull_dataset",
     "release_dataset",
+    "yank_dataset",
 ]
 
 Output = Literal["tf", "numpy", "pandas"]
@@ -84,6 +86,7 @@ class DatasetSummary:
         in_tree: Whether its builder exists in the registry's tree (else: releases only).
         built: In a clone, what is built locally: ``{"version", "examples"}`` from its
             ``build_info.json`` when ``prepared/`` exists; else ``None``.
+        yanked: Each yanked version (left out of ``versions``) and why.
     """
 
     name: str
@@ -93,6 +96,7 @@ class DatasetSummary:
     deprecated: bool
     in_tree: bool
     built: dict[str, Any] | None = None
+    yanked: dict[str, str] = field(default_factory=dict)
 
 
 def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[DatasetSummary]:
@@ -130,6 +134,7 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
                 deprecated=index.is_deprecated(name),
                 in_tree=name in in_tree,
                 built=_local_build(session.repo.work_tree, name),
+                yanked=index.yank_reasons(name),
             )
         )
     return summaries
@@ -169,6 +174,7 @@ class DatasetInfo:
         versions: Every released version.
         stages: Stage -> version.
         release_notes: Version -> notes, from the builder's RELEASE_NOTES.
+        yanked: Each yanked version (left out of ``versions``) and why.
     """
 
     name: str
@@ -181,6 +187,7 @@ class DatasetInfo:
     versions: list[str]
     stages: dict[str, str]
     release_notes: dict[str, str] = field(default_factory=dict)
+    yanked: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -241,6 +248,7 @@ def dataset_info(
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         release_notes=builder_metadata(builder_source)[1],
+        yanked=index.yank_reasons(name),
     )
 
 
@@ -304,6 +312,7 @@ def pull_dataset(
     progress: ProgressCallback | None = None,
     jobs: int | None = None,
     verify: bool = False,
+    strict: bool = False,
 ) -> FetchResult:
     """Fetch a released dataset version into the local cache (if not there already).
 
@@ -313,6 +322,8 @@ def pull_dataset(
         progress: Called with ``(done_bytes, total_bytes)`` while fetching.
         jobs: Parallel downloads (default: as DVC).
         verify: Re-hash every cached file, not only those whose size or time changed.
+        strict: Refuse a yanked version (also ``REGISTRY_STRICT=1``); otherwise an exact pin
+            of one warns (:class:`~registry.repo.session.YankedVersionWarning`).
 
     Returns:
         The cached folder (a TFDS prepared folder) and what was transferred: downloaded from the
@@ -324,10 +335,11 @@ def pull_dataset(
         WrongKindError: If the name is a model's (a model is not a dataset).
         RemoteError: If the DVC remote is unreachable or lacks the bytes.
         CorruptArtifactError: If fetched bytes do not match the hash recorded in Git.
+        YankedVersionError: If the version is yanked and ``strict``.
     """
     reference = as_reference(ref)
     session = open_session(registry)
-    release = session.resolve(reference, "dataset", command="pull")
+    release = session.resolve(reference, "dataset", command="pull", strict=strict)
     return _fetch(session, release, progress=progress, jobs=jobs, verify=verify)
 
 
@@ -457,6 +469,7 @@ def load_dataset(
     source: Source = "release",
     registry: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
+    strict: bool = False,
     **as_dataset_kwargs: Any,
 ) -> Any:
     """Load a released dataset version, as ``tfds.load`` loads a public one.
@@ -489,6 +502,8 @@ def load_dataset(
             what a ``dvc.yaml`` training stage reads (see :func:`locate_dataset`).
         registry: A registry clone or Git URL; default from the configuration.
         progress: Called with ``(done_bytes, total_bytes)`` while fetching.
+        strict: Refuse a yanked version (also ``REGISTRY_STRICT=1``); otherwise an exact pin
+            of one loads with a :class:`~registry.repo.session.YankedVersionWarning`.
         **as_dataset_kwargs: Passed to ``tfds.core.DatasetBuilder.as_dataset``
             (``as_supervised``, ``shuffle_files``, ``batch_size``, ...).
 
@@ -501,6 +516,7 @@ def load_dataset(
         CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
             ``numpy``, were repaired while iterating: load again).
         ConfigError: If ``output`` is not one of the three.
+        YankedVersionError: If the version is yanked and ``strict``.
 
     Example:
         >>> ds = load_dataset("products/product_a/ad_clicks:1.*", split="train[:10%]")
@@ -511,7 +527,7 @@ def load_dataset(
         path = locate_dataset(ref, source=source, registry=registry).path
         return load_prepared(path, split, output=output, **as_dataset_kwargs)
     session = open_session(registry)
-    release = session.resolve(as_reference(ref), "dataset", command="pull")
+    release = session.resolve(as_reference(ref), "dataset", command="pull", strict=strict)
     path = _fetch(session, release, progress=progress).path
     try:
         data = load_prepared(path, split, output=output, **as_dataset_kwargs)
@@ -929,3 +945,44 @@ def new_dataset(
     session = open_session(registry)
     name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
     return write_dataset_folder(session.root, name, description=description, owner=owner)
+
+
+def yank_dataset(
+    ref: str,
+    *,
+    reason: str,
+    registry: str | os.PathLike[str] | None = None,
+    push: bool = True,
+) -> YankResult:
+    """Yank a released dataset version (PEP 592): GTO's deregistration tag ``NAME@vX.Y.Z!``.
+
+    From then on ``NAME`` and ``NAME:1.*`` never resolve to it; ``NAME:X.Y.Z`` still loads,
+    with a warning giving ``reason`` (refused under ``strict=True`` or ``REGISTRY_STRICT=1``).
+    A yank is final (GTO cannot re-register a version): to undo one, release the same data
+    as a new PATCH version. The API does not ask for confirmation; ``registry datasets yank``
+    does.
+
+    Args:
+        ref: ``NAME:X.Y.Z``.
+        reason: Why, shown to everyone who pins it.
+        registry: A registry clone; default from the configuration.
+        push: Push the tag to the Git remote.
+
+    Returns:
+        The tag and the model versions trained on it, with their stages (to retrain or demote).
+
+    Raises:
+        ReasonRequiredError: If ``reason`` is blank.
+        InvalidReferenceError: If ``ref`` does not pin one version.
+        VersionNotFoundError, ArtifactNotFoundError: If it was never released.
+        AlreadyYankedError: If it is yanked already.
+        NotPermittedError: If the Git identity is not one of the dataset's owners.
+        WrongKindError: If the name is a model's.
+
+    Example:
+        >>> yank_dataset("products/product_a/ad_clicks:1.2.0", reason="swapped labels")
+        ... # doctest: +SKIP
+    """
+    from registry.release import yank
+
+    return yank(open_session(registry), "dataset", ref, reason, push=push)

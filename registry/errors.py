@@ -18,12 +18,14 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "AlreadyDeprecatedError",
     "AlreadyInStageError",
+    "AlreadyYankedError",
     "ArtifactExistsError",
     "ArtifactNotFoundError",
     "BadSignatureError",
     "BuildError",
     "CardError",
     "ConfigError",
+    "ConfirmationRequiredError",
     "CorruptArtifactError",
     "CredentialsError",
     "DirtyWorkTreeError",
@@ -39,6 +41,7 @@ __all__ = [
     "NotARegistryError",
     "NotBuiltError",
     "NotPermittedError",
+    "ReasonRequiredError",
     "RegistryError",
     "RelativeRemoteError",
     "ReleaseError",
@@ -56,6 +59,7 @@ __all__ = [
     "VersionOnCommitError",
     "VersionUnspecifiedError",
     "WrongKindError",
+    "YankedVersionError",
     "first_line",
     "kind_mismatch",
 ]
@@ -560,6 +564,52 @@ class AlreadyDeprecatedError(ReleaseError):
         )
 
 
+class AlreadyYankedError(ReleaseError):
+    """The version is yanked already (nothing to tag: GTO cannot deregister twice).
+
+    Attributes:
+        name: The artifact.
+        version: Its version.
+        reason: Why it was yanked.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, reason: str) -> None:
+        self.name = name
+        self.version = str(version)
+        self.reason = reason
+        super().__init__(
+            f"{name} {version} is yanked already ({reason}), so nothing was tagged; see "
+            f"'registry {kind}s info {name}:{version}'"
+        )
+
+
+class ReasonRequiredError(RegistryError, ValueError):
+    """A yank without a reason: the reason is what everyone who pins the version is told."""
+
+    exit_code = 2
+
+    def __init__(self, kind: str, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"yanking {ref} needs a reason, which everyone who loads it is shown: run "
+            f"'registry {kind}s yank {ref} --reason \"what is wrong with it\"'"
+        )
+
+
+class ConfirmationRequiredError(RegistryError, PermissionError):
+    """A final action (a yank) was asked for without ``--yes`` and with no terminal to confirm
+    it on."""
+
+    exit_code = 2
+
+    def __init__(self, action: str, command: str) -> None:
+        self.action = action
+        super().__init__(
+            f"{action} cannot be undone and there is no terminal to confirm it on, so nothing "
+            f"was done; run '{command} --yes' to confirm"
+        )
+
+
 class UnsharedRemoteError(ReleaseError):
     """A release would push to a remote other than the one the registry's committed
     ``.dvc/config`` names (a ``.dvc/config.local`` or global override, ``REGISTRY_REMOTE`` or
@@ -709,6 +759,31 @@ class SignerNotAllowedError(UntrustedVersionError):
         return (
             "if the signer is trusted, add their key to .allowed_signers (SSH: 'EMAIL "
             "ssh-ed25519 KEY' lines) on the default branch, or import it to your GPG keyring"
+        )
+
+
+class YankedVersionError(RegistryError, LookupError):
+    """A strict load (``strict=True``, ``REGISTRY_STRICT=1``) of a yanked version (exit 15).
+
+    Attributes:
+        name: The artifact.
+        version: The yanked version.
+        reason: Why it was yanked.
+    """
+
+    exit_code = 15
+
+    def __init__(
+        self, kind: str, name: str, version: object, reason: str, by: str, at: str
+    ) -> None:
+        self.name = name
+        self.version = str(version)
+        self.reason = reason
+        who = f" by {by}" if by else ""
+        super().__init__(
+            f"{name} {version} is yanked ({reason}; yanked{who} on {at[:10]}), and strict "
+            f"loading (strict=True or REGISTRY_STRICT=1) refuses yanked versions; load a later "
+            f"version (see 'registry {kind}s info {name}')"
         )
 
 

@@ -45,7 +45,7 @@ from registry.errors import (
     first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
-from registry.release import check_permitted
+from registry.release import YankResult, check_permitted, yank
 from registry.repo.lock import locked_out_hash
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
@@ -69,6 +69,7 @@ __all__ = [
     "release_model",
     "resolve_model",
     "search_models",
+    "yank_model",
 ]
 
 Bump = Literal["major", "minor", "patch"]
@@ -344,6 +345,7 @@ class ModelSummary:
         stages: Stage -> version.
         deprecated: Whether the model is deprecated.
         card: The front matter of the latest release's card (the work tree's if unreleased).
+        yanked: Each yanked version (left out of ``versions``) and why.
     """
 
     name: str
@@ -352,6 +354,7 @@ class ModelSummary:
     stages: dict[str, str]
     deprecated: bool
     card: dict[str, Any] = field(default_factory=dict)
+    yanked: dict[str, str] = field(default_factory=dict)
 
 
 def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, str]]:
@@ -372,6 +375,7 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
             stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
             deprecated=index.is_deprecated(name),
             card=dict(card.meta) if card else {},
+            yanked=index.yank_reasons(name),
         )
         summaries.append((summary, card.text if card else ""))
     return summaries
@@ -507,6 +511,7 @@ class ModelInfo:
         versions, stages, deprecated: As in :class:`ModelSummary`.
         lineage: What the release recorded: dataset versions, base model, commit, params,
             training run, weights hash.
+        yanked: Each yanked version (left out of ``versions``) and why.
     """
 
     name: str
@@ -519,6 +524,7 @@ class ModelInfo:
     stages: dict[str, str]
     deprecated: bool
     lineage: dict[str, Any] | None
+    yanked: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -561,6 +567,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         deprecated=index.is_deprecated(name),
         lineage=read_lineage(session.repo.tag_message(release.tag)) if release else None,
+        yanked=index.yank_reasons(name),
     )
 
 
@@ -935,6 +942,35 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
     return tag
 
 
+def yank_model(
+    ref: str, *, reason: str, registry: RegistryArg = None, push: bool = True
+) -> YankResult:
+    """Yank a released model version (PEP 592): GTO's deregistration tag ``NAME@vX.Y.Z!``.
+
+    From then on ``NAME`` and ``NAME:1.*`` never resolve to it; ``NAME:X.Y.Z`` and a stage
+    that still points at it load with a warning giving ``reason`` (refused under
+    ``strict=True`` or ``REGISTRY_STRICT=1``). A yank is final: release the same weights as a
+    new PATCH version to undo it. The API does not ask for confirmation; the CLI does.
+
+    Args:
+        ref: ``NAME:X.Y.Z``.
+        reason: Why, shown to everyone who pins it.
+        registry: A registry clone; default from the configuration.
+        push: Push the tag to the Git remote.
+
+    Returns:
+        The tag and the model versions fine-tuned from it, with their stages.
+
+    Raises:
+        ReasonRequiredError, InvalidReferenceError, VersionNotFoundError, AlreadyYankedError,
+        NotPermittedError, WrongKindError: As for :func:`registry.yank_dataset`.
+
+    Example:
+        >>> yank_model("digits-cnn:1.0.0", reason="trained on swapped labels")  # doctest: +SKIP
+    """
+    return yank(open_session(registry), "model", ref, reason, push=push)
+
+
 # -- loading ------------------------------------------------------------------------------------
 
 
@@ -944,6 +980,7 @@ def load_model(
     registry: RegistryArg = None,
     progress: ProgressCallback | None = None,
     jobs: int | None = None,
+    strict: bool = False,
 ) -> Path:
     """Fetch a released model's weights into the local cache and return their path.
 
@@ -957,17 +994,20 @@ def load_model(
         registry: The registry; default from the configuration.
         progress: Called with ``(done bytes, total bytes)`` while downloading.
         jobs: Parallel downloads for a folder of weights (default: the DVC remote's ``jobs``).
+        strict: Refuse a yanked version (also ``REGISTRY_STRICT=1``); otherwise an exact pin
+            of one loads with a :class:`~registry.repo.session.YankedVersionWarning`.
 
     Raises:
         ArtifactNotFoundError, VersionNotFoundError: If nothing matches ``ref``.
         WrongKindError: If the name is a dataset's (a dataset is not a model).
         RemoteError: If the DVC remote cannot be reached or lacks the bytes.
         CorruptArtifactError: If the fetched bytes do not match their hash.
+        YankedVersionError: If the version is yanked and ``strict``.
     """
     from registry.storage.remote import RemoteStore
 
     session = open_session(registry)
-    release = session.resolve(as_reference(ref), "model", command="pull")
+    release = session.resolve(as_reference(ref), "model", command="pull", strict=strict)
     weights, md5 = released_weights(session, release)
     cache = session.content_cache()
     remote = RemoteStore.open(session.repo, release.commit, session.settings.remote)

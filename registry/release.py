@@ -22,36 +22,50 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from registry import layout
+from registry.cards import parse_card
 from registry.config import who_may
 from registry.errors import (
+    AlreadyYankedError,
+    ArtifactNotFoundError,
+    CardError,
     ConfigError,
     CredentialsError,
     DirtyWorkTreeError,
+    InvalidReferenceError,
     NotPermittedError,
+    ReasonRequiredError,
     RemoteError,
     UnsharedRemoteError,
     VersionExistsError,
     VersionNotAboveLatestError,
+    VersionNotFoundError,
     VersionOnCommitError,
 )
-from registry.grammar import RegisterTag, Version
+from registry.grammar import DeregisterTag, RegisterTag, Version, parse_reference, parse_version
 from registry.repo.git import GitRepo
-from registry.repo.tags import Release, TagIndex
+from registry.repo.tags import Release, TagIndex, yank_message
 
 if TYPE_CHECKING:
     from registry.repo.session import Kind, Session
 
 __all__ = [
+    "AffectedModel",
     "Releasable",
+    "YankResult",
     "check_committed",
     "check_new_version",
     "check_permitted",
+    "check_reason",
     "push_outputs",
     "release",
     "shared_remote",
+    "yank",
 ]
 
 
@@ -370,3 +384,167 @@ def _dvc_errors() -> Iterator[list[BaseException]]:
         for log, propagate in zip(logs, saved, strict=True):
             log.removeHandler(handler)
             log.propagate = propagate
+
+
+# -- yanking ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AffectedModel:
+    """A model version trained on a yanked version, directly or through its base model.
+
+    Attributes:
+        name: The model.
+        version: Its version.
+        stages: The stages it holds now.
+        via: What it names that leads to the yanked version (``name:X.Y.Z``, a training
+            dataset or a base model).
+    """
+
+    name: str
+    version: str
+    stages: list[str]
+    via: str
+
+
+@dataclass(frozen=True)
+class YankResult:
+    """What a yank did, and what it leaves to do.
+
+    Attributes:
+        tag: The deregistration tag written (``name@vX.Y.Z!``).
+        name: The artifact.
+        version: The yanked version.
+        reason: Why.
+        affected: Every model version trained on it (directly or through a base model), with
+            the stages it holds: what to retrain or demote.
+    """
+
+    tag: str
+    name: str
+    version: str
+    reason: str
+    affected: list[AffectedModel] = field(default_factory=list)
+
+
+def check_reason(kind: Kind, ref: str, reason: str | None) -> str:
+    """The one rule for a yank's reason: some text, which everyone who pins the version sees.
+
+    Returns:
+        The reason on one line.
+
+    Raises:
+        ReasonRequiredError: If it is missing or blank.
+    """
+    text = " ".join((reason or "").split())
+    if not text:
+        raise ReasonRequiredError(kind, ref)
+    return text
+
+
+def yank(
+    session: Session, kind: Kind, ref: str, reason: str | None, *, push: bool = True
+) -> YankResult:
+    """Yank one released version: write GTO's deregistration tag ``name@vX.Y.Z!`` at its commit.
+
+    Steps, in order: the reason is given (:func:`check_reason`); ``ref`` pins one version
+    exactly; the name is of ``kind``; the Git identity is an owner (:func:`check_permitted`);
+    tags are fetched under the artifact's tip lease; the version was released and is not
+    yanked already; then the tag, annotated with the reason, who and when, is made and pushed
+    in one atomic push with the tip (as a release's). GTO has no re-registration of a
+    deregistered version, so a yank is final: recover by releasing the same data as a new
+    PATCH version.
+
+    Args:
+        session: The registry (a clone).
+        kind: ``"dataset"`` or ``"model"``.
+        ref: ``NAME:X.Y.Z``.
+        reason: Why; shown to everyone who pins the version.
+        push: Push the tag to the Git remote.
+
+    Returns:
+        The tag, and the model versions trained on the yanked version (:func:`_affected`).
+
+    Raises:
+        ReasonRequiredError: If ``reason`` is blank.
+        InvalidReferenceError: If ``ref`` does not pin one version.
+        WrongKindError: If the name is of the other kind.
+        NotPermittedError: If the Git identity is not one of the owners.
+        ArtifactNotFoundError, VersionNotFoundError: If the version was never released.
+        AlreadyYankedError: If it is yanked already.
+        TagRaceError, RemoteError: If the tag cannot be pushed (nothing is tagged).
+
+    Example:
+        >>> yank(session, "dataset", "products/product_a/ad_clicks:1.2.0", "labels swapped")
+        ... # doctest: +SKIP
+        YankResult(tag='products/product_a/ad_clicks@v1.2.0!', ...)
+    """
+    text = check_reason(kind, ref, reason)
+    reference = parse_reference(ref)
+    if reference.version is None or not reference.version.is_exact:
+        raise InvalidReferenceError(
+            ref, f"a yank names one version exactly, such as '{reference.name}:1.2.0'"
+        )
+    name, spec = reference.name, reference.version
+    version = parse_version(str(spec))
+    session.check_kind(name, kind, command="yank")
+    check_permitted(session, name, f"yank {kind} {name} {version}")
+    repo = session.repo
+    lease = repo.lease_tags(name) if push else None
+    repo.refresh()
+    index = session.index()
+    found = index.find(name, version)
+    if found is None:
+        if not index.releases(name) and not index.yanked(name):
+            raise ArtifactNotFoundError(name, index.names(), kind=kind)
+        available = [str(r.version) for r in index.releases(name)]
+        raise VersionNotFoundError(name, str(version), available, kind=kind)
+    if found.yanked is not None:
+        raise AlreadyYankedError(kind, name, version, found.yanked.reason)
+    tag = str(DeregisterTag(name, version))
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    message = yank_message(name, version, text, repo.tagger_email(), when)
+    rerun = f"run 'registry {kind}s yank {ref}' again"
+    repo.publish_tag(tag, message, found.commit, push, lease=lease, rerun=rerun)
+    return YankResult(tag, name, str(version), text, _affected(session, found))
+
+
+def _affected(session: Session, release: Release) -> list[AffectedModel]:
+    """The model versions trained on ``release``, directly or through ``base_model``, with
+    their stages. To be replaced by the lineage module's down graph
+    (``get_lineage(ref, direction="down")``) once it is merged: one home for downstream."""
+    index = session.index()
+    cards: list[tuple[Release, list[tuple[str, str]]]] = []
+    for name in index.names():
+        for model in [*index.releases(name), *index.yanked(name)]:
+            data = session.repo.read_file(model.commit, layout.card_file(name))
+            if data is None:
+                continue
+            try:
+                card = parse_card(data.decode("utf-8", errors="replace"))
+            except CardError:
+                continue  # a card that no longer parses names nothing readable
+            cards.append((model, [(k, r) for _, k, r in card.references()]))
+    reached = {release.reference}
+    found: list[AffectedModel] = []
+    changed = True
+    while changed:  # a base model's fine-tunes, then theirs ... until nothing new
+        changed = False
+        for model, refs in cards:
+            via = next((r for _, r in refs if _pinned(r) in reached), None)
+            if via is None or model.reference in reached:
+                continue
+            reached.add(model.reference)
+            stages = sorted(s for s, r in index.stages(model.name).items() if r == model)
+            found.append(AffectedModel(model.name, str(model.version), stages, _pinned(via)))
+            changed = True
+    return sorted(found, key=lambda a: (a.name, parse_version(a.version)))
+
+
+def _pinned(ref: str) -> str:
+    """A card's reference as ``name:X.Y.Z`` (``name@vX.Y.Z`` too), or as given if not exact."""
+    try:
+        parsed = parse_reference(ref)
+    except (InvalidReferenceError, ValueError):
+        return ref
+    return str(parsed)

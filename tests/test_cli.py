@@ -68,6 +68,8 @@ def test_public_api_is_pinned() -> None:
         "release_model",
         "resolve_model",
         "search_models",
+        "yank_dataset",
+        "yank_model",
     ]
     for name in registry.__all__:
         assert getattr(registry, name) is not None

@@ -10,18 +10,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from registry import layout
-from registry.config import PARAMS_FILE, Settings, load_settings, parse_params, registry_section
+from registry.config import (
+    PARAMS_FILE,
+    Settings,
+    load_settings,
+    parse_params,
+    registry_section,
+    strict_loading,
+)
 from registry.errors import (
     ArtifactExistsError,
     InvalidReferenceError,
     NotARegistryError,
     WrongKindError,
+    YankedVersionError,
 )
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
@@ -31,7 +40,14 @@ from registry.repo.tags import Release, TagIndex
 if TYPE_CHECKING:
     from registry.storage.cache import ContentCache
 
-__all__ = ["Kind", "Session", "as_reference", "open_session"]
+__all__ = [
+    "Kind",
+    "Session",
+    "YankedVersionWarning",
+    "as_reference",
+    "check_yanked",
+    "open_session",
+]
 
 Kind = Literal["dataset", "model"]
 RegistryArg = str | os.PathLike[str] | None
@@ -40,6 +56,51 @@ log = logging.getLogger("registry")
 # Shared cache folders already warned about in this process (a warning per folder, not per load).
 _warned: set[Path] = set()
 _warned_lock = threading.Lock()
+
+
+class YankedVersionWarning(UserWarning):
+    """A yanked version was loaded by an exact pin or a stage (PEP 592): it still loads, but
+    its owners withdrew it, for the reason the warning gives.
+
+    Example:
+        >>> import warnings
+        >>> warnings.simplefilter("error", YankedVersionWarning)  # make it an error instead
+    """
+
+
+def check_yanked(release: Release, kind: Kind, *, strict: bool = False) -> None:
+    """Warn that ``release`` is yanked, or refuse it when loading is strict; pass a live one.
+
+    The one place that decides what loading a yanked version does: a load, a pull and a stage
+    reference all come through :meth:`Session.resolve`, which calls this.
+
+    Args:
+        release: The resolved release.
+        kind: ``"dataset"`` or ``"model"``, for the message.
+        strict: Refuse instead of warning (also when ``REGISTRY_STRICT`` is true).
+
+    Raises:
+        YankedVersionError: If it is yanked and loading is strict.
+        ConfigError: If ``REGISTRY_STRICT`` is not a boolean.
+
+    Example:
+        >>> check_yanked(release, "dataset")  # doctest: +SKIP
+    """
+    yank = release.yanked
+    if yank is None:
+        return
+    if strict or strict_loading():
+        raise YankedVersionError(kind, release.name, release.version, yank.reason, yank.by, yank.at)
+    who = f" by {yank.by}" if yank.by else ""
+    warnings.warn(
+        YankedVersionWarning(
+            f"YANKED: {release.name} {release.version} was yanked{who} on {yank.at[:10]}: "
+            f"{yank.reason}. It still loads, as an exact pin or a stage does; load a later version "
+            f"('registry {kind}s info {release.name}'), or set REGISTRY_STRICT=1 to refuse "
+            "yanked versions"
+        ),
+        stacklevel=3,
+    )
 
 
 @dataclass
@@ -217,13 +278,20 @@ class Session:
         if actual is not None and actual != kind:
             raise WrongKindError(name, actual, kind, command=command)
 
-    def resolve(self, ref: Reference, kind: Kind, *, command: str = "info") -> Release:
+    def resolve(
+        self, ref: Reference, kind: Kind, *, command: str = "info", strict: bool = False
+    ) -> Release:
         """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
+
+        A range or "latest" never resolves to a yanked version; an exact pin or a stage does,
+        with a :class:`YankedVersionWarning`, or not at all when loading is strict
+        (:func:`check_yanked`).
 
         Args:
             ref: The parsed reference.
             kind: What the caller works on; a name of the other kind is refused.
             command: The other kind's subcommand that the refusal suggests.
+            strict: Refuse a yanked version (also when ``REGISTRY_STRICT`` is true).
 
         Raises:
             WrongKindError: If ``ref`` names an artifact of the other kind.
@@ -232,6 +300,7 @@ class Session:
             UntrustedVersionError: With ``registry.require_signed_tags``, if the version's tag
                 is not signed by an allowed signer (a subclass per case:
                 :func:`~registry.repo.signatures.check_signed`).
+            YankedVersionError: If the version is yanked and loading is strict.
         """
         index = self.index()
         spec = ref.version
@@ -248,6 +317,7 @@ class Session:
         release = index.resolve(ref, known=known, kind=kind)
         if self.settings.require_signed_tags:
             check_signed(self.repo, release)
+        check_yanked(release, kind, strict=strict)
         return release
 
 
