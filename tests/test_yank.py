@@ -177,3 +177,13 @@ def test_yank_needs_an_owner(zoo: ReleasedRegistry) -> None:
     err = cli_raises(NotPermittedError, "models", "yank", "digits-cnn:1.0.0", "--reason", "x",
                      "--yes")
     assert "may not yank model digits-cnn 1.0.0" in str(err)
+
+
+def test_strict_loading_by_url_sees_a_yank_made_since(zoo: ReleasedRegistry) -> None:
+    url = zoo.origin.as_uri()  # read through a mirror in the cache, as by any Git URL
+    registry.pull_dataset(f"{DIGITS}:1.0.0", registry=url)  # the mirror knows 1.0.0 now
+    registry.yank_dataset(f"{DIGITS}:1.0.0", reason=REASON)  # from the clone, pushed to origin
+    with pytest.raises(YankedVersionError, match=REASON):
+        registry.pull_dataset(f"{DIGITS}:1.0.0", registry=url, strict=True)
+    with pytest.warns(YankedVersionWarning, match=REASON):  # the mirror has the tag now
+        registry.pull_dataset(f"{DIGITS}:1.0.0", registry=url)

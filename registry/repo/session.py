@@ -99,7 +99,7 @@ def check_yanked(release: Release, kind: Kind, *, strict: bool = False) -> None:
             f"('registry {kind}s info {release.name}'), or set REGISTRY_STRICT=1 to refuse "
             "yanked versions"
         ),
-        stacklevel=3,
+        stacklevel=4,  # the caller of load_dataset, pull_dataset, load_model ...
     )
 
 
@@ -304,8 +304,10 @@ class Session:
         """
         index = self.index()
         spec = ref.version
-        releases = index.releases(ref.name)
-        pinned = spec is not None and spec.is_exact
+        # A version pinned exactly and known here (yanked or not) is not fetched for again,
+        # unless loading is strict: then a yank made elsewhere since must be seen.
+        releases = [*index.releases(ref.name), *index.yanked(ref.name)]
+        pinned = spec is not None and spec.is_exact and not (strict or strict_loading())
         if not (pinned and spec is not None and any(spec.matches(r.version) for r in releases)):
             self.repo.refresh()
             index = self.index()
