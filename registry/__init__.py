@@ -42,6 +42,7 @@ _EXPORTS = {
     "release_model": "registry.models",
     "resolve_model": "registry.models",
     "search_models": "registry.models",
+    "get_lineage": "registry.lineage",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -56,6 +57,7 @@ __all__ = [
     "dataset_info",
     "demote_model",
     "deprecate_model",
+    "get_lineage",
     "list_datasets",
     "list_models",
     "load_dataset",
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     )
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
+    from registry.lineage import get_lineage
     from registry.models import (
         add_model,
         demote_model,

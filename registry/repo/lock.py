@@ -19,9 +19,12 @@ from registry.storage.hashes import MD5_RE
 if TYPE_CHECKING:
     from registry.repo.git import GitRepo
 
-__all__ = ["LOCK_FILE", "find_out_hash", "locked_out_hash", "norm_path"]
+__all__ = ["LOCK_FILE", "find_out_hash", "locked_out_hash", "locked_stage", "norm_path"]
 
 LOCK_FILE = "dvc.lock"
+# Parsed files at a commit (read-only to callers), oldest dropped first.
+_PARSED: dict[tuple[str, str, str], Any] = {}
+_PARSED_MAX = 32
 
 
 def norm_path(path: str) -> str:
@@ -77,6 +80,27 @@ def find_out_hash(
         'c4ca4238a0b923820dcc509a6f75849b'
     """
     return _lookup(repo, commit, stage, out_path)[0]
+
+
+def locked_stage(repo: GitRepo, commit: str | None, stage: str) -> dict[str, Any] | None:
+    """What ``dvc.lock`` records for ``stage`` at ``commit``: its ``deps``, ``params`` and
+    ``outs`` as DVC wrote them, or ``None`` if it records no such stage (or there is no lock).
+
+    Lineage reads a build's inputs from it: the files the stage depends on, with their hashes,
+    and the params it ran with.
+
+    Raises:
+        ConfigError: If ``dvc.lock`` cannot be parsed.
+
+    Example:
+        >>> locked_stage(repo, release.commit, "build@image_classification/digits")["params"]
+        ... # doctest: +SKIP
+        {'params.yaml': {'datasets.image_classification/digits': {}}}
+    """
+    lock = _load(repo, commit, LOCK_FILE, f"dvc repro {stage}")
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    entry = stages.get(stage) if isinstance(stages, dict) else None
+    return entry if isinstance(entry, dict) else None
 
 
 def _lookup(
@@ -152,6 +176,9 @@ def _load(repo: GitRepo, commit: str | None, path: str, regenerate: str) -> Any:
         except (FileNotFoundError, NotADirectoryError):
             data = None
     else:
+        key = (str(repo.path), commit, path)
+        if key in _PARSED:
+            return _PARSED[key]
         data = repo.read_file(commit, path)
     if data is None:
         return None
@@ -159,12 +186,18 @@ def _load(repo: GitRepo, commit: str | None, path: str, regenerate: str) -> Any:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
     try:
-        return yaml.load(data, Loader=loader)
+        parsed = yaml.load(data, Loader=loader)
     except yaml.YAMLError as e:
         raise ConfigError(
             f"{path} {_where(commit)} cannot be parsed ({e}); regenerate it with "
             f"'{regenerate}' and commit it"
         ) from e
+    if commit is not None and len(commit) == 40:
+        # A commit's files never change: lineage reads one dvc.lock for several lookups.
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[(str(repo.path), commit, path)] = parsed
+    return parsed
 
 
 def _matching_out(record: Any, wanted: str, base: str = "") -> dict[str, Any] | None:
