@@ -28,6 +28,7 @@ from registry import layout
 from registry.datasets import released_data_hash
 from registry.errors import (
     ArtifactNotFoundError,
+    CardError,
     ConfigError,
     InvalidReferenceError,
     MalformedLineageError,
@@ -410,9 +411,13 @@ class _Walker:
 
     def _card_sources(self, node: LineageNode, release: Release) -> list[tuple[str, str, str, str]]:
         """Sources from the card at the tagged commit (a release without a lineage record)."""
-        card = released_card(self.session, release)
+        try:
+            card = released_card(self.session, release)
+        except CardError as e:
+            node.missing.append(str(e))
+            return []
         if card is None:
-            node.missing.append(f"{layout.card_file(release.name)} at {release.tag} is unreadable")
+            node.missing.append(f"{release.tag} has no {layout.card_file(release.name)}")
             return []
         sources = []
         for text in card.datasets:

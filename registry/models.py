@@ -322,12 +322,8 @@ def _card_at(session: Session, name: str, release: Release | None) -> ModelCard 
             return _read_work_tree_card(session.root, name)
         except (ArtifactNotFoundError, CardError):
             return None
-    data = session.repo.read_file(release.commit, layout.card_file(name))
-    if data is None:
-        return None
-    where = f"{layout.card_file(name)} at {release.tag}"
     try:
-        return parse_card(data.decode("utf-8", errors="replace"), where=where)
+        return released_card(session, release)
     except CardError as e:
         logging.getLogger("registry").warning(
             "%s; its fields are shown blank until a release with a card that parses", e
@@ -1016,10 +1012,19 @@ def load_model(
 
 
 def released_card(session: Session, release: Release) -> ModelCard | None:
-    """The card of a model release at its tagged commit; ``None`` if it has none that parses
-    (a warning says why). Lineage reads a release's datasets and base model from it when the
-    tag records no lineage."""
-    return _card_at(session, release.name, release)
+    """The card of a model release at its tagged commit (``None``: it has none).
+
+    Lineage reads a release's datasets and base model from it when the tag records no lineage.
+
+    Raises:
+        CardError: If the card does not parse (naming the card, the tag, line and column).
+    """
+    name = release.name
+    data = session.repo.read_file(release.commit, layout.card_file(name))
+    if data is None:
+        return None
+    where = f"{layout.card_file(name)} at {release.tag}"
+    return parse_card(data.decode("utf-8", errors="replace"), where=where)
 
 
 def released_weights(session: Session, release: Release) -> tuple[str, str]:
