@@ -509,24 +509,25 @@ class _Walker:
         children: dict[str, list[tuple[str, Release]]] = defaultdict(list)
         for release in releases:
             record, _ = parse_lineage(messages.get(release.tag, ""))
-            if record is None and self.session.kind_of(release.name, self.index) != "model":
-                continue  # a dataset no longer in the tree
-            for relation, _, name, version in self._sources_of(release, record):
-                children[f"{name}:{version}"].append((relation, release))
+            for relation, source in self._sources_of(release, record):
+                children[source].append((relation, release))
         return children
 
     def _sources_of(
         self, release: Release, record: dict[str, Any] | None
-    ) -> list[tuple[str, str, str, str]]:
-        """A model release's sources from its record, or its card (noted on a scratch node)."""
-        scratch = LineageNode("model", release.name, str(release.version))
+    ) -> list[tuple[str, str]]:
+        """``(relation, source id)`` of a model release, from its record, else its card."""
         if record is None:
-            return self._card_sources(scratch, release)
+            if self.session.kind_of(release.name, self.index) != "model":
+                return []  # a dataset no longer in the tree
+            scratch = LineageNode("model", release.name, str(release.version))
+            return [(rel, f"{n}:{v}") for rel, _, n, v in self._card_sources(scratch, release)]
         datasets = record.get("datasets")
-        sources = [("trained_on", "dataset", str(n), str(v))
-                   for n, v in (datasets.items() if isinstance(datasets, dict) else [])]
+        found = [("trained_on", f"{n}:{v}")
+                 for n, v in (datasets.items() if isinstance(datasets, dict) else [])]
         base = record.get("base_model")
-        return sources + (self._base(scratch, str(base)) if base else [])
+        # Release recorded the base as ``name:X.Y.Z``, a node's id: no parse needed here.
+        return found + ([("fine_tuned_from", str(base))] if base else [])
 
 
 def _model_details(node: LineageNode, record: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import registry
@@ -20,6 +21,7 @@ from registry.errors import (
     WrongKindError,
 )
 from registry.models import LINEAGE_SCHEMA, parse_lineage
+from registry.repo.lock import locked_stage
 from registry.repo.session import open_session
 from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
 
@@ -94,6 +96,12 @@ def test_dataset_upstream_says_the_builder_generates_its_data(zoo: ReleasedRegis
     assert graph.edges == [] and node.details["params"] == {}
     assert "generates its data" in node.details["raw_inputs"]
     assert any(p.endswith("digits_dataset_builder.py") for p in node.details["builder_files"])
+    # locked_stage parses only the stage's lines of dvc.lock: the same entry as the whole file.
+    repo = open_session(".").repo
+    lock = yaml.safe_load(repo.read_file(node.commit, "dvc.lock") or b"")
+    stage = f"build@{DIGITS}"
+    assert locked_stage(repo, node.commit, stage) == lock["stages"][stage]
+    assert locked_stage(repo, node.commit, "build@nope") is None
 
 
 def test_downstream_of_a_dataset_reaches_fine_tuned_models(zoo: ReleasedRegistry) -> None:
