@@ -71,20 +71,27 @@ def make_repo(root: Path, models: int, datasets: int, versions: int) -> int:
     _write_tree(root, models, datasets)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env())
     subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=env())
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    # Version 1.v.0 of every artifact is released from commit v (GTO: one version a commit).
+    commits = []
+    for v in range(versions):
+        if v:
+            subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", f"v{v}"], cwd=root,
+                           check=True, env=env())
+        commits.append(subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip())
     # One fast-import stream writes every tag object at once (a git call per tag takes minutes).
-    tags = [(f"{_dataset(d)}@v1.{v}.0", f"Release {_dataset(d)} 1.{v}.0\n")
+    tags = [(f"{_dataset(d)}@v1.{v}.0", commits[v], f"Release {_dataset(d)} 1.{v}.0\n")
             for d in range(datasets) for v in range(versions)]
-    tags += [(f"model_{m}@v1.{v}.0", _model_message(m, v, datasets, head))
+    tags += [(f"model_{m}@v1.{v}.0", commits[v], _model_message(m, v, datasets, commits[v]))
              for m in range(models) for v in range(versions)]
-    # Every model in staging and prod (GTO stage tags; all tags here share one commit).
-    tags += [(f"model_{m}#{stage}#{n}", f"Promote model_{m} to {stage}\n")
+    # Every model's latest version in staging and prod (GTO stage tags).
+    tags += [(f"model_{m}#{stage}#{n}", commits[-1], f"Promote model_{m} to {stage}\n")
              for m in range(models) for n, stage in enumerate(("staging", "prod"), 1)]
     lines = []
-    for name, message in tags:
-        lines += [f"tag {name}", f"from {head}", "tagger Bench <bench@lab.test> 1700000000 +0000",
+    for name, commit, message in tags:
+        lines += [f"tag {name}", f"from {commit}",
+                  "tagger Bench <bench@lab.test> 1700000000 +0000",
                   f"data {len(message.encode())}", message]
     stream = "\n".join(lines) + "\n"
     subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=stream.encode(), check=True)
