@@ -44,6 +44,7 @@ _EXPORTS = {
     "resolve_model": "registry.models",
     "search_models": "registry.models",
     "yank_model": "registry.models",
+    "get_lineage": "registry.lineage",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -58,6 +59,7 @@ __all__ = [
     "dataset_info",
     "demote_model",
     "deprecate_model",
+    "get_lineage",
     "list_datasets",
     "list_models",
     "load_dataset",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:
     )
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
+    from registry.lineage import get_lineage
     from registry.models import (
         add_model,
         demote_model,

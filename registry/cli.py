@@ -164,8 +164,9 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
     from registry.datasets import dataset_info
 
     info = dataset_info(ref, registry=registry)
+    summary = _lineage_summary(info.name, info.version, "dataset", registry)
     if as_json:
-        _print_json(info.to_dict())
+        _print_json({**info.to_dict(), "lineage_summary": summary})
         return
     title = f"{info.name} {info.version}" if info.version else f"{info.name} (unreleased)"
     click.secho(title, bold=True)
@@ -175,6 +176,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
     _print_yanked(info.version, info.yanked)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
+    _echo_lineage_summary(summary, f"{info.name}:{info.version}")
     if info.build:
         click.echo("\nsplits:")
         for split, s in info.build.get("splits", {}).items():
@@ -564,8 +566,9 @@ def models_info(ref: str, registry: str | None, as_json: bool) -> None:
     from registry.models import model_info
 
     info = model_info(ref, registry=registry)
+    summary = _lineage_summary(info.name, info.version, "model", registry)
     if as_json:
-        _print_json(info.to_dict())
+        _print_json({**info.to_dict(), "lineage_summary": summary})
         return
     title = f"{info.name} {info.version}" if info.version else f"{info.name} (unreleased)"
     click.secho(title + ("  [deprecated]" if info.deprecated else ""), bold=True)
@@ -586,6 +589,7 @@ def models_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo(f"lineage: commit {info.lineage.get('commit')}, params "
                    f"{info.lineage.get('params') or {}}, training run "
                    f"{info.lineage.get('training_run') or '-'}")
+    _echo_lineage_summary(summary, f"{info.name}:{info.version}")
     click.echo("\n" + info.body.strip())
 
 
@@ -820,6 +824,109 @@ def models_pull(ref: str, registry: str | None, jobs: int | None) -> None:
     with _progress_bar(f"pulling {ref}", enabled=sys.stderr.isatty()) as bar:
         path = load_model(ref, registry=registry, progress=bar, jobs=jobs)
     click.echo(str(path))
+
+
+def _lineage_summary(
+    name: str, version: str | None, kind: str, registry: str | None
+) -> dict[str, Any] | None:
+    """One step of lineage up and down for ``info`` (``None`` for an unreleased work tree)."""
+    from registry.lineage import lineage_summary
+
+    if version is None:
+        return None
+    return lineage_summary(f"{name}:{version}", kind, registry=registry)  # type: ignore[arg-type]
+
+
+def _echo_lineage_summary(summary: dict[str, Any] | None, ref: str) -> None:
+    """The few lines of lineage that ``info`` shows."""
+    if summary is None:
+        return
+    click.echo("\nlineage:")
+    for entry in summary["upstream"]:
+        click.echo(f"  {entry['relation']} {entry['ref']}" + _hash_and_stages(entry))
+    for entry in summary["downstream"]:
+        click.echo(f"  used by {entry['ref']} ({entry['relation']})" + _hash_and_stages(entry))
+    if not summary["upstream"] and not summary["downstream"]:
+        click.echo("  nothing recorded upstream, nothing made from it yet")
+    for line in summary["missing"]:
+        click.echo(f"  missing: {line}")
+    click.echo(f"  (the whole graph: registry lineage {ref} [--down])")
+
+
+def _hash_and_stages(entry: dict[str, Any]) -> str:
+    """`` md5 H [prod]`` for a lineage entry, as far as known."""
+    text = f" md5 {entry['hash']}" if entry.get("hash") else ""
+    return text + (f" [{', '.join(entry['stages'])}]" if entry.get("stages") else "")
+
+
+@cli.command("lineage")
+@click.argument("ref")
+@click.option(
+    "--down",
+    is_flag=True,
+    help="Downstream: every model trained on this dataset version or fine-tuned from this "
+    "model version, transitively, with the stages each holds now (default: upstream).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Follow at most N edges from REF (default: all the way).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+    help="text: an indented tree; mermaid: a flowchart for Markdown; dot: Graphviz "
+    "(registry lineage REF --format dot | dot -Tsvg > lineage.svg).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on a model release whose lineage record is missing or malformed, instead of "
+    "reading its card and saying what is missing.",
+)
+@_registry_option
+@_json_option
+def lineage(
+    ref: str, down: bool, depth: int | None, fmt: str, strict: bool, registry: str | None,
+    as_json: bool,
+) -> None:
+    """Show what a dataset or model version was made of, or (--down) what was made from it.
+
+    \b
+    Upstream of a model version: the dataset versions it was trained on
+    (with their DVC hashes), its base model and that model's upstream, the
+    commit, params, training run (and its page where $MLFLOW_TRACKING_URI is
+    a server), compute backend and strategy, training settings.
+    Upstream of a dataset version: the builder's commit, its params and the
+    raw inputs its build stage depended on (dvc.lock at the tag).
+
+    \b
+    A dataset version is wrong? Find what it affects:
+        registry lineage products/product_a/ad_clicks:1.2.0 --down
+    Everything is read from Git (tags, dvc.lock, cards); MLflow is not needed.
+    A release made before lineage was recorded in full shows what can be read
+    and says what is missing.
+
+    \b
+    Python: registry.get_lineage(REF, direction="up" | "down", depth=N)
+    """
+    from registry.lineage import get_lineage
+
+    graph = get_lineage(
+        ref, "down" if down else "up", depth, strict=strict, registry=registry
+    )
+    if as_json:
+        _print_json(graph.to_dict())
+    elif fmt == "mermaid":
+        click.echo(graph.to_mermaid())
+    elif fmt == "dot":
+        click.echo(graph.to_dot())
+    else:
+        click.echo(graph.to_text())
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)

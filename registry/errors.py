@@ -35,6 +35,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidReferenceError",
     "InvalidVersionError",
+    "MalformedLineageError",
     "MissingDependencyError",
     "MissingReleaseNotesError",
     "NameClashError",
@@ -839,6 +840,31 @@ class CredentialsError(RegistryError, PermissionError):
     """
 
     exit_code = 2
+
+
+class MalformedLineageError(RegistryError, ValueError):
+    """A model release's tag carries no readable lineage record, and the caller asked to be
+    told (``registry lineage --strict``); without ``--strict`` lineage reads what it can and
+    says what is missing instead.
+
+    Args:
+        tag: The release tag.
+        problem: What is wrong with its record.
+
+    Attributes:
+        tag, problem: As given.
+    """
+
+    exit_code = 2
+
+    def __init__(self, tag: str, problem: str) -> None:
+        self.tag = tag
+        self.problem = problem
+        super().__init__(
+            f"the lineage of release tag {tag!r} cannot be read: {problem}; its card at the "
+            "tagged commit still names its datasets and base model ('registry lineage' without "
+            "--strict shows them), and a new release records the lineage in full"
+        )
 
 
 class WrongKindError(RegistryError, LookupError):

@@ -74,6 +74,8 @@ __all__ = [
 
 Bump = Literal["major", "minor", "patch"]
 _LINEAGE_MARK = "lineage: "
+# The lineage record's format: 2 added ``schema`` and ``compute`` (1: no ``schema`` field).
+LINEAGE_SCHEMA = 2
 
 
 # -- authoring ----------------------------------------------------------------------------------
@@ -321,12 +323,8 @@ def _card_at(session: Session, name: str, release: Release | None) -> ModelCard 
             return _read_work_tree_card(session.root, name)
         except (ArtifactNotFoundError, CardError):
             return None
-    data = session.repo.read_file(release.commit, layout.card_file(name))
-    if data is None:
-        return None
-    where = f"{layout.card_file(name)} at {release.tag}"
     try:
-        return parse_card(data.decode("utf-8", errors="replace"), where=where)
+        return released_card(session, release)
     except CardError as e:
         logging.getLogger("registry").warning(
             "%s; its fields are shown blank until a release with a card that parses", e
@@ -573,14 +571,37 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
 
 def read_lineage(message: str) -> dict[str, Any] | None:
     """The lineage a release recorded in its tag message, or ``None``."""
+    return parse_lineage(message)[0]
+
+
+def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The lineage record of a release's tag message, or ``None`` and why there is none.
+
+    The one reader of that record. Records of every schema are read: before schema 2 a record
+    had no ``schema`` field (and no ``compute``); a field a reader does not know is ignored, so
+    older clients read newer records too.
+
+    Args:
+        message: The tag's whole message.
+
+    Returns:
+        ``(record, None)``, or ``(None, problem)`` where ``problem`` says that the message has no
+        lineage line or that the line is not a JSON object.
+
+    Example:
+        >>> parse_lineage('Release m 1.0.0\n\nlineage: {"schema": 2}')
+        ({'schema': 2}, None)
+    """
     for line in message.splitlines():
         if line.startswith(_LINEAGE_MARK):
             try:
                 value = json.loads(line[len(_LINEAGE_MARK) :])
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
+            except ValueError as e:
+                return None, f"its lineage line is not valid JSON ({e})"
+            if not isinstance(value, dict):
+                return None, f"its lineage line is JSON {type(value).__name__}, not an object"
+            return value, None
+    return None, "its message has no lineage line (released before lineage was recorded?)"
 
 
 # -- releasing and stages -----------------------------------------------------------------------
@@ -710,6 +731,7 @@ class _ModelRelease:
         md5 = locked_out_hash(repo, None, None, self.weights)
         base = card.get("base_model")
         lineage = {
+            "schema": LINEAGE_SCHEMA,
             "artifact": self.name,
             "kind": "model",
             "version": str(version),
@@ -721,6 +743,7 @@ class _ModelRelease:
             # How the weights were trained (framework version, determinism settings), if the
             # training code wrote it into the card (src/zoo does).
             "training": card.get("training"),
+            "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
         lines = f"{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
@@ -838,6 +861,18 @@ def _model_params(root: Path, name: str) -> dict[str, Any]:
 
     value = (read_params(root).get("models") or {}).get(name) or {}
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _compute_settings(root: Path) -> dict[str, Any]:
+    """Where and how the pipeline trains: ``compute.backend`` and ``train.strategy``."""
+    from registry.config import read_params
+
+    params = read_params(root)
+    compute, train = params.get("compute") or {}, params.get("train") or {}
+    return {
+        "backend": compute.get("backend") if isinstance(compute, dict) else None,
+        "strategy": train.get("strategy") if isinstance(train, dict) else None,
+    }
 
 
 def _stage_session(registry: RegistryArg, stage: str) -> Session:
@@ -1014,6 +1049,22 @@ def load_model(
     if md5.endswith(".dir"):
         return cache.snapshot(md5, remote, jobs=jobs, progress=progress).path
     return cache.named_object(md5, Path(weights).name, remote, progress=progress)
+
+
+def released_card(session: Session, release: Release) -> ModelCard | None:
+    """The card of a model release at its tagged commit (``None``: it has none).
+
+    Lineage reads a release's datasets and base model from it when the tag records no lineage.
+
+    Raises:
+        CardError: If the card does not parse (naming the card, the tag, line and column).
+    """
+    name = release.name
+    data = session.repo.read_file(release.commit, layout.card_file(name))
+    if data is None:
+        return None
+    where = f"{layout.card_file(name)} at {release.tag}"
+    return parse_card(data.decode("utf-8", errors="replace"), where=where)
 
 
 def released_weights(session: Session, release: Release) -> tuple[str, str]:

@@ -62,6 +62,7 @@ __all__ = [
     "mlflow_model_name",
     "redact_uri",
     "run",
+    "run_link",
     "sync",
     "tracking_uri",
 ]
@@ -197,6 +198,24 @@ def _tracking_uri(explicit: str | None, root: Path) -> str:
     folder = root / TRACKING_DIR
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def run_link(run_id: str, tracking_uri: str | None = None) -> str | None:
+    """The web page of training run ``run_id`` on the tracking server, where one is known.
+
+    Args:
+        run_id: The MLflow run id.
+        tracking_uri: The server; default ``$MLFLOW_TRACKING_URI``. A local store (a file or
+            SQLite) has no page: ``None``.
+
+    Example:
+        >>> run_link("abc", "http://mlflow.lab:5000")
+        'http://mlflow.lab:5000/#/runs/abc'
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not _is_http(uri):
+        return None
+    return f"{_clean(uri).rstrip('/')}/#/runs/{urllib.parse.quote(run_id)}"
 
 
 def _is_http(uri: str) -> bool:

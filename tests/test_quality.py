@@ -22,6 +22,7 @@ PUBLIC_MODULES = (
     "registry.console",
     "registry.datasets",
     "registry.errors",
+    "registry.lineage",
     "registry.models",
     "registry.remotes",
     "registry.testing",

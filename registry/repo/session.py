@@ -12,7 +12,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -33,7 +33,7 @@ from registry.errors import (
     YankedVersionError,
 )
 from registry.grammar import Reference, parse_name, parse_reference
-from registry.repo.git import GitRepo
+from registry.repo.git import GitRepo, TagRef
 from registry.repo.signatures import check_signed
 from registry.repo.tags import Release, TagIndex
 
@@ -114,6 +114,7 @@ class Session:
 
     settings: Settings
     repo: GitRepo
+    _index: tuple[list[TagRef], TagIndex] | None = field(default=None, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -152,7 +153,11 @@ class Session:
 
     def index(self) -> TagIndex:
         """Releases and stages from the tags as they are now (one git call, cached)."""
-        return TagIndex(self.repo.tags())
+        tags = self.repo.tags()
+        # The repo re-lists its tags (a new list) whenever they may have changed.
+        if self._index is None or self._index[0] is not tags:
+            self._index = (tags, TagIndex(tags))
+        return self._index[1]
 
     def known_datasets(self) -> list[str]:
         """Datasets that exist as builder folders (work tree, or HEAD of a mirror)."""

@@ -1,0 +1,549 @@
+"""Lineage both ways, from Git alone: what a version was made of, and what was made from it.
+
+Upstream of a model version: the dataset versions it was trained on (with their DVC hashes), its
+base model and that model's own upstream, the commit, params, training run, compute and training
+settings, all from the lineage record in its release tag's message
+(:func:`registry.models.parse_lineage`). Upstream of a dataset version: the builder's commit, the
+params and the raw inputs its build stage ran with, from ``dvc.lock`` at the tagged commit
+(:func:`registry.repo.lock.locked_stage`). Downstream: every model version trained on a dataset
+version, or fine-tuned from a model version, transitively; all model release records are read
+in one ``git for-each-ref`` (:meth:`registry.repo.git.GitRepo.tag_messages`). MLflow is never
+needed. A release made before lineage was recorded in full is read as far as it goes; the
+graph says what is missing instead of failing.
+
+Example:
+    >>> import registry
+    >>> graph = registry.get_lineage("image_classification/digits:1.0.0", direction="down")
+    >>> [n.name for n in graph.nodes.values() if n.kind == "model"]  # doctest: +SKIP
+    ['digits-cnn', 'digits-parity']
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from registry import layout
+from registry.datasets import released_data_hash
+from registry.errors import (
+    ArtifactNotFoundError,
+    CardError,
+    ConfigError,
+    InvalidReferenceError,
+    MalformedLineageError,
+    NotBuiltError,
+)
+from registry.models import parse_lineage, released_card
+from registry.repo.lock import locked_stage
+from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
+from registry.repo.tags import Release, TagIndex
+from registry.tracking import run_link
+
+__all__ = ["Lineage", "LineageEdge", "LineageNode", "get_lineage", "lineage_summary"]
+
+Direction = Literal["up", "down"]
+# What a model release's lineage record holds (schema 2); older records lack some.
+_MODEL_FIELDS = ("commit", "datasets", "base_model", "params", "training_run", "training",
+                 "compute", "weights")
+
+
+@dataclass
+class LineageNode:
+    """One version (or raw input) in a lineage graph.
+
+    Attributes:
+        kind: ``dataset``, ``model`` or ``raw`` (a build's input file or folder).
+        name: The artifact name (for ``raw``: its path in the registry).
+        version: The version (``None`` for raw inputs).
+        tag: The release tag (``None`` where the version is not released here).
+        commit: The tagged commit.
+        hash: The DVC hash of its bytes: prepared data, weights, or the raw input.
+        stages: The stages that point at this version now.
+        details: What else is known: params, training run and its link, compute, training,
+            builder files, raw inputs' origin.
+        missing: What could not be read, one sentence each (an older release, a broken file).
+    """
+
+    kind: str
+    name: str
+    version: str | None = None
+    tag: str | None = None
+    commit: str | None = None
+    hash: str | None = None
+    stages: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        """``name:X.Y.Z`` (a raw input: its path), unique in a graph."""
+        return f"{self.name}:{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """``source`` was made from ``target``.
+
+    Attributes:
+        source: The derived node's id (a model, or a dataset for ``built_from``).
+        target: The node it was made from.
+        relation: ``trained_on`` (model -> dataset), ``fine_tuned_from`` (model -> base model)
+            or ``built_from`` (dataset -> raw input).
+    """
+
+    source: str
+    target: str
+    relation: str
+
+
+@dataclass
+class Lineage:
+    """A lineage graph around one version, upstream or downstream.
+
+    Attributes:
+        root: The id of the version asked about.
+        direction: ``up`` (what it was made of) or ``down`` (what was made from it).
+        nodes: Node id -> node, the root first.
+        edges: Every edge, derived -> source, whatever the direction.
+    """
+
+    root: str
+    direction: Direction
+    nodes: dict[str, LineageNode] = field(default_factory=dict)
+    edges: list[LineageEdge] = field(default_factory=list)
+
+    def missing(self) -> list[str]:
+        """What could not be read, as ``id: sentence`` lines."""
+        return [f"{n.id}: {m}" for n in self.nodes.values() for m in n.missing]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``: root, direction, nodes (with their ids), edges, missing.
+
+        Example:
+            >>> get_lineage("digits-cnn:1.0.0").to_dict()["edges"]  # doctest: +SKIP
+            [{'source': 'digits-cnn:1.0.0', 'target': 'image_classification/digits:1.0.0',
+              'relation': 'trained_on'}]
+        """
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "nodes": [{"id": n.id, **asdict(n)} for n in self.nodes.values()],
+            "edges": [asdict(e) for e in self.edges],
+            "missing": self.missing(),
+        }
+
+    def _next(self, node_id: str) -> list[LineageEdge]:
+        """The edges that lead away from ``node_id`` in this graph's direction."""
+        if self.direction == "up":
+            return [e for e in self.edges if e.source == node_id]
+        return [e for e in self.edges if e.target == node_id]
+
+    def to_text(self) -> str:
+        """An indented tree from the root, then the root's details and what is missing."""
+        lines = [_describe(self.nodes[self.root])]
+        seen = {self.root}
+
+        def walk(node_id: str, indent: int) -> None:
+            for edge in self._next(node_id):
+                other = edge.target if self.direction == "up" else edge.source
+                verb = edge.relation if self.direction == "up" else f"{edge.relation} it:"
+                again = " (shown above)" if other in seen else ""
+                lines.append(f"{'  ' * indent}{verb} {_describe(self.nodes[other])}{again}")
+                if not again:
+                    seen.add(other)
+                    walk(other, indent + 1)
+
+        walk(self.root, 1)
+        root = self.nodes[self.root]
+        lines += [f"{key}: {_short(value)}" for key, value in root.details.items()]
+        lines += [f"missing: {line}" for line in self.missing()]
+        return "\n".join(lines)
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart (``flowchart BT``: sources at the top), for Markdown."""
+        ids = {node_id: f"n{i}" for i, node_id in enumerate(self.nodes)}
+        lines = ["flowchart BT"]
+        for node_id, node in self.nodes.items():
+            label = _label(node).replace('"', "#quot;").replace("\n", "<br/>")
+            lines.append(f'    {ids[node_id]}["{label}"]')
+        for e in self.edges:
+            lines.append(f"    {ids[e.source]} -->|{e.relation}| {ids[e.target]}")
+        return "\n".join(lines)
+
+    def to_dot(self) -> str:
+        """A Graphviz digraph (``dot -Tsvg``): an arrow from each version to its sources."""
+        shapes = {"model": "box", "dataset": "cylinder", "raw": "note"}
+        lines = ["digraph lineage {", "  rankdir=BT;"]
+        for node_id, node in self.nodes.items():
+            label = _label(node).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            shape = shapes.get(node.kind, "ellipse")
+            lines.append(f'  "{_dot_id(node_id)}" [label="{label}", shape={shape}];')
+        for e in self.edges:
+            lines.append(
+                f'  "{_dot_id(e.source)}" -> "{_dot_id(e.target)}" [label="{e.relation}"];'
+            )
+        lines.append("}")
+        return "\n".join(lines)
+
+
+def _describe(node: LineageNode) -> str:
+    """One line: id, kind, hash, stages."""
+    parts = [node.id, f"({node.kind})"]
+    if node.hash:
+        parts.append(f"md5 {node.hash}")
+    if node.stages:
+        parts.append("[" + ", ".join(node.stages) + "]")
+    if node.tag is None and node.kind != "raw":
+        parts.append("(not released here)")
+    return " ".join(parts)
+
+
+def _label(node: LineageNode) -> str:
+    """A node's label in a diagram: id, then kind and stages."""
+    extra = f"{node.kind}" + (f" [{', '.join(node.stages)}]" if node.stages else "")
+    return f"{node.id}\n{extra}"
+
+
+def _dot_id(node_id: str) -> str:
+    return node_id.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _short(value: Any) -> str:
+    """A detail's value on one line."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items()) or "-"
+    return "-" if value is None else str(value)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def get_lineage(
+    ref: str,
+    direction: Direction = "up",
+    depth: int | None = None,
+    *,
+    kind: Kind | None = None,
+    strict: bool = False,
+    registry: RegistryArg = None,
+) -> Lineage:
+    """The lineage of a dataset or model version: what it was made of, or what was made from it.
+
+    Args:
+        ref: A reference (``name``, ``name:1.2.0``, ``name:1.*``, ``name@prod``).
+        direction: ``up``: datasets, base models (recursively), params, run, raw inputs.
+            ``down``: every model trained on it or fine-tuned from it, transitively.
+        depth: How many edges to follow from the version (``None``: all).
+        kind: ``dataset`` or ``model`` to refuse the other kind; ``None``: whatever it is.
+        strict: Raise instead of reporting a model release whose lineage record is missing or
+            malformed.
+        registry: A registry clone or Git URL; default from the configuration.
+
+    Returns:
+        The graph; ``missing()`` says what could not be read.
+
+    Raises:
+        InvalidReferenceError: If ``ref`` is malformed.
+        ArtifactNotFoundError: If no dataset or model has that name.
+        VersionNotFoundError: If no release matches.
+        WrongKindError: If ``kind`` is given and the name is of the other kind.
+        MalformedLineageError: With ``strict``, if a model release has no readable record.
+        ConfigError: If ``direction`` or ``depth`` is invalid.
+
+    Example:
+        >>> graph = get_lineage("digits-parity@prod")  # doctest: +SKIP
+        >>> print(graph.to_text())  # doctest: +SKIP
+    """
+    if direction not in ("up", "down"):
+        raise ConfigError(f"lineage direction must be 'up' or 'down', not {direction!r}")
+    if depth is not None and depth < 0:
+        raise ConfigError(f"lineage depth must be 0 or more, not {depth}")
+    session = open_session(registry)
+    reference = as_reference(ref)
+    index = session.index()
+    found = kind or session.kind_of(reference.name, index)
+    if found is None:
+        models = ArtifactNotFoundError(reference.name, session.known_models(), kind="model")
+        datasets = ArtifactNotFoundError(reference.name, session.known_datasets(), kind="dataset")
+        raise models if models.suggestions or not datasets.suggestions else datasets
+    release = session.resolve(reference, found)
+    walker = _Walker(session, session.index(), strict)
+    if direction == "up":
+        return walker.up(found, release, depth)
+    return walker.down(found, release, depth)
+
+
+def lineage_summary(
+    ref: str, kind: Kind, *, registry: RegistryArg = None
+) -> dict[str, Any]:
+    """The short lineage section of ``registry models info`` / ``datasets info``: one step up
+    and one step down.
+
+    Returns:
+        ``{"upstream": [...], "downstream": [...], "missing": [...]}``; each entry is
+        ``{"relation", "ref", "hash", "stages"}``.
+
+    Raises:
+        As :func:`get_lineage`.
+    """
+    up = get_lineage(ref, "up", 1, kind=kind, registry=registry)
+    down = get_lineage(ref, "down", 1, kind=kind, registry=registry)
+
+    def entry(graph: Lineage, edge: LineageEdge, other: str) -> dict[str, Any]:
+        node = graph.nodes[other]
+        return {"relation": edge.relation, "ref": other, "hash": node.hash, "stages": node.stages}
+
+    return {
+        "upstream": [entry(up, e, e.target) for e in up.edges if e.source == up.root],
+        "downstream": [entry(down, e, e.source) for e in down.edges if e.target == down.root],
+        "missing": up.missing() + [m for m in down.missing() if m not in up.missing()],
+    }
+
+
+class _Walker:
+    """Builds one graph: nodes made once each, edges as they are found."""
+
+    def __init__(self, session: Session, index: TagIndex, strict: bool) -> None:
+        self.session, self.index, self.strict = session, index, strict
+        self.graph: Lineage | None = None
+
+    def _node(self, kind: str, name: str, version: str, release: Release | None) -> LineageNode:
+        """The graph's node for a version, made on first sight."""
+        assert self.graph is not None
+        node_id = f"{name}:{version}"
+        if node_id not in self.graph.nodes:
+            stages = [s for s, r in sorted(self.index.stages(name).items())
+                      if release is not None and r.version == release.version]
+            self.graph.nodes[node_id] = LineageNode(
+                kind, name, version, release.tag if release else None,
+                release.commit if release else None, stages=stages,
+            )
+        return self.graph.nodes[node_id]
+
+    def _release(self, name: str, version: str) -> Release | None:
+        """The release ``name`` ``version`` (``None``: not released here)."""
+        return next((r for r in self.index.releases(name) if str(r.version) == version), None)
+
+    # -- up ----------------------------------------------------------------------------------
+
+    def up(self, kind: Kind, release: Release, depth: int | None) -> Lineage:
+        """Breadth first from ``release`` through what each version was made of."""
+        self.graph = Lineage(f"{release.name}:{release.version}", "up")
+        queue: list[tuple[str, str, str, Release | None, int]] = [
+            (kind, release.name, str(release.version), release, 0)
+        ]
+        expanded: set[str] = set()
+        while queue:
+            kind_, name, version, rel, level = queue.pop(0)
+            node = self._node(kind_, name, version, rel)
+            if node.id in expanded:
+                continue
+            expanded.add(node.id)
+            full = depth is None or level < depth
+            sources = self._model_up(node, rel) if kind_ == "model" else self._dataset_up(
+                node, rel, full
+            )
+            if not full:
+                continue
+            for relation, kind2, name2, version2 in sources:
+                rel2 = self._release(name2, version2)
+                child = self._node(kind2, name2, version2, rel2)
+                if rel2 is None:
+                    child.missing.append(f"{kind2} version {child.id} is not released here")
+                self.graph.edges.append(LineageEdge(node.id, child.id, relation))
+                queue.append((kind2, name2, version2, rel2, level + 1))
+        return self.graph
+
+    def _record(self, node: LineageNode, release: Release, message: str) -> dict[str, Any] | None:
+        """The release's lineage record; ``None`` (noted, or raised if strict) if unreadable."""
+        record, problem = parse_lineage(message)
+        if record is None:
+            if self.strict:
+                raise MalformedLineageError(release.tag, str(problem))
+            node.missing.append(
+                f"the lineage record of {release.tag} cannot be read: {problem}; datasets and "
+                "base model are read from its card"
+            )
+        return record
+
+    def _model_up(
+        self, node: LineageNode, release: Release | None
+    ) -> list[tuple[str, str, str, str]]:
+        """A model version's details and ``(relation, kind, name, version)`` of its sources."""
+        if release is None:
+            return []
+        message = self.session.repo.tag_messages([release.tag]).get(release.tag, "")
+        record = self._record(node, release, message)
+        if record is None:
+            return self._card_sources(node, release)
+        absent = [f for f in _MODEL_FIELDS if f not in record]
+        if absent:
+            node.missing.append(
+                f"its release records no {', '.join(absent)} (lineage schema "
+                f"{record.get('schema', 1)})"
+            )
+        _model_details(node, record)
+        sources = []
+        datasets = record.get("datasets") or {}
+        if not isinstance(datasets, dict):
+            node.missing.append(f"its recorded datasets are not a mapping: {datasets!r}")
+            datasets = {}
+        for name, version in sorted(datasets.items()):
+            sources.append(("trained_on", "dataset", str(name), str(version)))
+        base = record.get("base_model")
+        if base:
+            sources += self._base(node, str(base))
+        return sources
+
+    def _base(self, node: LineageNode, text: str) -> list[tuple[str, str, str, str]]:
+        """The ``fine_tuned_from`` source a ``base_model`` reference names, if it parses."""
+        try:
+            ref = as_reference(text)
+        except InvalidReferenceError as e:
+            node.missing.append(f"its base model {text!r} is not a reference ({e})")
+            return []
+        version = str(ref.version) if ref.version is not None else ""
+        if ref.version is None or not ref.version.is_exact:
+            node.missing.append(f"its base model {text!r} names no exact version")
+            return []
+        return [("fine_tuned_from", "model", ref.name, version)]
+
+    def _card_sources(self, node: LineageNode, release: Release) -> list[tuple[str, str, str, str]]:
+        """Sources from the card at the tagged commit (a release without a lineage record)."""
+        try:
+            card = released_card(self.session, release)
+        except CardError as e:
+            node.missing.append(str(e))
+            return []
+        if card is None:
+            node.missing.append(f"{release.tag} has no {layout.card_file(release.name)}")
+            return []
+        sources = []
+        for text in card.datasets:
+            try:
+                ref = as_reference(text)
+            except InvalidReferenceError:
+                node.missing.append(f"its card's dataset {text!r} is not a reference")
+                continue
+            sources.append(("trained_on", "dataset", ref.name, str(ref.version)))
+        base = card.get("base_model")
+        return sources + (self._base(node, str(base)) if base else [])
+
+    def _dataset_up(
+        self, node: LineageNode, release: Release | None, full: bool
+    ) -> list[tuple[str, str, str, str]]:
+        """A dataset version's hash, params and builder files; raw inputs become nodes."""
+        if release is None:
+            return []
+        name, stage = release.name, layout.build_stage(release.name)
+        try:
+            node.hash = released_data_hash(self.session, release)
+            entry = locked_stage(self.session.repo, release.commit, stage)
+        except (NotBuiltError, ConfigError) as e:
+            node.missing.append(str(e))
+            return []
+        if entry is None:
+            node.missing.append(f"dvc.lock at {release.tag} records no stage {stage!r}")
+            return []
+        params = ((entry.get("params") or {}).get("params.yaml") or {}).get(f"datasets.{name}")
+        node.details["builder_commit"] = release.commit
+        node.details["params"] = params if isinstance(params, dict) else {}
+        folder = layout.dataset_dir(name)
+        raw = []
+        for dep in entry.get("deps") or []:
+            path, md5 = str(dep.get("path", "")), dep.get("md5")
+            if path.rsplit("/", 1)[0] == folder:
+                node.details.setdefault("builder_files", {})[path] = md5
+            else:
+                raw.append((path, md5))
+        if not raw:
+            raw_path = node.details["params"].get("raw_path")
+            if raw_path:
+                node.missing.append(
+                    f"raw_path {raw_path!r} is not a dependency of {stage} in dvc.lock, so its "
+                    "hash is not recorded"
+                )
+            else:
+                node.details["raw_inputs"] = (
+                    "none recorded: the builder generates its data or reads it from a package"
+                )
+        if full:
+            self._raw_nodes(node, raw)
+        return []
+
+    def _raw_nodes(self, node: LineageNode, raw: list[tuple[str, Any]]) -> None:
+        """A ``raw`` node and a ``built_from`` edge for each raw input of a build."""
+        assert self.graph is not None
+        for path, md5 in raw:
+            self.graph.nodes.setdefault(path, LineageNode("raw", path, hash=md5))
+            self.graph.edges.append(LineageEdge(node.id, path, "built_from"))
+
+    # -- down --------------------------------------------------------------------------------
+
+    def down(self, kind: Kind, release: Release, depth: int | None) -> Lineage:
+        """Breadth first from ``release`` through every model made from it."""
+        self.graph = Lineage(f"{release.name}:{release.version}", "down")
+        self._node(kind, release.name, str(release.version), release)
+        children = self._children()
+        queue = [(self.graph.root, 0)]
+        expanded: set[str] = set()
+        while queue:
+            node_id, level = queue.pop(0)
+            if node_id in expanded or (depth is not None and level >= depth):
+                continue
+            expanded.add(node_id)
+            for relation, child in children.get(node_id, []):
+                node = self._node("model", child.name, str(child.version), child)
+                self.graph.edges.append(LineageEdge(node.id, node_id, relation))
+                queue.append((node.id, level + 1))
+        return self.graph
+
+    def _children(self) -> dict[str, list[tuple[str, Release]]]:
+        """Source id -> ``(relation, model release)`` made from it, from every model release's
+        lineage record (one git call), or its card where it has none."""
+        datasets = set(self.session.known_datasets())
+        releases = [r for name in self.index.names() if name not in datasets
+                    for r in self.index.releases(name)]
+        messages = self.session.repo.tag_messages([r.tag for r in releases])
+        children: dict[str, list[tuple[str, Release]]] = defaultdict(list)
+        for release in releases:
+            record, _ = parse_lineage(messages.get(release.tag, ""))
+            for relation, source in self._sources_of(release, record):
+                children[source].append((relation, release))
+        return children
+
+    def _sources_of(
+        self, release: Release, record: dict[str, Any] | None
+    ) -> list[tuple[str, str]]:
+        """``(relation, source id)`` of a model release, from its record, else its card."""
+        if record is None:
+            if self.session.kind_of(release.name, self.index) != "model":
+                return []  # a dataset no longer in the tree
+            scratch = LineageNode("model", release.name, str(release.version))
+            return [(rel, f"{n}:{v}") for rel, _, n, v in self._card_sources(scratch, release)]
+        datasets = record.get("datasets")
+        found = [("trained_on", f"{n}:{v}")
+                 for n, v in (datasets.items() if isinstance(datasets, dict) else [])]
+        base = record.get("base_model")
+        # Release recorded the base as ``name:X.Y.Z``, a node's id: no parse needed here.
+        return found + ([("fine_tuned_from", str(base))] if base else [])
+
+
+def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
+    """A model node's details from its release's lineage record."""
+    weights = record.get("weights")
+    if isinstance(weights, dict) and weights.get("md5"):
+        node.hash = str(weights["md5"])
+    if record.get("commit") and record.get("commit") != node.commit:
+        node.details["recorded_commit"] = record["commit"]
+    node.details["params"] = record.get("params") or {}
+    run = record.get("training_run")
+    node.details["training_run"] = run
+    link = run_link(str(run)) if run else None
+    if link:
+        node.details["training_run_url"] = link
+    if record.get("compute") is not None:
+        node.details["compute"] = record["compute"]
+    if record.get("training") is not None:
+        node.details["training"] = record["training"]
