@@ -138,6 +138,22 @@ def test_the_next_fetch_sweeps_a_killed_downloads_part(
     assert list((cache / "tmp").iterdir()) == []
 
 
+def test_a_killed_loaders_half_made_snapshot_goes_when_the_snapshot_is_made(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+) -> None:
+    """Found by the reliability campaign: a loader killed while assembling a snapshot left its
+    staging folder, and the next loader, which holds that snapshot's lock while it assembles,
+    could not tell it was abandoned; the loads after were warm and never swept."""
+    art, cache = released_artifact, tmp_path / "cache"
+    key = art.hashes[V1].removesuffix(".dir")
+    staging = cache / "tmp" / f"snapshot-{key}-killed"
+    staging.mkdir(parents=True)
+    (staging / "half.bin").write_bytes(b"half")
+    result = snapshot(art, V1, cache)
+    assert tree(result.path) == art.files[V1]
+    assert not staging.exists() and list((cache / "tmp").iterdir()) == []
+
+
 # -- loads of a real TFDS release --------------------------------------------------------------
 
 NAME = "image_classification/digits"

@@ -892,10 +892,21 @@ class ContentCache:
             if shared is not None:
                 return shared
         with self._locked("snapshots", key):
+            self._drop_abandoned_staging(key)
             # Looked for again under the lock: whoever held it may have just made or fixed it.
             if path.is_dir():
                 return self._repair(dir_md5, path, remote, jobs, progress, verify)
             return self._assemble(dir_md5, path, remote, jobs, progress, verify)
+
+    def _drop_abandoned_staging(self, key: str) -> None:
+        """Delete half-made snapshots of ``key`` in ``tmp/``, with the snapshot's lock held.
+
+        Their writers are gone (a live one would hold this lock). :meth:`sweep` cannot tell
+        while this process holds the lock, so a fetch that assembles the snapshot after a
+        killed one clears its leftovers here.
+        """
+        for stale in (self.root / "tmp").glob(f"snapshot-{key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _assemble(
         self,
