@@ -149,9 +149,13 @@ def test_a_killed_loaders_half_made_snapshot_goes_when_the_snapshot_is_made(
     staging = cache / "tmp" / f"snapshot-{key}-killed"
     staging.mkdir(parents=True)
     (staging / "half.bin").write_bytes(b"half")
+    half_manifest = cache / "manifests" / f".{key}.json.x1y2.tmp"  # killed mid-write
+    half_manifest.parent.mkdir()
+    half_manifest.write_text("{")
     result = snapshot(art, V1, cache)
     assert tree(result.path) == art.files[V1]
     assert not staging.exists() and list((cache / "tmp").iterdir()) == []
+    assert [p.name for p in (cache / "manifests").iterdir()] == [f"{key}.json"]
 
 
 # -- loads of a real TFDS release --------------------------------------------------------------

@@ -899,7 +899,8 @@ class ContentCache:
             return self._assemble(dir_md5, path, remote, jobs, progress, verify)
 
     def _drop_abandoned_staging(self, key: str) -> None:
-        """Delete half-made snapshots of ``key`` in ``tmp/``, with the snapshot's lock held.
+        """Delete half-made snapshots of ``key`` in ``tmp/``, and half-written manifests of it
+        (``atomic_write_text``'s ``.<key>.json.*.tmp``), with the snapshot's lock held.
 
         Their writers are gone (a live one would hold this lock). :meth:`sweep` cannot tell
         while this process holds the lock, so a fetch that assembles the snapshot after a
@@ -907,6 +908,9 @@ class ContentCache:
         """
         for stale in (self.root / "tmp").glob(f"snapshot-{key}-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        manifest = self._manifest_path(key)
+        for stale in manifest.parent.glob(f".{manifest.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def _assemble(
         self,
