@@ -13,9 +13,12 @@ BIN = Path(sys.executable).parent
 
 
 def env(**extra: str) -> dict[str, str]:
-    """The environment benchmarks run commands in: telemetry off, the venv first on PATH."""
+    """The environment benchmarks run commands in: telemetry off, the venv first on PATH, and
+    Python's bytecode cached as an installed package has it (the first of a timed command's
+    runs writes it)."""
+    outer = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **outer,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DVC_NO_ANALYTICS": "1",
         "MLFLOW_DISABLE_TELEMETRY": "true",

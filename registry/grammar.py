@@ -39,6 +39,7 @@ __all__ = [
     "parse_tag",
     "parse_version",
     "parse_version_spec",
+    "tag_artifact",
 ]
 
 _SEGMENT = r"[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?"
@@ -311,6 +312,17 @@ def parse_tag(text: str) -> Tag | None:
     if match["stage"] is not None:
         return StageTag(name, match["stage"], int(match["counter"]), bool(match["unassign"]))
     return DeprecateTag(name, int(match["deprecated"]))
+
+
+def tag_artifact(text: str) -> str:
+    """The artifact a GTO tag name belongs to: what comes before its first ``@`` or ``#``
+    (names hold neither). Cheap: no parse, for filtering many tags.
+
+    Example:
+        >>> tag_artifact("digits-cnn#prod#3")
+        'digits-cnn'
+    """
+    return text.partition("@")[0].partition("#")[0]
 
 
 def format_tag(tag: Tag) -> str:

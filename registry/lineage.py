@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from bisect import bisect_right
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -34,7 +34,8 @@ from registry.errors import (
     MalformedLineageError,
     NotBuiltError,
 )
-from registry.models import parse_lineage, released_card
+from registry.grammar import RegisterTag, Tag, parse_tag, tag_artifact
+from registry.models import LINEAGE_MARK, parse_lineage, released_card
 from registry.repo.lock import locked_stage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
@@ -482,52 +483,116 @@ class _Walker:
     # -- down --------------------------------------------------------------------------------
 
     def down(self, kind: Kind, release: Release, depth: int | None) -> Lineage:
-        """Breadth first from ``release`` through every model made from it."""
+        """Breadth first from ``release`` through every model made from it, a level at a time."""
         self.graph = Lineage(f"{release.name}:{release.version}", "down")
         self._node(kind, release.name, str(release.version), release)
-        children = self._children()
-        queue = [(self.graph.root, 0)]
-        expanded: set[str] = set()
-        while queue:
-            node_id, level = queue.pop(0)
-            if node_id in expanded or (depth is not None and level >= depth):
-                continue
-            expanded.add(node_id)
-            for relation, child in children.get(node_id, []):
+        made = _MadeFrom(self.session, self)
+        level, frontier, expanded = 0, [self.graph.root], {self.graph.root}
+        while frontier and (depth is None or level < depth):
+            found = [(node_id, relation, tag) for node_id in frontier
+                     for relation, tag in made.children(node_id, self.graph.nodes[node_id].kind)]
+            # The releases found at this level: their artifacts' tags in one listing.
+            tags = {tag: parse_tag(tag) for _, _, tag in found}
+            self.index.preload({t.name for t in tags.values() if t is not None})
+            frontier = []
+            for node_id, relation, tag in found:
+                child = self.live_release(tags[tag])
+                if child is None:
+                    continue
                 node = self._node("model", child.name, str(child.version), child)
                 self.graph.edges.append(LineageEdge(node.id, node_id, relation))
-                queue.append((node.id, level + 1))
+                if node.id not in expanded:
+                    expanded.add(node.id)
+                    frontier.append(node.id)
+            level += 1
         return self.graph
 
-    def _children(self) -> dict[str, list[tuple[str, Release]]]:
-        """Source id -> ``(relation, model release)`` made from it, from every model release's
-        lineage record (one git call), or its card where it has none."""
-        datasets = set(self.session.known_datasets())
-        releases = [r for name in self.index.names() if name not in datasets
-                    for r in self.index.releases(name)]
-        messages = self.session.repo.tag_messages([r.tag for r in releases])
-        children: dict[str, list[tuple[str, Release]]] = defaultdict(list)
-        for release in releases:
-            record, _ = parse_lineage(messages.get(release.tag, ""))
-            for relation, source in self._sources_of(release, record):
-                children[source].append((relation, release))
-        return children
+    def live_release(self, tag: Tag | None) -> Release | None:
+        """The release a register tag names, if it is released and not yanked."""
+        if not isinstance(tag, RegisterTag):
+            return None
+        found = self.index.find(tag.name, tag.version)
+        return found if found is not None and found.yanked is None else None
 
-    def _sources_of(
-        self, release: Release, record: dict[str, Any] | None
-    ) -> list[tuple[str, str]]:
-        """``(relation, source id)`` of a model release, from its record, else its card."""
-        if record is None:
-            if self.session.kind_of(release.name, self.index) != "model":
-                return []  # a dataset no longer in the tree
-            scratch = LineageNode("model", release.name, str(release.version))
-            return [(rel, f"{n}:{v}") for rel, _, n, v in self._card_sources(scratch, release)]
-        datasets = record.get("datasets")
-        found = [("trained_on", f"{n}:{v}")
-                 for n, v in (datasets.items() if isinstance(datasets, dict) else [])]
-        base = record.get("base_model")
-        # Release recorded the base as ``name:X.Y.Z``, a node's id: no parse needed here.
-        return found + ([("fine_tuned_from", str(base))] if base else [])
+    def card_sources(self, release: Release) -> list[tuple[str, str]]:
+        """``(relation, source id)`` of a model release without a lineage record, from its
+        card."""
+        scratch = LineageNode("model", release.name, str(release.version))
+        return [(rel, f"{n}:{v}") for rel, _, n, v in self._card_sources(scratch, release)]
+
+
+class _MadeFrom:
+    """Which model releases were made from a version, from every release tag's message.
+
+    The messages come in one ``for-each-ref``. A record names its sources as JSON strings
+    (``"digits"`` as a dataset key, ``"base:1.0.0"`` as the base model), and names need no
+    JSON escaping, so a version's children are among the messages that hold one of those two
+    strings: found with ``str.find`` over all messages at once, and only those records parsed.
+    """
+
+    def __init__(self, session: Session, walker: _Walker) -> None:
+        self.session, self.walker = session, walker
+        self.messages = session.repo.tag_messages()
+        self.tags = list(self.messages)
+        # Every message in one string; starts[i] is where tag i's message begins.
+        self.starts: list[int] = []
+        offset = 0
+        for message in self.messages.values():
+            self.starts.append(offset)
+            offset += len(message) + 1
+        self.text = "\0".join(self.messages.values())
+        self._without_record: list[tuple[str, list[tuple[str, str]]]] | None = None
+
+    def _holding(self, needle: str) -> set[str]:
+        """The tags whose message holds ``needle``."""
+        found, at = set(), self.text.find(needle)
+        while at >= 0:
+            found.add(self.tags[bisect_right(self.starts, at) - 1])
+            at = self.text.find(needle, at + 1)
+        return found
+
+    def children(self, source: str, kind: str) -> list[tuple[str, str]]:
+        """``(relation, release tag)`` of each model release made from ``source`` (an id), a
+        ``kind`` version."""
+        # A record names a dataset by its name (a key), a base model by its id.
+        needle = f'"{source}"' if kind == "model" else f'"{source.rpartition(":")[0]}"'
+        found = []
+        for tag in self._holding(needle):
+            record, _ = parse_lineage(self.messages[tag])
+            if record is not None and record.get("kind", "model") == "model":
+                found += [(rel, tag) for rel, src in _record_sources(record) if src == source]
+        for tag, sources in self._old_releases():
+            found += [(rel, tag) for rel, src in sources if src == source]
+        return sorted(set(found), key=lambda f: (f[1], f[0]))
+
+    def _old_releases(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Model releases whose tag holds no lineage record, with the sources their cards
+        name (read once, on first need)."""
+        if self._without_record is None:
+            self._without_record = []
+            kinds: dict[str, str | None] = {}
+            for tag, message in self.messages.items():
+                if LINEAGE_MARK in message or "@v" not in tag or tag.endswith("!"):
+                    continue
+                name = tag_artifact(tag)
+                if name not in kinds:  # a file check, where a release needs its tags listed
+                    kinds[name] = self.session.kind_of(name, self.walker.index)
+                if kinds[name] != "model":
+                    continue
+                release = self.walker.live_release(parse_tag(tag))
+                if release is not None and (sources := self.walker.card_sources(release)):
+                    self._without_record.append((tag, sources))
+        return self._without_record
+
+
+def _record_sources(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(relation, source id)`` of a model release, from its lineage record."""
+    datasets = record.get("datasets")
+    found = [("trained_on", f"{n}:{v}")
+             for n, v in (datasets.items() if isinstance(datasets, dict) else [])]
+    base = record.get("base_model")
+    # Release recorded the base as ``name:X.Y.Z``, a node's id: no parse needed here.
+    return found + ([("fine_tuned_from", str(base))] if base else [])
 
 
 def _model_details(node: LineageNode, record: dict[str, Any]) -> None:

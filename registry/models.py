@@ -73,7 +73,8 @@ __all__ = [
 ]
 
 Bump = Literal["major", "minor", "patch"]
-_LINEAGE_MARK = "lineage: "
+# The line of a release tag's message that holds its lineage record (JSON).
+LINEAGE_MARK = "lineage: "
 # The lineage record's format: 2 added ``schema`` and ``compute`` (1: no ``schema`` field).
 LINEAGE_SCHEMA = 2
 
@@ -593,9 +594,9 @@ def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
         ({'schema': 2}, None)
     """
     for line in message.splitlines():
-        if line.startswith(_LINEAGE_MARK):
+        if line.startswith(LINEAGE_MARK):
             try:
-                value = json.loads(line[len(_LINEAGE_MARK) :])
+                value = json.loads(line[len(LINEAGE_MARK) :])
             except ValueError as e:
                 return None, f"its lineage line is not valid JSON ({e})"
             if not isinstance(value, dict):
@@ -746,7 +747,7 @@ class _ModelRelease:
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
-        lines = f"{_LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
+        lines = f"{LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
         return f"Release {self.name} {version}\n\n{lines}"
 
 

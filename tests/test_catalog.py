@@ -51,6 +51,41 @@ def test_releases_exclude_withdrawn_and_order_by_semver(tagged_repo: GitRepo) ->
     assert index.names() == ["image_classification/digits", name]
 
 
+def test_a_lazy_index_lists_only_the_tags_asked_about(
+    tagged_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command about one artifact lists that artifact's tags, not every tag of the registry,
+    and answers as the full index does."""
+    name = "products/product_a/ad_clicks"
+    calls: list[list[str] | None] = []
+
+    def load(names: list[str] | None) -> list:
+        calls.append(names)
+        return tagged_repo.tags(names)
+
+    full, lazy = TagIndex(tagged_repo.tags()), TagIndex.lazy(load)
+    assert lazy.releases(name) == full.releases(name)
+    assert lazy.stages(name) == full.stages(name) and lazy.yanked(name) == full.yanked(name)
+    assert lazy.next_counter(name) == full.next_counter(name) == 5
+    assert calls == [[name]]
+    assert {t.name for t in load(["image_classification/digits"])} == {
+        "image_classification/digits@v0.1.0"
+    }
+    with pytest.raises(ArtifactNotFoundError, match="image_classification/digits"):
+        lazy.resolve(parse_reference("image_classification/digitz"), kind="dataset")
+    assert calls[-1] is None  # the suggestions come from every artifact
+    assert lazy.names() == full.names()
+
+    # Past the limit of artifacts asked about one by one, every tag is listed at once.
+    monkeypatch.setattr(TagIndex, "_LAZY_LIMIT", 1)
+    calls.clear()
+    lazy = TagIndex.lazy(load)
+    lazy.latest(name)
+    lazy.latest("image_classification/digits")
+    assert calls == [[name], None]
+    assert lazy.latest("image_classification/digits") == full.latest("image_classification/digits")
+
+
 def test_stages_follow_the_latest_assignment(tagged_repo: GitRepo) -> None:
     index = TagIndex(tagged_repo.tags())
     stages = index.stages("products/product_a/ad_clicks")

@@ -178,3 +178,17 @@ def test_tag_messages_reads_many_tags_in_one_call(zoo: ReleasedRegistry) -> None
     assert messages["cnn@v1.0.0"].strip() == repo.tag_message("cnn@v1.0.0").strip()
     assert repo.tag_messages([]) == {}
     assert "ft@v1.0.0" in repo.tag_messages()
+
+
+def test_downstream_matches_names_and_versions_exactly(zoo: ReleasedRegistry) -> None:
+    """Downstream finds records by their text, then checks each exactly: a name that extends
+    the dataset's, or another version of it, is no child."""
+    clone = zoo.clone
+    for version, datasets in [("0.4.0", {f"{DIGITS}_v2": "1.0.0"}), ("0.5.0", {DIGITS: "2.0.0"}),
+                              ("0.6.0", {DIGITS: "1.0.0"})]:
+        record = {"schema": 2, "artifact": "cnn", "kind": "model", "datasets": datasets}
+        _hand_tag(clone, f"cnn@v{version}", f"Release cnn {version}\n\nlineage: "
+                  f"{json.dumps(record)}")
+    down = registry.get_lineage(f"{DIGITS}:1.0.0", "down")
+    assert "cnn:0.6.0" in down.nodes
+    assert not {"cnn:0.4.0", "cnn:0.5.0"} & set(down.nodes)

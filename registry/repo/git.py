@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from registry.config import GIT_TIMEOUT_ENV, git_timeout
 from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceError
+from registry.grammar import tag_artifact
 
 if TYPE_CHECKING:
     from git import Repo as GitPythonRepo
@@ -235,7 +236,7 @@ class GitRepo:
                 ) from e
             self._repair_head()
         self._fresh = True
-        self.__dict__.pop("_tags", None)
+        self._forget_tags()
 
     def _repair_head(self) -> None:
         """Point a mirror's HEAD where the remote's points, if it names no commit here (fetch
@@ -268,7 +269,7 @@ class GitRepo:
                 "every version released so far; check the network and 'git remote -v', then "
                 "release again"
             ) from e
-        self.__dict__.pop("_tags", None)
+        self._forget_tags()
 
     def lease_tags(self, artifact: str) -> TagLease | None:
         """Read ``artifact``'s tip on the push remote, then fetch the tags (``None``: no remote).
@@ -304,24 +305,56 @@ class GitRepo:
         """Run ``git <args>`` in this repository and return its stdout."""
         return _run_git(list(args), cwd=self.path, check=check)
 
-    @cached_property
-    def _tags(self) -> list[TagRef]:
-        out = self.git(
-            "for-each-ref",
-            "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00"
-            "%(creatordate:iso-strict)%00%(taggeremail)%00%(contents:subject)",
-            "refs/tags",
-        )
+    # What for-each-ref reports of a tag: name, object, peeled commit, date, tagger, subject.
+    _TAG_FORMAT = (
+        "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00"
+        "%(creatordate:iso-strict)%00%(taggeremail)%00%(contents:subject)"
+    )
+
+    def _list_tags(self, *patterns: str) -> list[TagRef]:
+        """The tags matching ``patterns`` (``refs/tags/...``), in one ``for-each-ref``."""
         tags = []
-        for line in out.splitlines():
+        for line in self.git("for-each-ref", self._TAG_FORMAT, *patterns).splitlines():
             name, obj, peeled, created, tagger, subject = line.split("\0", 5)
             tagger = tagger.strip().removeprefix("<").removesuffix(">").lower()
             tags.append(TagRef(name, peeled or obj, created, subject, tagger))
         return tags
 
-    def tags(self) -> list[TagRef]:
-        """Return every tag, with one git call (cached until the repo changes through us)."""
-        return self._tags
+    @cached_property
+    def _tags(self) -> list[TagRef]:
+        return self._list_tags("refs/tags")
+
+    def _forget_tags(self) -> None:
+        """Tags may have changed (fetched, made, pushed): list them again when next asked."""
+        self.__dict__.pop("_tags", None)
+        self.tag_state = object()
+
+    # Changes (a new object) whenever the tags may have changed: what a tag index built from
+    # them is checked against (:meth:`registry.repo.session.Session.index`).
+    tag_state: object = object()
+
+    def tags(self, names: Iterable[str] | None = None) -> list[TagRef]:
+        """Every tag, or only the GTO tags of the artifacts ``names``, in one git call.
+
+        Every tag is listed once and cached until the tags may have changed. A few artifacts'
+        tags are listed on their own (``refs/tags/NAME@*``, ``refs/tags/NAME#*``): on a
+        registry of 15,000 tags that reads a handful of tag objects instead of every one,
+        which is what a command about one version needs (:class:`~registry.repo.tags.TagIndex`
+        asks so, lazily).
+
+        Example:
+            >>> [t.name for t in repo.tags(["digits-cnn"])]  # doctest: +SKIP
+            ['digits-cnn#prod#1', 'digits-cnn@v1.0.0']
+        """
+        if names is None:
+            return self._tags
+        wanted = set(names)
+        if "_tags" in self.__dict__:  # listed already: filter, no git call
+            return [t for t in self._tags if tag_artifact(t.name) in wanted]
+        if not wanted:
+            return []
+        patterns = [f"refs/tags/{n}{sep}*" for n in sorted(wanted) for sep in ("@", "#")]
+        return [t for t in self._list_tags(*patterns) if tag_artifact(t.name) in wanted]
 
     @cached_property
     def _repo(self) -> GitPythonRepo:
@@ -427,7 +460,7 @@ class GitRepo:
         """
         sign = ["--sign"] if self.signs_tags() else []
         self.git("tag", "--annotate", *sign, "--message", message, name, rev)
-        self.__dict__.pop("_tags", None)
+        self._forget_tags()
 
     def signs_tags(self) -> bool:
         """Whether tags made here are signed: ``tag.gpgSign`` if it is set, else whether
@@ -501,7 +534,7 @@ class GitRepo:
     def delete_tag(self, name: str) -> None:
         """Delete a local tag (used only to undo a tag whose push failed)."""
         self.git("tag", "--delete", name)
-        self.__dict__.pop("_tags", None)
+        self._forget_tags()
 
     def push_remote(self) -> str | None:
         """The Git remote tags are pushed to (``origin``, else the only one), or ``None``."""

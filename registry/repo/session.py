@@ -33,7 +33,7 @@ from registry.errors import (
     YankedVersionError,
 )
 from registry.grammar import Reference, parse_name, parse_reference
-from registry.repo.git import GitRepo, TagRef
+from registry.repo.git import GitRepo
 from registry.repo.signatures import check_signed
 from registry.repo.tags import Release, TagIndex
 
@@ -56,6 +56,8 @@ log = logging.getLogger("registry")
 # Shared cache folders already warned about in this process (a warning per folder, not per load).
 _warned: set[Path] = set()
 _warned_lock = threading.Lock()
+# Folders inside a dataset's folder that never hold another dataset's builder.
+_NOT_DATASET_FOLDERS = ("dummy_data", "prepared")
 
 
 class YankedVersionWarning(UserWarning):
@@ -114,7 +116,7 @@ class Session:
 
     settings: Settings
     repo: GitRepo
-    _index: tuple[list[TagRef], TagIndex] | None = field(default=None, repr=False, compare=False)
+    _index: tuple[object, TagIndex] | None = field(default=None, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -152,11 +154,15 @@ class Session:
         return ContentCache(self.settings.cache_dir, shared=[shared])
 
     def index(self) -> TagIndex:
-        """Releases and stages from the tags as they are now (one git call, cached)."""
-        tags = self.repo.tags()
-        # The repo re-lists its tags (a new list) whenever they may have changed.
-        if self._index is None or self._index[0] is not tags:
-            self._index = (tags, TagIndex(tags))
+        """Releases and stages from the tags as they are now (cached until they may change).
+
+        The index is lazy: an artifact's tags are listed when it is first asked about (one git
+        call), every tag when a command asks about all of them (:class:`TagIndex`).
+        """
+        state = self.repo.tag_state
+        # The repo makes a new state whenever its tags may have changed.
+        if self._index is None or self._index[0] is not state:
+            self._index = (state, TagIndex.lazy(self.repo.tags))
         return self._index[1]
 
     def known_datasets(self) -> list[str]:
@@ -165,7 +171,7 @@ class Session:
             base = self.repo.work_tree / layout.DATASETS_DIR
             found: list[str] = []
             for folder, dirs, files in os.walk(base):
-                dirs[:] = [d for d in dirs if d not in ("dummy_data", "prepared") and d[0] != "."]
+                dirs[:] = [d for d in dirs if d not in _NOT_DATASET_FOLDERS and d[0] != "."]
                 rel = os.path.relpath(folder, self.repo.work_tree).replace(os.sep, "/")
                 found.extend(f"{rel}/{f}" for f in files if f.endswith(layout.BUILDER_SUFFIX))
             return layout.dataset_names_in(found)
@@ -178,6 +184,18 @@ class Session:
             cards = (root / layout.MODELS_DIR).glob("**/README.md")
             return layout.model_names_in(p.relative_to(root).as_posix() for p in cards)
         return layout.model_names_in(self.repo.list_files("HEAD", layout.MODELS_DIR))
+
+    def has(self, name: str, kind: Kind) -> bool:
+        """Whether ``name`` is a ``kind`` in the tree: :meth:`known_datasets` /
+        :meth:`known_models` asked about one name, without listing every one (a file check in a
+        clone)."""
+        if self.repo.work_tree is None:
+            return name in self.known(kind)
+        if kind == "dataset":
+            if any(part in _NOT_DATASET_FOLDERS for part in name.split("/")):
+                return False
+            return (self.repo.work_tree / layout.builder_file(name)).is_file()
+        return (self.repo.work_tree / layout.card_file(name)).is_file()
 
     def known(self, kind: Kind) -> list[str]:
         """The names of ``kind`` in the tree."""
@@ -245,9 +263,9 @@ class Session:
             >>> open_session(".").kind_of("digits-cnn")  # doctest: +SKIP
             'model'
         """
-        if name in self.known_datasets():
+        if self.has(name, "dataset"):
             return "dataset"
-        if name in self.known_models():
+        if self.has(name, "model"):
             return "model"
         latest = (index or self.index()).latest(name)
         if latest is None:
@@ -316,11 +334,13 @@ class Session:
         if not (pinned and spec is not None and any(spec.matches(r.version) for r in releases)):
             self.repo.refresh()
             index = self.index()
-        known = self.known(kind)
-        if ref.name not in known:
+        if self.has(ref.name, kind):
+            known = [ref.name]  # every name is listed only for an error's suggestions
+        else:
             # Only a name not in the tree as this kind can be the other kind: the usual load
             # pays nothing for the check.
             self.check_kind(ref.name, kind, command=command, index=index)
+            known = self.known(kind)
         release = index.resolve(ref, known=known, kind=kind)
         if self.settings.require_signed_tags:
             check_signed(self.repo, release)

@@ -7,7 +7,7 @@ listing and resolving stay instant with thousands of tags.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from registry.errors import ArtifactNotFoundError, VersionNotFoundError
@@ -100,14 +100,77 @@ class TagIndex:
     Yanked versions (PEP 592) are kept apart: :meth:`releases` and :meth:`latest` leave them
     out, so a range or "latest" never resolves to one, while an exact pin or a stage still does
     (:meth:`resolve`), with :attr:`Release.yanked` saying why.
+
+    Built from every tag (``TagIndex(tags)``), or lazily (:meth:`lazy`): then each artifact's
+    tags are listed when it is first asked about, so a command about one version reads that
+    artifact's tags only, not the 15,000 of a large registry; :meth:`names` lists them all.
     """
 
+    # Past this many artifacts asked about one by one, listing every tag at once is cheaper.
+    _LAZY_LIMIT = 64
+
     def __init__(self, tags: Iterable[TagRef]) -> None:
+        self._loader: Callable[[list[str] | None], Iterable[TagRef]] | None = None
+        self._loaded: set[str] = set()
+        self._reset()
+        self._add(tags)
+
+    def _reset(self) -> None:
+        """Forget every tag read."""
+        self._ever: dict[str, set[Version]] = {}
+        self._releases: dict[str, list[Release]] = {}
+        self._yanked: dict[str, list[Release]] = {}
+        self._stages: dict[str, dict[str, Release]] = {}
+        self._deprecated: set[str] = set()
+        self._counters: dict[str, int] = defaultdict(int)
+
+    @classmethod
+    def lazy(cls, load: Callable[[list[str] | None], Iterable[TagRef]]) -> TagIndex:
+        """An index that lists an artifact's tags when first asked about it.
+
+        Args:
+            load: Called with artifact names, returns every GTO tag of those artifacts; called
+                with ``None``, returns every tag (:meth:`registry.repo.git.GitRepo.tags`).
+
+        Example:
+            >>> index = TagIndex.lazy(repo.tags)  # doctest: +SKIP
+            >>> index.latest("digits-cnn")  # one git call, for digits-cnn's tags only
+            ... # doctest: +SKIP
+        """
+        index = cls(())
+        index._loader = load
+        return index
+
+    def _need(self, *names: str) -> None:
+        """Make sure the tags of ``names`` are read (a lazy index lists them now)."""
+        if self._loader is None:
+            return
+        missing = [n for n in names if n not in self._loaded]
+        if not missing:
+            return
+        if len(self._loaded) + len(missing) > self._LAZY_LIMIT:
+            self._need_all()
+            return
+        self._add(self._loader(missing))
+        self._loaded.update(missing)
+
+    def _need_all(self) -> None:
+        """Read every tag (a lazy index becomes a full one)."""
+        if self._loader is None:
+            return
+        load, self._loader = self._loader, None
+        self._reset()
+        self._add(load(None))
+
+    def preload(self, names: Iterable[str]) -> None:
+        """Read the tags of ``names`` in one listing, before asking about them one by one."""
+        self._need(*names)
+
+    def _add(self, tags: Iterable[TagRef]) -> None:
+        """Index ``tags``: every tag of each artifact they name (an artifact is added whole)."""
         registered: dict[str, dict[Version, Release]] = defaultdict(dict)
         withdrawn: dict[str, dict[Version, Yank]] = defaultdict(dict)
         stage_events: dict[str, list[tuple[int, StageTag, str]]] = defaultdict(list)
-        self._deprecated: set[str] = set()
-        self._counters: dict[str, int] = defaultdict(int)
         for ref in tags:
             tag = parse_tag(ref.name)
             if isinstance(tag, RegisterTag):
@@ -124,40 +187,46 @@ class TagIndex:
             elif isinstance(tag, DeprecateTag):
                 self._deprecated.add(tag.name)
                 self._counters[tag.name] = max(self._counters[tag.name], tag.counter)
-        self._ever = {name: set(found) | set(withdrawn[name]) for name, found in registered.items()}
-        self._releases: dict[str, list[Release]] = {}
-        self._yanked: dict[str, list[Release]] = {}
-        for name, versions in registered.items():
-            ordered = sorted(versions.values(), key=lambda r: r.version)
+        for name, found in registered.items():
+            self._ever[name] = set(found) | set(withdrawn[name])
+            ordered = sorted(found.values(), key=lambda r: r.version)
             yanks = withdrawn.get(name, {})
             self._releases[name] = [r for r in ordered if r.version not in yanks]
             self._yanked[name] = [
                 replace(r, yanked=yanks[r.version]) for r in ordered if r.version in yanks
             ]
-        self._stages: dict[str, dict[str, Release]] = {}
         for name, events in stage_events.items():
-            every = [*self._releases.get(name, []), *self._yanked.get(name, [])]
-            by_commit = {r.commit: r for r in every}
-            current: dict[str, Release] = {}
-            for _, tag, commit in sorted(events, key=lambda e: e[0]):
-                release = by_commit.get(commit)
-                if tag.unassign:
-                    if release is not None and current.get(tag.stage) == release:
-                        del current[tag.stage]
-                elif release is not None:
-                    current[tag.stage] = release
-            self._stages[name] = current
+            self._stages[name] = self._current_stages(name, events)
+
+    def _current_stages(
+        self, name: str, events: list[tuple[int, StageTag, str]]
+    ) -> dict[str, Release]:
+        """Each stage of ``name`` and the release it points at, from its stage tags in order."""
+        every = [*self._releases.get(name, []), *self._yanked.get(name, [])]
+        by_commit = {r.commit: r for r in every}
+        current: dict[str, Release] = {}
+        for _, tag, commit in sorted(events, key=lambda e: e[0]):
+            release = by_commit.get(commit)
+            if tag.unassign:
+                if release is not None and current.get(tag.stage) == release:
+                    del current[tag.stage]
+            elif release is not None:
+                current[tag.stage] = release
+        return current
 
     def names(self) -> list[str]:
         """Names of every artifact with at least one release, sorted."""
+        self._need_all()
         return sorted(name for name, releases in self._releases.items() if releases)
 
     def releases(self, name: str) -> list[Release]:
         """The releases of ``name``, oldest version first (yanked ones left out)."""
+        self._need(name)
         return list(self._releases.get(name, []))
 
     def yanked(self, name: str) -> list[Release]:
         """The yanked releases of ``name``, oldest version first, each with its :class:`Yank`."""
+        self._need(name)
         return list(self._yanked.get(name, []))
 
     def yank_reasons(self, name: str) -> dict[str, str]:
@@ -171,6 +240,7 @@ class TagIndex:
 
     def find(self, name: str, version: Version) -> Release | None:
         """The release of exactly ``version`` of ``name``, yanked or not, or ``None``."""
+        self._need(name)
         for release in [*self._releases.get(name, []), *self._yanked.get(name, [])]:
             if release.version == version:
                 return release
@@ -178,23 +248,28 @@ class TagIndex:
 
     def ever_released(self, name: str, version: Version) -> bool:
         """Whether ``version`` of ``name`` was ever released, even if withdrawn since."""
+        self._need(name)
         return version in self._ever.get(name, set())
 
     def latest(self, name: str) -> Release | None:
         """The highest released version of ``name``, or ``None``."""
+        self._need(name)
         releases = self._releases.get(name)
         return releases[-1] if releases else None
 
     def stages(self, name: str) -> dict[str, Release]:
         """The stages of ``name`` and the release each one points at."""
+        self._need(name)
         return dict(self._stages.get(name, {}))
 
     def next_counter(self, name: str) -> int:
         """The counter for ``name``'s next stage or deprecation tag (GTO counts per artifact)."""
+        self._need(name)
         return self._counters.get(name, 0) + 1
 
     def is_deprecated(self, name: str) -> bool:
         """Whether ``name`` carries a deprecation tag."""
+        self._need(name)
         return name in self._deprecated
 
     def resolve(self, ref: Reference, known: Iterable[str] = (), *, kind: str) -> Release:
@@ -212,9 +287,11 @@ class TagIndex:
             ArtifactNotFoundError: If ``ref.name`` is neither released nor known.
             VersionNotFoundError: If no release matches the version or stage.
         """
+        self._need(ref.name)
         releases = self._releases.get(ref.name)
         known = set(known)
         if releases is None and ref.name not in known:
+            self._need_all()  # the suggestions come from every artifact
             raise ArtifactNotFoundError(ref.name, known | set(self._releases), kind=kind)
         releases = releases or []
         available = [str(r.version) for r in releases]
