@@ -294,7 +294,11 @@ def test_sync_mirrors_releases_and_stages(
     _fill_card(clone, name)
     commit_all(clone, f"Add {name}")
     first = registry.release_model(name)
+    client = _client(mlflow_server)
+    # A card may name the MLflow run id itself; the server accepts it with the DVC source.
+    server_run = client.create_run(client.create_experiment("synced")).info.run_id
     registry.add_model(name, _weights(tmp_path, content=b"v2" * 500), force=True)
+    _fill_card(clone, name, training_run=server_run)
     commit_all(clone, f"Retrain {name}")
     registry.release_model(name, bump="minor")
     registry.promote_model(f"{name}:1.0.0", "prod")
@@ -303,7 +307,7 @@ def test_sync_mirrors_releases_and_stages(
     report = tracking.sync()
     # registered model, 2 versions, 2 aliases
     assert (report.created, report.updated, report.deleted) == (5, 0, 0), report.actions
-    client = _client(mlflow_server)
+    assert report.unlinked == []  # 1.0.0 names no training run: nothing to link, nothing missing
     model = client.get_registered_model("vision.synced-cnn")
     versions = {v.tags["registry.version"]: v for v in
                 client.search_model_versions("name='vision.synced-cnn'")}
@@ -314,6 +318,8 @@ def test_sync_mirrors_releases_and_stages(
     assert v1.tags[f"dataset.{DIGITS}"] == "1.0.0"
     assert v1.source.startswith(f"dvc:///models/{name}/model.keras?md5=")
     assert model.aliases == {"prod": v1.version, "staging": versions["1.1.0"].version}
+    assert not v1.run_id and versions["1.1.0"].run_id == server_run
+    assert client.get_model_version_by_alias("vision.synced-cnn", "staging").run_id == server_run
 
     assert main(["mlflow", "sync", "--json"]) is None
     again = json.loads(capsys.readouterr().out)
