@@ -952,8 +952,10 @@ def mlflow_sync(registry: str | None, tracking_uri: str | None, as_json: bool) -
 
     \b
     Each released version becomes a registered model version (name: the model
-    name with / as .), each stage an alias (prod -> that version); aliases of
-    stages no longer held are deleted. Safe to rerun: a second sync changes nothing.
+    name with / as .), linked to its training run where that run is in the
+    tracking store (the others are listed), each stage an alias (prod -> that
+    version); aliases of stages no longer held are deleted. Safe to rerun: a
+    second sync changes nothing.
     Python: registry.tracking.sync()
     """
     from registry.tracking import sync
@@ -964,10 +966,15 @@ def mlflow_sync(registry: str | None, tracking_uri: str | None, as_json: bool) -
         return
     for line in report.actions:
         click.echo(line)
+    for item in report.unlinked:
+        click.echo(
+            f"version {item['model']} {item['version']}: its training run {item['training_run']} "
+            "is not in the tracking store; mirrored without the link (a later sync adds it)"
+        )
     click.echo(
         f"synced to {report.tracking_uri}: {report.replayed} runs replayed, "
         f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.deleted} deleted"
+        f"{report.deleted} deleted, {len(report.unlinked)} without their run"
     )
 
 

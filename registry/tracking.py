@@ -808,6 +808,9 @@ class SyncReport:
         skipped: Pending runs left alone because their training or logger is still at it.
         created, updated, unchanged, deleted: Registry objects by outcome.
         actions: One line per change, e.g. ``alias digits-cnn@prod -> 1``.
+        unlinked: The model versions whose release names a training run that is not in the
+            tracking store (``model``, ``version``, ``training_run``): mirrored without the
+            link, which a later sync adds once the run is there.
     """
 
     tracking_uri: str
@@ -818,6 +821,7 @@ class SyncReport:
     unchanged: int = 0
     deleted: int = 0
     actions: list[str] = field(default_factory=list)
+    unlinked: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -838,7 +842,15 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
        :func:`mlflow_model_name` (``/`` mapped to ``.``). Its source is the weights' DVC
        location ``dvc:///<path>?md5=<hash>``; its tags are ``registry.tag``, ``registry.version``,
        ``git_commit``, ``dataset.<name>`` (the lineage's versions), ``base_model``,
-       ``weights.md5``. Withdrawn versions get ``registry.status=deregistered``.
+       ``training_run``, ``weights.md5``. Withdrawn versions get
+       ``registry.status=deregistered``. A version is linked to its training run (MLflow's
+       ``run_id``, so the UI goes version -> run -> the run's dataset inputs) when the run the
+       lineage names is in the tracking store, found by its MLflow run id or by its
+       ``registry.run_uid`` tag; otherwise the version is created without the link and listed
+       in :attr:`SyncReport.unlinked`. MLflow cannot change a version's ``run_id``, so when a
+       version lacks a link it could now have (created before the run was logged, or by a sync
+       before links existed), the registered model is re-created with the same version numbers,
+       sources, tags, descriptions and aliases, and the links set.
     3. Every stage becomes an alias (``prod`` -> that version); aliases of stages that no
        longer hold a version are deleted. The registered model's aliases mirror Git's stages.
 
@@ -933,6 +945,7 @@ def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
     session.repo.refresh()
     index = session.index()
     url = _clean(session.repo.url)
+    runs = _RunFinder(client)
     for summary in list_models(registry=session.repo.work_tree or session.repo.url):
         name = summary.name
         releases = index.releases(name)
@@ -945,17 +958,20 @@ def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
             "registry.deprecated": str(summary.deprecated).lower(),
         }
         model = _ensure_registered_model(client, mlflow_name, model_tags, report)
-        existing = {
-            v.tags.get("registry.version"): v
-            for v in client.search_model_versions(f"name='{mlflow_name}'")
-            if v.tags.get("registry.version")
+        lineages = {
+            str(r.version): read_lineage(session.repo.tag_message(r.tag)) or {} for r in releases
         }
+        links = _run_links(runs, name, lineages, report)
+        existing = _versions_by_release(client, mlflow_name)
+        if _relink(client, mlflow_name, existing, links, report):
+            model = client.get_registered_model(mlflow_name)
+            existing = _versions_by_release(client, mlflow_name)
         numbers: dict[str, str] = {}
         for release in releases:
-            lineage = read_lineage(session.repo.tag_message(release.tag)) or {}
-            numbers[str(release.version)] = _sync_version(
-                client, mlflow_name, release, lineage, url, existing.get(str(release.version)),
-                report,
+            version = str(release.version)
+            numbers[version] = _sync_version(
+                client, mlflow_name, release, lineages[version], url, links[version],
+                existing.get(version), report,
             )
         released = {str(r.version) for r in releases}
         for version, mv in existing.items():
@@ -966,6 +982,131 @@ def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
                 report.actions.append(f"version {mlflow_name} {version}: deregistered")
         wanted = {stage: numbers[str(r.version)] for stage, r in index.stages(name).items()}
         _sync_aliases(client, mlflow_name, dict(model.aliases or {}), wanted, report)
+
+
+def _versions_by_release(client: Any, mlflow_name: str) -> dict[str, Any]:
+    """The registered model's versions that mirror a release, by registry version."""
+    return {
+        v.tags.get("registry.version"): v
+        for v in client.search_model_versions(f"name='{mlflow_name}'")
+        if v.tags.get("registry.version")
+    }
+
+
+class _RunFinder:
+    """Finds the MLflow run a release's lineage names as its ``training_run``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.found: dict[str, str | None] = {}
+        self._experiments: list[str] | None = None
+
+    def find(self, named: str) -> str | None:
+        """The MLflow run id of ``named``: an MLflow run id, or a run's ``registry.run_uid``
+        (what ``registry.tracking.run`` records); ``None`` if no live run in the store is it."""
+        if named not in self.found:
+            self.found[named] = self._by_id(named) or self._by_uid(named)
+        return self.found[named]
+
+    def _by_id(self, run_id: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:  # no such run, or not a run id at all
+            return None
+        return run_id if run.info.lifecycle_stage == "active" else None
+
+    def _by_uid(self, uid: str) -> str | None:
+        if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", uid):
+            return None  # not a uid we wrote; and nothing to quote into a filter
+        if self._experiments is None:
+            self._experiments = _experiment_ids(self.client)
+        if not self._experiments:
+            return None
+        runs = self.client.search_runs(
+            self._experiments, filter_string=f"tags.`registry.run_uid` = '{uid}'"
+        )
+        if not runs:
+            return None
+        # A replayed run supersedes a partial one: the complete, not superseded, latest run.
+        best = max(runs, key=lambda r: (
+            r.data.tags.get("registry.complete") == "true",
+            r.data.tags.get("registry.superseded") != "true",
+            r.info.start_time or 0,
+        ))
+        return str(best.info.run_id)
+
+
+def _experiment_ids(client: Any) -> list[str]:
+    """The ids of every live experiment in the store."""
+    ids: list[str] = []
+    page_token = None
+    while True:
+        page = client.search_experiments(page_token=page_token)
+        ids += [str(e.experiment_id) for e in page]
+        page_token = page.token
+        if not page_token:
+            return ids
+
+
+def _run_links(
+    runs: _RunFinder, name: str, lineages: dict[str, dict[str, Any]], report: SyncReport
+) -> dict[str, str | None]:
+    """Each release's MLflow run id, where its training run is in the store; the others are
+    listed in ``report.unlinked``."""
+    links: dict[str, str | None] = {}
+    for version, lineage in lineages.items():
+        named = lineage.get("training_run")
+        links[version] = runs.find(str(named)) if named else None
+        if named and links[version] is None:
+            report.unlinked.append({"model": name, "version": version, "training_run": str(named)})
+    return links
+
+
+def _relink(
+    client: Any, mlflow_name: str, existing: dict[str, Any], links: dict[str, str | None],
+    report: SyncReport,
+) -> bool:
+    """Re-create the registered model if a version lacks the run link it can now have.
+
+    MLflow cannot change a version's ``run_id``, and a deleted version's number is never given
+    again; so the whole registered model is deleted and re-created, its versions in order with
+    the same numbers (a gap is filled by a version deleted at once), sources, tags, descriptions
+    and aliases. Returns whether it did. Interrupted, the next sync rebuilds it from Git.
+    """
+    stale = {v: run for v, mv in existing.items() if (run := links.get(v)) and mv.run_id != run}
+    if not stale:
+        return False
+    model = client.get_registered_model(mlflow_name)
+    versions = sorted(client.search_model_versions(f"name='{mlflow_name}'"),
+                      key=lambda mv: int(mv.version))
+    client.delete_registered_model(mlflow_name)
+    client.create_registered_model(mlflow_name, tags=dict(model.tags or {}),
+                                   description=model.description)
+    numbers: dict[str, str] = {}
+    following = 1  # the number MLflow gives the next version
+    for mv in versions:
+        while following < int(mv.version):  # a version deleted in MLflow: its number stays used
+            gap = client.create_model_version(mlflow_name, "dvc:///deleted-version")
+            client.delete_model_version(mlflow_name, gap.version)
+            following = int(gap.version) + 1
+        release = mv.tags.get("registry.version")
+        run_id = stale.get(release) or mv.run_id or None
+        created = client.create_model_version(
+            mlflow_name, mv.source, run_id=run_id, tags=dict(mv.tags or {}),
+            description=mv.description,
+        )
+        numbers[str(mv.version)] = str(created.version)
+        following = int(created.version) + 1
+        if release in stale:
+            report.updated += 1
+            report.actions.append(f"version {mlflow_name} {release}: linked to run {run_id} "
+                                  f"(re-created as {created.version})")
+    for alias, number in sorted((model.aliases or {}).items()):
+        if str(number) in numbers:
+            client.set_registered_model_alias(mlflow_name, alias, numbers[str(number)])
+    return True
 
 
 def _ensure_registered_model(
@@ -1005,10 +1146,12 @@ def _sync_version(
     release: Release,
     lineage: dict[str, Any],
     url: str,
+    run_id: str | None,
     existing: Any,
     report: SyncReport,
 ) -> str:
-    """Create or update the model version of ``release``; return its MLflow version number."""
+    """Create or update the model version of ``release``, linked to MLflow run ``run_id`` (if
+    known) when created; return its MLflow version number."""
     weights = lineage.get("weights") or {}
     tags = {
         "registry.tag": release.tag,
@@ -1030,9 +1173,12 @@ def _sync_version(
     label = f"version {mlflow_name} {release.version}"
     if existing is None:
         source = f"dvc:///{weights.get('path') or release.name}?md5={weights.get('md5') or ''}"
+        # The weights stay in DVC (no run artifact holds them): the source is their DVC
+        # location, and the run_id field is MLflow's link from the version to its run.
         created = client.create_model_version(
             mlflow_name,
             source,
+            run_id=run_id,
             tags=tags,
             description=(
                 f"{release.name} {release.version} (Git tag {release.tag}); get the weights "
@@ -1040,7 +1186,8 @@ def _sync_version(
             ),
         )
         report.created += 1
-        report.actions.append(f"{label}: created as {created.version}")
+        linked = f", linked to run {run_id}" if run_id else ""
+        report.actions.append(f"{label}: created as {created.version}{linked}")
         return str(created.version)
     changed = {k: v for k, v in tags.items() if existing.tags.get(k) != v}
     for key, value in changed.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -293,7 +294,11 @@ def test_sync_mirrors_releases_and_stages(
     _fill_card(clone, name)
     commit_all(clone, f"Add {name}")
     first = registry.release_model(name)
+    client = _client(mlflow_server)
+    # A card may name the MLflow run id itself; the server accepts it with the DVC source.
+    server_run = client.create_run(client.create_experiment("synced")).info.run_id
     registry.add_model(name, _weights(tmp_path, content=b"v2" * 500), force=True)
+    _fill_card(clone, name, training_run=server_run)
     commit_all(clone, f"Retrain {name}")
     registry.release_model(name, bump="minor")
     registry.promote_model(f"{name}:1.0.0", "prod")
@@ -302,7 +307,7 @@ def test_sync_mirrors_releases_and_stages(
     report = tracking.sync()
     # registered model, 2 versions, 2 aliases
     assert (report.created, report.updated, report.deleted) == (5, 0, 0), report.actions
-    client = _client(mlflow_server)
+    assert report.unlinked == []  # 1.0.0 names no training run: nothing to link, nothing missing
     model = client.get_registered_model("vision.synced-cnn")
     versions = {v.tags["registry.version"]: v for v in
                 client.search_model_versions("name='vision.synced-cnn'")}
@@ -313,6 +318,8 @@ def test_sync_mirrors_releases_and_stages(
     assert v1.tags[f"dataset.{DIGITS}"] == "1.0.0"
     assert v1.source.startswith(f"dvc:///models/{name}/model.keras?md5=")
     assert model.aliases == {"prod": v1.version, "staging": versions["1.1.0"].version}
+    assert not v1.run_id and versions["1.1.0"].run_id == server_run
+    assert client.get_model_version_by_alias("vision.synced-cnn", "staging").run_id == server_run
 
     assert main(["mlflow", "sync", "--json"]) is None
     again = json.loads(capsys.readouterr().out)
@@ -326,6 +333,73 @@ def test_sync_mirrors_releases_and_stages(
         "staging": versions["1.1.0"].version
     }
     assert not tracking.sync().changed
+
+
+@pytest.mark.slow
+def test_sync_links_each_version_to_its_training_run_and_relinks_an_old_store(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path, no_tracking_env,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """mlflow#17134: ``get_model_version_by_alias(...).run_id`` was ``None`` after a sync."""
+    clone = released_registry.clone
+    chdir(clone)
+    name, missing = "linked-cnn", "0123456789abcdef0123456789abcdef"
+    with tracking.run(name, params={"epochs": 1}, datasets=[f"{DIGITS}:1.0.0"]) as tracked:
+        tracked.log_final({"accuracy": 0.9})
+    run_id = tracked.wait()
+    assert run_id and run_id != tracked.uid  # the lineage names the uid, MLflow its own id
+    first = _weights(tmp_path, content=b"l1" * 500)
+    registry.add_model(name, first)
+    _fill_card(clone, name)
+    commit_all(clone, f"Add {name}")
+    registry.record_training_run(name, tracked.uid, first)
+    assert str(registry.release_model(name).version) == "1.0.0"
+    registry.add_model(name, _weights(tmp_path, content=b"l2" * 500), force=True)
+    _fill_card(clone, name, training_run=missing)  # a run this store never saw
+    commit_all(clone, f"Retrain {name}")
+    registry.release_model(name, bump="minor")
+    registry.promote_model(f"{name}:1.0.0", "prod")
+    registry.promote_model(f"{name}:1.1.0", "staging")
+    uri = tracking.tracking_uri()
+    client = _client(uri)
+    client.create_registered_model(name)  # version 1 deleted in MLflow: its number stays used
+    client.delete_model_version(name, client.create_model_version(name, "dvc:///x").version)
+
+    report = tracking.sync()
+    assert report.unlinked == [{"model": name, "version": "1.1.0", "training_run": missing}]
+    prod = client.get_model_version_by_alias(name, "prod")
+    assert (str(prod.version), prod.run_id) == ("2", run_id)
+    assert f"{name} 1.0.0: created as 2, linked to run {run_id}" in "\n".join(report.actions)
+    staging = client.get_model_version_by_alias(name, "staging")
+    assert (str(staging.version), staging.run_id or None) == ("3", None)  # still mirrored
+    run = client.get_run(prod.run_id)  # version -> run -> the dataset it read, with its hash
+    (given,) = run.inputs.dataset_inputs
+    md5 = tracking.dataset_ref(f"{DIGITS}:1.0.0").md5
+    source = json.loads(given.dataset.source)
+    assert (source["reference"], source["md5"]) == (f"{DIGITS}:1.0.0", md5)
+    assert given.dataset.name == f"{DIGITS}:1.0.0" and md5 and md5.startswith(given.dataset.digest)
+
+    assert main(["mlflow", "sync"]) is None  # the CLI says which run is missing, changes nothing
+    out = capsys.readouterr().out
+    assert f"version {name} 1.1.0: its training run {missing} is not in the tracking store" in out
+    assert "0 created, 0 updated, 5 unchanged, 0 deleted, 1 without their run" in out
+
+    # A store synced before versions were linked: its versions have no run_id.
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE model_versions SET run_id = NULL WHERE name = ?", (name,))
+    assert client.get_model_version_by_alias(name, "prod").run_id is None
+    report = tracking.sync()
+    assert (report.created, report.updated, report.deleted) == (0, 1, 0), report.actions
+    assert f"{name} 1.0.0: linked to run {run_id} (re-created as 2)" in report.actions[0]
+    prod = client.get_model_version_by_alias(name, "prod")
+    assert (str(prod.version), prod.run_id) == ("2", run_id)
+    assert prod.tags["registry.tag"] == f"{name}@v1.0.0"
+    assert prod.tags["training_run"] == tracked.uid
+    aliases = client.get_registered_model(name).aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"prod": "2", "staging": "3"}
+    assert client.get_registered_model(name).tags["registry.name"] == name
+    assert client.get_model_version(name, "3").tags["registry.version"] == "1.1.0"
+    assert not tracking.sync().changed  # a third sync is a no-op
 
 
 @pytest.mark.slow
