@@ -39,7 +39,7 @@ from registry.models import LINEAGE_MARK, parse_lineage, released_card
 from registry.repo.lock import locked_stage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
-from registry.tracking import run_link
+from registry.tracking import training_run_link
 
 __all__ = ["Lineage", "LineageEdge", "LineageNode", "get_lineage", "lineage_summary"]
 
@@ -605,7 +605,7 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
     node.details["params"] = record.get("params") or {}
     run = record.get("training_run")
     node.details["training_run"] = run
-    link = run_link(str(run)) if run else None
+    link = training_run_link(str(run)) if run else None
     if link:
         node.details["training_run_url"] = link
     if record.get("compute") is not None:

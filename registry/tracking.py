@@ -65,6 +65,7 @@ __all__ = [
     "run_link",
     "sync",
     "tracking_uri",
+    "training_run_link",
 ]
 
 TRACKING_DIR = "mlflow"
@@ -216,6 +217,32 @@ def run_link(run_id: str, tracking_uri: str | None = None) -> str | None:
     if not uri or not _is_http(uri):
         return None
     return f"{_clean(uri).rstrip('/')}/#/runs/{urllib.parse.quote(run_id)}"
+
+
+def training_run_link(named: str, tracking_uri: str | None = None) -> str | None:
+    """The web page of the training run a release's lineage names, where a server is known.
+
+    A lineage record names its run by the registry's run uid (the run's ``registry.run_uid``
+    tag) or, from a card, by an MLflow run id: the server is asked which run it is. MLflow is
+    enrichment here: no server configured, a server that does not answer, or no such run on it
+    gives ``None``, quickly, and never an error.
+
+    Args:
+        named: The record's ``training_run``.
+        tracking_uri: The server; default ``$MLFLOW_TRACKING_URI`` (HTTP only).
+
+    Example:
+        >>> training_run_link("3f2a9c41d07b", "http://mlflow.lab:5000")  # doctest: +SKIP
+        'http://mlflow.lab:5000/#/runs/5d0e3b...'
+    """
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri or not _is_http(uri) or not _reachable(uri):
+        return None
+    try:
+        run_id = _RunFinder(_client(uri)).find(named)
+    except Exception:  # any failure of the enrichment leaves the lineage as Git has it
+        return None
+    return run_link(run_id, uri) if run_id else None
 
 
 def _is_http(uri: str) -> bool:

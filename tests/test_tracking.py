@@ -320,6 +320,13 @@ def test_sync_mirrors_releases_and_stages(
     assert model.aliases == {"prod": v1.version, "staging": versions["1.1.0"].version}
     assert not v1.run_id and versions["1.1.0"].run_id == server_run
     assert client.get_model_version_by_alias("vision.synced-cnn", "staging").run_id == server_run
+    # Lineage links the run on the server: named by its id, or by the registry's run uid.
+    node = registry.get_lineage(f"{name}:1.1.0").nodes[f"{name}:1.1.0"]
+    assert node.details["training_run_url"] == f"{mlflow_server}/#/runs/{server_run}"
+    client.set_tag(server_run, "registry.run_uid", "uid42")
+    assert tracking.training_run_link("uid42") == f"{mlflow_server}/#/runs/{server_run}"
+    assert tracking.training_run_link("no-such-uid") is None
+    assert tracking.training_run_link("uid42", "http://127.0.0.1:9") is None  # nothing there
 
     assert main(["mlflow", "sync", "--json"]) is None
     again = json.loads(capsys.readouterr().out)
