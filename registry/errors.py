@@ -492,12 +492,21 @@ class InvalidCardError(ReleaseError, ValueError):
         card: str,
         *,
         actual: str | None = None,
+        yanked: str | None = None,
     ) -> None:
         self.name = name
         self.field = field
         self.value = value
         listing = ", ".join(released) or "none"
         target = value.split(":", 1)[0]
+        if yanked is not None:
+            # PEP 592: a yanked version still loads by pin, but nothing new is built on it.
+            super().__init__(
+                f"cannot release {name!r}: its card's {field} {value!r} is yanked ({yanked}); "
+                f"train on a released {kind} version instead (released: {listing}), fix {card}, "
+                f"then run {_release_again('model', name)}"
+            )
+            return
         if actual is not None:
             # The reference names an artifact of the other kind (a model among the datasets).
             super().__init__(

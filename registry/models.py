@@ -723,7 +723,8 @@ class _ModelRelease:
             if actual is not None and actual != kind:
                 raise InvalidCardError(name, field_name, text, kind, released, where, actual=actual)
             if str(ref.version) not in released:
-                raise InvalidCardError(name, field_name, text, kind, released, where)
+                yanked = index.yank_reasons(ref.name).get(str(ref.version))
+                raise InvalidCardError(name, field_name, text, kind, released, where, yanked=yanked)
         _check_weights_current(self.session.root, name, self.weights)
 
     def tag_message(self, version: Version) -> str:
