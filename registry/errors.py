@@ -773,27 +773,47 @@ class SignerNotAllowedError(UntrustedVersionError):
 
 
 class YankedVersionError(RegistryError, LookupError):
-    """A strict load (``strict=True``, ``REGISTRY_STRICT=1``) of a yanked version (exit 15).
+    """A strict load (``strict=True``, ``REGISTRY_STRICT=1``) of a yanked version, or its
+    promotion to a stage (exit 15).
 
     Attributes:
+        kind: ``dataset`` or ``model``.
         name: The artifact.
         version: The yanked version.
         reason: Why it was yanked.
+        by: Who yanked it (an email, or ``""``).
+        at: When (ISO 8601).
     """
 
     exit_code = 15
 
     def __init__(
-        self, kind: str, name: str, version: object, reason: str, by: str, at: str
+        self,
+        kind: str,
+        name: str,
+        version: object,
+        reason: str,
+        by: str,
+        at: str,
+        *,
+        refused: str | None = None,
     ) -> None:
-        self.name = name
-        self.version = str(version)
-        self.reason = reason
+        self.kind, self.name, self.version = kind, name, str(version)
+        self.reason, self.by, self.at = reason, by, at
         who = f" by {by}" if by else ""
+        refused = refused or (
+            "strict loading (strict=True or REGISTRY_STRICT=1) refuses yanked versions; load a "
+            "later version"
+        )
         super().__init__(
-            f"{name} {version} is yanked ({reason}; yanked{who} on {at[:10]}), and strict "
-            f"loading (strict=True or REGISTRY_STRICT=1) refuses yanked versions; load a later "
-            f"version (see 'registry {kind}s info {name}')"
+            f"{name} {version} is yanked ({reason}; yanked{who} on {at[:10]}), and {refused} "
+            f"(see 'registry {kind}s info {name}')"
+        )
+
+    def refusing(self, refused: str) -> YankedVersionError:
+        """The same refusal for another action (``refused`` says which, and what to do)."""
+        return YankedVersionError(
+            self.kind, self.name, self.version, self.reason, self.by, self.at, refused=refused
         )
 
 

@@ -42,6 +42,7 @@ from registry.errors import (
     StaleDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
+    YankedVersionError,
     first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
@@ -904,6 +905,7 @@ def promote_model(
     Raises:
         ConfigError: If the stage is not allowed.
         VersionNotFoundError: If the version is not released.
+        YankedVersionError: If the version is yanked (PEP 592: nothing new points at it).
         WrongKindError: If the name is a dataset's (a dataset is not a model).
         TagRaceError: If another clone tagged the model between the fetch of the tags (done
             first, so a stale clone counts stages right) and the push; nothing was tagged.
@@ -912,7 +914,10 @@ def promote_model(
     session = _stage_session(registry, stage)
     reference = as_reference(ref)
     lease = session.repo.lease_tags(reference.name) if push else None
-    release = session.resolve(reference, "model")  # a dataset's name is refused
+    try:  # a dataset's name is refused; so is a yanked version
+        release = session.resolve(reference, "model", strict=True)
+    except YankedVersionError as e:
+        raise e.refusing("a yanked version is never promoted; promote a later version") from None
     check_permitted(session, release.name, f"promote {release.reference} to {stage!r}", stage)
     index = session.index()
     if index.stages(release.name).get(stage) == release:
