@@ -971,6 +971,8 @@ class _DatasetRelease:
             # "generated": the builder makes its data or reads it from a package.
             "raw": "generated" if inputs is None or inputs.generated else inputs.raw,
         }
+        if inputs is not None and inputs.missing:
+            record["raw_missing"] = inputs.missing
         head = f"Release {name} {version}\n\n{subject}".strip()
         return f"{head}\n\n{lineage_line(record)}"
 

@@ -578,6 +578,7 @@ def _dataset_details(
         node.details["raw_inputs"] = _GENERATED
         return []
     if not isinstance(raw, list) or not raw:
-        node.missing.append(f"its release records no raw inputs ({raw!r})")
+        node.missing.append(record.get("raw_missing") or f"its release records no raw inputs "
+                            f"({raw!r})")
         return []
     return [entry for entry in raw if isinstance(entry, dict) and entry.get("path")]
