@@ -445,10 +445,6 @@ class _Walker:
         from ``dvc.lock`` at its commit instead (and says so)."""
         if release is None:
             return []
-        try:
-            node.hash = released_data_hash(self.session, release)
-        except (NotBuiltError, ConfigError) as e:
-            node.missing.append(str(e))
         message = self.session.repo.tag_messages([release.tag]).get(release.tag, "")
         record, _ = parse_lineage(message)
         raw: list[dict[str, Any]] | None
@@ -456,6 +452,11 @@ class _Walker:
             raw = _dataset_details(node, release, record)
         else:
             raw = self._locked_inputs(node, release)
+        if node.hash is None:
+            try:
+                node.hash = released_data_hash(self.session, release)
+            except (NotBuiltError, ConfigError) as e:
+                node.missing.append(str(e))
         if raw is not None and full:
             self._raw_nodes(node, raw)
         return []
@@ -570,6 +571,9 @@ def _dataset_details(
     node: LineageNode, release: Release, record: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """A dataset node's details from its release's lineage record; its raw inputs."""
+    data = record.get("data")
+    if isinstance(data, dict) and data.get("md5"):
+        node.hash = str(data["md5"])
     node.details["builder_commit"] = record.get("commit") or release.commit
     node.details["params"] = record.get("params") or {}
     node.details["builder_files"] = record.get("builder") or {}

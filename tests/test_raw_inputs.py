@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import registry
 from registry.build.dvcfiles import dataset_params
 from registry.cli import cli
-from registry.errors import ArtifactNotFoundError, RawInputError, SourceNotFoundError
+from registry.errors import ArtifactNotFoundError, DvcError, RawInputError, SourceNotFoundError
 from registry.repo.records import LINEAGE_SCHEMA, parse_lineage
 from registry.repo.session import open_session
 from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
@@ -120,6 +120,9 @@ def test_a_folder_in_the_dataset_is_tracked_in_place_and_errors_say_why(
     err4 = cli_raises(RawInputError, "datasets", "raw", NAME, str(outside), "--to", "prepared",
                       cwd=shop)
     assert "is an output of the build, not an input" in str(err4)
+    # Git tracks the scaffold's dummy data: DVC refuses, and says what to do.
+    err6 = cli_raises(DvcError, "datasets", "raw", NAME, f"{FOLDER}/dummy_data", cwd=shop)
+    assert f"'dvc add {FOLDER}/dummy_data' failed" in str(err6) and "git rm" in str(err6)
     err5 = cli_raises(ArtifactNotFoundError, "datasets", "raw", "demo/shoop", str(outside),
                       cwd=shop)
     assert "demo/shop" in str(err5)

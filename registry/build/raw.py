@@ -63,7 +63,9 @@ def track_raw_input(root: Path, name: str, source: str, to: str | None = None) -
     if not path.is_relative_to(folder):
         raise RawInputError(name, source, f"is in the repository but not in {folder}")
     raw_path = check_raw_path(name, path.relative_to(folder).as_posix())
-    _dvc(root, f"dvc add {layout.dataset_dir(name)}/{raw_path}", "add", str(path))
+    rel = f"{layout.dataset_dir(name)}/{raw_path}"
+    hint = f"if Git tracks it, untrack it first ('git rm -r --cached {rel}'), then"
+    _dvc(root, f"dvc add {rel}", hint, "add", str(path))
     set_raw_input(root, name, raw_path)
     return raw_path
 
@@ -72,13 +74,13 @@ def _import(root: Path, name: str, url: str, to: str | None) -> str:
     """``dvc import-url URL`` into the dataset folder, then make it the raw input."""
     raw_path = check_raw_path(name, to or "raw")
     out = root / layout.dataset_dir(name) / raw_path
-    _dvc(root, f"dvc import-url {url} {layout.dataset_dir(name)}/{raw_path}", "imp_url", url,
-         str(out))
+    command = f"dvc import-url {url} {layout.dataset_dir(name)}/{raw_path}"
+    _dvc(root, command, "fix what DVC says and", "imp_url", url, str(out))
     set_raw_input(root, name, raw_path)
     return raw_path
 
 
-def _dvc(root: Path, command: str, method: str, *args: str) -> None:
+def _dvc(root: Path, command: str, hint: str, method: str, *args: str) -> None:
     """Run one DVC API call on the registry, its failure a :class:`DvcError` naming ``command``."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -88,6 +90,6 @@ def _dvc(root: Path, command: str, method: str, *args: str) -> None:
             getattr(repo, method)(*args)
     except DvcException as e:
         raise DvcError(
-            f"'{command}' failed: {first_line(e).rstrip('.')}; fix what DVC says and run "
-            "'registry datasets raw' again"
+            f"'{command}' failed: {first_line(e).rstrip('.')}; {hint} run 'registry datasets "
+            "raw' again"
         ) from e
