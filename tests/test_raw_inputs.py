@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 import registry
-from registry.build.dvcfiles import dataset_params
+from registry.build.dvcfiles import dataset_params, set_raw_input
 from registry.cli import cli
 from registry.errors import ArtifactNotFoundError, DvcError, RawInputError, SourceNotFoundError
 from registry.repo.records import LINEAGE_SCHEMA, parse_lineage
@@ -147,3 +147,25 @@ def test_generated_data_and_releases_without_a_record(
     assert any(p.endswith("digits_dataset_builder.py") for p in node.details["builder_files"])
     [missing] = old.missing()
     assert "records no lineage (released before datasets recorded it)" in missing
+
+
+def test_a_dvc_yaml_from_before_raw_inputs_gets_the_dependency(tmp_path: Path) -> None:
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  build:\n    foreach:\n      a/b:\n        module: b_dataset_builder.py\n"
+        "      a/c:  # kept\n        module: c_dataset_builder.py\n"
+        "    do:\n      cmd: registry datasets prepare ${key}\n"
+        "      deps:\n        - datasets/${key}/${item.module}\n"
+    )
+    (tmp_path / "params.yaml").write_text("datasets:\n  a/b: {}\n")
+    set_raw_input(tmp_path, "a/b", "./raw/")
+    text = (tmp_path / "dvc.yaml").read_text()
+    assert "# kept" in text
+    stage = yaml.safe_load(text)["stages"]["build"]
+    assert stage["do"]["deps"] == ["datasets/${key}/${item.module}", "datasets/${key}/${item.raw}"]
+    assert stage["foreach"] == {
+        "a/b": {"module": "b_dataset_builder.py", "raw": "raw"},
+        "a/c": {"module": "c_dataset_builder.py", "raw": "c_dataset_builder.py"},
+    }
+    assert dataset_params(tmp_path, "a/b") == {"raw_path": "raw"}
+    with pytest.raises(RawInputError, match="'/abs' of dataset 'a/b' is not inside the dataset"):
+        set_raw_input(tmp_path, "a/b", "/abs")
