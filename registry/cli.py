@@ -334,6 +334,37 @@ def datasets_build(
         click.echo("everything is up to date")
 
 
+@datasets.command("raw")
+@click.argument("name")
+@click.argument("source")
+@_registry_option
+@click.option("--to", "to", metavar="PATH",
+              help="Where an import goes, relative to the dataset folder (default: raw).")
+def datasets_raw(name: str, source: str, registry: str | None, to: str | None) -> None:
+    """Make SOURCE the raw input of dataset NAME, so its build depends on it.
+
+    \b
+    SOURCE is one of:
+      datasets/NAME/raw            a folder or file in the dataset folder,
+                                   tracked in place (dvc add)
+      gs://bucket/exports/clicks   an export elsewhere (gs://, s3://, https://,
+      /nfs/exports/clicks          or a folder outside the repository),
+                                   imported into datasets/NAME/raw
+                                   (dvc import-url; `dvc update` re-imports)
+    Then raw_path in params.yaml names it and build@NAME depends on it:
+    changing the raw files makes `registry datasets build` rebuild, and the
+    release records their hash (see `registry lineage NAME:X.Y.Z`). Commit
+    the .dvc file, dvc.yaml and params.yaml afterwards.
+    Python: registry.datasets.add_raw_input(NAME, SOURCE)
+    """
+    from registry.datasets import add_raw_input
+
+    raw_path = add_raw_input(name, source, to=to, registry=registry)
+    click.echo(f"raw input of {name}: {raw_path} (raw_path in params.yaml; a dependency of "
+               f"build@{name})")
+    click.echo(f"next: git add -A && git commit, then `registry datasets build {name}`")
+
+
 @datasets.command("prepare")
 @click.argument("name")
 @_registry_option

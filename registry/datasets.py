@@ -16,6 +16,7 @@ import ast
 import functools
 import json
 import os
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +41,8 @@ from registry.grammar import (
     parse_name,
     parse_version,
 )
-from registry.repo.lock import locked_out_hash
+from registry.repo.lock import imported_from, locked_out_hash, locked_stage, norm_path
+from registry.repo.records import lineage_line
 from registry.repo.session import Kind, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
@@ -50,11 +52,14 @@ if TYPE_CHECKING:
     from registry.storage.remote import ProgressCallback
 
 __all__ = [
+    "BuildInputs",
     "DatasetInfo",
     "DatasetSummary",
     "DatasetVersion",
     "Source",
+    "add_raw_input",
     "build_dataset",
+    "build_inputs",
     "dataset_info",
     "list_datasets",
     "load_dataset",
@@ -372,6 +377,72 @@ def released_data_hash(session: Session, release: Release) -> str:
     return locked_out_hash(
         session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
     )
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a dataset's build ran with, as ``dvc.lock`` records it at a revision.
+
+    Attributes:
+        params: Its knobs (``datasets.<name>`` in ``params.yaml``).
+        builder: The builder's files (module, card, citations) and their md5s.
+        raw: Its raw inputs: ``{"path", "md5", "source"}`` each (``source``: the URL of a
+            ``dvc import-url``, else ``None``); empty when the builder generates its data.
+        missing: Why a ``raw_path`` the params name has no recorded hash, else ``None``.
+    """
+
+    params: dict[str, Any]
+    builder: dict[str, Any]
+    raw: list[dict[str, Any]]
+    missing: str | None = None
+
+    @property
+    def generated(self) -> bool:
+        """Whether the builder generates its data or reads it from a package (no ``raw_path``)."""
+        return not self.raw and not self.params.get("raw_path")
+
+
+def build_inputs(session: Session, commit: str | None, name: str) -> BuildInputs | None:
+    """The params, builder files and raw inputs of dataset ``name``'s build at ``commit``.
+
+    The one place that tells a build's raw inputs from its builder's files: a dependency is raw
+    if it is the ``raw_path`` the params name, or lies outside the dataset folder.
+
+    Args:
+        session: The registry.
+        commit: A release's commit, or ``None`` for the work tree.
+        name: The dataset.
+
+    Returns:
+        The inputs, or ``None`` if ``dvc.lock`` records no build of ``name`` there.
+
+    Raises:
+        ConfigError: If ``dvc.lock`` (or a raw input's ``.dvc`` file) cannot be parsed.
+    """
+    stage = layout.build_stage(name)
+    entry = locked_stage(session.repo, commit, stage)
+    if entry is None:
+        return None
+    params = ((entry.get("params") or {}).get("params.yaml") or {}).get(f"datasets.{name}")
+    params = dict(params) if isinstance(params, dict) else {}
+    folder, raw_path = layout.dataset_dir(name), params.get("raw_path")
+    raw_dep = norm_path(posixpath.join(folder, str(raw_path))) if raw_path else None
+    builder: dict[str, Any] = {}
+    raw: dict[str, dict[str, Any]] = {}
+    for dep in entry.get("deps") or []:
+        path, md5 = norm_path(str(dep.get("path", ""))), dep.get("md5")
+        if path == raw_dep or path.rsplit("/", 1)[0] != folder:
+            source = imported_from(session.repo, commit, path)
+            raw[path] = {"path": path, "md5": md5, "source": source}
+        else:
+            builder[path] = md5  # a generated dataset's stage lists its module twice
+    missing = None
+    if raw_dep and raw_dep not in raw:
+        missing = (
+            f"raw_path {raw_path!r} is not a dependency of {stage} in dvc.lock, so its hash is "
+            f"not recorded ('registry datasets raw {name} PATH' makes it one)"
+        )
+    return BuildInputs(params, builder, list(raw.values()), missing)
 
 
 Source = Literal["release", "workspace"]
@@ -879,10 +950,31 @@ class _DatasetRelease:
         _check_built(self.session.root, self.name, version)
 
     def tag_message(self, version: Version) -> str:
-        """``Release NAME X.Y.Z`` and the first line of its release notes."""
+        """``Release NAME X.Y.Z``, the first line of its release notes, and the lineage record
+        (:mod:`registry.repo.records`): builder commit, params, builder files, data, raw inputs."""
         note = self._builder[1][str(version)].strip()
         subject = note.splitlines()[0] if note else ""
-        return f"Release {self.name} {version}\n\n{subject}".strip()
+        repo, name = self.session.repo, self.name
+        inputs = build_inputs(self.session, None, name)  # checked current by ``check``
+        record = {
+            "artifact": name,
+            "kind": "dataset",
+            "version": str(version),
+            "commit": repo.resolve_commit("HEAD"),
+            "params": inputs.params if inputs else {},
+            "builder": inputs.builder if inputs else {},
+            "data": {
+                "path": layout.prepared_dir(name),
+                "md5": locked_out_hash(repo, None, layout.build_stage(name),
+                                       layout.prepared_dir(name)),
+            },
+            # "generated": the builder makes its data or reads it from a package.
+            "raw": "generated" if inputs is None or inputs.generated else inputs.raw,
+        }
+        if inputs is not None and inputs.missing:
+            record["raw_missing"] = inputs.missing
+        head = f"Release {name} {version}\n\n{subject}".strip()
+        return f"{head}\n\n{lineage_line(record)}"
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:
@@ -945,6 +1037,50 @@ def new_dataset(
     session = open_session(registry)
     name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
     return write_dataset_folder(session.root, name, description=description, owner=owner)
+
+
+def add_raw_input(
+    name: str,
+    source: str,
+    *,
+    to: str | None = None,
+    registry: str | os.PathLike[str] | None = None,
+) -> str:
+    """Make ``source`` dataset ``name``'s raw input: tracked by DVC, a dependency of its build.
+
+    A folder or file inside the dataset folder is tracked in place (``dvc add``); an export
+    elsewhere (``gs://...``, ``s3://...``, ``https://...``, or a folder outside the repository)
+    is imported into the folder (``dvc import-url``, which remembers where from: ``dvc update``
+    fetches it again). Then ``raw_path`` in ``params.yaml`` names it and ``build@NAME`` depends
+    on it, so changing the raw files makes the build out of date, and the release records their
+    hash. Commit the ``.dvc`` file, ``dvc.yaml`` and ``params.yaml`` afterwards.
+
+    Args:
+        name: The dataset.
+        source: A path (relative to the current folder) or a URL.
+        to: Where an import goes, relative to the dataset folder (default ``raw``).
+        registry: A registry clone; default from the configuration.
+
+    Returns:
+        The new ``raw_path``, relative to the dataset folder.
+
+    Raises:
+        ArtifactNotFoundError: If there is no such dataset (WrongKindError: it is a model).
+        SourceNotFoundError: If a local ``source`` does not exist.
+        RawInputError: If a local ``source`` is in the repository but not in the dataset
+            folder, or ``to`` leads out of it.
+        DvcError: If DVC refuses (its reason quoted: e.g. the folder is tracked by Git).
+
+    Example:
+        >>> add_raw_input("products/product_a/ad_clicks", "gs://lab/exports/clicks")
+        ... # doctest: +SKIP
+        'raw'
+    """
+    from registry.build.raw import track_raw_input
+
+    session = open_session(registry)
+    name = _check_dataset(session, name, "raw")
+    return track_raw_input(session.root, name, source, to)
 
 
 def yank_dataset(

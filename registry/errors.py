@@ -42,6 +42,7 @@ __all__ = [
     "NotARegistryError",
     "NotBuiltError",
     "NotPermittedError",
+    "RawInputError",
     "ReasonRequiredError",
     "RegistryError",
     "RelativeRemoteError",
@@ -299,6 +300,32 @@ class SourceNotFoundError(RegistryError, FileNotFoundError):
         super().__init__(
             f"{action}: {path!r} does not exist; check the path (relative paths are from the "
             "current folder)"
+        )
+
+
+class RawInputError(RegistryError, ValueError):
+    """A dataset's raw input (``registry datasets raw``, ``raw_path``) cannot be one: it is not
+    inside the dataset folder, or it is an output of the build.
+
+    Args:
+        name: The dataset.
+        path: The raw input as given.
+        problem: What is wrong with it.
+
+    Attributes:
+        name, path: As given.
+    """
+
+    exit_code = 2
+
+    def __init__(self, name: str, path: str, problem: str) -> None:
+        self.name = name
+        self.path = path
+        super().__init__(
+            f"raw input {path!r} of dataset {name!r} {problem}; put the raw data in the dataset "
+            f"folder and run 'registry datasets raw {name} PATH', or import an export with "
+            f"'registry datasets raw {name} URL' (gs://..., s3://..., https://..., or a folder "
+            "outside the repository)"
         )
 
 

@@ -3,9 +3,11 @@
 Upstream of a model version: the dataset versions it was trained on (with their DVC hashes), its
 base model and that model's own upstream, the commit, params, training run, compute and training
 settings, all from the lineage record in its release tag's message
-(:func:`registry.models.parse_lineage`). Upstream of a dataset version: the builder's commit, the
-params and the raw inputs its build stage ran with, from ``dvc.lock`` at the tagged commit
-(:func:`registry.repo.lock.locked_stage`). Downstream: every model version trained on a dataset
+(:func:`registry.repo.records.parse_lineage`). Upstream of a dataset version: the builder's
+commit, the params and the raw inputs (with their hashes, and the URL of an import) its build
+stage ran with, from the lineage record in its tag's message; for a release made before datasets
+recorded one, from ``dvc.lock`` at the tagged commit (:func:`registry.datasets.build_inputs`).
+Downstream: every model version trained on a dataset
 version, or fine-tuned from a model version, transitively; all model release records are read
 in one ``git for-each-ref`` (:meth:`registry.repo.git.GitRepo.tag_messages`). MLflow is never
 needed. A release made before lineage was recorded in full is read as far as it goes; the
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from registry import layout
-from registry.datasets import released_data_hash
+from registry.datasets import build_inputs, released_data_hash
 from registry.errors import (
     ArtifactNotFoundError,
     CardError,
@@ -35,8 +37,8 @@ from registry.errors import (
     NotBuiltError,
 )
 from registry.grammar import RegisterTag, Tag, parse_tag, tag_artifact
-from registry.models import LINEAGE_MARK, parse_lineage, released_card
-from registry.repo.lock import locked_stage
+from registry.models import released_card
+from registry.repo.records import LINEAGE_MARK, parse_lineage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 from registry.tracking import training_run_link
@@ -45,6 +47,8 @@ __all__ = ["Lineage", "LineageEdge", "LineageNode", "get_lineage", "lineage_summ
 
 Direction = Literal["up", "down"]
 # What a model release's lineage record holds (schema 2); older records lack some.
+# What a dataset node says of a build without raw inputs.
+_GENERATED = "generated: the builder generates its data or reads it from a package"
 _MODEL_FIELDS = ("commit", "datasets", "base_model", "params", "training_run", "training",
                  "compute", "weights")
 
@@ -193,6 +197,8 @@ def _describe(node: LineageNode) -> str:
     parts = [node.id, f"({node.kind})"]
     if node.hash:
         parts.append(f"md5 {node.hash}")
+    if node.details.get("source"):
+        parts.append(f"imported from {node.details['source']}")
     if node.stages:
         parts.append("[" + ", ".join(node.stages) + "]")
     if node.tag is None and node.kind != "raw":
@@ -434,50 +440,62 @@ class _Walker:
     def _dataset_up(
         self, node: LineageNode, release: Release | None, full: bool
     ) -> list[tuple[str, str, str, str]]:
-        """A dataset version's hash, params and builder files; raw inputs become nodes."""
+        """A dataset version's hash, params and builder files; raw inputs become nodes.
+
+        From the release's lineage record; a release made before datasets recorded one is read
+        from ``dvc.lock`` at its commit instead (and says so)."""
         if release is None:
             return []
-        name, stage = release.name, layout.build_stage(release.name)
-        try:
-            node.hash = released_data_hash(self.session, release)
-            entry = locked_stage(self.session.repo, release.commit, stage)
-        except (NotBuiltError, ConfigError) as e:
-            node.missing.append(str(e))
-            return []
-        if entry is None:
-            node.missing.append(f"dvc.lock at {release.tag} records no stage {stage!r}")
-            return []
-        params = ((entry.get("params") or {}).get("params.yaml") or {}).get(f"datasets.{name}")
-        node.details["builder_commit"] = release.commit
-        node.details["params"] = params if isinstance(params, dict) else {}
-        folder = layout.dataset_dir(name)
-        raw = []
-        for dep in entry.get("deps") or []:
-            path, md5 = str(dep.get("path", "")), dep.get("md5")
-            if path.rsplit("/", 1)[0] == folder:
-                node.details.setdefault("builder_files", {})[path] = md5
-            else:
-                raw.append((path, md5))
-        if not raw:
-            raw_path = node.details["params"].get("raw_path")
-            if raw_path:
-                node.missing.append(
-                    f"raw_path {raw_path!r} is not a dependency of {stage} in dvc.lock, so its "
-                    "hash is not recorded"
-                )
-            else:
-                node.details["raw_inputs"] = (
-                    "none recorded: the builder generates its data or reads it from a package"
-                )
-        if full:
+        message = self.session.repo.tag_messages([release.tag]).get(release.tag, "")
+        record, _ = parse_lineage(message)
+        raw: list[dict[str, Any]] | None
+        if record is not None and record.get("kind") == "dataset":
+            raw = _dataset_details(node, release, record)
+        else:
+            raw = self._locked_inputs(node, release)
+        if node.hash is None:
+            try:
+                node.hash = released_data_hash(self.session, release)
+            except (NotBuiltError, ConfigError) as e:
+                node.missing.append(str(e))
+        if raw is not None and full:
             self._raw_nodes(node, raw)
         return []
 
-    def _raw_nodes(self, node: LineageNode, raw: list[tuple[str, Any]]) -> None:
+    def _locked_inputs(self, node: LineageNode, release: Release) -> list[dict[str, Any]] | None:
+        """Raw inputs (and details) of a release without a record, from ``dvc.lock``."""
+        stage = layout.build_stage(release.name)
+        try:
+            inputs = build_inputs(self.session, release.commit, release.name)
+        except ConfigError as e:
+            node.missing.append(str(e))
+            return None
+        if inputs is None:
+            node.missing.append(f"dvc.lock at {release.tag} records no stage {stage!r}")
+            return None
+        node.missing.append(
+            f"{release.tag} records no lineage (released before datasets recorded it); its "
+            "inputs are read from dvc.lock at its commit"
+        )
+        node.details["builder_commit"] = release.commit
+        node.details["params"] = inputs.params
+        node.details["builder_files"] = inputs.builder
+        if inputs.missing:
+            node.missing.append(inputs.missing)
+        elif inputs.generated:
+            node.details["raw_inputs"] = _GENERATED
+        return inputs.raw
+
+    def _raw_nodes(self, node: LineageNode, raw: list[dict[str, Any]]) -> None:
         """A ``raw`` node and a ``built_from`` edge for each raw input of a build."""
         assert self.graph is not None
-        for path, md5 in raw:
-            self.graph.nodes.setdefault(path, LineageNode("raw", path, hash=md5))
+        for entry in raw:
+            path = str(entry.get("path"))
+            source = {"source": entry["source"]} if entry.get("source") else {}
+            md5 = entry.get("md5")
+            self.graph.nodes.setdefault(
+                path, LineageNode("raw", path, hash=str(md5) if md5 else None, details=source)
+            )
             self.graph.edges.append(LineageEdge(node.id, path, "built_from"))
 
     # -- down --------------------------------------------------------------------------------
@@ -612,3 +630,24 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
         node.details["compute"] = record["compute"]
     if record.get("training") is not None:
         node.details["training"] = record["training"]
+
+
+def _dataset_details(
+    node: LineageNode, release: Release, record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A dataset node's details from its release's lineage record; its raw inputs."""
+    data = record.get("data")
+    if isinstance(data, dict) and data.get("md5"):
+        node.hash = str(data["md5"])
+    node.details["builder_commit"] = record.get("commit") or release.commit
+    node.details["params"] = record.get("params") or {}
+    node.details["builder_files"] = record.get("builder") or {}
+    raw = record.get("raw")
+    if raw == "generated":
+        node.details["raw_inputs"] = _GENERATED
+        return []
+    if not isinstance(raw, list) or not raw:
+        node.missing.append(record.get("raw_missing") or f"its release records no raw inputs "
+                            f"({raw!r})")
+        return []
+    return [entry for entry in raw if isinstance(entry, dict) and entry.get("path")]

@@ -48,6 +48,8 @@ from registry.errors import (
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
 from registry.release import YankResult, check_permitted, yank
 from registry.repo.lock import locked_out_hash
+from registry.repo.records import LINEAGE_SCHEMA as LINEAGE_SCHEMA  # for older callers
+from registry.repo.records import lineage_line, parse_lineage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
@@ -74,10 +76,6 @@ __all__ = [
 ]
 
 Bump = Literal["major", "minor", "patch"]
-# The line of a release tag's message that holds its lineage record (JSON).
-LINEAGE_MARK = "lineage: "
-# The lineage record's format: 2 added ``schema`` and ``compute`` (1: no ``schema`` field).
-LINEAGE_SCHEMA = 2
 
 
 # -- authoring ----------------------------------------------------------------------------------
@@ -572,38 +570,8 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
 
 
 def read_lineage(message: str) -> dict[str, Any] | None:
-    """The lineage a release recorded in its tag message, or ``None``."""
+    """The lineage a release recorded in its tag message, or ``None`` (:func:`parse_lineage`)."""
     return parse_lineage(message)[0]
-
-
-def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
-    """The lineage record of a release's tag message, or ``None`` and why there is none.
-
-    The one reader of that record. Records of every schema are read: before schema 2 a record
-    had no ``schema`` field (and no ``compute``); a field a reader does not know is ignored, so
-    older clients read newer records too.
-
-    Args:
-        message: The tag's whole message.
-
-    Returns:
-        ``(record, None)``, or ``(None, problem)`` where ``problem`` says that the message has no
-        lineage line or that the line is not a JSON object.
-
-    Example:
-        >>> parse_lineage('Release m 1.0.0\n\nlineage: {"schema": 2}')
-        ({'schema': 2}, None)
-    """
-    for line in message.splitlines():
-        if line.startswith(LINEAGE_MARK):
-            try:
-                value = json.loads(line[len(LINEAGE_MARK) :])
-            except ValueError as e:
-                return None, f"its lineage line is not valid JSON ({e})"
-            if not isinstance(value, dict):
-                return None, f"its lineage line is JSON {type(value).__name__}, not an object"
-            return value, None
-    return None, "its message has no lineage line (released before lineage was recorded?)"
 
 
 # -- releasing and stages -----------------------------------------------------------------------
@@ -734,7 +702,6 @@ class _ModelRelease:
         md5 = locked_out_hash(repo, None, None, self.weights)
         base = card.get("base_model")
         lineage = {
-            "schema": LINEAGE_SCHEMA,
             "artifact": self.name,
             "kind": "model",
             "version": str(version),
@@ -749,8 +716,7 @@ class _ModelRelease:
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
-        lines = f"{LINEAGE_MARK}{json.dumps(lineage, sort_keys=True)}"
-        return f"Release {self.name} {version}\n\n{lines}"
+        return f"Release {self.name} {version}\n\n{lineage_line(lineage)}"
 
 
 def _training_runs_file(root: Path, name: str) -> Path:

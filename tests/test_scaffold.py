@@ -88,7 +88,10 @@ def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., P
 
     dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
     foreach = dvc_yaml["stages"]["build"]["foreach"]
-    assert foreach["products/product_b/reviews"] == {"module": "reviews_dataset_builder.py"}
+    # Its dummy data is its raw input (raw_path), so the build depends on it.
+    assert foreach["products/product_b/reviews"] == {
+        "module": "reviews_dataset_builder.py", "raw": "dummy_data"
+    }
     params = yaml.safe_load((root / "params.yaml").read_text())
     assert params["datasets"]["products/product_b/reviews"] == DEFAULT_PARAMS
 

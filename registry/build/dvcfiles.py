@@ -2,30 +2,40 @@
 
 Datasets are built by one ``foreach`` stage, ``build``, whose keys are dataset names, so the stage
 of ``image_classification/digits`` is ``build@image_classification/digits``. Each dataset's knobs
-are ``datasets.<name>`` in ``params.yaml``; Beam's are ``beam``. Edits keep comments and order
-(ruamel.yaml round-trip) and are written atomically; plain reads of ``params.yaml`` go through
-:func:`registry.config.read_params`, its one reader.
+are ``datasets.<name>`` in ``params.yaml``; Beam's are ``beam``. A dataset's raw input (its
+``raw_path`` knob: a folder or file in the dataset folder, tracked by ``dvc add`` or ``dvc
+import-url``) is a dependency of its stage through the ``foreach`` item's ``raw`` key; a builder
+that generates its data (``raw_path: null``) names its own module there, so its stage depends on
+nothing more (DVC 3 interpolates no lists and has no defaults: every item needs the key). Edits
+keep comments and order (ruamel.yaml round-trip) and are written atomically; plain reads of
+``params.yaml`` go through :func:`registry.config.read_params`, its one reader.
 """
 
 from __future__ import annotations
 
 import io
+import posixpath
 from pathlib import Path
 from typing import Any
 
 from registry import layout
 from registry.atomic import atomic_write_text
 from registry.config import read_params
-from registry.errors import ConfigError
+from registry.errors import ConfigError, RawInputError
 
 __all__ = [
     "add_dataset",
+    "check_raw_path",
     "dataset_params",
     "declared_datasets",
     "pipeline_datasets",
     "remove_dataset",
     "set_artifact",
+    "set_raw_input",
 ]
+
+# The build stage's dependency on a dataset's raw input (the item's ``raw``, from its folder).
+RAW_DEP = "datasets/${key}/${item.raw}"
 
 BUILD_STAGE_TEMPLATE: dict[str, Any] = {
     "cmd": "registry datasets prepare ${key}",
@@ -33,6 +43,7 @@ BUILD_STAGE_TEMPLATE: dict[str, Any] = {
         "datasets/${key}/${item.module}",
         "datasets/${key}/README.md",
         "datasets/${key}/CITATIONS.bib",
+        "datasets/${key}/${item.raw}",
     ],
     "params": ["datasets.${key}"],
     "outs": [
@@ -99,7 +110,10 @@ def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> 
     if build is None:
         build = stages[layout.BUILD_STAGE] = {"foreach": {}, "do": dict(BUILD_STAGE_TEMPLATE)}
     foreach = build.setdefault("foreach", {})
-    foreach[name] = {"module": Path(layout.builder_file(name)).name}
+    item = {"module": Path(layout.builder_file(name)).name}
+    if RAW_DEP in (build.get("do") or {}).get("deps", []):
+        item["raw"] = (params or {}).get("raw_path") or item["module"]
+    foreach[name] = item
     _dump(dvc_yaml, data)
 
     params_yaml = root / "params.yaml"
@@ -142,3 +156,83 @@ def remove_dataset(root: Path, name: str) -> None:
         if node is not None and name in node:
             del node[name]
             _dump(path, data)
+
+
+def check_raw_path(name: str, raw_path: str) -> str:
+    """``raw_path`` in one spelling, if it names a place inside dataset ``name``'s folder.
+
+    Args:
+        name: The dataset.
+        raw_path: Relative to the dataset folder, e.g. ``raw`` or ``./exports/2024``.
+
+    Returns:
+        The normalised path, e.g. ``exports/2024``.
+
+    Raises:
+        RawInputError: If it is absolute, leads out of the dataset folder, is the folder itself,
+            or is one of the build's outputs.
+
+    Example:
+        >>> check_raw_path("image_classification/digits", "./raw/")
+        'raw'
+    """
+    folder = layout.dataset_dir(name)
+    norm = posixpath.normpath(raw_path.replace("\\", "/")) if raw_path else ""
+    if not norm or norm == "." or posixpath.isabs(norm) or norm.split("/")[0] == "..":
+        raise RawInputError(
+            name, raw_path, f"is not inside the dataset folder {folder}/ (raw inputs live there, "
+            "so that the build stage can depend on them)"
+        )
+    outputs = (Path(layout.prepared_dir(name)).name, Path(layout.build_info_file(name)).name)
+    if norm.split("/")[0] in outputs:
+        raise RawInputError(name, raw_path, "is an output of the build, not an input")
+    return norm
+
+
+def set_raw_input(root: Path, name: str, raw_path: str | None) -> None:
+    """Make ``raw_path`` dataset ``name``'s raw input: its knob and its build stage's dependency.
+
+    Sets ``datasets.<name>.raw_path`` in ``params.yaml`` and the ``foreach`` item's ``raw`` key in
+    ``dvc.yaml`` (the builder module when ``raw_path`` is ``None``: the builder generates its
+    data). A ``dvc.yaml`` from before raw inputs were dependencies gets the ``raw`` dependency in
+    its ``do`` and every other item ``raw: <module>``, which leaves their ``dvc.lock`` entries
+    valid (DVC reads a dependency's hash by its path).
+
+    Args:
+        root: The registry work tree.
+        name: A dataset of the ``build`` stage.
+        raw_path: Relative to the dataset folder (checked by :func:`check_raw_path`), or ``None``.
+
+    Raises:
+        RawInputError: If ``raw_path`` is not inside the dataset folder.
+        ConfigError: If ``name`` is not in the ``build`` stage, or a file cannot be parsed.
+
+    Example:
+        >>> set_raw_input(root, "products/product_a/ad_clicks", "raw")  # doctest: +SKIP
+    """
+    norm = check_raw_path(name, raw_path) if raw_path is not None else None
+    dvc_yaml = root / "dvc.yaml"
+    data = _load(dvc_yaml) or {}
+    build = (data.get("stages") or {}).get(layout.BUILD_STAGE) or {}
+    foreach = build.get("foreach") or {}
+    if name not in foreach:
+        raise ConfigError(
+            f"dataset {name!r} is not in the build stage of dvc.yaml; add it with "
+            "'registry datasets new' (or to the stage's foreach by hand)"
+        )
+    deps = build.setdefault("do", {}).setdefault("deps", [])
+    if RAW_DEP not in deps:
+        deps.append(RAW_DEP)
+    for key, item in foreach.items():
+        item.setdefault("raw", item.get("module"))
+        if key == name:
+            item["raw"] = norm or item.get("module")
+    _dump(dvc_yaml, data)
+
+    params_yaml = root / "params.yaml"
+    params_data = _load(params_yaml) or {}
+    datasets = params_data.setdefault("datasets", {})
+    if not isinstance(datasets.get(name), dict):
+        datasets[name] = {}
+    datasets[name]["raw_path"] = norm
+    _dump(params_yaml, params_data)

@@ -19,7 +19,14 @@ from registry.storage.hashes import MD5_RE
 if TYPE_CHECKING:
     from registry.repo.git import GitRepo
 
-__all__ = ["LOCK_FILE", "find_out_hash", "locked_out_hash", "locked_stage", "norm_path"]
+__all__ = [
+    "LOCK_FILE",
+    "find_out_hash",
+    "imported_from",
+    "locked_out_hash",
+    "locked_stage",
+    "norm_path",
+]
 
 LOCK_FILE = "dvc.lock"
 # Parsed files at a commit (read-only to callers), oldest dropped first.
@@ -101,6 +108,25 @@ def locked_stage(repo: GitRepo, commit: str | None, stage: str) -> dict[str, Any
     stages = lock.get("stages") if isinstance(lock, dict) else None
     entry = stages.get(stage) if isinstance(stages, dict) else None
     return entry if isinstance(entry, dict) else None
+
+
+def imported_from(repo: GitRepo, commit: str | None, out_path: str) -> str | None:
+    """Where ``dvc import-url`` imported ``out_path`` from (its ``.dvc`` file's dependency), or
+    ``None`` (not imported: ``dvc add``-ed, tracked by Git, or absent).
+
+    Raises:
+        ConfigError: If the ``.dvc`` file cannot be parsed.
+
+    Example:
+        >>> imported_from(repo, None, "datasets/products/product_a/ad_clicks/raw")
+        ... # doctest: +SKIP
+        'gs://lab-exports/clicks/2024-06'
+    """
+    wanted = norm_path(out_path)
+    record = _load(repo, commit, f"{wanted}.dvc", f"dvc import-url URL {wanted}")
+    deps = record.get("deps") if isinstance(record, dict) else None
+    first = deps[0] if isinstance(deps, list) and deps and isinstance(deps[0], dict) else {}
+    return str(first["path"]) if first.get("path") else None
 
 
 def _lookup(

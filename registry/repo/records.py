@@ -1,0 +1,72 @@
+"""The lineage record in a release tag's message: its schema, how it is written and read.
+
+The one home of that format, for every artifact kind. A release tag's message is a subject line,
+then (for datasets) the release notes' first line, then one line ``lineage: {JSON object}``. The
+object has a ``"schema"`` key (2 since datasets record one too and models record ``compute``;
+model records written before had none, which reads as schema 1) and a ``"kind"`` (``model`` or
+``dataset``). A reader ignores fields it does not know, so older clients read newer records, and
+reads whatever an older record has, so newer clients read older ones; a message without the line
+(a release made before lineage was recorded) is reported, never an error.
+
+Example:
+    >>> message = "Release m 1.0.0\\n\\n" + lineage_line({"kind": "model"})
+    >>> parse_lineage(message)
+    ({'kind': 'model', 'schema': 2}, None)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["LINEAGE_MARK", "LINEAGE_SCHEMA", "lineage_line", "parse_lineage"]
+
+LINEAGE_MARK = "lineage: "
+# 2 added ``schema``, models' ``compute`` and datasets' records (1: models only, no ``schema``).
+LINEAGE_SCHEMA = 2
+
+
+def lineage_line(record: dict[str, Any]) -> str:
+    """The tag message's lineage line for ``record``, stamped with :data:`LINEAGE_SCHEMA`.
+
+    Args:
+        record: The release's lineage (JSON-serialisable; keys are sorted).
+
+    Returns:
+        ``lineage: {...}`` on one line.
+
+    Example:
+        >>> lineage_line({"kind": "dataset"})
+        'lineage: {"kind": "dataset", "schema": 2}'
+    """
+    return f"{LINEAGE_MARK}{json.dumps({**record, 'schema': LINEAGE_SCHEMA}, sort_keys=True)}"
+
+
+def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The lineage record of a release's tag message, or ``None`` and why there is none.
+
+    The one reader of that record. Records of every schema are read: before schema 2 a record
+    had no ``schema`` field (and no ``compute``); a field a reader does not know is ignored, so
+    older clients read newer records too.
+
+    Args:
+        message: The tag's whole message.
+
+    Returns:
+        ``(record, None)``, or ``(None, problem)`` where ``problem`` says that the message has no
+        lineage line or that the line is not a JSON object.
+
+    Example:
+        >>> parse_lineage('Release m 1.0.0\\n\\nlineage: {"schema": 2}')
+        ({'schema': 2}, None)
+    """
+    for line in message.splitlines():
+        if line.startswith(LINEAGE_MARK):
+            try:
+                value = json.loads(line[len(LINEAGE_MARK) :])
+            except ValueError as e:
+                return None, f"its lineage line is not valid JSON ({e})"
+            if not isinstance(value, dict):
+                return None, f"its lineage line is JSON {type(value).__name__}, not an object"
+            return value, None
+    return None, "its message has no lineage line (released before lineage was recorded?)"
