@@ -2,9 +2,9 @@
 
 Makes a registry repo with M models x V versions (default 1,000 x 10) whose release tags carry
 lineage records (each model trained on one dataset version; base-model chains up to depth 5) and
-D datasets x V versions (default 300 x 10) with a dvc.lock that records every build, then times,
-each in a fresh process (best of 3): lineage up of the last model of a chain, lineage down of a
-dataset version, and `gto show` on the same repository.
+D datasets x V versions (default 300 x 10), whose release tags carry theirs too, with a dvc.lock
+that records every build, then times, each in a fresh process (best of 3): lineage up of the
+last model of a chain, lineage down of a dataset version, and `gto show` on the same repository.
 
     python benchmarks/bench_lineage.py [--models 1000] [--datasets 300] [--versions 10]
 """
@@ -65,6 +65,18 @@ def _model_message(m: int, v: int, datasets: int, commit: str) -> str:
     return f"Release model_{m} 1.{v}.0\n\nlineage: {json.dumps(record, sort_keys=True)}\n"
 
 
+def _dataset_message(d: int, v: int, commit: str) -> str:
+    """A dataset release's message as ``registry datasets release`` writes it: its record."""
+    folder = f"datasets/{_dataset(d)}"
+    record = {
+        "schema": 2, "artifact": _dataset(d), "kind": "dataset", "version": f"1.{v}.0",
+        "commit": commit, "params": {"seed": 0},
+        "builder": {f"{folder}/dataset_{d}_dataset_builder.py": f"{d:032x}"},
+        "data": {"path": f"{folder}/prepared", "md5": f"{d:032x}.dir"}, "raw": "generated",
+    }
+    return f"Release {_dataset(d)} 1.{v}.0\n\nlineage: {json.dumps(record, sort_keys=True)}\n"
+
+
 def make_repo(root: Path, models: int, datasets: int, versions: int) -> int:
     """The registry repo; returns how many tags it has."""
     subprocess.run(["git", "init", "-q", str(root)], check=True, env=env())
@@ -81,7 +93,7 @@ def make_repo(root: Path, models: int, datasets: int, versions: int) -> int:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip())
     # One fast-import stream writes every tag object at once (a git call per tag takes minutes).
-    tags = [(f"{_dataset(d)}@v1.{v}.0", commits[v], f"Release {_dataset(d)} 1.{v}.0\n")
+    tags = [(f"{_dataset(d)}@v1.{v}.0", commits[v], _dataset_message(d, v, commits[v]))
             for d in range(datasets) for v in range(versions)]
     tags += [(f"model_{m}@v1.{v}.0", commits[v], _model_message(m, v, datasets, commits[v]))
              for m in range(models) for v in range(versions)]
