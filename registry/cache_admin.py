@@ -170,8 +170,8 @@ def live_objects(
         ``{md5: "name:X.Y.Z" or "branch NAME (path)"}``: the first live user found of each.
 
     Raises:
-        RemoteError, CorruptArtifactError: If a live release's folder listing cannot be read
-            (so nothing that it may list is ever deleted).
+        RemoteError, CorruptArtifactError: If a live release's folder listing is on the
+            remote but cannot be read (so nothing that it may list is ever deleted).
 
     Example:
         >>> live_objects(session, remote)["1efa88afe031ce8f3761f84b7775d39a.dir"]
@@ -197,8 +197,10 @@ def live_objects(
         try:
             files = cache.object_listing(md5, remote)
         except RegistryError:
-            if user.startswith("branch "):
-                continue  # built there, never pushed: none of its objects can be on the remote
+            if user.startswith("branch ") or not remote.has(md5):
+                # Never pushed here (a branch's build; a release to the remote used before):
+                # its listing is not on this remote, so none of its files came with it.
+                continue
             raise
         for file_md5 in files:
             live.setdefault(file_md5, user)

@@ -32,15 +32,11 @@ def zoo(released_registry: ReleasedRegistry, chdir) -> ReleasedRegistry:
     return released_registry
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    from registry.cli import main
-
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    assert done.value.code in (0, None), err
-    return out
+def _cli(cwd: Path, *args: str) -> str:
+    """``registry ARGS`` in a process of its own (DVC's logging stays out of pytest's capture)."""
+    done = subprocess.run(["registry", *args], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _on_remote(storage: Path) -> set[str]:
@@ -63,16 +59,16 @@ def _two_model_versions(zoo: ReleasedRegistry, tmp_path: Path) -> tuple[str, str
 
 
 def test_purge_deletes_a_models_weights_and_a_load_says_why(
-    zoo: ReleasedRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    zoo: ReleasedRegistry, tmp_path: Path
 ) -> None:
     old, new = _two_model_versions(zoo, tmp_path)
     cached = registry.load_model("digits-cnn:1.0.0")  # in the content cache now
     assert cached.exists()
-    dry = _cli(capsys, "models", "yank", "digits-cnn:1.0.0", "--reason", REASON, "--purge",
+    dry = _cli(zoo.clone, "models", "yank", "digits-cnn:1.0.0", "--reason", REASON, "--purge",
                "--dry-run")
     assert "would delete 1 objects" in dry and old in _on_remote(zoo.storage)
     assert not [t for t in git(zoo.clone, "tag").split() if t.endswith("!")]
-    out = _cli(capsys, "models", "yank", "digits-cnn:1.0.0", "--reason", REASON, "--purge",
+    out = _cli(zoo.clone, "models", "yank", "digits-cnn:1.0.0", "--reason", REASON, "--purge",
                "--yes")
     assert "tagged digits-cnn@v1.0.0!" in out and "purge: deleted 1 objects" in out
     assert "freed" in out
@@ -93,12 +89,12 @@ def test_purge_deletes_a_models_weights_and_a_load_says_why(
 
 
 def test_purge_keeps_what_a_branch_uses_then_deletes_the_rest(
-    zoo: ReleasedRegistry, capsys: pytest.CaptureFixture[str]
+    zoo: ReleasedRegistry
 ) -> None:
     registry.pull_dataset(f"{DIGITS}:1.0.0")
     on_remote = _on_remote(zoo.storage)
     # main still records the data (dvc.lock): everything is kept, and said why.
-    kept = json.loads(_cli(capsys, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason", REASON,
+    kept = json.loads(_cli(zoo.clone, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason", REASON,
                            "--purge", "--dry-run", "--json"))["purge"]
     assert kept["deleted"] == {} and set(kept["kept"]) == on_remote
     assert set(kept["kept"].values()) == {f"branch main ({'datasets/' + DIGITS}/prepared)"}
@@ -112,11 +108,11 @@ def test_purge_keeps_what_a_branch_uses_then_deletes_the_rest(
     assert _on_remote(zoo.storage) == set()
     with pytest.raises(PurgedVersionError, match=re.escape(REASON)):
         registry.pull_dataset(f"{DIGITS}:1.0.0")
-    assert json.loads(_cli(capsys, "remote", "gc", "--json"))["objects"] == {}
+    assert json.loads(_cli(zoo.clone, "remote", "gc", "--json"))["objects"] == {}
 
 
 def test_a_failed_delete_is_finished_by_running_the_purge_again(
-    zoo: ReleasedRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    zoo: ReleasedRegistry, tmp_path: Path
 ) -> None:
     git(zoo.clone, "rm", "-q", "dvc.lock")
     commit_all(zoo.clone, "digits: data withdrawn")
@@ -136,7 +132,7 @@ def test_a_failed_delete_is_finished_by_running_the_purge_again(
     shutil.move(tmp_path / "aside", prefix)
     left = _on_remote(zoo.storage)
     assert last in left and left < set(plan.purge.deleted)  # the others went
-    out = _cli(capsys, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason", REASON, "--purge",
+    out = _cli(zoo.clone, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason", REASON, "--purge",
                "--yes")
     assert "finishing the purge its tag records" in out
     assert _on_remote(zoo.storage) == set()
@@ -165,17 +161,17 @@ def test_purge_refusals(zoo: ReleasedRegistry) -> None:
 
 
 def test_remote_gc_lists_then_deletes_what_nothing_uses(
-    zoo: ReleasedRegistry, capsys: pytest.CaptureFixture[str]
+    zoo: ReleasedRegistry
 ) -> None:
     live = _on_remote(zoo.storage)
     stray = "0123456789abcdef0123456789abcdef"
     path = zoo.storage / "files" / "md5" / stray[:2] / stray[2:]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"pushed, never released")
-    out = _cli(capsys, "remote", "gc")
+    out = _cli(zoo.clone, "remote", "gc")
     assert f"{stray}  22 B" in out and "1 objects unreferenced" in out and "--delete" in out
     assert path.exists()
-    report = json.loads(_cli(capsys, "remote", "gc", "--delete", "--json"))
+    report = json.loads(_cli(zoo.clone, "remote", "gc", "--delete", "--json"))
     assert report["objects"] == {stray: 22} and report["deleted"] is True
     assert _on_remote(zoo.storage) == live
     # A remote that is missing: a clear error, and nothing deleted.

@@ -358,6 +358,21 @@ class RemoteStore:
             raise self._unreachable(e) from e
         return RemoteObject(int(info.get("size") or 0), _gcs_checksums(info))
 
+    def has(self, md5: str) -> bool:
+        """Whether the remote holds object ``md5``.
+
+        Raises:
+            RemoteError: If the remote cannot be reached (a missing object is ``False``).
+        """
+        remote = self._remote()
+        try:
+            remote.odb.fs.info(remote.odb.oid_to_path(md5))
+        except FileNotFoundError:
+            return False
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+        return True
+
     def size(self, md5: str, *, label: str | None = None) -> int:
         """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
         return self.stat(md5, label=label).size
