@@ -59,11 +59,15 @@ def _two_model_versions(zoo: ReleasedRegistry, tmp_path: Path) -> tuple[str, str
 
 
 def test_purge_deletes_a_models_weights_and_a_load_says_why(
-    zoo: ReleasedRegistry, tmp_path: Path
+    zoo: ReleasedRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old, new = _two_model_versions(zoo, tmp_path)
     cached = registry.load_model("digits-cnn:1.0.0")  # in the content cache now
     assert cached.exists()
+    shared = tmp_path / "lab-cache" / "files" / "md5" / old[:2] / old[2:]  # a DVC-layout one
+    shared.parent.mkdir(parents=True)
+    shutil.copy(cached, shared)
+    monkeypatch.setenv("REGISTRY_SHARED_CACHE", str(tmp_path / "lab-cache"))
     dry = _cli(zoo.clone, "models", "yank", "digits-cnn:1.0.0", "--reason", REASON, "--purge",
                "--dry-run")
     assert "would delete 1 objects" in dry and old in _on_remote(zoo.storage)
@@ -73,7 +77,7 @@ def test_purge_deletes_a_models_weights_and_a_load_says_why(
     assert "tagged digits-cnn@v1.0.0!" in out and "purge: deleted 1 objects" in out
     assert "freed" in out
     assert old not in _on_remote(zoo.storage) and new in _on_remote(zoo.storage)
-    assert not cached.exists()
+    assert not cached.exists() and not shared.exists()
     assert not (zoo.clone / ".dvc" / "cache" / "files" / "md5" / old[:2] / old[2:]).exists()
     message = git(zoo.origin, "tag", "-l", "--format=%(contents)", "digits-cnn@v1.0.0!")
     assert f"purged-objects: {old}" in message and "purged-by: researcher@lab.test" in message
