@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.cache_admin import live_objects, release_hash
@@ -320,11 +321,20 @@ class _Purger:
             )
         work_tree = self.session.repo.work_tree
         if work_tree is not None:
-            dvc_cache = work_tree / ".dvc" / "cache"
+            dvc_cache = _dvc_cache_dir(work_tree)
             freed, read_only = remove_cached_objects(dvc_cache, objects, dry_run=result.dry_run)
             result.freed_bytes += freed
             state = " (some files are read-only to you)" if read_only else ""
             result.caches.append(f"DVC cache {dvc_cache}: {freed} bytes{state}")
+
+
+def _dvc_cache_dir(work_tree: Path) -> Path:
+    """The clone's DVC cache: ``cache.dir`` of its DVC config (made absolute by DVC), else
+    ``.dvc/cache``."""
+    from dvc.config import Config
+
+    configured = (Config(dvc_dir=str(work_tree / ".dvc")).get("cache") or {}).get("dir")
+    return Path(configured) if configured else work_tree / ".dvc" / "cache"
 
 
 def _size(remote: RemoteStore, md5: str) -> int:
