@@ -22,12 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from registry import layout
 from registry.datasets import released_data_hash
 from registry.errors import NotBuiltError, RegistryError
 from registry.models import released_weights
-from registry.repo.lock import all_out_hashes
+from registry.repo.lock import all_out_hashes, locked_stage
 from registry.repo.session import Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex, parse_purge
+from registry.storage.hashes import MD5_RE
 
 if TYPE_CHECKING:
     from registry.storage.cache import GcReport, VerifyReport
@@ -158,8 +160,10 @@ def live_objects(
     The one home of that rule, for a purge (what it must keep) and ``registry remote gc`` (what
     it must not list). Live: every release of every dataset and model that is not purged (a
     yanked version still loads by an exact pin or a stage, PEP 592, so its bytes stay), which
-    covers stage tags too, and every output recorded at the head of a branch (local and
-    remote-tracking). A folder's ``.dir`` object and every file it lists count.
+    covers stage tags too, with a dataset release's build inputs (DVC-tracked raw data: the
+    version must still rebuild from its tag), and every output recorded at the head of a
+    branch (local and remote-tracking). A folder's ``.dir`` object and every file it lists
+    count. A purge deletes only the version's own objects (data or weights), never its inputs.
 
     Args:
         session: The registry.
@@ -186,6 +190,8 @@ def live_objects(
         md5 = release_hash(session, index, release)
         if md5 is not None:
             roots.setdefault(md5, release.reference)
+        for dep in _build_inputs(session, release):
+            roots.setdefault(dep, f"{release.reference} (an input of its build)")
     for branch, commit in _branch_heads(session):
         for path, md5 in all_out_hashes(session.repo, commit).items():
             roots.setdefault(md5, f"branch {branch} ({path})")
@@ -205,6 +211,19 @@ def live_objects(
         for file_md5 in files:
             live.setdefault(file_md5, user)
     return live
+
+
+def _build_inputs(session: Session, release: Release) -> list[str]:
+    """The hashes of a dataset release's build inputs (raw data tracked by DVC among them, so
+    an old version still rebuilds from its tag); none for a model or an older lock."""
+    entry = locked_stage(session.repo, release.commit, layout.build_stage(release.name))
+    deps = entry.get("deps") if entry else None
+    found = []
+    for dep in deps if isinstance(deps, list) else []:
+        md5 = dep.get("md5") if isinstance(dep, dict) else None
+        if isinstance(md5, str) and MD5_RE.match(md5):
+            found.append(md5)
+    return found
 
 
 def _unpurged(session: Session, index: TagIndex) -> list[Release]:

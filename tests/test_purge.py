@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 import registry
 from registry.errors import (
@@ -172,7 +173,18 @@ def test_remote_gc_lists_then_deletes_what_nothing_uses(
     path = zoo.storage / "files" / "md5" / stray[:2] / stray[2:]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"pushed, never released")
+    # An input of a live release's build (as raw data tracked by DVC would be) is kept.
+    lock = yaml.safe_load((zoo.clone / "dvc.lock").read_text())
+    raw = lock["stages"][f"build@{DIGITS}"]["deps"][0]["md5"]
+    raw_path = zoo.storage / "files" / "md5" / raw[:2] / raw[2:]
+    raw_path.parent.mkdir(parents=True, exist_ok=True)
+    raw_path.write_bytes(b"an input")
+    live.add(raw)
+    git(zoo.clone, "rm", "-q", "dvc.lock")  # not at a branch head: only the release keeps it
+    commit_all(zoo.clone, "digits: lock dropped")
+    git(zoo.clone, "push", "-q", "origin", "main")
     out = _cli(zoo.clone, "remote", "gc")
+    assert raw not in out
     assert f"{stray}  22 B" in out and "1 objects unreferenced" in out and "--delete" in out
     assert path.exists()
     report = json.loads(_cli(zoo.clone, "remote", "gc", "--delete", "--json"))
