@@ -198,3 +198,18 @@ def test_remote_gc_lists_then_deletes_what_nothing_uses(
     assert "does not exist" in str(err)
     moved.rename(zoo.storage)
     assert path.exists()
+
+
+def test_the_purge_record_round_trips_and_old_yank_messages_read_as_before() -> None:
+    from registry.grammar import Version
+    from registry.repo.tags import Purge, parse_purge, yank_message
+
+    old = yank_message("d", Version(1, 0, 0), "bad labels", "a@lab.org", "2026-01-01")
+    assert parse_purge(old) is None  # a yank made before purges, or without one
+    purge = Purge("a@lab.org", "2026-01-02T10:00:00+00:00", ("0" * 32 + ".dir",), ("1" * 32,))
+    message = yank_message("d", Version(1, 0, 0), "bad labels", "a@lab.org", "2026-01-02", purge)
+    assert message.splitlines()[0] == "Yank d 1.0.0: bad labels"  # what TagIndex reads
+    assert parse_purge(message) == purge
+    assert parse_purge(message.replace("kept-objects: " + "1" * 32, "kept-objects: ")) == Purge(
+        purge.by, purge.at, purge.objects, ()
+    )
