@@ -25,7 +25,7 @@ _EXPORTS = {
     "new_dataset": "registry.datasets",
     "pull_dataset": "registry.datasets",
     "release_dataset": "registry.datasets",
-    "yank_dataset": "registry.datasets",
+    "yank_dataset": "registry.withdraw",
     "Reference": "registry.grammar",
     "Version": "registry.grammar",
     "parse_reference": "registry.grammar",
@@ -43,7 +43,7 @@ _EXPORTS = {
     "release_model": "registry.models",
     "resolve_model": "registry.models",
     "search_models": "registry.models",
-    "yank_model": "registry.models",
+    "yank_model": "registry.withdraw",
     "get_lineage": "registry.lineage",
     "load_settings": "registry.config",
     "read_params": "registry.config",
@@ -92,7 +92,6 @@ if TYPE_CHECKING:
         new_dataset,
         pull_dataset,
         release_dataset,
-        yank_dataset,
     )
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
@@ -111,8 +110,8 @@ if TYPE_CHECKING:
         release_model,
         resolve_model,
         search_models,
-        yank_model,
     )
+    from registry.withdraw import yank_dataset, yank_model
 
 
 def __getattr__(name: str) -> Any:

@@ -38,7 +38,7 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
 9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed,
 13 version not signed as required, 14 no space left for the cache,
-15 version yanked (strict loading).
+15 version yanked (strict loading), 16 version purged.
 """
 
 
@@ -755,6 +755,16 @@ def models_deprecate(name: str, registry: str | None, no_push: bool) -> None:
 def _yank_options(f: Any) -> Any:
     """The options both yank commands take (the first listed is the first in --help)."""
     f = _json_option(f)
+    f = click.option(
+        "--dry-run", "-n", is_flag=True,
+        help="With --purge: show what would be deleted and kept; tag and delete nothing.",
+    )(f)
+    f = click.option(
+        "--purge", is_flag=True,
+        help="Also delete its bytes from the DVC remote and the caches (personal data, a legal "
+        "request), except objects a live version or branch uses; a later load says it was "
+        "purged. Asked with the yank: a yanked version cannot be purged later.",
+    )(f)
     f = click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")(f)
     f = _registry_option(f)
     f = click.option("--yes", is_flag=True, help="Do not ask: a yank cannot be undone.")(f)
@@ -764,44 +774,47 @@ def _yank_options(f: Any) -> Any:
 @datasets.command("yank")
 @click.argument("ref")
 @_yank_options
-def datasets_yank(
-    ref: str, reason: str | None, yes: bool, registry: str | None, no_push: bool, as_json: bool
-) -> None:
+def datasets_yank(ref: str, **options: Any) -> None:
     """Yank a dataset version (REF = NAME:X.Y.Z): GTO's NAME@vX.Y.Z!, final.
 
     \b
     NAME and NAME:1.* never resolve to it again; NAME:X.Y.Z still loads with a
     warning (refused with REGISTRY_STRICT=1). Prints the model versions trained
     on it and their stages. To undo, release the same data as a new PATCH version.
-    Python: registry.yank_dataset(REF, reason=...)
+    --purge also deletes its .dir object and every file it lists from the DVC
+    remote, the cache, the clone's .dvc/cache and a writable shared cache; a load
+    of it then fails (exit 16). A failed delete: run the same command again.
+    Python: registry.yank_dataset(REF, reason=..., purge=False)
     """
-    _yank("dataset", ref, reason, yes, registry, no_push, as_json)
+    _yank("dataset", ref, **options)
 
 
 @models.command("yank")
 @click.argument("ref")
 @_yank_options
-def models_yank(
-    ref: str, reason: str | None, yes: bool, registry: str | None, no_push: bool, as_json: bool
-) -> None:
+def models_yank(ref: str, **options: Any) -> None:
     """Yank a model version (REF = NAME:X.Y.Z): GTO's NAME@vX.Y.Z!, final.
 
     \b
     NAME and NAME:1.* never resolve to it again; NAME:X.Y.Z and a stage that
     holds it still load with a warning (refused with REGISTRY_STRICT=1). Prints
     the model versions fine-tuned from it. To undo, release it as a new PATCH version.
-    Python: registry.yank_model(REF, reason=...)
+    --purge also deletes its weights from the DVC remote and the caches.
+    Python: registry.yank_model(REF, reason=..., purge=False)
     """
-    _yank("model", ref, reason, yes, registry, no_push, as_json)
+    _yank("model", ref, **options)
 
 
 def _yank(
     kind: Kind,
     ref: str,
+    *,
     reason: str | None,
     yes: bool,
     registry: str | None,
     no_push: bool,
+    purge: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Check the reason, confirm, yank, and print the tag and the affected models."""
@@ -809,24 +822,34 @@ def _yank(
     from registry.release import check_reason
 
     check_reason(kind, ref, reason)
-    command = f"registry {kind}s yank {ref} --reason ..."
-    if not yes:
+    command = f"registry {kind}s yank {ref} --reason ..." + (" --purge" if purge else "")
+    what = "yanking and purging" if purge else "yanking"
+    if not (yes or dry_run):
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            raise ConfirmationRequiredError(f"yanking {ref}", command)
+            raise ConfirmationRequiredError(f"{what} {ref}", command)
+        gone = " and delete its bytes" if purge else ""
         click.confirm(
-            f"Yank {ref}? This cannot be undone (GTO cannot re-register a version)", abort=True
+            f"Yank{gone} {ref}? This cannot be undone (GTO cannot re-register a version)",
+            abort=True,
         )
-    from registry.datasets import yank_dataset
-    from registry.models import yank_model
+    from registry.withdraw import yank_dataset, yank_model
 
-    if kind == "dataset":
-        result = yank_dataset(ref, reason=reason or "", registry=registry, push=not no_push)
-    else:
-        result = yank_model(ref, reason=reason or "", registry=registry, push=not no_push)
+    withdraw = yank_dataset if kind == "dataset" else yank_model
+    result = withdraw(
+        ref, reason=reason or "", registry=registry, push=not no_push, purge=purge,
+        dry_run=dry_run,
+    )
     if as_json:
-        _print_json(asdict(result))
+        _print_json(result.to_dict())
         return
-    click.echo(f"tagged {result.tag}: {result.name} {result.version} is yanked ({result.reason})")
+    if dry_run:
+        click.echo(f"dry run: would tag {result.tag}: {result.name} {result.version} is yanked")
+    else:
+        click.echo(
+            f"tagged {result.tag}: {result.name} {result.version} is yanked ({result.reason})"
+        )
+    if result.purge is not None:
+        _print_purge(result.purge)
     if not result.affected:
         click.echo("no released model was trained on it")
         return
@@ -834,6 +857,23 @@ def _yank(
     for a in result.affected:
         stages = f"  stages: {', '.join(a.stages)}" if a.stages else ""
         click.echo(f"  {a.name} {a.version}  (via {a.via}){stages}")
+
+
+def _print_purge(purge: Any) -> None:
+    """What a purge deleted (or would), what it kept and why, and the caches."""
+    verb = "would delete" if purge.dry_run else "deleted"
+    again = " (finishing the purge its tag records)" if purge.resumed else ""
+    click.echo(
+        f"purge{again}: {verb} {len(purge.deleted)} objects "
+        f"({_size(sum(purge.deleted.values()))}) from DVC remote {purge.remote}"
+    )
+    if purge.kept:
+        click.echo(f"kept {len(purge.kept)} objects that a live version or branch still uses:")
+        for md5, user in purge.kept.items():
+            click.echo(f"  {md5}  used by {user}")
+    for line in purge.caches:
+        click.echo(f"  {line}")
+    click.echo(f"{'would free' if purge.dry_run else 'freed'} {_size(purge.freed_bytes)} in all")
 
 
 @models.command("pull")
@@ -1083,6 +1123,36 @@ def remote_set(
     if not as_json:
         where = ".dvc/config.local" if local else ".dvc/config (commit it)"
         click.echo(f"written to {where}")
+
+
+@remote.command("gc")
+@_registry_option
+@click.option("--remote", "remote_name", metavar="NAME", help="DVC remote (default: the default).")
+@click.option("--delete", is_flag=True, help="Delete them (default: only list them).")
+@_json_option
+def remote_gc(registry: str | None, remote_name: str | None, delete: bool, as_json: bool) -> None:
+    """List the objects on the DVC remote that no tag or branch uses; --delete removes them.
+
+    \b
+    Kept: every object of a released version (live, staged, or yanked but not
+    purged: a pin still loads it) and every output at a branch head. Listed:
+    leftovers of a purge that failed part way, pushes never released ...
+    A remote that cannot be read fails with nothing deleted.
+    Python: registry.cache_admin.gc_remote(delete=False)
+    """
+    from registry.cache_admin import gc_remote
+
+    report = gc_remote(delete=delete, remote=remote_name, registry=registry)
+    if as_json:
+        _print_json(asdict(report))
+        return
+    for md5, size in report.objects.items():
+        click.echo(f"{md5}  {_size(size)}")
+    verb = "deleted" if report.deleted else "unreferenced"
+    click.echo(
+        f"{len(report.objects)} objects {verb} on DVC remote {report.remote} "
+        f"({_size(report.total_bytes)})" + ("" if delete else "; --delete removes them")
+    )
 
 
 @remote.command("check")

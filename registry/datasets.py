@@ -47,7 +47,6 @@ from registry.repo.session import Kind, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
-    from registry.release import YankResult
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -69,7 +68,6 @@ __all__ = [
     "prepare_dataset",
     "pull_dataset",
     "release_dataset",
-    "yank_dataset",
 ]
 
 Output = Literal["tf", "numpy", "pandas"]
@@ -1081,44 +1079,3 @@ def add_raw_input(
     session = open_session(registry)
     name = _check_dataset(session, name, "raw")
     return track_raw_input(session.root, name, source, to)
-
-
-def yank_dataset(
-    ref: str,
-    *,
-    reason: str,
-    registry: str | os.PathLike[str] | None = None,
-    push: bool = True,
-) -> YankResult:
-    """Yank a released dataset version (PEP 592): GTO's deregistration tag ``NAME@vX.Y.Z!``.
-
-    From then on ``NAME`` and ``NAME:1.*`` never resolve to it; ``NAME:X.Y.Z`` still loads,
-    with a warning giving ``reason`` (refused under ``strict=True`` or ``REGISTRY_STRICT=1``).
-    A yank is final (GTO cannot re-register a version): to undo one, release the same data
-    as a new PATCH version. The API does not ask for confirmation; ``registry datasets yank``
-    does.
-
-    Args:
-        ref: ``NAME:X.Y.Z``.
-        reason: Why, shown to everyone who pins it.
-        registry: A registry clone; default from the configuration.
-        push: Push the tag to the Git remote.
-
-    Returns:
-        The tag and the model versions trained on it, with their stages (to retrain or demote).
-
-    Raises:
-        ReasonRequiredError: If ``reason`` is blank.
-        InvalidReferenceError: If ``ref`` does not pin one version.
-        VersionNotFoundError, ArtifactNotFoundError: If it was never released.
-        AlreadyYankedError: If it is yanked already.
-        NotPermittedError: If the Git identity is not one of the dataset's owners.
-        WrongKindError: If the name is a model's.
-
-    Example:
-        >>> yank_dataset("products/product_a/ad_clicks:1.2.0", reason="swapped labels")
-        ... # doctest: +SKIP
-    """
-    from registry.release import yank
-
-    return yank(open_session(registry), "dataset", ref, reason, push=push)

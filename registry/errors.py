@@ -42,6 +42,8 @@ __all__ = [
     "NotARegistryError",
     "NotBuiltError",
     "NotPermittedError",
+    "PurgeAfterYankError",
+    "PurgedVersionError",
     "RawInputError",
     "ReasonRequiredError",
     "RegistryError",
@@ -841,6 +843,53 @@ class YankedVersionError(RegistryError, LookupError):
         """The same refusal for another action (``refused`` says which, and what to do)."""
         return YankedVersionError(
             self.kind, self.name, self.version, self.reason, self.by, self.at, refused=refused
+        )
+
+
+class PurgedVersionError(RegistryError, LookupError):
+    """A load of a version whose bytes were purged (``yank --purge``): they are gone (exit 16).
+
+    Attributes:
+        name: The artifact.
+        version: The purged version.
+        reason: Why it was yanked and purged.
+    """
+
+    exit_code = 16
+
+    def __init__(
+        self, kind: str, name: str, version: object, reason: str, by: str, at: str
+    ) -> None:
+        self.name = name
+        self.version = str(version)
+        self.reason = reason
+        who = f" by {by}" if by else ""
+        super().__init__(
+            f"{name} {version} was purged{who} on {at[:10]} ({reason}): its data was deleted "
+            f"from the DVC remote and the caches, so it cannot be loaded; load a later version "
+            f"(see 'registry {kind}s info {name}')"
+        )
+
+
+class PurgeAfterYankError(ReleaseError):
+    """A purge asked of a version yanked already without one: GTO allows one deregistration
+    tag a version, and the purge is recorded in it, so a purge is asked with the yank.
+
+    Attributes:
+        name: The artifact.
+        version: Its version.
+        reason: Why it was yanked.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, reason: str) -> None:
+        self.name = name
+        self.version = str(version)
+        self.reason = reason
+        super().__init__(
+            f"{name} {version} was yanked already without --purge ({reason}); its one yank tag "
+            f"{name}@v{version}! (GTO allows one a version) cannot record a purge made later, "
+            "so nothing was deleted or tagged: a purge is asked with the yank itself "
+            f"('registry {kind}s yank NAME:X.Y.Z --purge ...')"
         )
 
 

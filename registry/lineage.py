@@ -43,7 +43,14 @@ from registry.repo.session import Kind, RegistryArg, Session, as_reference, open
 from registry.repo.tags import Release, TagIndex
 from registry.tracking import training_run_link
 
-__all__ = ["Lineage", "LineageEdge", "LineageNode", "get_lineage", "lineage_summary"]
+__all__ = [
+    "Lineage",
+    "LineageEdge",
+    "LineageNode",
+    "downstream",
+    "get_lineage",
+    "lineage_summary",
+]
 
 Direction = Literal["up", "down"]
 # What a model release's lineage record holds (schema 2); older records lack some.
@@ -279,6 +286,16 @@ def get_lineage(
     if direction == "up":
         return walker.up(found, release, depth)
     return walker.down(found, release, depth)
+
+
+def downstream(session: Session, kind: Kind, release: Release) -> Lineage:
+    """Every model version made from ``release`` (as ``get_lineage(ref, "down")``), for a
+    caller that holds the release already: a yank, whose version no longer resolves quietly.
+
+    Example:
+        >>> downstream(session, "dataset", release).nodes  # doctest: +SKIP
+    """
+    return _Walker(session, session.index(), False).down(kind, release, None)
 
 
 def lineage_summary(

@@ -46,7 +46,7 @@ from registry.errors import (
     first_line,
 )
 from registry.grammar import DeprecateTag, Reference, StageTag, Version
-from registry.release import YankResult, check_permitted, yank
+from registry.release import check_permitted
 from registry.repo.lock import locked_out_hash
 from registry.repo.records import LINEAGE_SCHEMA as LINEAGE_SCHEMA  # for older callers
 from registry.repo.records import lineage_line, parse_lineage
@@ -72,7 +72,6 @@ __all__ = [
     "release_model",
     "resolve_model",
     "search_models",
-    "yank_model",
 ]
 
 Bump = Literal["major", "minor", "patch"]
@@ -948,35 +947,6 @@ def deprecate_model(name: str, *, registry: RegistryArg = None, push: bool = Tru
         tag, f"Deprecate {name}", latest.commit, push, lease=lease, rerun=rerun
     )
     return tag
-
-
-def yank_model(
-    ref: str, *, reason: str, registry: RegistryArg = None, push: bool = True
-) -> YankResult:
-    """Yank a released model version (PEP 592): GTO's deregistration tag ``NAME@vX.Y.Z!``.
-
-    From then on ``NAME`` and ``NAME:1.*`` never resolve to it; ``NAME:X.Y.Z`` and a stage
-    that still points at it load with a warning giving ``reason`` (refused under
-    ``strict=True`` or ``REGISTRY_STRICT=1``). A yank is final: release the same weights as a
-    new PATCH version to undo it. The API does not ask for confirmation; the CLI does.
-
-    Args:
-        ref: ``NAME:X.Y.Z``.
-        reason: Why, shown to everyone who pins it.
-        registry: A registry clone; default from the configuration.
-        push: Push the tag to the Git remote.
-
-    Returns:
-        The tag and the model versions fine-tuned from it, with their stages.
-
-    Raises:
-        ReasonRequiredError, InvalidReferenceError, VersionNotFoundError, AlreadyYankedError,
-        NotPermittedError, WrongKindError: As for :func:`registry.yank_dataset`.
-
-    Example:
-        >>> yank_model("digits-cnn:1.0.0", reason="trained on swapped labels")  # doctest: +SKIP
-    """
-    return yank(open_session(registry), "model", ref, reason, push=push)
 
 
 # -- loading ------------------------------------------------------------------------------------

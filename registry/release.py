@@ -21,24 +21,22 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from registry import layout
-from registry.cards import parse_card
 from registry.config import who_may
 from registry.errors import (
     AlreadyYankedError,
     ArtifactNotFoundError,
-    CardError,
     ConfigError,
     CredentialsError,
     DirtyWorkTreeError,
     InvalidReferenceError,
     NotPermittedError,
+    PurgeAfterYankError,
     ReasonRequiredError,
     RemoteError,
     UnsharedRemoteError,
@@ -49,15 +47,15 @@ from registry.errors import (
 )
 from registry.grammar import DeregisterTag, RegisterTag, Version, parse_reference, parse_version
 from registry.repo.git import GitRepo
-from registry.repo.tags import Release, TagIndex, yank_message
+from registry.repo.tags import Purge, Release, TagIndex, Yank, parse_purge, yank_message
 
 if TYPE_CHECKING:
     from registry.repo.session import Kind, Session
 
 __all__ = [
-    "AffectedModel",
+    "PurgePlan",
     "Releasable",
-    "YankResult",
+    "Yanked",
     "check_committed",
     "check_new_version",
     "check_permitted",
@@ -390,41 +388,23 @@ def _dvc_errors() -> Iterator[list[BaseException]]:
 
 
 @dataclass(frozen=True)
-class AffectedModel:
-    """A model version trained on a yanked version, directly or through its base model.
+class Yanked:
+    """A version that :func:`yank` withdrew (or a purge it resumes).
 
     Attributes:
-        name: The model.
-        version: Its version.
-        stages: The stages it holds now.
-        via: What it names that leads to the yanked version (``name:X.Y.Z``, a training
-            dataset or a base model).
+        release: The release, with :attr:`~registry.repo.tags.Release.yanked` saying why.
+        purge: What its yank tag records as purged (``None``: a yank without purge).
+        tagged: Whether this call wrote the tag (``False`` for a dry run, and for a purge
+            resumed after a failed delete: the tag was written by the first run).
     """
 
-    name: str
-    version: str
-    stages: list[str]
-    via: str
+    release: Release
+    purge: Purge | None = None
+    tagged: bool = True
 
 
-@dataclass(frozen=True)
-class YankResult:
-    """What a yank did, and what it leaves to do.
-
-    Attributes:
-        tag: The deregistration tag written (``name@vX.Y.Z!``).
-        name: The artifact.
-        version: The yanked version.
-        reason: Why.
-        affected: Every model version trained on it (directly or through a base model), with
-            the stages it holds: what to retrain or demote.
-    """
-
-    tag: str
-    name: str
-    version: str
-    reason: str
-    affected: list[AffectedModel] = field(default_factory=list)
+# What a purge would delete, decided after the checks and before the tag (``yank(plan=...)``).
+PurgePlan = Callable[[Release, Purge | None], Purge]
 
 
 def check_reason(kind: Kind, ref: str, reason: str | None) -> str:
@@ -443,17 +423,30 @@ def check_reason(kind: Kind, ref: str, reason: str | None) -> str:
 
 
 def yank(
-    session: Session, kind: Kind, ref: str, reason: str | None, *, push: bool = True
-) -> YankResult:
+    session: Session,
+    kind: Kind,
+    ref: str,
+    reason: str | None,
+    *,
+    push: bool = True,
+    plan: PurgePlan | None = None,
+    dry_run: bool = False,
+) -> Yanked:
     """Yank one released version: write GTO's deregistration tag ``name@vX.Y.Z!`` at its commit.
 
     Steps, in order: the reason is given (:func:`check_reason`); ``ref`` pins one version
     exactly; the name is of ``kind``; the Git identity is an owner (:func:`check_permitted`);
     tags are fetched under the artifact's tip lease; the version was released and is not
-    yanked already; then the tag, annotated with the reason, who and when, is made and pushed
-    in one atomic push with the tip (as a release's). GTO has no re-registration of a
+    yanked already; with ``plan`` (a purge), the purge is planned, which checks the DVC remote,
+    and recorded in the tag; then the tag, annotated with the reason, who and when, is made and
+    pushed in one atomic push with the tip (as a release's). GTO has no re-registration of a
     deregistered version, so a yank is final: recover by releasing the same data as a new
     PATCH version.
+
+    A purge is tagged first and deleted after (by the caller): the version stops resolving
+    before any byte goes, and a delete that fails halfway is finished by running the same
+    purge again, which finds the tag's purge record and returns it (``tagged=False``) instead
+    of refusing.
 
     Args:
         session: The registry (a clone).
@@ -461,9 +454,12 @@ def yank(
         ref: ``NAME:X.Y.Z``.
         reason: Why; shown to everyone who pins the version.
         push: Push the tag to the Git remote.
+        plan: For a purge: given the release and the purge recorded already (a rerun), returns
+            what to record as purged; it raises to refuse (nothing is tagged then).
+        dry_run: Check and plan, but tag nothing.
 
     Returns:
-        The tag, and the model versions trained on the yanked version (:func:`_affected`).
+        The yanked release, and the purge its tag records.
 
     Raises:
         ReasonRequiredError: If ``reason`` is blank.
@@ -471,13 +467,14 @@ def yank(
         WrongKindError: If the name is of the other kind.
         NotPermittedError: If the Git identity is not one of the owners.
         ArtifactNotFoundError, VersionNotFoundError: If the version was never released.
-        AlreadyYankedError: If it is yanked already.
+        AlreadyYankedError: If it is yanked already (and this is no rerun of its purge).
+        PurgeAfterYankError: If a purge is asked of a version yanked already without one.
         TagRaceError, RemoteError: If the tag cannot be pushed (nothing is tagged).
 
     Example:
         >>> yank(session, "dataset", "products/product_a/ad_clicks:1.2.0", "labels swapped")
         ... # doctest: +SKIP
-        YankResult(tag='products/product_a/ad_clicks@v1.2.0!', ...)
+        Yanked(release=Release(name='products/product_a/ad_clicks', ...), purge=None, ...)
     """
     text = check_reason(kind, ref, reason)
     reference = parse_reference(ref)
@@ -485,13 +482,38 @@ def yank(
         raise InvalidReferenceError(
             ref, f"a yank names one version exactly, such as '{reference.name}:1.2.0'"
         )
-    name, spec = reference.name, reference.version
-    version = parse_version(str(spec))
+    name, version = reference.name, parse_version(str(reference.version))
     session.check_kind(name, kind, command="yank")
     check_permitted(session, name, f"yank {kind} {name} {version}")
     repo = session.repo
-    lease = repo.lease_tags(name) if push else None
+    lease = repo.lease_tags(name) if push and not dry_run else None
     repo.refresh()
+    found = _released(session, kind, name, version)
+    if found.yanked is not None:
+        recorded = parse_purge(repo.tag_message(found.yanked.tag))
+        if plan is None:
+            raise AlreadyYankedError(kind, name, version, found.yanked.reason)
+        if recorded is None:
+            raise PurgeAfterYankError(kind, name, version, found.yanked.reason)
+        return Yanked(found, plan(found, recorded), tagged=False)  # finish an earlier purge
+    by, when = repo.tagger_email(), datetime.now(UTC).isoformat(timespec="seconds")
+    purge = plan(found, None) if plan is not None else None
+    tag = str(DeregisterTag(name, version))
+    withdrawn = replace(found, yanked=Yank(text, by, when, tag))
+    if dry_run:
+        return Yanked(withdrawn, purge, tagged=False)
+    message = yank_message(name, version, text, by, when, purge)
+    rerun = f"run 'registry {kind}s yank {ref}' again"
+    repo.publish_tag(tag, message, found.commit, push, lease=lease, rerun=rerun)
+    return Yanked(withdrawn, purge)
+
+
+def _released(session: Session, kind: Kind, name: str, version: Version) -> Release:
+    """The release of exactly ``version`` of ``name``, yanked or not.
+
+    Raises:
+        ArtifactNotFoundError, VersionNotFoundError: If it was never released.
+    """
     index = session.index()
     found = index.find(name, version)
     if found is None:
@@ -499,52 +521,4 @@ def yank(
             raise ArtifactNotFoundError(name, index.names(), kind=kind)
         available = [str(r.version) for r in index.releases(name)]
         raise VersionNotFoundError(name, str(version), available, kind=kind)
-    if found.yanked is not None:
-        raise AlreadyYankedError(kind, name, version, found.yanked.reason)
-    tag = str(DeregisterTag(name, version))
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    message = yank_message(name, version, text, repo.tagger_email(), when)
-    rerun = f"run 'registry {kind}s yank {ref}' again"
-    repo.publish_tag(tag, message, found.commit, push, lease=lease, rerun=rerun)
-    return YankResult(tag, name, str(version), text, _affected(session, found))
-
-
-def _affected(session: Session, release: Release) -> list[AffectedModel]:
-    """The model versions trained on ``release``, directly or through ``base_model``, with
-    their stages. To be replaced by the lineage module's down graph
-    (``get_lineage(ref, direction="down")``) once it is merged: one home for downstream."""
-    index = session.index()
-    cards: list[tuple[Release, list[tuple[str, str]]]] = []
-    for name in index.names():
-        for model in [*index.releases(name), *index.yanked(name)]:
-            data = session.repo.read_file(model.commit, layout.card_file(name))
-            if data is None:
-                continue
-            try:
-                card = parse_card(data.decode("utf-8", errors="replace"))
-            except CardError:
-                continue  # a card that no longer parses names nothing readable
-            cards.append((model, [(k, r) for _, k, r in card.references()]))
-    reached = {release.reference}
-    found: list[AffectedModel] = []
-    changed = True
-    while changed:  # a base model's fine-tunes, then theirs ... until nothing new
-        changed = False
-        for model, refs in cards:
-            via = next((r for _, r in refs if _pinned(r) in reached), None)
-            if via is None or model.reference in reached:
-                continue
-            reached.add(model.reference)
-            stages = sorted(s for s, r in index.stages(model.name).items() if r == model)
-            found.append(AffectedModel(model.name, str(model.version), stages, _pinned(via)))
-            changed = True
-    return sorted(found, key=lambda a: (a.name, parse_version(a.version)))
-
-
-def _pinned(ref: str) -> str:
-    """A card's reference as ``name:X.Y.Z`` (``name@vX.Y.Z`` too), or as given if not exact."""
-    try:
-        parsed = parse_reference(ref)
-    except (InvalidReferenceError, ValueError):
-        return ref
-    return str(parsed)
+    return found

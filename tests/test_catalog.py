@@ -75,6 +75,7 @@ def test_a_lazy_index_lists_only_the_tags_asked_about(
         lazy.resolve(parse_reference("image_classification/digitz"), kind="dataset")
     assert calls[-1] is None  # the suggestions come from every artifact
     assert lazy.names() == full.names()
+    assert TagIndex.lazy(load).every_name() == full.every_name()  # every name, not those read
 
     # Past the limit of artifacts asked about one by one, every tag is listed at once.
     monkeypatch.setattr(TagIndex, "_LAZY_LIMIT", 1)

@@ -29,7 +29,12 @@ import registry
 from registry.cards import parse_card, render_card
 from registry.cli import main
 from registry.cloud.emulator import GCSEmulator
-from registry.errors import CredentialsError, RemoteError, VersionNotFoundError
+from registry.errors import (
+    CredentialsError,
+    PurgedVersionError,
+    RemoteError,
+    VersionNotFoundError,
+)
 from registry.remotes import set_remote
 from tests.conftest import (
     PROJECT_ROOT,
@@ -775,3 +780,46 @@ def test_an_unreachable_server_is_one_line_without_the_clients_tracebacks(
     # --traceback shows the detail: the client's own log of its retries, and the traceback.
     assert "out of retries" in detailed.stderr and "ClientConnectorError" in detailed.stderr
     assert "registry.errors.RemoteError: reading" in detailed.stderr
+
+
+# -- purge and remote gc on a bucket --------------------------------------------------------------
+
+
+def test_purge_and_remote_gc_on_a_bucket(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
+) -> None:
+    from google.cloud import storage
+
+    from registry.cache_admin import gc_remote
+
+    clone, model = gcs_clone.clone, "purged-model"
+    (tmp_path / "model.keras").write_bytes(os.urandom(3000))  # objects of this test alone
+    registry.add_model(model, tmp_path / "model.keras")
+    _fill_card(clone / "models" / model / "README.md")
+    commit_all(clone, f"Add {model}")
+    registry.release_model(model, version="1.0.0")
+    before = set(_objects(gcs, gcs_clone.bucket))
+    (tmp_path / "model.keras").write_bytes(os.urandom(3000))
+    registry.add_model(model, tmp_path / "model.keras", force=True)
+    commit_all(clone, f"{model}: new weights")
+    registry.release_model(model, version="1.1.0")
+    (new,) = set(_objects(gcs, gcs_clone.bucket)) - before
+    result = registry.yank_model(f"{model}:1.0.0", reason="personal data", purge=True)
+    assert result.purge is not None and len(result.purge.deleted) == 1
+    (old,) = result.purge.deleted
+    assert f"dvc/files/md5/{old[:2]}/{old[2:]}" in before
+    assert f"dvc/files/md5/{old[:2]}/{old[2:]}" not in _objects(gcs, gcs_clone.bucket)
+    with pytest.raises(PurgedVersionError, match="personal data"):
+        registry.load_model(f"{model}:1.0.0")
+    # A stray object is listed (a dry run: the bucket is shared by this session's tests).
+    client = storage.Client(
+        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
+    )
+    stray = "fedcba9876543210fedcba9876543210"
+    client.bucket(gcs_clone.bucket).blob(f"dvc/files/md5/{stray[:2]}/{stray[2:]}").upload_from_string(
+        b"stray"
+    )
+    report = gc_remote()
+    assert report.objects.get(stray) == 5 and not report.deleted
+    assert old not in report.objects  # deleted already
+    assert new.replace("dvc/files/md5/", "").replace("/", "") not in report.objects  # live

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK_FILE",
+    "all_out_hashes",
     "find_out_hash",
     "imported_from",
     "locked_out_hash",
@@ -108,6 +109,38 @@ def locked_stage(repo: GitRepo, commit: str | None, stage: str) -> dict[str, Any
     stages = lock.get("stages") if isinstance(lock, dict) else None
     entry = stages.get(stage) if isinstance(stages, dict) else None
     return entry if isinstance(entry, dict) else None
+
+
+def all_out_hashes(repo: GitRepo, commit: str) -> dict[str, str]:
+    """Every output hash DVC records at ``commit``: each stage's outputs in ``dvc.lock`` and
+    each ``.dvc`` file's, what a branch head keeps alive on the remote (``registry remote gc``).
+
+    Returns:
+        Output path -> its md5 (``<md5>.dir`` for a folder); outputs hashed by DVC 2 or without
+        a hash are left out.
+
+    Raises:
+        ConfigError: If ``dvc.lock`` or a ``.dvc`` file cannot be parsed.
+
+    Example:
+        >>> all_out_hashes(repo, repo.resolve_commit("main"))  # doctest: +SKIP
+        {'datasets/image_classification/digits/prepared': '1efa88afe031ce8f3761f84b7775d39a.dir'}
+    """
+    found: dict[str, str] = {}
+    records: list[tuple[Any, str]] = []
+    lock = _load(repo, commit, LOCK_FILE, "dvc repro")
+    stages = lock.get("stages") if isinstance(lock, dict) else None
+    records += [(entry, "") for entry in (stages.values() if isinstance(stages, dict) else ())]
+    files = repo.git("ls-tree", "-r", "--name-only", "-z", commit).split("\0")
+    for path in (p for p in files if p.endswith(".dvc") and not p.startswith(".dvc/")):
+        records.append((_load(repo, commit, path, f"dvc add {path[:-4]}"), posixpath.dirname(path)))
+    for record, base in records:
+        outs = record.get("outs") if isinstance(record, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            md5 = out.get("md5") if isinstance(out, dict) else None
+            if out and out.get("hash") == "md5" and isinstance(md5, str) and MD5_RE.match(md5):
+                found[norm_path(posixpath.join(base, str(out.get("path", ""))))] = md5
+    return found
 
 
 def imported_from(repo: GitRepo, commit: str | None, out_path: str) -> str | None:

@@ -29,13 +29,14 @@ from registry.errors import (
     ArtifactExistsError,
     InvalidReferenceError,
     NotARegistryError,
+    PurgedVersionError,
     WrongKindError,
     YankedVersionError,
 )
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
 from registry.repo.signatures import check_signed
-from registry.repo.tags import Release, TagIndex
+from registry.repo.tags import Release, TagIndex, parse_purge
 
 if TYPE_CHECKING:
     from registry.storage.cache import ContentCache
@@ -45,6 +46,7 @@ __all__ = [
     "Session",
     "YankedVersionWarning",
     "as_reference",
+    "check_purged",
     "check_yanked",
     "open_session",
 ]
@@ -68,6 +70,25 @@ class YankedVersionWarning(UserWarning):
         >>> import warnings
         >>> warnings.simplefilter("error", YankedVersionWarning)  # make it an error instead
     """
+
+
+def check_purged(repo: GitRepo, release: Release, kind: Kind) -> None:
+    """Refuse a version whose bytes a purge deleted (``yank --purge``), saying when and why.
+
+    Read from the yank tag's whole message (:func:`~registry.repo.tags.parse_purge`): one Git
+    call, made only for a yanked version, so a live load pays nothing.
+
+    Raises:
+        PurgedVersionError: If the version's yank tag records a purge.
+    """
+    yank = release.yanked
+    if yank is None:
+        return
+    purge = parse_purge(repo.tag_message(yank.tag))
+    if purge is not None:
+        raise PurgedVersionError(
+            kind, release.name, release.version, yank.reason, purge.by, purge.at
+        )
 
 
 def check_yanked(release: Release, kind: Kind, *, strict: bool = False) -> None:
@@ -324,6 +345,7 @@ class Session:
                 is not signed by an allowed signer (a subclass per case:
                 :func:`~registry.repo.signatures.check_signed`).
             YankedVersionError: If the version is yanked and loading is strict.
+            PurgedVersionError: If the version was purged (:func:`check_purged`).
         """
         index = self.index()
         spec = ref.version
@@ -344,6 +366,7 @@ class Session:
         release = index.resolve(ref, known=known, kind=kind)
         if self.settings.require_signed_tags:
             check_signed(self.repo, release)
+        check_purged(self.repo, release, kind)
         check_yanked(release, kind, strict=strict)
         return release
 

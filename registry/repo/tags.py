@@ -23,7 +23,7 @@ from registry.grammar import (
 )
 from registry.repo.git import TagRef
 
-__all__ = ["Release", "TagIndex", "Yank", "yank_message"]
+__all__ = ["Purge", "Release", "TagIndex", "Yank", "parse_purge", "yank_message"]
 
 # The subject line of a yank tag's message: the reason is read back from it, so that one
 # ``for-each-ref`` call gives every yanked version's reason.
@@ -47,9 +47,30 @@ class Yank:
     tag: str
 
 
-def yank_message(name: str, version: Version, reason: str, by: str, at: str) -> str:
+@dataclass(frozen=True)
+class Purge:
+    """What a purge deleted, recorded in the yank tag's message (``yank --purge``).
+
+    Attributes:
+        by: Who purged (the tagger's email).
+        at: When (ISO 8601).
+        objects: The DVC objects deleted (``<md5>`` or ``<md5>.dir``), sorted.
+        kept: The version's objects that were kept because a live version or a branch uses
+            them, sorted.
+    """
+
+    by: str
+    at: str
+    objects: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
+def yank_message(
+    name: str, version: Version, reason: str, by: str, at: str, purge: Purge | None = None
+) -> str:
     """The message of the tag that yanks ``version`` of ``name``: the reason on the subject line
-    (which :class:`TagIndex` reads back), then who and when.
+    (which :class:`TagIndex` reads back), then who and when, then what a purge deleted (read
+    back by :func:`parse_purge`; a message without those lines is a yank without purge).
 
     Example:
         >>> print(yank_message("d", Version(1, 0, 0), "bad labels", "a@lab.org", "2026-01-01"))
@@ -59,7 +80,37 @@ def yank_message(name: str, version: Version, reason: str, by: str, at: str) -> 
         yanked-at: 2026-01-01
     """
     subject = _YANK_SUBJECT.format(name=name, version=version) + " ".join(reason.split())
-    return f"{subject}\n\nyanked-by: {by}\nyanked-at: {at}"
+    message = f"{subject}\n\nyanked-by: {by}\nyanked-at: {at}"
+    if purge is not None:
+        message += (
+            f"\npurged-by: {purge.by}\npurged-at: {purge.at}"
+            f"\npurged-objects: {' '.join(purge.objects)}\nkept-objects: {' '.join(purge.kept)}"
+        )
+    return message
+
+
+def parse_purge(message: str) -> Purge | None:
+    """The purge a yank tag's message records, or ``None`` (a yank without purge, or a tag made
+    before purges were recorded).
+
+    Example:
+        >>> parse_purge("Yank d 1.0.0: x\n\npurged-by: a@lab.org\npurged-at: 2026-01-01\n"
+        ...             "purged-objects: 0123 4567\nkept-objects: ")
+        Purge(by='a@lab.org', at='2026-01-01', objects=('0123', '4567'), kept=())
+    """
+    fields: dict[str, str] = {}
+    for line in message.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.startswith(("purged-", "kept-")):
+            fields[key] = value.strip()
+    if "purged-at" not in fields:
+        return None
+    return Purge(
+        fields.get("purged-by", ""),
+        fields["purged-at"],
+        tuple(fields.get("purged-objects", "").split()),
+        tuple(fields.get("kept-objects", "").split()),
+    )
 
 
 @dataclass(frozen=True)
@@ -218,6 +269,11 @@ class TagIndex:
         """Names of every artifact with at least one release, sorted."""
         self._need_all()
         return sorted(name for name, releases in self._releases.items() if releases)
+
+    def every_name(self) -> list[str]:
+        """Names of every artifact ever released, even if each of its versions is yanked."""
+        self._need_all()
+        return sorted(self._releases)
 
     def releases(self, name: str) -> list[Release]:
         """The releases of ``name``, oldest version first (yanked ones left out)."""

@@ -83,7 +83,16 @@ from registry.errors import (
 from registry.storage.hashes import CHUNK, MD5_RE, content_digest, hash_file
 from registry.storage.remote import ProgressCallback, RemoteObject, RemoteStore
 
-__all__ = ["CacheTarget", "ContentCache", "FetchResult", "GcReport", "VerifyReport", "is_metadata"]
+__all__ = [
+    "CacheTarget",
+    "ContentCache",
+    "FetchResult",
+    "GcReport",
+    "PurgeReport",
+    "VerifyReport",
+    "is_metadata",
+    "remove_cached_objects",
+]
 
 MANIFEST_FORMAT = 1
 
@@ -204,6 +213,19 @@ class GcReport:
     freed_bytes: int = 0
     held: int = 0
     dry_run: bool = False
+
+
+@dataclass
+class PurgeReport:
+    """What :meth:`ContentCache.purge` freed.
+
+    Attributes:
+        freed_bytes: Bytes deleted from this cache and the writable shared caches.
+        read_only: Shared caches that hold some of the objects but that this user cannot write.
+    """
+
+    freed_bytes: int = 0
+    read_only: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -1250,6 +1272,44 @@ class ContentCache:
             inodes.update(_inode(f) for f in _files_under(self.root / "snapshots" / key))
         return wanted, inodes
 
+    def object_listing(self, dir_md5: str, remote: RemoteStore) -> list[str]:
+        """The md5 of every file a ``.dir`` object lists, fetched from ``remote`` if not cached.
+
+        Raises:
+            RemoteError, CorruptArtifactError: As :meth:`ensure_object`.
+        """
+        return [entry.md5 for entry in self._listing(dir_md5, remote)]
+
+    def purge(self, md5s: Iterable[str], *, dry_run: bool = False) -> PurgeReport:
+        """Delete objects (and the snapshots of ``.dir`` ones) from this cache and from the
+        shared caches that this user may write; a purge (``yank --purge``) calls it.
+
+        Args:
+            md5s: The DVC hashes to delete (``<md5>.dir`` for folders).
+            dry_run: Only count what would be deleted.
+
+        Returns:
+            The bytes freed, and the shared caches that hold some of them but are read-only.
+        """
+        wanted = sorted(set(md5s))
+        report = PurgeReport()
+        freed = _Freed()
+        for md5 in wanted:
+            paths = [self.object_path(md5), self.root / "files" / content_digest(md5)]
+            if md5.endswith(".dir"):
+                paths += [self.snapshot_path(md5), self._manifest_path(_dir_key(md5))]
+            for path in paths:
+                freed.add(_files_under(path) if path.is_dir() else [path])
+                if not dry_run and path.exists():
+                    _remove(path)
+        report.freed_bytes = freed.total
+        for root in self.shared:
+            removed, read_only = remove_cached_objects(root, wanted, dry_run=dry_run)
+            report.freed_bytes += removed
+            if read_only:
+                report.read_only.append(str(root))
+        return report
+
     @contextmanager
     def _try_locked(self, *parts: str) -> Iterator[bool]:
         """Take the lock ``locks/<parts>.lock`` if no one holds it; yield whether it was taken."""
@@ -1271,6 +1331,39 @@ class ContentCache:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def remove_cached_objects(
+    root: Path, md5s: Iterable[str], *, dry_run: bool = False
+) -> tuple[int, bool]:
+    """Delete objects from a cache folder of either layout: a registry cache (``objects/md5/``,
+    ``snapshots/``, ``manifests/``) or a DVC cache (``files/md5/``, as a clone's ``.dvc/cache``).
+
+    Returns:
+        The bytes freed, and whether some of them could not be deleted (no write permission:
+        a shared cache that is read-only to this user).
+    """
+    freed, read_only = _Freed(), False
+    for md5 in md5s:
+        paths = [root / "objects" / "md5" / md5[:2] / md5[2:],
+                 root / "files" / "md5" / md5[:2] / md5[2:]]
+        if md5.endswith(".dir"):
+            key = md5[:-4]
+            paths += [root / "snapshots" / key, root / "manifests" / f"{key}.json"]
+        for path in paths:
+            if not path.exists():
+                continue
+            if not os.access(path.parent, os.W_OK):
+                read_only = True
+                continue
+            found = _files_under(path) if path.is_dir() else [path]
+            freed.add(found)
+            if not dry_run:
+                try:
+                    _remove(path)
+                except PermissionError:
+                    read_only = True
+    return freed.total, read_only
 
 
 def _dir_key(dir_md5: str) -> str:

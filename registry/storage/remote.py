@@ -16,7 +16,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -30,7 +30,7 @@ from registry.errors import (
     RemoteError,
     first_line,
 )
-from registry.storage.hashes import CHUNK, content_digest
+from registry.storage.hashes import CHUNK, MD5_RE, content_digest
 
 if TYPE_CHECKING:
     from dvc_data.hashfile.db import HashFileDB
@@ -358,6 +358,21 @@ class RemoteStore:
             raise self._unreachable(e) from e
         return RemoteObject(int(info.get("size") or 0), _gcs_checksums(info))
 
+    def has(self, md5: str) -> bool:
+        """Whether the remote holds object ``md5``.
+
+        Raises:
+            RemoteError: If the remote cannot be reached (a missing object is ``False``).
+        """
+        remote = self._remote()
+        try:
+            remote.odb.fs.info(remote.odb.oid_to_path(md5))
+        except FileNotFoundError:
+            return False
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+        return True
+
     def size(self, md5: str, *, label: str | None = None) -> int:
         """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
         return self.stat(md5, label=label).size
@@ -465,6 +480,64 @@ class RemoteStore:
             start += len(chunk)
             if whole or start >= size:
                 return
+
+    def list_objects(self) -> dict[str, int]:
+        """Every object on the remote, and its size: what ``registry remote gc`` sorts.
+
+        Returns:
+            ``{md5: bytes}`` (``<md5>.dir`` for listings); files that are no DVC object (the
+            write check's probe, anything put there by hand) are left out.
+
+        Raises:
+            RemoteError, CredentialsError: If the remote cannot be read (:meth:`check`).
+        """
+        self.check()
+        remote = self._remote()
+        fs, base = remote.odb.fs, remote.odb.path
+        objects: dict[str, int] = {}
+        try:
+            # One listing per two-hex-digit folder, with sizes (a find would stat each object).
+            prefixes = fs.ls(base, detail=False) if fs.exists(base) else []
+            for prefix in prefixes:
+                for info in fs.ls(prefix, detail=True) if fs.isdir(prefix) else []:
+                    md5 = "".join(str(info["name"]).rstrip("/").split("/")[-2:])
+                    if MD5_RE.match(md5) and info.get("type") != "directory":
+                        objects[md5] = int(info.get("size") or 0)
+        except Exception as e:  # every backend raises its own classes
+            raise self._unreachable(e) from e
+        return objects
+
+    def delete(self, md5s: Iterable[str]) -> dict[str, int]:
+        """Delete objects from the remote (a purge, ``remote gc --delete``).
+
+        Args:
+            md5s: The objects (``<md5>`` or ``<md5>.dir``); one that is not there is skipped.
+
+        Returns:
+            Each object deleted, and its size.
+
+        Raises:
+            RemoteError, CredentialsError: If the remote cannot be reached or refuses; the
+                objects deleted before stay deleted (run the same command again to finish).
+        """
+        remote = self._remote()
+        fs = remote.odb.fs
+        deleted: dict[str, int] = {}
+        for md5 in md5s:
+            path = remote.odb.oid_to_path(md5)
+            try:
+                size = int(fs.info(path).get("size") or 0)
+                fs.rm_file(path)
+            except FileNotFoundError:
+                continue  # gone already: a rerun, or never pushed
+            except Exception as e:  # every backend raises its own classes
+                explained = self.explain(e, "deleting from")
+                raise explained or RemoteError(
+                    f"cannot delete object {md5} from DVC remote {remote.name!r} "
+                    f"({remote.url}): {type(e).__name__}: {e} ({len(deleted)} deleted before)"
+                ) from e
+            deleted[md5] = size
+        return deleted
 
     def explain(self, error: BaseException, action: str) -> RegistryError | None:
         """A clear error for a cloud failure (credentials, permissions, bucket), else ``None``.
