@@ -18,6 +18,7 @@ import registry
 from registry.errors import (
     AlreadyYankedError,
     ConfirmationRequiredError,
+    InvalidCardError,
     InvalidReferenceError,
     NotPermittedError,
     ReasonRequiredError,
@@ -187,3 +188,21 @@ def test_strict_loading_by_url_sees_a_yank_made_since(zoo: ReleasedRegistry) -> 
         registry.pull_dataset(f"{DIGITS}:1.0.0", registry=url, strict=True)
     with pytest.warns(YankedVersionWarning, match=REASON):  # the mirror has the tag now
         registry.pull_dataset(f"{DIGITS}:1.0.0", registry=url)
+
+
+def test_nothing_new_points_at_a_yanked_version(zoo: ReleasedRegistry, tmp_path: Path) -> None:
+    """PEP 592: a yanked version still loads by pin, but no model is released on it and no
+    stage is moved to it."""
+    clone = zoo.clone
+    registry.yank_dataset(f"{DIGITS}:1.0.0", reason=REASON)
+    _model(clone, tmp_path, "digits-new", datasets=[f"{DIGITS}:1.0.0"])
+    err = cli_raises(InvalidCardError, "models", "release", "digits-new", cwd=clone)
+    assert f"training dataset '{DIGITS}:1.0.0' is yanked ({REASON})" in str(err)
+    assert "train on a released dataset version instead" in str(err)
+
+    registry.yank_model("digits-ft:1.0.0", reason="overfits")
+    err2 = cli_raises(YankedVersionError, "models", "promote", "digits-ft:1.0.0", "prod",
+                      cwd=clone)
+    assert "digits-ft 1.0.0 is yanked (overfits" in str(err2)
+    assert "a yanked version is never promoted; promote a later version" in str(err2)
+    assert "digits-ft" not in {t.split("#")[0] for t in git(clone, "tag").split() if "#" in t}
