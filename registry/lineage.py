@@ -75,6 +75,7 @@ class LineageNode:
         details: What else is known: params, training run and its link, compute, training,
             builder files, raw inputs' origin.
         missing: What could not be read, one sentence each (an older release, a broken file).
+        yanked: Why the version was yanked (``None``: it is not).
     """
 
     kind: str
@@ -86,6 +87,7 @@ class LineageNode:
     stages: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    yanked: str | None = None
 
     @property
     def id(self) -> str:
@@ -208,6 +210,8 @@ def _describe(node: LineageNode) -> str:
         parts.append(f"imported from {node.details['source']}")
     if node.stages:
         parts.append("[" + ", ".join(node.stages) + "]")
+    if node.yanked is not None:
+        parts.append(f"YANKED ({node.yanked})")
     if node.tag is None and node.kind != "raw":
         parts.append("(not released here)")
     return " ".join(parts)
@@ -342,12 +346,14 @@ class _Walker:
             self.graph.nodes[node_id] = LineageNode(
                 kind, name, version, release.tag if release else None,
                 release.commit if release else None, stages=stages,
+                yanked=release.yanked.reason if release and release.yanked else None,
             )
         return self.graph.nodes[node_id]
 
     def _release(self, name: str, version: str) -> Release | None:
-        """The release ``name`` ``version`` (``None``: not released here)."""
-        return next((r for r in self.index.releases(name) if str(r.version) == version), None)
+        """The release ``name`` ``version``, yanked or not (``None``: not released here)."""
+        every = [*self.index.releases(name), *self.index.yanked(name)]
+        return next((r for r in every if str(r.version) == version), None)
 
     # -- up ----------------------------------------------------------------------------------
 

@@ -200,6 +200,11 @@ def test_nothing_new_points_at_a_yanked_version(zoo: ReleasedRegistry, tmp_path:
     assert f"training dataset '{DIGITS}:1.0.0' is yanked ({REASON})" in str(err)
     assert "train on a released dataset version instead" in str(err)
 
+    # Lineage marks the yanked version, upstream as downstream.
+    up = registry.get_lineage("digits-ft:1.0.0")
+    assert up.nodes[f"{DIGITS}:1.0.0"].yanked == REASON and not up.missing()
+    assert f"YANKED ({REASON})" in up.to_text()
+
     registry.yank_model("digits-ft:1.0.0", reason="overfits")
     err2 = cli_raises(YankedVersionError, "models", "promote", "digits-ft:1.0.0", "prod",
                       cwd=clone)
