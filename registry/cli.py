@@ -38,7 +38,7 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
 9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed,
 13 version not signed as required, 14 no space left for the cache,
-15 version yanked (strict loading, promotion), 16 version purged.
+15 version yanked: loaded strictly or promoted, 16 version purged.
 """
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "NotBuiltError",
     "NotPermittedError",
     "PurgeAfterYankError",
+    "PurgeRefusedError",
     "PurgedVersionError",
     "RawInputError",
     "ReasonRequiredError",
@@ -890,6 +891,31 @@ class PurgeAfterYankError(ReleaseError):
             f"{name}@v{version}! (GTO allows one a version) cannot record a purge made later, "
             "so nothing was deleted or tagged: a purge is asked with the yank itself "
             f"('registry {kind}s yank NAME:X.Y.Z --purge ...')"
+        )
+
+
+class PurgeRefusedError(ReleaseError):
+    """A purge that would delete nothing: every object of the version is still used by a live
+    version or a branch head, so its bytes would stay loadable under another name.
+
+    Attributes:
+        name: The artifact.
+        version: Its version.
+        users: Object -> the live version or branch that uses it.
+    """
+
+    def __init__(self, kind: str, name: str, version: object, users: dict[str, str]) -> None:
+        self.name = name
+        self.version = str(version)
+        self.users = users
+        who = sorted(set(users.values()))
+        listed = ", ".join(who[:3]) + (f" and {len(who) - 3} more" if len(who) > 3 else "")
+        super().__init__(
+            f"nothing of {name} {version} can be purged: each of its {len(users)} objects is "
+            f"still used by {listed}; nothing was deleted or tagged. Purge those versions too "
+            "(the last purge deletes the shared objects), or commit and push the change that "
+            f"removes the data from the branch, then run 'registry {kind}s yank "
+            f"{name}:{version} --purge' again"
         )
 
 

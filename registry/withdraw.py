@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.cache_admin import live_objects, release_hash
-from registry.errors import RegistryError
+from registry.errors import PurgeRefusedError, RegistryError
 from registry.grammar import parse_version
 from registry.lineage import Lineage, downstream
 from registry.release import Yanked, yank
@@ -160,6 +160,8 @@ def yank_dataset(
         ArtifactNotFoundError, VersionNotFoundError: If the version was never released.
         AlreadyYankedError: If it is yanked already.
         PurgeAfterYankError: If ``purge`` is asked of a version yanked already without one.
+        PurgeRefusedError: If every object of the version is used by a live version or a
+            branch head (nothing would be deleted; nothing is tagged).
         NotPermittedError: If the Git identity is not one of the dataset's owners.
         WrongKindError: If the name is a model's.
         RemoteError, CredentialsError: If the DVC remote cannot be written (a purge: before
@@ -268,6 +270,10 @@ class _Purger:
         live = live_objects(session, remote, exclude=release)
         self.kept = {md5: live[md5] for md5 in sorted(objects) if md5 in live}
         doomed = tuple(sorted(objects - set(self.kept)))
+        if recorded is None and objects and not doomed:
+            # A purge record on bytes that stay loadable elsewhere would mislead.
+            kind = session.kind_of(release.name, session.index()) or "dataset"
+            raise PurgeRefusedError(kind, release.name, release.version, self.kept)
         if recorded is not None:
             return Purge(recorded.by, recorded.at, doomed, tuple(sorted(self.kept)))
         when = datetime.now(UTC).isoformat(timespec="seconds")

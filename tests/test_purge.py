@@ -16,6 +16,7 @@ import registry
 from registry.errors import (
     PurgeAfterYankError,
     PurgedVersionError,
+    PurgeRefusedError,
     RemoteError,
     VersionNotFoundError,
 )
@@ -98,11 +99,14 @@ def test_purge_keeps_what_a_branch_uses_then_deletes_the_rest(
 ) -> None:
     registry.pull_dataset(f"{DIGITS}:1.0.0")
     on_remote = _on_remote(zoo.storage)
-    # main still records the data (dvc.lock): everything is kept, and said why.
-    kept = json.loads(_cli(zoo.clone, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason", REASON,
-                           "--purge", "--dry-run", "--json"))["purge"]
-    assert kept["deleted"] == {} and set(kept["kept"]) == on_remote
-    assert set(kept["kept"].values()) == {f"branch main ({'datasets/' + DIGITS}/prepared)"}
+    # main still records the data (dvc.lock): nothing could go, so the purge is refused, and
+    # says why; nothing is tagged.
+    for dry in (["--dry-run"], ["--yes"]):
+        kept = cli_raises(PurgeRefusedError, "datasets", "yank", f"{DIGITS}:1.0.0", "--reason",
+                          REASON, "--purge", *dry)
+        assert set(kept.users) == on_remote and kept.exit_code == 6
+        assert f"still used by branch main (datasets/{DIGITS}/prepared)" in str(kept)
+    assert not [t for t in git(zoo.clone, "tag").split() if t.endswith("!")]
     git(zoo.clone, "rm", "-q", "dvc.lock")
     commit_all(zoo.clone, "digits: data withdrawn")
     git(zoo.clone, "push", "-q", "origin", "main")
