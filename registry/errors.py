@@ -613,14 +613,14 @@ class AlreadyYankedError(ReleaseError):
         reason: Why it was yanked.
     """
 
-    def __init__(self, kind: str, name: str, version: object, reason: str) -> None:
+    def __init__(
+        self, kind: str, name: str, version: object, reason: str, *, then: str | None = None
+    ) -> None:
         self.name = name
         self.version = str(version)
         self.reason = reason
-        super().__init__(
-            f"{name} {version} is yanked already ({reason}), so nothing was tagged; see "
-            f"'registry {kind}s info {name}:{version}'"
-        )
+        then = then or f"so nothing was tagged; see 'registry {kind}s info {name}:{version}'"
+        super().__init__(f"{name} {version} is yanked already ({reason}), {then}")
 
 
 class ReasonRequiredError(RegistryError, ValueError):
@@ -872,25 +872,17 @@ class PurgedVersionError(RegistryError, LookupError):
         )
 
 
-class PurgeAfterYankError(ReleaseError):
+class PurgeAfterYankError(AlreadyYankedError):
     """A purge asked of a version yanked already without one: GTO allows one deregistration
-    tag a version, and the purge is recorded in it, so a purge is asked with the yank.
-
-    Attributes:
-        name: The artifact.
-        version: Its version.
-        reason: Why it was yanked.
-    """
+    tag a version, and the purge is recorded in it, so a purge is asked with the yank."""
 
     def __init__(self, kind: str, name: str, version: object, reason: str) -> None:
-        self.name = name
-        self.version = str(version)
-        self.reason = reason
         super().__init__(
-            f"{name} {version} was yanked already without --purge ({reason}); its one yank tag "
-            f"{name}@v{version}! (GTO allows one a version) cannot record a purge made later, "
-            "so nothing was deleted or tagged: a purge is asked with the yank itself "
-            f"('registry {kind}s yank NAME:X.Y.Z --purge ...')"
+            kind, name, version, reason,
+            then=f"without --purge; its one yank tag {name}@v{version}! (GTO allows one a "
+            "version) cannot record a purge made later, so nothing was deleted or tagged: a "
+            f"purge is asked with the yank itself ('registry {kind}s yank NAME:X.Y.Z --purge "
+            "...')",
         )
 
 
