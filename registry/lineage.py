@@ -574,14 +574,18 @@ class _MadeFrom:
     def __init__(self, session: Session, walker: _Walker) -> None:
         self.session, self.walker = session, walker
         self.messages = session.repo.tag_messages()
-        self.tags = list(self.messages)
-        # Every message in one string; starts[i] is where tag i's message begins.
+        # Only records can name a source; a dataset's record never does (it is left out as
+        # written by ``lineage_line``: written otherwise, it is searched, and parsed, in vain).
+        searched = {tag: message for tag, message in self.messages.items()
+                    if LINEAGE_MARK in message and '"kind": "dataset"' not in message}
+        self.tags = list(searched)
+        # Those messages in one string; starts[i] is where tag i's message begins.
         self.starts: list[int] = []
         offset = 0
-        for message in self.messages.values():
+        for message in searched.values():
             self.starts.append(offset)
             offset += len(message) + 1
-        self.text = "\0".join(self.messages.values())
+        self.text = "\0".join(searched.values())
         self._without_record: list[tuple[str, list[tuple[str, str]]]] | None = None
 
     def _holding(self, needle: str) -> set[str]:
