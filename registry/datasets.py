@@ -229,7 +229,7 @@ def dataset_info(
         release = None
         read = _work_tree_reader(session.root)
     else:
-        release = session.resolve(reference, "dataset")
+        release = session.resolve(reference, "dataset", describe=True)
         index = session.index()
         commit = release.commit
 

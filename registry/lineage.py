@@ -285,7 +285,7 @@ def get_lineage(
         models = ArtifactNotFoundError(reference.name, session.known_models(), kind="model")
         datasets = ArtifactNotFoundError(reference.name, session.known_datasets(), kind="dataset")
         raise models if models.suggestions or not datasets.suggestions else datasets
-    release = session.resolve(reference, found)
+    release = session.resolve(reference, found, describe=True)
     walker = _Walker(session, session.index(), strict)
     if direction == "up":
         return walker.up(found, release, depth)

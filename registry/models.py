@@ -548,7 +548,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
     ):
         card = _read_work_tree_card(session.root, reference.name)
     else:
-        release = session.resolve(reference, "model")
+        release = session.resolve(reference, "model", describe=True)
         index = session.index()
         found = _card_at(session, release.name, release)
         card = found if found is not None else ModelCard()

@@ -86,6 +86,9 @@ def test_purge_deletes_a_models_weights_and_a_load_says_why(
     with pytest.raises(PurgedVersionError, match=r"digits-cnn 1\.0\.0 was purged by") as gone:
         registry.load_model("digits-cnn:1.0.0")
     assert gone.value.exit_code == 16 and gone.value.reason == REASON
+    # Its record outlives its bytes: info and lineage still describe it.
+    assert registry.get_lineage("digits-cnn:1.0.0").nodes["digits-cnn:1.0.0"].yanked == REASON
+    assert f"YANKED: {REASON}" in _cli(zoo.clone, "models", "info", "digits-cnn:1.0.0")
     err = cli_raises(PurgedVersionError, "models", "pull", "digits-cnn:1.0.0")
     assert REASON in str(err) and "cannot be loaded" in str(err)
     assert registry.load_model("digits-cnn").read_bytes() == b"retrained" * 100

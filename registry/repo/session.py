@@ -323,7 +323,13 @@ class Session:
             raise WrongKindError(name, actual, kind, command=command)
 
     def resolve(
-        self, ref: Reference, kind: Kind, *, command: str = "info", strict: bool = False
+        self,
+        ref: Reference,
+        kind: Kind,
+        *,
+        command: str = "info",
+        strict: bool = False,
+        describe: bool = False,
     ) -> Release:
         """Resolve ``ref`` to a release, fetching a mirror's tags only when they may be stale.
 
@@ -336,6 +342,9 @@ class Session:
             kind: What the caller works on; a name of the other kind is refused.
             command: The other kind's subcommand that the refusal suggests.
             strict: Refuse a yanked version (also when ``REGISTRY_STRICT`` is true).
+            describe: The caller only describes the version from Git (info, lineage), and
+                says itself that it is yanked: a yanked version is not warned about, and a
+                purged one not refused, since its record outlives its bytes.
 
         Raises:
             WrongKindError: If ``ref`` names an artifact of the other kind.
@@ -345,7 +354,8 @@ class Session:
                 is not signed by an allowed signer (a subclass per case:
                 :func:`~registry.repo.signatures.check_signed`).
             YankedVersionError: If the version is yanked and loading is strict.
-            PurgedVersionError: If the version was purged (:func:`check_purged`).
+            PurgedVersionError: If the version was purged (:func:`check_purged`) and
+                ``describe`` is false.
         """
         index = self.index()
         spec = ref.version
@@ -366,8 +376,9 @@ class Session:
         release = index.resolve(ref, known=known, kind=kind)
         if self.settings.require_signed_tags:
             check_signed(self.repo, release)
-        check_purged(self.repo, release, kind)
-        check_yanked(release, kind, strict=strict)
+        if not describe:  # a description says it is yanked or purged itself
+            check_purged(self.repo, release, kind)
+            check_yanked(release, kind, strict=strict)
         return release
 
 
