@@ -463,3 +463,29 @@ def test_loading_by_git_url_uses_the_shared_cache_its_params_name(
     )
     assert fresh.returncode == 0, fresh.stderr
     assert "shared cache" not in fresh.stderr and "fetched 4 of 4 files" in fresh.stderr
+
+
+def test_a_purge_waits_for_a_load_writing_the_object_then_deletes_it(tmp_path: Path) -> None:
+    """A load fetching the object as the purge runs finishes first; what it wrote goes too."""
+    import threading
+
+    cache = ContentCache(tmp_path / "cache")
+    data = b"personal data\n"
+    md5 = hashlib.md5(data).hexdigest()
+    writing, purged = threading.Event(), threading.Event()
+
+    def load() -> None:  # what a fetch does: the object's lock, then the bytes
+        with cache._locked("md5", md5[:2], md5[2:]):
+            writing.set()
+            assert not purged.wait(0.5)  # the purge waits on the lock meanwhile
+            cache.object_path(md5).parent.mkdir(parents=True, exist_ok=True)
+            cache.object_path(md5).write_bytes(data)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    assert writing.wait(10)
+    report = cache.purge([md5])
+    purged.set()
+    loader.join()
+    assert not cache.object_path(md5).exists()
+    assert report.freed_bytes == len(data)

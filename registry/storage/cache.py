@@ -53,6 +53,7 @@ Shared caches (``Settings.shared_cache_dir``, e.g. a lab's NFS folder) are read,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -1295,13 +1296,21 @@ class ContentCache:
         report = PurgeReport()
         freed = _Freed()
         for md5 in wanted:
+            # Under the locks a load writes them under: a load of the version that is fetching
+            # now finishes first, so what it writes is deleted too, never left behind.
+            # A snapshot's lock before its objects', as a load takes them (no deadlock).
+            locks: list[tuple[str, ...]] = [("md5", md5[:2], md5[2:])]
             paths = [self.object_path(md5), self.root / "files" / content_digest(md5)]
             if md5.endswith(".dir"):
+                locks.insert(0, ("snapshots", _dir_key(md5)))
                 paths += [self.snapshot_path(md5), self._manifest_path(_dir_key(md5))]
-            for path in paths:
-                freed.add(_files_under(path) if path.is_dir() else [path])
-                if not dry_run and path.exists():
-                    _remove(path)
+            with contextlib.ExitStack() as held:
+                for lock in locks if not dry_run else []:
+                    held.enter_context(self._locked(*lock))
+                for path in paths:
+                    freed.add(_files_under(path) if path.is_dir() else [path])
+                    if not dry_run and path.exists():
+                        _remove(path)
         report.freed_bytes = freed.total
         for root in self.shared:
             removed, read_only = remove_cached_objects(root, wanted, dry_run=dry_run)
