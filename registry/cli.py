@@ -136,10 +136,14 @@ def _yanked_mark(yanked: dict[str, str]) -> str:
     return "".join(f" yanked {v} ({reason})" for v, reason in yanked.items())
 
 
-def _print_yanked(version: str | None, yanked: dict[str, str]) -> None:
-    """Mark ``version`` loudly if it is yanked, and list the yanked versions (``info``)."""
+def _print_yanked(version: str | None, yanked: dict[str, str], purged: str | None) -> None:
+    """Mark ``version`` loudly if it is yanked (or purged), and list the yanked versions
+    (``info``)."""
     if version in yanked:
         click.secho(f"YANKED: {yanked[version]}", fg="red", bold=True)
+    if purged:
+        click.secho(f"PURGED {purged}: its bytes are deleted, it cannot be loaded", fg="red",
+                    bold=True)
     if yanked:
         click.echo("yanked: " + ", ".join(f"{v} ({reason})" for v, reason in yanked.items()))
 
@@ -173,7 +177,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
     if info.tag:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
-    _print_yanked(info.version, info.yanked)
+    _print_yanked(info.version, info.yanked, info.purged)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
@@ -606,7 +610,7 @@ def models_info(ref: str, registry: str | None, as_json: bool) -> None:
     if info.tag:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
-    _print_yanked(info.version, info.yanked)
+    _print_yanked(info.version, info.yanked, info.purged)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     for key in ("task", "architecture", "framework", "base_model", "owner", "license", "weights"):

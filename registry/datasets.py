@@ -43,7 +43,7 @@ from registry.grammar import (
 )
 from registry.repo.lock import imported_from, locked_out_hash, locked_stage, norm_path
 from registry.repo.records import lineage_line
-from registry.repo.session import Kind, Session, as_reference, open_session
+from registry.repo.session import Kind, Session, as_reference, open_session, purge_summary
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ class DatasetInfo:
         stages: Stage -> version.
         release_notes: Version -> notes, from the builder's RELEASE_NOTES.
         yanked: Each yanked version (left out of ``versions``) and why.
+        purged: Who purged the version described, and when (``None``: its bytes are there).
     """
 
     name: str
@@ -191,6 +192,7 @@ class DatasetInfo:
     stages: dict[str, str]
     release_notes: dict[str, str] = field(default_factory=dict)
     yanked: dict[str, str] = field(default_factory=dict)
+    purged: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -252,6 +254,7 @@ def dataset_info(
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
+        purged=purge_summary(session.repo, release),
     )
 
 

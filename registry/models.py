@@ -50,7 +50,14 @@ from registry.release import check_permitted
 from registry.repo.lock import locked_out_hash
 from registry.repo.records import LINEAGE_SCHEMA as LINEAGE_SCHEMA  # for older callers
 from registry.repo.records import lineage_line, parse_lineage
-from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
+from registry.repo.session import (
+    Kind,
+    RegistryArg,
+    Session,
+    as_reference,
+    open_session,
+    purge_summary,
+)
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -509,6 +516,7 @@ class ModelInfo:
         lineage: What the release recorded: dataset versions, base model, commit, params,
             training run, weights hash.
         yanked: Each yanked version (left out of ``versions``) and why.
+        purged: Who purged the version described, and when (``None``: its bytes are there).
     """
 
     name: str
@@ -522,6 +530,7 @@ class ModelInfo:
     deprecated: bool
     lineage: dict[str, Any] | None
     yanked: dict[str, str] = field(default_factory=dict)
+    purged: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -565,6 +574,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
         deprecated=index.is_deprecated(name),
         lineage=read_lineage(session.repo.tag_message(release.tag)) if release else None,
         yanked=index.yank_reasons(name),
+        purged=purge_summary(session.repo, release),
     )
 
 

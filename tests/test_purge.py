@@ -88,7 +88,10 @@ def test_purge_deletes_a_models_weights_and_a_load_says_why(
     assert gone.value.exit_code == 16 and gone.value.reason == REASON
     # Its record outlives its bytes: info and lineage still describe it.
     assert registry.get_lineage("digits-cnn:1.0.0").nodes["digits-cnn:1.0.0"].yanked == REASON
-    assert f"YANKED: {REASON}" in _cli(zoo.clone, "models", "info", "digits-cnn:1.0.0")
+    info = _cli(zoo.clone, "models", "info", "digits-cnn:1.0.0")
+    assert f"YANKED: {REASON}" in info and "PURGED by researcher@lab.test on 20" in info
+    assert registry.model_info("digits-cnn:1.0.0").purged.startswith("by researcher@lab.test")
+    assert registry.model_info("digits-cnn:1.1.0").purged is None
     err = cli_raises(PurgedVersionError, "models", "pull", "digits-cnn:1.0.0")
     assert REASON in str(err) and "cannot be loaded" in str(err)
     assert registry.load_model("digits-cnn").read_bytes() == b"retrained" * 100

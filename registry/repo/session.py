@@ -36,7 +36,7 @@ from registry.errors import (
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
 from registry.repo.signatures import check_signed
-from registry.repo.tags import Release, TagIndex, parse_purge
+from registry.repo.tags import Purge, Release, TagIndex, parse_purge
 
 if TYPE_CHECKING:
     from registry.storage.cache import ContentCache
@@ -49,6 +49,8 @@ __all__ = [
     "check_purged",
     "check_yanked",
     "open_session",
+    "purge_of",
+    "purge_summary",
 ]
 
 Kind = Literal["dataset", "model"]
@@ -72,20 +74,43 @@ class YankedVersionWarning(UserWarning):
     """
 
 
+def purge_of(repo: GitRepo, release: Release) -> Purge | None:
+    """What a purge of ``release`` recorded (``None``: its bytes were never purged).
+
+    Read from the yank tag's whole message (:func:`~registry.repo.tags.parse_purge`): one Git
+    call, made only for a yanked version, so a live one pays nothing.
+
+    Example:
+        >>> purge_of(session.repo, release)  # doctest: +SKIP
+        Purge(by='ada@lab.org', at='2026-12-04T10:00:00+00:00', objects=(...), kept=())
+    """
+    if release.yanked is None:
+        return None
+    return parse_purge(repo.tag_message(release.yanked.tag))
+
+
+def purge_summary(repo: GitRepo, release: Release | None) -> str | None:
+    """Who purged ``release`` and when, as ``info`` shows it (``None``: not purged).
+
+    Example:
+        >>> purge_summary(session.repo, release)  # doctest: +SKIP
+        'by ada@lab.org on 2026-12-04'
+    """
+    purge = purge_of(repo, release) if release is not None else None
+    if purge is None:
+        return None
+    return (f"by {purge.by} " if purge.by else "") + f"on {purge.at[:10]}"
+
+
 def check_purged(repo: GitRepo, release: Release, kind: Kind) -> None:
     """Refuse a version whose bytes a purge deleted (``yank --purge``), saying when and why.
 
-    Read from the yank tag's whole message (:func:`~registry.repo.tags.parse_purge`): one Git
-    call, made only for a yanked version, so a live load pays nothing.
-
     Raises:
-        PurgedVersionError: If the version's yank tag records a purge.
+        PurgedVersionError: If the version's yank tag records a purge (:func:`purge_of`).
     """
     yank = release.yanked
-    if yank is None:
-        return
-    purge = parse_purge(repo.tag_message(yank.tag))
-    if purge is not None:
+    purge = purge_of(repo, release)
+    if yank is not None and purge is not None:
         raise PurgedVersionError(
             kind, release.name, release.version, yank.reason, purge.by, purge.at
         )
