@@ -355,6 +355,10 @@ def datasets_raw(name: str, source: str, registry: str | None, to: str | None) -
       /nfs/exports/clicks          or a folder outside the repository),
                                    imported into datasets/NAME/raw
                                    (dvc import-url; `dvc update` re-imports)
+    Running it again with a URL (the same, or a newer export) replaces the
+    import; `dvc update datasets/NAME/raw.dvc` fetches the same URL again.
+    gs:// uses your Google Cloud credentials, or the emulator named by
+    STORAGE_EMULATOR_HOST (anonymously).
     Then raw_path in params.yaml names it and build@NAME depends on it:
     changing the raw files makes `registry datasets build` rebuild, and the
     release records their hash (see `registry lineage NAME:X.Y.Z`). Commit

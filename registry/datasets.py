@@ -1052,9 +1052,12 @@ def add_raw_input(
     A folder or file inside the dataset folder is tracked in place (``dvc add``); an export
     elsewhere (``gs://...``, ``s3://...``, ``https://...``, or a folder outside the repository)
     is imported into the folder (``dvc import-url``, which remembers where from: ``dvc update``
-    fetches it again). Then ``raw_path`` in ``params.yaml`` names it and ``build@NAME`` depends
-    on it, so changing the raw files makes the build out of date, and the release records their
-    hash. Commit the ``.dvc`` file, ``dvc.yaml`` and ``params.yaml`` afterwards.
+    fetches it again; importing again, e.g. a newer export, replaces it). A ``gs://`` export is
+    read with your Google Cloud credentials, or anonymously from the emulator that
+    ``STORAGE_EMULATOR_HOST`` names. Then ``raw_path`` in ``params.yaml`` names it and
+    ``build@NAME`` depends on it, so changing the raw files makes the build out of date, and the
+    release records their hash. Commit the ``.dvc`` file, ``dvc.yaml`` and ``params.yaml``
+    afterwards.
 
     Args:
         name: The dataset.
@@ -1069,7 +1072,7 @@ def add_raw_input(
         ArtifactNotFoundError: If there is no such dataset (WrongKindError: it is a model).
         SourceNotFoundError: If a local ``source`` does not exist.
         RawInputError: If a local ``source`` is in the repository but not in the dataset
-            folder, or ``to`` leads out of it.
+            folder, ``to`` leads out of it, or nothing is at the URL.
         DvcError: If DVC refuses (its reason quoted: e.g. the folder is tracked by Git).
 
     Example:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from click.testing import CliRunner
 import registry
 from registry.build.dvcfiles import dataset_params, set_raw_input
 from registry.cli import cli
+from registry.cloud.emulator import GCSEmulator
 from registry.errors import ArtifactNotFoundError, DvcError, RawInputError, SourceNotFoundError
 from registry.repo.records import LINEAGE_SCHEMA, parse_lineage
 from registry.repo.session import open_session
@@ -169,3 +172,82 @@ def test_a_dvc_yaml_from_before_raw_inputs_gets_the_dependency(tmp_path: Path) -
     assert dataset_params(tmp_path, "a/b") == {"raw_path": "raw"}
     with pytest.raises(RawInputError, match="'/abs' of dataset 'a/b' is not inside the dataset"):
         set_raw_input(tmp_path, "a/b", "/abs")
+
+
+# -- an export on Cloud Storage (the emulator) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[GCSEmulator]:
+    """A fake-gcs-server for this module; it failing to start is an error, never a skip."""
+    with GCSEmulator() as server:
+        yield server
+
+
+def _upload(gcs: GCSEmulator, bucket: str, name: str, data: bytes) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="test",
+        client_options={"api_endpoint": gcs.url},
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+    )
+    client.bucket(bucket).blob(name).upload_from_string(data)
+
+
+def test_an_export_on_gcs_is_imported_released_and_refreshed(
+    shop: Path, gcs: GCSEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    gcs.create_bucket(bucket)
+    rows = (shop / FOLDER / "dummy_data" / "shop.csv").read_bytes()
+    _upload(gcs, bucket, "exports/2024-06/shop.csv", rows)
+    url = f"gs://{bucket}/exports/2024-06"
+    # Every Google client (gcsfs, so DVC, too) goes to the emulator named here.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+
+    assert "raw input of demo/shop: raw" in _run("datasets", "raw", NAME, url)
+    assert (shop / FOLDER / "raw" / "shop.csv").read_bytes() == rows
+    stage = yaml.safe_load((shop / FOLDER / "raw.dvc").read_text())
+    assert stage["deps"][0]["path"] == url and gcs.url not in json.dumps(stage)
+    # The emulator takes no credentials: the import says so, and `dvc update` reads it.
+    assert stage["deps"][0]["fs_config"] == {"allow_anonymous_login": True}
+    commit_all(shop, "Import the raw export from GCS")
+    registry.build_dataset([NAME])
+    commit_all(shop, "Build it")
+    assert _stage_status(shop) == []
+    registry.release_dataset(NAME)
+    record, _ = parse_lineage(open_session(".").repo.tag_message(f"{NAME}@v1.0.0"))
+    lock = yaml.safe_load((shop / "dvc.lock").read_text())["stages"][f"build@{NAME}"]
+    [locked] = [d for d in lock["deps"] if d["path"] == f"{FOLDER}/raw"]
+    assert record is not None and record["raw"] == [
+        {"path": f"{FOLDER}/raw", "md5": locked["md5"], "source": url}
+    ]
+    assert f"imported from {url}" in _run("lineage", f"{NAME}:1.0.0")
+
+    # A new export in the bucket: `dvc update` fetches it and the build is out of date.
+    _upload(gcs, bucket, "exports/2024-06/shop.csv", rows + b"99,one more row,positive\n")
+    done = subprocess.run(["dvc", "update", "-q", f"{FOLDER}/raw.dvc"], cwd=shop,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (shop / FOLDER / "raw" / "shop.csv").read_bytes().endswith(b"one more row,positive\n")
+    assert f"{FOLDER}/raw" in json.dumps(_stage_status(shop))
+
+    # Importing again replaces the import: here with a newer export folder.
+    _upload(gcs, bucket, "exports/2024-07/shop.csv", rows)
+    _run("datasets", "raw", NAME, f"gs://{bucket}/exports/2024-07")
+    stage = yaml.safe_load((shop / FOLDER / "raw.dvc").read_text())
+    assert stage["deps"][0]["path"] == f"gs://{bucket}/exports/2024-07"
+    assert (shop / FOLDER / "raw" / "shop.csv").read_bytes() == rows
+    assert _stage_status(shop) == []  # the same rows as the release was built from
+
+    # Nothing at the URL: a clear error, and the last import is left as it was.
+    err = cli_raises(RawInputError, "datasets", "raw", NAME, f"gs://{bucket}/exports/nope",
+                     cwd=shop)
+    assert f"raw input 'gs://{bucket}/exports/nope' of dataset 'demo/shop' does not exist " in (
+        str(err)
+    ) and "check the bucket and the path" in str(err)
+    assert yaml.safe_load((shop / FOLDER / "raw.dvc").read_text()) == stage
+    assert (shop / FOLDER / "raw" / "shop.csv").read_bytes() == rows
+    assert _stage_status(shop) == []
