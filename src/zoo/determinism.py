@@ -1,4 +1,4 @@
-"""Bit-identical CPU training across x86-64 machines: the one home of the settings that make it.
+"""Bit-identical CPU training: the one home of the settings that make it.
 
 TensorFlow's CPU results depend on the machine unless told otherwise: oneDNN picks its kernels by
 the instruction set it finds (AVX2, AVX-512, AMX...), XLA (which Keras 3 turns on by default,
@@ -16,6 +16,11 @@ the instruction set it finds (AVX2, AVX-512, AMX...), XLA (which Keras 3 turns o
 
 What was applied, with the TensorFlow version, goes into the lineage (:func:`record`): the
 card's ``training`` field and the MLflow run's tags.
+
+Not pinned yet: two CPU models (the previous development machine, and a Xeon with AVX-512 and AMX)
+trained ``digits-cnn`` to different weights with every setting on, and capping oneDNN's
+instruction set (``ONEDNN_MAX_CPU_ISA``) did not change it; a suspect is the GEMM blocking chosen
+from the CPU's cache sizes. On one machine, training is bit-identical run after run.
 """
 
 from __future__ import annotations

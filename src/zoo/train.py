@@ -10,7 +10,7 @@ Usage (from a registry clone, or anywhere with ``--registry`` / ``REGISTRY_URL``
         --base-weights models/digits-cnn/model.keras --out models/digits-parity
 
 Each run reads its data with ``registry.load_dataset`` (train on ``train``, evaluate on
-``test``), is deterministic for a given ``--seed`` on any x86-64 machine (``train.determinism``
+``test``), is deterministic for a given ``--seed`` on a given machine (``train.determinism``
 of the ``params.yaml`` in the current directory, else the defaults: :mod:`src.zoo.determinism`),
 writes the weights to ``<out>/<weights>`` (the card's ``weights`` field, ``model.keras``), and
 updates the card ``<out>/README.md``: ``metrics`` (test split), ``datasets`` and ``base_model``
