@@ -935,8 +935,13 @@ class _DatasetRelease:
 
     @property
     def targets(self) -> list[str]:
-        """The build stage, whose output DVC pushes."""
-        return [layout.build_stage(self.name)]
+        """The build stage, whose output DVC pushes, and its raw inputs (DVC-tracked files or
+        imports), so that the version rebuilds from its tag (``registry datasets rebuild``)."""
+        inputs = build_inputs(self.session, None, self.name)
+        # By their .dvc files: a raw path given as such is taken for the stage's dependency,
+        # and DVC pushes nothing of it.
+        raw = [f"{entry['path']}.dvc" for entry in inputs.raw] if inputs is not None else []
+        return [layout.build_stage(self.name), *raw]
 
     @functools.cached_property
     def _builder(self) -> tuple[Version | None, dict[str, str]]:
