@@ -45,6 +45,8 @@ _EXPORTS = {
     "search_models": "registry.models",
     "yank_model": "registry.withdraw",
     "get_lineage": "registry.lineage",
+    "rebuild_dataset": "registry.reproduce",
+    "reproduce_model": "registry.reproduce",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -73,9 +75,11 @@ __all__ = [
     "promote_model",
     "pull_dataset",
     "read_params",
+    "rebuild_dataset",
     "record_training_run",
     "release_dataset",
     "release_model",
+    "reproduce_model",
     "resolve_model",
     "search_models",
     "yank_dataset",
@@ -111,6 +115,7 @@ if TYPE_CHECKING:
         resolve_model,
         search_models,
     )
+    from registry.reproduce import rebuild_dataset, reproduce_model
     from registry.withdraw import yank_dataset, yank_model
 
 

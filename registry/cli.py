@@ -38,7 +38,8 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 5 build failed, 6 release refused, 7 remote unreachable, 8 corrupt data,
 9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed,
 13 version not signed as required, 14 no space left for the cache,
-15 version yanked: loaded strictly or promoted, 16 version purged.
+15 version yanked: loaded strictly or promoted, 16 version purged,
+17 a rebuild's input is gone from the remote.
 """
 
 
@@ -180,6 +181,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
     _print_yanked(info.version, info.yanked, info.purged)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
+    _echo_reproduced(info.reproduced)
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
     if info.build:
         click.echo("\nsplits:")
@@ -628,6 +630,7 @@ def models_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo(f"lineage: commit {info.lineage.get('commit')}, params "
                    f"{info.lineage.get('params') or {}}, training run "
                    f"{info.lineage.get('training_run') or '-'}")
+    _echo_reproduced(info.reproduced)
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
     click.echo("\n" + info.body.strip())
 
@@ -1354,6 +1357,158 @@ def _exit_with(error: RegistryError) -> NoReturn:
     """Print a registry error as its one line and exit with its code."""
     click.secho(f"error: {error}", fg="red", err=True)
     sys.exit(error.exit_code)
+
+
+# -- rebuild and reproduce ----------------------------------------------------------------------
+
+_RECORD_HELP = (
+    "Append the outcome (date, versions of Python, TF, TFDS, Beam, DVC and the registry, equal "
+    "or what differs, who) to the version's lineage: a Git note under refs/notes/registry on "
+    "the tagged commit, pushed to the Git remote (and with every later release)."
+)
+_VERIFY_HELP = (
+    "Compare with the released hash (the default); --no-verify only rebuilds."
+)
+
+
+@datasets.command("rebuild")
+@click.argument("ref")
+@click.option("--verify/--no-verify", default=True, help=_VERIFY_HELP)
+@click.option(
+    "--output",
+    "-o",
+    metavar="DIR",
+    help="Keep the rebuilt folder here (a new or empty folder); default: a temporary "
+    "folder, removed afterwards.",
+)
+@click.option("--record", is_flag=True, help=_RECORD_HELP)
+@_registry_option
+@_json_option
+def datasets_rebuild(
+    ref: str, verify: bool, output: str | None, record: bool, registry: str | None,
+    as_json: bool,
+) -> None:
+    """Rebuild an old dataset version from its tag and check it against the release.
+
+    \b
+    Checks the tagged commit out into a temporary git worktree, puts its raw
+    inputs there at their recorded hashes (from the cache or the DVC remote),
+    builds it with that commit's builder and params, and compares the DVC hash
+    of the result with the released one. The released bytes are never touched.
+    A yanked version is rebuilt with a warning; a purged one is refused (exit 16);
+    a raw input gone from the remote is exit 17. Exit 0 when equal, 1 when not.
+
+    \b
+    Examples:
+        registry datasets rebuild products/product_a/ad_clicks:1.0.0
+        registry datasets rebuild image_classification/digits:1.0.0 --output /tmp/d1 --record
+    Python: registry.rebuild_dataset(REF, output=None, record=False)
+    """
+    from registry import console
+    from registry.reproduce import rebuild_dataset
+
+    name = ref.split(":", 1)[0].split("@", 1)[0]
+    with console.step("rebuild", name, root=registry) as line:
+        result = rebuild_dataset(
+            ref, verify=verify, output=output, record=record, registry=registry
+        )
+        line.done(
+            "not compared" if result.equal is None else "equal" if result.equal else "DIFFERS"
+        )
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _echo_rebuild(result)
+    if result.equal is False:
+        sys.exit(1)
+
+
+def _echo_rebuild(result: Any) -> None:
+    """The text report of a rebuild: hashes, what differs, where the folder is."""
+    click.echo(f"{result.name} {result.version} ({result.tag}, commit {result.commit[:12]})")
+    if result.yanked:
+        click.echo(f"YANKED ({result.yanked}): rebuilt to check what was released")
+    click.echo(f"released: {result.released}")
+    click.echo(f"rebuilt:  {result.rebuilt}")
+    if result.equal is None:
+        click.echo("not compared (--no-verify)")
+    elif result.equal:
+        click.echo("equal: the version rebuilds byte for byte from its tag")
+    else:
+        click.echo(f"DIFFERS: {len(result.differences)} file(s)")
+        for d in result.differences:
+            size = "" if d.rebuilt_size is None else f"  {_size(d.rebuilt_size)}"
+            click.echo(f"  {d.change:<8} {d.path}{size}")
+    for gap in result.unchecked:
+        click.echo(f"not checked: {gap}")
+    if result.output is not None:
+        click.echo(f"rebuilt folder: {result.output}")
+    else:
+        click.echo("rebuilt folder: removed (--output DIR keeps it)")
+    if result.recorded:
+        click.echo(f"recorded in the lineage of {result.tag} (git notes, refs/notes/registry)")
+
+
+@models.command("reproduce")
+@click.argument("ref")
+@click.option("--verify/--no-verify", default=True, help=_VERIFY_HELP)
+@click.option("--record", is_flag=True, help=_RECORD_HELP)
+@_registry_option
+@_json_option
+def models_reproduce(
+    ref: str, verify: bool, record: bool, registry: str | None, as_json: bool
+) -> None:
+    """Retrain a model version from its tag and check the weights against the release.
+
+    \b
+    Checks the tagged commit out into a temporary git worktree, puts its
+    training datasets (the released versions its lineage names) and its base
+    model's weights there, runs the train@NAME command dvc.lock records at that
+    commit, and compares the weights' md5 and the training metrics with the
+    release. Exit 0 when equal, 1 when not.
+
+    \b
+    Examples:
+        registry models reproduce digits-cnn:1.0.0
+        registry models reproduce digits-parity@staging --record
+    Python: registry.reproduce_model(REF, record=False)
+    """
+    from registry import console
+    from registry.reproduce import reproduce_model
+
+    name = ref.split(":", 1)[0].split("@", 1)[0]
+    with console.step("reproduce", name, root=registry) as line:
+        result = reproduce_model(ref, verify=verify, record=record, registry=registry)
+        line.done(
+            "not compared" if result.equal is None else "equal" if result.equal else "DIFFERS"
+        )
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        click.echo(f"{result.name} {result.version} ({result.tag}, commit {result.commit[:12]})")
+        if result.yanked:
+            click.echo(f"YANKED ({result.yanked}): retrained to check what was released")
+        click.echo(f"released weights: {result.released}")
+        click.echo(f"retrained:        {result.rebuilt}")
+        if result.equal is not None:
+            click.echo("equal: the weights retrain bit for bit from the tag" if result.equal
+                       else "DIFFERS:")
+        for difference in result.differences:
+            click.echo(f"  {difference}")
+        for gap in result.unchecked:
+            click.echo(f"not checked: {gap}")
+        if result.recorded:
+            click.echo(f"recorded in the lineage of {result.tag} (git notes, refs/notes/registry)")
+    if result.equal is False:
+        sys.exit(1)
+
+
+def _echo_reproduced(reproduced: dict[str, Any] | None) -> None:
+    """``last reproduced: DATE, equal (who)`` for ``info``, when a note records one."""
+    if reproduced:
+        outcome = "equal" if reproduced.get("equal") else "differs"
+        who = f" ({reproduced['by']})" if reproduced.get("by") else ""
+        click.echo(f"last reproduced: {str(reproduced.get('date'))[:10]}, {outcome}{who}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

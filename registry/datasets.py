@@ -43,7 +43,14 @@ from registry.grammar import (
 )
 from registry.repo.lock import imported_from, locked_out_hash, locked_stage, norm_path
 from registry.repo.records import lineage_line
-from registry.repo.session import Kind, Session, as_reference, open_session, purge_summary
+from registry.repo.session import (
+    Kind,
+    Session,
+    as_reference,
+    last_reproduction,
+    open_session,
+    purge_summary,
+)
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
@@ -179,6 +186,8 @@ class DatasetInfo:
         release_notes: Version -> notes, from the builder's RELEASE_NOTES.
         yanked: Each yanked version (left out of ``versions``) and why.
         purged: Who purged the version described, and when (``None``: its bytes are there).
+        reproduced: The last reproduction recorded in the version's lineage note (``date``,
+            ``equal``, ``by``, the whole ``record``; ``None``: none recorded).
     """
 
     name: str
@@ -193,6 +202,7 @@ class DatasetInfo:
     release_notes: dict[str, str] = field(default_factory=dict)
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
+    reproduced: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -255,6 +265,7 @@ def dataset_info(
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
+        reproduced=last_reproduction(session.repo, release),
     )
 
 
@@ -924,8 +935,13 @@ class _DatasetRelease:
 
     @property
     def targets(self) -> list[str]:
-        """The build stage, whose output DVC pushes."""
-        return [layout.build_stage(self.name)]
+        """The build stage, whose output DVC pushes, and its raw inputs (DVC-tracked files or
+        imports), so that the version rebuilds from its tag (``registry datasets rebuild``)."""
+        inputs = build_inputs(self.session, None, self.name)
+        # By their .dvc files: a raw path given as such is taken for the stage's dependency,
+        # and DVC pushes nothing of it.
+        raw = [f"{entry['path']}.dvc" for entry in inputs.raw] if inputs is not None else []
+        return [layout.build_stage(self.name), *raw]
 
     @functools.cached_property
     def _builder(self) -> tuple[Version | None, dict[str, str]]:

@@ -46,6 +46,7 @@ __all__ = [
     "PurgeRefusedError",
     "PurgedVersionError",
     "RawInputError",
+    "RawInputMissingError",
     "ReasonRequiredError",
     "RegistryError",
     "RelativeRemoteError",
@@ -329,6 +330,33 @@ class RawInputError(RegistryError, ValueError):
             f"folder and run 'registry datasets raw {name} PATH', or import an export with "
             f"'registry datasets raw {name} URL' (gs://..., s3://..., https://..., or a folder "
             "outside the repository)"
+        )
+
+
+class RawInputMissingError(RegistryError, FileNotFoundError):
+    """A rebuild of a released version needs a raw input (or, to reproduce a model, a dataset
+    or base model) whose bytes are neither cached here nor in the DVC remote any more: the
+    version cannot be rebuilt from its tag (exit 17).
+
+    Args:
+        what: The version being rebuilt (``name X.Y.Z``).
+        path: The input's path in the registry.
+        md5: Its recorded hash.
+        remote: The DVC remote looked in.
+
+    Attributes:
+        path, md5: As given.
+    """
+
+    exit_code = 17
+
+    def __init__(self, what: str, path: str, md5: str, remote: str) -> None:
+        self.path = path
+        self.md5 = md5
+        super().__init__(
+            f"cannot rebuild {what}: its input {path} (md5 {md5}) is not in DVC remote "
+            f"{remote} any more, nor cached here; push it again from a clone that has it "
+            f"('dvc push {path}' at the release's commit), or rebuild a later version"
         )
 
 

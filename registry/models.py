@@ -55,6 +55,7 @@ from registry.repo.session import (
     RegistryArg,
     Session,
     as_reference,
+    last_reproduction,
     open_session,
     purge_summary,
 )
@@ -517,6 +518,8 @@ class ModelInfo:
             training run, weights hash.
         yanked: Each yanked version (left out of ``versions``) and why.
         purged: Who purged the version described, and when (``None``: its bytes are there).
+        reproduced: The last reproduction recorded in the version's lineage note (``date``,
+            ``equal``, ``by``, the whole ``record``; ``None``: none recorded).
     """
 
     name: str
@@ -531,6 +534,7 @@ class ModelInfo:
     lineage: dict[str, Any] | None
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
+    reproduced: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -575,6 +579,7 @@ def model_info(ref: str | Reference, *, registry: RegistryArg = None) -> ModelIn
         lineage=read_lineage(session.repo.tag_message(release.tag)) if release else None,
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
+        reproduced=last_reproduction(session.repo, release),
     )
 
 

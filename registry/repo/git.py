@@ -26,11 +26,20 @@ from registry.grammar import tag_artifact
 if TYPE_CHECKING:
     from git import Repo as GitPythonRepo
 
-__all__ = ["GitRepo", "TagLease", "TagRef", "is_local_path", "tip_ref"]
+__all__ = ["NOTES_REF", "GitRepo", "TagLease", "TagRef", "is_local_path", "tip_ref"]
 
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASK_YESNO": "false"}
 # Up to this many tags are read one by one from the cat-file process, more in one listing.
 _FEW_TAGS = 50
+#: The Git notes the registry keeps on released commits: what reproducing a version found
+#: (:mod:`registry.repo.records`). Pushed with every tag, fetched with the tags.
+NOTES_REF = "refs/notes/registry"
+
+
+def _fetched_notes(remote: str) -> str:
+    """Where the notes fetched from ``remote`` land before they are merged into ours (under
+    ``refs/notes/``, where ``git notes merge`` looks)."""
+    return f"refs/notes/fetched/{remote}/registry"
 
 
 @dataclass(frozen=True)
@@ -262,14 +271,28 @@ class GitRepo:
         if remote is None:
             return
         try:
-            self.git("fetch", "--quiet", "--tags", remote)
+            # The notes too: a glob, so that a remote without any is no error.
+            self.git("fetch", "--quiet", "--tags", remote, self._notes_refspec(remote))
         except GitError as e:
             raise RemoteError(
                 f"cannot fetch the tags of Git remote {remote!r} ({e}): a release must see "
                 "every version released so far; check the network and 'git remote -v', then "
                 "release again"
             ) from e
+        self._merge_notes(remote)
         self._forget_tags()
+
+    @staticmethod
+    def _notes_refspec(remote: str) -> str:
+        return f"+{NOTES_REF}*:{_fetched_notes(remote)}*"
+
+    def _merge_notes(self, remote: str) -> None:
+        """Merge the notes fetched from ``remote`` into ours, line by line (both sides' records
+        kept, each once: ``cat_sort_uniq``)."""
+        fetched = _fetched_notes(remote)
+        if self.git("rev-parse", "--verify", "--quiet", fetched, check=False).strip():
+            self.git("notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq",
+                     fetched)
 
     def lease_tags(self, artifact: str) -> TagLease | None:
         """Read ``artifact``'s tip on the push remote, then fetch the tags (``None``: no remote).
@@ -530,6 +553,14 @@ class GitRepo:
         except (RemoteError, TagRaceError):
             self.delete_tag(name)
             raise
+        # Reproduction records made since the last push go with the tag; the tag is out, so a
+        # refusal only leaves them here for the next one.
+        try:
+            self.push_notes(remote)
+        except RemoteError as e:
+            import logging
+
+            logging.getLogger(__name__).warning("%s", e)
 
     def delete_tag(self, name: str) -> None:
         """Delete a local tag (used only to undo a tag whose push failed)."""
@@ -582,3 +613,59 @@ class GitRepo:
         except GitError:
             return False  # unreachable: the push failed for that, not for a race
         return tip != lease.expected
+
+    # -- notes and worktrees ------------------------------------------------------------------
+
+    def note(self, commit: str) -> str:
+        """The registry's note on ``commit`` (``""``: none)."""
+        return self.git("notes", f"--ref={NOTES_REF}", "show", commit, check=False)
+
+    def append_note(self, commit: str, line: str) -> None:
+        """Append ``line`` to the registry's note on ``commit``; older lines are kept.
+
+        The note is fetched from the push remote first (and merged), so that the push that
+        follows (:meth:`push_notes`) adds to what others recorded instead of being refused.
+        """
+        remote = self.push_remote()
+        if remote is not None:
+            with contextlib.suppress(GitError):  # offline: recorded here, pushed later
+                self.git("fetch", "--quiet", remote, self._notes_refspec(remote))
+                self._merge_notes(remote)
+        text = self.note(commit)
+        lines = [x for x in text.splitlines() if x.strip()] + [line.strip()]
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".note", delete=False) as f:
+            f.write("\n".join(lines) + "\n")
+        try:
+            self.git("notes", f"--ref={NOTES_REF}", "add", "--force", "--file", f.name, commit)
+        finally:
+            os.unlink(f.name)
+
+    def push_notes(self, remote: str | None = None) -> None:
+        """Push the registry's notes to ``remote`` (default: :meth:`push_remote`), if any.
+
+        Raises:
+            RemoteError: If the push is refused or the remote is unreachable.
+        """
+        remote = remote or self.push_remote()
+        if remote is None or not self.git(
+            "rev-parse", "--verify", "--quiet", NOTES_REF, check=False
+        ).strip():
+            return
+        try:
+            self.git("push", "--quiet", remote, f"{NOTES_REF}:{NOTES_REF}")
+        except GitError as e:
+            raise RemoteError(
+                f"pushing the registry's notes ({NOTES_REF}) to Git remote {remote!r} failed: "
+                f"{e}; they are kept here and go with the next release"
+            ) from e
+
+    def add_worktree(self, path: Path, commit: str) -> None:
+        """Check ``commit`` out, detached, into the new folder ``path`` (``git worktree add``)."""
+        self.git("worktree", "add", "--quiet", "--detach", str(path), commit)
+
+    def remove_worktree(self, path: Path) -> None:
+        """Remove a worktree made by :meth:`add_worktree`, with its files."""
+        self.git("worktree", "remove", "--force", str(path), check=False)
+        self.git("worktree", "prune", check=False)

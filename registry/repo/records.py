@@ -8,6 +8,12 @@ model records written before had none, which reads as schema 1) and a ``"kind"``
 reads whatever an older record has, so newer clients read older ones; a message without the line
 (a release made before lineage was recorded) is reported, never an error.
 
+A version's reproductions (``registry datasets rebuild --record``, ``registry models reproduce
+--record``) are appended to the lineage as a Git note on the tagged commit
+(:data:`registry.repo.git.NOTES_REF`): one JSON object a line, ``date`` first, naming the tag it
+reproduced (one commit may carry several releases). Lines are only ever added; the notes of two
+clones merge by keeping every line once.
+
 Example:
     >>> message = "Release m 1.0.0\\n\\n" + lineage_line({"kind": "model"})
     >>> parse_lineage(message)
@@ -19,7 +25,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["LINEAGE_MARK", "LINEAGE_SCHEMA", "lineage_line", "parse_lineage"]
+__all__ = [
+    "LINEAGE_MARK",
+    "LINEAGE_SCHEMA",
+    "last_reproduced",
+    "lineage_line",
+    "parse_lineage",
+    "reproduction_line",
+    "reproductions",
+]
 
 LINEAGE_MARK = "lineage: "
 # 2 added ``schema``, models' ``compute`` and datasets' records (1: models only, no ``schema``).
@@ -70,3 +84,58 @@ def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
                 return None, f"its lineage line is JSON {type(value).__name__}, not an object"
             return value, None
     return None, "its message has no lineage line (released before lineage was recorded?)"
+
+
+def reproduction_line(record: dict[str, Any]) -> str:
+    """One line of the reproduction note: the record as JSON, ``date`` first (so that sorted
+    lines, as a notes merge leaves them, are in date order), the rest sorted.
+
+    Example:
+        >>> reproduction_line({"tag": "a@v1.0.0", "equal": True, "date": "2026-01-02T03:04:05Z"})
+        '{"date": "2026-01-02T03:04:05Z", "equal": true, "tag": "a@v1.0.0"}'
+    """
+    rest = {k: record[k] for k in sorted(record) if k != "date"}
+    return json.dumps({"date": record.get("date", ""), **rest})
+
+
+def reproductions(note: str, tag: str) -> list[dict[str, Any]]:
+    """The reproduction records of release ``tag`` in a commit's note, oldest first.
+
+    Lines that are not JSON objects (another tool's note) are skipped.
+
+    Example:
+        >>> note = reproduction_line({"tag": "a@v1.0.0", "date": "2026-01-02", "equal": True})
+        >>> [r["equal"] for r in reproductions(note, "a@v1.0.0")]
+        [True]
+    """
+    found = []
+    for line in note.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and value.get("tag") == tag:
+            found.append(value)
+    return sorted(found, key=lambda r: str(r.get("date", "")))
+
+
+def last_reproduced(note: str, tag: str) -> dict[str, Any] | None:
+    """What ``info`` shows of the latest reproduction of ``tag`` (``None``: never recorded):
+    ``{"date", "equal", "by"}`` and the whole record as ``record``.
+
+    Example:
+        >>> note = reproduction_line({"tag": "a@v1.0.0", "date": "2026-01-02", "equal": False,
+        ...                           "by": "ada@lab.org"})
+        >>> last_reproduced(note, "a@v1.0.0")["equal"]
+        False
+    """
+    found = reproductions(note, tag)
+    if not found:
+        return None
+    last = found[-1]
+    return {
+        "date": last.get("date"),
+        "equal": bool(last.get("equal")),
+        "by": last.get("by", ""),
+        "record": last,
+    }

@@ -35,6 +35,7 @@ from registry.errors import (
 )
 from registry.grammar import Reference, parse_name, parse_reference
 from registry.repo.git import GitRepo
+from registry.repo.records import last_reproduced
 from registry.repo.signatures import check_signed
 from registry.repo.tags import Purge, Release, TagIndex, parse_purge
 
@@ -100,6 +101,17 @@ def purge_summary(repo: GitRepo, release: Release | None) -> str | None:
     if purge is None:
         return None
     return (f"by {purge.by} " if purge.by else "") + f"on {purge.at[:10]}"
+
+
+def last_reproduction(repo: GitRepo, release: Release | None) -> dict[str, Any] | None:
+    """The last reproduction of ``release`` recorded in its lineage note, as ``info`` shows it
+    (``None``: none; the format: :func:`registry.repo.records.last_reproduced`).
+
+    One Git call, on the tagged commit's note (:data:`registry.repo.git.NOTES_REF`).
+    """
+    if release is None:
+        return None
+    return last_reproduced(repo.note(release.commit), release.tag)
 
 
 def check_purged(repo: GitRepo, release: Release, kind: Kind) -> None:

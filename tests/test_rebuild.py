@@ -1,0 +1,201 @@
+"""Verified rebuilds of old dataset versions and reproduced model versions, recorded in Git
+notes: real Git, DVC and Beam on the example registry."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import registry
+from registry.cli import cli
+from registry.errors import (
+    ConfigError,
+    PurgedVersionError,
+    RawInputMissingError,
+    VersionNotFoundError,
+)
+from registry.repo.git import NOTES_REF
+from registry.repo.session import YankedVersionWarning
+from tests.conftest import ReleasedRegistry, cli_raises, commit_all, git
+
+pytestmark = pytest.mark.slow
+DIGITS = "image_classification/digits"
+BUILDER = f"datasets/{DIGITS}/digits_dataset_builder.py"
+
+
+def _run(*args: str, code: int = 0) -> str:
+    """``registry ARGS``'s stdout (the step line goes to stderr)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.stdout
+
+
+def _release_2_0_0(clone: Path) -> None:
+    """Change the builder (labels shifted: existing data changed) and release 2.0.0."""
+    source = (clone / BUILDER).read_text()
+    changed = source.replace('VERSION = tfds.core.Version("1.0.0")',
+                             'VERSION = tfds.core.Version("2.0.0")')
+    changed = changed.replace(
+        "RELEASE_NOTES: ClassVar[dict[str, str]] = {",
+        'RELEASE_NOTES: ClassVar[dict[str, str]] = {\n        "2.0.0": "Labels shifted by one.",',
+    )
+    changed = changed.replace('"label": values[64]}', '"label": (values[64] + 1) % 10}')
+    assert changed != source and "2.0.0" in changed
+    (clone / BUILDER).write_text(changed)
+    registry.build_dataset([DIGITS])
+    commit_all(clone, "digits 2.0.0")
+    git(clone, "push", "-q", "origin", "main")
+    registry.release_dataset(DIGITS)
+
+
+def test_an_old_version_rebuilds_equal_after_the_builder_changed(
+    released_registry: ReleasedRegistry, chdir: Callable[[Path], None], tmp_path: Path
+) -> None:
+    clone = released_registry.clone
+    chdir(clone)
+    _release_2_0_0(clone)
+    assert registry.dataset_info(DIGITS).version == "2.0.0"
+    head_builder = (clone / BUILDER).read_text()
+
+    out = tmp_path / "rebuilt-1.0.0"
+    result = registry.rebuild_dataset(f"{DIGITS}:1.0.0", output=out)
+    assert result.equal is True and result.rebuilt == result.released
+    assert result.released.endswith(".dir") and result.differences == []
+    assert result.output == out and (out / "dataset_info.json").is_file()
+    assert json.loads((out / "dataset_info.json").read_text())["version"] == "1.0.0"
+    # The work tree, its builder and the released bytes are untouched; no worktree is left.
+    assert (clone / BUILDER).read_text() == head_builder
+    assert git(clone, "status", "--porcelain") == ""
+    assert len(git(clone, "worktree", "list").splitlines()) == 1
+
+    # From the CLI: without --output the folder is temporary, and the report says so.
+    text = _run("datasets", "rebuild", f"{DIGITS}:1.0.0")
+    assert "equal: the version rebuilds byte for byte from its tag" in text
+    assert f"released: {result.released}" in text and "rebuilt folder: removed" in text
+    data = json.loads(_run("datasets", "rebuild", f"{DIGITS}:2.0.0", "--json"))
+    assert data["equal"] is True and data["version"] == "2.0.0" and data["output"] is None
+
+    # Errors: an unknown version, an --output with files in it.
+    err = cli_raises(VersionNotFoundError, "datasets", "rebuild", f"{DIGITS}:9.9.9", cwd=clone)
+    assert "9.9.9" in str(err)
+    (out / "keep.txt").write_text("mine")
+    err2 = cli_raises(ConfigError, "datasets", "rebuild", f"{DIGITS}:1.0.0", "-o", str(out),
+                      cwd=clone)
+    assert "exists and is not an empty folder" in str(err2)
+    # A purged version's bytes are gone: refused, nothing built.
+    registry.yank_dataset(f"{DIGITS}:1.0.0", reason="labels were wrong", purge=True)
+    err3 = cli_raises(PurgedVersionError, "datasets", "rebuild", f"{DIGITS}:1.0.0", cwd=clone)
+    assert "was purged" in str(err3)
+
+
+def _nondeterministic_2_0_0(clone: Path) -> None:
+    """Release 2.0.0 from a builder whose labels depend on an unseeded random draw."""
+    source = (clone / BUILDER).read_text()
+    changed = source.replace('VERSION = tfds.core.Version("1.0.0")',
+                             'VERSION = tfds.core.Version("2.0.0")')
+    changed = changed.replace(
+        "RELEASE_NOTES: ClassVar[dict[str, str]] = {",
+        'RELEASE_NOTES: ClassVar[dict[str, str]] = {\n        "2.0.0": "Noisy labels.",',
+    )
+    changed = changed.replace(
+        '"label": values[64]}',
+        '"label": (values[64] + (__import__("random").random() < 0.2)) % 10}',
+    )
+    assert "__import__(\"random\")" in changed
+    (clone / BUILDER).write_text(changed)
+    registry.build_dataset([DIGITS])
+    commit_all(clone, "digits 2.0.0, nondeterministic")
+    git(clone, "push", "-q", "origin", "main")
+    registry.release_dataset(DIGITS)
+
+
+def test_a_rebuild_that_differs_names_the_files_and_records_are_git_notes(
+    released_registry: ReleasedRegistry, chdir: Callable[[Path], None], tmp_path: Path
+) -> None:
+    clone, origin = released_registry.clone, released_registry.origin
+    chdir(clone)
+    _nondeterministic_2_0_0(clone)
+
+    out = tmp_path / "rebuilt-2.0.0"
+    text = _run("datasets", "rebuild", f"{DIGITS}:2.0.0", "--output", str(out), "--record",
+                code=1)
+    assert "DIFFERS: " in text and f"rebuilt folder: {out}" in text
+    changed = re.findall(r"^  changed\s+(\S+)", text, re.M)
+    assert changed and all(".tfrecord-" in path for path in changed), text
+    assert (out / changed[0]).is_file()
+    assert "recorded in the lineage of image_classification/digits@v2.0.0" in text
+
+    # The note is on the tagged commit, pushed to origin, and info shows it.
+    tag_commit = git(clone, "rev-parse", f"{DIGITS}@v2.0.0^{{commit}}").strip()
+    [line] = git(clone, "notes", "--ref", NOTES_REF, "show", tag_commit).splitlines()
+    note = json.loads(line)
+    assert note["tag"] == f"{DIGITS}@v2.0.0" and note["equal"] is False
+    assert note["by"] == "researcher@lab.test" and note["environment"]["tfds"]
+    assert any(d.startswith("changed ") and ".tfrecord-" in d for d in note["differences"])
+    assert git(origin, "rev-parse", NOTES_REF).strip() == git(clone, "rev-parse", NOTES_REF).strip()
+    info = _run("datasets", "info", f"{DIGITS}:2.0.0")
+    assert f"last reproduced: {note['date'][:10]}, differs (researcher@lab.test)" in info
+    assert json.loads(_run("datasets", "info", f"{DIGITS}:2.0.0", "--json"))["reproduced"][
+        "equal"] is False
+    assert "last reproduced" not in _run("datasets", "info", f"{DIGITS}:1.0.0")
+
+    # A yanked version still rebuilds (with a warning): equal, and appended, never overwritten.
+    registry.yank_dataset(f"{DIGITS}:1.0.0", reason="superseded")
+    with pytest.warns(YankedVersionWarning, match="rebuilding it anyway"):
+        first = registry.rebuild_dataset(f"{DIGITS}:1.0.0", record=True)
+        again = registry.rebuild_dataset(f"{DIGITS}:1.0.0", record=True)
+    assert first.equal and again.equal and first.yanked == "superseded" and again.recorded
+    old_commit = git(clone, "rev-parse", f"{DIGITS}@v1.0.0^{{commit}}").strip()
+    lines = git(clone, "notes", "--ref", NOTES_REF, "show", old_commit).splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["equal"] is True for x in lines)
+
+    # Read by Git URL (a mirror), and fetched by a clone with the tags.
+    by_url = registry.dataset_info(f"{DIGITS}:1.0.0", registry=str(origin))
+    assert by_url.reproduced is not None and by_url.reproduced["equal"] is True
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(origin), str(other))
+    assert registry.dataset_info(f"{DIGITS}:2.0.0", registry=other).reproduced is None
+    from registry.repo.session import open_session
+
+    open_session(other).repo.fetch_tags()
+    assert registry.dataset_info(f"{DIGITS}:2.0.0", registry=other).reproduced["equal"] is False
+
+
+SHOP = "demo/shop"
+
+
+def test_raw_inputs_come_from_the_remote_and_gone_ones_are_a_clear_error(
+    make_registry: Callable[..., Path], chdir: Callable[[Path], None], tmp_path: Path
+) -> None:
+    repo = make_registry(datasets=[])
+    chdir(repo)
+    registry.new_dataset(SHOP)
+    exports = repo / f"datasets/{SHOP}/exports"
+    exports.mkdir()
+    shutil.copy(repo / f"datasets/{SHOP}/dummy_data/shop.csv", exports / "shop.csv")
+    registry.datasets.add_raw_input(SHOP, f"datasets/{SHOP}/exports/")
+    commit_all(repo, "The shop dataset and its raw export, tracked in place")
+    registry.build_dataset([SHOP])
+    commit_all(repo, "Build it")
+    release = registry.release_dataset(SHOP)
+    # The raw folder in the work tree is not what the rebuild reads: it is fetched.
+    shutil.rmtree(exports)
+    result = registry.rebuild_dataset(f"{SHOP}:1.0.0")
+    assert result.equal is True and result.unchecked == []
+
+    from registry.datasets import build_inputs
+    from registry.repo.session import open_session
+
+    session = open_session(repo)
+    [raw] = build_inputs(session, release.commit, SHOP).raw
+    storage = tmp_path / f"{repo.name}-dvc-storage"  # make_registry's DVC remote
+    shutil.rmtree(storage / "files")
+    shutil.rmtree(session.content_cache().root)
+    err = cli_raises(RawInputMissingError, "datasets", "rebuild", f"{SHOP}:1.0.0", cwd=repo)
+    assert f"its input datasets/{SHOP}/exports (md5 {raw['md5']}) is not in DVC remote" in str(err)
