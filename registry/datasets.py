@@ -179,6 +179,9 @@ class DatasetInfo:
         release_notes: Version -> notes, from the builder's RELEASE_NOTES.
         yanked: Each yanked version (left out of ``versions``) and why.
         purged: Who purged the version described, and when (``None``: its bytes are there).
+        statistics: Per split, per feature statistics of the build (``build_info.json``'s
+            ``statistics``; see :mod:`registry.build.stats`); ``None`` for a version built
+            before builds recorded them, or not built.
     """
 
     name: str
@@ -193,6 +196,7 @@ class DatasetInfo:
     release_notes: dict[str, str] = field(default_factory=dict)
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
+    statistics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -241,6 +245,7 @@ def dataset_info(
 
     name = reference.name
     build_text = read(layout.build_info_file(name))
+    build = json.loads(build_text) if build_text else None
     builder_source = read(layout.builder_file(name)) or ""
     return DatasetInfo(
         name=name,
@@ -249,12 +254,13 @@ def dataset_info(
         commit=release.commit if release else None,
         card=read(f"{layout.dataset_dir(name)}/README.md") or "",
         citation=read(f"{layout.dataset_dir(name)}/CITATIONS.bib") or "",
-        build=json.loads(build_text) if build_text else None,
+        build=build,
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
+        statistics=(build or {}).get("statistics"),
     )
 
 

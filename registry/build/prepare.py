@@ -85,6 +85,7 @@ def prepare_dataset(
     # Dataflow's workers cannot write to this machine: they build under temp_location, and the
     # result is downloaded here once the job is done.
     remote_dir = remote_build_dir(beam, name)
+    with_statistics = build_statistics()
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
     # Each split's statistics, written by a branch of the build's own pipeline beside the
@@ -92,13 +93,13 @@ def prepare_dataset(
     local_stats = workdir / "statistics"
     try:
         if remote_dir is None:
-            stats_dir = str(local_stats) if build_statistics() else None
+            stats_dir = str(local_stats) if with_statistics else None
             builder = _run_builder(
                 root, name, params, str(workdir / "data"), download_config, stats_dir
             )
             built = Path(builder.data_dir)
         else:
-            stats_dir = f"{remote_dir}/statistics" if build_statistics() else None
+            stats_dir = f"{remote_dir}/statistics" if with_statistics else None
             builder = _run_builder(root, name, params, remote_dir, download_config, stats_dir)
             built = _download_build(name, str(builder.data_dir), workdir / "data")
             if stats_dir is not None:
