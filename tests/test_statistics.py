@@ -8,6 +8,7 @@ builders written into bare registry folders; the numbers are checked against Num
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -23,8 +24,9 @@ from hypothesis import strategies as st
 from registry.build.prepare import prepare_dataset
 from registry.build.stats import SplitStatistics, statistics_of_prepared
 from registry.errors import ConfigError
-
 from tests.conftest import ReleasedRegistry, commit_all
+
+pytestmark = pytest.mark.slow
 
 IN_MEMORY = {"runner": "DirectRunner", "direct_num_workers": 1, "direct_running_mode": "in_memory"}
 TWO_PROCESSES = {
@@ -312,7 +314,7 @@ def test_merging_in_any_order_gives_the_same_statistics(
 
     bounds = sorted({0, len(examples), *(c % (len(examples) + 1) for c in cuts)})
     parts = []
-    for start, stop in zip(bounds, bounds[1:], strict=False):
+    for start, stop in itertools.pairwise(bounds):
         part = SplitStatistics(SPECS)
         part.add_all(examples[start:stop])
         # As Beam sends it between workers: its plain-data state.

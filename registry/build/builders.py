@@ -211,11 +211,11 @@ def _statistics_tee(folder: str | None) -> Iterator[None]:
             _ = generator | f"{split_name}_statistics" >> _stats.statistics_branch(specs, path)
         return original(self, split_name, generator, *args, **kwargs)
 
-    split_builder_lib.SplitBuilder.submit_split_generation = submit  # type: ignore[method-assign]
+    split_builder_lib.SplitBuilder.submit_split_generation = submit
     try:
         yield
     finally:
-        split_builder_lib.SplitBuilder.submit_split_generation = original  # type: ignore[method-assign]
+        split_builder_lib.SplitBuilder.submit_split_generation = original
 
 
 def download_and_prepare(

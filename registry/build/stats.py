@@ -570,37 +570,37 @@ def combine_fn(specs: Sequence[Spec]) -> Any:
 
     import apache_beam as beam
 
-    class StateCoder(beam.coders.Coder):  # type: ignore[misc]
+    class StateCoder(beam.coders.Coder):
         """Accumulators as their plain-data state: Beam's default coder would pickle this
         module's classes by name, which a worker (this module pickled by value) cannot."""
 
         def __init__(self, specs: Sequence[Spec]) -> None:
-            self.specs = [tuple(s) for s in specs]
+            self.specs = list(specs)
 
         def encode(self, value: SplitStatistics) -> bytes:
             return pickle.dumps(value.state(), protocol=4)
 
         def decode(self, encoded: bytes) -> SplitStatistics:
-            return SplitStatistics.from_state(self.specs, pickle.loads(encoded))  # type: ignore[arg-type]
+            return SplitStatistics.from_state(self.specs, pickle.loads(encoded))
 
         def is_deterministic(self) -> bool:
             return False
 
-    class SplitStatisticsCombineFn(beam.CombineFn):  # type: ignore[misc]
+    class SplitStatisticsCombineFn(beam.CombineFn):
         """Examples (or ``(key, example)`` pairs) -> the split's statistics as plain data."""
 
         def __init__(self, specs: Sequence[Spec]) -> None:
-            self.specs = [tuple(s) for s in specs]
+            self.specs = list(specs)
 
         def create_accumulator(self) -> SplitStatistics:
-            return SplitStatistics(self.specs)  # type: ignore[arg-type]
+            return SplitStatistics(self.specs)
 
         def add_input(self, accumulator: SplitStatistics, element: Any) -> SplitStatistics:
             accumulator.add(element)
             return accumulator
 
         def merge_accumulators(self, accumulators: Iterable[SplitStatistics]) -> SplitStatistics:
-            merged = SplitStatistics(self.specs)  # type: ignore[arg-type]
+            merged = SplitStatistics(self.specs)
             for accumulator in accumulators:
                 merged.merge(accumulator)
             return merged
@@ -641,7 +641,7 @@ def statistics_branch(specs: Sequence[Spec], path: str) -> Any:
     them to ``path`` (a branch beside TFDS's writer, in the same pipeline)."""
     import apache_beam as beam
 
-    @beam.ptransform_fn  # type: ignore[misc]
+    @beam.ptransform_fn
     def branch(examples: Any) -> Any:
         return (
             examples
@@ -661,7 +661,7 @@ def feature_specs(features: Any) -> list[Spec]:
 
     def walk(feature: Any, path: tuple[str, ...], inside_sequence: bool) -> None:
         if isinstance(feature, tfds.features.FeaturesDict):
-            for key in feature.keys():
+            for key in feature:
                 walk(feature[key], (*path, key), inside_sequence)
             return
         if isinstance(feature, tfds.features.Sequence) and isinstance(
@@ -731,7 +731,8 @@ def statistics_of_prepared(folder: str) -> dict[str, Any]:
     before builds recorded statistics): the same structure as ``build_info.json``'s.
 
     Example:
-        >>> statistics_of_prepared("datasets/image_classification/digits/prepared")  # doctest: +SKIP
+        >>> folder = "datasets/image_classification/digits/prepared"
+        >>> statistics_of_prepared(folder)  # doctest: +SKIP
         {'schema': 1, 'splits': {'test': {'num_examples': 342, 'features': {...}}, ...}}
     """
     import tensorflow_datasets as tfds
