@@ -194,6 +194,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for key, f in info.build.get("features", {}).items():
             extra = f"  {f['num_classes']} classes" if "num_classes" in f else ""
             click.echo(f"  {key:<24} {f['type']:<12} {f['dtype']:<8} {f['shape']}{extra}")
+        _echo_statistics(info.statistics)
     else:
         click.echo("\nnot built yet: run 'registry datasets build " + info.name + "'")
     if info.release_notes:
@@ -201,6 +202,47 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for version, note in info.release_notes.items():
             click.echo(f"  {version}: {note}")
     click.echo("\n" + info.card.strip())
+
+
+def _echo_statistics(statistics: dict[str, Any] | None) -> None:
+    """The build's statistics: per split, one line a feature."""
+    if not statistics:
+        click.echo("statistics: not recorded (built before build statistics)")
+        return
+    click.echo("statistics:")
+    for split, s in statistics.get("splits", {}).items():
+        click.echo(f"  {split} ({s.get('num_examples', 0):,} examples)")
+        for key, f in s.get("features", {}).items():
+            click.echo(f"    {key:<22} {f.get('kind', '?'):<11} {_feature_line(f)}".rstrip())
+
+
+def _feature_line(f: dict[str, Any]) -> str:
+    """One feature's statistics in a few words, e.g. ``mean 1.5 ± 0.2 [0.1, 9]  3 missing``."""
+
+    def spread(m: dict[str, Any]) -> str:
+        if m.get("mean") is None:
+            return "no values"
+        return f"{m['mean']:.4g} ± {m['std']:.3g} [{m['min']:.4g}, {m['max']:.4g}]"
+
+    kind, count = f.get("kind"), f.get("count") or 0
+    if kind == "categorical":
+        classes = sorted(f.get("classes", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        total = sum(n for _, n in classes) or 1
+        text = " ".join(f"{name} {100 * n / total:.0f}%" for name, n in classes[:6])
+        text += f" (+{len(classes) - 6} more)" if len(classes) > 6 else ""
+    elif kind == "numeric":
+        text = spread(f)
+    elif kind == "text":
+        text = "length " + spread(f.get("length", {}))
+    elif kind == "image":
+        shapes = sorted(f.get("shapes", {}).items(), key=lambda kv: -kv[1])
+        text = " ".join(f"{shape} {100 * n / (count or 1):.0f}%" for shape, n in shapes[:3])
+        if f.get("mean_pixel") is not None:
+            text += f"  mean pixel {f['mean_pixel']:.4g}"
+    else:
+        text = f"{count:,} values"
+    missing = f.get("missing") or 0
+    return text + (f"  {missing:,} missing" if missing else "")
 
 
 def _size(n: int) -> str:

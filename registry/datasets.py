@@ -188,6 +188,9 @@ class DatasetInfo:
         purged: Who purged the version described, and when (``None``: its bytes are there).
         reproduced: The last reproduction recorded in the version's lineage note (``date``,
             ``equal``, ``by``, the whole ``record``; ``None``: none recorded).
+        statistics: Per split, per feature statistics of the build (``build_info.json``'s
+            ``statistics``; see :mod:`registry.build.stats`); ``None`` for a version built
+            before builds recorded them, or not built.
     """
 
     name: str
@@ -203,6 +206,7 @@ class DatasetInfo:
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
     reproduced: dict[str, Any] | None = None
+    statistics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -251,6 +255,7 @@ def dataset_info(
 
     name = reference.name
     build_text = read(layout.build_info_file(name))
+    build = json.loads(build_text) if build_text else None
     builder_source = read(layout.builder_file(name)) or ""
     return DatasetInfo(
         name=name,
@@ -259,13 +264,14 @@ def dataset_info(
         commit=release.commit if release else None,
         card=read(f"{layout.dataset_dir(name)}/README.md") or "",
         citation=read(f"{layout.dataset_dir(name)}/CITATIONS.bib") or "",
-        build=json.loads(build_text) if build_text else None,
+        build=build,
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
         reproduced=last_reproduction(session.repo, release),
+        statistics=(build or {}).get("statistics"),
     )
 
 
