@@ -45,6 +45,7 @@ _EXPORTS = {
     "search_models": "registry.models",
     "yank_model": "registry.withdraw",
     "get_lineage": "registry.lineage",
+    "diff_datasets": "registry.diff",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -59,6 +60,7 @@ __all__ = [
     "dataset_info",
     "demote_model",
     "deprecate_model",
+    "diff_datasets",
     "get_lineage",
     "list_datasets",
     "list_models",
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
         pull_dataset,
         release_dataset,
     )
+    from registry.diff import diff_datasets
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
     from registry.lineage import get_lineage
