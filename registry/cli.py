@@ -179,6 +179,8 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
     _print_yanked(info.version, info.yanked, info.purged)
+    if info.understated_bump:
+        click.secho(f"VERSION OVERRIDE: {info.understated_bump}", fg="yellow", bold=True)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")

@@ -44,7 +44,7 @@ from registry.grammar import (
     parse_version,
 )
 from registry.repo.lock import imported_from, locked_out_hash, locked_stage, norm_path
-from registry.repo.records import lineage_line
+from registry.repo.records import bump_override, lineage_line, parse_lineage
 from registry.repo.session import Kind, Session, as_reference, open_session, purge_summary
 from registry.repo.tags import Release, TagIndex
 
@@ -184,6 +184,8 @@ class DatasetInfo:
         release_notes: Version -> notes, from the builder's RELEASE_NOTES.
         yanked: Each yanked version (left out of ``versions``) and why.
         purged: Who purged the version described, and when (``None``: its bytes are there).
+        understated_bump: The override its tag records, when it was released with a version
+            that understates the change (``--allow-understated-bump``), else ``None``.
     """
 
     name: str
@@ -198,6 +200,7 @@ class DatasetInfo:
     release_notes: dict[str, str] = field(default_factory=dict)
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
+    understated_bump: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -260,6 +263,10 @@ def dataset_info(
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
+        understated_bump=(
+            bump_override(parse_lineage(session.repo.tag_message(release.tag))[0])
+            if release else None
+        ),
     )
 
 

@@ -8,6 +8,12 @@ model records written before had none, which reads as schema 1) and a ``"kind"``
 reads whatever an older record has, so newer clients read older ones; a message without the line
 (a release made before lineage was recorded) is reported, never an error.
 
+Optional fields read here: ``bump_check`` (a dataset release checked against its previous
+release by :mod:`registry.semver`: ``against``, ``required``, ``smallest``, and ``override``
+``{"reason", "by", "changes"}`` when a version that understates the change was released with
+``--allow-understated-bump``); :func:`bump_override` is its one reader. A record without it (an
+older release, or a first release) reads as no override.
+
 Example:
     >>> message = "Release m 1.0.0\\n\\n" + lineage_line({"kind": "model"})
     >>> parse_lineage(message)
@@ -19,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["LINEAGE_MARK", "LINEAGE_SCHEMA", "lineage_line", "parse_lineage"]
+__all__ = ["LINEAGE_MARK", "LINEAGE_SCHEMA", "bump_override", "lineage_line", "parse_lineage"]
 
 LINEAGE_MARK = "lineage: "
 # 2 added ``schema``, models' ``compute`` and datasets' records (1: models only, no ``schema``).
@@ -70,3 +76,26 @@ def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
                 return None, f"its lineage line is JSON {type(value).__name__}, not an object"
             return value, None
     return None, "its message has no lineage line (released before lineage was recorded?)"
+
+
+def bump_override(record: dict[str, Any] | None) -> str | None:
+    """The override of the checked semver bump that a release record holds, as one sentence
+    (``None``: no override, or a record without ``bump_check``).
+
+    Example:
+        >>> check = {"against": "1.0.0", "required": "major", "smallest": "2.0.0",
+        ...          "override": {"reason": "typo fix", "by": "a@lab.test"}}
+        >>> print(bump_override({"bump_check": check}))  # doctest: +NORMALIZE_WHITESPACE
+        understates a MAJOR change since 1.0.0 (smallest 2.0.0); released by a@lab.test
+        anyway: typo fix
+    """
+    check = (record or {}).get("bump_check")
+    if not isinstance(check, dict) or not isinstance(check.get("override"), dict):
+        return None
+    override = check["override"]
+    by = f" by {override['by']}" if override.get("by") else ""
+    return (
+        f"understates a {str(check.get('required', '?')).upper()} change since "
+        f"{check.get('against', '?')} (smallest {check.get('smallest', '?')}); released{by} "
+        f"anyway: {override.get('reason', '')}"
+    )
