@@ -749,6 +749,13 @@ def models_add(name: str, source: str, registry: str | None, force: bool) -> Non
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Bump the latest.")
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
 @_release_remote_options
+@click.option(
+    "--allow-understated-bump",
+    is_flag=True,
+    help="Release a version that understates a signature change anyway (needs --reason; "
+    "recorded in the tag).",
+)
+@click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
 def models_release(
     name: str,
     registry: str | None,
@@ -757,12 +764,17 @@ def models_release(
     no_push: bool,
     remote: str | None,
     allow_unshared_remote: bool,
+    allow_understated_bump: bool,
+    reason: str | None,
 ) -> None:
     """Release a model version: check card and weights, push the bytes, then tag.
 
     \b
     Refuses a card with missing fields, training datasets that are not released
     versions, or weights not up to date. The first release defaults to 1.0.0.
+    A card whose input/output `signature` differs from the previous release's
+    needs a MAJOR version (exit 18 otherwise; --allow-understated-bump
+    --reason TEXT releases it anyway, recorded in the tag).
     The tag message records the lineage (datasets, base model, commit, params).
     The Git remote's tags are fetched first; the bytes go to the DVC remote the
     committed .dvc/config names (see 'registry datasets release --help').
@@ -778,6 +790,8 @@ def models_release(
         push=not no_push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
+        allow_understated_bump=allow_understated_bump,
+        reason=reason,
     )
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 

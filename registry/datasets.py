@@ -32,7 +32,6 @@ from registry.errors import (
     ReasonRequiredError,
     RegistryError,
     StaleDataError,
-    UnderstatedBumpError,
     VersionNotFoundError,
     VersionUnspecifiedError,
     first_line,
@@ -1099,32 +1098,16 @@ def _check_bump(
         data needs, the smallest acceptable version, and an override with its reason and who
         made it; empty for a first release.
     """
-    from registry.semver import bump_reasons, required_bump, smallest_version
+    from registry.semver import bump_reasons, check_bump
 
     found = diff_with_previous(session, index, name)
     if found is None:
         return {}
     previous, diff = found
-    required = required_bump(diff)
-    smallest = smallest_version(previous.version, required)
-    checked: dict[str, Any] = {
-        "against": str(previous.version),
-        "required": required,
-        "smallest": str(smallest),
-    }
-    if version >= smallest:
-        return checked
-    reasons = bump_reasons(diff)[required]
-    if override is None:
-        raise UnderstatedBumpError(
-            "dataset", name, version, previous.version, required, smallest, reasons
-        )
-    checked["override"] = {
-        "reason": override,
-        "by": session.repo.tagger_email(),
-        "changes": reasons,
-    }
-    return checked
+    return check_bump(
+        "dataset", name, version, previous.version, bump_reasons(diff), override,
+        session.repo.tagger_email(),
+    )
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:

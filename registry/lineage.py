@@ -657,6 +657,9 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
         node.details["compute"] = record["compute"]
     if record.get("training") is not None:
         node.details["training"] = record["training"]
+    override = bump_override(record)
+    if override is not None:
+        node.details["understated_bump"] = override
 
 
 def _dataset_details(

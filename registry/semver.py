@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from registry.errors import UnderstatedBumpError
 from registry.grammar import Version
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "BUMPS",
     "Bump",
     "bump_reasons",
+    "check_bump",
     "model_bump_reasons",
     "required_bump",
     "required_model_bump",
@@ -112,3 +114,55 @@ def smallest_version(previous: Version, bump: Bump) -> Version:
         '2.0.0'
     """
     return previous.bump(bump)
+
+
+def check_bump(
+    kind: str,
+    name: str,
+    version: Version,
+    previous: Version,
+    reasons: Mapping[Bump, list[str]],
+    override: str | None,
+    by: str,
+) -> dict[str, Any]:
+    """Refuse a ``version`` that says less than ``reasons`` call for, unless overridden.
+
+    The one refusal of an understated bump, for every artifact kind.
+
+    Args:
+        kind: ``dataset`` or ``model``, for the message.
+        name: The artifact.
+        version: The version to release.
+        previous: The previous release it was compared with.
+        reasons: What calls for each bump (:func:`bump_reasons`, :func:`model_bump_reasons`).
+        override: The reason given with ``--allow-understated-bump`` (``None``: no override).
+        by: Who releases (the tagger's email), recorded with an override.
+
+    Returns:
+        What the release's lineage record keeps as ``bump_check``: ``against``, ``required``,
+        ``smallest``, and ``override`` (``reason``, ``by``, ``changes``) when one was used.
+
+    Raises:
+        UnderstatedBumpError: Naming what changed and the smallest acceptable version.
+
+    Example:
+        >>> check_bump("model", "m", Version(2, 0, 0), Version(1, 0, 0),
+        ...            {"major": ["signature changed"], "minor": [], "patch": []}, None, "")
+        {'against': '1.0.0', 'required': 'major', 'smallest': '2.0.0'}
+    """
+    required: Bump = "major" if reasons.get("major") else "minor" if reasons.get("minor") else (
+        "patch"
+    )
+    smallest = smallest_version(previous, required)
+    checked: dict[str, Any] = {
+        "against": str(previous),
+        "required": required,
+        "smallest": str(smallest),
+    }
+    if version >= smallest:
+        return checked
+    changes = list(reasons.get(required) or [])
+    if override is None:
+        raise UnderstatedBumpError(kind, name, version, previous, required, smallest, changes)
+    checked["override"] = {"reason": override, "by": by, "changes": changes}
+    return checked

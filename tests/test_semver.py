@@ -27,8 +27,9 @@ from registry.semver import (
     required_model_bump,
     smallest_version,
 )
-from tests.conftest import cli_raises
+from tests.conftest import ReleasedRegistry, cli_raises, commit_all
 from tests.diff_fixtures import NAME, Shop, copy_shop, rebuild, shop_template
+from tests.test_models import _fill_card, _model, _weights
 
 COUNTS = {"num_examples": 5, "num_bytes": 50}
 
@@ -145,3 +146,30 @@ def test_added_rows_need_a_minor_and_an_identical_build_a_patch(shop: Shop) -> N
                       '"1.1.0": "One row more.",\n        "1.1.1": "Card.",')
     rebuild(shop, "A new card")
     assert registry.release_dataset(NAME).version == Version(1, 1, 1)
+
+
+@pytest.mark.slow
+def test_a_model_whose_card_signature_changed_needs_a_major(
+    released_registry: ReleasedRegistry, tmp_path: Path, chdir: Callable[[Path], None]
+) -> None:
+    clone = released_registry.clone
+    chdir(clone)
+    signature = {"inputs": {"image": "uint8[8,8,1]"}, "outputs": {"label": "float32[10]"}}
+    _model(clone, tmp_path, "m", signature=signature)
+    registry.release_model("m")
+    registry.add_model("m", _weights(tmp_path, content=b"v2"), force=True)
+    _fill_card(clone, "m", signature={**signature, "inputs": {"image": "uint8[28,28,1]"}})
+    commit_all(clone, "Retrain on bigger images")
+    err = cli_raises(UnderstatedBumpError, "models", "release", "m", "--bump", "minor", cwd=clone)
+    assert str(err).startswith(
+        "cannot release 'm' as 1.1.0: since 1.0.0, the card's input/output signature changed, "
+        "which needs a MAJOR bump, so the smallest acceptable version is 2.0.0; release it as "
+        "2.0.0 ('registry models release m --bump major')"
+    )
+    _run("models", "release", "m", "--bump", "minor", "--allow-understated-bump",
+         "--reason", "only the card was wrong")
+    record, _ = parse_lineage(open_session(clone).repo.tag_message("m@v1.1.0"))
+    assert record is not None and record["bump_check"]["override"]["reason"] == (
+        "only the card was wrong"
+    )
+    assert "understated_bump: understates a MAJOR change since 1.0.0" in _run("lineage", "m:1.1.0")
