@@ -26,7 +26,7 @@ from pathlib import Path
 
 from registry.build.compare import DatasetDiff, Side, compare, declared_key
 from registry.datasets import released_side, workspace_side
-from registry.errors import ConfigError, DatasetMismatchError
+from registry.errors import ConfigError, DatasetMismatchError, NotBuiltError
 from registry.repo.session import RegistryArg, Session, as_reference, open_session
 
 __all__ = ["DatasetDiff", "diff_datasets"]
@@ -97,6 +97,11 @@ def _side(ref: str | os.PathLike[str], session: Callable[[], Session]) -> Side:
     path = Path(ref)
     if path.is_dir():
         return _folder_side(path)
+    if str(ref).startswith(("/", "./", "../", "~")) or path.name == "prepared":
+        raise NotBuiltError(
+            f"{ref} is not a folder: a path names a built dataset's prepared folder (e.g. "
+            "datasets/NAME/prepared); a release is NAME:X.Y.Z"
+        )
     s: Session = session()
     reference = as_reference(str(ref))
     release = s.resolve(reference, "dataset", command="pull")

@@ -58,11 +58,11 @@ def bump_reasons(diff: DatasetDiff) -> dict[Bump, list[str]]:
             minor.append(f"split {s.split!r} added")
         else:
             if s.changed:
-                major.append(f"{s.split}: {s.changed:,} examples changed")
+                major.append(f"{s.split}: {_examples(s.changed)} changed")
             if s.removed:
-                major.append(f"{s.split}: {s.removed:,} examples removed")
+                major.append(f"{s.split}: {_examples(s.removed)} removed")
             if s.added:
-                minor.append(f"{s.split}: {s.added:,} examples added")
+                minor.append(f"{s.split}: {_examples(s.added)} added")
     for f in diff.features:
         if f.change == "added":
             minor.append(f"feature {f.feature!r} added")
@@ -71,6 +71,10 @@ def bump_reasons(diff: DatasetDiff) -> dict[Bump, list[str]]:
         else:
             major.append(f"feature {f.feature!r} changed ({', '.join(f.fields)})")
     return {"major": major, "minor": minor, "patch": []}
+
+
+def _examples(n: int) -> str:
+    return f"{n:,} example" + ("" if n == 1 else "s")
 
 
 def required_bump(diff: DatasetDiff) -> Bump:

@@ -185,6 +185,9 @@ def test_errors(shop: Shop, tmp_path: Path) -> None:
     err2 = cli_raises(VersionNotFoundError, "datasets", "diff", f"{NAME}:9.0.0", cwd=shop.repo)
     assert "has no released version matching '9.0.0'" in str(err2)
 
+    err4 = cli_raises(NotBuiltError, "datasets", "diff", "./nowhere/prepared", cwd=shop.repo)
+    assert str(err4).startswith("./nowhere/prepared is not a folder: a path names")
+
     shutil.rmtree(shop.repo / FOLDER / "prepared")
     err3 = cli_raises(NotBuiltError, "datasets", "diff", V1, cwd=shop.repo)
     assert "no workspace build to compare" in str(err3)

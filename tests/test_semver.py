@@ -51,7 +51,7 @@ def test_the_rule_on_diffs() -> None:
     changed = FeatureChange("label", "changed", {}, {}, ["classes"])
     both = _diff([SplitDiff("train", COUNTS, COUNTS, added=2, removed=1)], (changed,))
     assert bump_reasons(both)["major"] == [
-        "train: 1 examples removed", "feature 'label' changed (classes)"
+        "train: 1 example removed", "feature 'label' changed (classes)"
     ]
     assert bump_reasons(both)["minor"] == ["train: 2 examples added"]
     assert str(smallest_version(Version(1, 2, 3), "minor")) == "1.3.0"
@@ -89,11 +89,11 @@ def test_a_changed_example_is_refused_as_a_patch_and_overridden_with_a_reason(sh
     rebuild(shop, "Change r08's text, call it a patch")
     err = cli_raises(UnderstatedBumpError, "datasets", "release", NAME, cwd=shop.repo)
     assert str(err).startswith(
-        f"cannot release '{NAME}' as 1.0.1: since 1.0.0, train: 1 examples changed, which "
+        f"cannot release '{NAME}' as 1.0.1: since 1.0.0, train: 1 example changed, which "
         "needs a MAJOR bump, so the smallest acceptable version is 2.0.0; set VERSION to "
         "2.0.0 (or above)"
     ) or str(err).startswith(
-        f"cannot release '{NAME}' as 1.0.1: since 1.0.0, test: 1 examples changed"
+        f"cannot release '{NAME}' as 1.0.1: since 1.0.0, test: 1 example changed"
     )
     assert "--allow-understated-bump --reason TEXT" in str(err) and err.exit_code == 18
     assert (err.required, err.smallest) == ("major", "2.0.0")
@@ -126,7 +126,7 @@ def test_added_rows_need_a_minor_and_an_identical_build_a_patch(shop: Shop) -> N
     shop.set_version("1.0.1", "One row more.")
     rebuild(shop, "Add a row, call it a patch")
     err = cli_raises(UnderstatedBumpError, "datasets", "release", NAME, cwd=shop.repo)
-    assert "examples added, which needs a MINOR bump, so the smallest acceptable version is " \
+    assert "example added, which needs a MINOR bump, so the smallest acceptable version is " \
         "1.1.0" in str(err)
 
     shop.edit_builder('"1.0.1": "One row more.",', '"1.1.0": "One row more.",')
