@@ -32,7 +32,6 @@ import ast
 import hashlib
 import importlib.util
 import math
-import mmap
 import struct
 import tempfile
 from collections import Counter
@@ -58,11 +57,12 @@ __all__ = [
 Change = Literal["added", "removed", "changed"]
 
 # Spilled pairs per partition file (32 bytes each): a partition's two Counters stay small.
-_PARTITION_PAIRS = 1 << 18
+_PARTITION_PAIRS = 1 << 16
 _DIGEST = 16
 # Records of a shard checked for the deterministic encoding before trusting its bytes as they are.
 _SAMPLED = 64
 _VALUE_CHARS = 60
+_BLOCK = 4 << 20
 
 
 # -- the two sides ------------------------------------------------------------------------------
@@ -554,26 +554,33 @@ def _split_counts(split_info: Any) -> dict[str, int] | None:
 
 
 def _records(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file (length, CRC, data, CRC), read through a memory map.
+    """The records of a TFRecord file (length, CRC, data, CRC), read in blocks of 4 MiB.
 
+    Read in blocks, not mapped: a mapped shard's pages would count as the process's memory.
     The CRCs are not checked here: the cache verified the file's hash, and a work-tree build is
     what the builder just wrote.
     """
-    size = path.stat().st_size
-    if size == 0:
-        return
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    unpack = struct.Struct("<Q").unpack_from
+    with path.open("rb") as f:
+        buffer = b""
         pos = 0
-        unpack = struct.Struct("<Q").unpack_from
-        while pos < size:
-            if pos + 12 > size:
-                raise _truncated(path)
-            (length,) = unpack(data, pos)
-            start = pos + 12
-            pos = start + length + 4
-            if pos > size:
-                raise _truncated(path)
-            yield data[start : start + length]
+        while True:
+            block = f.read(_BLOCK)
+            if not block:
+                if pos < len(buffer):
+                    raise _truncated(path)
+                return
+            buffer = buffer[pos:] + block
+            pos = 0
+            end = len(buffer)
+            while pos + 12 <= end:
+                (length,) = unpack(buffer, pos)
+                start = pos + 12
+                stop = start + length + 4
+                if stop > end:
+                    break
+                yield buffer[start : start + length]
+                pos = stop
 
 
 def _truncated(path: Path) -> CorruptArtifactError:
@@ -673,7 +680,7 @@ def _compare_split(
 ) -> tuple[dict[str, int], list[tuple[str, Change, bytes, bytes | None, bytes | None]]]:
     """Counts of one split, partition by partition; up to ``show`` samples (key, contents)."""
     largest = max(int(a[1].num_examples), int(b[1].num_examples), 1)
-    partitions = min(256, max(1, math.ceil(largest / _PARTITION_PAIRS)))
+    partitions = min(1024, max(1, math.ceil(largest / _PARTITION_PAIRS)))
     spilled_a = _spill(a[0], a[1], by_key, tmp / f"{split}-a", partitions)
     spilled_b = _spill(b[0], b[1], by_key, tmp / f"{split}-b", partitions)
     counts = {"added": 0, "removed": 0, "changed": 0, "unchanged": 0}
