@@ -27,10 +27,12 @@ from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
     CorruptArtifactError,
+    CredentialsError,
     MissingReleaseNotesError,
     NotBuiltError,
     ReasonRequiredError,
     RegistryError,
+    RemoteError,
     StaleDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
@@ -1084,7 +1086,16 @@ def diff_with_previous(
     previous = index.latest(name)
     if previous is None:
         return None
-    diff = compare(released_side(session, previous), workspace_side(session, name), name=name)
+    try:
+        before = released_side(session, previous)
+    except (RemoteError, CredentialsError, CorruptArtifactError) as e:
+        # The refusal of a release says that nothing happened, whatever stopped it.
+        raise type(e)(
+            f"{e}. The release compares the new build with the previous release "
+            f"{previous.version}, fetched through the cache; nothing was pushed or tagged: "
+            "release again once fixed"
+        ) from e
+    diff = compare(before, workspace_side(session, name), name=name)
     return previous, diff
 
 
