@@ -50,7 +50,7 @@ from registry.repo.session import Kind, Session, as_reference, open_session, pur
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
-    from registry.build.compare import DatasetDiff, Side
+    from registry.build.compare import Side
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -1076,19 +1076,42 @@ class _DatasetRelease:
         return f"{head}\n\n{lineage_line(record)}"
 
 
-def diff_with_previous(
-    session: Session, index: TagIndex, name: str
-) -> tuple[Release, DatasetDiff] | None:
-    """The diff of the workspace build of ``name`` against its previous release (the highest
-    not yanked), or ``None`` for a first release."""
+def _check_bump(
+    session: Session, index: TagIndex, name: str, version: Version, override: str | None
+) -> dict[str, Any]:
+    """Refuse a ``version`` that understates the change since the previous release (the
+    highest not yanked), by the diff of the workspace build with it.
+
+    When the previous release's bytes cannot be fetched (the DVC remote moved since, or they
+    are gone), the release is not blocked by an old version: it warns, and the record says the
+    check was skipped and why.
+
+    Returns:
+        What the lineage record keeps (``bump_check``): the previous version, the bump the
+        data needs, the smallest acceptable version, and an override with its reason and who
+        made it (or ``skipped``); empty for a first release.
+
+    Raises:
+        UnderstatedBumpError: If ``version`` understates the change and there is no override.
+        CredentialsError, CorruptArtifactError: If the previous release cannot be read.
+    """
+    import logging
+
     from registry.build.compare import compare
+    from registry.semver import bump_reasons, check_bump
 
     previous = index.latest(name)
     if previous is None:
-        return None
+        return {}
     try:
         before = released_side(session, previous)
-    except (RemoteError, CredentialsError, CorruptArtifactError) as e:
+    except RemoteError as e:
+        logging.getLogger(__name__).warning(
+            "%s %s was not checked against %s: its data cannot be fetched (%s)", name, version,
+            previous.version, first_line(e),
+        )
+        return {"against": str(previous.version), "skipped": first_line(e)}
+    except (CredentialsError, CorruptArtifactError) as e:
         # The refusal of a release says that nothing happened, whatever stopped it.
         raise type(e)(
             f"{e}. The release compares the new build with the previous release "
@@ -1096,25 +1119,6 @@ def diff_with_previous(
             "release again once fixed"
         ) from e
     diff = compare(before, workspace_side(session, name), name=name)
-    return previous, diff
-
-
-def _check_bump(
-    session: Session, index: TagIndex, name: str, version: Version, override: str | None
-) -> dict[str, Any]:
-    """Refuse a ``version`` that understates the change since the previous release.
-
-    Returns:
-        What the lineage record keeps (``bump_check``): the previous version, the bump the
-        data needs, the smallest acceptable version, and an override with its reason and who
-        made it; empty for a first release.
-    """
-    from registry.semver import bump_reasons, check_bump
-
-    found = diff_with_previous(session, index, name)
-    if found is None:
-        return {}
-    previous, diff = found
     return check_bump(
         "dataset", name, version, previous.version, bump_reasons(diff), override,
         session.repo.tagger_email(),

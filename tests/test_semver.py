@@ -8,6 +8,7 @@ on diffs made by hand too.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,3 +174,21 @@ def test_a_model_whose_card_signature_changed_needs_a_major(
         "only the card was wrong"
     )
     assert "understated_bump: understates a MAJOR change since 1.0.0" in _run("lineage", "m:1.1.0")
+
+
+@pytest.mark.slow
+def test_a_previous_release_whose_bytes_are_gone_is_not_checked_but_says_so(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.rmtree(shop.storage / "files")
+    (shop.storage / "files").mkdir()
+    shop.write_rows(shop.rows().replace("Would buy again.", "Would not buy again."))
+    shop.set_version("1.0.1", "Fix a typo.")
+    rebuild(shop, "Change r08's text, with 1.0.0's bytes gone from the remote")
+    assert registry.release_dataset(NAME).version == Version(1, 0, 1)
+    assert f"{NAME} 1.0.1 was not checked against 1.0.0: its data cannot be fetched" in (
+        caplog.text
+    )
+    record, _ = parse_lineage(open_session(shop.repo).repo.tag_message(f"{NAME}@v1.0.1"))
+    assert record is not None and record["bump_check"]["against"] == "1.0.0"
+    assert record["bump_check"]["skipped"]

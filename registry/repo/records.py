@@ -11,7 +11,8 @@ reads whatever an older record has, so newer clients read older ones; a message 
 Optional fields read here: ``bump_check`` (a dataset release checked against its previous
 release by :mod:`registry.semver`: ``against``, ``required``, ``smallest``, and ``override``
 ``{"reason", "by", "changes"}`` when a version that understates the change was released with
-``--allow-understated-bump``); :func:`bump_override` is its one reader. A record without it (an
+``--allow-understated-bump``; or ``against`` and ``skipped``, why the previous release could not
+be compared); :func:`bump_override` is its one reader. A record without it (an
 older release, or a first release) reads as no override.
 
 Example:
