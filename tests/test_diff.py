@@ -198,7 +198,8 @@ def test_release_bytes_missing_from_the_remote(shop: Shop) -> None:
     shutil.rmtree(shop.storage / "files")
     (shop.storage / "files").mkdir()
     err = cli_raises(RemoteError, "datasets", "diff", V1, cwd=shop.repo)
-    assert "storage" in str(err) or "remote" in str(err)
+    assert "is missing from DVC remote 'storage'" in str(err)
+    assert "the release's bytes were never pushed there" in str(err) and err.exit_code == 7
 
 
 def test_a_keyed_builder_is_read_without_importing_it() -> None:
