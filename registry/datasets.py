@@ -1039,8 +1039,13 @@ class _DatasetRelease:
         imports), so that the version rebuilds from its tag (``registry datasets rebuild``)."""
         inputs = build_inputs(self.session, None, self.name)
         # By their .dvc files: a raw path given as such is taken for the stage's dependency,
-        # and DVC pushes nothing of it.
-        raw = [f"{entry['path']}.dvc" for entry in inputs.raw] if inputs is not None else []
+        # and DVC pushes nothing of it. Raw files kept in Git (no .dvc file) travel with the tag.
+        root = self.session.root
+        raw = [
+            f"{entry['path']}.dvc"
+            for entry in (inputs.raw if inputs is not None else [])
+            if (root / f"{entry['path']}.dvc").is_file()
+        ]
         return [layout.build_stage(self.name), *raw]
 
     @functools.cached_property

@@ -73,8 +73,9 @@ def test_same_build_is_no_changes(shop: Shop) -> None:
     text = _run("datasets", "diff", V1)
     assert "no changes: same schema, same examples in every split" in text
     assert f"{NAME}: {NAME} 1.0.0 -> workspace build (1.0.0)" in text
-    # build_info.json of both sides has no statistics yet (another change adds them).
-    assert f"statistics: not recorded in {NAME} 1.0.0 (built before build statistics)" in text
+    # Both builds recorded their statistics in build_info.json: compared, nothing moved.
+    assert "statistics (largest shift first):\n  no shifts" in text
+    assert "statistics: not recorded" not in text
 
 
 def test_edited_rows_are_counted_by_key_and_shown(shop: Shop) -> None:
@@ -165,8 +166,15 @@ def test_two_folders_on_disk(shop: Shop, tmp_path: Path) -> None:
     _edit_rows(shop)
     rebuild(shop, "Edit rows")
     diff = registry.diff_datasets(old, shop.repo / FOLDER / "prepared")
-    # A bare folder has no builder beside it: matched by content.
+    # A bare folder has no builder beside it: matched by content. Nor a build_info.json: its
+    # statistics are computed from its examples, and compared with the recorded ones.
     assert diff.matched_by == "content" and _totals(diff) == (2, 2, 0)
+    text = diff.to_text()
+    assert f"statistics: not recorded in {old} (built before build statistics); computed from " \
+        "its examples for this diff" in text
+    shifts = {(s.split, s.feature): s for s in diff.statistics}
+    assert shifts[("train", "label")].before["count"] == 7  # the old build's 7 training rows
+    assert shifts[("train", "label")].after["count"] == 7  # one removed, one added
     # In a registry's layout the builder and build_info.json beside it count.
     diff = registry.diff_datasets(shop.repo / FOLDER / "prepared", old)
     assert diff.name == NAME

@@ -821,15 +821,32 @@ def _short(value: Any) -> str:
 
 
 def _statistics(a: Side, b: Side, notes: list[str]) -> list[StatShift]:
-    """Each feature's shift per split, from both ``build_info.json`` ``statistics`` objects."""
-    recorded = []
+    """Each feature's shift per split, from both ``build_info.json`` ``statistics`` objects.
+
+    A side built before builds recorded statistics has them computed from its examples
+    (:func:`registry.build.stats.statistics_of_prepared`: it reads the whole version, decoded,
+    so a note says so); without a readable prepared folder, the note says they are missing.
+    """
+    from registry.build.stats import statistics_of_prepared
+
+    recorded: list[Mapping[str, Any] | None] = []
     for side in (a, b):
         stats = (side.build_info or {}).get("statistics")
         if not isinstance(stats, Mapping):
-            notes.append(
-                f"statistics: not recorded in {side.label} (built before build statistics)"
-            )
-        recorded.append(stats if isinstance(stats, Mapping) else None)
+            try:
+                stats = statistics_of_prepared(str(side.path))
+            except Exception as e:  # an unreadable folder: the rest of the diff still stands
+                notes.append(
+                    f"statistics: not recorded in {side.label} (built before build "
+                    f"statistics), and computing them from its data failed: {first_line(e)}"
+                )
+                stats = None
+            else:
+                notes.append(
+                    f"statistics: not recorded in {side.label} (built before build "
+                    "statistics); computed from its examples for this diff"
+                )
+        recorded.append(stats)
     if recorded[0] is None or recorded[1] is None:
         return []
     splits_a, splits_b = recorded[0].get("splits") or {}, recorded[1].get("splits") or {}
