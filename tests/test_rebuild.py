@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,3 +200,69 @@ def test_raw_inputs_come_from_the_remote_and_gone_ones_are_a_clear_error(
     shutil.rmtree(session.content_cache().root)
     err = cli_raises(RawInputMissingError, "datasets", "rebuild", f"{SHOP}:1.0.0", cwd=repo)
     assert f"its input datasets/{SHOP}/exports (md5 {raw['md5']}) is not in DVC remote" in str(err)
+
+
+CNN = "digits-cnn"
+
+
+def _trained_registry(
+    make_registry: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A registry with digits 1.0.0 released and digits-cnn trained (1 epoch, CPU) on it."""
+    import yaml
+
+    repo = make_registry(datasets=[DIGITS], models=True)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # runs kept in pending/
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["beam"]["direct_running_mode"] = "in_memory"
+    params["train"]["strategy"] = "cpu"
+    params["models"] = {CNN: {**params["models"][CNN], "epochs": 1}}  # digits-parity: not here
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.rmtree(repo / "models/digits-parity")
+    commit_all(repo, "digits-cnn alone, one epoch")
+    done = subprocess.run(["dvc", "repro", f"train@{CNN}"], cwd=repo, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commit_all(repo, "Train digits-cnn")
+    registry.release_dataset(DIGITS, push=False)
+    registry.release_model(CNN, push=False)
+    return repo
+
+
+def test_a_model_version_retrains_to_its_released_weights(
+    make_registry: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _trained_registry(make_registry, monkeypatch)
+    weights = repo / f"models/{CNN}/model.keras"
+    released = registry.model_info(f"{CNN}:1.0.0")
+    head = git(repo, "rev-parse", "HEAD")
+
+    # Bit-identical on one machine (train.determinism): equal, recorded, as JSON.
+    data = json.loads(_run("models", "reproduce", f"{CNN}:1.0.0", "--record", "--json"))
+    assert data["equal"] is True and data["rebuilt"] == data["released"]
+    assert data["tag"] == f"{CNN}@v1.0.0" and data["differences"] == []
+    assert data["recorded"] is True and data["metrics_after"] == data["metrics_before"]
+    assert data["metrics_before"]["epochs"] == 1
+    tag_commit = git(repo, "rev-parse", f"{CNN}@v1.0.0^{{commit}}").strip()
+    [line] = git(repo, "notes", "--ref", NOTES_REF, "show", tag_commit).splitlines()
+    note = json.loads(line)
+    assert note["kind"] == "model" and note["equal"] is True
+    assert note["environment"]["tensorflow"] and note["released"] == data["released"]
+    assert "last reproduced: " in _run("models", "info", f"{CNN}:1.0.0")
+    # The work tree and its weights are untouched; no worktree is left.
+    assert git(repo, "rev-parse", "HEAD") == head and git(repo, "status", "--porcelain") == ""
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
+    assert released.version == "1.0.0"
+
+    # 1.0.1: weights that the recorded params did not produce, committed to dvc.lock as if
+    # they had been (`dvc commit` without retraining), then released.
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    done = subprocess.run(["dvc", "commit", "-f", f"train@{CNN}"], cwd=repo, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    commit_all(repo, "Other weights, same card")
+    registry.release_model(CNN, version="1.0.1", push=False)
+    text = _run("models", "reproduce", f"{CNN}:1.0.1", code=1)
+    assert "DIFFERS:" in text and f"weights models/{CNN}/model.keras: md5 " in text
+    assert data["released"] in text  # the retrained weights are 1.0.0's
