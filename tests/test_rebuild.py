@@ -266,3 +266,41 @@ def test_a_model_version_retrains_to_its_released_weights(
     text = _run("models", "reproduce", f"{CNN}:1.0.1", code=1)
     assert "DIFFERS:" in text and f"weights models/{CNN}/model.keras: md5 " in text
     assert data["released"] in text  # the retrained weights are 1.0.0's
+
+
+@pytest.mark.parametrize("kept_back", [False, True], ids=["import", "import-push-false"])
+def test_an_imported_raw_input_is_pushed_by_the_release_and_rebuilds_once_gone(
+    make_registry: Callable[..., Path], chdir: Callable[[Path], None], tmp_path: Path,
+    kept_back: bool,
+) -> None:
+    # `dvc import-url` of a folder outside the registry. DVC 3 pushes a plain import's objects;
+    # it keeps back an output marked `push: false`, which it writes for an import from a
+    # version-aware source (a versioned bucket). The release pushes those too, so the version
+    # rebuilds once every other copy (the source, the work tree, both caches) is gone.
+    repo = make_registry(datasets=[])
+    chdir(repo)
+    registry.new_dataset(SHOP)
+    export = tmp_path / "warehouse" / "2024-06"
+    export.mkdir(parents=True)
+    shutil.copy(repo / f"datasets/{SHOP}/dummy_data/shop.csv", export / "shop.csv")
+    registry.datasets.add_raw_input(SHOP, str(export))
+    if kept_back:
+        import yaml
+
+        dvcfile = repo / f"datasets/{SHOP}/raw.dvc"
+        data = yaml.safe_load(dvcfile.read_text())
+        data["outs"][0]["push"] = False
+        dvcfile.write_text(yaml.safe_dump(data, sort_keys=False))
+    commit_all(repo, "Import the shop export")
+    registry.build_dataset([SHOP])
+    commit_all(repo, "Build it")
+    registry.release_dataset(SHOP)
+
+    from registry.repo.session import open_session
+
+    shutil.rmtree(export.parent)
+    shutil.rmtree(repo / f"datasets/{SHOP}/raw")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(open_session(repo).content_cache().root, ignore_errors=True)
+    result = registry.rebuild_dataset(f"{SHOP}:1.0.0")
+    assert result.equal is True and result.unchecked == []
