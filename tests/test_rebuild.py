@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import registry
 from registry.cli import cli
 from registry.errors import (
+    BuildError,
     ConfigError,
     PurgedVersionError,
     RawInputMissingError,
@@ -304,3 +305,58 @@ def test_an_imported_raw_input_is_pushed_by_the_release_and_rebuilds_once_gone(
     shutil.rmtree(open_session(repo).content_cache().root, ignore_errors=True)
     result = registry.rebuild_dataset(f"{SHOP}:1.0.0")
     assert result.equal is True and result.unchecked == []
+
+
+def test_a_build_that_fails_at_the_old_commit_is_one_clear_error_and_leaves_no_worktree(
+    released_registry: ReleasedRegistry, chdir: Callable[[Path], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2.0.0's builder reads something of its environment (here: a variable standing for a
+    # warehouse) that is gone when it is rebuilt.
+    clone = released_registry.clone
+    chdir(clone)
+    source = (clone / BUILDER).read_text()
+    changed = source.replace('VERSION = tfds.core.Version("1.0.0")',
+                             'VERSION = tfds.core.Version("2.0.0")').replace(
+        "RELEASE_NOTES: ClassVar[dict[str, str]] = {",
+        'RELEASE_NOTES: ClassVar[dict[str, str]] = {\n        "2.0.0": "From the warehouse.",',
+    ).replace(
+        "        files = self._raw_files()\n",
+        '        if __import__("os").environ.get("DIGITS_WAREHOUSE") == "down":\n'
+        '            raise ConnectionError("the warehouse is unreachable")\n'
+        "        files = self._raw_files()\n",
+    )
+    assert "DIGITS_WAREHOUSE" in changed
+    (clone / BUILDER).write_text(changed)
+    registry.build_dataset([DIGITS])
+    commit_all(clone, "digits 2.0.0, from the warehouse")
+    registry.release_dataset(DIGITS, push=False)
+
+    monkeypatch.setenv("DIGITS_WAREHOUSE", "down")
+    err = cli_raises(BuildError, "datasets", "rebuild", f"{DIGITS}:2.0.0", cwd=clone)
+    text = str(err)
+    assert "rebuilding image_classification/digits 2.0.0 at its tagged commit failed" in text
+    assert "the warehouse is unreachable" in text
+    assert "'git worktree add DIR TAG' and 'registry datasets prepare NAME' there" in text
+    assert len(git(clone, "worktree", "list").splitlines()) == 1
+    assert git(clone, "status", "--porcelain") == ""
+
+
+def test_a_tag_without_a_lineage_record_rebuilds_from_its_commits_dvc_lock(
+    released_registry: ReleasedRegistry, chdir: Callable[[Path], None]
+) -> None:
+    # A release made before tags carried a lineage record: the same commit, a plain message.
+    clone = released_registry.clone
+    chdir(clone)
+    tag = f"{DIGITS}@v1.0.0"
+    commit = git(clone, "rev-parse", f"{tag}^{{commit}}").strip()
+    git(clone, "tag", "-d", tag)
+    git(clone, "tag", "-a", tag, "-m", "Release image_classification/digits 1.0.0", commit)
+
+    text = _run("datasets", "rebuild", f"{DIGITS}:1.0.0")
+    assert "equal: the version rebuilds byte for byte from its tag" in text
+    [gap] = [line for line in text.splitlines() if line.startswith("not checked: ")]
+    assert tag in gap and "rebuilt from the commit's dvc.lock alone" in gap
+    data = json.loads(_run("datasets", "rebuild", f"{DIGITS}:1.0.0", "--json", "--no-verify"))
+    assert data["equal"] is None and data["rebuilt"] == data["released"]
+    assert data["unchecked"] == [gap.removeprefix("not checked: ")]
