@@ -367,11 +367,12 @@ def _push_kept_back(repo: Any, targets: list[str], remote: str | None) -> None:
     Raises:
         RemoteError: If some object could not be pushed (DVC names it in its log).
     """
+    # A target is a stage, a .dvc file or an output's path, as `dvc push` takes it.
     kept_back = [
         out
         for target in targets
-        for stage in repo.stage.collect(target)
-        for out in stage.outs
+        for info in repo.stage.collect_granular(target)
+        for out in info.stage.outs
         if out.use_cache and not out.can_push and out.hash_info
     ]
     for out in kept_back:

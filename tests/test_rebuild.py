@@ -18,6 +18,7 @@ from registry.cli import cli
 from registry.errors import (
     BuildError,
     ConfigError,
+    NotBuiltError,
     PurgedVersionError,
     RawInputMissingError,
     VersionNotFoundError,
@@ -360,3 +361,27 @@ def test_a_tag_without_a_lineage_record_rebuilds_from_its_commits_dvc_lock(
     data = json.loads(_run("datasets", "rebuild", f"{DIGITS}:1.0.0", "--json", "--no-verify"))
     assert data["equal"] is None and data["rebuilt"] == data["released"]
     assert data["unchecked"] == [gap.removeprefix("not checked: ")]
+
+
+def test_weights_added_by_hand_cannot_be_retrained_and_say_why(
+    released_registry: ReleasedRegistry, chdir: Callable[[Path], None], tmp_path: Path
+) -> None:
+    from registry.cards import parse_card, render_card
+
+    clone = released_registry.clone
+    chdir(clone)
+    weights = tmp_path / "trained-elsewhere.keras"
+    weights.write_bytes(b"weights from a laptop" * 100)
+    registry.add_model("laptop-cnn", weights)
+    card_path = clone / "models/laptop-cnn/README.md"
+    card = parse_card(card_path.read_text())
+    card_path.write_text(render_card({
+        **card.meta, "task": "image-classification", "architecture": "small-cnn",
+        "datasets": [f"{DIGITS}:1.0.0"], "metrics": {"accuracy": 0.9}, "owner": "vision",
+        "license": "apache-2.0",
+    }, card.body))
+    commit_all(clone, "laptop-cnn, trained elsewhere")
+    registry.release_model("laptop-cnn", push=False)
+    err = cli_raises(NotBuiltError, "models", "reproduce", "laptop-cnn:1.0.0", cwd=clone)
+    assert "records no train@laptop-cnn stage" in str(err)
+    assert "added with 'registry models add'" in str(err)
