@@ -47,6 +47,7 @@ _EXPORTS = {
     "get_lineage": "registry.lineage",
     "rebuild_dataset": "registry.reproduce",
     "reproduce_model": "registry.reproduce",
+    "diff_datasets": "registry.diff",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -61,6 +62,7 @@ __all__ = [
     "dataset_info",
     "demote_model",
     "deprecate_model",
+    "diff_datasets",
     "get_lineage",
     "list_datasets",
     "list_models",
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
         pull_dataset,
         release_dataset,
     )
+    from registry.diff import diff_datasets
     from registry.errors import RegistryError
     from registry.grammar import Reference, Version, parse_reference
     from registry.lineage import get_lineage

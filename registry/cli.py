@@ -39,7 +39,8 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 9 git failed, 10 missing dependency, 11 name already taken, 12 DVC failed,
 13 version not signed as required, 14 no space left for the cache,
 15 version yanked: loaded strictly or promoted, 16 version purged,
-17 a rebuild's input is gone from the remote.
+17 a rebuild's input is gone from the remote, 18 diff of two different datasets,
+19 version understates the change.
 """
 
 
@@ -179,6 +180,8 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo(f"tag: {info.tag}  commit: {info.commit}")
     click.echo(f"versions: {', '.join(info.versions) or 'none released'}")
     _print_yanked(info.version, info.yanked, info.purged)
+    if info.understated_bump:
+        click.secho(f"VERSION OVERRIDE: {info.understated_bump}", fg="yellow", bold=True)
     if info.stages:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     _echo_reproduced(info.reproduced)
@@ -194,6 +197,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for key, f in info.build.get("features", {}).items():
             extra = f"  {f['num_classes']} classes" if "num_classes" in f else ""
             click.echo(f"  {key:<24} {f['type']:<12} {f['dtype']:<8} {f['shape']}{extra}")
+        _echo_statistics(info.statistics)
     else:
         click.echo("\nnot built yet: run 'registry datasets build " + info.name + "'")
     if info.release_notes:
@@ -201,6 +205,47 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for version, note in info.release_notes.items():
             click.echo(f"  {version}: {note}")
     click.echo("\n" + info.card.strip())
+
+
+def _echo_statistics(statistics: dict[str, Any] | None) -> None:
+    """The build's statistics: per split, one line a feature."""
+    if not statistics:
+        click.echo("statistics: not recorded (built before build statistics)")
+        return
+    click.echo("statistics:")
+    for split, s in statistics.get("splits", {}).items():
+        click.echo(f"  {split} ({s.get('num_examples', 0):,} examples)")
+        for key, f in s.get("features", {}).items():
+            click.echo(f"    {key:<22} {f.get('kind', '?'):<11} {_feature_line(f)}".rstrip())
+
+
+def _feature_line(f: dict[str, Any]) -> str:
+    """One feature's statistics in a few words, e.g. ``mean 1.5 ± 0.2 [0.1, 9]  3 missing``."""
+
+    def spread(m: dict[str, Any]) -> str:
+        if m.get("mean") is None:
+            return "no values"
+        return f"{m['mean']:.4g} ± {m['std']:.3g} [{m['min']:.4g}, {m['max']:.4g}]"
+
+    kind, count = f.get("kind"), f.get("count") or 0
+    if kind == "categorical":
+        classes = sorted(f.get("classes", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        total = sum(n for _, n in classes) or 1
+        text = " ".join(f"{name} {100 * n / total:.0f}%" for name, n in classes[:6])
+        text += f" (+{len(classes) - 6} more)" if len(classes) > 6 else ""
+    elif kind == "numeric":
+        text = spread(f)
+    elif kind == "text":
+        text = "length " + spread(f.get("length", {}))
+    elif kind == "image":
+        shapes = sorted(f.get("shapes", {}).items(), key=lambda kv: -kv[1])
+        text = " ".join(f"{shape} {100 * n / (count or 1):.0f}%" for shape, n in shapes[:3])
+        if f.get("mean_pixel") is not None:
+            text += f"  mean pixel {f['mean_pixel']:.4g}"
+    else:
+        text = f"{count:,} values"
+    missing = f.get("missing") or 0
+    return text + (f"  {missing:,} missing" if missing else "")
 
 
 def _size(n: int) -> str:
@@ -442,12 +487,21 @@ def _release_remote_options(command: Any) -> Any:
 @_registry_option
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
 @_release_remote_options
+@click.option(
+    "--allow-understated-bump",
+    is_flag=True,
+    help="Release a VERSION that understates the change since the previous release anyway "
+    "(needs --reason; recorded in the tag).",
+)
+@click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
 def datasets_release(
     name: str,
     registry: str | None,
     no_push: bool,
     remote: str | None,
     allow_unshared_remote: bool,
+    allow_understated_bump: bool,
+    reason: str | None,
 ) -> None:
     """Release the built version of a dataset: push its bytes, then tag it.
 
@@ -460,6 +514,16 @@ def datasets_release(
     .dvc/config.local or REGISTRY_REMOTE override is refused without --remote
     NAME --allow-unshared-remote); the tag NAME@vVERSION is created only after
     the bytes are there, and is never moved.
+
+    \b
+    VERSION is checked against the data: the build is diffed with the previous
+    release (the highest not yanked; see 'registry datasets diff'), and a
+    version that understates the change is refused (exit 19) with the smallest
+    acceptable one: an example changed or removed, or a feature removed or
+    changed in type, shape, dtype or classes -> MAJOR; only examples or
+    features added -> MINOR; the same examples -> PATCH. To release anyway:
+        registry datasets release NAME --allow-understated-bump --reason "..."
+    (the override and its reason are recorded in the tag's lineage record).
     Python: registry.release_dataset(NAME)
     """
     from registry.datasets import release_dataset
@@ -470,8 +534,56 @@ def datasets_release(
         push=not no_push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
+        allow_understated_bump=allow_understated_bump,
+        reason=reason,
     )
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
+
+
+@datasets.command("diff")
+@click.argument("ref_a")
+@click.argument("ref_b", required=False)
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Print up to N concrete differing examples (key and changed fields).",
+)
+@_registry_option
+@_json_option
+def datasets_diff(
+    ref_a: str, ref_b: str | None, show: int, registry: str | None, as_json: bool
+) -> None:
+    """Show what changed between two versions or builds of a dataset.
+
+    \b
+    Schema (features added, removed, changed in type, shape, dtype or class
+    names), splits (examples and bytes, before and after), examples per split
+    (added, removed, changed), and per-feature statistics, largest shift
+    first. Examples are matched by the key the builder declares (KEY_FEATURE =
+    "id", or def example_key(example) in class Builder), else by a content
+    hash (a changed example is then one removed and one added). Memory stays
+    flat whatever the size.
+
+    \b
+    REF_A and REF_B are NAME:X.Y.Z, NAME@stage, NAME (latest release) or the
+    path of a prepared folder; without REF_B, REF_A is compared with this
+    clone's workspace build (datasets/NAME/prepared). Releases are fetched
+    through the cache, as loads fetch them.
+        registry datasets diff products/product_a/ad_clicks:1.0.0
+        registry datasets diff image_classification/digits:1.0.0 \\
+            image_classification/digits:2.0.0 --show 5
+        registry datasets diff old/prepared new/prepared --json
+    Python: registry.diff_datasets(REF_A, REF_B, show=N)
+    """
+    from registry.diff import diff_datasets
+
+    diff = diff_datasets(ref_a, ref_b, registry=registry, show=show)
+    if as_json:
+        _print_json(diff.to_dict())
+    else:
+        click.echo(diff.to_text())
 
 
 @datasets.command("new")
@@ -682,6 +794,13 @@ def models_add(name: str, source: str, registry: str | None, force: bool) -> Non
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Bump the latest.")
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
 @_release_remote_options
+@click.option(
+    "--allow-understated-bump",
+    is_flag=True,
+    help="Release a version that understates a signature change anyway (needs --reason; "
+    "recorded in the tag).",
+)
+@click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
 def models_release(
     name: str,
     registry: str | None,
@@ -690,12 +809,17 @@ def models_release(
     no_push: bool,
     remote: str | None,
     allow_unshared_remote: bool,
+    allow_understated_bump: bool,
+    reason: str | None,
 ) -> None:
     """Release a model version: check card and weights, push the bytes, then tag.
 
     \b
     Refuses a card with missing fields, training datasets that are not released
     versions, or weights not up to date. The first release defaults to 1.0.0.
+    A card whose input/output `signature` differs from the previous release's
+    needs a MAJOR version (exit 19 otherwise; --allow-understated-bump
+    --reason TEXT releases it anyway, recorded in the tag).
     The tag message records the lineage (datasets, base model, commit, params).
     The Git remote's tags are fetched first; the bytes go to the DVC remote the
     committed .dvc/config names (see 'registry datasets release --help').
@@ -711,6 +835,8 @@ def models_release(
         push=not no_push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
+        allow_understated_bump=allow_understated_bump,
+        reason=reason,
     )
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 

@@ -511,6 +511,25 @@ def strict_loading() -> bool:
     return parse_bool(os.environ.get(STRICT_ENV, ""), STRICT_ENV)
 
 
+BUILD_STATISTICS_ENV = "REGISTRY_BUILD_STATISTICS"
+
+
+def build_statistics() -> bool:
+    """Whether builds compute per-feature statistics: ``$REGISTRY_BUILD_STATISTICS`` (a
+    boolean, default on). Only ``benchmarks/bench_stats.py`` turns it off, to time a build
+    without them; a build without statistics writes no ``statistics`` in ``build_info.json``.
+
+    Raises:
+        ConfigError: If the variable is set to something that is not a boolean.
+
+    Example:
+        >>> build_statistics()  # with REGISTRY_BUILD_STATISTICS unset
+        True
+    """
+    text = os.environ.get(BUILD_STATISTICS_ENV, "").strip()
+    return True if not text else parse_bool(text, BUILD_STATISTICS_ENV)
+
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 

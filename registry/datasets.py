@@ -27,9 +27,12 @@ from registry.errors import (
     ArtifactNotFoundError,
     ConfigError,
     CorruptArtifactError,
+    CredentialsError,
     MissingReleaseNotesError,
     NotBuiltError,
+    ReasonRequiredError,
     RegistryError,
+    RemoteError,
     StaleDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
@@ -42,7 +45,7 @@ from registry.grammar import (
     parse_version,
 )
 from registry.repo.lock import imported_from, locked_out_hash, locked_stage, norm_path
-from registry.repo.records import lineage_line
+from registry.repo.records import bump_override, lineage_line, parse_lineage
 from registry.repo.session import (
     Kind,
     Session,
@@ -54,6 +57,7 @@ from registry.repo.session import (
 from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
+    from registry.build.compare import Side
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -75,6 +79,8 @@ __all__ = [
     "prepare_dataset",
     "pull_dataset",
     "release_dataset",
+    "released_side",
+    "workspace_side",
 ]
 
 Output = Literal["tf", "numpy", "pandas"]
@@ -188,6 +194,11 @@ class DatasetInfo:
         purged: Who purged the version described, and when (``None``: its bytes are there).
         reproduced: The last reproduction recorded in the version's lineage note (``date``,
             ``equal``, ``by``, the whole ``record``; ``None``: none recorded).
+        statistics: Per split, per feature statistics of the build (``build_info.json``'s
+            ``statistics``; see :mod:`registry.build.stats`); ``None`` for a version built
+            before builds recorded them, or not built.
+        understated_bump: The override its tag records, when it was released with a version
+            that understates the change (``--allow-understated-bump``), else ``None``.
     """
 
     name: str
@@ -203,6 +214,8 @@ class DatasetInfo:
     yanked: dict[str, str] = field(default_factory=dict)
     purged: str | None = None
     reproduced: dict[str, Any] | None = None
+    statistics: dict[str, Any] | None = None
+    understated_bump: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -251,6 +264,7 @@ def dataset_info(
 
     name = reference.name
     build_text = read(layout.build_info_file(name))
+    build = json.loads(build_text) if build_text else None
     builder_source = read(layout.builder_file(name)) or ""
     return DatasetInfo(
         name=name,
@@ -259,13 +273,18 @@ def dataset_info(
         commit=release.commit if release else None,
         card=read(f"{layout.dataset_dir(name)}/README.md") or "",
         citation=read(f"{layout.dataset_dir(name)}/CITATIONS.bib") or "",
-        build=json.loads(build_text) if build_text else None,
+        build=build,
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
         release_notes=builder_metadata(builder_source)[1],
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
         reproduced=last_reproduction(session.repo, release),
+        statistics=(build or {}).get("statistics"),
+        understated_bump=(
+            bump_override(parse_lineage(session.repo.tag_message(release.tag))[0])
+            if release else None
+        ),
     )
 
 
@@ -389,6 +408,69 @@ def released_data_hash(session: Session, release: Release) -> str:
     return locked_out_hash(
         session.repo, release.commit, layout.build_stage(name), layout.prepared_dir(name)
     )
+
+
+def released_side(session: Session, release: Release) -> Side:
+    """A released version as one side of a diff: its bytes fetched through the cache (as a load
+    fetches them), its ``build_info.json`` and its builder's declared key at its commit.
+
+    Raises:
+        RemoteError: If its bytes are missing from the DVC remote or it cannot be reached.
+        NotBuiltError: If ``dvc.lock`` at its commit records no build.
+        BuildError: If its builder's ``example_key`` cannot be imported.
+    """
+    from registry.build.compare import Side, declared_key
+
+    name = release.name
+    path = _fetch(session, release).path
+    info = session.repo.read_file(release.commit, layout.build_info_file(name))
+    source = session.repo.read_file(release.commit, layout.builder_file(name))
+    key = None
+    if source is not None:
+        key = declared_key(source.decode("utf-8", "replace"),
+                           posixpath.basename(layout.builder_file(name)))
+    return Side(
+        f"{name} {release.version}", path, _json_object(info), key, name
+    )
+
+
+def workspace_side(session: Session, name: str) -> Side:
+    """This clone's build of dataset ``name`` as one side of a diff (``datasets/NAME/prepared``,
+    the work tree's ``build_info.json`` and builder).
+
+    Raises:
+        NotBuiltError: If it is not built here.
+    """
+    from registry.build.compare import Side, declared_key
+
+    root = session.root
+    built = _local_build(root, name)
+    if built is None:
+        raise NotBuiltError(
+            f"{name!r} is not built in this clone, so there is no workspace build to compare; "
+            f"run 'registry datasets build {name}', or name two versions"
+        )
+    builder = root / layout.builder_file(name)
+    key = declared_key(builder.read_text(), builder.name) if builder.is_file() else None
+    info = root / layout.build_info_file(name)
+    return Side(
+        f"workspace build ({built['version']})",
+        root / layout.prepared_dir(name),
+        _json_object(info.read_bytes() if info.is_file() else None),
+        key,
+        name,
+    )
+
+
+def _json_object(data: bytes | None) -> dict[str, Any] | None:
+    """A JSON object's bytes as a dict (``None`` if absent or not one)."""
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -866,16 +948,22 @@ def release_dataset(
     push: bool = True,
     remote: str | None = None,
     allow_unshared_remote: bool = False,
+    allow_understated_bump: bool = False,
+    reason: str | None = None,
 ) -> Release:
     """Release the built version of dataset ``name``: push its bytes, then tag it.
 
     Refuses (nothing pushed, nothing tagged) unless: the work tree is committed, the built data
     is up to date with its builder and params (``dvc status`` of its stage is clean) and was
-    built at the builder's ``VERSION``, ``VERSION`` is greater than every release so far, and
-    ``RELEASE_NOTES`` has an entry for it. Then pushes the bytes to the DVC remote, creates the
-    annotated tag ``<name>@v<VERSION>``, and pushes the tag where a Git remote is configured.
-    The tag is made only after the bytes are in the DVC remote; if pushing the tag fails, the
-    local tag is removed again so that a second run completes the release (see
+    built at the builder's ``VERSION``, ``VERSION`` is greater than every release so far,
+    ``RELEASE_NOTES`` has an entry for it, and ``VERSION`` does not understate how the data
+    changed since the previous release (the highest one not yanked), by the diff of the two
+    builds (:mod:`registry.semver`: an example changed or removed, or a feature removed or
+    changed → MAJOR; only additions → MINOR; the same examples → PATCH). Then pushes the bytes
+    to the DVC remote, creates the annotated tag ``<name>@v<VERSION>``, and pushes the tag
+    where a Git remote is configured. The tag is made only after the bytes are in the DVC
+    remote; if pushing the tag fails, the local tag is removed again so that a second run
+    completes the release (see
     :func:`registry.release.release`, which every artifact kind's release goes through).
 
     Args:
@@ -885,12 +973,18 @@ def release_dataset(
         remote: The DVC remote to push the bytes to; default: the one the committed
             ``.dvc/config`` makes the default (the one loads by Git URL read).
         allow_unshared_remote: Allow ``remote`` to be another (a personal or local-only one).
+        allow_understated_bump: Release a version that understates the change anyway; the
+            override, ``reason`` and who made it are recorded in the tag's lineage record.
+        reason: Why (required with ``allow_understated_bump``).
 
     Returns:
         The new release.
 
     Raises:
         DirtyWorkTreeError: If the work tree has uncommitted changes.
+        UnderstatedBumpError: If ``VERSION`` is below the smallest version that says the change
+            (naming what changed and that version), and no override is given.
+        ReasonRequiredError: If ``allow_understated_bump`` is given without a ``reason``.
         VersionUnspecifiedError: If the builder has no ``VERSION``.
         VersionExistsError, VersionNotAboveLatestError, VersionOnCommitError: If ``VERSION`` was
             released, is not above the latest release, or a version was released from HEAD.
@@ -907,9 +1001,12 @@ def release_dataset(
 
     session = open_session(registry)
     name = _check_dataset(session, name, "release")
+    override = " ".join((reason or "").split()) or None
+    if allow_understated_bump and override is None:
+        raise ReasonRequiredError("dataset", name, override=True)
     return release(
         session,
-        _DatasetRelease(session, name),
+        _DatasetRelease(session, name, override if allow_understated_bump else None),
         push=push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
@@ -922,6 +1019,9 @@ class _DatasetRelease:
 
     session: Session
     name: str
+    override: str | None = None
+    # What the bump check found (``bump_check`` in the lineage record), set by ``check``.
+    checked: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:
@@ -961,10 +1061,12 @@ class _DatasetRelease:
         return version
 
     def check(self, index: TagIndex, version: Version) -> None:
-        """Release notes for ``version``; data built from the committed builder, at it."""
+        """Release notes for ``version``; data built from the committed builder, at it; a
+        version that does not understate the change since the previous release."""
         if str(version) not in self._builder[1]:
             raise MissingReleaseNotesError(self.name, version, layout.builder_file(self.name))
         _check_built(self.session.root, self.name, version)
+        self.checked.update(_check_bump(self.session, index, self.name, version, self.override))
 
     def tag_message(self, version: Version) -> str:
         """``Release NAME X.Y.Z``, the first line of its release notes, and the lineage record
@@ -990,8 +1092,59 @@ class _DatasetRelease:
         }
         if inputs is not None and inputs.missing:
             record["raw_missing"] = inputs.missing
+        if self.checked:
+            record["bump_check"] = dict(self.checked)
         head = f"Release {name} {version}\n\n{subject}".strip()
         return f"{head}\n\n{lineage_line(record)}"
+
+
+def _check_bump(
+    session: Session, index: TagIndex, name: str, version: Version, override: str | None
+) -> dict[str, Any]:
+    """Refuse a ``version`` that understates the change since the previous release (the
+    highest not yanked), by the diff of the workspace build with it.
+
+    When the previous release's bytes cannot be fetched (the DVC remote moved since, or they
+    are gone), the release is not blocked by an old version: it warns, and the record says the
+    check was skipped and why.
+
+    Returns:
+        What the lineage record keeps (``bump_check``): the previous version, the bump the
+        data needs, the smallest acceptable version, and an override with its reason and who
+        made it (or ``skipped``); empty for a first release.
+
+    Raises:
+        UnderstatedBumpError: If ``version`` understates the change and there is no override.
+        CredentialsError, CorruptArtifactError: If the previous release cannot be read.
+    """
+    import logging
+
+    from registry.build.compare import compare
+    from registry.semver import bump_reasons, check_bump
+
+    previous = index.latest(name)
+    if previous is None:
+        return {}
+    try:
+        before = released_side(session, previous)
+    except RemoteError as e:
+        logging.getLogger(__name__).warning(
+            "%s %s was not checked against %s: its data cannot be fetched (%s)", name, version,
+            previous.version, first_line(e),
+        )
+        return {"against": str(previous.version), "skipped": first_line(e)}
+    except (CredentialsError, CorruptArtifactError) as e:
+        # The refusal of a release says that nothing happened, whatever stopped it.
+        raise type(e)(
+            f"{e}. The release compares the new build with the previous release "
+            f"{previous.version}, fetched through the cache; nothing was pushed or tagged: "
+            "release again once fixed"
+        ) from e
+    diff = compare(before, workspace_side(session, name), name=name)
+    return check_bump(
+        "dataset", name, version, previous.version, bump_reasons(diff), override,
+        session.repo.tagger_email(),
+    )
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:

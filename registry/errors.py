@@ -28,6 +28,7 @@ __all__ = [
     "ConfirmationRequiredError",
     "CorruptArtifactError",
     "CredentialsError",
+    "DatasetMismatchError",
     "DirtyWorkTreeError",
     "DvcError",
     "GitError",
@@ -56,6 +57,7 @@ __all__ = [
     "SourceNotFoundError",
     "StaleDataError",
     "TagRaceError",
+    "UnderstatedBumpError",
     "UnsharedRemoteError",
     "UnsignedTagError",
     "UntrustedVersionError",
@@ -632,6 +634,76 @@ class AlreadyDeprecatedError(ReleaseError):
         )
 
 
+class UnderstatedBumpError(ReleaseError):
+    """A release whose version understates how its data changed since the previous release
+    (TFDS's meaning: an existing example changed or removed, or a feature removed or changed →
+    MAJOR; only additions → MINOR), or a model whose card's signature changed (exit 19).
+
+    Attributes:
+        name: The artifact.
+        version: The version asked for.
+        previous: The previous release it was compared with.
+        required: The bump the change calls for (``major``, ``minor``).
+        smallest: The smallest acceptable version.
+        reasons: What changed, one phrase each.
+    """
+
+    exit_code = 19
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        version: object,
+        previous: object,
+        required: str,
+        smallest: object,
+        reasons: Sequence[str],
+    ) -> None:
+        self.name = name
+        self.version = str(version)
+        self.previous = str(previous)
+        self.required = required
+        self.smallest = str(smallest)
+        self.reasons = list(reasons)
+        listed = "; ".join(self.reasons[:4]) + (
+            f"; and {len(self.reasons) - 4} more" if len(self.reasons) > 4 else ""
+        )
+        if kind == "dataset":
+            fix = (
+                f"set VERSION to {smallest} (or above) in its builder, with a RELEASE_NOTES "
+                f"entry, rebuild, commit, and release again ('registry datasets diff {name}' "
+                "shows the change)"
+            )
+        else:
+            fix = f"release it as {smallest} ('registry {kind}s release {name} --bump {required}')"
+        super().__init__(
+            f"cannot release {name!r} as {version}: since {previous}, {listed}, which needs a "
+            f"{required.upper()} bump, so the smallest acceptable version is {smallest}; {fix}; "
+            "or pass --allow-understated-bump --reason TEXT to record an override in the tag"
+        )
+
+
+class DatasetMismatchError(RegistryError, ValueError):
+    """A diff of two different datasets: a diff compares two builds of one dataset (exit 18).
+
+    Attributes:
+        before, after: The two datasets' names.
+    """
+
+    exit_code = 18
+
+    def __init__(self, before: str, after: str) -> None:
+        self.before = before
+        self.after = after
+        super().__init__(
+            f"cannot diff {before!r} with {after!r}: they are two different datasets, and a "
+            f"diff compares two versions or builds of one; e.g. 'registry datasets diff "
+            f"{before}:1.0.0 {before}:1.1.0', or one version with the workspace build: "
+            f"'registry datasets diff {before}:1.0.0'"
+        )
+
+
 class AlreadyYankedError(ReleaseError):
     """The version is yanked already (nothing to tag: GTO cannot deregister twice).
 
@@ -652,12 +724,20 @@ class AlreadyYankedError(ReleaseError):
 
 
 class ReasonRequiredError(RegistryError, ValueError):
-    """A yank without a reason: the reason is what everyone who pins the version is told."""
+    """A yank without a reason: the reason is what everyone who pins the version is told; or
+    an understated bump allowed (``--allow-understated-bump``) without saying why."""
 
     exit_code = 2
 
-    def __init__(self, kind: str, ref: str) -> None:
+    def __init__(self, kind: str, ref: str, *, override: bool = False) -> None:
         self.ref = ref
+        if override:
+            super().__init__(
+                f"releasing {ref} with --allow-understated-bump needs a reason, which its tag "
+                f"records for everyone to see: run 'registry {kind}s release {ref} "
+                "--allow-understated-bump --reason \"why the version may understate it\"'"
+            )
+            return
         super().__init__(
             f"yanking {ref} needs a reason, which everyone who loads it is shown: run "
             f"'registry {kind}s yank {ref} --reason \"what is wrong with it\"'"

@@ -38,7 +38,7 @@ from registry.errors import (
 )
 from registry.grammar import RegisterTag, Tag, parse_tag, tag_artifact
 from registry.models import released_card
-from registry.repo.records import LINEAGE_MARK, parse_lineage
+from registry.repo.records import LINEAGE_MARK, bump_override, parse_lineage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
 from registry.tracking import training_run_link
@@ -657,6 +657,9 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
         node.details["compute"] = record["compute"]
     if record.get("training") is not None:
         node.details["training"] = record["training"]
+    override = bump_override(record)
+    if override is not None:
+        node.details["understated_bump"] = override
 
 
 def _dataset_details(
@@ -669,6 +672,9 @@ def _dataset_details(
     node.details["builder_commit"] = record.get("commit") or release.commit
     node.details["params"] = record.get("params") or {}
     node.details["builder_files"] = record.get("builder") or {}
+    override = bump_override(record)
+    if override is not None:
+        node.details["understated_bump"] = override
     raw = record.get("raw")
     if raw == "generated":
         node.details["raw_inputs"] = _GENERATED

@@ -38,6 +38,7 @@ from registry.errors import (
     InvalidReferenceError,
     NameClashError,
     NotBuiltError,
+    ReasonRequiredError,
     SourceNotFoundError,
     StaleDataError,
     VersionNotFoundError,
@@ -600,12 +601,16 @@ def release_model(
     push: bool = True,
     remote: str | None = None,
     allow_unshared_remote: bool = False,
+    allow_understated_bump: bool = False,
+    reason: str | None = None,
 ) -> Release:
     """Release a model version: check its card and weights, push the bytes, then tag it.
 
     Refuses (nothing pushed, nothing tagged) unless the work tree is committed, the card is valid,
     every training dataset is a released dataset version, ``base_model`` (if any) is a released
-    model version, and the weights are tracked by DVC and up to date. The tag
+    model version, the weights are tracked by DVC and up to date, and the version is MAJOR
+    above the previous release when the card's input/output ``signature`` changed
+    (:mod:`registry.semver`). The tag
     ``<name>@vX.Y.Z`` is created only after the bytes are in the DVC remote; its message records
     the lineage (dataset versions, base model, commit, params, training run, weights hash). See
     :func:`registry.release.release`, which every artifact kind's release goes through.
@@ -620,9 +625,14 @@ def release_model(
         remote: The DVC remote to push the bytes to; default: the one the committed
             ``.dvc/config`` makes the default (the one loads by Git URL read).
         allow_unshared_remote: Allow ``remote`` to be another (a personal or local-only one).
+        allow_understated_bump: Release a version that understates a signature change anyway;
+            the override and ``reason`` are recorded in the tag's lineage record.
+        reason: Why (required with ``allow_understated_bump``).
 
     Raises:
         CardError: For an invalid card (which field, what is expected).
+        UnderstatedBumpError: If the card's signature changed and the version is not MAJOR.
+        ReasonRequiredError: If ``allow_understated_bump`` is given without a ``reason``.
         DirtyWorkTreeError: If the work tree has uncommitted changes.
         VersionUnspecifiedError: If the model has releases and neither ``version`` nor ``bump``
             is given, or both are.
@@ -647,9 +657,12 @@ def release_model(
         raise ArtifactNotFoundError(name, session.known_models(), kind="model")
     if name in session.known_datasets():
         raise NameClashError(name, layout.dataset_dir(name))
+    override = " ".join((reason or "").split()) or None
+    if allow_understated_bump and override is None:
+        raise ReasonRequiredError("model", name, override=True)
     return release(
         session,
-        _ModelRelease(session, name, version, bump),
+        _ModelRelease(session, name, version, bump, override if allow_understated_bump else None),
         push=push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
@@ -664,6 +677,9 @@ class _ModelRelease:
     name: str
     wanted: str | None
     bump: Bump | None
+    override: str | None = None
+    # What the signature check found (``bump_check`` in the lineage record), set by ``check``.
+    checked: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:
@@ -709,6 +725,16 @@ class _ModelRelease:
                 yanked = index.yank_reasons(ref.name).get(str(ref.version))
                 raise InvalidCardError(name, field_name, text, kind, released, where, yanked=yanked)
         _check_weights_current(self.session.root, name, self.weights)
+        previous = index.latest(name)
+        if previous is not None:
+            from registry.semver import check_bump, model_bump_reasons
+
+            before = released_card(self.session, previous)
+            reasons = model_bump_reasons(before.meta if before else {}, card.meta)
+            self.checked.update(check_bump(
+                "model", name, version, previous.version, reasons, self.override,
+                self.session.repo.tagger_email(),
+            ))
 
     def tag_message(self, version: Version) -> str:
         """``Release NAME X.Y.Z`` and the lineage, as one JSON line (:func:`read_lineage`)."""
@@ -730,6 +756,8 @@ class _ModelRelease:
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
+        if self.checked:
+            lineage["bump_check"] = dict(self.checked)
         return f"Release {self.name} {version}\n\n{lineage_line(lineage)}"
 
 

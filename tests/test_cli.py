@@ -50,6 +50,7 @@ def test_public_api_is_pinned() -> None:
         "dataset_info",
         "demote_model",
         "deprecate_model",
+        "diff_datasets",
         "get_lineage",
         "list_datasets",
         "list_models",

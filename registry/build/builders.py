@@ -14,7 +14,7 @@ import contextlib
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -161,7 +161,74 @@ def _reproducible_serialization() -> Iterator[None]:
         example_serializer.ExampleSerializer = original
 
 
-def download_and_prepare(builder: tfds.core.DatasetBuilder, download_config: Any) -> None:
-    """Run ``builder.download_and_prepare`` so that it writes reproducible bytes."""
-    with _reproducible_serialization():
+@contextlib.contextmanager
+def _statistics_tee(folder: str | None) -> Iterator[None]:
+    """Compute each split's statistics while TFDS writes it (see :mod:`registry.build.stats`),
+    into ``<folder>/<split>.json``; ``folder=None``: none.
+
+    TFDS hands every split's examples to ``SplitBuilder.submit_split_generation``, once the
+    builder's legacy or modern ``_split_generators`` is normalised: a Beam ``PTransform`` (applied
+    here as TFDS applies it), a ``PCollection``, or a plain generator. A Beam split gets a second
+    branch in the same pipeline, a ``CombineGlobally`` beside TFDS's writer; a generator is
+    accumulated in this process as TFDS consumes it. The statistics module is pickled by value,
+    like the builder, so Beam workers need no ``registry`` install.
+    """
+    if folder is None:
+        yield
+        return
+    from tensorflow_datasets.core import split_builder as split_builder_lib
+
+    from registry.build import stats as _stats
+
+    try:
+        from apache_beam.internal.cloudpickle import cloudpickle
+
+        cloudpickle.register_pickle_by_value(_stats)
+    except ImportError:  # pragma: no cover - Beam is a dependency; guard a broken install
+        pass
+    original = split_builder_lib.SplitBuilder.submit_split_generation
+
+    def submit(self: Any, split_name: str, generator: Any, *args: Any, **kwargs: Any) -> Any:
+        specs = _stats.feature_specs(self._features)
+        path = f"{folder}/{split_name}.json"
+        if isinstance(generator, Iterable):
+            statistics = _stats.SplitStatistics(specs)
+
+            def tee(examples: Iterable[Any]) -> Iterator[Any]:
+                for example in examples:
+                    statistics.add(example)
+                    yield example
+
+            # TFDS consumes a generator before this returns (it writes the split in-process).
+            future = original(self, split_name, tee(generator), *args, **kwargs)
+            _stats.write_split_statistics(statistics.to_dict(), path)
+            return future
+        import apache_beam as beam
+
+        if isinstance(generator, beam.PTransform):
+            generator = self.beam_pipeline | split_name >> generator
+        if isinstance(generator, beam.PCollection):
+            _ = generator | f"{split_name}_statistics" >> _stats.statistics_branch(specs, path)
+        return original(self, split_name, generator, *args, **kwargs)
+
+    split_builder_lib.SplitBuilder.submit_split_generation = submit
+    try:
+        yield
+    finally:
+        split_builder_lib.SplitBuilder.submit_split_generation = original
+
+
+def download_and_prepare(
+    builder: tfds.core.DatasetBuilder, download_config: Any, statistics_dir: str | None = None
+) -> None:
+    """Run ``builder.download_and_prepare`` so that it writes reproducible bytes.
+
+    Args:
+        builder: The dataset's builder.
+        download_config: TFDS's download config (the Beam runner and options).
+        statistics_dir: Where each split's statistics go (``<split>.json``, local or
+            ``gs://``; read them with :func:`registry.build.stats.read_statistics`); ``None``:
+            no statistics are computed.
+    """
+    with _reproducible_serialization(), _statistics_tee(statistics_dir):
         builder.download_and_prepare(download_config=download_config)

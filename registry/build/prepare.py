@@ -21,6 +21,7 @@ from registry import layout
 from registry.atomic import atomic_write_text, replace_dir
 from registry.build.beam import beam_download_config, pipeline_options
 from registry.build.builders import download_and_prepare, make_builder
+from registry.config import build_statistics
 from registry.errors import BuildError, ConfigError, RegistryError, first_line
 
 if TYPE_CHECKING:
@@ -84,15 +85,26 @@ def prepare_dataset(
     # Dataflow's workers cannot write to this machine: they build under temp_location, and the
     # result is downloaded here once the job is done.
     remote_dir = remote_build_dir(beam, name)
+    with_statistics = build_statistics()
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
+    # Each split's statistics, written by a branch of the build's own pipeline beside the
+    # data (never inside it: the prepared folder's hash must not change).
+    local_stats = workdir / "statistics"
     try:
         if remote_dir is None:
-            builder = _run_builder(root, name, params, str(workdir / "data"), download_config)
+            stats_dir = str(local_stats) if with_statistics else None
+            builder = _run_builder(
+                root, name, params, str(workdir / "data"), download_config, stats_dir
+            )
             built = Path(builder.data_dir)
         else:
-            builder = _run_builder(root, name, params, remote_dir, download_config)
+            stats_dir = f"{remote_dir}/statistics" if with_statistics else None
+            builder = _run_builder(root, name, params, remote_dir, download_config, stats_dir)
             built = _download_build(name, str(builder.data_dir), workdir / "data")
+            if stats_dir is not None:
+                _download_build(name, stats_dir, local_stats)
+        statistics = _statistics(stats_dir, local_stats, built, builder.info)
         # Downloads and Beam temp files stay behind: only the prepared folder is the output.
         replace_dir(built, output)
     finally:
@@ -100,11 +112,25 @@ def prepare_dataset(
     if remote_dir is not None:
         _delete_quietly(remote_dir)
     if output == root / layout.prepared_dir(name):
+        summary = build_summary(name, builder.info, statistics)
         atomic_write_text(
             root / layout.build_info_file(name),
-            json.dumps(build_summary(name, builder.info), indent=2, sort_keys=True) + "\n",
+            json.dumps(summary, indent=2, sort_keys=True) + "\n",
         )
     return output
+
+
+def _statistics(
+    stats_dir: str | None, local: Path, built: Path, info: Any
+) -> dict[str, Any] | None:
+    """The build's statistics as the pipeline wrote them in ``local``; read from the built data
+    for a split whose examples did not pass through TFDS's split builder; ``None`` when off."""
+    if stats_dir is None:
+        return None
+    from registry.build.stats import read_statistics, statistics_of_prepared
+
+    statistics = read_statistics(str(local), list(info.splits))
+    return statistics if statistics is not None else statistics_of_prepared(str(built))
 
 
 def _check_dataflow_ready(beam: Mapping[str, Any]) -> None:
@@ -116,12 +142,18 @@ def _check_dataflow_ready(beam: Mapping[str, Any]) -> None:
 
 
 def _run_builder(
-    root: Path, name: str, params: Mapping[str, Any], data_dir: str, download_config: Any
+    root: Path,
+    name: str,
+    params: Mapping[str, Any],
+    data_dir: str,
+    download_config: Any,
+    statistics_dir: str | None = None,
 ) -> tfds.core.DatasetBuilder:
-    """Build ``name`` into ``data_dir``; any failure but our own becomes one BuildError line."""
+    """Build ``name`` into ``data_dir`` (and its statistics into ``statistics_dir``); any
+    failure but our own becomes one BuildError line."""
     try:
         builder = make_builder(root, name, params, data_dir=data_dir)
-        download_and_prepare(builder, download_config)
+        download_and_prepare(builder, download_config, statistics_dir)
     except RegistryError:
         raise
     except Exception as e:
@@ -179,15 +211,20 @@ def _delete_quietly(url: str) -> None:
         logging.getLogger(__name__).warning("could not delete %s (%s); delete it by hand", url, e)
 
 
-def build_summary(name: str, info: Any) -> dict[str, Any]:
-    """Describe a built dataset for Git (``build_info.json``): version, splits, features.
+def build_summary(
+    name: str, info: Any, statistics: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Describe a built dataset for Git (``build_info.json``): version, splits, features, and
+    the per-feature statistics of each split when the build computed them.
 
     Committed beside the builder, it lets ``registry datasets info`` and ``list`` describe any
     released version without fetching its bytes, and shows what a rebuild changed in review.
+    Feature keys are those of ``info.features.get_tensor_info()``, nested ones as ``a/b``; a
+    ``ClassLabel`` lists its class ``names``. ``statistics`` is :mod:`registry.build.stats`'
+    ``{"schema": 1, "splits": {...}}``.
     """
     features = {}
-    for key, tensor in sorted(info.features.get_tensor_info().items()):
-        feature = info.features[key]
+    for key, feature, tensor in _flat_features(info.features):
         entry: dict[str, Any] = {
             "type": type(feature).__name__,
             "dtype": tensor.dtype.name,
@@ -195,8 +232,10 @@ def build_summary(name: str, info: Any) -> dict[str, Any]:
         }
         if hasattr(feature, "num_classes"):
             entry["num_classes"] = int(feature.num_classes)
+        if type(feature).__name__ == "ClassLabel":
+            entry["names"] = [str(n) for n in feature.names]
         features[key] = entry
-    return {
+    summary = {
         "name": name,
         "tfds_name": info.name,
         "version": str(info.version),
@@ -211,6 +250,30 @@ def build_summary(name: str, info: Any) -> dict[str, Any]:
         "features": features,
         "supervised_keys": list(info.supervised_keys) if info.supervised_keys else None,
     }
+    if statistics is not None:
+        summary["statistics"] = dict(statistics)
+    return summary
+
+
+def _flat_features(features: Any) -> list[tuple[str, Any, Any]]:
+    """``(key, feature, tensor info)`` of every leaf of ``get_tensor_info()``, nested keys as
+    ``a/b``, sorted."""
+    leaves: list[tuple[str, Any, Any]] = []
+
+    def walk(feature: Any, tensors: Any, prefix: str) -> None:
+        if not isinstance(tensors, dict):
+            leaves.append((prefix, feature, tensors))
+            return
+        inner = getattr(feature, "feature", feature)  # a Sequence of a dict: its dict
+        for key, tensor in tensors.items():
+            try:
+                child = inner[key]
+            except (KeyError, TypeError):
+                child = feature
+            walk(child, tensor, f"{prefix}/{key}" if prefix else key)
+
+    walk(features, features.get_tensor_info(), "")
+    return sorted(leaves, key=lambda leaf: leaf[0])
 
 
 def _describe_error(error: BaseException) -> str:

@@ -14,6 +14,13 @@ A version's reproductions (``registry datasets rebuild --record``, ``registry mo
 reproduced (one commit may carry several releases). Lines are only ever added; the notes of two
 clones merge by keeping every line once.
 
+Optional fields read here: ``bump_check`` (a dataset release checked against its previous
+release by :mod:`registry.semver`: ``against``, ``required``, ``smallest``, and ``override``
+``{"reason", "by", "changes"}`` when a version that understates the change was released with
+``--allow-understated-bump``; or ``against`` and ``skipped``, why the previous release could not
+be compared); :func:`bump_override` is its one reader. A record without it (an
+older release, or a first release) reads as no override.
+
 Example:
     >>> message = "Release m 1.0.0\\n\\n" + lineage_line({"kind": "model"})
     >>> parse_lineage(message)
@@ -28,6 +35,7 @@ from typing import Any
 __all__ = [
     "LINEAGE_MARK",
     "LINEAGE_SCHEMA",
+    "bump_override",
     "last_reproduced",
     "lineage_line",
     "parse_lineage",
@@ -139,3 +147,26 @@ def last_reproduced(note: str, tag: str) -> dict[str, Any] | None:
         "by": last.get("by", ""),
         "record": last,
     }
+
+
+def bump_override(record: dict[str, Any] | None) -> str | None:
+    """The override of the checked semver bump that a release record holds, as one sentence
+    (``None``: no override, or a record without ``bump_check``).
+
+    Example:
+        >>> check = {"against": "1.0.0", "required": "major", "smallest": "2.0.0",
+        ...          "override": {"reason": "typo fix", "by": "a@lab.test"}}
+        >>> print(bump_override({"bump_check": check}))  # doctest: +NORMALIZE_WHITESPACE
+        understates a MAJOR change since 1.0.0 (smallest 2.0.0); released by a@lab.test
+        anyway: typo fix
+    """
+    check = (record or {}).get("bump_check")
+    if not isinstance(check, dict) or not isinstance(check.get("override"), dict):
+        return None
+    override = check["override"]
+    by = f" by {override['by']}" if override.get("by") else ""
+    return (
+        f"understates a {str(check.get('required', '?')).upper()} change since "
+        f"{check.get('against', '?')} (smallest {check.get('smallest', '?')}); released{by} "
+        f"anyway: {override.get('reason', '')}"
+    )
