@@ -4,9 +4,9 @@ Makes a throwaway registry (Git + DVC, a local remote) with ``products/product_a
 ``--records`` records, builds and releases 1.0.0, then commits a change (a later version's
 params) so that 1.0.0 is old. Then, in one process, side by side and in turns: a plain build of
 1.0.0's builder and params into a temporary folder (``registry.build.prepare.prepare_dataset``,
-what ``registry datasets prepare`` runs), and ``rebuild_dataset("...:1.0.0")`` (worktree, raw
-inputs, the same build, hashing, comparison). Prints the best time of each and the ratio (goal
-at most 1.2).
+what ``registry datasets prepare`` runs), and ``rebuild_dataset("...:1.0.0")`` (a checkout of
+the tag's dataset folder, raw inputs, the same build, hashing, comparison). Prints the best
+time of each, the ratio (goal at most 1.2) and the machine's load while it ran.
 
     python benchmarks/bench_rebuild.py [--records 20000] [--repeat 2]
 """
@@ -86,6 +86,7 @@ def main() -> None:
 
         os.chdir(repo)
         plain, rebuild = float("inf"), float("inf")
+        loads = []
         equal = None
         for _ in range(args.repeat):
             out = base / "plain"
@@ -97,12 +98,15 @@ def main() -> None:
             result = rebuild_dataset(f"{NAME}:1.0.0", registry=repo)
             rebuild = min(rebuild, time.perf_counter() - start)
             equal = result.equal
+            loads.append(os.getloadavg()[0])
         report(
             f"rebuild --verify of {NAME} 1.0.0 ({args.records:,} records)",
             [
                 ("plain build (prepare_dataset)", f"{plain:.1f} s"),
                 ("rebuild --verify", f"{rebuild:.1f} s  (equal: {equal})"),
                 ("ratio", f"{rebuild / plain:.2f}x  (goal <= 1.2)"),
+                ("machine load", f"1-min average {min(loads):.1f}-{max(loads):.1f} on "
+                                 f"{os.cpu_count()} cores (others' work makes times noisy)"),
             ],
         )
     finally:

@@ -1517,9 +1517,10 @@ def datasets_rebuild(
     """Rebuild an old dataset version from its tag and check it against the release.
 
     \b
-    Checks the tagged commit out into a temporary git worktree, puts its raw
-    inputs there at their recorded hashes (from the cache or the DVC remote),
-    builds it with that commit's builder and params, and compares the DVC hash
+    Checks the tagged commit's dataset folder and pipeline files out into a
+    temporary folder (git archive), puts its raw inputs there at their recorded
+    hashes (from the cache or the DVC remote), builds it with that commit's
+    builder and params, and compares the DVC hash
     of the result with the released one. The released bytes are never touched.
     A yanked version is rebuilt with a warning; a purged one is refused (exit 16);
     a raw input gone from the remote is exit 17. Exit 0 when equal, 1 when not.

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from registry.config import who_may
 from registry.errors import (
@@ -308,7 +308,8 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
     The remote is checked first (credentials, bucket, write permission), so that a remote the
     release cannot write fails before anything is uploaded. Objects are content-addressed: a push
     that stops halfway leaves only whole objects that no tag refers to yet, and pushing again
-    uploads the rest.
+    uploads the rest. An output DVC would keep back (``push: false``, e.g. an import from a
+    version-aware source) is pushed too: every byte a release needs is in its remote.
 
     Args:
         root: The registry's work tree.
@@ -336,6 +337,7 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
         try:
             with Repo(str(root)) as repo:
                 repo.push(targets=targets, remote=remote)
+                _push_kept_back(repo, targets, remote)
         except Exception as e:  # DVC, gcsfs and a gone local remote raise their own classes
             # DVC reports each failed file in its log and raises one summary: look at both.
             for cause in [e, *failures]:
@@ -352,6 +354,36 @@ def push_outputs(root: Path, targets: list[str], remote: str | None, what: str) 
                 "'dvc remote list' and that the remote is reachable, then release again "
                 "(nothing was tagged)"
             ) from e
+
+
+def _push_kept_back(repo: Any, targets: list[str], remote: str | None) -> None:
+    """Push the objects of the targets' outputs that ``dvc push`` keeps back (``push: false``).
+
+    DVC writes ``push: false`` for ``dvc import-url`` from a version-aware source (a versioned
+    bucket), and then never pushes the import. A release's bytes must all be in its remote (a
+    raw input too: ``registry datasets rebuild`` reads it from there once the source moved on),
+    so they are transferred here, through DVC's own cloud API.
+
+    Raises:
+        RemoteError: If some object could not be pushed (DVC names it in its log).
+    """
+    # A target is a stage, a .dvc file or an output's path, as `dvc push` takes it.
+    kept_back = [
+        out
+        for target in targets
+        for info in repo.stage.collect_granular(target)
+        for out in info.stage.outs
+        if out.use_cache and not out.can_push and out.hash_info
+    ]
+    for out in kept_back:
+        for objects in out.get_used_objs().values():
+            result = repo.cloud.push(objects, remote=remote)
+            if result.failed:
+                raise RemoteError(
+                    f"pushing {out} (push: false in its .dvc file) to the DVC remote failed for "
+                    f"{len(result.failed)} object(s); check 'dvc remote list' and that the "
+                    "remote is reachable, then release again (nothing was tagged)"
+                )
 
 
 @contextlib.contextmanager

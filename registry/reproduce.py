@@ -1,12 +1,14 @@
 """Rebuilding an old dataset version, and reproducing a model version, from its tag.
 
 ``registry datasets rebuild REF`` and ``registry models reproduce REF``. Each checks the version's
-tagged commit out into a temporary ``git worktree``, puts its inputs there at their recorded
-hashes (a dataset's raw inputs; a model's training datasets and base model), runs that commit's
-builder or training code with that commit's params, and compares what comes out with what was
-released: the DVC hash of the prepared folder, or of the weights. Builds are byte-reproducible
-(:mod:`registry.build.reproducible`) and CPU training is bit-identical (``src/zoo/determinism.py``
-in this lab's code), so equality of the hash is the test. The released bytes are never touched.
+tagged commit out into a temporary folder (a dataset: only its folder and the pipeline files,
+``git archive``; a model: the whole tree, a ``git worktree``), puts its inputs there at their
+recorded hashes (a dataset's raw inputs; a model's training datasets and base model), runs that
+commit's builder or training code with that commit's params, and compares what comes out with
+what was released: the DVC hash of the prepared folder, or of the weights. Builds are
+byte-reproducible (:mod:`registry.build.reproducible`) and CPU training is bit-identical on one
+machine (``src/zoo/determinism.py`` in this lab's code), so equality of the hash is the
+test. The released bytes are never touched.
 
 ``record=True`` appends the outcome to the version's lineage as a Git note
 (:data:`registry.repo.git.NOTES_REF`, the format: :mod:`registry.repo.records`), pushed to the
@@ -169,11 +171,12 @@ def rebuild_dataset(
     """Rebuild a released dataset version from its tag and compare it with the release.
 
     Steps: resolve ``ref`` (a purged version is refused: its bytes are gone; a yanked one is
-    rebuilt with a warning: that is how one proves what was released); check the tagged commit
-    out into a temporary worktree; put its raw inputs there at the hashes ``dvc.lock`` records
-    at that commit (from the cache or the DVC remote); build it with that commit's builder and
-    params (``registry`` itself is the running one); hash the result (DVC 3) and compare it with
-    the released hash; with ``record``, append the outcome to the version's lineage note.
+    rebuilt with a warning: that is how one proves what was released); check the tagged commit's
+    dataset folder and pipeline files out into a temporary folder; put its raw inputs there at
+    the hashes ``dvc.lock`` records at that commit (from the cache or the DVC remote); build it
+    with that commit's builder and params (``registry`` itself is the running one); hash the
+    result (DVC 3) and compare it with the released hash; with ``record``, append the outcome
+    to the version's lineage note.
 
     Args:
         ref: A dataset reference (``name:1.0.0``, ``name@prod``, ...).
@@ -192,7 +195,7 @@ def rebuild_dataset(
         PurgedVersionError: If the version was purged.
         NotBuiltError: If ``dvc.lock`` at the tagged commit records no build of it.
         RawInputMissingError: If a raw input is neither cached nor in the DVC remote.
-        BuildError: If the build at the tagged commit fails (the worktree is removed; the log
+        BuildError: If the build at the tagged commit fails (the checkout is removed; the log
             names what failed).
         ConfigError: If ``output`` exists and is not empty.
 
@@ -210,7 +213,7 @@ def rebuild_dataset(
     released = released_data_hash(session, release)
     inputs = build_inputs(session, release.commit, name)
     unchecked = _lineage_gaps(session, release)
-    with _worktree(session, release) as tree:
+    with _checkout(session, release, name) as tree:
         if inputs is not None:
             unchecked += _check_builder_files(tree, inputs.builder)
             _materialise_raw(session, release, tree, inputs.raw, what)
@@ -316,14 +319,14 @@ def _output_folder(target: Path | None) -> Iterator[Path]:
 
 
 def _build(tree: Path, name: str, params: dict[str, Any] | None, out: Path, what: str) -> None:
-    """Run the worktree's builder of ``name`` into ``out`` (in this process, this ``registry``)."""
+    """Run the checkout's builder of ``name`` into ``out`` (in this process, this ``registry``)."""
     from registry.build.prepare import prepare_dataset
 
     try:
         prepare_dataset(tree, name, params=params, output=out)
     except BuildError as e:
         raise BuildError(
-            f"rebuilding {what} at its tagged commit failed: {e} (the temporary worktree was "
+            f"rebuilding {what} at its tagged commit failed: {e} (the temporary checkout was "
             "removed; 'git worktree add DIR TAG' and 'registry datasets prepare NAME' there "
             "reproduce it)"
         ) from e
@@ -347,7 +350,7 @@ def _check_builder_files(tree: Path, builder: dict[str, Any]) -> list[str]:
 def _materialise_raw(
     session: Session, release: Release, tree: Path, raw: list[dict[str, Any]], what: str
 ) -> None:
-    """Put each raw input into the worktree at its recorded hash, from the cache or the remote."""
+    """Put each raw input into the checkout at its recorded hash, from the cache or the remote."""
     for entry in raw:
         path, md5 = str(entry.get("path") or ""), entry.get("md5")
         if not path or not isinstance(md5, str):
@@ -578,6 +581,29 @@ def _lineage_gaps(session: Session, release: Release) -> list[str]:
         f"{release.tag}: {problem}; rebuilt from the commit's dvc.lock alone (its builder "
         "files, params and raw inputs are not cross-checked with a release record)"
     ]
+
+
+# What a dataset's build reads at its commit besides its folder (params, the pipeline's record).
+_PIPELINE_FILES = ("params.yaml", "dvc.yaml", "dvc.lock")
+
+
+@contextlib.contextmanager
+def _checkout(session: Session, release: Release, name: str) -> Iterator[Path]:
+    """The tagged commit's files a dataset build reads, in a temporary folder removed afterwards.
+
+    Only the dataset's folder (builder, card, dummy data, raw ``.dvc`` files) and the pipeline
+    files: the build is that commit's code and params, with no checkout of the rest of the
+    registry and no worktree registered in it.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="registry-rebuild-tree-"))
+    tree = parent / "tree"
+    try:
+        session.repo.export_paths(
+            release.commit, [layout.dataset_dir(name), *_PIPELINE_FILES], tree
+        )
+        yield tree
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @contextlib.contextmanager

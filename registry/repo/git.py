@@ -13,7 +13,7 @@ import hashlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -664,6 +664,36 @@ class GitRepo:
     def add_worktree(self, path: Path, commit: str) -> None:
         """Check ``commit`` out, detached, into the new folder ``path`` (``git worktree add``)."""
         self.git("worktree", "add", "--quiet", "--detach", str(path), commit)
+
+    def export_paths(self, commit: str, paths: Sequence[str], dest: Path) -> list[str]:
+        """Write the files under ``paths`` at ``commit`` into the new folder ``dest``.
+
+        A checkout of only what a caller needs (``git archive``, extracted with tarfile's
+        ``data`` filter: nothing lands outside ``dest``), registering no worktree in this
+        repository. Paths absent at ``commit`` are skipped.
+
+        Returns:
+            The paths written (those present at ``commit``).
+
+        Example:
+            >>> repo.export_paths("v1", ["datasets/a", "params.yaml"], tmp)  # doctest: +SKIP
+            ['datasets/a', 'params.yaml']
+        """
+        import tarfile
+
+        listed = self.git("ls-tree", "--name-only", "-z", commit, "--", *paths)
+        present = [p for p in listed.split("\0") if p]
+        dest.mkdir(parents=True)
+        if not present:
+            return []
+        archive = dest.parent / f".{dest.name}.tar"
+        try:
+            self.git("archive", "--format=tar", f"--output={archive}", commit, "--", *present)
+            with tarfile.open(archive) as tar:
+                tar.extractall(dest, filter="data")
+        finally:
+            archive.unlink(missing_ok=True)
+        return present
 
     def remove_worktree(self, path: Path) -> None:
         """Remove a worktree made by :meth:`add_worktree`, with its files."""
