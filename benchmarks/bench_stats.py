@@ -50,8 +50,9 @@ def build(records: int, root: Path, statistics: bool) -> float:
         env=env(REGISTRY_BUILD_STATISTICS="1" if statistics else "0"),
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode != 0:
+        sys.exit(f"the build failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -1566,6 +1567,9 @@ def _echo_rebuild(result: Any) -> None:
         for d in result.differences:
             size = "" if d.rebuilt_size is None else f"  {_size(d.rebuilt_size)}"
             click.echo(f"  {d.change:<8} {d.path}{size}")
+        if result.diff is not None:
+            click.echo("\nwhat differs in the data (registry datasets diff):")
+            click.echo(textwrap.indent(result.diff.to_text().rstrip("\n"), "  "))
     for gap in result.unchecked:
         click.echo(f"not checked: {gap}")
     if result.output is not None:

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import layout
 from registry.errors import BuildError, ConfigError, RawInputMissingError, RemoteError, first_line
@@ -53,6 +53,9 @@ from registry.repo.session import (
 )
 from registry.repo.tags import Release
 from registry.storage.hashes import dir_hash, dir_listing, hash_file
+
+if TYPE_CHECKING:
+    from registry.build.compare import DatasetDiff
 
 __all__ = [
     "FileDifference",
@@ -100,6 +103,9 @@ class Rebuild:
         unchecked: What could not be checked, and why (e.g. a tag without a lineage record).
         yanked: Why the version was yanked (``None``: it is not).
         recorded: Whether the outcome was recorded as a Git note.
+        diff: When it differs, what differs in the data: the release against the rebuild by
+            ``registry datasets diff``'s comparison (schema, splits, which examples,
+            statistics); ``None`` when equal, not compared, or not comparable.
     """
 
     name: str
@@ -114,11 +120,13 @@ class Rebuild:
     unchecked: list[str] = field(default_factory=list)
     yanked: str | None = None
     recorded: bool = False
+    diff: DatasetDiff | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
         data = asdict(self)
         data["output"] = str(self.output) if self.output else None
+        data["diff"] = self.diff.to_dict() if self.diff is not None else None
         return data
 
 
@@ -230,18 +238,54 @@ def rebuild_dataset(
             )
             if differences == [] and equal is False:
                 unchecked.append("the released listing could not be read to compare files")
+            diff = None if equal in (True, None) else _data_diff(session, release, out, unchecked)
     result = Rebuild(
         name, str(release.version), release.tag, release.commit, equal, released, rebuilt,
         target, differences, unchecked, release.yanked.reason if release.yanked else None,
+        diff=diff,
     )
     if record:
         _record(session, release, {
             "kind": "dataset", "equal": equal, "released": released, "rebuilt": rebuilt,
             "differences": [f"{d.change} {d.path}" for d in differences][:50],
+            "examples": _example_counts(diff),
             "unchecked": unchecked,
         })
         result = _replace(result, recorded=True)
     return result
+
+
+def _data_diff(
+    session: Session, release: Release, rebuilt: Path, unchecked: list[str]
+) -> DatasetDiff | None:
+    """The release against its rebuild, by ``registry datasets diff``'s comparison (the released
+    bytes fetched through the cache, as a load fetches them); ``None`` (and a line in
+    ``unchecked``) where the release cannot be read."""
+    from registry.build.compare import Side, compare
+    from registry.datasets import released_side
+    from registry.errors import RegistryError
+
+    try:
+        before = released_side(session, release)
+        after = Side(f"rebuild of {release.name} {release.version}", rebuilt, None, before.key,
+                     release.name)
+        return compare(before, after, show=5)
+    except RegistryError as e:
+        unchecked.append(f"the released data could not be compared example by example: "
+                         f"{first_line(e)}")
+        return None
+
+
+def _example_counts(diff: DatasetDiff | None) -> dict[str, int] | None:
+    """What a reproduction note keeps of a differing rebuild's data diff: example counts."""
+    if diff is None:
+        return None
+    return {
+        "added": sum(s.added for s in diff.splits),
+        "removed": sum(s.removed for s in diff.splits),
+        "changed": sum(s.changed for s in diff.splits),
+        "schema_changes": len(diff.features),
+    }
 
 
 def diff_rebuild(
@@ -253,10 +297,9 @@ def diff_rebuild(
 ) -> list[FileDifference]:
     """What differs between a released dataset folder and a rebuild of it, file by file.
 
-    The one hook for a richer report: where ``registry.diff.diff_datasets`` exists, a caller
-    may pass ``rebuilt`` to it as the second reference for schema, counts and examples. Here,
-    the released ``.dir`` listing (from the cache or the DVC remote, not the data) is compared
-    with the rebuild's.
+    The released ``.dir`` listing (from the cache or the DVC remote, not the data) is compared
+    with the rebuild's; what differs in the data itself (schema, counts, which examples) is
+    :attr:`Rebuild.diff`, by ``registry datasets diff``'s comparison.
 
     Args:
         session: The registry.

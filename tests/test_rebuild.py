@@ -133,6 +133,10 @@ def test_a_rebuild_that_differs_names_the_files_and_records_are_git_notes(
     assert changed and all(".tfrecord-" in path for path in changed), text
     assert (out / changed[0]).is_file()
     assert "recorded in the lineage of image_classification/digits@v2.0.0" in text
+    # What differs in the data, by the diff: no key, so relabelled images are removed + added.
+    data = text.split("what differs in the data (registry datasets diff):")[1]
+    assert "schema:\n    no changes" in data and "examples matched by content" in data
+    assert re.search(r"\+[1-9]\d* added\s+-[1-9]\d* removed", data), data
 
     # The note is on the tagged commit, pushed to origin, and info shows it.
     tag_commit = git(clone, "rev-parse", f"{DIGITS}@v2.0.0^{{commit}}").strip()
@@ -141,6 +145,8 @@ def test_a_rebuild_that_differs_names_the_files_and_records_are_git_notes(
     assert note["tag"] == f"{DIGITS}@v2.0.0" and note["equal"] is False
     assert note["by"] == "researcher@lab.test" and note["environment"]["tfds"]
     assert any(d.startswith("changed ") and ".tfrecord-" in d for d in note["differences"])
+    counts = note["examples"]
+    assert counts["added"] == counts["removed"] > 0 and counts["schema_changes"] == 0
     assert git(origin, "rev-parse", NOTES_REF).strip() == git(clone, "rev-parse", NOTES_REF).strip()
     info = _run("datasets", "info", f"{DIGITS}:2.0.0")
     assert f"last reproduced: {note['date'][:10]}, differs (researcher@lab.test)" in info
