@@ -820,7 +820,9 @@ def models_release(
     versions, or weights not up to date. The first release defaults to 1.0.0.
     A card whose input/output `signature` differs from the previous release's
     needs a MAJOR version (exit 19 otherwise; --allow-understated-bump
-    --reason TEXT releases it anyway, recorded in the tag).
+    --reason TEXT releases it anyway, recorded in the tag). A changed
+    architecture or framework, or a training dataset's new major version,
+    only suggests MAJOR: a warning, recorded in the tag.
     The tag message records the lineage (datasets, base model, commit, params).
     The Git remote's tags are fetched first; the bytes go to the DVC remote the
     committed .dvc/config names (see 'registry datasets release --help').

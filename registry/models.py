@@ -727,7 +727,12 @@ class _ModelRelease:
         _check_weights_current(self.session.root, name, self.weights)
         previous = index.latest(name)
         if previous is not None:
-            from registry.semver import check_bump, model_bump_reasons
+            from registry.semver import (
+                check_bump,
+                model_bump_reasons,
+                model_bump_suggestions,
+                smallest_version,
+            )
 
             before = released_card(self.session, previous)
             reasons = model_bump_reasons(before.meta if before else {}, card.meta)
@@ -735,6 +740,15 @@ class _ModelRelease:
                 "model", name, version, previous.version, reasons, self.override,
                 self.session.repo.tagger_email(),
             ))
+            suggested = model_bump_suggestions(before.meta if before else {}, card.meta)
+            major = smallest_version(previous.version, "major")
+            if suggested and version < major:
+                # Not clear-cut (the weights may serve the same signature): said and recorded.
+                logging.getLogger(__name__).warning(
+                    "%s %s: since %s, %s, which suggests a MAJOR version (%s); released as %s",
+                    name, version, previous.version, "; ".join(suggested), major, version,
+                )
+                self.checked["suggested"] = {"bump": "major", "changes": suggested}
 
     def tag_message(self, version: Version) -> str:
         """``Release NAME X.Y.Z`` and the lineage, as one JSON line (:func:`read_lineage`)."""

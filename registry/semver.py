@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from registry.errors import UnderstatedBumpError
-from registry.grammar import Version
+from registry.grammar import Version, VersionSpec, parse_reference
 
 if TYPE_CHECKING:
     from registry.build.compare import DatasetDiff
@@ -30,6 +30,7 @@ __all__ = [
     "bump_reasons",
     "check_bump",
     "model_bump_reasons",
+    "model_bump_suggestions",
     "required_bump",
     "required_model_bump",
     "smallest_version",
@@ -102,6 +103,44 @@ def model_bump_reasons(
     if old is not None and new is not None and old != new:
         major.append("the card's input/output signature changed")
     return {"major": major, "minor": [], "patch": []}
+
+
+def model_bump_suggestions(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What between two model cards suggests a MAJOR bump without refusing a smaller one: the
+    ``architecture`` or ``framework`` changed, or a training dataset moved to another major
+    version (the release warns and records it; see :func:`model_bump_reasons` for the refusal).
+
+    Example:
+        >>> model_bump_suggestions({"architecture": "cnn", "datasets": ["d:1.2.0"]},
+        ...                        {"architecture": "resnet", "datasets": ["d:2.0.0"]})
+        ["the card's architecture changed ('cnn' -> 'resnet')", 'training dataset d moved to a new major version (1.2.0 -> 2.0.0)']
+    """  # noqa: E501
+    found = []
+    for field in ("architecture", "framework"):
+        old, new = before.get(field), after.get(field)
+        if old is not None and new is not None and old != new:
+            found.append(f"the card's {field} changed ({old!r} -> {new!r})")
+    old_sets, new_sets = _dataset_versions(before), _dataset_versions(after)
+    for name in sorted(set(old_sets) & set(new_sets)):
+        old_v, new_v = old_sets[name], new_sets[name]
+        if old_v.major != new_v.major:
+            found.append(
+                f"training dataset {name} moved to a new major version ({old_v} -> {new_v})"
+            )
+    return found
+
+
+def _dataset_versions(card: Mapping[str, Any]) -> dict[str, VersionSpec]:
+    """A card's ``datasets`` as name -> version (unpinned or unreadable ones left out)."""
+    found = {}
+    for text in card.get("datasets") or []:
+        try:
+            ref = parse_reference(str(text))
+        except ValueError:  # the card's own check reports it
+            continue
+        if ref.version is not None:
+            found[ref.name] = ref.version
+    return found
 
 
 def required_model_bump(before: Mapping[str, Any], after: Mapping[str, Any]) -> Bump:

@@ -23,6 +23,7 @@ from registry.grammar import Version
 from registry.repo.records import bump_override, parse_lineage
 from registry.repo.session import open_session
 from registry.semver import (
+    model_bump_suggestions,
     bump_reasons,
     required_bump,
     required_model_bump,
@@ -65,6 +66,19 @@ def test_model_signature_change_needs_major() -> None:
     other = {"inputs": {"image": [28, 28, 1]}, "outputs": {"label": [10]}}
     assert required_model_bump({"signature": sig}, {"signature": other}) == "major"
     assert required_model_bump({}, {"signature": sig}) == "patch"  # nothing to compare with
+
+
+def test_architecture_framework_and_dataset_majors_only_suggest_major() -> None:
+    card = {"architecture": "small-cnn", "framework": "keras", "datasets": ["a/b:1.2.0", "c:1.0.0"]}
+    assert model_bump_suggestions(card, card) == []
+    assert model_bump_suggestions(card, {**card, "datasets": ["a/b:1.3.0", "c:1.0.0"]}) == []
+    moved = {"architecture": "resnet", "framework": "jax", "datasets": ["a/b:2.0.0", "d:1.0.0"]}
+    assert model_bump_suggestions(card, moved) == [
+        "the card's architecture changed ('small-cnn' -> 'resnet')",
+        "the card's framework changed ('keras' -> 'jax')",
+        "training dataset a/b moved to a new major version (1.2.0 -> 2.0.0)",
+    ]
+    assert required_model_bump(card, moved) == "patch"  # suggested, never refused
 
 
 @pytest.fixture
@@ -174,6 +188,29 @@ def test_a_model_whose_card_signature_changed_needs_a_major(
         "only the card was wrong"
     )
     assert "understated_bump: understates a MAJOR change since 1.0.0" in _run("lineage", "m:1.1.0")
+
+
+def test_a_model_whose_architecture_changed_is_released_with_a_warning_and_the_record(
+    released_registry: ReleasedRegistry, tmp_path: Path, chdir: Callable[[Path], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clone = released_registry.clone
+    chdir(clone)
+    _model(clone, tmp_path, "m")
+    registry.release_model("m")
+    registry.add_model("m", _weights(tmp_path, content=b"v2"), force=True)
+    _fill_card(clone, "m", architecture="resnet-8")
+    commit_all(clone, "A bigger network")
+    _run("models", "release", "m", "--bump", "minor")
+    assert (
+        "m 1.1.0: since 1.0.0, the card's architecture changed ('small-cnn' -> 'resnet-8'), which "
+        "suggests a MAJOR version (2.0.0); released as 1.1.0" in caplog.text
+    )
+    record, _ = parse_lineage(open_session(clone).repo.tag_message("m@v1.1.0"))
+    assert record is not None and record["bump_check"]["suggested"] == {
+        "bump": "major", "changes": ["the card's architecture changed ('small-cnn' -> 'resnet-8')"]
+    }
+    assert bump_override(record) is None  # a suggestion, not an override
 
 
 @pytest.mark.slow
