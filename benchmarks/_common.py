@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -52,6 +53,15 @@ def time_call(fn: Callable[[], object], repeat: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def shard_digest(folder: Path) -> str:
+    """One hash of every shard's bytes (builds are byte-for-byte reproducible)."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.tfrecord*")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def report(title: str, rows: Sequence[tuple[str, str]]) -> None:

@@ -12,14 +12,13 @@ per second of each and their ratio. It also checks that both builds wrote the sa
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import env, report
+from _common import env, report, shard_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "products/product_a/ad_clicks"
@@ -53,15 +52,6 @@ def build(records: int, workers: int, out: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def digest(folder: Path) -> str:
-    """One hash of every shard's bytes (builds are byte-for-byte reproducible)."""
-    h = hashlib.sha256()
-    for path in sorted(folder.glob("*.tfrecord*")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -69,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = build(args.records, 1, Path(tmp) / "one")
         two = build(args.records, 2, Path(tmp) / "two")
-        same = digest(Path(tmp) / "one") == digest(Path(tmp) / "two")
+        same = shard_digest(Path(tmp) / "one") == shard_digest(Path(tmp) / "two")
         examples = sum(
             s["shardLengths"] and sum(int(n) for n in s["shardLengths"])
             for s in json.loads((Path(tmp) / "two" / "dataset_info.json").read_text())["splits"]

@@ -14,7 +14,6 @@ first recorded statistics in build_info.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import env, report
+from _common import env, report, shard_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "products/product_a/ad_clicks"
@@ -56,15 +55,6 @@ def build(records: int, root: Path, statistics: bool) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def digest(folder: Path) -> str:
-    """One hash of every shard's bytes."""
-    h = hashlib.sha256()
-    for path in sorted(folder.glob("*.tfrecord*")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def scratch_registry(base: Path) -> Path:
     """A registry folder holding a copy of the ad_clicks dataset folder (no built data)."""
     source = ROOT / "datasets" / NAME
@@ -87,7 +77,7 @@ def main() -> None:
             off = min(off, build(args.records, without, statistics=False))
             on = min(on, build(args.records, with_stats, statistics=True))
         prepared = Path("datasets") / NAME / "prepared"
-        same = digest(with_stats / prepared) == digest(without / prepared)
+        same = shard_digest(with_stats / prepared) == shard_digest(without / prepared)
         info_on = json.loads((with_stats / "datasets" / NAME / "build_info.json").read_text())
         info_off = json.loads((without / "datasets" / NAME / "build_info.json").read_text())
     examples = sum(s["num_examples"] for s in info_on["splits"].values())

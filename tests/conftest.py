@@ -15,11 +15,14 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from tests.diff_fixtures import Shop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 E = TypeVar("E", bound=RegistryError)
@@ -230,6 +233,18 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
         return repo
 
     return factory
+
+
+def cli_ok(*args: str) -> str:
+    """Run ``registry ARGS`` in this process (Click's runner), check it exits 0, return its
+    output."""
+    from click.testing import CliRunner
+
+    from registry.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 @pytest.fixture
@@ -477,4 +492,17 @@ def released_registry(
     )
     commit_all(copy.clone, "Point at the copied remote")
     git(copy.clone, "push", "-q", "origin", "main")
+    return copy
+
+
+@pytest.fixture
+def shop(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, chdir: Callable[[Path], None]
+) -> Shop:
+    """A private copy of a clone with the keyed ``demo/shop`` 1.0.0 released
+    (``tests/diff_fixtures.py``; the template is built once per process); the working directory."""
+    from tests.diff_fixtures import copy_shop, shop_template
+
+    copy = copy_shop(shop_template(tmp_path_factory), tmp_path / "shop")
+    chdir(copy.repo)
     return copy

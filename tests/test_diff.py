@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import registry
 from registry.build.compare import DatasetDiff, SplitDiff, StatShift, _shift, declared_key
-from registry.cli import cli
 from registry.errors import (
     DatasetMismatchError,
     NotBuiltError,
@@ -25,27 +22,11 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.semver import required_bump
-from tests.conftest import cli_raises
-from tests.diff_fixtures import FOLDER, NAME, Shop, copy_shop, rebuild, shop_template
+from tests.conftest import cli_ok, cli_raises
+from tests.diff_fixtures import FOLDER, NAME, Shop, rebuild
 
 pytestmark = pytest.mark.slow
 V1 = f"{NAME}:1.0.0"
-
-
-@pytest.fixture
-def shop(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, chdir: Callable[[Path], None]
-) -> Shop:
-    """A private copy of the clone with demo/shop 1.0.0 released; the working directory."""
-    copy = copy_shop(shop_template(tmp_path_factory), tmp_path / "shop")
-    chdir(copy.repo)
-    return copy
-
-
-def _run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def _totals(diff: DatasetDiff) -> tuple[int, int, int]:
@@ -70,7 +51,7 @@ def test_same_build_is_no_changes(shop: Shop) -> None:
     assert diff.matched_by == "key" and diff.key == "KEY_FEATURE 'id'"
     assert {s.split: s.unchanged for s in diff.splits} == {"test": 2, "train": 7}
     assert [(s.before, s.after) for s in diff.splits if s.before != s.after] == []
-    text = _run("datasets", "diff", V1)
+    text = cli_ok("datasets", "diff", V1)
     assert "no changes: same schema, same examples in every split" in text
     assert f"{NAME}: {NAME} 1.0.0 -> workspace build (1.0.0)" in text
     # Both builds recorded their statistics in build_info.json: compared, nothing moved.
@@ -91,10 +72,10 @@ def test_edited_rows_are_counted_by_key_and_shown(shop: Shop) -> None:
     }
     assert shown[("removed", "r07")]["text"] == ["'Too expensive for what it does.'", None]
     assert shown[("added", "r99")]["label"] == [None, "1"]
-    text = _run("datasets", "diff", V1, "--show", "1")
+    text = cli_ok("datasets", "diff", V1, "--show", "1")
     assert text.count("\n  ~ ") + text.count("\n  - ") + text.count("\n  + ") == 1
     assert "matched by key (KEY_FEATURE 'id')" in text
-    data = json.loads(_run("datasets", "diff", V1, "--json"))
+    data = json.loads(cli_ok("datasets", "diff", V1, "--json"))
     assert sorted(data) == [
         "after", "before", "examples", "features", "identical", "key", "matched_by", "name",
         "notes", "splits", "statistics",
@@ -143,7 +124,7 @@ def test_class_names_and_features_changed(shop: Shop) -> None:
     assert changes == {"label": ("changed", ["classes"]), "text": ("removed", [])}
     # Every example lost its text: all changed, none added or removed.
     assert _totals(diff) == (0, 0, 9) and required_bump(diff) == "major"
-    text = _run("datasets", "diff", V1)
+    text = cli_ok("datasets", "diff", V1)
     assert "~ label  classes: ClassLabel int64 [] classes [negative, positive] -> ClassLabel " \
         "int64 [] classes [negative, positive, neutral]" in text
     assert "- text  Text string []" in text

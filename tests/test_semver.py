@@ -13,24 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import registry
 from registry.build.compare import DatasetDiff, FeatureChange, SplitDiff
-from registry.cli import cli
 from registry.errors import ReasonRequiredError, UnderstatedBumpError
 from registry.grammar import Version
 from registry.repo.records import bump_override, parse_lineage
 from registry.repo.session import open_session
 from registry.semver import (
-    model_bump_suggestions,
     bump_reasons,
+    model_bump_suggestions,
     required_bump,
     required_model_bump,
     smallest_version,
 )
-from tests.conftest import ReleasedRegistry, cli_raises, commit_all
-from tests.diff_fixtures import NAME, Shop, copy_shop, rebuild, shop_template
+from tests.conftest import ReleasedRegistry, cli_ok, cli_raises, commit_all
+from tests.diff_fixtures import NAME, Shop, rebuild
 from tests.test_models import _fill_card, _model, _weights
 
 COUNTS = {"num_examples": 5, "num_bytes": 50}
@@ -81,22 +79,6 @@ def test_architecture_framework_and_dataset_majors_only_suggest_major() -> None:
     assert required_model_bump(card, moved) == "patch"  # suggested, never refused
 
 
-@pytest.fixture
-def shop(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, chdir: Callable[[Path], None]
-) -> Shop:
-    """A private copy of the clone with demo/shop 1.0.0 released; the working directory."""
-    copy = copy_shop(shop_template(tmp_path_factory), tmp_path / "shop")
-    chdir(copy.repo)
-    return copy
-
-
-def _run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.mark.slow
 def test_a_changed_example_is_refused_as_a_patch_and_overridden_with_a_reason(shop: Shop) -> None:
     shop.write_rows(shop.rows().replace("Would buy again.", "Would not buy again."))
@@ -118,7 +100,7 @@ def test_a_changed_example_is_refused_as_a_patch_and_overridden_with_a_reason(sh
                       "--allow-understated-bump", cwd=shop.repo)
     assert "needs a reason, which its tag records" in str(err2)
 
-    out = _run("datasets", "release", NAME, "--allow-understated-bump",
+    out = cli_ok("datasets", "release", NAME, "--allow-understated-bump",
                "--reason", "a typo fix, no one trains on this text")
     assert f"released {NAME} 1.0.1" in out
     message = open_session(shop.repo).repo.tag_message(f"{NAME}@v1.0.1")
@@ -131,8 +113,8 @@ def test_a_changed_example_is_refused_as_a_patch_and_overridden_with_a_reason(sh
     override = bump_override(record)
     assert override is not None and override.startswith("understates a MAJOR change since 1.0.0")
     assert registry.dataset_info(f"{NAME}:1.0.1").understated_bump == override
-    assert f"VERSION OVERRIDE: {override}" in _run("datasets", "info", f"{NAME}:1.0.1")
-    assert f"understated_bump: {override}"[:60] in _run("lineage", f"{NAME}:1.0.1")
+    assert f"VERSION OVERRIDE: {override}" in cli_ok("datasets", "info", f"{NAME}:1.0.1")
+    assert f"understated_bump: {override}"[:60] in cli_ok("lineage", f"{NAME}:1.0.1")
 
 
 @pytest.mark.slow
@@ -181,13 +163,14 @@ def test_a_model_whose_card_signature_changed_needs_a_major(
         "which needs a MAJOR bump, so the smallest acceptable version is 2.0.0; release it as "
         "2.0.0 ('registry models release m --bump major')"
     )
-    _run("models", "release", "m", "--bump", "minor", "--allow-understated-bump",
+    cli_ok("models", "release", "m", "--bump", "minor", "--allow-understated-bump",
          "--reason", "only the card was wrong")
     record, _ = parse_lineage(open_session(clone).repo.tag_message("m@v1.1.0"))
     assert record is not None and record["bump_check"]["override"]["reason"] == (
         "only the card was wrong"
     )
-    assert "understated_bump: understates a MAJOR change since 1.0.0" in _run("lineage", "m:1.1.0")
+    lineage = cli_ok("lineage", "m:1.1.0")
+    assert "understated_bump: understates a MAJOR change since 1.0.0" in lineage
 
 
 def test_a_model_whose_architecture_changed_is_released_with_a_warning_and_the_record(
@@ -201,7 +184,7 @@ def test_a_model_whose_architecture_changed_is_released_with_a_warning_and_the_r
     registry.add_model("m", _weights(tmp_path, content=b"v2"), force=True)
     _fill_card(clone, "m", architecture="resnet-8")
     commit_all(clone, "A bigger network")
-    _run("models", "release", "m", "--bump", "minor")
+    cli_ok("models", "release", "m", "--bump", "minor")
     assert (
         "m 1.1.0: since 1.0.0, the card's architecture changed ('small-cnn' -> 'resnet-8'), which "
         "suggests a MAJOR version (2.0.0); released as 1.1.0" in caplog.text
