@@ -1526,7 +1526,10 @@ def datasets_rebuild(
     builder and params, and compares the DVC hash
     of the result with the released one. The released bytes are never touched.
     A yanked version is rebuilt with a warning; a purged one is refused (exit 16);
-    a raw input gone from the remote is exit 17. Exit 0 when equal, 1 when not.
+    a raw input gone from the remote is exit 17. Exit 0 when equal, 1 when not:
+    then the report names the files that differ and what differs in the data
+    (schema, counts, examples, statistics: 'registry datasets diff' of the
+    release and the rebuild).
 
     \b
     Examples:
