@@ -527,17 +527,22 @@ def datasets_release(
     (the override and its reason are recorded in the tag's lineage record).
     Python: registry.release_dataset(NAME)
     """
+    from registry import console
     from registry.datasets import release_dataset
 
-    release = release_dataset(
-        name,
-        registry=registry,
-        push=not no_push,
-        remote=remote,
-        allow_unshared_remote=allow_unshared_remote,
-        allow_understated_bump=allow_understated_bump,
-        reason=reason,
-    )
+    # One line while it runs (the check against the previous release reads both builds); the
+    # libraries' chatter (TensorFlow's start-up, DVC's push) goes to the step's log.
+    with console.step("release", name, root=registry) as line:
+        release = release_dataset(
+            name,
+            registry=registry,
+            push=not no_push,
+            remote=remote,
+            allow_unshared_remote=allow_unshared_remote,
+            allow_understated_bump=allow_understated_bump,
+            reason=reason,
+        )
+        line.done(str(release.version))
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 
 
@@ -578,9 +583,12 @@ def datasets_diff(
         registry datasets diff old/prepared new/prepared --json
     Python: registry.diff_datasets(REF_A, REF_B, show=N)
     """
+    from registry import console
     from registry.diff import diff_datasets
 
-    diff = diff_datasets(ref_a, ref_b, registry=registry, show=show)
+    with console.step("diff", ref_a, root=registry) as line:
+        diff = diff_datasets(ref_a, ref_b, registry=registry, show=show)
+        line.done("no changes" if diff.identical else "changed")
     if as_json:
         _print_json(diff.to_dict())
     else:

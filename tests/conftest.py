@@ -237,14 +237,14 @@ def make_registry(tmp_path: Path) -> Callable[..., Path]:
 
 def cli_ok(*args: str) -> str:
     """Run ``registry ARGS`` in this process (Click's runner), check it exits 0, return its
-    output."""
+    stdout (a step's progress line goes to stderr)."""
     from click.testing import CliRunner
 
     from registry.cli import cli
 
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from registry.build.prepare import prepare_dataset
+from registry.build.prepare import check_split_counts, prepare_dataset
 from registry.build.stats import SplitStatistics, statistics_of_prepared
-from registry.errors import ConfigError
+from registry.errors import BuildError, ConfigError
 from tests.conftest import ReleasedRegistry, commit_all
 
 pytestmark = pytest.mark.slow
@@ -425,4 +425,17 @@ def test_info_of_a_released_version_reads_its_tagged_statistics(
     assert train["num_examples"] == data["build"]["splits"]["train"]["num_examples"]
     assert train["features"]["image"]["shapes"] == {"8x8x1": train["num_examples"]}
     assert sum(train["features"]["label"]["classes"].values()) == train["num_examples"]
+
+
+def test_a_build_whose_shards_hold_other_counts_than_its_pipeline_is_refused() -> None:
+    stats = {"splits": {"train": {"num_examples": 1_000}, "test": {"num_examples": 200}}}
+    check_split_counts("a/b", stats, {"train": 1_000, "test": 200})
+    check_split_counts("a/b", None, {"train": 7})  # statistics off: nothing to compare
+    with pytest.raises(BuildError) as err:
+        check_split_counts("a/b", stats, {"train": 774, "test": 200})
+    assert str(err.value) == (
+        "building 'a/b' wrote other example counts than its pipeline produced (train: 774 "
+        "written, 1,000 produced; counted by the build's statistics): the build is discarded "
+        "and the previous prepared folder kept; build again, and report it if it happens again"
+    )
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_summary",
+    "check_split_counts",
     "prepare_dataset",
     "remote_build_dir",
 ]
@@ -105,6 +106,9 @@ def prepare_dataset(
             if stats_dir is not None:
                 _download_build(name, stats_dir, local_stats)
         statistics = _statistics(stats_dir, local_stats, built, builder.info)
+        check_split_counts(
+            name, statistics, {s: int(i.num_examples) for s, i in builder.info.splits.items()}
+        )
         # Downloads and Beam temp files stay behind: only the prepared folder is the output.
         replace_dir(built, output)
     finally:
@@ -131,6 +135,37 @@ def _statistics(
 
     statistics = read_statistics(str(local), list(info.splits))
     return statistics if statistics is not None else statistics_of_prepared(str(built))
+
+
+def check_split_counts(
+    name: str, statistics: Mapping[str, Any] | None, written: Mapping[str, int]
+) -> None:
+    """Refuse a build whose shards hold other example counts than its pipeline produced.
+
+    The statistics are a second consumer of each split's examples in the same pipeline (see
+    :mod:`registry.build.stats`), so their ``num_examples`` is an independent count of what
+    TFDS was handed; a shard writer that lost or duplicated examples would otherwise go
+    unnoticed until a release's rebuild. Nothing to check when statistics are off.
+
+    Raises:
+        BuildError: Naming each split whose counts differ (the previous prepared folder stays).
+
+    Example:
+        >>> stats = {"splits": {"train": {"num_examples": 10}}}
+        >>> check_split_counts("a/b", stats, {"train": 10})
+    """
+    splits = (statistics or {}).get("splits") or {}
+    wrong = [
+        f"{split}: {count:,} written, {int(splits[split].get('num_examples', -1)):,} produced"
+        for split, count in sorted(written.items())
+        if split in splits and int(splits[split].get("num_examples", -1)) != count
+    ]
+    if wrong:
+        raise BuildError(
+            f"building {name!r} wrote other example counts than its pipeline produced "
+            f"({'; '.join(wrong)}; counted by the build's statistics): the build is discarded and "
+            "the previous prepared folder kept; build again, and report it if it happens again"
+        )
 
 
 def _check_dataflow_ready(beam: Mapping[str, Any]) -> None:
