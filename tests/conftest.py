@@ -423,11 +423,38 @@ def released_registry_template(tmp_path_factory: pytest.TempPathFactory) -> Rele
     return build_released_registry(tmp_path_factory.mktemp("released-registry"))
 
 
+def registry_tree(dest: Path, keep: str | None = None) -> None:
+    """Make ``dest`` a registry work tree from this project's files, without the code
+    (``registry/``, ``src/``, ``models/``, tests ...), with dataset ``keep`` alone in the pipeline
+    (``None``: none) and the model stages dropped, building with in-process Beam."""
+    import yaml
+
+    from registry.build.dvcfiles import pipeline_datasets, remove_dataset
+
+    dest.mkdir()
+    for rel in _project_files():
+        top = rel.split("/", 1)[0]
+        if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models"):
+            continue
+        if top == "datasets" and (keep is None or not rel.startswith(f"datasets/{keep}/")):
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / rel, dest / rel)
+    (dest / "datasets").mkdir(exist_ok=True)
+    for other in pipeline_datasets(dest):
+        if other != keep:
+            remove_dataset(dest, other)
+    drop_model_stages(dest)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    # In-process Beam: the same pipeline, without starting worker processes (faster on 2 cores).
+    params["beam"]["direct_running_mode"] = "in_memory"
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def build_released_registry(base: Path) -> ReleasedRegistry:
     """Make, in the empty folder ``base``, a registry clone with a bare ``origin`` and a local DVC
     remote, and build and release digits 1.0.0 there through the real CLI, DVC and Beam (also
     used by ``benchmarks/reliability.py``)."""
-    import yaml
 
     env = hermetic_env(base / "home")
     clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
@@ -436,26 +463,8 @@ def build_released_registry(base: Path) -> ReleasedRegistry:
         done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
 
-    clone.mkdir()
     storage.mkdir()  # a release never creates its remote's folder
-    for rel in _project_files():
-        top = rel.split("/", 1)[0]
-        if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models"):
-            continue
-        if top == "datasets" and not rel.startswith("datasets/image_classification/digits/"):
-            continue
-        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / rel, clone / rel)
-    from registry.build.dvcfiles import pipeline_datasets, remove_dataset
-
-    for other in pipeline_datasets(clone):
-        if other != "image_classification/digits":
-            remove_dataset(clone, other)
-    drop_model_stages(clone)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    # In-process Beam: the same pipeline, without starting worker processes (faster on 2 cores).
-    params["beam"]["direct_running_mode"] = "in_memory"
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    registry_tree(clone, keep="image_classification/digits")
     run("git", "init", "-q", "-b", "main")
     run("dvc", "remote", "add", "--force", "--default", "storage", str(storage))
     run("git", "add", "-A")

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, _project_files, commit_all, drop_model_stages, hermetic_env
+from tests.conftest import commit_all, hermetic_env, registry_tree
 
 NAME = "demo/shop"
 FOLDER = f"datasets/{NAME}"
@@ -71,10 +71,6 @@ def _keyed(source: str) -> str:
 
 def build_shop_template(base: Path) -> Shop:
     """Make, in the empty folder ``base``, a clone with ``demo/shop`` built and released."""
-    import yaml
-
-    from registry.build.dvcfiles import pipeline_datasets, remove_dataset
-
     env = hermetic_env(base / "home")
     repo, storage = base / "clone", base / "storage"
 
@@ -82,21 +78,8 @@ def build_shop_template(base: Path) -> Shop:
         done = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
 
-    repo.mkdir()
     storage.mkdir()
-    for rel in _project_files():
-        top = rel.split("/", 1)[0]
-        if top in ("registry", "tests", "benchmarks", "docs", ".ci", "src", "models", "datasets"):
-            continue
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / rel, repo / rel)
-    (repo / "datasets").mkdir()
-    for other in pipeline_datasets(repo):
-        remove_dataset(repo, other)
-    drop_model_stages(repo)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["beam"]["direct_running_mode"] = "in_memory"
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    registry_tree(repo)
     run("git", "init", "-q", "-b", "main")
     run("dvc", "remote", "add", "--force", "--default", "storage", "../storage")
     run("registry", "datasets", "new", NAME)
