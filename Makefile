@@ -55,7 +55,7 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "installing into $(VENV)/ (a few minutes the first time; log: $(INSTALL_LOG))"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@{ $(PIP) --upgrade pip && $(PIP) -c constraints.txt -e . ; } > $(INSTALL_LOG) 2>&1 \
+	@{ $(PIP) --upgrade pip && $(PIP) -c constraints.txt -e '.[local-warehouse]' ; } > $(INSTALL_LOG) 2>&1 \
 		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
 	@touch $@
 

@@ -421,6 +421,109 @@ def datasets_raw(name: str, source: str, registry: str | None, to: str | None) -
     click.echo(f"next: git add -A && git commit, then `registry datasets build {name}`")
 
 
+@datasets.command("extract")
+@click.argument("name")
+@_registry_option
+@click.option("--refresh", is_flag=True,
+              help="Query the warehouse again, even if the recorded snapshot is up to date.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the query with its parameters filled in and BigQuery's estimate of "
+              "the bytes it scans; run nothing.")
+@click.option("--yes", "-y", is_flag=True,
+              help="Run a query whose estimate is over registry.max_query_gb.")
+@_json_option
+def datasets_extract(
+    name: str, registry: str | None, refresh: bool, dry_run: bool, yes: bool, as_json: bool
+) -> None:
+    """Snapshot a dataset's warehouse query into datasets/NAME/snapshot.
+
+    \b
+    The dataset's SQL lives beside its builder (query.sql, reviewed like
+    code) with named parameters (@start_date) set in params.yaml:
+      datasets:
+        products/product_b/search_sessions:
+          warehouse:
+            query: query.sql             # or  table: dataset.table
+            params: {start_date: 2026-10-01, end_date: 2026-10-31}
+            sample: warehouse_sample.json
+          raw_path: snapshot
+    The rows are written as Parquet shards (the same rows give the same
+    bytes, whatever order BigQuery returns them in), recorded in dvc.lock as
+    the output of the extract@NAME stage; build@NAME reads them, the release
+    records their hash, and a rebuild reads them from the DVC remote, never
+    from the warehouse.
+
+    \b
+    The query runs when the stage is out of date (the SQL, its parameters or
+    the warehouse changed) or with --refresh (the tables changed); otherwise
+    the recorded snapshot stays. A query whose dry run is over
+    registry.max_query_gb (default 100) runs only with --yes.
+    Where: warehouse.project (and location) in params.yaml, with Application
+    Default Credentials (`gcloud auth application-default login`); empty, a
+    local BigQuery emulator loaded with the dataset's sample (no account).
+        registry datasets extract products/product_b/search_sessions --dry-run
+        registry datasets extract products/product_b/search_sessions --refresh
+    Commit dvc.lock afterwards, then `registry datasets build NAME`.
+    Python: registry.datasets.extract_dataset(NAME, refresh=True),
+    registry.datasets.extract_plan(NAME)
+    """
+    from registry import console
+
+    if dry_run:
+        from registry.datasets import extract_plan
+
+        with console.step("dry run", name, root=registry) as line:
+            plan = extract_plan(name, registry=registry)
+            line.done(_size(plan.estimate))
+        _print_plan(plan, as_json)
+        return
+    from registry.datasets import extract_dataset
+
+    with console.step("extract", name, root=registry) as line:
+        outcome = extract_dataset(name, refresh=refresh, yes=yes, registry=registry)
+        done = outcome.extracted
+        line.done(f"{done.info.rows:,} rows" if done else "up to date")
+    if as_json:
+        _print_json({
+            "name": outcome.name, "ran": outcome.ran, "note": outcome.note,
+            "snapshot": done.snapshot if done else None,
+            "rows": done.info.rows if done else None,
+            "files": list(done.info.files) if done else None,
+            "bytes": done.info.bytes if done else None,
+            "job_id": done.job_id if done else None,
+        })
+        return
+    if done is None:
+        click.echo(f"{name}: {outcome.note} (--refresh queries the warehouse again)")
+        return
+    click.echo(
+        f"{name}: {done.info.rows:,} rows in {len(done.info.files)} file(s), "
+        f"{_size(done.info.bytes)}, from {done.plan.warehouse} -> {done.snapshot}"
+    )
+    click.echo(f"next: git add dvc.lock && git commit, then `registry datasets build {name}`")
+
+
+def _print_plan(plan: Any, as_json: bool) -> None:
+    """The query as it would run, where, and its estimate (``extract --dry-run``)."""
+    query = plan.query
+    limit = f"{plan.limit_gb:g} GB (registry.max_query_gb)"
+    if as_json:
+        _print_json({
+            "name": plan.source.name, "query": query.where, "sql": plan.sql,
+            "table": query.table,
+            "parameters": {k: str(v) for k, v in (query.parameters or {}).items()},
+            "warehouse": plan.warehouse, "estimate_bytes": plan.estimate,
+            "max_query_gb": plan.limit_gb, "needs_yes": plan.over_limit,
+        })
+        return
+    click.echo(f"-- {query.where}, its parameters filled in")
+    click.echo((plan.sql or f"SELECT * FROM `{query.table}`").rstrip())
+    click.echo(f"-- runs in: {plan.warehouse}")
+    over = "over the limit: it runs only with --yes" if plan.over_limit else "under the limit"
+    click.echo(f"-- would scan: {_size(plan.estimate)} (BigQuery's dry-run estimate), {over} "
+               f"of {limit}")
+
+
 @datasets.command("prepare")
 @click.argument("name")
 @_registry_option

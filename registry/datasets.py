@@ -28,6 +28,7 @@ from registry.errors import (
     ConfigError,
     CorruptArtifactError,
     CredentialsError,
+    DvcError,
     MissingReleaseNotesError,
     NotBuiltError,
     ReasonRequiredError,
@@ -58,6 +59,7 @@ from registry.repo.tags import Release, TagIndex
 
 if TYPE_CHECKING:
     from registry.build.compare import Side
+    from registry.build.extract import Extracted, ExtractPlan
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -66,11 +68,14 @@ __all__ = [
     "DatasetInfo",
     "DatasetSummary",
     "DatasetVersion",
+    "ExtractOutcome",
     "Source",
     "add_raw_input",
     "build_dataset",
     "build_inputs",
     "dataset_info",
+    "extract_dataset",
+    "extract_plan",
     "list_datasets",
     "load_dataset",
     "locate_dataset",
@@ -838,6 +843,153 @@ def prepare_dataset(name: str, *, registry: str | os.PathLike[str] | None = None
     session = open_session(registry)
     name = _check_dataset(session, name)
     return prepare(session.root, name)
+
+
+@dataclass(frozen=True)
+class ExtractOutcome:
+    """What :func:`extract_dataset` did.
+
+    Attributes:
+        name: The dataset.
+        ran: Whether the query ran (``False``: the recorded snapshot was up to date, or was
+            fetched from the DVC remote).
+        extracted: What the query wrote (``None`` when it did not run).
+        note: What happened, in words.
+    """
+
+    name: str
+    ran: bool
+    extracted: Extracted | None
+    note: str
+
+
+def extract_plan(name: str, *, registry: str | os.PathLike[str] | None = None) -> ExtractPlan:
+    """Dataset ``name``'s query with its parameters filled in, where it runs, and BigQuery's
+    dry-run estimate of the bytes it scans (``registry datasets extract NAME --dry-run``).
+
+    Raises:
+        ArtifactNotFoundError: If there is no such dataset.
+        ConfigError: If it reads no warehouse, or its section or a parameter is wrong.
+        TableNotFoundError, BadQueryError, WarehousePermissionError, WarehouseUnreachableError,
+            CredentialsError: As BigQuery answers.
+    """
+    from registry.build.extract import plan_extract
+
+    session = open_session(registry)
+    return plan_extract(session.root, _check_dataset(session, name, "extract"))
+
+
+def extract_dataset(
+    name: str,
+    *,
+    refresh: bool = False,
+    yes: bool = False,
+    registry: str | os.PathLike[str] | None = None,
+) -> ExtractOutcome:
+    """Snapshot dataset ``name``'s warehouse query into ``datasets/NAME/snapshot`` and record
+    it in ``dvc.lock`` (the ``extract@NAME`` stage).
+
+    The query runs when its stage is out of date (``query.sql``, its parameters or the
+    warehouse changed, or it never ran) or with ``refresh`` (the tables changed: the point of a
+    refresh). Otherwise the recorded snapshot stays, fetched from the DVC remote if it is not
+    in the work tree. Run by ``dvc repro`` as the stage's command, it always queries, and DVC
+    records the result.
+
+    Args:
+        name: A dataset with a ``warehouse`` section in ``params.yaml``.
+        refresh: Query again even if the recorded snapshot is up to date.
+        yes: Run a query whose dry run is over ``registry.max_query_gb``.
+        registry: A registry clone; default from the configuration.
+
+    Returns:
+        What happened.
+
+    Raises:
+        ScanLimitError: If the query is over the limit and ``yes`` is false (nothing ran).
+        ArtifactNotFoundError, ConfigError, TableNotFoundError, BadQueryError,
+            WarehousePermissionError, WarehouseUnreachableError, CredentialsError: As
+            :func:`extract_plan`.
+        DvcError: If recording the snapshot in dvc.lock fails.
+
+    Example:
+        >>> extract_dataset("products/product_b/search_sessions", refresh=True).extracted.info
+        ... # doctest: +SKIP
+        SnapshotInfo(rows=1203, files=('part-00000-of-00001.parquet',), bytes=48211)
+    """
+    from registry.build.dvcfiles import pipeline_extracts
+    from registry.build.extract import extract, in_extract_stage
+
+    session = open_session(registry)
+    name = _check_dataset(session, name, "extract")
+    root = session.root
+    if in_extract_stage(name):
+        return ExtractOutcome(name, True, extract(root, name, yes=yes), "queried")
+    stage = layout.extract_stage(name)
+    if name not in pipeline_extracts(root):
+        raise ConfigError(
+            f"dvc.yaml has no stage {stage}: add {name} to the foreach of its extract stage "
+            "(query: query.sql, sample: warehouse_sample.json), so that the snapshot is "
+            "tracked and build@NAME depends on it"
+        )
+    if not refresh:
+        state = _stage_state(root, stage)
+        if state == "up to date":
+            return ExtractOutcome(name, False, None, "the recorded snapshot is up to date")
+        if state == "not here" and _fetch_outputs(root, stage):
+            return ExtractOutcome(name, False, None, "the recorded snapshot was fetched from "
+                                  "the DVC remote")
+    extracted = extract(root, name, yes=yes)
+    _dvc_commit(root, stage)
+    return ExtractOutcome(name, True, extracted, "queried")
+
+
+def _stage_state(root: Path, stage: str) -> str:
+    """``up to date``, ``not here`` (recorded, but its outputs are missing) or ``changed``."""
+    from dvc.repo import Repo
+
+    from registry.cloud.credentials import metadata_probe_off
+
+    with metadata_probe_off(), Repo(str(root)) as repo:
+        status = repo.status(targets=[stage])
+    changes = status.get(stage) or []
+    if not changes:
+        return "up to date"
+    outs_only = all(
+        isinstance(change, dict) and set(change) == {"changed outs"}
+        and set(change["changed outs"].values()) <= {"deleted", "not in cache"}
+        for change in changes
+    )
+    return "not here" if outs_only else "changed"
+
+
+def _fetch_outputs(root: Path, stage: str) -> bool:
+    """``dvc pull STAGE``: whether the recorded outputs could be put back."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from registry.cloud.credentials import metadata_probe_off
+
+    try:
+        with metadata_probe_off(), Repo(str(root)) as repo:
+            repo.pull(targets=[stage])
+    except DvcException:
+        return False
+    return True
+
+
+def _dvc_commit(root: Path, stage: str) -> None:
+    """``dvc commit -f STAGE``: record the stage's current outputs (and inputs) in dvc.lock."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.commit(stage, force=True)
+    except DvcException as e:
+        raise DvcError(
+            f"'dvc commit -f {stage}' failed: {first_line(e)}; the snapshot was written, run "
+            "that command once fixed"
+        ) from e
 
 
 def pipeline_options(

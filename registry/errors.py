@@ -21,6 +21,7 @@ __all__ = [
     "AlreadyYankedError",
     "ArtifactExistsError",
     "ArtifactNotFoundError",
+    "BadQueryError",
     "BadSignatureError",
     "BuildError",
     "CardError",
@@ -53,9 +54,11 @@ __all__ = [
     "RelativeRemoteError",
     "ReleaseError",
     "RemoteError",
+    "ScanLimitError",
     "SignerNotAllowedError",
     "SourceNotFoundError",
     "StaleDataError",
+    "TableNotFoundError",
     "TagRaceError",
     "UnderstatedBumpError",
     "UnsharedRemoteError",
@@ -66,6 +69,8 @@ __all__ = [
     "VersionNotFoundError",
     "VersionOnCommitError",
     "VersionUnspecifiedError",
+    "WarehousePermissionError",
+    "WarehouseUnreachableError",
     "WrongKindError",
     "YankedVersionError",
     "first_line",
@@ -1129,3 +1134,68 @@ def kind_mismatch(name: str, actual: str, wanted: str) -> str:
     """The one wording of a dataset taken for a model or the reverse, for every message that
     says it: ``'digits-cnn' is a model, not a dataset``."""
     return f"{name!r} is a {actual}, not a {wanted}"
+
+
+# -- the warehouse (a dataset's extract stage) --------------------------------------------------
+
+
+class TableNotFoundError(RegistryError, LookupError):
+    """A table, dataset or project that a dataset's query names does not exist in the warehouse.
+
+    Args:
+        message: BigQuery's message (it names the table).
+        where: The query, e.g. ``datasets/products/product_b/search_sessions/query.sql``.
+        project: The project the query ran in.
+    """
+
+    exit_code = 20
+
+    def __init__(self, message: str, where: str, project: str) -> None:
+        self.where = where
+        super().__init__(
+            f"{where}: {message} (the query ran in project {project!r}; a table written "
+            "dataset.table is looked up there: write project.dataset.table for another "
+            "project's, or set warehouse.project in params.yaml)"
+        )
+
+
+class BadQueryError(RegistryError, ValueError):
+    """BigQuery refused a dataset's SQL: its message, with the line of the query file."""
+
+    exit_code = 21
+
+
+class WarehousePermissionError(RegistryError, PermissionError):
+    """BigQuery refused to run a query or read a table for these credentials (403): the message
+    names the roles to ask for."""
+
+    exit_code = 22
+
+
+class ScanLimitError(RegistryError, PermissionError):
+    """A query would scan more than ``registry.max_query_gb`` allows, and was not confirmed.
+
+    Args:
+        name: The dataset.
+        estimate: The dry run's estimate, in bytes.
+        limit_gb: The limit, in GB (10**9 bytes).
+    """
+
+    exit_code = 23
+
+    def __init__(self, name: str, estimate: int, limit_gb: float) -> None:
+        self.estimate = estimate
+        self.limit_gb = limit_gb
+        super().__init__(
+            f"the query of {name!r} would scan {estimate / 1e9:,.2f} GB, over the limit of "
+            f"{limit_gb:g} GB (registry.max_query_gb in params.yaml); nothing ran. Check it "
+            f"with 'registry datasets extract {name} --dry-run', then run it with --yes (or "
+            "raise the limit)"
+        )
+
+
+class WarehouseUnreachableError(RegistryError, ConnectionError):
+    """The warehouse (BigQuery, or the local emulator) could not be reached or could not run
+    the query now."""
+
+    exit_code = 7

@@ -14,20 +14,24 @@ from pathlib import Path
 __all__ = [
     "BUILDER_SUFFIX",
     "DATASETS_DIR",
+    "EXTRACT_STAGE",
     "MODELS_DIR",
     "PREPARED_DIR",
     "SCRATCH_DIR",
+    "SNAPSHOT_DIR",
     "build_info_file",
     "build_stage",
     "builder_file",
     "card_file",
     "dataset_dir",
     "dataset_names_in",
+    "extract_stage",
     "link_outside",
     "model_dir",
     "model_names_in",
     "prepared_dir",
     "scratch_dir",
+    "snapshot_dir",
 ]
 
 DATASETS_DIR = "datasets"
@@ -35,6 +39,9 @@ MODELS_DIR = "models"
 BUILDER_SUFFIX = "_dataset_builder.py"
 PREPARED_DIR = "prepared"
 BUILD_STAGE = "build"
+# The stage that runs a warehouse dataset's query into its snapshot (a raw input of its build).
+EXTRACT_STAGE = "extract"
+SNAPSHOT_DIR = "snapshot"
 # This machine's own files in a clone (Dataflow worker packages, logs): never committed.
 SCRATCH_DIR = ".registry"
 # The SSH keys allowed to sign tags (``ssh-keygen``'s allowed signers format), committed; read
@@ -66,6 +73,16 @@ def build_info_file(name: str) -> str:
 def build_stage(name: str) -> str:
     """The ``dvc.yaml`` stage that builds the dataset (a ``foreach`` entry of ``build``)."""
     return f"{BUILD_STAGE}@{name}"
+
+
+def extract_stage(name: str) -> str:
+    """The ``dvc.yaml`` stage that snapshots a warehouse dataset's query (``extract``)."""
+    return f"{EXTRACT_STAGE}@{name}"
+
+
+def snapshot_dir(name: str) -> str:
+    """A warehouse dataset's snapshot (Parquet shards, a DVC output), relative to the root."""
+    return f"{dataset_dir(name)}/{SNAPSHOT_DIR}"
 
 
 def model_dir(name: str) -> str:

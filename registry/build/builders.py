@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from registry import layout
+from registry.build.dvcfiles import builder_params
 from registry.errors import BuildError, NotBuiltError, first_line
 
 if TYPE_CHECKING:
@@ -110,7 +111,11 @@ def load_builder_class(root: Path, name: str) -> type[tfds.core.GeneratorBasedBu
 def make_builder(
     root: Path, name: str, params: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> tfds.core.GeneratorBasedBuilder:
-    """Instantiate dataset ``name``'s builder with its ``params`` (and TFDS keyword arguments)."""
+    """Instantiate dataset ``name``'s builder with its ``params`` (and TFDS keyword arguments).
+
+    The extract stage's ``warehouse`` knobs are not the builder's: they are left out.
+    """
+    params = builder_params(dict(params or {}))
     cls = load_builder_class(root, name)
     # Ask the signature rather than catching TypeError, which the builder's own code may raise.
     if _accepts_params(cls):

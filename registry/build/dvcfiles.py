@@ -24,11 +24,14 @@ from registry.config import read_params
 from registry.errors import ConfigError, RawInputError
 
 __all__ = [
+    "WAREHOUSE_KEY",
     "add_dataset",
+    "builder_params",
     "check_raw_path",
     "dataset_params",
     "declared_datasets",
     "pipeline_datasets",
+    "pipeline_extracts",
     "remove_dataset",
     "set_artifact",
     "set_raw_input",
@@ -36,6 +39,18 @@ __all__ = [
 
 # The build stage's dependency on a dataset's raw input (the item's ``raw``, from its folder).
 RAW_DEP = "datasets/${key}/${item.raw}"
+
+# A dataset's knobs for its extract stage (``datasets.<name>.warehouse``: query or table, the
+# query's parameters, the embedded default's sample), not its builder's: see
+# :mod:`registry.build.extract`.
+WAREHOUSE_KEY = "warehouse"
+
+EXTRACT_STAGE_TEMPLATE: dict[str, Any] = {
+    "cmd": "registry datasets extract ${key}",
+    "deps": ["datasets/${key}/${item.query}", "datasets/${key}/${item.sample}"],
+    "params": ["datasets.${key}.warehouse", "warehouse"],
+    "outs": ["datasets/${key}/snapshot"],
+}
 
 BUILD_STAGE_TEMPLATE: dict[str, Any] = {
     "cmd": "registry datasets prepare ${key}",
@@ -85,6 +100,18 @@ def dataset_params(root: Path, name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"datasets.{name} in params.yaml must be a mapping, not {value!r}")
     return dict(value)
+
+
+def builder_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's knobs as its builder takes them: without the extract stage's ``warehouse``."""
+    return {k: v for k, v in params.items() if k != WAREHOUSE_KEY}
+
+
+def pipeline_extracts(root: Path) -> list[str]:
+    """Names of the datasets that ``dvc.yaml``'s ``extract`` stage snapshots from the warehouse."""
+    data = _load(root / "dvc.yaml") or {}
+    stage = (data.get("stages") or {}).get(layout.EXTRACT_STAGE) or {}
+    return sorted((stage.get("foreach") or {}).keys())
 
 
 def pipeline_datasets(root: Path) -> list[str]:
@@ -145,8 +172,10 @@ def set_artifact(
 
 
 def remove_dataset(root: Path, name: str) -> None:
-    """Take dataset ``name`` out of ``dvc.yaml`` and ``params.yaml`` (its folder stays)."""
+    """Take dataset ``name`` out of ``dvc.yaml`` (its build and extract stages) and
+    ``params.yaml`` (its folder stays); an extract stage left with no dataset goes too."""
     for filename, keys in (("dvc.yaml", ("stages", layout.BUILD_STAGE, "foreach")),
+                           ("dvc.yaml", ("stages", layout.EXTRACT_STAGE, "foreach")),
                            ("params.yaml", ("datasets",))):
         path = root / filename
         data = _load(path)
@@ -155,6 +184,8 @@ def remove_dataset(root: Path, name: str) -> None:
             node = (node or {}).get(key)
         if node is not None and name in node:
             del node[name]
+            if not node and keys[1:2] == (layout.EXTRACT_STAGE,):
+                del data["stages"][layout.EXTRACT_STAGE]
             _dump(path, data)
 
 
