@@ -41,7 +41,8 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 13 version not signed as required, 14 no space left for the cache,
 15 version yanked: loaded strictly or promoted, 16 version purged,
 17 a rebuild's input is gone from the remote, 18 diff of two different datasets,
-19 version understates the change.
+19 version understates the change, 20 warehouse table not found, 21 SQL refused
+by BigQuery, 22 warehouse permission refused, 23 query over the scan limit.
 """
 
 

@@ -486,7 +486,9 @@ class BuildInputs:
         params: Its knobs (``datasets.<name>`` in ``params.yaml``).
         builder: The builder's files (module, card, citations) and their md5s.
         raw: Its raw inputs: ``{"path", "md5", "source"}`` each (``source``: the URL of a
-            ``dvc import-url``, else ``None``); empty when the builder generates its data.
+            ``dvc import-url``, a ``warehouse: ...`` line for a warehouse snapshot, whose entry
+            also has ``extract``: the query's files, parameters and warehouse; else ``None``);
+            empty when the builder generates its data.
         missing: Why a ``raw_path`` the params name has no recorded hash, else ``None``.
     """
 
@@ -528,9 +530,14 @@ def build_inputs(session: Session, commit: str | None, name: str) -> BuildInputs
     raw_dep = norm_path(posixpath.join(folder, str(raw_path))) if raw_path else None
     builder: dict[str, Any] = {}
     raw: dict[str, dict[str, Any]] = {}
+    extracted = _extracted_from(session, commit, name)
     for dep in entry.get("deps") or []:
         path, md5 = norm_path(str(dep.get("path", ""))), dep.get("md5")
         if path == raw_dep or path.rsplit("/", 1)[0] != folder:
+            if extracted is not None and path == layout.snapshot_dir(name):
+                raw[path] = {"path": path, "md5": md5, "source": extracted.pop("source"),
+                             "extract": extracted}
+                continue
             source = imported_from(session.repo, commit, path)
             raw[path] = {"path": path, "md5": md5, "source": source}
         else:
@@ -542,6 +549,30 @@ def build_inputs(session: Session, commit: str | None, name: str) -> BuildInputs
             f"not recorded ('registry datasets raw {name} PATH' makes it one)"
         )
     return BuildInputs(params, builder, list(raw.values()), missing)
+
+
+def _extracted_from(session: Session, commit: str | None, name: str) -> dict[str, Any] | None:
+    """How dataset ``name``'s warehouse snapshot was made, as ``dvc.lock`` records its
+    ``extract@NAME`` stage at ``commit``: the query's files with their md5s, its parameters and
+    the warehouse settings, and a ``source`` line; ``None`` if there is no such stage."""
+    entry = locked_stage(session.repo, commit, layout.extract_stage(name))
+    if entry is None:
+        return None
+    files = {norm_path(str(d.get("path", ""))): d.get("md5") for d in entry.get("deps") or []}
+    params = (entry.get("params") or {}).get("params.yaml") or {}
+    section = params.get(f"datasets.{name}.warehouse") or {}
+    warehouse = params.get("warehouse") or {}
+    what = (f"query {section['query']}" if section.get("query") else
+            f"table {section.get('table')}")
+    where = (f"BigQuery project {warehouse['project']}" if warehouse.get("project") else
+             f"the local BigQuery emulator with {section.get('sample')}")
+    return {
+        "source": f"warehouse: {what} in {where} ({layout.extract_stage(name)})",
+        "stage": layout.extract_stage(name),
+        "files": files,
+        "params": section.get("params") or {},
+        "warehouse": {k: v for k, v in warehouse.items() if v},
+    }
 
 
 Source = Literal["release", "workspace"]
@@ -1187,8 +1218,9 @@ class _DatasetRelease:
 
     @property
     def targets(self) -> list[str]:
-        """The build stage, whose output DVC pushes, and its raw inputs (DVC-tracked files or
-        imports), so that the version rebuilds from its tag (``registry datasets rebuild``)."""
+        """The build stage, whose output DVC pushes, and its raw inputs (DVC-tracked files,
+        imports, a warehouse snapshot), so that the version rebuilds from its tag (``registry
+        datasets rebuild``) without the source."""
         inputs = build_inputs(self.session, None, self.name)
         # By their .dvc files: a raw path given as such is taken for the stage's dependency,
         # and DVC pushes nothing of it. Raw files kept in Git (no .dvc file) travel with the tag.
@@ -1198,6 +1230,9 @@ class _DatasetRelease:
             for entry in (inputs.raw if inputs is not None else [])
             if (root / f"{entry['path']}.dvc").is_file()
         ]
+        # A warehouse snapshot is its extract stage's output: pushed with that stage.
+        if _extracted_from(self.session, None, self.name) is not None:
+            raw.append(layout.extract_stage(self.name))
         return [layout.build_stage(self.name), *raw]
 
     @functools.cached_property

@@ -514,7 +514,7 @@ class _Walker:
         assert self.graph is not None
         for entry in raw:
             path = str(entry.get("path"))
-            source = {"source": entry["source"]} if entry.get("source") else {}
+            source = {key: entry[key] for key in ("source", "extract") if entry.get(key)}
             md5 = entry.get("md5")
             self.graph.nodes.setdefault(
                 path, LineageNode("raw", path, hash=str(md5) if md5 else None, details=source)

@@ -98,6 +98,10 @@ def test_parameters_are_the_ones_the_sql_uses_typed_from_yaml() -> None:
     assert "@not_a_parameter" in filled and "'@x' = '@x'" in filled  # comments, strings kept
     assert fill_in("SELECT @@project_id, @n", {"n": [1, 2]}) == "SELECT @@project_id, [1, 2]"
     assert fill_in("WHERE s = @s", {"s": "it's"}) == "WHERE s = 'it\\'s'"
+    # DVC takes no YAML dates in params.yaml: ISO text is a DATE or a TIMESTAMP.
+    when = {"d": "2026-10-01", "t": "2026-10-01T08:00:00Z", "s": "2026-10"}
+    filled = "DATE '2026-10-01' TIMESTAMP '2026-10-01T08:00:00Z' '2026-10'"
+    assert fill_in("@d @t @s", when) == filled
 
 
 @pytest.mark.parametrize(
@@ -117,7 +121,7 @@ def test_a_parameter_without_a_usable_value_is_refused(values: dict, says: str) 
 
 def test_dry_run_estimate_then_a_paged_read(bq: Warehouse) -> None:
     client = open_client(bq)
-    query = Query(SQL, bind(SQL, {"since": dt.date(2026, 10, 20), "country": "JP"}, "q"), where="q")
+    query = Query(SQL, bind(SQL, {"since": "2026-10-20", "country": "JP"}, "q"), where="q")
     assert estimate(client, bq, query) == 2_500_000_000
     rows = read(client, bq, query, page_rows=7)
     batches = list(rows.batches)

@@ -18,8 +18,10 @@ DVC remote: only an extract ever queries the warehouse.
 
 Where the query runs is ``warehouse.project`` (and ``location``) in ``params.yaml``; left empty,
 the embedded default starts a local BigQuery emulator, loads the dataset's sample into it, runs
-the query there and stops it. Before a query runs, BigQuery's dry run estimates what it scans; a
-query over ``registry.max_query_gb`` runs only when confirmed (``--yes``).
+the query there and stops it. ``BIGQUERY_EMULATOR_HOST`` (as Google's client reads it) sends the
+query to an emulator of one's own instead, anonymously. Before a query runs, BigQuery's dry run
+estimates what it scans; a query over ``registry.max_query_gb`` runs only when confirmed
+(``--yes``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from registry import layout
 from registry.build.dvcfiles import WAREHOUSE_KEY, dataset_params
 from registry.build.snapshot import SnapshotInfo, write_snapshot
 from registry.cloud.bigquery import Query, Warehouse, bind, estimate, fill_in, open_client, read
+from registry.cloud.bq_emulator import DEFAULT_PROJECT, LOCAL_RETRY_S
 from registry.config import read_params, registry_section
 from registry.errors import ConfigError, ScanLimitError
 
@@ -51,6 +54,8 @@ __all__ = [
 
 # What a query may scan without --yes (registry.max_query_gb), in GB (10**9 bytes).
 DEFAULT_MAX_QUERY_GB = 100.0
+# An emulator that the user runs (as Google's BigQuery client reads it): queried anonymously.
+EMULATOR_HOST_VAR = "BIGQUERY_EMULATOR_HOST"
 
 
 @dataclass(frozen=True)
@@ -118,10 +123,15 @@ def _configured(root: Path) -> tuple[Warehouse | None, float]:
         raise ConfigError(
             f"registry.max_query_gb in params.yaml must be a number of GB >= 0, not {limit!r}"
         )
-    project = section.get("project")
+    project, location = section.get("project"), section.get("location") or None
+    emulator = os.environ.get(EMULATOR_HOST_VAR)
+    if emulator:
+        return Warehouse(
+            str(project or DEFAULT_PROJECT), location, endpoint=emulator, retry_s=LOCAL_RETRY_S,
+            description=f"the BigQuery emulator at {emulator} ({EMULATOR_HOST_VAR})",
+        ), float(limit)
     if not project:
         return None, float(limit)
-    location = section.get("location") or None
     return Warehouse(str(project), str(location) if location else None), float(limit)
 
 

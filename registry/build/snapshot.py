@@ -139,7 +139,7 @@ def write_snapshot(
                 table = pa.ipc.open_file(source).read_all()
             table = table.sort_by(_HASH).drop_columns([_HASH])
             name = f"part-{k:05d}-of-{shards:05d}.parquet"
-            pq.write_table(table, data / name, **_PARQUET)  # type: ignore[arg-type]
+            pq.write_table(table, data / name, **_PARQUET)
             (spread / f"{k}.arrow").unlink()
             files.append(name)
             size += (data / name).stat().st_size

@@ -182,8 +182,16 @@ def _parameter_tokens(sql: str) -> list[tuple[str, int, int]]:
     return found
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})"
+)
+
+
 def _type_of(value: Any, name: str, where: str) -> str:
-    """BigQuery's type for a parameter's YAML value."""
+    """BigQuery's type for a parameter's YAML value: text in ISO form is a DATE
+    (``"2026-10-01"``) or a TIMESTAMP (``"2026-10-01T08:00:00Z"``), the rest as YAML typed it.
+    """
     if isinstance(value, bool):
         return "BOOL"
     if isinstance(value, int):
@@ -193,6 +201,11 @@ def _type_of(value: Any, name: str, where: str) -> str:
     if isinstance(value, decimal.Decimal):
         return "NUMERIC"
     if isinstance(value, str):
+        # DVC takes no YAML dates in params.yaml: a date or a timestamp is written as text.
+        if _ISO_DATE.fullmatch(value):
+            return "DATE"
+        if _ISO_TIMESTAMP.fullmatch(value):
+            return "TIMESTAMP"
         return "STRING"
     if isinstance(value, dt.datetime):
         return "TIMESTAMP" if value.tzinfo is not None else "DATETIME"
@@ -200,7 +213,7 @@ def _type_of(value: Any, name: str, where: str) -> str:
         return "DATE"
     raise ConfigError(
         f"parameter @{name} of {where} is {value!r}: a parameter is a number, true/false, text, "
-        "a date (2026-10-01, unquoted), a timestamp, or a list of one of those"
+        "a date ('2026-10-01'), a timestamp ('2026-10-01T08:00:00Z'), or a list of one of those"
     )
 
 
@@ -255,10 +268,21 @@ def _query_parameters(parameters: Mapping[str, Any]) -> list[Any]:
     out: list[Any] = []
     for name, value in parameters.items():
         if isinstance(value, list):
-            out.append(bigquery.ArrayQueryParameter(name, _type_of(value[0], name, ""), value))
+            kind = _type_of(value[0], name, "")
+            out.append(bigquery.ArrayQueryParameter(name, kind, [_typed(v, kind) for v in value]))
         else:
-            out.append(bigquery.ScalarQueryParameter(name, _type_of(value, name, ""), value))
+            kind = _type_of(value, name, "")
+            out.append(bigquery.ScalarQueryParameter(name, kind, _typed(value, kind)))
     return out
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """A DATE or TIMESTAMP written as text, as the Python value BigQuery's client sends."""
+    if isinstance(value, str) and kind == "DATE":
+        return dt.date.fromisoformat(value)
+    if isinstance(value, str) and kind == "TIMESTAMP":
+        return dt.datetime.fromisoformat(value.replace(" ", "T"))
+    return value
 
 
 def _literal(value: Any) -> str:
@@ -275,7 +299,8 @@ def _literal(value: Any) -> str:
     if isinstance(value, dt.date):
         return f"DATE '{value.isoformat()}'"
     text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
+    kind = _type_of(value, "", "") if isinstance(value, str) else "STRING"
+    return f"'{text}'" if kind == "STRING" else f"{kind} '{text}'"
 
 
 def fill_in(sql: str, parameters: Mapping[str, Any]) -> str:
@@ -327,7 +352,7 @@ def estimate(client: bigquery.Client, warehouse: Warehouse, query: Query) -> int
             use_query_cache=False,
             query_parameters=_query_parameters(query.parameters or {}),
         )
-        job = client.query(query.sql, job_config=config, api_method="QUERY",
+        job = client.query(str(query.sql), job_config=config, api_method="QUERY",
                            retry=_retry(warehouse), job_retry=_job_retry(warehouse))
         return int(job.total_bytes_processed or 0)
 
@@ -355,7 +380,7 @@ def read(
             config = bigquery.QueryJobConfig(
                 query_parameters=_query_parameters(query.parameters or {})
             )
-            job = client.query(query.sql, job_config=config, retry=_retry(warehouse),
+            job = client.query(str(query.sql), job_config=config, retry=_retry(warehouse),
                                job_retry=_job_retry(warehouse))
             result = job.result(page_size=page_rows, retry=_retry(warehouse),
                                 job_retry=_job_retry(warehouse))

@@ -29,9 +29,11 @@ from typing import IO, Any
 from registry.cloud.bigquery import Query, Warehouse, open_client, warehouse_errors
 from registry.errors import ConfigError, MissingDependencyError, WarehouseUnreachableError
 
-__all__ = ["EMULATOR_EXTRA", "BigQueryEmulator"]
+__all__ = ["DEFAULT_PROJECT", "EMULATOR_EXTRA", "LOCAL_RETRY_S", "BigQueryEmulator"]
 
 EMULATOR_EXTRA = "-c constraints.txt -e '.[local-warehouse]'"
+# The project id an emulator answers for by default.
+DEFAULT_PROJECT = "lab-warehouse"
 # Seconds to wait for the child to listen (it starts in about a second).
 START_TIMEOUT_S = 60.0
 # A call to it is retried this long: on this machine, a refused connection means it is gone.
@@ -52,7 +54,7 @@ class BigQueryEmulator:
         {'product_b.search_events': 3112, 'product_b.visitors': 400}
     """
 
-    def __init__(self, project: str = "lab-warehouse", *, dry_run_bytes: int | None = None):
+    def __init__(self, project: str = DEFAULT_PROJECT, *, dry_run_bytes: int | None = None):
         self.project = project
         self.dry_run_bytes = dry_run_bytes
         self.url: str | None = None
@@ -224,13 +226,13 @@ def _serve(project: str, dry_run_bytes: int | None) -> None:
             return body
 
         jobs._dry_run_response = reporting
-    from bqemulator.config import PersistenceMode, Settings
+    from bqemulator.config import LogLevel, PersistenceMode, Settings
     from bqemulator.server import EmulatorServer
 
     async def main() -> None:
         settings = Settings(
             persistence_mode=PersistenceMode.EPHEMERAL, rest_host="127.0.0.1", rest_port=0,
-            grpc_host="127.0.0.1", grpc_port=0, log_level="warning",
+            grpc_host="127.0.0.1", grpc_port=0, log_level=LogLevel.WARNING,
             enable_format_extensions=False, default_project_id=project,
         )
         server = EmulatorServer(settings)

@@ -61,7 +61,9 @@ def lineage_line(record: dict[str, Any]) -> str:
         >>> lineage_line({"kind": "dataset"})
         'lineage: {"kind": "dataset", "schema": 2}'
     """
-    return f"{LINEAGE_MARK}{json.dumps({**record, 'schema': LINEAGE_SCHEMA}, sort_keys=True)}"
+    # default=str: anything YAML read as other than JSON's types (a date) is recorded as text.
+    text = json.dumps({**record, "schema": LINEAGE_SCHEMA}, sort_keys=True, default=str)
+    return f"{LINEAGE_MARK}{text}"
 
 
 def parse_lineage(message: str) -> tuple[dict[str, Any] | None, str | None]:
