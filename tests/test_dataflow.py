@@ -117,7 +117,8 @@ def test_build_dry_run_json_gives_each_datasets_options(
 
     assert code == 0, err
     options = json.loads(out)
-    assert sorted(options) == [NAME, "products/product_a/ad_clicks", "text_generation/ad_copy"]
+    assert sorted(options) == [NAME, "products/product_a/ad_clicks",
+                               "products/product_b/search_sessions", "text_generation/ad_copy"]
     assert options[NAME] == expected_flags(repo)
     for name, flags in options.items():
         assert flags[:8] == expected_flags(repo)[:8]
