@@ -704,8 +704,11 @@ def datasets_diff(
 @_registry_option
 @click.option("--description", "-d", help="One line saying what the dataset holds.")
 @click.option("--owner", help="Who to ask about it (team or person).")
+@click.option("--query", is_flag=True,
+              help="A warehouse dataset: query.sql and a sample table, snapshotted by the "
+              "extract stage, read by the builder as Parquet.")
 def datasets_new(
-    name: str, registry: str | None, description: str | None, owner: str | None
+    name: str, registry: str | None, description: str | None, owner: str | None, query: bool
 ) -> None:
     """Write a ready-to-build dataset folder, as `tfds new` does, and add its stage.
 
@@ -714,13 +717,32 @@ def datasets_new(
     products/product_a/ad_clicks or image_classification/digits; its last part
     must be a Python identifier. The folder holds a TFDS builder with a Beam
     pipeline, a card (README.md), CITATIONS.bib, dummy data and a test.
-    Python: registry.new_dataset(NAME)
+        registry datasets new products/product_b/reviews --owner "ads team"
+
+    \b
+    --query starts a dataset from the lab's warehouse: query.sql (GoogleSQL,
+    commented, with a named parameter @start_date set in params.yaml),
+    warehouse_sample.json (a tiny table for the local BigQuery emulator: no
+    account needed), a builder that reads the extract's snapshot (Parquet)
+    with Beam, and dummy_data/ holding the query's output on the sample. It
+    joins the extract stage of dvc.yaml, so the build runs the query first.
+        registry datasets new products/demo/orders --query
+        registry datasets extract products/demo/orders --dry-run
+        registry datasets build products/demo/orders
+    Python: registry.new_dataset(NAME, query=True)
     """
     from registry.datasets import new_dataset
 
-    folder = new_dataset(name, registry=registry, description=description, owner=owner)
+    folder = new_dataset(
+        name, registry=registry, description=description, owner=owner, query=query
+    )
     click.echo(f"created {folder}")
-    click.echo(f"next: edit it, then `registry datasets build {name}`")
+    if query:
+        click.echo(f"next: edit query.sql, warehouse_sample.json and the builder, check the "
+                   f"query with `registry datasets extract {name} --dry-run`, then "
+                   f"`registry datasets build {name}`")
+    else:
+        click.echo(f"next: edit it, then `registry datasets build {name}`")
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)

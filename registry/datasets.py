@@ -1383,8 +1383,18 @@ def new_dataset(
     registry: str | os.PathLike[str] | None = None,
     description: str | None = None,
     owner: str | None = None,
+    query: bool = False,
 ) -> Path:
     """Write a ready-to-build dataset folder for ``name`` and add it to the pipeline.
+
+    Args:
+        name: The new dataset's name, e.g. ``products/product_a/ad_clicks``.
+        registry: A registry clone; default from the configuration.
+        description: One line saying what the dataset holds; a TODO if omitted.
+        owner: The team or person to ask about it; a TODO if omitted.
+        query: A warehouse dataset: ``query.sql`` and a sample of its table, an ``extract@NAME``
+            stage whose snapshot the builder reads (see
+            :func:`registry.build.scaffold.write_dataset_folder`).
 
     Returns:
         The new folder.
@@ -1392,13 +1402,19 @@ def new_dataset(
     Raises:
         InvalidNameError: If ``name`` is not a valid dataset name.
         RegistryError: If the name is taken (by a dataset or a model) or nested in a dataset.
+
+    Example:
+        >>> new_dataset("products/demo/orders", query=True)  # doctest: +SKIP
+        PosixPath('/home/ana/registry/datasets/products/demo/orders')
     """
     from registry.build.dvcfiles import declared_datasets
     from registry.build.scaffold import write_dataset_folder
 
     session = open_session(registry)
     name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
-    return write_dataset_folder(session.root, name, description=description, owner=owner)
+    return write_dataset_folder(
+        session.root, name, description=description, owner=owner, query=query
+    )
 
 
 def add_raw_input(

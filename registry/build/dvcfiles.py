@@ -13,6 +13,7 @@ keep comments and order (ruamel.yaml round-trip) and are written atomically; pla
 
 from __future__ import annotations
 
+import copy
 import io
 import posixpath
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "remove_dataset",
     "set_artifact",
     "set_raw_input",
+    "set_warehouse_source",
 ]
 
 # The build stage's dependency on a dataset's raw input (the item's ``raw``, from its folder).
@@ -148,6 +150,81 @@ def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> 
     datasets = params_data.setdefault("datasets", {})
     if name not in datasets:
         datasets[name] = dict(params or {})
+    _dump(params_yaml, params_data)
+
+
+def set_warehouse_source(
+    root: Path,
+    name: str,
+    *,
+    query: str,
+    sample: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Make dataset ``name`` read the warehouse: ``extract@NAME`` runs ``query`` into its
+    snapshot, and the snapshot is its build's raw input.
+
+    In ``dvc.yaml``, the dataset joins the ``foreach`` of the ``extract`` stage (created from
+    :data:`EXTRACT_STAGE_TEMPLATE` before ``build`` if absent) with its ``query`` and ``sample``
+    (the query file again when there is no sample: a ``foreach`` item needs every key), and its
+    build item gets ``raw: snapshot`` (:func:`set_raw_input`). In ``params.yaml``,
+    ``datasets.<name>`` gets, first, ``warehouse: {query, sample, params}`` (the extract stage's
+    section, read by :func:`registry.build.extract.warehouse_source`), and ``raw_path: snapshot``;
+    a ``params.yaml`` with no top-level ``warehouse`` (a dependency of the stage) gets an empty
+    one: the embedded default.
+
+    Args:
+        root: The registry work tree.
+        name: A dataset of the ``build`` stage.
+        query: The SQL file, relative to the dataset folder (e.g. ``query.sql``).
+        sample: The embedded default's sample tables, relative to the dataset folder (e.g.
+            ``warehouse_sample.json``); ``None``: none (a real ``warehouse.project`` only).
+        params: The query's named parameters' values (text in ISO form for dates).
+
+    Raises:
+        ConfigError: If ``name`` is not in the ``build`` stage, or a file cannot be parsed.
+
+    Example:
+        >>> set_warehouse_source(root, "products/demo/orders", query="query.sql",
+        ...                      sample="warehouse_sample.json",
+        ...                      params={"start_date": "2026-01-01"})  # doctest: +SKIP
+    """
+    # First: it refuses a dataset that is not in the build stage, before anything is written.
+    set_raw_input(root, name, layout.SNAPSHOT_DIR)
+    dvc_yaml = root / "dvc.yaml"
+    data = _load(dvc_yaml) or {}
+    stages = data.setdefault("stages", {})
+    if layout.EXTRACT_STAGE not in stages:
+        # Before build, which reads its output: dvc.yaml reads in the order things run.
+        at = list(stages).index(layout.BUILD_STAGE) if layout.BUILD_STAGE in stages else len(stages)
+        stage = {"foreach": {}, "do": copy.deepcopy(EXTRACT_STAGE_TEMPLATE)}
+        if hasattr(stages, "insert"):
+            stages.insert(at, layout.EXTRACT_STAGE, stage)
+        else:
+            stages[layout.EXTRACT_STAGE] = stage
+    extract = stages[layout.EXTRACT_STAGE]
+    if not isinstance(extract.get("foreach"), dict):
+        extract["foreach"] = {}
+    extract["foreach"][name] = {"query": query, "sample": sample or query}
+    _dump(dvc_yaml, data)
+
+    params_yaml = root / "params.yaml"
+    params_data = _load(params_yaml) or {}
+    datasets = params_data.setdefault("datasets", {})
+    if not isinstance(datasets.get(name), dict):
+        datasets[name] = {}
+    # The extract stage depends on the warehouse's settings: DVC refuses a missing param.
+    if not isinstance(params_data.get("warehouse"), dict):
+        params_data["warehouse"] = {"project": None, "location": None}
+    section: dict[str, Any] = {"query": query}
+    if sample:
+        section["sample"] = sample
+    section["params"] = dict(params or {})
+    if hasattr(datasets[name], "insert"):
+        datasets[name].pop(WAREHOUSE_KEY, None)
+        datasets[name].insert(0, WAREHOUSE_KEY, section)
+    else:
+        datasets[name] = {WAREHOUSE_KEY: section, **datasets[name]}
     _dump(params_yaml, params_data)
 
 
