@@ -17,6 +17,7 @@ import yaml
 from registry.errors import (
     BadQueryError,
     ConfigError,
+    CredentialsError,
     ScanLimitError,
     TableNotFoundError,
     WarehousePermissionError,
@@ -182,6 +183,17 @@ def test_every_warehouse_error_is_one_line_and_its_own_exit_code(
     assert "in the dataset folder" in str(cli_raises(ConfigError, "datasets", "extract", NAME))
     _set(clone, "datasets", NAME, "warehouse", value={**section, "sample": None})
     assert "no sample of tables" in str(cli_raises(ConfigError, "datasets", "extract", NAME))
+
+
+def test_a_real_project_without_credentials_says_how_to_log_in(
+    clone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("BIGQUERY_EMULATOR_HOST", raising=False)
+    _set(clone, "warehouse", "project", value="my-lab")
+    error = cli_raises(CredentialsError, "datasets", "extract", NAME, "--dry-run")
+    assert "BigQuery in project 'my-lab' needs Google Cloud credentials" in str(error)
+    assert "gcloud auth application-default login" in str(error)
 
 
 def test_a_dataset_without_a_warehouse_is_told_how_to_give_it_one(clone: Path) -> None:
