@@ -567,7 +567,7 @@ def _extracted_from(session: Session, commit: str | None, name: str) -> dict[str
     where = (f"BigQuery project {warehouse['project']}" if warehouse.get("project") else
              f"the local BigQuery emulator with {section.get('sample')}")
     return {
-        "source": f"warehouse: {what} in {where} ({layout.extract_stage(name)})",
+        "source": f"the warehouse: {what} in {where} ({layout.extract_stage(name)})",
         "stage": layout.extract_stage(name),
         "files": files,
         "params": section.get("params") or {},

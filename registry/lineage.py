@@ -206,7 +206,12 @@ def _describe(node: LineageNode) -> str:
     parts = [node.id, f"({node.kind})"]
     if node.hash:
         parts.append(f"md5 {node.hash}")
-    if node.details.get("source"):
+    extract = node.details.get("extract")
+    if isinstance(extract, dict):  # a warehouse snapshot: its query and parameters
+        parts.append(f"extracted from {node.details.get('source')}")
+        if extract.get("params"):
+            parts.append(f"parameters {_short(extract['params'])}")
+    elif node.details.get("source"):
         parts.append(f"imported from {node.details['source']}")
     if node.stages:
         parts.append("[" + ", ".join(node.stages) + "]")
@@ -227,10 +232,13 @@ def _dot_id(node_id: str) -> str:
     return node_id.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _short(value: Any) -> str:
-    """A detail's value on one line."""
+def _short(value: Any, prefix: str = "") -> str:
+    """A detail's value on one line; a nested mapping's keys dotted (``warehouse.query=...``)."""
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_short(v)}" for k, v in value.items()) or "-"
+        return ", ".join(
+            _short(v, f"{prefix}{k}.") if isinstance(v, dict) and v else f"{prefix}{k}={_short(v)}"
+            for k, v in value.items()
+        ) or "-"
     return "-" if value is None else str(value)
 
 

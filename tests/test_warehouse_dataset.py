@@ -99,7 +99,11 @@ def test_snapshot_build_release_and_rebuild_without_the_warehouse(
     lineage = json.loads(cli_ok("lineage", f"{NAME}:1.0.0", "--json"))
     raw = next(node for node in lineage["nodes"] if node["id"] == SNAPSHOT)
     assert raw["hash"] == snapshot_md5
-    assert raw["details"]["source"].startswith("warehouse: query query.sql in the local BigQuery")
+    assert raw["details"]["source"].startswith("the warehouse: query query.sql in the local")
+    text = cli_ok("lineage", f"{NAME}:1.0.0")
+    assert f"built_from {SNAPSHOT} (raw) md5 {snapshot_md5} extracted from the warehouse" in text
+    assert "(extract@products/product_b/search_sessions) parameters end_date=2026-11-01" in text
+    assert "warehouse.params.session_gap_minutes=30" in text  # the build's params, dotted
     extract = raw["details"]["extract"]
     assert extract["params"]["start_date"] == "2026-10-01"
     assert f"{FOLDER}/query.sql" in extract["files"]
