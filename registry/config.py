@@ -62,6 +62,7 @@ __all__ = [
     "PARAMS_FILE",
     "Settings",
     "find_registry_root",
+    "installed_from",
     "load_settings",
     "parse_params",
     "read_params",
@@ -259,6 +260,40 @@ def required_section(
     return {str(k): v for k, v in section.items() if v not in (None, "")}
 
 
+DISTRIBUTION = "lab-registry"
+
+
+def installed_from() -> str | None:
+    """The Git URL this ``registry`` package was installed from (``pip install git+URL``), read
+    from the installation's PEP 610 record (``direct_url.json``); ``None`` for any other install
+    (from an index, a local folder, an editable clone).
+
+    So a registry installed from its own repository loads from there with no configuration: the
+    URL is the lowest of the settings' sources (the user file, the enclosing clone,
+    ``REGISTRY_URL`` and arguments all beat it).
+
+    Example:
+        >>> installed_from()  # after pip install git+https://github.com/my-lab/registry.git
+        ... # doctest: +SKIP
+        'https://github.com/my-lab/registry.git'
+    """
+    import json
+
+    # The installation's record sits beside the imported package (an editable install's
+    # package is its clone's folder, with no record beside it).
+    site = Path(__file__).resolve().parent.parent
+    records = sorted(site.glob(f"{DISTRIBUTION.replace('-', '_')}-*.dist-info/direct_url.json"))
+    try:
+        record = json.loads(records[-1].read_text(encoding="utf-8")) if records else None
+    except (ValueError, OSError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("vcs_info"), dict):
+        return None
+    if record["vcs_info"].get("vcs") != "git" or not isinstance(record.get("url"), str):
+        return None
+    return str(record["url"])
+
+
 def _registry_config(root: Path | None) -> dict[str, Any]:
     """The ``registry:`` section of the work tree's params.yaml, if any."""
     if root is None:
@@ -314,6 +349,8 @@ def load_settings(
     chosen: dict[str, Any] = {}
     for source in (user, enclosing, env, overrides):
         chosen.update({k: source[k] for k in ("url", "cache_dir", "remote") if source.get(k)})
+    if "url" not in chosen:  # the lowest source: where this package was installed from
+        chosen.update({"url": url} if (url := installed_from()) else {})
     settings = replace(settings, **chosen)
     shared = _shared_cache_dir(
         [
