@@ -21,6 +21,7 @@ releases with ``registry datasets release NAME --notes TEXT``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import os
 import re
@@ -112,6 +113,7 @@ def adopt_builder(root: Path, name: str, source: BuilderSource) -> Path:
 
     check_builder_name(name)
     target = root / layout.dataset_dir(name)
+    made = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.add-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     builder = staging / Path(layout.builder_file(name)).name
@@ -136,6 +138,9 @@ def adopt_builder(root: Path, name: str, source: BuilderSource) -> Path:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        for folder in made if not target.exists() else []:  # refused: no empty group left
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     from registry.build.dvcfiles import add_dataset, remove_dataset
 
@@ -198,19 +203,27 @@ def _wrapper(name: str, source: BuilderSource, cls: type) -> str:
 
 def _builder_classes(text: str, where: str, source: BuilderSource) -> list[str]:
     """The top-level classes of a module's source that look like TFDS builders (a base whose
-    name ends in ``Builder``)."""
+    name ends in ``Builder``, or a builder of the same module), less those another one there
+    extends: ``class Data(_Base)`` is the builder, not ``_Base``."""
     try:
         tree = ast.parse(text)
     except SyntaxError as e:
         raise BuilderSourceError(str(source), f"{where} is not valid Python ({e.msg}, line "
                                  f"{e.lineno})") from e
-    found = []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            bases = [ast.unparse(b) for b in node.bases]
-            if node.name == "Builder" or any(b.split(".")[-1].endswith("Builder") for b in bases):
-                found.append(node.name)
-    return found
+    bases = {
+        node.name: [ast.unparse(b).split(".")[-1] for b in node.bases]
+        for node in tree.body if isinstance(node, ast.ClassDef)
+    }
+    builders = {
+        n for n, b in bases.items() if n == "Builder" or any(x.endswith("Builder") for x in b)
+    }
+    grown = True
+    while grown:  # a subclass of a builder of this module is one too
+        more = {n for n, b in bases.items() if set(b) & builders} - builders
+        builders |= more
+        grown = bool(more)
+    extended = {b for n in builders for b in bases[n]}
+    return [n for n in bases if n in builders and n not in extended]
 
 
 def _defines(text: str, cls: str) -> bool:
@@ -298,7 +311,7 @@ def _write_stubs(folder: Path, name: str, source: BuilderSource) -> None:
         card.write_text(
             f"# {name}\n\n"
             "TODO: one line saying what the dataset holds.\n\n"
-            f"<!-- TODO: where the data comes from, what one example is, and what it is for. -->\n\n"
+            "<!-- TODO: where the data comes from, what one example is, what it is for. -->\n\n"
             f"- **Builder**: `{source}`, brought in as it is "
             "(`registry datasets add --from`).\n"
             "- **Owner**: TODO: the team or person to ask about it. **Licence**: TODO.\n\n"
