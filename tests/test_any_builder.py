@@ -136,12 +136,12 @@ def test_a_builder_file_with_inherited_version_reads_manual_dir_and_releases(
     error = cli_raises(BuildError, "datasets", "prepare", POEMS)
     assert "needs files downloaded by hand (TFDS's manual_dir)" in str(error)
     assert "'Put poems.txt, one poem a line, in the manual folder.'" in str(error)
-    assert f"'registry datasets raw {POEMS} raw'" in str(error)
+    assert f"'registry datasets raw {POEMS} datasets/{POEMS}/raw'" in str(error)
 
     raw = clone / "datasets" / POEMS / "raw"
     raw.mkdir()
     (raw / "poems.txt").write_text("The sea is calm tonight.\nSo much depends\nupon a red wheel\n")
-    cli_ok("datasets", "raw", POEMS, "raw")
+    cli_ok("datasets", "raw", POEMS, f"datasets/{POEMS}/raw")
     assert _params(clone, POEMS) == {"raw_path": "raw"}  # the folder, not a knob of the builder
     assert f"built: {POEMS}" in cli_ok("datasets", "build", POEMS)
     commit_all(clone, "Add poems")

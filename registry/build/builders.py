@@ -226,7 +226,8 @@ def with_manual_dir(
             f"the builder of {name!r} needs files downloaded by hand (TFDS's manual_dir), and "
             f"{layout.dataset_dir(name)}/{relative}/ is missing or empty; its instructions: "
             f"{first!r}; put the files there and track them with 'registry datasets raw {name} "
-            f"{relative}', or name another folder with raw_path in params.yaml"
+            f"{layout.dataset_dir(name)}/{relative}', or name another folder with raw_path in "
+            "params.yaml"
         )
     return dataclasses.replace(download_config, manual_dir=str(folder))
 
