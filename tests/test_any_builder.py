@@ -21,8 +21,8 @@ import registry
 from registry.build.adopt import parse_source
 from registry.datasets import builder_literals, builder_metadata
 from registry.errors import (
-    BuilderSourceError,
     BuildError,
+    BuilderSourceError,
     MissingReleaseNotesError,
     SourceNotFoundError,
     VersionUnspecifiedError,
@@ -129,7 +129,8 @@ def test_a_builder_file_with_inherited_version_reads_manual_dir_and_releases(
     cli_ok("datasets", "add", POEMS, "--from", f"{source}:Poems")
     builder = clone / "datasets" / POEMS / "poems_dataset_builder.py"
     # Copied byte for byte; the registry's name for the class is one line appended.
-    assert builder.read_text() == POEMS_BUILDER + "\n\nBuilder = Poems  # the name the registry loads\n"
+    alias = "\n\nBuilder = Poems  # the name the registry loads\n"
+    assert builder.read_text() == POEMS_BUILDER + alias
     assert builder_metadata(builder.read_text()) == (None, {})  # inherited: not in the source
 
     # The manual folder (raw/ in the dataset folder) is empty: the builder's instructions.
@@ -175,6 +176,8 @@ def test_a_builder_without_version_anywhere_is_refused_at_release(
 
 
 def test_bad_sources_are_refused_and_leave_nothing(clone: Path, tmp_path: Path) -> None:
+    error = cli_raises(BuilderSourceError, "datasets", "add", "text_generation/x", "--from", "a b")
+    assert str(error).startswith("cannot add a builder from 'a b': it is neither an existing file")
     refused = [
         (BuilderSourceError, "not a spec!", "neither an existing file or folder nor"),
         (SourceNotFoundError, "lab/missing_builder.py", "'lab/missing_builder.py' does not exist"),
