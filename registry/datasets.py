@@ -271,6 +271,13 @@ def dataset_info(
     build_text = read(layout.build_info_file(name))
     build = json.loads(build_text) if build_text else None
     builder_source = read(layout.builder_file(name)) or ""
+    release_notes = builder_metadata(builder_source)[1]
+    message = session.repo.tag_message(release.tag) if release else ""
+    if release and str(release.version) not in release_notes:
+        # Given with --notes (a builder brought in as it is), or inherited: the tag says them.
+        tag_notes = _tag_notes(message)
+        if tag_notes:
+            release_notes = {**release_notes, str(release.version): tag_notes}
     return DatasetInfo(
         name=name,
         version=str(release.version) if release else None,
@@ -281,16 +288,27 @@ def dataset_info(
         build=build,
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
-        release_notes=builder_metadata(builder_source)[1],
+        release_notes=release_notes,
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
         reproduced=last_reproduction(session.repo, release),
         statistics=(build or {}).get("statistics"),
-        understated_bump=(
-            bump_override(parse_lineage(session.repo.tag_message(release.tag))[0])
-            if release else None
-        ),
+        understated_bump=bump_override(parse_lineage(message)[0]) if release else None,
     )
+
+
+def _tag_notes(message: str) -> str:
+    """The release notes a release tag's message holds: between its ``Release NAME X.Y.Z``
+    line and its lineage record.
+
+    Example:
+        >>> _tag_notes('Release a/b 1.0.0\\n\\nAs it is.\\n\\nlineage: {}')
+        'As it is.'
+    """
+    from registry.repo.records import LINEAGE_MARK
+
+    lines = message.splitlines()[1:]
+    return "\n".join(line for line in lines if not line.startswith(LINEAGE_MARK)).strip()
 
 
 def _work_tree_reader(root: Path) -> Callable[[str], str | None]:

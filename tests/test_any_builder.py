@@ -113,6 +113,9 @@ def test_dummy_mnist_is_added_built_released_with_notes_and_loaded(clone: Path) 
     message = git(clone, "tag", "-l", "--format=%(contents)", f"{MNIST}@v3.0.1")
     assert message.startswith(f"Release {MNIST} 3.0.1\n\n{notes}\n")
 
+    info = registry.dataset_info(MNIST)
+    assert info.version == "3.0.1" and info.release_notes == {"3.0.1": notes}
+
     train = list(registry.load_dataset(f"{MNIST}:3.0.1", split="train", output="numpy"))
     assert len(train) == 20
     assert sorted(int(e["label"]) for e in train) == sorted(list(range(10)) * 2)
