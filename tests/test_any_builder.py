@@ -216,3 +216,36 @@ def test_source_grammar_and_literals() -> None:
     }
     computed = "class Builder:\n    VERSION = tfds.core.Version(_VERSION)\n"
     assert builder_literals(computed) == {}
+
+
+def test_a_tfds_folder_is_copied_and_a_no_params_builder_takes_raw_path_as_its_folder(
+    clone: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "lab" / "poems"
+    folder.mkdir(parents=True)
+    (folder / "poems_dataset_builder.py").write_text(POEMS_BUILDER)
+    (folder / "README.md").write_text("# Poems\n\nOne poem a line.\n")
+    (folder / "checksums.tsv").write_text("")
+    cli_ok("datasets", "add", "text_generation/verses", "--from", str(folder))
+    added = clone / "datasets" / "text_generation" / "verses"
+    assert sorted(p.name for p in added.iterdir()) == [
+        "CITATIONS.bib", "README.md", "checksums.tsv", "verses_dataset_builder.py",
+    ]
+    assert (added / "README.md").read_text() == "# Poems\n\nOne poem a line.\n"  # its own card
+    assert (added / "verses_dataset_builder.py").read_text().endswith("\nBuilder = Poems  # the "
+                                                                       "name the registry loads\n")
+
+    # The scaffold's raw_path names the raw data folder of a builder without params, not a knob;
+    # any other knob is refused.
+    from registry.build.builders import make_builder, manual_dir
+
+    params = {"raw_path": "dummy_data"}
+    assert make_builder(clone, "text_generation/verses", params, data_dir=str(tmp_path / "d"))
+    assert manual_dir(clone, "text_generation/verses", params) == added / "dummy_data"
+    text = (clone / "params.yaml").read_text()
+    (clone / "params.yaml").write_text(
+        text.replace("text_generation/verses: {}", "text_generation/verses: {seed: 0}")
+    )
+    error = cli_raises(BuildError, "datasets", "prepare", "text_generation/verses")
+    assert "takes no params, but params.yaml sets datasets.text_generation/verses: {'seed': 0}" \
+        in str(error)
