@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it; resolved on first access (PEP 562).
 _EXPORTS = {
+    "add_dataset": "registry.datasets",
     "build_dataset": "registry.datasets",
     "dataset_info": "registry.datasets",
     "list_datasets": "registry.datasets",
@@ -57,6 +58,7 @@ __all__ = [
     "RegistryError",
     "Version",
     "__version__",
+    "add_dataset",
     "add_model",
     "build_dataset",
     "dataset_info",
@@ -91,6 +93,7 @@ __all__ = [
 if TYPE_CHECKING:
     from registry.config import load_settings, read_params
     from registry.datasets import (
+        add_dataset,
         build_dataset,
         dataset_info,
         list_datasets,

@@ -599,6 +599,9 @@ def _release_remote_options(command: Any) -> Any:
     "(needs --reason; recorded in the tag).",
 )
 @click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
+@click.option("--notes", metavar="TEXT",
+              help="Release notes, for a builder without a RELEASE_NOTES entry for its VERSION "
+              "(recorded in the tag).")
 def datasets_release(
     name: str,
     registry: str | None,
@@ -607,6 +610,7 @@ def datasets_release(
     allow_unshared_remote: bool,
     allow_understated_bump: bool,
     reason: str | None,
+    notes: str | None,
 ) -> None:
     """Release the built version of a dataset: push its bytes, then tag it.
 
@@ -629,7 +633,14 @@ def datasets_release(
     features added -> MINOR; the same examples -> PATCH. To release anyway:
         registry datasets release NAME --allow-understated-bump --reason "..."
     (the override and its reason are recorded in the tag's lineage record).
-    Python: registry.release_dataset(NAME)
+
+    \b
+    A builder brought in as it is (registry datasets add --from) may have no
+    RELEASE_NOTES entry for its VERSION: say what the version holds with --notes
+    (then required; recorded in the tag message):
+        registry datasets release image_classification/dummy_mnist \\
+            --notes "DummyMnist from tensorflow-datasets, as it is."
+    Python: registry.release_dataset(NAME, notes=TEXT)
     """
     from registry import console
     from registry.datasets import release_dataset
@@ -645,6 +656,7 @@ def datasets_release(
             allow_unshared_remote=allow_unshared_remote,
             allow_understated_bump=allow_understated_bump,
             reason=reason,
+            notes=notes,
         )
         line.done(str(release.version))
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
@@ -743,6 +755,40 @@ def datasets_new(
                    f"`registry datasets build {name}`")
     else:
         click.echo(f"next: edit it, then `registry datasets build {name}`")
+
+
+@datasets.command("add")
+@click.argument("name")
+# The value is parsed by add_dataset (registry.build.adopt.parse_source), the one home of that rule.
+@click.option("--from", "source", required=True, metavar="PATH|MODULE:CLASS",
+              help="A builder file or TFDS dataset folder (PATH[:CLASS]), or an importable "
+              "class (package.module:Class).")
+@_registry_option
+def datasets_add(name: str, source: str, registry: str | None) -> None:
+    """Bring in an existing TFDS builder as it is, as dataset NAME.
+
+    \b
+    A builder file or TFDS dataset folder is copied into datasets/NAME/ (its
+    module becomes <leaf>_dataset_builder.py; PATH:CLASS names the class when
+    it is not Builder or the only one); an importable class is wrapped by a
+    module whose class Builder inherits it whole. The dataset joins the build
+    stage of dvc.yaml with no params, and gets a card stub if it has none.
+    VERSION and RELEASE_NOTES may be inherited; TFDS's manual_dir is its raw
+    data folder (raw/, or raw_path: registry datasets raw NAME PATH).
+        registry datasets add image_classification/dummy_mnist \\
+            --from tensorflow_datasets.testing.test_utils:DummyMnist
+        registry datasets add text_generation/poems --from ~/src/poems/
+        registry datasets add products/product_a/views --from views.py:ViewsData
+        registry datasets build image_classification/dummy_mnist
+        registry datasets release image_classification/dummy_mnist --notes "As it is."
+    Python: registry.add_dataset(NAME, SOURCE)
+    """
+    from registry.datasets import add_dataset
+
+    folder = add_dataset(name, source, registry=registry)
+    click.echo(f"added {folder}")
+    click.echo(f"next: `registry datasets build {name}`, then commit datasets/{name}/, dvc.yaml "
+               "and params.yaml")
 
 
 @cli.group(context_settings=CONTEXT_SETTINGS)

@@ -271,6 +271,13 @@ def dataset_info(
     build_text = read(layout.build_info_file(name))
     build = json.loads(build_text) if build_text else None
     builder_source = read(layout.builder_file(name)) or ""
+    release_notes = builder_metadata(builder_source)[1]
+    message = session.repo.tag_message(release.tag) if release else ""
+    if release and str(release.version) not in release_notes:
+        # Given with --notes (a builder brought in as it is), or inherited: the tag says them.
+        tag_notes = _tag_notes(message)
+        if tag_notes:
+            release_notes = {**release_notes, str(release.version): tag_notes}
     return DatasetInfo(
         name=name,
         version=str(release.version) if release else None,
@@ -281,16 +288,27 @@ def dataset_info(
         build=build,
         versions=[str(r.version) for r in index.releases(name)],
         stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
-        release_notes=builder_metadata(builder_source)[1],
+        release_notes=release_notes,
         yanked=index.yank_reasons(name),
         purged=purge_summary(session.repo, release),
         reproduced=last_reproduction(session.repo, release),
         statistics=(build or {}).get("statistics"),
-        understated_bump=(
-            bump_override(parse_lineage(session.repo.tag_message(release.tag))[0])
-            if release else None
-        ),
+        understated_bump=bump_override(parse_lineage(message)[0]) if release else None,
     )
+
+
+def _tag_notes(message: str) -> str:
+    """The release notes a release tag's message holds: between its ``Release NAME X.Y.Z``
+    line and its lineage record.
+
+    Example:
+        >>> _tag_notes('Release a/b 1.0.0\\n\\nAs it is.\\n\\nlineage: {}')
+        'As it is.'
+    """
+    from registry.repo.records import LINEAGE_MARK
+
+    lines = message.splitlines()[1:]
+    return "\n".join(line for line in lines if not line.startswith(LINEAGE_MARK)).strip()
 
 
 def _work_tree_reader(root: Path) -> Callable[[str], str | None]:
@@ -306,41 +324,84 @@ def _work_tree_reader(root: Path) -> Callable[[str], str | None]:
 def builder_metadata(source: str) -> tuple[Version | None, dict[str, str]]:
     """Read ``VERSION`` and ``RELEASE_NOTES`` from a builder's source, without importing it.
 
-    Importing a builder imports TensorFlow (seconds); describing a version must stay instant.
+    Importing a builder imports TensorFlow (seconds); describing a version must stay instant, and
+    loading a released version never runs builder code. Only literals written in ``class
+    Builder`` (or the class that ``Builder = Other`` names) are seen: an inherited or computed
+    one is read from the class at release time (:func:`builder_literals`,
+    :func:`registry.build.builders.class_metadata`).
+
+    Example:
+        >>> builder_metadata("class Builder:\\n    VERSION = tfds.core.Version('1.2.0')\\n")
+        (Version(major=1, minor=2, patch=0), {})
     """
-    version: Version | None = None
-    notes: dict[str, str] = {}
+    literals = builder_literals(source)
+    return literals.get("VERSION"), literals.get("RELEASE_NOTES", {})
+
+
+def builder_literals(source: str) -> dict[str, Any]:
+    """``VERSION`` (a :class:`Version`), ``RELEASE_NOTES`` (version -> notes) and
+    ``SUPPORTED_VERSIONS`` (texts) of the builder's source, each present only when the class
+    body says it as a literal.
+
+    Example:
+        >>> builder_literals("class Data:\\n    RELEASE_NOTES = {'1.0.0': 'First.'}\\n"
+        ...                  "Builder = Data\\n")
+        {'RELEASE_NOTES': {'1.0.0': 'First.'}}
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return None, {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ClassDef) or node.name != "Builder":
-            continue
-        for stmt in node.body:
-            targets: list[ast.expr] = []
-            if isinstance(stmt, ast.Assign):
-                targets, value = stmt.targets, stmt.value
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-                targets, value = [stmt.target], stmt.value
-            for target in targets:
-                if not isinstance(target, ast.Name):
-                    continue
-                if target.id == "VERSION":
-                    arg = value.args[0] if isinstance(value, ast.Call) and value.args else value
-                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                        try:
-                            version = parse_version(arg.value)
-                        except RegistryError:
-                            version = None
-                elif target.id == "RELEASE_NOTES":
-                    try:
-                        literal = ast.literal_eval(value)
-                    except ValueError:
-                        continue
-                    if isinstance(literal, dict):
-                        notes = {str(k): str(v) for k, v in literal.items()}
-    return version, notes
+        return {}
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    # `Builder = Other` at the top of the module (a builder added under its own name).
+    target_name = "Builder"
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)
+                and any(isinstance(t, ast.Name) and t.id == "Builder" for t in node.targets)):
+            target_name = node.value.id
+    found: dict[str, Any] = {}
+    builder = classes.get(target_name)
+    for stmt in builder.body if builder is not None else []:
+        targets: list[ast.expr] = []
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        for target in targets:
+            if not isinstance(target, ast.Name):
+                continue
+            if target.id == "VERSION":
+                version = _version_literal(value)
+                if version is not None:
+                    found["VERSION"] = version
+            elif target.id == "RELEASE_NOTES":
+                literal = _literal(value)
+                if isinstance(literal, dict):
+                    found["RELEASE_NOTES"] = {str(k): str(v) for k, v in literal.items()}
+            elif target.id == "SUPPORTED_VERSIONS" and isinstance(value, ast.List | ast.Tuple):
+                versions = [_version_literal(v) for v in value.elts]
+                if all(v is not None for v in versions):
+                    found["SUPPORTED_VERSIONS"] = [str(v) for v in versions]
+    return found
+
+
+def _version_literal(value: ast.expr) -> Version | None:
+    """``tfds.core.Version('1.2.0')`` or ``'1.2.0'``, as a version; ``None``: not a literal."""
+    arg = value.args[0] if isinstance(value, ast.Call) and value.args else value
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        try:
+            return parse_version(arg.value)
+        except RegistryError:
+            return None
+    return None
+
+
+def _literal(value: ast.expr) -> Any:
+    """The Python literal ``value`` says, or ``None``."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return None
 
 
 # -- fetching and loading -----------------------------------------------------------------------
@@ -1133,13 +1194,15 @@ def release_dataset(
     allow_unshared_remote: bool = False,
     allow_understated_bump: bool = False,
     reason: str | None = None,
+    notes: str | None = None,
 ) -> Release:
     """Release the built version of dataset ``name``: push its bytes, then tag it.
 
     Refuses (nothing pushed, nothing tagged) unless: the work tree is committed, the built data
     is up to date with its builder and params (``dvc status`` of its stage is clean) and was
     built at the builder's ``VERSION``, ``VERSION`` is greater than every release so far,
-    ``RELEASE_NOTES`` has an entry for it, and ``VERSION`` does not understate how the data
+    ``RELEASE_NOTES`` has an entry for it (or ``notes`` are given), and ``VERSION`` does not
+    understate how the data
     changed since the previous release (the highest one not yanked), by the diff of the two
     builds (:mod:`registry.semver`: an example changed or removed, or a feature removed or
     changed → MAJOR; only additions → MINOR; the same examples → PATCH). Then pushes the bytes
@@ -1159,6 +1222,9 @@ def release_dataset(
         allow_understated_bump: Release a version that understates the change anyway; the
             override, ``reason`` and who made it are recorded in the tag's lineage record.
         reason: Why (required with ``allow_understated_bump``).
+        notes: The release notes, for a builder whose ``RELEASE_NOTES`` has no entry for its
+            ``VERSION`` (one brought in as it is: ``registry datasets add --from``); recorded in
+            the tag message, and they win over the builder's entry.
 
     Returns:
         The new release.
@@ -1171,7 +1237,8 @@ def release_dataset(
         VersionUnspecifiedError: If the builder has no ``VERSION``.
         VersionExistsError, VersionNotAboveLatestError, VersionOnCommitError: If ``VERSION`` was
             released, is not above the latest release, or a version was released from HEAD.
-        MissingReleaseNotesError: If ``RELEASE_NOTES`` has no entry for ``VERSION``.
+        MissingReleaseNotesError: If ``RELEASE_NOTES`` has no entry for ``VERSION`` and no
+            ``notes`` are given.
         StaleDataError: If the built data is not what the builder and params make now.
         NotBuiltError: If the dataset was never built.
         UnsharedRemoteError: If the DVC remote is a personal override of the committed one
@@ -1187,9 +1254,10 @@ def release_dataset(
     override = " ".join((reason or "").split()) or None
     if allow_understated_bump and override is None:
         raise ReasonRequiredError("dataset", name, override=True)
+    given = (notes or "").strip() or None
     return release(
         session,
-        _DatasetRelease(session, name, override if allow_understated_bump else None),
+        _DatasetRelease(session, name, override if allow_understated_bump else None, given),
         push=push,
         remote=remote,
         allow_unshared_remote=allow_unshared_remote,
@@ -1203,6 +1271,8 @@ class _DatasetRelease:
     session: Session
     name: str
     override: str | None = None
+    # Release notes given with the release (--notes), for a builder without an entry.
+    notes: str | None = None
     # What the bump check found (``bump_check`` in the lineage record), set by ``check``.
     checked: dict[str, Any] = field(default_factory=dict)
 
@@ -1237,8 +1307,19 @@ class _DatasetRelease:
 
     @functools.cached_property
     def _builder(self) -> tuple[Version | None, dict[str, str]]:
-        """The builder's ``VERSION`` and ``RELEASE_NOTES`` (read once: it is committed)."""
-        return builder_metadata((self.session.root / layout.builder_file(self.name)).read_text())
+        """The builder's ``VERSION`` and ``RELEASE_NOTES`` (read once: it is committed): the
+        literals of its source, else (inherited or computed) from the class itself, imported
+        here, in the work tree at release time."""
+        root = self.session.root
+        literals = builder_literals((root / layout.builder_file(self.name)).read_text())
+        version, notes = literals.get("VERSION"), literals.get("RELEASE_NOTES")
+        if version is None or notes is None:
+            from registry.build.builders import class_metadata
+
+            metadata = class_metadata(root, self.name)
+            version = version or metadata.version
+            notes = notes if notes is not None else metadata.release_notes
+        return version, dict(notes or {})
 
     def version(self, index: TagIndex) -> Version:
         """The builder's ``VERSION``."""
@@ -1247,24 +1328,29 @@ class _DatasetRelease:
             raise VersionUnspecifiedError(
                 "dataset",
                 self.name,
-                f"{layout.builder_file(self.name)} has no VERSION = tfds.core.Version('X.Y.Z') "
-                "in class Builder",
+                f"the class Builder of {layout.builder_file(self.name)} has no VERSION, neither "
+                "its own nor inherited",
             )
         return version
+
+    def _notes(self, version: Version) -> str | None:
+        """The release notes of ``version``: ``--notes``, else the builder's entry."""
+        return self.notes if self.notes is not None else self._builder[1].get(str(version))
 
     def check(self, index: TagIndex, version: Version) -> None:
         """Release notes for ``version``; data built from the committed builder, at it; a
         version that does not understate the change since the previous release."""
-        if str(version) not in self._builder[1]:
+        if self._notes(version) is None:
             raise MissingReleaseNotesError(self.name, version, layout.builder_file(self.name))
         _check_built(self.session.root, self.name, version)
         self.checked.update(_check_bump(self.session, index, self.name, version, self.override))
 
     def tag_message(self, version: Version) -> str:
-        """``Release NAME X.Y.Z``, the first line of its release notes, and the lineage record
+        """``Release NAME X.Y.Z``, the first line of its release notes (all of notes given with
+        ``--notes``, which the builder does not hold), and the lineage record
         (:mod:`registry.repo.records`): builder commit, params, builder files, data, raw inputs."""
-        note = self._builder[1][str(version)].strip()
-        subject = note.splitlines()[0] if note else ""
+        note = (self._notes(version) or "").strip()
+        subject = note if self.notes is not None else (note.splitlines()[0] if note else "")
         repo, name = self.session.repo, self.name
         inputs = build_inputs(self.session, None, name)  # checked current by ``check``
         record = {
@@ -1415,6 +1501,52 @@ def new_dataset(
     return write_dataset_folder(
         session.root, name, description=description, owner=owner, query=query
     )
+
+
+def add_dataset(
+    name: str,
+    source: str,
+    *,
+    registry: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Bring in an existing TFDS builder as it is, as dataset ``name``.
+
+    ``source`` is a builder file or TFDS dataset folder (copied; ``PATH:CLASS`` names the class
+    when it is not ``Builder`` or the only one), or an importable class ``package.module:Class``
+    (wrapped: ``class Builder(Class)`` in ``datasets/NAME/<leaf>_dataset_builder.py``). The
+    dataset joins ``dvc.yaml``'s build stage with no params in ``params.yaml``, and gets a card
+    stub and ``CITATIONS.bib`` if it has none (see :mod:`registry.build.adopt`). Its
+    ``VERSION`` and ``RELEASE_NOTES`` may be inherited; without notes for its version, release
+    it with ``release_dataset(name, notes=...)``. Commit the folder, ``dvc.yaml`` and
+    ``params.yaml`` afterwards.
+
+    Args:
+        name: The new dataset's name, e.g. ``image_classification/dummy_mnist``.
+        source: ``PATH``, ``PATH:CLASS`` or ``package.module:Class``.
+        registry: A registry clone; default from the configuration.
+
+    Returns:
+        The new folder.
+
+    Raises:
+        InvalidNameError: If ``name`` is not a valid dataset name.
+        ArtifactExistsError: If the name is taken (by a dataset or a model).
+        SourceNotFoundError: If ``source`` reads as a path that does not exist.
+        BuilderSourceError: If ``source`` is malformed, does not import, or names no TFDS
+            builder class.
+
+    Example:
+        >>> add_dataset("image_classification/dummy_mnist",
+        ...             "tensorflow_datasets.testing.test_utils:DummyMnist")  # doctest: +SKIP
+        PosixPath('/home/ana/registry/datasets/image_classification/dummy_mnist')
+    """
+    from registry.build.adopt import adopt_builder, parse_source
+    from registry.build.dvcfiles import declared_datasets
+
+    parsed = parse_source(source)
+    session = open_session(registry)
+    name = session.check_new_name(name, "dataset", declared=declared_datasets(session.root))
+    return adopt_builder(session.root, name, parsed)
 
 
 def add_raw_input(

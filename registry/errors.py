@@ -314,6 +314,25 @@ class SourceNotFoundError(RegistryError, FileNotFoundError):
         )
 
 
+class BuilderSourceError(RegistryError, ValueError):
+    """``registry datasets add NAME --from SPEC`` cannot bring in the builder: ``SPEC`` is not a
+    path nor ``package.module:Class``, the module does not import, the class is missing or is no
+    TFDS builder, or the file or folder holds no single builder class.
+
+    Attributes:
+        source: ``--from``'s value.
+    """
+
+    exit_code = 2
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        super().__init__(
+            f"cannot add a builder from {source!r}: {problem} (--from takes a builder file or "
+            "TFDS dataset folder, optionally PATH:CLASS, or an importable package.module:Class)"
+        )
+
+
 class RawInputError(RegistryError, ValueError):
     """A dataset's raw input (``registry datasets raw``, ``raw_path``) cannot be one: it is not
     inside the dataset folder, or it is an output of the build.
@@ -504,7 +523,8 @@ class VersionUnspecifiedError(ReleaseError):
 
 
 class MissingReleaseNotesError(ReleaseError):
-    """A dataset's builder has no ``RELEASE_NOTES`` entry for the version being released.
+    """A dataset's builder has no ``RELEASE_NOTES`` entry for the version being released, and
+    none were given with ``--notes``.
 
     Attributes:
         name: The dataset.
@@ -517,7 +537,8 @@ class MissingReleaseNotesError(ReleaseError):
         super().__init__(
             f"cannot release {name!r}: RELEASE_NOTES in {builder} has no entry for {version}; "
             f"add one that says what changed, commit, and run "
-            f"{_release_again('dataset', name)}"
+            f"{_release_again('dataset', name)}, or give them (a builder brought in as it is): "
+            f"'registry datasets release {name} --notes TEXT'"
         )
 
 

@@ -45,6 +45,7 @@ def test_public_api_is_pinned() -> None:
         "RegistryError",
         "Version",
         "__version__",
+        "add_dataset",
         "add_model",
         "build_dataset",
         "dataset_info",

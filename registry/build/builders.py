@@ -6,11 +6,17 @@ The registry imports its builder module from the file (:func:`load_builder_modul
 the dataset's knobs from ``params.yaml`` (``datasets.<name>``, :func:`make_builder`) and runs
 ``download_and_prepare`` with TFDS's serializer swapped for a deterministic one
 (:func:`download_and_prepare`, see :mod:`registry.build.reproducible`).
+
+Any TFDS builder works as it is: one that takes no ``params`` is made with its own defaults (the
+``raw_path`` knob then names its raw data folder, TFDS's ``manual_dir``: :func:`manual_dir`), and
+its ``VERSION``, ``RELEASE_NOTES`` and ``SUPPORTED_VERSIONS`` may be inherited or computed
+(:func:`class_metadata`, read from the class in a work tree at build or release time only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import inspect
 import sys
@@ -22,16 +28,25 @@ from typing import TYPE_CHECKING, Any
 from registry import layout
 from registry.build.dvcfiles import builder_params
 from registry.errors import BuildError, NotBuiltError, first_line
+from registry.grammar import Version, parse_version
 
 if TYPE_CHECKING:
     import tensorflow_datasets as tfds
 
 __all__ = [
+    "RAW_DIR",
+    "BuilderMetadata",
+    "class_metadata",
     "download_and_prepare",
     "load_builder_class",
     "load_builder_module",
     "make_builder",
+    "manual_dir",
+    "with_manual_dir",
 ]
+
+# A dataset's raw data folder when params.yaml names none (``raw_path``): TFDS's ``manual_dir``.
+RAW_DIR = "raw"
 
 
 # Builder modules loaded in this process, by builder file and its modification time: two
@@ -120,7 +135,9 @@ def make_builder(
     # Ask the signature rather than catching TypeError, which the builder's own code may raise.
     if _accepts_params(cls):
         return cls(params=dict(params or {}), **kwargs)
-    # A plain TFDS builder that takes no params: still usable, with its own defaults.
+    # A plain TFDS builder that takes no params: still usable, with its own defaults. Its
+    # raw_path is not a knob of its own but its raw data folder, handed over as manual_dir.
+    params.pop("raw_path", None)
     if params:
         raise BuildError(
             f"the builder of {name!r} takes no params, but params.yaml sets "
@@ -128,6 +145,91 @@ def make_builder(
             "template of 'registry datasets new') or remove them"
         )
     return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuilderMetadata:
+    """What a builder class says about its versions.
+
+    Attributes:
+        version: ``VERSION`` (``None``: the class has none).
+        release_notes: ``RELEASE_NOTES``, version -> notes.
+        supported_versions: ``SUPPORTED_VERSIONS``: older versions it can still build.
+    """
+
+    version: Version | None
+    release_notes: dict[str, str]
+    supported_versions: list[str]
+
+
+def class_metadata(root: Path, name: str) -> BuilderMetadata:
+    """Read ``VERSION``, ``RELEASE_NOTES`` and ``SUPPORTED_VERSIONS`` from the builder class
+    itself, inherited or computed: this imports the builder (TensorFlow, seconds) and runs its
+    module's code, so it is for a work tree at build or release time; loading and describing a
+    version read the literals of its source instead (:func:`registry.datasets.builder_metadata`).
+
+    Raises:
+        NotBuiltError: If the builder file does not exist.
+        BuildError: If importing it raises, or it defines no ``Builder``.
+        InvalidVersionError: If its ``VERSION`` is not ``X.Y.Z``.
+
+    Example:
+        >>> class_metadata(Path("."), "image_classification/dummy_mnist")  # doctest: +SKIP
+        BuilderMetadata(version=Version(major=3, minor=0, patch=1), release_notes={}, ...)
+    """
+    cls = load_builder_class(root, name)
+    version = getattr(cls, "VERSION", None)
+    notes = getattr(cls, "RELEASE_NOTES", None) or {}
+    supported = getattr(cls, "SUPPORTED_VERSIONS", None) or []
+    return BuilderMetadata(
+        version=parse_version(str(version)) if version is not None else None,
+        release_notes={str(k): str(v) for k, v in dict(notes).items()},
+        supported_versions=[str(v) for v in supported],
+    )
+
+
+def manual_dir(root: Path, name: str, params: Mapping[str, Any] | None = None) -> Path:
+    """The dataset's raw data folder, which TFDS's builders know as ``manual_dir``: its
+    ``raw_path`` in ``params.yaml``, else ``raw/`` in the dataset folder.
+
+    Example:
+        >>> manual_dir(Path("/r"), "a/b", {"raw_path": "exports"})
+        PosixPath('/r/datasets/a/b/exports')
+        >>> manual_dir(Path("/r"), "a/b", {})
+        PosixPath('/r/datasets/a/b/raw')
+    """
+    raw = (params or {}).get("raw_path") or RAW_DIR
+    return root / layout.dataset_dir(name) / str(raw)
+
+
+def with_manual_dir(
+    builder: tfds.core.DatasetBuilder,
+    root: Path,
+    name: str,
+    params: Mapping[str, Any] | None,
+    download_config: Any,
+) -> Any:
+    """``download_config`` with ``manual_dir`` set to the dataset's raw data folder
+    (:func:`manual_dir`), so that a builder with ``MANUAL_DOWNLOAD_INSTRUCTIONS`` reads the files
+    put there (tracked with ``registry datasets raw NAME PATH``).
+
+    Raises:
+        BuildError: If the builder needs manual files and the folder is missing or empty (with
+            the first line of its instructions).
+    """
+    folder = manual_dir(root, name, params)
+    instructions = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+    if instructions and not (folder.is_dir() and any(folder.iterdir())):
+        relative = folder.relative_to(root / layout.dataset_dir(name)).as_posix()
+        first = next((ln.strip() for ln in str(instructions).splitlines() if ln.strip()), "")
+        raise BuildError(
+            f"the builder of {name!r} needs files downloaded by hand (TFDS's manual_dir), and "
+            f"{layout.dataset_dir(name)}/{relative}/ is missing or empty; its instructions: "
+            f"{first!r}; put the files there and track them with 'registry datasets raw {name} "
+            f"{layout.dataset_dir(name)}/{relative}', or name another folder with raw_path in "
+            "params.yaml"
+        )
+    return dataclasses.replace(download_config, manual_dir=str(folder))
 
 
 def _accepts_params(cls: type) -> bool:

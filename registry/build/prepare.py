@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from registry import layout
 from registry.atomic import atomic_write_text, replace_dir
 from registry.build.beam import beam_download_config, pipeline_options
-from registry.build.builders import download_and_prepare, make_builder
+from registry.build.builders import download_and_prepare, make_builder, with_manual_dir
 from registry.config import build_statistics
 from registry.errors import BuildError, ConfigError, RegistryError, first_line
 
@@ -188,6 +188,7 @@ def _run_builder(
     failure but our own becomes one BuildError line."""
     try:
         builder = make_builder(root, name, params, data_dir=data_dir)
+        download_config = with_manual_dir(builder, root, name, params, download_config)
         download_and_prepare(builder, download_config, statistics_dir)
     except RegistryError:
         raise
