@@ -127,12 +127,13 @@ def datasets_list(registry: str | None, as_json: bool) -> None:
             str(len(s.versions)),
             ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
             f"{s.built['version']} ({s.built['examples']:,} examples)" if s.built else "-",
+            ", ".join(s.configs) or "-",
             ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)")
             + _yanked_mark(s.yanked),
         )
         for s in summaries
     ]
-    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", ""), rows)
+    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", "CONFIGS", ""), rows)
 
 
 def _yanked_mark(yanked: dict[str, str]) -> str:
@@ -160,18 +161,26 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 @datasets.command("info")
 @click.argument("ref")
+@click.option(
+    "--config",
+    metavar="NAME",
+    help="For a builder with BUILDER_CONFIGS: describe this config's splits and features "
+    "(default: the default config, the first).",
+)
 @_registry_option
 @_json_option
-def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
+def datasets_info(ref: str, config: str | None, registry: str | None, as_json: bool) -> None:
     """Describe a dataset version: card, features, splits and sizes, versions, notes.
 
     \b
     REF is NAME, NAME:1.2.0, NAME:1.* or NAME@stage. Reads Git only: no data is fetched.
-    Python: registry.dataset_info(REF)
+    A builder with configs lists them, each with its example counts:
+        registry datasets info demo/sizes --config large
+    Python: registry.dataset_info(REF, config=None)
     """
     from registry.datasets import dataset_info
 
-    info = dataset_info(ref, registry=registry)
+    info = dataset_info(ref, config=config, registry=registry)
     summary = _lineage_summary(info.name, info.version, "dataset", registry)
     if as_json:
         _print_json({**info.to_dict(), "lineage_summary": summary})
@@ -188,6 +197,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     _echo_reproduced(info.reproduced)
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
+    _echo_configs(info.configs, info.default_config, info.config)
     if info.build:
         click.echo("\nsplits:")
         for split, s in info.build.get("splits", {}).items():
@@ -207,6 +217,26 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for version, note in info.release_notes.items():
             click.echo(f"  {version}: {note}")
     click.echo("\n" + info.card.strip())
+
+
+def _echo_configs(configs: dict[str, Any], default: str | None, shown: str | None) -> None:
+    """A builder's configs (the default marked), each with its description and example counts;
+    which one the splits below describe."""
+    if not configs:
+        return
+    click.echo(
+        "configs: " + ", ".join(f"{c} (default)" if c == default else c for c in configs)
+    )
+    for config, summary in configs.items():
+        counts = ", ".join(
+            f"{split} {s['num_examples']:,}" for split, s in summary.get("splits", {}).items()
+        )
+        described = f"{summary['description']}  " if summary.get("description") else ""
+        click.echo(f"  config {config}: {described}({counts})")
+    click.echo(
+        f"splits and features below: config {shown} "
+        "(load one with registry.load_dataset(REF, config=NAME))"
+    )
 
 
 def _echo_statistics(statistics: dict[str, Any] | None) -> None:
@@ -304,7 +334,8 @@ def datasets_pull(
 
     \b
     Prints the cached folder (a TFDS prepared folder that
-    tfds.builder_from_directory reads). A second pull transfers nothing.
+    tfds.builder_from_directory reads; for a builder with configs, a
+    folder of them, one per config). A second pull transfers nothing.
     The shared cache ($REGISTRY_SHARED_CACHE, shared_cache_dir) is looked
     in before the DVC remote.
     Python: registry.pull_dataset(REF)
