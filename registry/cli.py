@@ -691,10 +691,20 @@ def datasets_release(
     metavar="N",
     help="Print up to N concrete differing examples (key and changed fields).",
 )
+@click.option(
+    "--config",
+    metavar="NAME",
+    help="For a builder with BUILDER_CONFIGS: the config to compare (default: the default).",
+)
 @_registry_option
 @_json_option
 def datasets_diff(
-    ref_a: str, ref_b: str | None, show: int, registry: str | None, as_json: bool
+    ref_a: str,
+    ref_b: str | None,
+    show: int,
+    config: str | None,
+    registry: str | None,
+    as_json: bool,
 ) -> None:
     """Show what changed between two versions or builds of a dataset.
 
@@ -716,13 +726,14 @@ def datasets_diff(
         registry datasets diff image_classification/digits:1.0.0 \\
             image_classification/digits:2.0.0 --show 5
         registry datasets diff old/prepared new/prepared --json
-    Python: registry.diff_datasets(REF_A, REF_B, show=N)
+        registry datasets diff demo/sizes:1.0.0 --config large
+    Python: registry.diff_datasets(REF_A, REF_B, show=N, config=None)
     """
     from registry import console
     from registry.diff import diff_datasets
 
     with console.step("diff", ref_a, root=registry) as line:
-        diff = diff_datasets(ref_a, ref_b, registry=registry, show=show)
+        diff = diff_datasets(ref_a, ref_b, registry=registry, show=show, config=config)
         line.done("no changes" if diff.identical else "changed")
     if as_json:
         _print_json(diff.to_dict())

@@ -60,6 +60,7 @@ from registry.repo.tags import Release, TagIndex
 if TYPE_CHECKING:
     from registry.build.compare import Side
     from registry.build.extract import Extracted, ExtractPlan
+    from registry.semver import Bump
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -73,6 +74,8 @@ __all__ = [
     "add_raw_input",
     "build_dataset",
     "build_inputs",
+    "config_side",
+    "configs_of",
     "dataset_info",
     "extract_dataset",
     "extract_plan",
@@ -724,7 +727,8 @@ def locate_dataset(
 
 def _released_build_info(session: Session, release: Release) -> dict[str, Any] | None:
     """A release's ``build_info.json`` at its commit (one Git read)."""
-    return _json_object(session.repo.read_file(release.commit, layout.build_info_file(release.name)))
+    data = session.repo.read_file(release.commit, layout.build_info_file(release.name))
+    return _json_object(data)
 
 
 def configs_of(build: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -1462,11 +1466,75 @@ def _check_bump(
             f"{previous.version}, fetched through the cache; nothing was pushed or tagged: "
             "release again once fixed"
         ) from e
-    diff = compare(before, workspace_side(session, name), name=name)
+    after = workspace_side(session, name)
+    if not configs_of(before.build_info) and not configs_of(after.build_info):
+        reasons = bump_reasons(compare(before, after, name=name))
+    else:
+        reasons = _configs_bump_reasons(before, after, name)
     return check_bump(
-        "dataset", name, version, previous.version, bump_reasons(diff), override,
+        "dataset", name, version, previous.version, reasons, override,
         session.repo.tagger_email(),
     )
+
+
+def _configs_bump_reasons(before: Side, after: Side, name: str) -> dict[Bump, list[str]]:
+    """What calls for each bump between two builds of a builder with configs: each config's
+    diff (its reasons prefixed ``config NAME:``), a config removed (MAJOR) or added (MINOR).
+    A side without configs stands for the other side's default config."""
+    from registry.build.compare import compare
+    from registry.semver import bump_reasons
+
+    old, new = _config_sides(before), _config_sides(after)
+    if None in old:
+        old = {next(iter(new)): old[None]}
+    if None in new:
+        new = {next(iter(old)): new[None]}
+    reasons: dict[Bump, list[str]] = {"major": [], "minor": [], "patch": []}
+    reasons["major"] += [f"config {c!r} removed" for c in old if c not in new]
+    reasons["minor"] += [f"config {c!r} added" for c in new if c not in old]
+    for config in (c for c in new if c in old):
+        found = bump_reasons(compare(old[config], new[config], name=name))
+        for bump, items in found.items():
+            reasons[bump] += [f"config {config}: {item}" for item in items]
+    return reasons
+
+
+def config_side(side: Side, config: str | None) -> Side:
+    """One config of a build as a side of a diff: ``config``, or the default (a build without
+    configs: itself).
+
+    Raises:
+        ConfigError: If ``config`` is not one of the build's (naming those it has), or the
+            build has none.
+
+    Example:
+        >>> config_side(released, "large").path.name  # doctest: +SKIP
+        'large'
+    """
+    chosen = config_of(side.build_info, side.label, config)
+    return side if chosen is None else _config_sides(side)[chosen]
+
+
+def _config_sides(side: Side) -> dict[str | None, Side]:
+    """One side per config of a build (its folder and summary), the default first; a build
+    without configs: itself, under ``None``."""
+    import dataclasses
+
+    configs = configs_of(side.build_info)
+    if not configs:
+        return {None: side}
+    default = config_of(side.build_info, side.label, None)
+    order = [default, *(c for c in configs if c != default)]
+    return {
+        config: dataclasses.replace(
+            side,
+            label=f"{side.label} config {config}",
+            path=side.path / str(config),
+            build_info={**(side.build_info or {}),
+                        **{k: v for k, v in configs[str(config)].items() if k != "name"}},
+        )
+        for config in order
+    }
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import registry
 from registry.datasets import locate_dataset
-from registry.errors import BuildError, ConfigError
+from registry.errors import BuildError, ConfigError, UnderstatedBumpError
 from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
 
 NAME = "demo/sizes"
@@ -186,3 +186,27 @@ def test_a_config_with_its_own_version_is_refused(clone: Path) -> None:
                           capture_output=True, text=True)
     assert done.returncode == BuildError.exit_code
     assert "declares version 1.1.0" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_second_release_checks_the_bump_config_by_config(clone: Path) -> None:
+    _build_and_release(clone)
+    # The large config's squares change (MAJOR); the small one stays the same.
+    (clone / BUILDER).write_text(
+        SOURCE.replace("scale=2", "scale=3")
+        .replace('VERSION = tfds.core.Version("1.0.0")', 'VERSION = tfds.core.Version("1.1.0")')
+        .replace('{"1.0.0": "Initial release."}',
+                 '{"1.0.0": "Initial release.", "1.1.0": "Large squares tripled."}')
+    )
+    cli_ok("datasets", "build", NAME)
+    commit_all(clone, f"Build {NAME} 1.1.0")
+    error = cli_raises(UnderstatedBumpError, "datasets", "release", NAME)
+    assert "config large: train: 19 examples removed" in str(error)
+    assert "config small" not in str(error) and "2.0.0" in str(error)
+    assert git(clone, "tag", "--list").split() == [f"{NAME}@v1.0.0"]
+
+    diff = json.loads(cli_ok("datasets", "diff", f"{NAME}:1.0.0", "--config", "large", "--json"))
+    assert {s["split"]: s["removed"] for s in diff["splits"]} == {"test": 20, "train": 19}
+    # Without --config: the default config, small, which did not change.
+    assert json.loads(cli_ok("datasets", "diff", f"{NAME}:1.0.0", "--json"))["identical"]
+    error = cli_raises(ConfigError, "datasets", "diff", f"{NAME}:1.0.0", "--config", "medium")
+    assert "its configs: small, large" in str(error)

@@ -99,7 +99,8 @@ def prepare_dataset(
         # A builder with configs: each config is built into its own folder of the prepared
         # folder (``prepared/<config>``, a TFDS prepared folder each), in one DVC output.
         built: dict[str | None, tuple[Path, Any, dict[str, Any] | None]] = {}
-        for config in configs or [None]:
+        parts: list[str | None] = list(configs) or [None]
+        for config in parts:
             part = workdir if config is None else workdir / "configs" / config
             built[config] = _build_one(
                 root, name, params, config, part, remote_dir, download_config, with_statistics
