@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import registry
+from registry.build.dvcfiles import set_raw_input
 from registry.datasets import locate_dataset
 from registry.errors import BuildError, ConfigError, UnderstatedBumpError
 from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
@@ -58,7 +59,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         SizesConfig(name="large", description="Forty numbers, squares doubled.", count=40,
                     scale=2),
     ]
-    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {"raw_path": "dummy_data"}
+    DEFAULT_PARAMS: ClassVar[dict[str, Any]] = {"raw_path": None}
 
     def __init__(self, *, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.params = {**self.DEFAULT_PARAMS, **(params or {})}
@@ -96,6 +97,8 @@ def clone(tmp_path: Path, chdir: Callable[[Path], None]) -> Path:
     cli_ok("remote", "set", str(storage))
     cli_ok("datasets", "new", NAME, "--description", "Numbers and squares.", "--owner", "ana")
     (clone / BUILDER).write_text(SOURCE)
+    # It generates its data: no raw input (as the example datasets that generate theirs).
+    set_raw_input(clone, NAME, None)
     commit_all(clone, f"Add {NAME}, with two configs")
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(tmp_path / "origin.git"))
     git(clone, "remote", "add", "origin", str(tmp_path / "origin.git"))
@@ -145,12 +148,23 @@ def test_every_config_is_built_released_by_one_tag_and_loaded(clone: Path) -> No
 
 
 def test_builds_of_configs_are_byte_reproducible(clone: Path) -> None:
-    cli_ok("datasets", "build", NAME)
+    _build_and_release(clone)
     lock = (clone / "dvc.lock").read_text()
     info = (clone / FOLDER / "build_info.json").read_text()
     cli_ok("datasets", "build", NAME, "--force")
     assert (clone / "dvc.lock").read_text() == lock
     assert (clone / FOLDER / "build_info.json").read_text() == info
+    # The version rebuilds from its tag, every config, to the released hash.
+    assert registry.rebuild_dataset(f"{NAME}:1.0.0").equal is True
+
+
+def test_check_builder_builds_each_config(clone: Path) -> None:
+    from registry.testing import check_builder
+
+    builder = check_builder(NAME, expected_splits={"train": 5, "test": 5})
+    assert builder.builder_config.name == "small"
+    large = check_builder(NAME, config="large", expected_splits={"train": 20, "test": 20})
+    assert large.builder_config.name == "large"
 
 
 def test_an_unknown_config_is_refused_with_the_known_ones(clone: Path) -> None:
