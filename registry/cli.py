@@ -126,7 +126,9 @@ def datasets_list(registry: str | None, as_json: bool) -> None:
             s.latest or "-",
             str(len(s.versions)),
             ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
-            f"{s.built['version']} ({s.built['examples']:,} examples)" if s.built else "-",
+            (f"{s.built['version']} ({s.built['examples']:,} examples"
+             + (f", config {s.configs[0]})" if s.built.get("configs") else ")"))
+            if s.built else "-",
             ", ".join(s.configs) or "-",
             ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)")
             + _yanked_mark(s.yanked),
@@ -600,7 +602,17 @@ def _built(name: str, registry: str | None) -> str:
     from registry.datasets import list_datasets
 
     built = next((s.built for s in list_datasets(registry=registry) if s.name == name), None)
-    return f"{built['version']}, {built['examples']:,} examples" if built else ""
+    return _built_text(built)
+
+
+def _built_text(built: dict[str, Any] | None) -> str:
+    """``1.0.0, 1,797 examples``; with configs ``1.0.0, small 10 examples, large 40 examples``."""
+    if not built:
+        return ""
+    if built.get("configs"):
+        counts = ", ".join(f"{c} {n:,} examples" for c, n in built["configs"].items())
+        return f"{built['version']}, {counts}"
+    return f"{built['version']}, {built['examples']:,} examples"
 
 
 def _release_remote_options(command: Any) -> Any:

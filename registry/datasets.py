@@ -109,7 +109,8 @@ class DatasetSummary:
         deprecated: Whether the dataset is deprecated.
         in_tree: Whether its builder exists in the registry's tree (else: releases only).
         built: In a clone, what is built locally: ``{"version", "examples"}`` from its
-            ``build_info.json`` when ``prepared/`` exists; else ``None``.
+            ``build_info.json`` when ``prepared/`` exists (with configs: the default's
+            examples, and ``configs``: config -> examples); else ``None``.
         yanked: Each yanked version (left out of ``versions``) and why.
         configs: The builder's configs, the default first (``BUILDER_CONFIGS``, as the work
             tree's ``build_info.json`` records them, else the latest release's); empty for a
@@ -190,13 +191,21 @@ def _was_dataset(session: Session, index: TagIndex, name: str) -> bool:
 
 
 def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:
-    """The version and example count built in a work tree, from its ``build_info.json``."""
+    """The version and example count built in a work tree, from its ``build_info.json`` (for a
+    builder with configs: the default's count, and ``configs``: each config's)."""
     if root is None or not (root / layout.prepared_dir(name)).is_dir():
         return None
     try:
         info = json.loads((root / layout.build_info_file(name)).read_text())
         examples = sum(int(s["num_examples"]) for s in info["splits"].values())
-        return {"version": str(info["version"]), "examples": examples}
+        built: dict[str, Any] = {"version": str(info["version"]), "examples": examples}
+        configs = configs_of(info)
+        if configs:
+            built["configs"] = {
+                config: sum(int(s["num_examples"]) for s in entry["splits"].values())
+                for config, entry in configs.items()
+            }
+        return built
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -144,7 +144,17 @@ def test_every_config_is_built_released_by_one_tag_and_loaded(clone: Path) -> No
     listed = json.loads(cli_ok("datasets", "list", "--json"))
     entry = next(d for d in listed if d["name"] == NAME)
     assert entry["configs"] == ["small", "large"]
-    assert "small, large" in cli_ok("datasets", "list")
+    listing = cli_ok("datasets", "list")
+    assert "1.0.0 (10 examples, config small)" in listing and "small, large" in listing
+    large_info = registry.dataset_info(NAME, config="large")
+    assert large_info.config == "large" and large_info.default_config == "small"
+    assert large_info.build is not None and large_info.build["name"] == NAME
+    assert large_info.build["splits"]["test"]["num_examples"] == 20
+    assert large_info.statistics is not None
+    assert large_info.statistics["splits"]["train"]["num_examples"] == 20
+    assert "splits and features below: config large" in cli_ok(
+        "datasets", "info", NAME, "--config", "large"
+    )
 
 
 def test_builds_of_configs_are_byte_reproducible(clone: Path) -> None:
