@@ -1410,7 +1410,7 @@ class _DatasetRelease:
         subject = note.splitlines()[0] if note else ""
         repo, name = self.session.repo, self.name
         inputs = build_inputs(self.session, None, name)  # checked current by ``check``
-        record = {
+        record: dict[str, Any] = {
             "artifact": name,
             "kind": "dataset",
             "version": str(version),
@@ -1425,6 +1425,11 @@ class _DatasetRelease:
             # "generated": the builder makes its data or reads it from a package.
             "raw": "generated" if inputs is None or inputs.generated else inputs.raw,
         }
+        info_file = self.session.root / layout.build_info_file(name)
+        configs = configs_of(_json_object(info_file.read_bytes() if info_file.is_file() else None))
+        if configs:
+            # One tag for every config: which ones it holds (each in prepared/<config>).
+            record["data"]["configs"] = list(configs)
         if inputs is not None and inputs.missing:
             record["raw_missing"] = inputs.missing
         if self.checked:

@@ -15,6 +15,7 @@ import registry
 from registry.build.dvcfiles import set_raw_input
 from registry.datasets import locate_dataset
 from registry.errors import BuildError, ConfigError, UnderstatedBumpError
+from registry.repo.records import parse_lineage
 from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
 
 NAME = "demo/sizes"
@@ -119,6 +120,10 @@ def test_every_config_is_built_released_by_one_tag_and_loaded(clone: Path) -> No
     assert sorted(p.name for p in prepared.iterdir()) == ["large", "small"]
     assert (prepared / "small" / "dataset_info.json").is_file()
     assert git(clone, "tag", "--list").split() == [f"{NAME}@v1.0.0"]
+    message = git(clone, "tag", "-l", "--format=%(contents)", f"{NAME}@v1.0.0")
+    record, problem = parse_lineage(message)
+    assert problem is None and record is not None
+    assert record["data"]["configs"] == ["small", "large"]
 
     small = registry.load_dataset(f"{NAME}:1.0.0", "train", config="small", output="pandas")
     large = registry.load_dataset(f"{NAME}:1.0.0", "train", config="large", output="pandas")
