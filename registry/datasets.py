@@ -777,6 +777,11 @@ def config_of(build: dict[str, Any] | None, what: str, config: str | None) -> st
         'small'
     """
     configs = list(configs_of(build))
+    if build is None and config is not None:
+        raise ConfigError(
+            f"{what} records no build (no build_info.json), so its configs are not known; "
+            "build it first ('registry datasets build NAME')"
+        )
     if not configs:
         if config is not None:
             raise ConfigError(

@@ -183,6 +183,8 @@ def test_check_builder_builds_each_config(clone: Path) -> None:
 
 
 def test_an_unknown_config_is_refused_with_the_known_ones(clone: Path) -> None:
+    error = cli_raises(ConfigError, "datasets", "info", NAME, "--config", "small")
+    assert "records no build" in str(error) and "registry datasets build" in str(error)
     _build_and_release(clone)
     with pytest.raises(ConfigError, match=r"no config 'medium'.*small, large"):
         registry.load_dataset(NAME, "train", config="medium")
