@@ -126,13 +126,16 @@ def datasets_list(registry: str | None, as_json: bool) -> None:
             s.latest or "-",
             str(len(s.versions)),
             ", ".join(f"{k}={v}" for k, v in s.stages.items()) or "-",
-            f"{s.built['version']} ({s.built['examples']:,} examples)" if s.built else "-",
+            (f"{s.built['version']} ({s.built['examples']:,} examples"
+             + (f", config {s.configs[0]})" if s.built.get("configs") else ")"))
+            if s.built else "-",
+            ", ".join(s.configs) or "-",
             ("deprecated" if s.deprecated else "") + ("" if s.in_tree else " (removed)")
             + _yanked_mark(s.yanked),
         )
         for s in summaries
     ]
-    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", ""), rows)
+    _print_table(("NAME", "LATEST", "VERSIONS", "STAGES", "BUILT HERE", "CONFIGS", ""), rows)
 
 
 def _yanked_mark(yanked: dict[str, str]) -> str:
@@ -160,18 +163,26 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 @datasets.command("info")
 @click.argument("ref")
+@click.option(
+    "--config",
+    metavar="NAME",
+    help="For a builder with BUILDER_CONFIGS: describe this config's splits and features "
+    "(default: the default config, the first).",
+)
 @_registry_option
 @_json_option
-def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
+def datasets_info(ref: str, config: str | None, registry: str | None, as_json: bool) -> None:
     """Describe a dataset version: card, features, splits and sizes, versions, notes.
 
     \b
     REF is NAME, NAME:1.2.0, NAME:1.* or NAME@stage. Reads Git only: no data is fetched.
-    Python: registry.dataset_info(REF)
+    A builder with configs lists them, each with its example counts:
+        registry datasets info demo/sizes --config large
+    Python: registry.dataset_info(REF, config=None)
     """
     from registry.datasets import dataset_info
 
-    info = dataset_info(ref, registry=registry)
+    info = dataset_info(ref, config=config, registry=registry)
     summary = _lineage_summary(info.name, info.version, "dataset", registry)
     if as_json:
         _print_json({**info.to_dict(), "lineage_summary": summary})
@@ -188,6 +199,7 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         click.echo("stages: " + ", ".join(f"{k}={v}" for k, v in info.stages.items()))
     _echo_reproduced(info.reproduced)
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
+    _echo_configs(info.configs, info.default_config, info.config)
     if info.build:
         click.echo("\nsplits:")
         for split, s in info.build.get("splits", {}).items():
@@ -207,6 +219,26 @@ def datasets_info(ref: str, registry: str | None, as_json: bool) -> None:
         for version, note in info.release_notes.items():
             click.echo(f"  {version}: {note}")
     click.echo("\n" + info.card.strip())
+
+
+def _echo_configs(configs: dict[str, Any], default: str | None, shown: str | None) -> None:
+    """A builder's configs (the default marked), each with its description and example counts;
+    which one the splits below describe."""
+    if not configs:
+        return
+    click.echo(
+        "configs: " + ", ".join(f"{c} (default)" if c == default else c for c in configs)
+    )
+    for config, summary in configs.items():
+        counts = ", ".join(
+            f"{split} {s['num_examples']:,}" for split, s in summary.get("splits", {}).items()
+        )
+        described = f"{summary['description']}  " if summary.get("description") else ""
+        click.echo(f"  config {config}: {described}({counts})")
+    click.echo(
+        f"splits and features below: config {shown} "
+        "(load one with registry.load_dataset(REF, config=NAME))"
+    )
 
 
 def _echo_statistics(statistics: dict[str, Any] | None) -> None:
@@ -304,7 +336,8 @@ def datasets_pull(
 
     \b
     Prints the cached folder (a TFDS prepared folder that
-    tfds.builder_from_directory reads). A second pull transfers nothing.
+    tfds.builder_from_directory reads; for a builder with configs, a
+    folder of them, one per config). A second pull transfers nothing.
     The shared cache ($REGISTRY_SHARED_CACHE, shared_cache_dir) is looked
     in before the DVC remote.
     Python: registry.pull_dataset(REF)
@@ -569,7 +602,17 @@ def _built(name: str, registry: str | None) -> str:
     from registry.datasets import list_datasets
 
     built = next((s.built for s in list_datasets(registry=registry) if s.name == name), None)
-    return f"{built['version']}, {built['examples']:,} examples" if built else ""
+    return _built_text(built)
+
+
+def _built_text(built: dict[str, Any] | None) -> str:
+    """``1.0.0, 1,797 examples``; with configs ``1.0.0, small 10 examples, large 40 examples``."""
+    if not built:
+        return ""
+    if built.get("configs"):
+        counts = ", ".join(f"{c} {n:,} examples" for c, n in built["configs"].items())
+        return f"{built['version']}, {counts}"
+    return f"{built['version']}, {built['examples']:,} examples"
 
 
 def _release_remote_options(command: Any) -> Any:
@@ -672,10 +715,20 @@ def datasets_release(
     metavar="N",
     help="Print up to N concrete differing examples (key and changed fields).",
 )
+@click.option(
+    "--config",
+    metavar="NAME",
+    help="For a builder with BUILDER_CONFIGS: the config to compare (default: the default).",
+)
 @_registry_option
 @_json_option
 def datasets_diff(
-    ref_a: str, ref_b: str | None, show: int, registry: str | None, as_json: bool
+    ref_a: str,
+    ref_b: str | None,
+    show: int,
+    config: str | None,
+    registry: str | None,
+    as_json: bool,
 ) -> None:
     """Show what changed between two versions or builds of a dataset.
 
@@ -697,13 +750,14 @@ def datasets_diff(
         registry datasets diff image_classification/digits:1.0.0 \\
             image_classification/digits:2.0.0 --show 5
         registry datasets diff old/prepared new/prepared --json
-    Python: registry.diff_datasets(REF_A, REF_B, show=N)
+        registry datasets diff demo/sizes:1.0.0 --config large
+    Python: registry.diff_datasets(REF_A, REF_B, show=N, config=None)
     """
     from registry import console
     from registry.diff import diff_datasets
 
     with console.step("diff", ref_a, root=registry) as line:
-        diff = diff_datasets(ref_a, ref_b, registry=registry, show=show)
+        diff = diff_datasets(ref_a, ref_b, registry=registry, show=show, config=config)
         line.done("no changes" if diff.identical else "changed")
     if as_json:
         _print_json(diff.to_dict())

@@ -60,6 +60,7 @@ from registry.repo.tags import Release, TagIndex
 if TYPE_CHECKING:
     from registry.build.compare import Side
     from registry.build.extract import Extracted, ExtractPlan
+    from registry.semver import Bump
     from registry.storage.cache import FetchResult
     from registry.storage.remote import ProgressCallback
 
@@ -73,6 +74,8 @@ __all__ = [
     "add_raw_input",
     "build_dataset",
     "build_inputs",
+    "config_side",
+    "configs_of",
     "dataset_info",
     "extract_dataset",
     "extract_plan",
@@ -106,8 +109,12 @@ class DatasetSummary:
         deprecated: Whether the dataset is deprecated.
         in_tree: Whether its builder exists in the registry's tree (else: releases only).
         built: In a clone, what is built locally: ``{"version", "examples"}`` from its
-            ``build_info.json`` when ``prepared/`` exists; else ``None``.
+            ``build_info.json`` when ``prepared/`` exists (with configs: the default's
+            examples, and ``configs``: config -> examples); else ``None``.
         yanked: Each yanked version (left out of ``versions``) and why.
+        configs: The builder's configs, the default first (``BUILDER_CONFIGS``, as the work
+            tree's ``build_info.json`` records them, else the latest release's); empty for a
+            builder without configs.
     """
 
     name: str
@@ -118,6 +125,7 @@ class DatasetSummary:
     in_tree: bool
     built: dict[str, Any] | None = None
     yanked: dict[str, str] = field(default_factory=dict)
+    configs: list[str] = field(default_factory=list)
 
 
 def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[DatasetSummary]:
@@ -156,9 +164,23 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
                 in_tree=name in in_tree,
                 built=_local_build(session.repo.work_tree, name),
                 yanked=index.yank_reasons(name),
+                configs=_listed_configs(session, releases, name),
             )
         )
     return summaries
+
+
+def _listed_configs(session: Session, releases: Sequence[Release], name: str) -> list[str]:
+    """A dataset's configs for ``list``: from the work tree's ``build_info.json`` when there
+    is one, else from its latest release's (one read)."""
+    root = session.repo.work_tree
+    if root is not None and (root / layout.build_info_file(name)).is_file():
+        data: bytes | None = (root / layout.build_info_file(name)).read_bytes()
+    elif releases:
+        data = session.repo.read_file(releases[-1].commit, layout.build_info_file(name))
+    else:
+        return []
+    return list(configs_of(_json_object(data)))
 
 
 def _was_dataset(session: Session, index: TagIndex, name: str) -> bool:
@@ -169,13 +191,21 @@ def _was_dataset(session: Session, index: TagIndex, name: str) -> bool:
 
 
 def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:
-    """The version and example count built in a work tree, from its ``build_info.json``."""
+    """The version and example count built in a work tree, from its ``build_info.json`` (for a
+    builder with configs: the default's count, and ``configs``: each config's)."""
     if root is None or not (root / layout.prepared_dir(name)).is_dir():
         return None
     try:
         info = json.loads((root / layout.build_info_file(name)).read_text())
         examples = sum(int(s["num_examples"]) for s in info["splits"].values())
-        return {"version": str(info["version"]), "examples": examples}
+        built: dict[str, Any] = {"version": str(info["version"]), "examples": examples}
+        configs = configs_of(info)
+        if configs:
+            built["configs"] = {
+                config: sum(int(s["num_examples"]) for s in entry["splits"].values())
+                for config, entry in configs.items()
+            }
+        return built
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -204,6 +234,13 @@ class DatasetInfo:
             before builds recorded them, or not built.
         understated_bump: The override its tag records, when it was released with a version
             that understates the change (``--allow-understated-bump``), else ``None``.
+        configs: Each config of a builder with ``BUILDER_CONFIGS`` (in their order) and its
+            build summary (``splits``, ``features``, ``description``, ``statistics``); empty
+            for a builder without configs.
+        default_config: The config a load without ``config`` reads (TFDS's default: the first),
+            or ``None``.
+        config: The config that ``build`` and ``statistics`` describe (the one asked for, else
+            the default), or ``None``.
     """
 
     name: str
@@ -221,6 +258,9 @@ class DatasetInfo:
     reproduced: dict[str, Any] | None = None
     statistics: dict[str, Any] | None = None
     understated_bump: str | None = None
+    configs: dict[str, Any] = field(default_factory=dict)
+    default_config: str | None = None
+    config: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -228,15 +268,21 @@ class DatasetInfo:
 
 
 def dataset_info(
-    ref: str | Reference, *, registry: str | os.PathLike[str] | None = None
+    ref: str | Reference,
+    *,
+    config: str | None = None,
+    registry: str | os.PathLike[str] | None = None,
 ) -> DatasetInfo:
-    """Describe a dataset version: card, features, splits and sizes, versions, release notes.
+    """Describe a dataset version: card, features, splits and sizes, versions, release notes,
+    and its builder configs.
 
     Reads only Git (no data is fetched). A name with no release, in a clone, describes the
     work tree.
 
     Args:
         ref: ``name``, ``name:1.2.0``, ``name:1.*`` or ``name@stage``.
+        config: For a builder with configs, the one whose splits, features and statistics
+            ``build`` describes (default: the default config).
         registry: A registry clone or Git URL; default from the configuration.
 
     Raises:
@@ -244,6 +290,7 @@ def dataset_info(
         ArtifactNotFoundError: If no such dataset exists (with close names).
         WrongKindError: If the name is a model's (a model is not a dataset).
         VersionNotFoundError: If no release matches (with those that exist).
+        ConfigError: If ``config`` is not one of the version's configs (naming them).
     """
     reference = as_reference(ref)
     session = open_session(registry)
@@ -270,6 +317,14 @@ def dataset_info(
     name = reference.name
     build_text = read(layout.build_info_file(name))
     build = json.loads(build_text) if build_text else None
+    what = release.reference if release else f"{name} (workspace build)"
+    default = config_of(build, what, None)
+    chosen = config_of(build, what, config)
+    configs = configs_of(build)
+    if build is not None and chosen is not None:
+        # The config asked for, described as a build without configs is.
+        own = {k: v for k, v in configs[chosen].items() if k != "name"}
+        build = {**build, **own, "config": chosen}
     builder_source = read(layout.builder_file(name)) or ""
     release_notes = builder_metadata(builder_source)[1]
     message = session.repo.tag_message(release.tag) if release else ""
@@ -294,6 +349,9 @@ def dataset_info(
         reproduced=last_reproduction(session.repo, release),
         statistics=(build or {}).get("statistics"),
         understated_bump=bump_override(parse_lineage(message)[0]) if release else None,
+        configs=configs,
+        default_config=default,
+        config=chosen,
     )
 
 
@@ -650,7 +708,9 @@ class DatasetVersion:
         source: ``release`` (a tagged version from the cache) or ``workspace`` (this clone's
             own build, as a ``dvc.yaml`` stage that depends on it reads it).
         tag: The release tag, for a release.
-        path: The TFDS prepared folder to read.
+        path: The TFDS prepared folder to read (a config's own folder for a builder with
+            configs).
+        config: The builder config read (``None``: the builder has no configs).
     """
 
     name: str
@@ -659,6 +719,7 @@ class DatasetVersion:
     source: Source
     tag: str | None
     path: Path
+    config: str | None = None
 
     @property
     def reference(self) -> str:
@@ -669,6 +730,7 @@ class DatasetVersion:
 def locate_dataset(
     ref: str | Reference,
     *,
+    config: str | None = None,
     source: Source = "release",
     registry: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
@@ -678,6 +740,8 @@ def locate_dataset(
     Args:
         ref: A dataset reference. With ``source="workspace"`` a plain name, or ``name:X.Y.Z``
             that must equal the workspace build's version.
+        config: For a builder with ``BUILDER_CONFIGS``, the config to read (default: the
+            first, TFDS's default); the path is that config's folder.
         source: ``release`` for a released version through the cache; ``workspace`` for the
             clone's own build in ``datasets/<name>/prepared`` (what a pipeline stage that
             depends on that folder reads).
@@ -687,12 +751,14 @@ def locate_dataset(
     Raises:
         NotBuiltError: If the workspace has no build of it, or no dvc.lock entry.
         VersionNotFoundError: If the workspace build is another version than asked for.
-        ConfigError: For an unknown ``source``.
+        ConfigError: For an unknown ``source``, an unknown ``config`` (naming the known ones),
+            or a ``config`` for a builder without configs.
     """
     reference = as_reference(ref)
     session = open_session(registry)
     if source == "release":
         release = session.resolve(reference, "dataset", command="pull")
+        chosen = config_of(_released_build_info(session, release), release.reference, config)
         fetched = _fetch(session, release, progress=progress)
         name = release.name
         return DatasetVersion(
@@ -701,7 +767,8 @@ def locate_dataset(
             released_data_hash(session, release),
             "release",
             release.tag,
-            fetched.path,
+            fetched.path if chosen is None else fetched.path / chosen,
+            chosen,
         )
     if source != "workspace":
         raise ConfigError(f"source must be 'release' or 'workspace', not {source!r}")
@@ -719,14 +786,85 @@ def locate_dataset(
         raise VersionNotFoundError(
             name, f"{str(reference)[len(name):]} (workspace)", [version], kind="dataset"
         )
+    info = root / layout.build_info_file(name)
+    chosen = config_of(_json_object(info.read_bytes()), f"{name} (workspace build)", config)
     md5 = locked_out_hash(session.repo, None, layout.build_stage(name), layout.prepared_dir(name))
-    return DatasetVersion(name, version, md5, "workspace", None, root / layout.prepared_dir(name))
+    path = root / layout.prepared_dir(name)
+    return DatasetVersion(
+        name, version, md5, "workspace", None, path if chosen is None else path / chosen, chosen
+    )
+
+
+def _released_build_info(session: Session, release: Release) -> dict[str, Any] | None:
+    """A release's ``build_info.json`` at its commit (one Git read)."""
+    data = session.repo.read_file(release.commit, layout.build_info_file(release.name))
+    return _json_object(data)
+
+
+def configs_of(build: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each config of a build by its ``build_info.json`` (``configs``), in ``BUILDER_CONFIGS``'
+    order, with its summary; empty for a builder without configs.
+
+    Example:
+        >>> list(configs_of({"config": "a", "configs": [{"name": "a"}, {"name": "b"}]}))
+        ['a', 'b']
+    """
+    entries = (build or {}).get("configs") or []
+    return {
+        str(entry["name"]): entry
+        for entry in entries if isinstance(entry, dict) and entry.get("name")
+    }
+
+
+def config_of(build: dict[str, Any] | None, what: str, config: str | None) -> str | None:
+    """The builder config a load of a build reads, by its ``build_info.json``.
+
+    The one rule for picking a config: a builder with ``BUILDER_CONFIGS`` reads ``config``, or
+    without one its default (the first, as TFDS's default, recorded as ``config``); a builder
+    without configs reads its prepared folder itself (``None``).
+
+    Args:
+        build: The build's ``build_info.json``.
+        what: The build, for messages (``name:1.0.0``).
+        config: The config asked for, or ``None``.
+
+    Raises:
+        ConfigError: If ``config`` is not one of the build's (naming those it has), or the
+            builder has no configs.
+
+    Example:
+        >>> sizes = [{"name": "small"}, {"name": "large"}]
+        >>> config_of({"config": "small", "configs": sizes}, "a/b", None)
+        'small'
+    """
+    configs = list(configs_of(build))
+    if build is None and config is not None:
+        raise ConfigError(
+            f"{what} records no build (no build_info.json), so its configs are not known; "
+            "build it first ('registry datasets build NAME')"
+        )
+    if not configs:
+        if config is not None:
+            raise ConfigError(
+                f"{what} has no builder configs, so config {config!r} names nothing; "
+                "load it without a config"
+            )
+        return None
+    if config is None:
+        return str((build or {}).get("config") or configs[0])
+    if config not in configs:
+        raise ConfigError(
+            f"{what} has no config {config!r}; its configs: {', '.join(configs)} "
+            f"(the default: {(build or {}).get('config') or configs[0]})"
+        )
+    return config
 
 
 def load_dataset(
     ref: str | Reference,
     split: str | Sequence[str] | None = None,
     *,
+    config: str | None = None,
     output: Output = "tf",
     source: Source = "release",
     registry: str | os.PathLike[str] | None = None,
@@ -758,6 +896,9 @@ def load_dataset(
             ``name@stage``.
         split: A TFDS split expression (``"train"``, ``"train[:10%]"``, ``"train+test"``, a list
             of them), or ``None`` for a dict of every split.
+        config: For a builder with ``BUILDER_CONFIGS``, the config to load (``"small"``);
+            default: the first of them (TFDS's default, which ``registry datasets info``
+            names). Every config of a version is released together, at one ``VERSION``.
         output: ``"tf"`` for ``tf.data.Dataset``, ``"numpy"`` for an iterable of NumPy
             examples, ``"pandas"`` for a ``pandas.DataFrame``.
         source: ``"release"`` (default) or ``"workspace"``: this clone's own build, which is
@@ -777,20 +918,25 @@ def load_dataset(
         RemoteError: If the bytes cannot be fetched.
         CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
             ``numpy``, were repaired while iterating: load again).
-        ConfigError: If ``output`` is not one of the three.
+        ConfigError: If ``output`` is not one of the three, or ``config`` is not one of the
+            version's configs (naming them).
         YankedVersionError: If the version is yanked and ``strict``.
 
     Example:
         >>> ds = load_dataset("products/product_a/ad_clicks:1.*", split="train[:10%]")
+        >>> small = load_dataset("demo/sizes:1.0.0", "train", config="small")  # doctest: +SKIP
     """
     if output not in ("tf", "numpy", "pandas"):
         raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
     if source != "release":
-        path = locate_dataset(ref, source=source, registry=registry).path
+        path = locate_dataset(ref, config=config, source=source, registry=registry).path
         return load_prepared(path, split, output=output, **as_dataset_kwargs)
     session = open_session(registry)
     release = session.resolve(as_reference(ref), "dataset", command="pull", strict=strict)
+    chosen = config_of(_released_build_info(session, release), release.reference, config)
     path = _fetch(session, release, progress=progress).path
+    if chosen is not None:
+        path = path / chosen
     try:
         data = load_prepared(path, split, output=output, **as_dataset_kwargs)
     except Exception as e:
@@ -800,6 +946,8 @@ def load_dataset(
         repaired = _repair_after_read_error(session, release, e)
         if isinstance(repaired, CorruptArtifactError):
             raise repaired from e
+        if chosen is not None:
+            repaired = repaired / chosen
         return load_prepared(repaired, split, output=output, **as_dataset_kwargs)
     if output == "numpy":
         return _checked_numpy(data, lambda error: _repair_after_read_error(session, release, error))
@@ -1353,7 +1501,7 @@ class _DatasetRelease:
         subject = note if self.notes is not None else (note.splitlines()[0] if note else "")
         repo, name = self.session.repo, self.name
         inputs = build_inputs(self.session, None, name)  # checked current by ``check``
-        record = {
+        record: dict[str, Any] = {
             "artifact": name,
             "kind": "dataset",
             "version": str(version),
@@ -1368,6 +1516,11 @@ class _DatasetRelease:
             # "generated": the builder makes its data or reads it from a package.
             "raw": "generated" if inputs is None or inputs.generated else inputs.raw,
         }
+        info_file = self.session.root / layout.build_info_file(name)
+        configs = configs_of(_json_object(info_file.read_bytes() if info_file.is_file() else None))
+        if configs:
+            # One tag for every config: which ones it holds (each in prepared/<config>).
+            record["data"]["configs"] = list(configs)
         if inputs is not None and inputs.missing:
             record["raw_missing"] = inputs.missing
         if self.checked:
@@ -1418,11 +1571,75 @@ def _check_bump(
             f"{previous.version}, fetched through the cache; nothing was pushed or tagged: "
             "release again once fixed"
         ) from e
-    diff = compare(before, workspace_side(session, name), name=name)
+    after = workspace_side(session, name)
+    if not configs_of(before.build_info) and not configs_of(after.build_info):
+        reasons = bump_reasons(compare(before, after, name=name))
+    else:
+        reasons = _configs_bump_reasons(before, after, name)
     return check_bump(
-        "dataset", name, version, previous.version, bump_reasons(diff), override,
+        "dataset", name, version, previous.version, reasons, override,
         session.repo.tagger_email(),
     )
+
+
+def _configs_bump_reasons(before: Side, after: Side, name: str) -> dict[Bump, list[str]]:
+    """What calls for each bump between two builds of a builder with configs: each config's
+    diff (its reasons prefixed ``config NAME:``), a config removed (MAJOR) or added (MINOR).
+    A side without configs stands for the other side's default config."""
+    from registry.build.compare import compare
+    from registry.semver import bump_reasons
+
+    old, new = _config_sides(before), _config_sides(after)
+    if None in old:
+        old = {next(iter(new)): old[None]}
+    if None in new:
+        new = {next(iter(old)): new[None]}
+    reasons: dict[Bump, list[str]] = {"major": [], "minor": [], "patch": []}
+    reasons["major"] += [f"config {c!r} removed" for c in old if c not in new]
+    reasons["minor"] += [f"config {c!r} added" for c in new if c not in old]
+    for config in (c for c in new if c in old):
+        found = bump_reasons(compare(old[config], new[config], name=name))
+        for bump, items in found.items():
+            reasons[bump] += [f"config {config}: {item}" for item in items]
+    return reasons
+
+
+def config_side(side: Side, config: str | None) -> Side:
+    """One config of a build as a side of a diff: ``config``, or the default (a build without
+    configs: itself).
+
+    Raises:
+        ConfigError: If ``config`` is not one of the build's (naming those it has), or the
+            build has none.
+
+    Example:
+        >>> config_side(released, "large").path.name  # doctest: +SKIP
+        'large'
+    """
+    chosen = config_of(side.build_info, side.label, config)
+    return side if chosen is None else _config_sides(side)[chosen]
+
+
+def _config_sides(side: Side) -> dict[str | None, Side]:
+    """One side per config of a build (its folder and summary), the default first; a build
+    without configs: itself, under ``None``."""
+    import dataclasses
+
+    configs = configs_of(side.build_info)
+    if not configs:
+        return {None: side}
+    default = config_of(side.build_info, side.label, None)
+    order = [default, *(c for c in configs if c != default)]
+    return {
+        config: dataclasses.replace(
+            side,
+            label=f"{side.label} config {config}",
+            path=side.path / str(config),
+            build_info={**(side.build_info or {}),
+                        **{k: v for k, v in configs[str(config)].items() if k != "name"}},
+        )
+        for config in order
+    }
 
 
 def _check_built(root: Path, name: str, version: Version) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from registry.build.compare import DatasetDiff, Side, compare, declared_key
-from registry.datasets import released_side, workspace_side
+from registry.datasets import config_side, released_side, workspace_side
 from registry.errors import ConfigError, DatasetMismatchError, NotBuiltError
 from registry.repo.session import RegistryArg, Session, as_reference, open_session
 
@@ -38,6 +38,7 @@ def diff_datasets(
     *,
     registry: RegistryArg = None,
     show: int = 0,
+    config: str | None = None,
 ) -> DatasetDiff:
     """Compare two versions or builds of one dataset: schema, splits, examples, statistics.
 
@@ -53,6 +54,8 @@ def diff_datasets(
         registry: A registry clone or Git URL; default from the configuration (not needed for
             two folders on disk).
         show: How many concrete differing examples to report (key and changed fields).
+        config: For a builder with ``BUILDER_CONFIGS``, the config to compare (default: each
+            side's default config).
 
     Returns:
         The diff (``to_text()`` for the report, ``to_dict()`` for JSON).
@@ -63,7 +66,8 @@ def diff_datasets(
         WrongKindError: If a reference names a model.
         NotBuiltError: If there is no workspace build (or a folder is not a prepared folder).
         RemoteError: If a release's bytes are missing from the DVC remote.
-        ConfigError: If ``show`` is negative, or the workspace's dataset cannot be told.
+        ConfigError: If ``show`` is negative, the workspace's dataset cannot be told, or
+            ``config`` is not one of a side's configs.
 
     Example:
         >>> diff = diff_datasets("image_classification/digits:1.0.0", show=3)  # doctest: +SKIP
@@ -89,6 +93,7 @@ def diff_datasets(
     else:
         b = _side(ref_b, session)
     _check_same_dataset(a, b)
+    a, b = config_side(a, config), config_side(b, config)
     return compare(a, b, show=show, name=b.name or a.name)
 
 

@@ -97,6 +97,7 @@ def check_builder(
     root: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     read_back: bool = True,
+    config: str | None = None,
 ) -> tfds.core.GeneratorBasedBuilder:
     """Build a dataset from its dummy data and assert its split sizes.
 
@@ -112,6 +113,8 @@ def check_builder(
             is garbage-collected (pass pytest's ``tmp_path`` to keep it for the test report).
         read_back: Also read every split back and count its examples (checks the written files
             decode with the declared features).
+        config: For a builder with ``BUILDER_CONFIGS``, the config to build (default: the
+            first, TFDS's default); check each config with its own call.
 
     Returns:
         The prepared builder, for further checks (``builder.as_dataset(split="train")``).
@@ -137,7 +140,8 @@ def check_builder(
     cleanup = data_dir is None
     build_dir = Path(data_dir or tempfile.mkdtemp(prefix="registry-check-"))
     try:
-        builder = make_builder(root_path, name, knobs, data_dir=str(build_dir))
+        extra = {} if config is None else {"config": config}
+        builder = make_builder(root_path, name, knobs, data_dir=str(build_dir), **extra)
         download_and_prepare(builder, beam_download_config(IN_MEMORY_BEAM))
     except BaseException:
         if cleanup:

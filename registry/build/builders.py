@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RAW_DIR",
     "BuilderMetadata",
+    "builder_configs",
     "class_metadata",
     "download_and_prepare",
     "load_builder_class",
@@ -230,6 +231,41 @@ def with_manual_dir(
             "params.yaml"
         )
     return dataclasses.replace(download_config, manual_dir=str(folder))
+
+
+def builder_configs(root: Path, name: str) -> list[str]:
+    """The names of dataset ``name``'s ``BUILDER_CONFIGS``, the default (TFDS's: the first) first;
+    empty for a builder without configs.
+
+    Every config is built, released and tagged at the builder's own ``VERSION``: one release tags
+    them all. A config that declares another version of its own is refused (for now).
+
+    Raises:
+        BuildError: If a config declares a version other than the builder's ``VERSION``, or two
+            configs share a name.
+
+    Example:
+        >>> builder_configs(Path("."), "demo/sizes")  # doctest: +SKIP
+        ['small', 'large']
+    """
+    cls = load_builder_class(root, name)
+    names: list[str] = []
+    for config in getattr(cls, "BUILDER_CONFIGS", None) or []:
+        own = getattr(config, "version", None)
+        if own is not None and str(own) != str(cls.VERSION):
+            raise BuildError(
+                f"config {config.name!r} of {name!r} declares version {own}, but configs share "
+                f"the builder's VERSION ({cls.VERSION}), and one release tags them all: remove "
+                f"version= from the config in {layout.builder_file(name)} (set VERSION in class "
+                "Builder instead)"
+            )
+        if config.name in names:
+            raise BuildError(
+                f"two configs of {name!r} are named {config.name!r}: rename one in "
+                f"{layout.builder_file(name)}"
+            )
+        names.append(str(config.name))
+    return names
 
 
 def _accepts_params(cls: type) -> bool:

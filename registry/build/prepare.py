@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any
 from registry import layout
 from registry.atomic import atomic_write_text, replace_dir
 from registry.build.beam import beam_download_config, pipeline_options
-from registry.build.builders import download_and_prepare, make_builder, with_manual_dir
+from registry.build.builders import (
+    builder_configs,
+    download_and_prepare,
+    make_builder,
+    with_manual_dir,
+)
 from registry.config import build_statistics
 from registry.errors import BuildError, ConfigError, RegistryError, first_line
 
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "build_summary",
     "check_split_counts",
+    "configs_summary",
     "prepare_dataset",
     "remote_build_dir",
 ]
@@ -51,6 +57,11 @@ def prepare_dataset(
     under ``temp_location`` and download it (Dataflow); swap the result in; on the default
     output, write ``build_info.json``.
 
+    A builder with ``BUILDER_CONFIGS`` is built once per config, each into its own TFDS prepared
+    folder ``prepared/<config>`` (one DVC output, one release for them all); its
+    ``build_info.json`` describes every config (:func:`configs_summary`). A builder without
+    configs writes its prepared folder as it always did.
+
     Args:
         root: The registry work tree.
         name: The dataset name.
@@ -66,7 +77,8 @@ def prepare_dataset(
         CredentialsError: On Dataflow, if no Google Cloud credentials are configured (checked
             before anything runs).
         MissingDependencyError: On Dataflow, if Beam's ``gcp`` extra is not installed.
-        BuildError: If the builder or its pipeline fails (the old prepared folder stays).
+        BuildError: If the builder or its pipeline fails (the old prepared folder stays), or a
+            config declares a version of its own.
 
     Example:
         >>> prepare_dataset(Path("."), "image_classification/digits")  # doctest: +SKIP
@@ -83,45 +95,84 @@ def prepare_dataset(
     if "--runner=DataflowRunner" in flags:
         _check_dataflow_ready(beam)
     download_config = beam_download_config(beam, flags=flags)
-    # Dataflow's workers cannot write to this machine: they build under temp_location, and the
-    # result is downloaded here once the job is done.
     remote_dir = remote_build_dir(beam, name)
     with_statistics = build_statistics()
+    configs = builder_configs(root, name)
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.build-", dir=output.parent))
-    # Each split's statistics, written by a branch of the build's own pipeline beside the
-    # data (never inside it: the prepared folder's hash must not change).
-    local_stats = workdir / "statistics"
     try:
-        if remote_dir is None:
-            stats_dir = str(local_stats) if with_statistics else None
-            builder = _run_builder(
-                root, name, params, str(workdir / "data"), download_config, stats_dir
+        # A builder with configs: each config is built into its own folder of the prepared
+        # folder (``prepared/<config>``, a TFDS prepared folder each), in one DVC output.
+        built: dict[str | None, tuple[Path, Any, dict[str, Any] | None]] = {}
+        parts: list[str | None] = list(configs) or [None]
+        for config in parts:
+            part = workdir if config is None else workdir / "configs" / config
+            built[config] = _build_one(
+                root, name, params, config, part, remote_dir, download_config, with_statistics
             )
-            built = Path(builder.data_dir)
+        if configs:
+            prepared = workdir / "prepared"
+            prepared.mkdir()
+            for config in configs:
+                built[config][0].rename(prepared / config)
         else:
-            stats_dir = f"{remote_dir}/statistics" if with_statistics else None
-            builder = _run_builder(root, name, params, remote_dir, download_config, stats_dir)
-            built = _download_build(name, str(builder.data_dir), workdir / "data")
-            if stats_dir is not None:
-                _download_build(name, stats_dir, local_stats)
-        statistics = _statistics(stats_dir, local_stats, built, builder.info)
-        check_split_counts(
-            name, statistics, {s: int(i.num_examples) for s, i in builder.info.splits.items()}
-        )
+            prepared = built[None][0]
         # Downloads and Beam temp files stay behind: only the prepared folder is the output.
-        replace_dir(built, output)
+        replace_dir(prepared, output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if remote_dir is not None:
         _delete_quietly(remote_dir)
     if output == root / layout.prepared_dir(name):
-        summary = build_summary(name, builder.info, statistics)
+        if configs:
+            summary = configs_summary(
+                name, {c: (built[c][1], built[c][2]) for c in configs}, configs[0]
+            )
+        else:
+            summary = build_summary(name, built[None][1], built[None][2])
         atomic_write_text(
             root / layout.build_info_file(name),
             json.dumps(summary, indent=2, sort_keys=True) + "\n",
         )
     return output
+
+
+def _build_one(
+    root: Path,
+    name: str,
+    params: Mapping[str, Any],
+    config: str | None,
+    workdir: Path,
+    remote_dir: str | None,
+    download_config: Any,
+    with_statistics: bool,
+) -> tuple[Path, Any, dict[str, Any] | None]:
+    """Build ``name`` (its ``config``, or the builder without configs) under ``workdir``: the
+    built folder, the builder's ``info`` and the statistics (checked against the shards)."""
+    # Each split's statistics, written by a branch of the build's own pipeline beside the
+    # data (never inside it: the prepared folder's hash must not change).
+    local_stats = workdir / "statistics"
+    what = name if config is None else f"{name} ({config})"
+    if remote_dir is None:
+        stats_dir = str(local_stats) if with_statistics else None
+        builder = _run_builder(
+            root, name, params, str(workdir / "data"), download_config, stats_dir, config
+        )
+        built = Path(builder.data_dir)
+    else:
+        # Dataflow's workers cannot write to this machine: they build under temp_location, and
+        # the result is downloaded here once the job is done.
+        remote = remote_dir if config is None else f"{remote_dir}/{config}"
+        stats_dir = f"{remote}/statistics" if with_statistics else None
+        builder = _run_builder(root, name, params, remote, download_config, stats_dir, config)
+        built = _download_build(name, str(builder.data_dir), workdir / "data")
+        if stats_dir is not None:
+            _download_build(name, stats_dir, local_stats)
+    statistics = _statistics(stats_dir, local_stats, built, builder.info)
+    check_split_counts(
+        what, statistics, {s: int(i.num_examples) for s, i in builder.info.splits.items()}
+    )
+    return built, builder.info, statistics
 
 
 def _statistics(
@@ -183,11 +234,15 @@ def _run_builder(
     data_dir: str,
     download_config: Any,
     statistics_dir: str | None = None,
+    config: str | None = None,
 ) -> tfds.core.DatasetBuilder:
-    """Build ``name`` into ``data_dir`` (and its statistics into ``statistics_dir``); any
-    failure but our own becomes one BuildError line."""
+    """Build ``name`` (its ``config``, if given) into ``data_dir`` (and its statistics into
+    ``statistics_dir``); any failure but our own becomes one BuildError line."""
+    kwargs: dict[str, Any] = {"data_dir": data_dir}
+    if config is not None:
+        kwargs["config"] = config
     try:
-        builder = make_builder(root, name, params, data_dir=data_dir)
+        builder = make_builder(root, name, params, **kwargs)
         download_config = with_manual_dir(builder, root, name, params, download_config)
         download_and_prepare(builder, download_config, statistics_dir)
     except RegistryError:
@@ -289,6 +344,40 @@ def build_summary(
     if statistics is not None:
         summary["statistics"] = dict(statistics)
     return summary
+
+
+def configs_summary(
+    name: str, infos: Mapping[str, tuple[Any, Mapping[str, Any] | None]], default: str
+) -> dict[str, Any]:
+    """Describe a build of a builder with configs for Git (``build_info.json``).
+
+    The top level is the default config's :func:`build_summary` (so that whatever reads a
+    build's splits, features or statistics reads the data that a load without ``config``
+    reads), with ``config``: the default's name, and ``configs``: a list of each config's own
+    summary (its ``name``, ``splits``, ``features``, ``supervised_keys``, ``statistics``,
+    ``description``), in ``BUILDER_CONFIGS``' order (a list: the file's keys are sorted).
+
+    Args:
+        name: The dataset's name.
+        infos: Config name -> (the builder's ``info``, the statistics or ``None``).
+        default: The config a load without ``config`` reads (TFDS's default: the first).
+
+    Example:
+        >>> configs_summary("a/b", {"small": (info, None)}, "small")["config"]  # doctest: +SKIP
+        'small'
+    """
+    configs: list[dict[str, Any]] = []
+    for config, (info, statistics) in infos.items():
+        summary = build_summary(name, info, statistics)
+        for key in ("tfds_name", "version"):
+            summary.pop(key)
+        summary["name"] = config
+        summary["description"] = str(getattr(info, "config_description", None) or "")
+        configs.append(summary)
+    top = build_summary(name, infos[default][0], infos[default][1])
+    top["config"] = default
+    top["configs"] = configs
+    return top
 
 
 def _flat_features(features: Any) -> list[tuple[str, Any, Any]]:
