@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -630,18 +630,28 @@ def _release_remote_options(command: Any) -> Any:
     )(command)
 
 
+def _bump_override_options(what: str) -> Callable[[Any], Any]:
+    """``--allow-understated-bump --reason TEXT``: release ``what`` anyway, recorded in the tag."""
+
+    def add(command: Any) -> Any:
+        command = click.option(
+            "--reason", metavar="TEXT", help="Why the override (--allow-understated-bump)."
+        )(command)
+        return click.option(
+            "--allow-understated-bump",
+            is_flag=True,
+            help=f"Release {what} anyway (needs --reason; recorded in the tag).",
+        )(command)
+
+    return add
+
+
 @datasets.command("release")
 @click.argument("name")
 @_registry_option
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
 @_release_remote_options
-@click.option(
-    "--allow-understated-bump",
-    is_flag=True,
-    help="Release a VERSION that understates the change since the previous release anyway "
-    "(needs --reason; recorded in the tag).",
-)
-@click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
+@_bump_override_options("a VERSION that understates the change since the previous release")
 @click.option("--notes", metavar="TEXT",
               help="Release notes, for a builder without a RELEASE_NOTES entry for its VERSION "
               "(recorded in the tag).")
@@ -1029,13 +1039,7 @@ def models_add(name: str, source: str, registry: str | None, force: bool) -> Non
 @click.option("--bump", type=click.Choice(["major", "minor", "patch"]), help="Bump the latest.")
 @click.option("--no-push", is_flag=True, help="Do not push the tag to the Git remote.")
 @_release_remote_options
-@click.option(
-    "--allow-understated-bump",
-    is_flag=True,
-    help="Release a version that understates a signature change anyway (needs --reason; "
-    "recorded in the tag).",
-)
-@click.option("--reason", metavar="TEXT", help="Why the override (--allow-understated-bump).")
+@_bump_override_options("a version that understates a signature change")
 def models_release(
     name: str,
     registry: str | None,
