@@ -88,7 +88,8 @@ __all__ = [
     "workspace_side",
 ]
 
-Output = Literal["tf", "numpy", "pandas"]
+Output = Literal["tf", "numpy", "pandas", "data_source"]
+_OUTPUTS = ("tf", "numpy", "pandas", "data_source")
 
 
 # -- describing ---------------------------------------------------------------------------------
@@ -698,7 +699,11 @@ def load_dataset(
         split: A TFDS split expression (``"train"``, ``"train[:10%]"``, ``"train+test"``, a list
             of them), or ``None`` for a dict of every split.
         output: ``"tf"`` for ``tf.data.Dataset``, ``"numpy"`` for an iterable of NumPy
-            examples, ``"pandas"`` for a ``pandas.DataFrame``.
+            examples, ``"pandas"`` for a ``pandas.DataFrame``, ``"data_source"`` for TFDS's
+            random-access data source (``len(source)``, ``source[i]``: a dict of NumPy
+            values), which PyTorch's ``DataLoader`` and Grain index directly; it needs a build
+            with ``file_format: array_record`` in ``params.yaml``, which in turn loads only as
+            ``"data_source"``.
         source: ``"release"`` (default) or ``"workspace"``: this clone's own build, which is
             what a ``dvc.yaml`` training stage reads (see :func:`locate_dataset`).
         registry: A registry clone or Git URL; default from the configuration.
@@ -706,7 +711,8 @@ def load_dataset(
         strict: Refuse a yanked version (also ``REGISTRY_STRICT=1``); otherwise an exact pin
             of one loads with a :class:`~registry.repo.session.YankedVersionWarning`.
         **as_dataset_kwargs: Passed to ``tfds.core.DatasetBuilder.as_dataset``
-            (``as_supervised``, ``shuffle_files``, ``batch_size``, ...).
+            (``as_supervised``, ``shuffle_files``, ``batch_size``, ...), or for
+            ``"data_source"`` to ``as_data_source`` (``decoders``, ``deserialize_method``).
 
     Returns:
         What ``output`` asks for; a dict keyed by split when ``split`` is ``None``.
@@ -716,14 +722,22 @@ def load_dataset(
         RemoteError: If the bytes cannot be fetched.
         CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
             ``numpy``, were repaired while iterating: load again).
-        ConfigError: If ``output`` is not one of the three.
+        ConfigError: If ``output`` is not one of the four, or the build's shard format cannot
+            give it (``"data_source"`` of a TFRecord build, or ``"tf"``, ``"numpy"`` or
+            ``"pandas"`` of an ArrayRecord one).
         YankedVersionError: If the version is yanked and ``strict``.
 
     Example:
         >>> ds = load_dataset("products/product_a/ad_clicks:1.*", split="train[:10%]")
+        >>> source = load_dataset("image_classification/digits", "train", output="data_source")
+        >>> len(source), source[0]["label"]  # doctest: +SKIP
+        (1455, 4)
     """
-    if output not in ("tf", "numpy", "pandas"):
-        raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
+    if output not in _OUTPUTS:
+        raise ConfigError(
+            f"output must be {', '.join(repr(o) for o in _OUTPUTS[:-1])} or "
+            f"{_OUTPUTS[-1]!r}, not {output!r}"
+        )
     if source != "release":
         path = locate_dataset(ref, source=source, registry=registry).path
         return load_prepared(path, split, output=output, **as_dataset_kwargs)
@@ -830,7 +844,10 @@ def load_prepared(
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(path))
+    _check_file_format(builder.info, output)
     try:
+        if output == "data_source":
+            return builder.as_data_source(split=split, **as_dataset_kwargs)
         data = builder.as_dataset(split=split, **as_dataset_kwargs)
     except (ValueError, KeyError, AssertionError) as e:
         splits = ", ".join(sorted(builder.info.splits))
@@ -844,6 +861,24 @@ def load_prepared(
     if isinstance(data, list):
         return [tfds.as_dataframe(v, builder.info) for v in data]
     return tfds.as_dataframe(data, builder.info)
+
+
+def _check_file_format(info: Any, output: str) -> None:
+    """Refuse an ``output`` that the build's shard format cannot give, saying what to change:
+    random access needs ArrayRecord shards, and TFDS reads those only as a data source."""
+    shards = info.file_format.value if info.file_format is not None else "tfrecord"
+    if output == "data_source" and shards != "array_record":
+        raise ConfigError(
+            f"output='data_source' needs random access, but this build's shards are {shards}: "
+            "set `file_format: array_record` in the dataset's entry of params.yaml "
+            "(datasets.NAME), rebuild ('registry datasets build NAME') and release it"
+        )
+    if output != "data_source" and shards == "array_record":
+        raise ConfigError(
+            "this build's shards are array_record, which TFDS reads only by random access: "
+            f"load it with output='data_source' (not {output!r}), or set `file_format: "
+            "tfrecord` in params.yaml and rebuild"
+        )
 
 
 # -- producing ----------------------------------------------------------------------------------

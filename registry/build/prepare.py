@@ -54,7 +54,8 @@ def prepare_dataset(
     Args:
         root: The registry work tree.
         name: The dataset name.
-        params: The builder's knobs; default ``datasets.<name>`` from ``params.yaml``.
+        params: The dataset's knobs; default ``datasets.<name>`` from ``params.yaml`` (its
+            ``file_format`` is the shards' format, the rest the builder's).
         beam: The Beam settings; default ``beam`` from ``params.yaml``.
         output: Where the prepared folder goes; default ``datasets/<name>/prepared``.
 
@@ -72,10 +73,11 @@ def prepare_dataset(
         >>> prepare_dataset(Path("."), "image_classification/digits")  # doctest: +SKIP
         PosixPath('datasets/image_classification/digits/prepared')
     """
-    from registry.build.dvcfiles import dataset_params, read_params
+    from registry.build.dvcfiles import dataset_params, file_format, read_params
 
     if params is None:
         params = dataset_params(root, name)
+    shard_format = file_format(name, dict(params))
     if beam is None:
         beam = read_params(root).get("beam") or {}
     output = output or root / layout.prepared_dir(name)
@@ -96,12 +98,14 @@ def prepare_dataset(
         if remote_dir is None:
             stats_dir = str(local_stats) if with_statistics else None
             builder = _run_builder(
-                root, name, params, str(workdir / "data"), download_config, stats_dir
+                root, name, params, str(workdir / "data"), download_config, stats_dir, shard_format
             )
             built = Path(builder.data_dir)
         else:
             stats_dir = f"{remote_dir}/statistics" if with_statistics else None
-            builder = _run_builder(root, name, params, remote_dir, download_config, stats_dir)
+            builder = _run_builder(
+                root, name, params, remote_dir, download_config, stats_dir, shard_format
+            )
             built = _download_build(name, str(builder.data_dir), workdir / "data")
             if stats_dir is not None:
                 _download_build(name, stats_dir, local_stats)
@@ -183,12 +187,13 @@ def _run_builder(
     data_dir: str,
     download_config: Any,
     statistics_dir: str | None = None,
+    file_format: str | None = None,
 ) -> tfds.core.DatasetBuilder:
-    """Build ``name`` into ``data_dir`` (and its statistics into ``statistics_dir``); any
-    failure but our own becomes one BuildError line."""
+    """Build ``name`` into ``data_dir`` (and its statistics into ``statistics_dir``), its shards
+    in ``file_format``; any failure but our own becomes one BuildError line."""
     try:
         builder = make_builder(root, name, params, data_dir=data_dir)
-        download_and_prepare(builder, download_config, statistics_dir)
+        download_and_prepare(builder, download_config, statistics_dir, file_format)
     except RegistryError:
         raise
     except Exception as e:
