@@ -118,6 +118,21 @@ def test_data_source_reads_every_example_by_index(builds: dict[str, Path]) -> No
 
 
 @pytest.mark.slow
+def test_grain_loads_the_data_source_shuffled_and_batched(builds: dict[str, Path]) -> None:
+    grain = pytest.importorskip("grain")
+    source = load_prepared(builds["array_record"], "test", output="data_source")
+    loader = grain.load(source, num_epochs=1, shuffle=True, seed=0, batch_size=100)
+    batches = list(loader)
+    assert [len(b["label"]) for b in batches] == [100, 100, 100, 42]
+    assert batches[0]["image"].shape == (100, 8, 8, 1)
+    labels = np.concatenate([b["label"] for b in batches])
+    in_order = np.array([source[i]["label"] for i in range(len(source))])
+    # Every example once, shuffled.
+    assert sorted(labels.tolist()) == sorted(in_order.tolist())
+    assert labels.tolist() != in_order.tolist()
+
+
+@pytest.mark.slow
 def test_data_source_of_a_tfrecord_build_says_to_set_the_format(
     builds: dict[str, Path],
 ) -> None:
