@@ -32,6 +32,7 @@ from _common import report, time_call
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "bench/random_access"
+BEAM = {"runner": "DirectRunner", "direct_num_workers": 1, "direct_running_mode": "in_memory"}
 
 _BUILDER = '''
 from typing import Any, ClassVar
@@ -89,7 +90,7 @@ def build(root: Path, examples: int, file_format: str | None) -> tuple[Path, flo
         root,
         NAME,
         params=params,
-        beam={"runner": "DirectRunner", "direct_num_workers": 1, "direct_running_mode": "in_memory"},
+        beam=BEAM,
         output=root / f"prepared-{file_format or 'tfrecord'}",
     )
     return out, time.perf_counter() - start
@@ -149,7 +150,8 @@ def main() -> None:
             ("TFRecord, tf.data as NumPy", f"{tf_seq:.2f} s  ({n / tf_seq:,.0f} examples/s)"),
             (
                 "ArrayRecord, index loop",
-                f"{ar_loop:.2f} s  ({n / ar_loop:,.0f} examples/s; {ar_loop / tf_seq:.2f}x TFRecord)",
+                f"{ar_loop:.2f} s  ({n / ar_loop:,.0f} examples/s; "
+                f"{ar_loop / tf_seq:.2f}x TFRecord)",
             ),
             (
                 "ArrayRecord, batches of 1,000",

@@ -25,8 +25,8 @@ from registry.config import read_params
 from registry.errors import ConfigError, RawInputError
 
 __all__ = [
-    "FILE_FORMAT_KEY",
     "FILE_FORMATS",
+    "FILE_FORMAT_KEY",
     "WAREHOUSE_KEY",
     "add_dataset",
     "builder_params",
