@@ -220,3 +220,33 @@ def test_a_released_tfrecord_version_says_to_set_the_format(
     with pytest.raises(ConfigError) as caught:
         registry.load_dataset(NAME, split="train", output="data_source")
     assert "set `file_format: array_record`" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_diff_reads_array_record_shards(builds: dict[str, Path]) -> None:
+    from registry.build.compare import Side, compare
+
+    diff = compare(
+        Side("tfrecord", builds["tfrecord"]), Side("array_record", builds["array_record"])
+    )
+    assert diff.features == [] and diff.examples == []
+    counts = {s.split: (s.added, s.removed, s.changed, s.unchanged) for s in diff.splits}
+    assert counts == {"test": (0, 0, 0, 342), "train": (0, 0, 0, 1455)}
+
+
+@pytest.mark.slow
+def test_diff_of_a_damaged_array_record_shard_says_how_to_repair(
+    builds: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from registry.build.compare import Side, compare
+    from registry.errors import CorruptArtifactError
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(builds["array_record"], damaged)
+    shard = damaged / "digits-test.array_record-00000-of-00001"
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(CorruptArtifactError) as caught:
+        compare(Side("tfrecord", builds["tfrecord"]), Side("damaged", damaged))
+    assert f"{shard} is truncated or not an ArrayRecord file" in str(caught.value)
