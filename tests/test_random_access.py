@@ -232,6 +232,20 @@ def test_diff_reads_array_record_shards(builds: dict[str, Path]) -> None:
     assert diff.features == [] and diff.examples == []
     counts = {s.split: (s.added, s.removed, s.changed, s.unchanged) for s in diff.splits}
     assert counts == {"test": (0, 0, 0, 342), "train": (0, 0, 0, 1455)}
+    # Neither folder has a build_info.json: the statistics are computed from both formats.
+    assert not any("failed" in note for note in diff.notes), diff.notes
+    assert diff.statistics and all(s.shift == 0 and s.before == s.after for s in diff.statistics)
+
+
+@pytest.mark.slow
+def test_statistics_of_an_array_record_build_equal_the_tfrecord_builds(
+    builds: dict[str, Path],
+) -> None:
+    from registry.build.stats import statistics_of_prepared
+
+    assert statistics_of_prepared(str(builds["array_record"])) == statistics_of_prepared(
+        str(builds["tfrecord"])
+    )
 
 
 @pytest.mark.slow
