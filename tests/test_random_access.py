@@ -118,6 +118,23 @@ def test_data_source_reads_every_example_by_index(builds: dict[str, Path]) -> No
 
 
 @pytest.mark.slow
+def test_the_data_source_pickles_for_worker_processes(builds: dict[str, Path]) -> None:
+    import pickle
+
+    source = load_prepared(builds["array_record"], "train", output="data_source")
+    copy = pickle.loads(pickle.dumps(source))
+    assert len(copy) == len(source) == 1455
+    for i in (0, 727, 1454):
+        assert int(copy[i]["label"]) == int(source[i]["label"])
+        np.testing.assert_array_equal(copy[i]["image"], source[i]["image"])
+    # One index and a batch of indices read the same records.
+    batch = copy.__getitems__([1454, 0])
+    assert [int(e["label"]) for e in batch] == [int(source[1454]["label"]), int(source[0]["label"])]
+    with pytest.raises(ValueError, match="Record key should be in"):
+        source[1455]
+
+
+@pytest.mark.slow
 def test_grain_loads_the_data_source_shuffled_and_batched(builds: dict[str, Path]) -> None:
     grain = pytest.importorskip("grain")
     source = load_prepared(builds["array_record"], "test", output="data_source")
