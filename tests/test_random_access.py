@@ -186,8 +186,8 @@ def test_an_unknown_output_is_refused() -> None:
 
 @pytest.fixture(scope="module")
 def array_record_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry clone whose digits 1.0.0 was built as ArrayRecord through DVC and released by
-    the real CLI, with a bare ``origin`` and a local DVC remote."""
+    """A registry clone (``<it>/../clone``) whose digits 1.0.0 was built as ArrayRecord through
+    DVC and released by the real CLI; its bare ``origin``, returned, and a local DVC remote."""
     base = tmp_path_factory.mktemp("array-record-release")
     env = hermetic_env(base / "home")
     clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
@@ -281,3 +281,16 @@ def test_diff_of_a_damaged_array_record_shard_says_how_to_repair(
     with pytest.raises(CorruptArtifactError) as caught:
         compare(Side("tfrecord", builds["tfrecord"]), Side("damaged", damaged))
     assert f"{shard} is truncated or not an ArrayRecord file" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_released_array_record_version_rebuilds_byte_for_byte(
+    array_record_release: Path, chdir: Callable[[Path], None], tmp_path: Path
+) -> None:
+    chdir(array_record_release.parent / "clone")
+    result = registry.rebuild_dataset(f"{NAME}:1.0.0", output=tmp_path / "rebuilt")
+    assert result.equal is True and result.differences == []
+    assert sorted(p.name for p in (tmp_path / "rebuilt").glob("*-of-*")) == [
+        "digits-test.array_record-00000-of-00001",
+        "digits-train.array_record-00000-of-00001",
+    ]
