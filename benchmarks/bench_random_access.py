@@ -11,13 +11,15 @@ then in the same process:
   (`source[i]`, over the first `--loop-examples`) and in batches of 1,000 indices
   (`__getitems__`, what a Grain or PyTorch batch sampler asks for);
 - random: `--picks` examples at random indices of the ArrayRecord build (one `source[i]` each),
-  against reading the whole release sequentially to reach them (what a TFRecord build needs).
+  against reading the whole release sequentially to reach them (what a TFRecord build needs),
+  and `--plain-picks` of them through TFDS's own data source (one index as a list of indices,
+  which ArrayRecord reads in time that grows with the file; the registry reads a range).
 
 Prints each time (best of `--repeat`) and the ratios side by side. The builds are checked to
 hold the same examples.
 
     python benchmarks/bench_random_access.py [--examples 1000000] [--picks 10000] [--repeat 3]
-        [--loop-examples 100000]
+        [--loop-examples 100000] [--plain-picks 1000]
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ def main() -> None:
     parser.add_argument("--picks", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--plain-picks", type=int, default=1_000, help="random picks through TFDS's own source"
+    )
+    parser.add_argument(
         "--loop-examples", type=int, default=100_000, help="examples the index loop reads"
     )
     args = parser.parse_args()
@@ -147,6 +152,15 @@ def main() -> None:
         def arec_random() -> int:
             return sum(1 for i in picks if source[i] is not None)
 
+        import tensorflow_datasets as tfds
+
+        # TFDS's own source, without the registry's single reads (see datasets._with_single_reads).
+        plain = tfds.builder_from_directory(str(arec_dir)).as_data_source(split="train")
+        plain_picks = picks[: args.plain_picks]
+
+        def plain_random() -> int:
+            return sum(1 for i in plain_picks if plain[i] is not None)
+
         # Same examples in both builds, in the same (TFDS's shuffled) order.
         head = load_prepared(tfrec_dir, "train[:100]", output="numpy")
         assert [int(e["id"]) for e in head] == [int(source[i]["id"]) for i in range(100)]
@@ -161,6 +175,7 @@ def main() -> None:
         ar_loop = timed("ArrayRecord index loop", arec_index_loop)
         ar_batch = timed("ArrayRecord batches", arec_batches)
         ar_random = timed("ArrayRecord random", arec_random)
+        plain_random_s = timed("TFDS's own data source, random", plain_random)
 
     sizes = f"{n:,} examples, {len(picks):,} random picks"
     report(
@@ -191,6 +206,12 @@ def main() -> None:
             (
                 f"{len(picks):,} random examples, ArrayRecord",
                 f"{ar_random:.2f} s  ({len(picks) / ar_random:,.0f} examples/s)",
+            ),
+            (
+                f"{len(plain_picks):,} of them through TFDS's own data source",
+                f"{plain_random_s:.2f} s  ({len(plain_picks) / plain_random_s:,.0f} examples/s; "
+                f"the registry's single reads: "
+                f"{(plain_random_s / len(plain_picks)) / (ar_random / len(picks)):.1f}x faster)",
             ),
             ("the whole release read sequentially, TFRecord", f"{tf_seq:.2f} s"),
             ("random picks / sequential read, time", f"{ar_random / tf_seq:.3f}"),
