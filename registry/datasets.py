@@ -91,7 +91,8 @@ __all__ = [
     "workspace_side",
 ]
 
-Output = Literal["tf", "numpy", "pandas"]
+Output = Literal["tf", "numpy", "pandas", "data_source"]
+_OUTPUTS = ("tf", "numpy", "pandas", "data_source")
 
 
 # -- describing ---------------------------------------------------------------------------------
@@ -900,7 +901,11 @@ def load_dataset(
             default: the first of them (TFDS's default, which ``registry datasets info``
             names). Every config of a version is released together, at one ``VERSION``.
         output: ``"tf"`` for ``tf.data.Dataset``, ``"numpy"`` for an iterable of NumPy
-            examples, ``"pandas"`` for a ``pandas.DataFrame``.
+            examples, ``"pandas"`` for a ``pandas.DataFrame``, ``"data_source"`` for TFDS's
+            random-access data source (``len(source)``, ``source[i]``: a dict of NumPy
+            values), which PyTorch's ``DataLoader`` and Grain index directly; it needs a build
+            with ``file_format: array_record`` in ``params.yaml``, which in turn loads only as
+            ``"data_source"``.
         source: ``"release"`` (default) or ``"workspace"``: this clone's own build, which is
             what a ``dvc.yaml`` training stage reads (see :func:`locate_dataset`).
         registry: A registry clone or Git URL; default from the configuration.
@@ -908,7 +913,8 @@ def load_dataset(
         strict: Refuse a yanked version (also ``REGISTRY_STRICT=1``); otherwise an exact pin
             of one loads with a :class:`~registry.repo.session.YankedVersionWarning`.
         **as_dataset_kwargs: Passed to ``tfds.core.DatasetBuilder.as_dataset``
-            (``as_supervised``, ``shuffle_files``, ``batch_size``, ...).
+            (``as_supervised``, ``shuffle_files``, ``batch_size``, ...), or for
+            ``"data_source"`` to ``as_data_source`` (``decoders``, ``deserialize_method``).
 
     Returns:
         What ``output`` asks for; a dict keyed by split when ``split`` is ``None``.
@@ -918,16 +924,24 @@ def load_dataset(
         RemoteError: If the bytes cannot be fetched.
         CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
             ``numpy``, were repaired while iterating: load again).
-        ConfigError: If ``output`` is not one of the three, or ``config`` is not one of the
-            version's configs (naming them).
+        ConfigError: If ``output`` is not one of the four, the build's shard format cannot
+            give it (``"data_source"`` of a TFRecord build, or ``"tf"``, ``"numpy"`` or
+            ``"pandas"`` of an ArrayRecord one), or ``config`` is not one of the version's
+            configs (naming them).
         YankedVersionError: If the version is yanked and ``strict``.
 
     Example:
         >>> ds = load_dataset("products/product_a/ad_clicks:1.*", split="train[:10%]")
         >>> small = load_dataset("demo/sizes:1.0.0", "train", config="small")  # doctest: +SKIP
+        >>> source = load_dataset("image_classification/digits", "train", output="data_source")
+        >>> len(source), source[0]["label"]  # doctest: +SKIP
+        (1455, 4)
     """
-    if output not in ("tf", "numpy", "pandas"):
-        raise ConfigError(f"output must be 'tf', 'numpy' or 'pandas', not {output!r}")
+    if output not in _OUTPUTS:
+        raise ConfigError(
+            f"output must be {', '.join(repr(o) for o in _OUTPUTS[:-1])} or "
+            f"{_OUTPUTS[-1]!r}, not {output!r}"
+        )
     if source != "release":
         path = locate_dataset(ref, config=config, source=source, registry=registry).path
         return load_prepared(path, split, output=output, **as_dataset_kwargs)
@@ -1039,7 +1053,15 @@ def load_prepared(
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directory(str(path))
+    _check_file_format(builder.info, output)
     try:
+        if output == "data_source":
+            source = builder.as_data_source(split=split, **as_dataset_kwargs)
+            if isinstance(source, dict):
+                return {k: _with_single_reads(v) for k, v in source.items()}
+            if isinstance(source, list):
+                return [_with_single_reads(v) for v in source]
+            return _with_single_reads(source)
         data = builder.as_dataset(split=split, **as_dataset_kwargs)
     except (ValueError, KeyError, AssertionError) as e:
         splits = ", ".join(sorted(builder.info.splits))
@@ -1053,6 +1075,70 @@ def load_prepared(
     if isinstance(data, list):
         return [tfds.as_dataframe(v, builder.info) for v in data]
     return tfds.as_dataframe(data, builder.info)
+
+
+def _check_file_format(info: Any, output: str) -> None:
+    """Refuse an ``output`` that the build's shard format cannot give, saying what to change:
+    random access needs ArrayRecord shards, and TFDS reads those only as a data source."""
+    shards = info.file_format.value if info.file_format is not None else "tfrecord"
+    if output == "data_source" and shards != "array_record":
+        raise ConfigError(
+            f"output='data_source' needs random access, but this build's shards are {shards}: "
+            "set `file_format: array_record` in the dataset's entry of params.yaml "
+            "(datasets.NAME), rebuild ('registry datasets build NAME') and release it"
+        )
+    if output != "data_source" and shards == "array_record":
+        raise ConfigError(
+            "this build's shards are array_record, which TFDS reads only by random access: "
+            f"load it with output='data_source' (not {output!r}), or set `file_format: "
+            "tfrecord` in params.yaml and rebuild"
+        )
+
+
+def _with_single_reads(source: Any) -> Any:
+    """TFDS's ArrayRecord data source, its one-index reads made as fast as its batches.
+
+    array_record 0.8's reader takes time in proportion to the file's record count for one index
+    read as a list of indices (``read([i])``, what TFDS's ``source[i]`` does: ~180 µs an
+    example at 100,000 records, ~2 ms at 1M), while a range (``read(i, i + 1)``) takes ~4 µs:
+    ``source[i]`` is routed to the range (see ``benchmarks/bench_random_access.py``).
+    """
+    inner = getattr(source, "data_source", None)
+    if inner is not None and hasattr(inner, "_reader_idx_and_position"):
+        source.data_source = _SingleReads(inner)
+    return source
+
+
+class _SingleReads:
+    """An array_record ``ArrayRecordDataSource`` whose ``[i]`` reads the range ``i:i+1``;
+    everything else (``len``, ``__getitems__``, pickling for worker processes) is the inner
+    source's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def __getitem__(self, key: Any) -> bytes:
+        inner = self._inner
+        reader_idx, position = inner._reader_idx_and_position(key)
+        inner._ensure_reader_exists(reader_idx)
+        reader = inner._readers[reader_idx]
+        if not hasattr(reader, "read"):  # pragma: no cover - a reader of another kind
+            return bytes(inner[key])
+        return bytes(reader.read(position, position + 1)[0])
+
+    def __getitems__(self, keys: Sequence[int]) -> Sequence[bytes]:
+        return list(self._inner.__getitems__(keys))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # while unpickling, before __dict__ is restored
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
 
 
 # -- producing ----------------------------------------------------------------------------------

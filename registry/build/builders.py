@@ -362,7 +362,10 @@ def _statistics_tee(folder: str | None) -> Iterator[None]:
 
 
 def download_and_prepare(
-    builder: tfds.core.DatasetBuilder, download_config: Any, statistics_dir: str | None = None
+    builder: tfds.core.DatasetBuilder,
+    download_config: Any,
+    statistics_dir: str | None = None,
+    file_format: str | None = None,
 ) -> None:
     """Run ``builder.download_and_prepare`` so that it writes reproducible bytes.
 
@@ -372,6 +375,11 @@ def download_and_prepare(
         statistics_dir: Where each split's statistics go (``<split>.json``, local or
             ``gs://``; read them with :func:`registry.build.stats.read_statistics`); ``None``:
             no statistics are computed.
+        file_format: The shards' format, ``"tfrecord"`` or ``"array_record"`` (random access);
+            ``None``: TFDS's default (``tfrecord``). ArrayRecord's writer is deterministic too
+            (TFDS writes one record a chunk, ``group_size:1``, in the examples' order), so the
+            same examples give the same shard bytes in either format.
     """
+    kwargs = {"file_format": file_format} if file_format else {}
     with _reproducible_serialization(), _statistics_tee(statistics_dir):
-        builder.download_and_prepare(download_config=download_config)
+        builder.download_and_prepare(download_config=download_config, **kwargs)

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import math
@@ -59,6 +60,9 @@ Change = Literal["added", "removed", "changed"]
 # Spilled pairs per partition file (32 bytes each): a partition's two Counters stay small.
 _PARTITION_PAIRS = 1 << 16
 _DIGEST = 16
+# Records of an ArrayRecord shard read at once.
+_ARRAY_RECORD_BATCH = 4096
+
 # Records of a shard checked for the deterministic encoding before trusting its bytes as they are.
 _SAMPLED = 64
 _VALUE_CHARS = 60
@@ -554,12 +558,16 @@ def _split_counts(split_info: Any) -> dict[str, int] | None:
 
 
 def _records(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file (length, CRC, data, CRC), read in blocks of 4 MiB.
+    """The records of a TFRecord file (length, CRC, data, CRC), read in blocks of 4 MiB, or of
+    an ArrayRecord file (``file_format: array_record``), a few thousand at a time.
 
     Read in blocks, not mapped: a mapped shard's pages would count as the process's memory.
     The CRCs are not checked here: the cache verified the file's hash, and a work-tree build is
     what the builder just wrote.
     """
+    if ".array_record-" in path.name:
+        yield from _array_records(path)
+        return
     unpack = struct.Struct("<Q").unpack_from
     with path.open("rb") as f:
         buffer = b""
@@ -583,9 +591,26 @@ def _records(path: Path) -> Iterator[bytes]:
                 pos = stop
 
 
-def _truncated(path: Path) -> CorruptArtifactError:
+def _array_records(path: Path) -> Iterator[bytes]:
+    """The records of an ArrayRecord file, in order, read in batches."""
+    from array_record.python import array_record_module
+
+    # The reader reports a damaged file by ``ok()``, and raises only when it is closed.
+    reader = array_record_module.ArrayRecordReader(str(path))
+    try:
+        if not reader.ok():
+            raise _truncated(path, "an ArrayRecord")
+        total = reader.num_records()
+        for start in range(0, total, _ARRAY_RECORD_BATCH):
+            yield from reader.read(start, min(start + _ARRAY_RECORD_BATCH, total))
+    finally:
+        with contextlib.suppress(RuntimeError):
+            reader.close()
+
+
+def _truncated(path: Path, kind: str = "a TFRecord") -> CorruptArtifactError:
     return CorruptArtifactError(
-        f"{path} is truncated or not a TFRecord file; for a release run 'registry datasets "
+        f"{path} is truncated or not {kind} file; for a release run 'registry datasets "
         "pull REF --verify' (it repairs the cache), for a build run 'registry datasets build "
         "NAME --force'"
     )

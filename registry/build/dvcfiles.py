@@ -25,12 +25,15 @@ from registry.config import read_params
 from registry.errors import ConfigError, RawInputError
 
 __all__ = [
+    "FILE_FORMATS",
+    "FILE_FORMAT_KEY",
     "WAREHOUSE_KEY",
     "add_dataset",
     "builder_params",
     "check_raw_path",
     "dataset_params",
     "declared_datasets",
+    "file_format",
     "pipeline_datasets",
     "pipeline_extracts",
     "remove_dataset",
@@ -46,6 +49,15 @@ RAW_DEP = "datasets/${key}/${item.raw}"
 # query's parameters, the embedded default's sample), not its builder's: see
 # :mod:`registry.build.extract`.
 WAREHOUSE_KEY = "warehouse"
+
+# How a dataset's shards are written (``datasets.<name>.file_format``), a registry knob handed to
+# TFDS's ``download_and_prepare``, not to the builder. ``array_record`` gives random access
+# (``load_dataset(..., output="data_source")``); absent: TFDS's default, ``tfrecord``.
+FILE_FORMAT_KEY = "file_format"
+FILE_FORMATS = ("tfrecord", "array_record")
+
+# The keys of a dataset's section that are the registry's, not its builder's.
+_REGISTRY_KEYS = (WAREHOUSE_KEY, FILE_FORMAT_KEY)
 
 EXTRACT_STAGE_TEMPLATE: dict[str, Any] = {
     "cmd": "registry datasets extract ${key}",
@@ -105,8 +117,33 @@ def dataset_params(root: Path, name: str) -> dict[str, Any]:
 
 
 def builder_params(params: dict[str, Any]) -> dict[str, Any]:
-    """A dataset's knobs as its builder takes them: without the extract stage's ``warehouse``."""
-    return {k: v for k, v in params.items() if k != WAREHOUSE_KEY}
+    """A dataset's knobs as its builder takes them: without the extract stage's ``warehouse``
+    and the shards' ``file_format``."""
+    return {k: v for k, v in params.items() if k not in _REGISTRY_KEYS}
+
+
+def file_format(name: str, params: dict[str, Any]) -> str | None:
+    """The shard format that dataset ``name``'s knobs ask for (``file_format``), or ``None``
+    when they name none (TFDS's default, ``tfrecord``).
+
+    Raises:
+        ConfigError: If it is not one of :data:`FILE_FORMATS`.
+
+    Example:
+        >>> file_format("a/b", {"file_format": "array_record", "seed": 0})
+        'array_record'
+        >>> file_format("a/b", {"seed": 0}) is None
+        True
+    """
+    value = params.get(FILE_FORMAT_KEY)
+    if value is None:
+        return None
+    if value not in FILE_FORMATS:
+        raise ConfigError(
+            f"datasets.{name}.{FILE_FORMAT_KEY} in params.yaml must be "
+            f"{' or '.join(FILE_FORMATS)}, not {value!r}"
+        )
+    return str(value)
 
 
 def pipeline_extracts(root: Path) -> list[str]:

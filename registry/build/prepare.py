@@ -65,7 +65,8 @@ def prepare_dataset(
     Args:
         root: The registry work tree.
         name: The dataset name.
-        params: The builder's knobs; default ``datasets.<name>`` from ``params.yaml``.
+        params: The dataset's knobs; default ``datasets.<name>`` from ``params.yaml`` (its
+            ``file_format`` is the shards' format, the rest the builder's).
         beam: The Beam settings; default ``beam`` from ``params.yaml``.
         output: Where the prepared folder goes; default ``datasets/<name>/prepared``.
 
@@ -84,10 +85,11 @@ def prepare_dataset(
         >>> prepare_dataset(Path("."), "image_classification/digits")  # doctest: +SKIP
         PosixPath('datasets/image_classification/digits/prepared')
     """
-    from registry.build.dvcfiles import dataset_params, read_params
+    from registry.build.dvcfiles import dataset_params, file_format, read_params
 
     if params is None:
         params = dataset_params(root, name)
+    shard_format = file_format(name, dict(params))
     if beam is None:
         beam = read_params(root).get("beam") or {}
     output = output or root / layout.prepared_dir(name)
@@ -108,7 +110,8 @@ def prepare_dataset(
         for config in parts:
             part = workdir if config is None else workdir / "configs" / config
             built[config] = _build_one(
-                root, name, params, config, part, remote_dir, download_config, with_statistics
+                root, name, params, config, part, remote_dir, download_config, with_statistics,
+                shard_format,
             )
         if configs:
             prepared = workdir / "prepared"
@@ -146,6 +149,7 @@ def _build_one(
     remote_dir: str | None,
     download_config: Any,
     with_statistics: bool,
+    file_format: str | None = None,
 ) -> tuple[Path, Any, dict[str, Any] | None]:
     """Build ``name`` (its ``config``, or the builder without configs) under ``workdir``: the
     built folder, the builder's ``info`` and the statistics (checked against the shards)."""
@@ -156,7 +160,8 @@ def _build_one(
     if remote_dir is None:
         stats_dir = str(local_stats) if with_statistics else None
         builder = _run_builder(
-            root, name, params, str(workdir / "data"), download_config, stats_dir, config
+            root, name, params, str(workdir / "data"), download_config, stats_dir, config,
+            file_format,
         )
         built = Path(builder.data_dir)
     else:
@@ -164,7 +169,9 @@ def _build_one(
         # the result is downloaded here once the job is done.
         remote = remote_dir if config is None else f"{remote_dir}/{config}"
         stats_dir = f"{remote}/statistics" if with_statistics else None
-        builder = _run_builder(root, name, params, remote, download_config, stats_dir, config)
+        builder = _run_builder(
+            root, name, params, remote, download_config, stats_dir, config, file_format
+        )
         built = _download_build(name, str(builder.data_dir), workdir / "data")
         if stats_dir is not None:
             _download_build(name, stats_dir, local_stats)
@@ -235,16 +242,18 @@ def _run_builder(
     download_config: Any,
     statistics_dir: str | None = None,
     config: str | None = None,
+    file_format: str | None = None,
 ) -> tfds.core.DatasetBuilder:
     """Build ``name`` (its ``config``, if given) into ``data_dir`` (and its statistics into
-    ``statistics_dir``); any failure but our own becomes one BuildError line."""
+    ``statistics_dir``), its shards in ``file_format``; any failure but our own becomes one
+    BuildError line."""
     kwargs: dict[str, Any] = {"data_dir": data_dir}
     if config is not None:
         kwargs["config"] = config
     try:
         builder = make_builder(root, name, params, **kwargs)
         download_config = with_manual_dir(builder, root, name, params, download_config)
-        download_and_prepare(builder, download_config, statistics_dir)
+        download_and_prepare(builder, download_config, statistics_dir, file_format)
     except RegistryError:
         raise
     except Exception as e:

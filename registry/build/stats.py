@@ -742,7 +742,12 @@ def statistics_of_prepared(folder: str) -> dict[str, Any]:
     splits = {}
     for split in sorted(builder.info.splits):
         stats = SplitStatistics(specs)
-        dataset = builder.as_dataset(split=split, shuffle_files=False)
-        stats.add_all(tfds.as_numpy(dataset))
+        if str(getattr(builder.info.file_format, "value", "")) == "array_record":
+            # TFDS reads ArrayRecord shards only by index (its data source), in NumPy already.
+            source = builder.as_data_source(split=split)
+            stats.add_all(source[i] for i in range(len(source)))
+        else:
+            dataset = builder.as_dataset(split=split, shuffle_files=False)
+            stats.add_all(tfds.as_numpy(dataset))
         splits[split] = stats.to_dict()
     return {"schema": SCHEMA, "splits": splits}
