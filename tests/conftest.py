@@ -451,6 +451,22 @@ def registry_tree(dest: Path, keep: str | None = None) -> None:
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def registry_clone(base: Path, keep: str | None = None) -> Path:
+    """A committed registry clone in ``base/clone`` (:func:`registry_tree`'s files, with dataset
+    ``keep`` or none), its local DVC remote ``base/storage`` set as the default, and a bare
+    ``base/origin.git`` that ``main`` is pushed to; return the clone."""
+    clone, storage, origin = base / "clone", base / "storage", base / "origin.git"
+    storage.mkdir()  # a release never creates its remote's folder
+    registry_tree(clone, keep=keep)
+    git(clone, "init", "-q", "-b", "main")
+    cli_ok("remote", "set", str(storage), "--registry", str(clone))
+    commit_all(clone, "Create the registry")
+    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(clone, "remote", "add", "origin", str(origin))
+    git(clone, "push", "-q", "origin", "main")
+    return clone
+
+
 def build_released_registry(base: Path) -> ReleasedRegistry:
     """Make, in the empty folder ``base``, a registry clone with a bare ``origin`` and a local DVC
     remote, and build and release digits 1.0.0 there through the real CLI, DVC and Beam (also

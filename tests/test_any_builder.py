@@ -28,7 +28,7 @@ from registry.errors import (
     VersionUnspecifiedError,
 )
 from registry.grammar import Version
-from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
+from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_clone
 
 MNIST = "image_classification/dummy_mnist"
 DUMMY_MNIST = "tensorflow_datasets.testing.test_utils:DummyMnist"
@@ -67,16 +67,8 @@ class Poems(_Versioned):
 @pytest.fixture
 def clone(tmp_path: Path, chdir: Callable[[Path], None]) -> Path:
     """A registry clone with no dataset in its pipeline, a bare origin and a local remote."""
-    clone, storage = tmp_path / "clone", tmp_path / "storage"
-    storage.mkdir()
-    registry_tree(clone)
-    git(clone, "init", "-q", "-b", "main")
+    clone = registry_clone(tmp_path)
     chdir(clone)
-    cli_ok("remote", "set", str(storage))
-    commit_all(clone, "Create the registry")
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(tmp_path / "origin.git"))
-    git(clone, "remote", "add", "origin", str(tmp_path / "origin.git"))
-    git(clone, "push", "-q", "origin", "main")
     return clone
 
 

@@ -16,7 +16,7 @@ from registry.build.dvcfiles import set_raw_input
 from registry.datasets import locate_dataset
 from registry.errors import BuildError, ConfigError, UnderstatedBumpError
 from registry.repo.records import parse_lineage
-from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
+from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_clone
 
 NAME = "demo/sizes"
 FOLDER = f"datasets/{NAME}"
@@ -90,19 +90,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 def clone(tmp_path: Path, chdir: Callable[[Path], None]) -> Path:
     """A registry clone with demo/sizes (two configs) added and committed, a bare origin and a
     local DVC remote."""
-    clone, storage = tmp_path / "clone", tmp_path / "storage"
-    storage.mkdir()
-    registry_tree(clone)
-    git(clone, "init", "-q", "-b", "main")
+    clone = registry_clone(tmp_path)
     chdir(clone)
-    cli_ok("remote", "set", str(storage))
     cli_ok("datasets", "new", NAME, "--description", "Numbers and squares.", "--owner", "ana")
     (clone / BUILDER).write_text(SOURCE)
     # It generates its data: no raw input (as the example datasets that generate theirs).
     set_raw_input(clone, NAME, None)
     commit_all(clone, f"Add {NAME}, with two configs")
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(tmp_path / "origin.git"))
-    git(clone, "remote", "add", "origin", str(tmp_path / "origin.git"))
     git(clone, "push", "-q", "origin", "main")
     return clone
 

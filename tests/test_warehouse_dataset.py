@@ -23,7 +23,7 @@ from registry.errors import (
     WarehousePermissionError,
     WarehouseUnreachableError,
 )
-from tests.conftest import PROJECT_ROOT, cli_ok, cli_raises, commit_all, git, registry_tree
+from tests.conftest import PROJECT_ROOT, cli_ok, cli_raises, commit_all, git, registry_clone
 from tests.test_warehouse import _emulator_or_skip
 
 NAME = "products/product_b/search_sessions"
@@ -37,16 +37,8 @@ pytestmark = pytest.mark.slow
 def clone(tmp_path: Path, chdir: Callable[[Path], None]) -> Path:
     """A registry clone holding search_sessions alone, with a bare origin and a local remote."""
     _emulator_or_skip()
-    clone, storage = tmp_path / "clone", tmp_path / "storage"
-    storage.mkdir()
-    registry_tree(clone, keep=NAME)
-    git(clone, "init", "-q", "-b", "main")
+    clone = registry_clone(tmp_path, keep=NAME)
     chdir(clone)
-    cli_ok("remote", "set", str(storage))
-    commit_all(clone, "Create the registry")
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(tmp_path / "origin.git"))
-    git(clone, "remote", "add", "origin", str(tmp_path / "origin.git"))
-    git(clone, "push", "-q", "origin", "main")
     return clone
 
 

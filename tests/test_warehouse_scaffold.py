@@ -24,7 +24,7 @@ from registry.build.scaffold import (
     template_query_rows,
 )
 from registry.errors import ArtifactExistsError, ConfigError
-from tests.conftest import cli_ok, cli_raises, commit_all, git, registry_tree
+from tests.conftest import cli_ok, cli_raises, git, registry_clone
 from tests.test_warehouse import _emulator_or_skip
 
 NAME = "products/demo/orders"
@@ -197,13 +197,8 @@ def test_new_query_dataset_extracts_builds_and_passes_its_own_test(
     tmp_path: Path, chdir: Callable[[Path], None]
 ) -> None:
     _emulator_or_skip()
-    clone = tmp_path / "clone"
-    registry_tree(clone)  # no dataset, so no extract stage: the scaffold makes it
-    git(clone, "init", "-q", "-b", "main")
+    clone = registry_clone(tmp_path)  # no dataset, so no extract stage: the scaffold makes it
     chdir(clone)
-    (tmp_path / "storage").mkdir()
-    cli_ok("remote", "set", str(tmp_path / "storage"))
-    commit_all(clone, "Create the registry")
     assert "extract" not in yaml.safe_load((clone / "dvc.yaml").read_text())["stages"]
 
     out = cli_ok("datasets", "new", NAME, "--query", "--description", "Orders, by review.")
