@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -467,10 +467,11 @@ def registry_clone(base: Path, keep: str | None = None) -> Path:
     return clone
 
 
-def build_released_registry(base: Path) -> ReleasedRegistry:
+def build_released_registry(base: Path, knobs: dict[str, Any] | None = None) -> ReleasedRegistry:
     """Make, in the empty folder ``base``, a registry clone with a bare ``origin`` and a local DVC
     remote, and build and release digits 1.0.0 there through the real CLI, DVC and Beam (also
-    used by ``benchmarks/reliability.py``)."""
+    used by ``benchmarks/reliability.py``); ``knobs``: digits' entry in ``params.yaml`` (e.g.
+    ``{"file_format": "array_record"}``), default as the project has it."""
 
     env = hermetic_env(base / "home")
     clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
@@ -481,6 +482,12 @@ def build_released_registry(base: Path) -> ReleasedRegistry:
 
     storage.mkdir()  # a release never creates its remote's folder
     registry_tree(clone, keep="image_classification/digits")
+    if knobs is not None:
+        import yaml
+
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["datasets"]["image_classification/digits"] = knobs
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run("git", "init", "-q", "-b", "main")
     run("dvc", "remote", "add", "--force", "--default", "storage", str(storage))
     run("git", "add", "-A")

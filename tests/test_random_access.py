@@ -6,7 +6,6 @@ source read with a plain index loop, as PyTorch's ``DataLoader`` or Grain would 
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from registry.errors import ConfigError
 from tests.conftest import (
     PROJECT_ROOT,
     ReleasedRegistry,
+    build_released_registry,
     cli_raises,
-    hermetic_env,
-    registry_tree,
 )
 
 NAME = "image_classification/digits"
@@ -189,31 +187,7 @@ def array_record_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry clone (``<it>/../clone``) whose digits 1.0.0 was built as ArrayRecord through
     DVC and released by the real CLI; its bare ``origin``, returned, and a local DVC remote."""
     base = tmp_path_factory.mktemp("array-record-release")
-    env = hermetic_env(base / "home")
-    clone, origin, storage = base / "clone", base / "origin.git", base / "storage"
-
-    def run(*args: str, cwd: Path = clone) -> None:
-        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
-
-    storage.mkdir()
-    registry_tree(clone, keep=NAME)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["datasets"][NAME] = {"file_format": "array_record"}
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git", "init", "-q", "-b", "main")
-    run("dvc", "remote", "add", "--force", "--default", "storage", str(storage))
-    run("git", "add", "-A")
-    run("git", "commit", "-q", "-m", "Create the registry")
-    run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=base)
-    run("git", "remote", "add", "origin", str(origin))
-    run("git", "push", "-q", "origin", "main")
-    run("registry", "datasets", "build", NAME)
-    run("git", "add", "-A")
-    run("git", "commit", "-q", "-m", f"Build {NAME} 1.0.0 as ArrayRecord")
-    run("git", "push", "-q", "origin", "main")
-    run("registry", "datasets", "release", NAME)
-    return origin
+    return build_released_registry(base, knobs={"file_format": "array_record"}).origin
 
 
 @pytest.mark.slow
