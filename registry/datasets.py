@@ -1527,16 +1527,15 @@ class _DatasetRelease:
         datasets rebuild``) without the source."""
         inputs = build_inputs(self.session, None, self.name)
         # By their .dvc files: a raw path given as such is taken for the stage's dependency,
-        # and DVC pushes nothing of it. Raw files kept in Git (no .dvc file) travel with the tag.
+        # and DVC pushes nothing of it; a warehouse snapshot by its extract stage, whose output
+        # it is. Raw files kept in Git (no .dvc file) travel with the tag.
         root = self.session.root
-        raw = [
-            f"{entry['path']}.dvc"
-            for entry in (inputs.raw if inputs is not None else [])
-            if (root / f"{entry['path']}.dvc").is_file()
-        ]
-        # A warehouse snapshot is its extract stage's output: pushed with that stage.
-        if _extracted_from(self.session, None, self.name) is not None:
-            raw.append(layout.extract_stage(self.name))
+        raw = []
+        for entry in inputs.raw if inputs is not None else []:
+            if entry.get("extract"):
+                raw.append(entry["extract"]["stage"])
+            elif (root / f"{entry['path']}.dvc").is_file():
+                raw.append(f"{entry['path']}.dvc")
         return [layout.build_stage(self.name), *raw]
 
     @functools.cached_property

@@ -190,6 +190,15 @@ def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> 
     _dump(params_yaml, params_data)
 
 
+def _knobs(params_data: Any, name: str) -> Any:
+    """Dataset ``name``'s section of parsed ``params.yaml`` (``datasets.<name>``), made a
+    mapping if it is missing or empty, for an edit in place."""
+    datasets = params_data.setdefault("datasets", {})
+    if not isinstance(datasets.get(name), dict):
+        datasets[name] = {}
+    return datasets[name]
+
+
 def set_warehouse_source(
     root: Path,
     name: str,
@@ -247,9 +256,7 @@ def set_warehouse_source(
 
     params_yaml = root / "params.yaml"
     params_data = _load(params_yaml) or {}
-    datasets = params_data.setdefault("datasets", {})
-    if not isinstance(datasets.get(name), dict):
-        datasets[name] = {}
+    knobs = _knobs(params_data, name)
     # The extract stage depends on the warehouse's settings: DVC refuses a missing param.
     if not isinstance(params_data.get("warehouse"), dict):
         params_data["warehouse"] = {"project": None, "location": None}
@@ -257,11 +264,11 @@ def set_warehouse_source(
     if sample:
         section["sample"] = sample
     section["params"] = dict(params or {})
-    if hasattr(datasets[name], "insert"):
-        datasets[name].pop(WAREHOUSE_KEY, None)
-        datasets[name].insert(0, WAREHOUSE_KEY, section)
+    if hasattr(knobs, "insert"):
+        knobs.pop(WAREHOUSE_KEY, None)
+        knobs.insert(0, WAREHOUSE_KEY, section)
     else:
-        datasets[name] = {WAREHOUSE_KEY: section, **datasets[name]}
+        params_data["datasets"][name] = {WAREHOUSE_KEY: section, **knobs}
     _dump(params_yaml, params_data)
 
 
@@ -376,8 +383,5 @@ def set_raw_input(root: Path, name: str, raw_path: str | None) -> None:
 
     params_yaml = root / "params.yaml"
     params_data = _load(params_yaml) or {}
-    datasets = params_data.setdefault("datasets", {})
-    if not isinstance(datasets.get(name), dict):
-        datasets[name] = {}
-    datasets[name]["raw_path"] = norm
+    _knobs(params_data, name)["raw_path"] = norm
     _dump(params_yaml, params_data)
