@@ -5,9 +5,10 @@ builder written in a scratch registry: `--examples` examples of an id and 32 flo
 bytes serialized), once with `file_format: array_record` and once as TFRecord (the default),
 then in the same process:
 
-- sequential: every example of the TFRecord build through `load_prepared(output="numpy")`
-  (tf.data, as `load_dataset` hands it out), one by one and in batches of 1,000 (`batch_size`),
-  and the ArrayRecord build through its data source (`output="data_source"`), by an index loop
+- sequential: every example of each build through `load_prepared(output="numpy")` (tf.data, as
+  `load_dataset` hands it out; an ArrayRecord build through the registry's tf.data reader,
+  `registry.storage.array_records`), one by one and in batches of 1,000 (`batch_size`), and
+  the ArrayRecord build through its data source (`output="data_source"`), by an index loop
   (`source[i]`, over the first `--loop-examples`) and in batches of 1,000 indices
   (`__getitems__`, what a Grain or PyTorch batch sampler asks for);
 - random: `--picks` examples at random indices of the ArrayRecord build (one `source[i]` each),
@@ -137,6 +138,13 @@ def main() -> None:
             batches = load_prepared(tfrec_dir, "train", output="numpy", batch_size=1000)
             return sum(len(b["id"]) for b in batches)
 
+        def arec_tf_sequential() -> int:
+            return sum(1 for _ in load_prepared(arec_dir, "train", output="numpy"))
+
+        def arec_tf_batches() -> int:
+            batches = load_prepared(arec_dir, "train", output="numpy", batch_size=1000)
+            return sum(len(b["id"]) for b in batches)
+
         looped = min(n, args.loop_examples)
 
         def arec_index_loop() -> int:
@@ -164,6 +172,8 @@ def main() -> None:
         # Same examples in both builds, in the same (TFDS's shuffled) order.
         head = load_prepared(tfrec_dir, "train[:100]", output="numpy")
         assert [int(e["id"]) for e in head] == [int(source[i]["id"]) for i in range(100)]
+        arec_head = load_prepared(arec_dir, "train[:100]", output="numpy")
+        assert [int(e["id"]) for e in arec_head] == [int(e["id"]) for e in head]
 
         def timed(label: str, fn: Callable[[], int]) -> float:
             seconds = time_call(fn, args.repeat)
@@ -172,6 +182,8 @@ def main() -> None:
 
         tf_seq = timed("TFRecord sequential", tfrecord_sequential)
         tf_batch = timed("TFRecord batches", tfrecord_batches)
+        ar_seq = timed("ArrayRecord sequential (tf.data)", arec_tf_sequential)
+        ar_tf_batch = timed("ArrayRecord batches (tf.data)", arec_tf_batches)
         ar_loop = timed("ArrayRecord index loop", arec_index_loop)
         ar_batch = timed("ArrayRecord batches", arec_batches)
         ar_random = timed("ArrayRecord random", arec_random)
@@ -187,6 +199,16 @@ def main() -> None:
             (
                 "TFRecord, tf.data batches of 1,000",
                 f"{tf_batch:.2f} s  ({n / tf_batch:,.0f} examples/s)",
+            ),
+            (
+                "ArrayRecord, tf.data as NumPy",
+                f"{ar_seq:.2f} s  ({n / ar_seq:,.0f} examples/s; {ar_seq / tf_seq:.2f}x "
+                "TFRecord's)",
+            ),
+            (
+                "ArrayRecord, tf.data batches of 1,000",
+                f"{ar_tf_batch:.2f} s  ({n / ar_tf_batch:,.0f} examples/s; "
+                f"{ar_tf_batch / tf_batch:.2f}x TFRecord's)",
             ),
             (
                 f"ArrayRecord, index loop (first {looped:,})",

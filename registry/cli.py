@@ -200,7 +200,15 @@ def datasets_info(ref: str, config: str | None, registry: str | None, as_json: b
     _echo_reproduced(info.reproduced)
     _echo_lineage_summary(summary, f"{info.name}:{info.version}")
     _echo_configs(info.configs, info.default_config, info.config)
+    if info.supported_versions:
+        click.echo(
+            f"the builder can also build: {', '.join(info.supported_versions)} "
+            "(SUPPORTED_VERSIONS)"
+        )
     if info.build:
+        random = "random access: output='data_source'"
+        click.echo(f"shards: {info.file_format}" + (
+            f" ({random})" if info.file_format == "array_record" else ""))
         click.echo("\nsplits:")
         for split, s in info.build.get("splits", {}).items():
             click.echo(

@@ -56,6 +56,12 @@ from registry.repo.session import (
     purge_summary,
 )
 from registry.repo.tags import Release, TagIndex
+from registry.storage.array_records import (
+    corrupt_read_text,
+    enable_tf_data,
+    is_corrupt_read,
+    with_single_reads,
+)
 
 if TYPE_CHECKING:
     from registry.build.compare import Side
@@ -242,6 +248,10 @@ class DatasetInfo:
             or ``None``.
         config: The config that ``build`` and ``statistics`` describe (the one asked for, else
             the default), or ``None``.
+        file_format: The build's shard format: ``"array_record"`` (random access:
+            ``load_dataset(..., output="data_source")``) or ``"tfrecord"``; ``None``: not built.
+        supported_versions: Older versions the builder can still build (its
+            ``SUPPORTED_VERSIONS``, recorded by the build); empty if none.
     """
 
     name: str
@@ -262,6 +272,8 @@ class DatasetInfo:
     configs: dict[str, Any] = field(default_factory=dict)
     default_config: str | None = None
     config: str | None = None
+    file_format: str | None = None
+    supported_versions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for ``--json``."""
@@ -353,6 +365,8 @@ def dataset_info(
         configs=configs,
         default_config=default,
         config=chosen,
+        file_format=None if build is None else build.get("file_format", "tfrecord"),
+        supported_versions=list((build or {}).get("supported_versions") or []),
     )
 
 
@@ -879,7 +893,7 @@ def load_dataset(
     of the same version read the cache. Each load re-hashes the version's small metadata files
     (``dataset_info.json``, ``features.json``, label files) and repairs a corrupt one first, so
     bit rot there never loads wrong class names; shards are checked by their stats only (TFDS
-    checks each record's CRC32C as it reads it).
+    checks each TFRecord's CRC32C as it reads it, ArrayRecord checks each chunk's hash).
 
     A corrupt shard (its bytes changed with size and time kept) surfaces when it is read:
 
@@ -888,7 +902,8 @@ def load_dataset(
     - ``output="numpy"``: iterating raises :class:`CorruptArtifactError` after the version was
       re-verified and repaired (iterate a new load), or saying it could not be.
     - ``output="tf"``: reading happens inside ``tf.data``, where no registry code runs, so a
-      ``tf.errors.DataLossError`` (``corrupted record``) reaches the loop. It means a cached
+      ``tf.errors.DataLossError`` (``corrupted record``; for ArrayRecord shards an
+      ``UnknownError`` saying ``corrupted ArrayRecord shard``) reaches the loop. It means a cached
       shard is damaged: run ``registry datasets pull REF --verify`` (or ``registry cache
       verify``), which re-hashes and repairs it, and load again.
 
@@ -904,8 +919,8 @@ def load_dataset(
             examples, ``"pandas"`` for a ``pandas.DataFrame``, ``"data_source"`` for TFDS's
             random-access data source (``len(source)``, ``source[i]``: a dict of NumPy
             values), which PyTorch's ``DataLoader`` and Grain index directly; it needs a build
-            with ``file_format: array_record`` in ``params.yaml``, which in turn loads only as
-            ``"data_source"``.
+            with ``file_format: array_record`` in ``params.yaml`` (what new datasets get),
+            which loads as every other output too.
         source: ``"release"`` (default) or ``"workspace"``: this clone's own build, which is
             what a ``dvc.yaml`` training stage reads (see :func:`locate_dataset`).
         registry: A registry clone or Git URL; default from the configuration.
@@ -924,10 +939,9 @@ def load_dataset(
         RemoteError: If the bytes cannot be fetched.
         CorruptArtifactError: If cached files are corrupt and cannot be repaired (or, for
             ``numpy``, were repaired while iterating: load again).
-        ConfigError: If ``output`` is not one of the four, the build's shard format cannot
-            give it (``"data_source"`` of a TFRecord build, or ``"tf"``, ``"numpy"`` or
-            ``"pandas"`` of an ArrayRecord one), or ``config`` is not one of the version's
-            configs (naming them).
+        ConfigError: If ``output`` is not one of the four, is ``"data_source"`` of a TFRecord
+            build (no random access), or ``config`` is not one of the version's configs
+            (naming them).
         YankedVersionError: If the version is yanked and ``strict``.
 
     Example:
@@ -954,7 +968,7 @@ def load_dataset(
     try:
         data = load_prepared(path, split, output=output, **as_dataset_kwargs)
     except Exception as e:
-        if not _is_data_loss(e):
+        if not is_corrupt_read(e):
             raise
         # A shard failed its CRC while being read here (pandas): repair, then read once more.
         repaired = _repair_after_read_error(session, release, e)
@@ -968,20 +982,13 @@ def load_dataset(
     return data
 
 
-def _is_data_loss(error: BaseException) -> bool:
-    """Whether TensorFlow refused a record as corrupt (a shard's CRC32C did not match)."""
-    import tensorflow as tf
-
-    return isinstance(error, tf.errors.DataLossError)
-
-
 def _repair_after_read_error(
     session: Session, release: Release, error: BaseException
 ) -> Path | CorruptArtifactError:
     """Re-verify a release whose cached shard failed to read: its repaired folder, or the error
     to raise (nothing was repaired, or repairing failed)."""
     ref = release.reference
-    what = f"reading {ref} from the cache failed ({first_line(error)})"
+    what = f"reading {ref} from the cache failed ({corrupt_read_text(error)})"
     try:
         checked = _fetch(session, release, verify=True)
     except RegistryError as e:
@@ -1010,13 +1017,13 @@ class _CheckedIterable:
         try:
             yield from self._inner
         except Exception as e:
-            if not _is_data_loss(e):
+            if not is_corrupt_read(e):
                 raise
             outcome = self._repair(e)
             if isinstance(outcome, CorruptArtifactError):
                 raise outcome from e
             raise CorruptArtifactError(
-                f"a corrupt cached shard stopped this iteration ({first_line(e)}); it was "
+                f"a corrupt cached shard stopped this iteration ({corrupt_read_text(e)}); it was "
                 "repaired from the remote: load the dataset again"
             ) from e
 
@@ -1058,10 +1065,10 @@ def load_prepared(
         if output == "data_source":
             source = builder.as_data_source(split=split, **as_dataset_kwargs)
             if isinstance(source, dict):
-                return {k: _with_single_reads(v) for k, v in source.items()}
+                return {k: with_single_reads(v) for k, v in source.items()}
             if isinstance(source, list):
-                return [_with_single_reads(v) for v in source]
-            return _with_single_reads(source)
+                return [with_single_reads(v) for v in source]
+            return with_single_reads(source)
         data = builder.as_dataset(split=split, **as_dataset_kwargs)
     except (ValueError, KeyError, AssertionError) as e:
         splits = ", ".join(sorted(builder.info.splits))
@@ -1078,8 +1085,9 @@ def load_prepared(
 
 
 def _check_file_format(info: Any, output: str) -> None:
-    """Refuse an ``output`` that the build's shard format cannot give, saying what to change:
-    random access needs ArrayRecord shards, and TFDS reads those only as a data source."""
+    """Refuse ``output="data_source"`` of a build whose shards give no random access (TFRecord),
+    saying what to change; let ``tf.data`` read ArrayRecord shards (TFDS reads those only by
+    index: :func:`registry.storage.array_records.enable_tf_data`)."""
     shards = info.file_format.value if info.file_format is not None else "tfrecord"
     if output == "data_source" and shards != "array_record":
         raise ConfigError(
@@ -1088,57 +1096,7 @@ def _check_file_format(info: Any, output: str) -> None:
             "(datasets.NAME), rebuild ('registry datasets build NAME') and release it"
         )
     if output != "data_source" and shards == "array_record":
-        raise ConfigError(
-            "this build's shards are array_record, which TFDS reads only by random access: "
-            f"load it with output='data_source' (not {output!r}), or set `file_format: "
-            "tfrecord` in params.yaml and rebuild"
-        )
-
-
-def _with_single_reads(source: Any) -> Any:
-    """TFDS's ArrayRecord data source, its one-index reads made as fast as its batches.
-
-    array_record 0.8's reader takes time in proportion to the file's record count for one index
-    read as a list of indices (``read([i])``, what TFDS's ``source[i]`` does: ~180 µs an
-    example at 100,000 records, ~2 ms at 1M), while a range (``read(i, i + 1)``) takes ~4 µs:
-    ``source[i]`` is routed to the range (see ``benchmarks/bench_random_access.py``).
-    """
-    inner = getattr(source, "data_source", None)
-    if inner is not None and hasattr(inner, "_reader_idx_and_position"):
-        source.data_source = _SingleReads(inner)
-    return source
-
-
-class _SingleReads:
-    """An array_record ``ArrayRecordDataSource`` whose ``[i]`` reads the range ``i:i+1``;
-    everything else (``len``, ``__getitems__``, pickling for worker processes) is the inner
-    source's."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __len__(self) -> int:
-        return len(self._inner)
-
-    def __getitem__(self, key: Any) -> bytes:
-        inner = self._inner
-        reader_idx, position = inner._reader_idx_and_position(key)
-        inner._ensure_reader_exists(reader_idx)
-        reader = inner._readers[reader_idx]
-        if not hasattr(reader, "read"):  # pragma: no cover - a reader of another kind
-            return bytes(inner[key])
-        return bytes(reader.read(position, position + 1)[0])
-
-    def __getitems__(self, keys: Sequence[int]) -> Sequence[bytes]:
-        return list(self._inner.__getitems__(keys))
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "_inner":  # while unpickling, before __dict__ is restored
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-    def __repr__(self) -> str:
-        return repr(self._inner)
+        enable_tf_data()
 
 
 # -- producing ----------------------------------------------------------------------------------
@@ -1674,7 +1632,7 @@ def _configs_bump_reasons(before: Side, after: Side, name: str) -> dict[Bump, li
     from registry.build.compare import compare
     from registry.semver import bump_reasons
 
-    old, new = _config_sides(before), _config_sides(after)
+    old, new = config_sides(before), config_sides(after)
     if None in old:
         old = {next(iter(new)): old[None]}
     if None in new:
@@ -1702,10 +1660,10 @@ def config_side(side: Side, config: str | None) -> Side:
         'large'
     """
     chosen = config_of(side.build_info, side.label, config)
-    return side if chosen is None else _config_sides(side)[chosen]
+    return side if chosen is None else config_sides(side)[chosen]
 
 
-def _config_sides(side: Side) -> dict[str | None, Side]:
+def config_sides(side: Side) -> dict[str | None, Side]:
     """One side per config of a build (its folder and summary), the default first; a build
     without configs: itself, under ``None``."""
     import dataclasses

@@ -260,20 +260,36 @@ def _data_diff(
 ) -> DatasetDiff | None:
     """The release against its rebuild, by ``registry datasets diff``'s comparison (the released
     bytes fetched through the cache, as a load fetches them); ``None`` (and a line in
-    ``unchecked``) where the release cannot be read."""
+    ``unchecked``) where the release cannot be read.
+
+    A builder with configs is compared config by config (each a TFDS folder of its own): the
+    diff of the first config that differs, with a note for each other one that does."""
     from registry.build.compare import Side, compare
-    from registry.datasets import released_side
+    from registry.datasets import config_sides, released_side
     from registry.errors import RegistryError
 
     try:
-        before = released_side(session, release)
-        after = Side(f"rebuild of {release.name} {release.version}", rebuilt, None, before.key,
-                     release.name)
-        return compare(before, after, show=5)
+        released = released_side(session, release)
+        diffs = []
+        for config, before in config_sides(released).items():
+            label = f"rebuild of {release.name} {release.version}"
+            after = Side(label if config is None else f"{label} config {config}",
+                         rebuilt if config is None else rebuilt / config, None, released.key,
+                         release.name)
+            diffs.append((config, compare(before, after, show=5)))
     except RegistryError as e:
         unchecked.append(f"the released data could not be compared example by example: "
                          f"{first_line(e)}")
         return None
+    differing = [(c, d) for c, d in diffs if not d.identical] or diffs[:1]
+    first = differing[0][1]
+    for config, diff in differing[1:]:
+        counts = _example_counts(diff) or {}
+        first.notes.append(
+            f"config {config} differs too: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+            + f" (registry datasets diff --config {config})"
+        )
+    return first
 
 
 def _example_counts(diff: DatasetDiff | None) -> dict[str, int] | None:

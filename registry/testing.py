@@ -107,7 +107,9 @@ def check_builder(
         expected_splits: Split name -> number of examples the dummy data must give; the built
             dataset must have exactly these splits.
         params: Knobs for the builder, over ``{"raw_path": "dummy_data"}`` (that default
-            applies when the builder has a ``raw_path`` knob).
+            applies when the builder has a ``raw_path`` knob). The shards are written in the
+            ``file_format`` of the dataset's section of ``params.yaml`` (a new dataset's is
+            ``array_record``), or of ``params``, so the check reads them as loads will.
         root: The registry work tree (see :func:`resolve_dataset`).
         data_dir: Where to build; default: a temporary folder removed when the returned builder
             is garbage-collected (pass pytest's ``tmp_path`` to keep it for the test report).
@@ -129,20 +131,23 @@ def check_builder(
     """
     from registry.build.beam import beam_download_config
     from registry.build.builders import download_and_prepare, load_builder_class, make_builder
+    from registry.build.dvcfiles import builder_params, dataset_params, file_format
+    from registry.storage.array_records import enable_tf_data
 
     root_path, name = resolve_dataset(dataset, root)
     knobs: dict[str, Any] = {}
     defaults = getattr(load_builder_class(root_path, name), "DEFAULT_PARAMS", None) or {}
     if "raw_path" in defaults:
         knobs["raw_path"] = DUMMY_DATA_DIR
-    knobs.update(params or {})
+    knobs.update(builder_params(dict(params or {})))
+    shards = file_format(name, {**dataset_params(root_path, name), **(params or {})})
 
     cleanup = data_dir is None
     build_dir = Path(data_dir or tempfile.mkdtemp(prefix="registry-check-"))
     try:
         extra = {} if config is None else {"config": config}
         builder = make_builder(root_path, name, knobs, data_dir=str(build_dir), **extra)
-        download_and_prepare(builder, beam_download_config(IN_MEMORY_BEAM))
+        download_and_prepare(builder, beam_download_config(IN_MEMORY_BEAM), file_format=shards)
     except BaseException:
         if cleanup:
             shutil.rmtree(build_dir, ignore_errors=True)
@@ -158,6 +163,8 @@ def check_builder(
             f"expected {_describe(expected)}: {_difference(actual, expected)}"
         )
     if read_back:
+        if shards == "array_record":
+            enable_tf_data()
         for split, count in actual.items():
             read = sum(1 for _ in builder.as_dataset(split=split))
             if read != count:

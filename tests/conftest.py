@@ -538,3 +538,16 @@ def shop(
     copy = copy_shop(shop_template(tmp_path_factory), tmp_path / "shop")
     chdir(copy.repo)
     return copy
+
+
+def flip(path: Path, offset: int = 0) -> None:
+    """Flip one bit of ``path`` in place (same inode), keeping its mtime and mode."""
+    st = path.stat()
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(path, st.st_mode)

@@ -45,6 +45,7 @@ import tensorflow_datasets as tfds
 class _Versioned(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {"1.2.0": "Poems read from the manual folder."}
+    SUPPORTED_VERSIONS = [tfds.core.Version("1.1.0")]
 
 
 class Poems(_Versioned):
@@ -85,7 +86,7 @@ def test_dummy_mnist_is_added_built_released_with_notes_and_loaded(clone: Path) 
     assert "class Builder(DummyMnist):" in builder
     assert builder_metadata(builder) == (None, {})  # VERSION inherited, as the package has it
     assert (folder / "README.md").read_text().startswith(f"# {MNIST}\n")
-    assert _params(clone, MNIST) == {}
+    assert _params(clone, MNIST) == {"file_format": "array_record"}  # new datasets' default
     dvc_yaml = yaml.safe_load((clone / "dvc.yaml").read_text())
     assert MNIST in dvc_yaml["stages"]["build"]["foreach"]
 
@@ -138,7 +139,8 @@ def test_a_builder_file_with_inherited_version_reads_manual_dir_and_releases(
     raw.mkdir()
     (raw / "poems.txt").write_text("The sea is calm tonight.\nSo much depends\nupon a red wheel\n")
     cli_ok("datasets", "raw", POEMS, f"datasets/{POEMS}/raw")
-    assert _params(clone, POEMS) == {"raw_path": "raw"}  # the folder, not a knob of the builder
+    # The folder, not a knob of the builder (nor is the shard format).
+    assert _params(clone, POEMS) == {"raw_path": "raw", "file_format": "array_record"}
     assert f"built: {POEMS}" in cli_ok("datasets", "build", POEMS)
     commit_all(clone, "Add poems")
     git(clone, "push", "-q", "origin", "main")
@@ -150,6 +152,17 @@ def test_a_builder_file_with_inherited_version_reads_manual_dir_and_releases(
     assert sorted(t.decode() for t in texts) == [
         "So much depends", "The sea is calm tonight.", "upon a red wheel",
     ]
+    # A new dataset is built as ArrayRecord: it reads by index too.
+    source = registry.load_dataset(POEMS, split="train", output="data_source")
+    assert sorted(source[i]["text"].decode() for i in range(len(source))) == sorted(
+        t.decode() for t in texts
+    )
+    # SUPPORTED_VERSIONS, inherited, was recorded by the build: info shows it with no import.
+    info = registry.dataset_info(POEMS)
+    assert (info.file_format, info.supported_versions) == ("array_record", ["1.1.0"])
+    out = cli_ok("datasets", "info", POEMS)
+    assert "the builder can also build: 1.1.0 (SUPPORTED_VERSIONS)" in out
+    assert "shards: array_record (random access: output='data_source')" in out
 
 
 def test_a_builder_without_version_anywhere_is_refused_at_release(
@@ -234,10 +247,9 @@ def test_a_tfds_folder_is_copied_and_a_no_params_builder_takes_raw_path_as_its_f
     params = {"raw_path": "dummy_data"}
     assert make_builder(clone, "text_generation/verses", params, data_dir=str(tmp_path / "d"))
     assert manual_dir(clone, "text_generation/verses", params) == added / "dummy_data"
-    text = (clone / "params.yaml").read_text()
-    (clone / "params.yaml").write_text(
-        text.replace("text_generation/verses: {}", "text_generation/verses: {seed: 0}")
-    )
+    knobs = yaml.safe_load((clone / "params.yaml").read_text())
+    knobs["datasets"]["text_generation/verses"]["seed"] = 0
+    (clone / "params.yaml").write_text(yaml.safe_dump(knobs, sort_keys=False))
     error = cli_raises(BuildError, "datasets", "prepare", "text_generation/verses")
     assert "takes no params, but params.yaml sets datasets.text_generation/verses: {'seed': 0}" \
         in str(error)

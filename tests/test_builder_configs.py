@@ -235,3 +235,23 @@ def test_a_second_release_checks_the_bump_config_by_config(clone: Path) -> None:
     assert json.loads(cli_ok("datasets", "diff", f"{NAME}:1.0.0", "--json"))["identical"]
     error = cli_raises(ConfigError, "datasets", "diff", f"{NAME}:1.0.0", "--config", "medium")
     assert "its configs: small, large" in str(error)
+
+
+def test_a_rebuild_that_differs_is_compared_config_by_config(
+    clone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The large config's scale comes from outside the repository: a rebuild with another value
+    # differs from the release, in that config only.
+    (clone / BUILDER).write_text(
+        SOURCE.replace("scale=2", 'scale=int(__import__("os").environ.get("DEMO_SCALE", "2"))')
+    )
+    commit_all(clone, f"{NAME}: the large scale from the environment")
+    _build_and_release(clone)
+    monkeypatch.setenv("DEMO_SCALE", "3")
+    result = registry.rebuild_dataset(f"{NAME}:1.0.0")
+    assert result.equal is False
+    assert not any("could not be compared" in line for line in result.unchecked), result.unchecked
+    assert result.diff is not None and result.diff.after.endswith("config large")
+    assert {s.split: (s.removed, s.added) for s in result.diff.splits} == {
+        "test": (20, 20), "train": (19, 19),
+    }

@@ -18,24 +18,11 @@ import pytest
 import registry
 from registry.errors import CorruptArtifactError, DiskFullError
 from registry.storage.cache import CacheTarget, ContentCache, GcReport, is_metadata
-from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises
+from tests.conftest import ReleasedArtifact, ReleasedRegistry, cli_raises, flip
 from tests.test_storage import V1, V2, md5, open_release, snapshot, stalled_download, tree
 
 METADATA = ["dataset_info.json", "features.json", "metadata/labels.txt"]
 SHARD = "digits-train.tfrecord-00007-of-00096"
-
-
-def flip(path: Path, offset: int = 0) -> None:
-    """Flip one bit of ``path`` in place (same inode), keeping its mtime and mode."""
-    st = path.stat()
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        byte = f.read(1)
-        f.seek(offset)
-        f.write(bytes([byte[0] ^ 0x01]))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    os.chmod(path, st.st_mode)
 
 
 def test_the_metadata_rule_leaves_out_shards_and_big_files() -> None:

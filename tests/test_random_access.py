@@ -23,6 +23,7 @@ from tests.conftest import (
     ReleasedRegistry,
     build_released_registry,
     cli_raises,
+    flip,
 )
 
 NAME = "image_classification/digits"
@@ -161,17 +162,70 @@ def test_data_source_of_a_tfrecord_build_says_to_set_the_format(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output", ["tf", "numpy", "pandas"])
-def test_an_array_record_build_loads_only_as_a_data_source(
-    builds: dict[str, Path], output: str
+@pytest.mark.parametrize("split", ["test", "train[100:150]", "test[:50%]+test[-10:]"])
+def test_an_array_record_build_reads_in_order_as_the_tfrecord_build_does(
+    builds: dict[str, Path], split: str
 ) -> None:
-    with pytest.raises(ConfigError) as caught:
-        load_prepared(builds["array_record"], "train", output=output)  # type: ignore[arg-type]
-    assert str(caught.value) == (
-        "this build's shards are array_record, which TFDS reads only by random access: load it "
-        f"with output='data_source' (not {output!r}), or set `file_format: tfrecord` in "
-        "params.yaml and rebuild"
+    # Through tf.data (registry.storage.array_records.enable_tf_data), with TFDS's own slicing.
+    got = list(load_prepared(builds["array_record"], split, output="numpy"))
+    expected = list(load_prepared(builds["tfrecord"], split, output="numpy"))
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected, strict=True):
+        assert int(a["label"]) == int(b["label"])
+        np.testing.assert_array_equal(a["image"], b["image"])
+
+
+@pytest.mark.slow
+def test_an_array_record_build_takes_tfdss_as_dataset_options(builds: dict[str, Path]) -> None:
+    import tensorflow as tf
+
+    batches = load_prepared(
+        builds["array_record"], "test", output="tf", as_supervised=True, batch_size=100
     )
+    assert isinstance(batches, tf.data.Dataset)
+    sizes = [(int(x.shape[0]), tuple(x.shape[1:]), int(y.shape[0])) for x, y in batches]
+    assert sizes == [(100, (8, 8, 1), 100)] * 3 + [(42, (8, 8, 1), 42)]
+    frame = load_prepared(builds["array_record"], "test", output="pandas")
+    expected = load_prepared(builds["tfrecord"], "test", output="pandas")
+    assert frame["label"].tolist() == expected["label"].tolist()
+    every = load_prepared(builds["array_record"], output="numpy")
+    assert {split: sum(1 for _ in d) for split, d in every.items()} == {"train": 1455, "test": 342}
+
+
+def _flip_early(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[1024] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _copied_shard(builds: dict[str, Path], tmp_path: Path, split: str) -> Path:
+    """A split's shard in a copy of the ArrayRecord build, to damage."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(builds["array_record"], damaged)
+    return damaged / f"digits-{split}.array_record-00000-of-00001"
+
+
+@pytest.mark.slow
+def test_a_damaged_array_record_shard_read_through_tf_data_says_so(
+    builds: dict[str, Path], tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    from registry.storage.array_records import CORRUPT, is_corrupt_read
+
+    shard = _copied_shard(builds, tmp_path, "train")
+    damaged = shard.parent
+    _flip_early(shard)
+    with pytest.raises(tf.errors.OpError) as caught:
+        list(load_prepared(damaged, "train", output="numpy"))
+    assert is_corrupt_read(caught.value)
+    assert f"{CORRUPT}: {shard}" in str(caught.value)
+    shard.write_bytes(shard.read_bytes()[:100])  # truncated
+    with pytest.raises(tf.errors.OpError) as caught:
+        list(load_prepared(damaged, "train", output="numpy"))
+    assert f"{shard} is truncated or not an ArrayRecord file" in str(caught.value)
 
 
 def test_an_unknown_output_is_refused() -> None:
@@ -213,6 +267,38 @@ def test_a_released_tfrecord_version_says_to_set_the_format(
     assert "set `file_format: array_record`" in str(caught.value)
 
 
+def _damage_in_place(shard: Path) -> None:
+    """Flip a run of bits near the start of ``shard`` (in the first records' chunks: the file's
+    index of them comes last), keeping its size and mtime: damage that only reading finds."""
+    for offset in range(1024, 1024 + 512):
+        flip(shard, offset)
+
+
+@pytest.mark.slow
+def test_a_damaged_cached_array_record_shard_is_repaired_by_a_load(
+    array_record_release: Path, tmp_path: Path, chdir: Callable[[Path], None], monkeypatch
+) -> None:
+    from registry.errors import CorruptArtifactError
+
+    chdir(tmp_path)
+    monkeypatch.setenv("REGISTRY_URL", f"file://{array_record_release}")
+    path = registry.pull_dataset(f"{NAME}:1.0.0").path
+    [shard] = path.rglob("digits-test.array_record-*")
+    good = shard.read_bytes()
+    _damage_in_place(shard)
+    frame = registry.load_dataset(f"{NAME}:1.0.0", split="test", output="pandas")
+    assert len(frame) == 342 and shard.read_bytes() == good
+    _damage_in_place(shard)
+    with pytest.raises(CorruptArtifactError) as caught:
+        list(registry.load_dataset(f"{NAME}:1.0.0", split="test", output="numpy"))
+    assert str(caught.value).startswith(
+        f"a corrupt cached shard stopped this iteration (corrupted ArrayRecord shard: {shard}: "
+    )
+    assert str(caught.value).endswith("it was repaired from the remote: load the dataset again")
+    assert shard.read_bytes() == good
+    assert len(list(registry.load_dataset(f"{NAME}:1.0.0", split="test", output="numpy"))) == 342
+
+
 @pytest.mark.slow
 def test_diff_reads_array_record_shards(builds: dict[str, Path]) -> None:
     from registry.build.compare import Side, compare
@@ -243,14 +329,11 @@ def test_statistics_of_an_array_record_build_equal_the_tfrecord_builds(
 def test_diff_of_a_damaged_array_record_shard_says_how_to_repair(
     builds: dict[str, Path], tmp_path: Path
 ) -> None:
-    import shutil
-
     from registry.build.compare import Side, compare
     from registry.errors import CorruptArtifactError
 
-    damaged = tmp_path / "damaged"
-    shutil.copytree(builds["array_record"], damaged)
-    shard = damaged / "digits-test.array_record-00000-of-00001"
+    shard = _copied_shard(builds, tmp_path, "test")
+    damaged = shard.parent
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(CorruptArtifactError) as caught:
         compare(Side("tfrecord", builds["tfrecord"]), Side("damaged", damaged))

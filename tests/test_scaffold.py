@@ -93,7 +93,10 @@ def test_scaffold_writes_a_registered_tfds_folder(make_registry: Callable[..., P
         "module": "reviews_dataset_builder.py", "raw": "dummy_data"
     }
     params = yaml.safe_load((root / "params.yaml").read_text())
-    assert params["datasets"]["products/product_b/reviews"] == DEFAULT_PARAMS
+    # A new dataset is built as ArrayRecord: tf.data reads it, and it gives random access.
+    assert params["datasets"]["products/product_b/reviews"] == {
+        **DEFAULT_PARAMS, "file_format": "array_record"
+    }
 
 
 @pytest.mark.slow

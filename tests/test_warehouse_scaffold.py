@@ -88,15 +88,17 @@ def test_query_scaffold_writes_a_warehouse_folder_and_wires_its_extract(
     assert build["image_classification/digits"]["raw"] == "digits_dataset_builder.py"
     assert "datasets/${key}/${item.raw}" in dvc_yaml["stages"]["build"]["do"]["deps"]
 
-    # params.yaml: the extract stage's section first, then the builder's knobs.
+    # params.yaml: the extract stage's section first, then the builder's knobs, then the
+    # shard format (a new dataset's default).
     text = (plain_registry / "params.yaml").read_text()
     params = yaml.safe_load(text)
     section = params["datasets"][name]
-    assert list(section) == ["warehouse", "raw_path"]
+    assert list(section) == ["warehouse", "raw_path", "file_format"]
     assert section == {
         "warehouse": {"query": "query.sql", "sample": "warehouse_sample.json",
                       "params": QUERY_PARAMS},
         **QUERY_DEFAULT_PARAMS,
+        "file_format": "array_record",
     }
     assert "start_date: '2026-01-01'" in text  # text, as DVC's params must hold a date
     assert params["warehouse"] == {"project": None, "location": None}  # the embedded default

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import ast
-import contextlib
 import hashlib
 import importlib.util
 import math
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from registry.errors import BuildError, CorruptArtifactError, NotBuiltError, first_line
+from registry.storage.array_records import read_records
 
 __all__ = [
     "DatasetDiff",
@@ -60,9 +60,6 @@ Change = Literal["added", "removed", "changed"]
 # Spilled pairs per partition file (32 bytes each): a partition's two Counters stay small.
 _PARTITION_PAIRS = 1 << 16
 _DIGEST = 16
-# Records of an ArrayRecord shard read at once.
-_ARRAY_RECORD_BATCH = 4096
-
 # Records of a shard checked for the deterministic encoding before trusting its bytes as they are.
 _SAMPLED = 64
 _VALUE_CHARS = 60
@@ -566,7 +563,12 @@ def _records(path: Path) -> Iterator[bytes]:
     what the builder just wrote.
     """
     if ".array_record-" in path.name:
-        yield from _array_records(path)
+        try:
+            yield from read_records(path)
+        except ValueError as e:  # a truncated file, or a chunk that fails its hash
+            if "truncated" in str(e):
+                raise _truncated(path, "an ArrayRecord") from e
+            raise _damaged(f"{path} is corrupt ({first_line(e)})") from e
         return
     unpack = struct.Struct("<Q").unpack_from
     with path.open("rb") as f:
@@ -591,28 +593,14 @@ def _records(path: Path) -> Iterator[bytes]:
                 pos = stop
 
 
-def _array_records(path: Path) -> Iterator[bytes]:
-    """The records of an ArrayRecord file, in order, read in batches."""
-    from array_record.python import array_record_module
-
-    # The reader reports a damaged file by ``ok()``, and raises only when it is closed.
-    reader = array_record_module.ArrayRecordReader(str(path))
-    try:
-        if not reader.ok():
-            raise _truncated(path, "an ArrayRecord")
-        total = reader.num_records()
-        for start in range(0, total, _ARRAY_RECORD_BATCH):
-            yield from reader.read(start, min(start + _ARRAY_RECORD_BATCH, total))
-    finally:
-        with contextlib.suppress(RuntimeError):
-            reader.close()
-
-
 def _truncated(path: Path, kind: str = "a TFRecord") -> CorruptArtifactError:
+    return _damaged(f"{path} is truncated or not {kind} file")
+
+
+def _damaged(what: str) -> CorruptArtifactError:
     return CorruptArtifactError(
-        f"{path} is truncated or not {kind} file; for a release run 'registry datasets "
-        "pull REF --verify' (it repairs the cache), for a build run 'registry datasets build "
-        "NAME --force'"
+        f"{what}; for a release run 'registry datasets pull REF --verify' (it repairs the "
+        "cache), for a build run 'registry datasets build NAME --force'"
     )
 
 

@@ -55,6 +55,11 @@ WAREHOUSE_KEY = "warehouse"
 # (``load_dataset(..., output="data_source")``); absent: TFDS's default, ``tfrecord``.
 FILE_FORMAT_KEY = "file_format"
 FILE_FORMATS = ("tfrecord", "array_record")
+# What a dataset added to the pipeline is built as (``registry datasets new`` and ``add`` write
+# it into its params.yaml section): ArrayRecord reads in order as fast as TFRecord does, through
+# tf.data too (registry.storage.array_records), and by index besides. A section without the key
+# stays TFRecord, so every released version still rebuilds byte for byte.
+NEW_DATASET_FILE_FORMAT = "array_record"
 
 # The keys of a dataset's section that are the registry's, not its builder's.
 _REGISTRY_KEYS = (WAREHOUSE_KEY, FILE_FORMAT_KEY)
@@ -168,7 +173,9 @@ def declared_datasets(root: Path) -> list[str]:
 
 
 def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> None:
-    """Add dataset ``name`` to the ``build`` stage and to ``params.yaml`` (if not there yet)."""
+    """Add dataset ``name`` to the ``build`` stage and to ``params.yaml`` (if not there yet),
+    with ``params`` and, unless they name one, ``file_format: array_record``
+    (:data:`NEW_DATASET_FILE_FORMAT`)."""
     dvc_yaml = root / "dvc.yaml"
     data = _load(dvc_yaml) or {}
     stages = data.setdefault("stages", {})
@@ -186,7 +193,8 @@ def add_dataset(root: Path, name: str, params: dict[str, Any] | None = None) -> 
     params_data = _load(params_yaml) or {}
     datasets = params_data.setdefault("datasets", {})
     if name not in datasets:
-        datasets[name] = dict(params or {})
+        datasets[name] = {**(params or {})}
+        datasets[name].setdefault(FILE_FORMAT_KEY, NEW_DATASET_FILE_FORMAT)
     _dump(params_yaml, params_data)
 
 

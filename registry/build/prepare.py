@@ -22,6 +22,7 @@ from registry.atomic import atomic_write_text, replace_dir
 from registry.build.beam import beam_download_config, pipeline_options
 from registry.build.builders import (
     builder_configs,
+    class_metadata,
     download_and_prepare,
     make_builder,
     with_manual_dir,
@@ -133,6 +134,9 @@ def prepare_dataset(
             )
         else:
             summary = build_summary(name, built[None][1], built[None][2])
+        supported = class_metadata(root, name).supported_versions
+        if supported:  # older versions the builder can still build (TFDS's SUPPORTED_VERSIONS)
+            summary["supported_versions"] = supported
         atomic_write_text(
             root / layout.build_info_file(name),
             json.dumps(summary, indent=2, sort_keys=True) + "\n",
@@ -350,6 +354,9 @@ def build_summary(
         "features": features,
         "supervised_keys": list(info.supervised_keys) if info.supervised_keys else None,
     }
+    shards = info.file_format.value if info.file_format is not None else "tfrecord"
+    if shards != "tfrecord":  # said only when not TFDS's default: older summaries stay as they are
+        summary["file_format"] = shards
     if statistics is not None:
         summary["statistics"] = dict(statistics)
     return summary
@@ -378,8 +385,8 @@ def configs_summary(
     configs: list[dict[str, Any]] = []
     for config, (info, statistics) in infos.items():
         summary = build_summary(name, info, statistics)
-        for key in ("tfds_name", "version"):
-            summary.pop(key)
+        for key in ("tfds_name", "version", "file_format"):
+            summary.pop(key, None)
         summary["name"] = config
         summary["description"] = str(getattr(info, "config_description", None) or "")
         configs.append(summary)

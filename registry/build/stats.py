@@ -737,17 +737,16 @@ def statistics_of_prepared(folder: str) -> dict[str, Any]:
     """
     import tensorflow_datasets as tfds
 
+    # Imported here: this module imports nothing from ``registry`` at module level (see above).
+    from registry.storage.array_records import enable_tf_data
+
+    enable_tf_data()  # an ArrayRecord build reads as a TFRecord one does
     builder = tfds.builder_from_directory(str(folder))
     specs = feature_specs(builder.info.features)
     splits = {}
     for split in sorted(builder.info.splits):
         stats = SplitStatistics(specs)
-        if str(getattr(builder.info.file_format, "value", "")) == "array_record":
-            # TFDS reads ArrayRecord shards only by index (its data source), in NumPy already.
-            source = builder.as_data_source(split=split)
-            stats.add_all(source[i] for i in range(len(source)))
-        else:
-            dataset = builder.as_dataset(split=split, shuffle_files=False)
-            stats.add_all(tfds.as_numpy(dataset))
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        stats.add_all(tfds.as_numpy(dataset))
         splits[split] = stats.to_dict()
     return {"schema": SCHEMA, "splits": splits}
