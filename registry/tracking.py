@@ -1027,6 +1027,10 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
     3. Every stage becomes an alias (``prod`` -> that version); aliases of stages that no
        longer hold a version are deleted. The registered model's aliases mirror Git's stages.
 
+    One sync writes at a time: on a SQLite file, a lock beside it; on a tracking server, a lease
+    in the store (:class:`_SyncLease`), so syncs from several clones at once register each
+    release once.
+
     Args:
         registry: A registry clone or Git URL; default from the configuration.
         tracking_uri: Where to sync; default ``$MLFLOW_TRACKING_URI``, else the registry's
@@ -1037,7 +1041,8 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
 
     Raises:
         NotARegistryError: If no registry is configured.
-        RemoteError: If MLflow cannot be reached (nothing pending is lost).
+        RemoteError: If MLflow cannot be reached (nothing pending is lost), or another sync
+            held the server's lease for longer than :data:`SYNC_LEASE_WAIT_S`.
     """
     session = open_session(registry)
     root = _local_root(session)
