@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 RUN_LOG := .registry/logs/run-$(shell date +%Y%m%d-%H%M%S).log
 run: export REGISTRY_LOG_FILE := $(CURDIR)/$(RUN_LOG)
 
-.PHONY: run test install install-test lint clean
+.PHONY: run test install install-test postgresql lint clean
 
 run: $(VENV)/.installed
 	@mkdir -p $(dir $(RUN_LOG))
@@ -41,12 +41,12 @@ run: $(VENV)/.installed
 	@echo
 	@echo "Log of this run: $(RUN_LOG) (REGISTRY_VERBOSE=1 make run shows it live)"
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test postgresql
 	pytest -n 2 $(PYTEST_ARGS)
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test postgresql
 
 # pip's and setuptools' output goes to $(VENV)/install.log: one line here, or the log's path.
 INSTALL_LOG := $(VENV)/install.log
@@ -64,6 +64,24 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	@$(PIP) -c constraints.txt -e '.[test]' >> $(INSTALL_LOG) 2>&1 \
 		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
 	@touch $@
+
+# The tests run the lab's MLflow server on PostgreSQL (tests/test_mlflow_postgres.py): Debian's
+# server programs, installed with apt-get when no initdb is found and this is root (CI). Anyone
+# else is told how; the tests then skip, which under CI=true is a failure.
+PG_FOUND := command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+
+postgresql:
+	@if $(PG_FOUND); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing PostgreSQL for the tests (apt-get; log: $(INSTALL_LOG))"; \
+		mkdir -p $(VENV); \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+			--no-install-recommends postgresql ; } >> $(INSTALL_LOG) 2>&1 \
+		|| { echo "installing PostgreSQL failed: see $(INSTALL_LOG)" >&2; exit 1; }; \
+	else \
+		echo "note: PostgreSQL is not installed, so the MLflow-on-PostgreSQL tests will skip" \
+			"(fail under CI=true): sudo apt-get install postgresql" >&2; \
+	fi
 
 lint: $(VENV)/.installed-test
 	ruff check registry src datasets tests benchmarks

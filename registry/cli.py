@@ -1412,7 +1412,9 @@ def mlflow_sync(registry: str | None, tracking_uri: str | None, as_json: bool) -
     name with / as .), linked to its training run where that run is in the
     tracking store (the others are listed), each stage an alias (prod -> that
     version); aliases of stages no longer held are deleted. Safe to rerun: a
-    second sync changes nothing.
+    second sync changes nothing. Safe to run from several clones at once: on
+    a tracking server one sync at a time holds a lease in the store (exit 7
+    after 10 minutes of waiting for another).
     Python: registry.tracking.sync()
     """
     from registry.tracking import sync

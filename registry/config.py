@@ -548,6 +548,24 @@ def strict_loading() -> bool:
     return parse_bool(os.environ.get(STRICT_ENV, ""), STRICT_ENV)
 
 
+MLFLOW_WEIGHTS_ENV = "REGISTRY_MLFLOW_WEIGHTS"
+
+
+def mlflow_weights() -> bool:
+    """Whether a training run uploads its weights to MLflow's artifact store as well as naming
+    their DVC path: ``$REGISTRY_MLFLOW_WEIGHTS`` (a boolean, default off; a lab whose tracking
+    server keeps artifacts on ``gs://`` turns it on). Read by ``tracking.TrackedRun.log_weights``.
+
+    Raises:
+        ConfigError: If the variable is set to something that is not a boolean.
+
+    Example:
+        >>> mlflow_weights()  # with REGISTRY_MLFLOW_WEIGHTS unset
+        False
+    """
+    return parse_bool(os.environ.get(MLFLOW_WEIGHTS_ENV, ""), MLFLOW_WEIGHTS_ENV)
+
+
 BUILD_STATISTICS_ENV = "REGISTRY_BUILD_STATISTICS"
 
 

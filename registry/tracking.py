@@ -49,6 +49,7 @@ from typing import Any
 
 from registry import layout
 from registry.atomic import atomic_write_text
+from registry.config import mlflow_weights
 from registry.errors import NotARegistryError, RegistryError, RemoteError
 from registry.repo.session import RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release
@@ -295,6 +296,99 @@ def _store_lock(uri: str) -> Iterator[None]:
         yield
 
 
+SYNC_LEASE_MODEL = "LabRegistry.SyncLease"  # upper case: no registry model maps to it
+SYNC_LEASE_TTL_S = 120.0  # a lease not renewed for this long was left by a sync that died
+SYNC_LEASE_WAIT_S = 600.0  # how long a sync waits for another one to finish
+
+
+class _SyncLease:
+    """One ``sync`` at a time on a tracking server, whoever runs it from wherever.
+
+    A server has no lock to offer, but creating a registered model is atomic: the name is the
+    store's primary key, and a second create fails with ``RESOURCE_ALREADY_EXISTS``. The lease
+    is the registered model :data:`SYNC_LEASE_MODEL`, tagged with its holder and the time it was
+    last renewed (:meth:`renew`, after each model synced); it is deleted when the sync ends. A
+    lease not renewed for :data:`SYNC_LEASE_TTL_S` was left by a sync that died, and is taken
+    over. Without it, two syncs would both create the versions of a new release.
+    """
+
+    def __init__(self, client: Any, report: SyncReport) -> None:
+        self.client = client
+        self.report = report
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> _SyncLease:
+        from mlflow.exceptions import MlflowException
+
+        deadline = time.monotonic() + SYNC_LEASE_WAIT_S
+        while True:
+            try:
+                self.client.create_registered_model(
+                    SYNC_LEASE_MODEL,
+                    tags=self._tags(),
+                    description="Held while 'registry mlflow sync' runs; deleted when it ends.",
+                )
+                return self
+            except MlflowException as e:
+                if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            held = self._held()
+            if held is not None and time.time() - held[1] > SYNC_LEASE_TTL_S:
+                # Deleted only if it is still the stale one seen (another sync may have taken
+                # it over meanwhile; what is left between the two calls is a few milliseconds).
+                with contextlib.suppress(Exception):
+                    if self._held() == held:
+                        self.client.delete_registered_model(SYNC_LEASE_MODEL)
+                self.report.actions.append(
+                    f"took over the sync lease of {held[0]}, not renewed for "
+                    f"{time.time() - held[1]:.0f} s"
+                )
+                continue
+            if time.monotonic() > deadline:
+                holder = held[0] if held else "another sync"
+                raise RemoteError(
+                    f"{holder} has been syncing {self.report.tracking_uri} for over "
+                    f"{SYNC_LEASE_WAIT_S:.0f} s; run 'registry mlflow sync' again when it is done"
+                )
+            time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        from mlflow.exceptions import MlflowException
+
+        if self._held_by_me():
+            with contextlib.suppress(MlflowException):
+                self.client.delete_registered_model(SYNC_LEASE_MODEL)
+
+    def renew(self) -> None:
+        """Say that this sync is still at work (its lease is not stale)."""
+        self.client.set_registered_model_tag(SYNC_LEASE_MODEL, "renewed", f"{time.time():.3f}")
+
+    def _tags(self) -> dict[str, str]:
+        return {"holder": self.holder, "renewed": f"{time.time():.3f}"}
+
+    def _held(self) -> tuple[str, float] | None:
+        """The lease's holder and last renewal, or ``None`` if nobody holds it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(SYNC_LEASE_MODEL).tags or {}
+        except MlflowException:
+            return None
+        try:
+            return str(tags.get("holder")), float(tags.get("renewed", 0))
+        except ValueError:
+            return str(tags.get("holder")), 0.0
+
+    def _held_by_me(self) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(SYNC_LEASE_MODEL).tags or {}
+        except MlflowException:
+            return False
+        return tags.get("holder") == self.holder
+
+
 def _client(uri: str) -> Any:
     _fail_fast()
     # MLflow sets its loggers' level when it is imported, from this variable (default INFO:
@@ -454,18 +548,50 @@ def _log_followed(pending: Path, parent_pid: int) -> int:
     while True:
         sender.push(record)
         if record["status"] != "RUNNING":
+            for skipped in _upload_artifacts(client, sender.run_id, record):
+                print(f"registry: {skipped}", file=sys.stderr)
             client.set_terminated(sender.run_id, status=record["status"],
                                   end_time=record["end_ms"])
             client.set_tag(sender.run_id, "registry.complete", "true")
             pending.unlink()
-            with contextlib.suppress(OSError):
-                print(sender.run_id, flush=True)
+            with contextlib.suppress(OSError):  # the training process may be gone
+                print(sender.run_id, file=sys.__stdout__, flush=True)
             return 0
         while (changed := tail.changed()) is None:
             if not _alive(parent_pid):
                 return 1
             time.sleep(_POLL_S)
         record = changed
+
+
+def _md5(path: Path) -> str:
+    """The MD5 of a file's bytes (DVC's hash of a file)."""
+    import hashlib
+
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _upload_artifacts(client: Any, run_id: str, record: dict[str, Any]) -> list[str]:
+    """Log the files ``log_weights(upload=True)`` recorded as the run's artifacts, each only if
+    its bytes are still the ones recorded, and tag the run with where the weights are; return
+    a line for each file skipped."""
+    skipped = []
+    for artifact in record.get("artifacts", []):
+        path = Path(artifact["path"])
+        if not path.is_file() or _md5(path) != artifact["md5"]:
+            skipped.append(
+                f"{path} changed or is gone since the run logged it: not uploaded to run {run_id}"
+            )
+            continue
+        client.log_artifact(run_id, str(path), artifact["artifact_path"])
+        where = f"{artifact['artifact_path']}/{path.name}"
+        client.set_tag(run_id, "registry.weights_artifact", where)
+        client.set_tag(run_id, "registry.weights_artifact.md5", artifact["md5"])
+    return skipped
 
 
 def _log_batch(client: Any, run_id: str | None, metrics: list, params: list, tags: list) -> None:
@@ -590,14 +716,34 @@ class TrackedRun:
         """Record the final metrics of the run (e.g. on the test split), as ``prefix + key``."""
         self._log_metrics({f"{prefix}{k}": v for k, v in metrics.items()}, step=self._last_step)
 
-    def log_weights(self, location: str | os.PathLike[str]) -> None:
+    def log_weights(
+        self, location: str | os.PathLike[str], *, upload: bool | None = None
+    ) -> None:
         """Link the weights: a local path (relative to the registry root when inside it) or a
-        URI, as the tag ``registry.weights``."""
+        URI, as the tag ``registry.weights``.
+
+        With ``upload`` (default: ``$REGISTRY_MLFLOW_WEIGHTS``, off), a local file is also
+        logged as the run's artifact ``weights/<file name>`` once the run has ended: on a
+        tracking server, into its artifact store (e.g. a ``gs://`` bucket) through the server,
+        so the training machine needs no bucket credentials. The tags
+        ``registry.weights_artifact`` and ``registry.weights_artifact.md5`` then name it. It is
+        not uploaded (the logger or ``sync`` says so) if the file's bytes changed since.
+
+        Raises:
+            FileNotFoundError: If ``upload`` is asked for a file that does not exist.
+            ConfigError: If ``$REGISTRY_MLFLOW_WEIGHTS`` is not a boolean.
+        """
+        if upload is None:
+            upload = mlflow_weights()
         text = os.fspath(location)
         if "://" not in text:
             path = Path(text).resolve()
             root = Path(self._record["root"])
             text = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+            if upload:
+                artifact = {"path": str(path), "artifact_path": "weights", "md5": _md5(path)}
+                with self._lock:
+                    self._record.setdefault("artifacts", []).append(artifact)
         self.set_tags({"registry.weights": text})
 
     def keras_callback(self) -> Any:
@@ -881,6 +1027,10 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
     3. Every stage becomes an alias (``prod`` -> that version); aliases of stages that no
        longer hold a version are deleted. The registered model's aliases mirror Git's stages.
 
+    One sync writes at a time: on a SQLite file, a lock beside it; on a tracking server, a lease
+    in the store (:class:`_SyncLease`), so syncs from several clones at once register each
+    release once.
+
     Args:
         registry: A registry clone or Git URL; default from the configuration.
         tracking_uri: Where to sync; default ``$MLFLOW_TRACKING_URI``, else the registry's
@@ -891,7 +1041,8 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
 
     Raises:
         NotARegistryError: If no registry is configured.
-        RemoteError: If MLflow cannot be reached (nothing pending is lost).
+        RemoteError: If MLflow cannot be reached (nothing pending is lost), or another sync
+            held the server's lease for longer than :data:`SYNC_LEASE_WAIT_S`.
     """
     session = open_session(registry)
     root = _local_root(session)
@@ -904,12 +1055,16 @@ def sync(registry: RegistryArg = None, tracking_uri: str | None = None) -> SyncR
             "sync' again"
         )
     client = _client(uri)
-    with _store_lock(uri):
-        _sync_into(session, client, root, report)
+    # A SQLite file: a lock beside it. A server: a lease in the store itself (_SyncLease).
+    lease = contextlib.nullcontext() if _sqlite_path(uri) else _SyncLease(client, report)
+    with _store_lock(uri), lease:
+        _sync_into(session, client, root, report, lease)
     return report
 
 
-def _sync_into(session: Session, client: Any, root: Path, report: SyncReport) -> None:
+def _sync_into(
+    session: Session, client: Any, root: Path, report: SyncReport, lease: Any = None
+) -> None:
     """Replay the pending runs, then mirror the released versions and stages (see :func:`sync`)."""
     uri = client.tracking_uri
     try:
@@ -920,11 +1075,11 @@ def _sync_into(session: Session, client: Any, root: Path, report: SyncReport) ->
                     report.skipped += 1
                     report.actions.append(f"run {path.stem} is in progress: left for later")
                     continue
-                if _replay(client, record):
+                if _replay(client, record, report):
                     report.replayed += 1
                     report.actions.append(f"replayed run {path.stem}")
                 path.unlink()
-        _sync_models(session, client, report)
+        _sync_models(session, client, report, lease)
     except RegistryError:
         raise
     except Exception as e:
@@ -936,8 +1091,8 @@ def _sync_into(session: Session, client: Any, root: Path, report: SyncReport) ->
         raise
 
 
-def _replay(client: Any, record: dict[str, Any]) -> bool:
-    """Log a pending run; ``False`` if it was replayed before."""
+def _replay(client: Any, record: dict[str, Any], report: SyncReport) -> bool:
+    """Log a pending run, and the weights it uploads; ``False`` if it was replayed before."""
     from mlflow.entities import Metric, Param, RunTag
 
     uid = record["uid"]
@@ -959,6 +1114,7 @@ def _replay(client: Any, record: dict[str, Any]) -> bool:
         [Param(k, v) for k, v in record["params"].items()],
         [RunTag(k, v) for k, v in record["tags"].items()],
     )
+    report.actions += [f"run {uid}: {line}" for line in _upload_artifacts(client, run_id, record)]
     status = record["status"] if record["status"] != "RUNNING" else "KILLED"
     client.set_terminated(run_id, status=status, end_time=record.get("end_ms"))
     client.set_tag(run_id, "registry.replayed", "true")
@@ -966,7 +1122,7 @@ def _replay(client: Any, record: dict[str, Any]) -> bool:
     return True
 
 
-def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
+def _sync_models(session: Session, client: Any, report: SyncReport, lease: Any = None) -> None:
     from registry.models import list_models, read_lineage
 
     session.repo.refresh()
@@ -974,6 +1130,8 @@ def _sync_models(session: Session, client: Any, report: SyncReport) -> None:
     url = _clean(session.repo.url)
     runs = _RunFinder(client)
     for summary in list_models(registry=session.repo.work_tree or session.repo.url):
+        if isinstance(lease, _SyncLease):
+            lease.renew()
         name = summary.name
         releases = index.releases(name)
         if not releases:
@@ -1251,7 +1409,10 @@ def _logger_main(argv: list[str]) -> int:
     """Entry point of the logger process: one line on stderr, not a traceback, if MLflow fails."""
     pending = Path(argv[0])
     try:
-        return _follow(pending, int(argv[1]))
+        # MLflow prints "View run ... at URL" when a run on a server ends: on a pipe whose reader
+        # (the training process) has often exited, that print failed the whole logging.
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            return _follow(pending, int(argv[1]))
     except Exception as e:
         print(
             f"registry: logging run {pending.stem} to MLflow failed ({_short(e)}); it is kept "

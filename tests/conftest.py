@@ -10,9 +10,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,6 +27,7 @@ import pytest
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
+    from registry.cloud.emulator import GCSEmulator
     from tests.diff_fixtures import Shop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -551,3 +557,141 @@ def flip(path: Path, offset: int = 0) -> None:
         f.write(bytes([byte[0] ^ 0x01]))
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.chmod(path, st.st_mode)
+
+
+# -- servers: the GCS emulator, PostgreSQL, an MLflow tracking server ----------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GCSEmulator]:
+    """One fake-gcs-server for the session (in memory); tests use their own buckets."""
+    from registry.cloud.emulator import GCSEmulator
+
+    with GCSEmulator() as server:
+        yield server
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/health", timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def mlflow_server_on(
+    base: Path, backend_store_uri: str, artifacts_destination: str, **env: str
+) -> Iterator[str]:
+    """A real ``mlflow server`` with this store and artifact store, in ``base``; yields its URL.
+
+    ``env`` is added to the server's environment only (what a lab gives its server, e.g.
+    ``GOOGLE_APPLICATION_CREDENTIALS``; here ``STORAGE_EMULATOR_HOST``).
+    """
+    port = free_port()
+    server_env = {**hermetic_env(base / "home"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server_env.pop("MLFLOW_TRACKING_URI", None)
+    server_env.update(env)
+    log_path = base / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"), "server",
+                "--backend-store-uri", backend_store_uri,
+                "--artifacts-destination", artifacts_destination,
+                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            ],
+            cwd=base, env=server_env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        try:
+            while not _answers(url):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` on a SQLite store, for the whole session; yields its URL."""
+    base = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server_on(base, f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts")) as url:
+        yield url
+
+
+def postgres_bindir() -> Path | None:
+    """Where PostgreSQL's server programs are: ``initdb`` on ``PATH``, else Debian's newest
+    ``/usr/lib/postgresql/<major>/bin``; ``None`` if it is not installed."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    majors = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    majors.sort(key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0)
+    return majors[-1] if majors else None
+
+
+@contextmanager
+def postgres_server(database: str = "mlflow") -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (TCP only, trust authentication, no fsync),
+    with an empty ``database``; yields its URI ``postgresql://registry@127.0.0.1:PORT/NAME``.
+
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` system
+    user (else ``nobody``) and its programs run through ``runuser``, in a folder under the
+    system's temporary folder that this user owns. Skips (a failure under ``CI=true``) when the
+    PostgreSQL server is not installed: ``make install-test`` installs Debian's.
+    """
+    import pwd
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): "
+            "apt-get install postgresql, or make install-test"
+        )
+    base = Path(tempfile.mkdtemp(prefix="registry-postgres-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        names = {entry.pw_name for entry in pwd.getpwall()}
+        owner = pwd.getpwnam("postgres" if "postgres" in names else "nobody")
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+        as_user = ["runuser", "-u", owner.pw_name, "--"]
+    data, port = base / "data", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*as_user, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}\n{done.stderr}"
+
+    run(str(bindir / "initdb"), "-D", str(data), "-U", "registry", "-A", "trust", "-E", "UTF8",
+        "--no-sync")  # fmt: skip
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories= -c fsync=off"
+    try:
+        run(str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(data), "-o", options,
+            "-l", str(base / "server.log"))  # fmt: skip
+        try:
+            import psycopg
+
+            with psycopg.connect(host="127.0.0.1", port=port, user="registry", dbname="postgres",
+                                 autocommit=True) as admin:  # fmt: skip
+                admin.execute(f'CREATE DATABASE "{database}"')
+            yield f"postgresql://registry@127.0.0.1:{port}/{database}"
+        finally:
+            run(str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,14 +51,7 @@ MODEL = "tiny-digits"
 KEY_MARKER = "NOT-A-REAL-KEY-4f1c"
 
 
-# -- the server, and a proxy in front of it -------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def gcs() -> Iterator[GCSEmulator]:
-    """One fake-gcs-server for the session (in memory); tests use their own buckets."""
-    with GCSEmulator() as server:
-        yield server
+# -- a proxy in front of the server (the session's `gcs` of tests/conftest.py) ---------------------
 
 
 def _bucket(gcs: GCSEmulator) -> str:

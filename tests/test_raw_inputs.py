@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -175,13 +175,6 @@ def test_a_dvc_yaml_from_before_raw_inputs_gets_the_dependency(tmp_path: Path) -
 
 
 # -- an export on Cloud Storage (the emulator) ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[GCSEmulator]:
-    """A fake-gcs-server for this module; it failing to start is an error, never a skip."""
-    with GCSEmulator() as server:
-        yield server
 
 
 def _upload(gcs: GCSEmulator, bucket: str, name: str, data: bytes) -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,58 +15,11 @@ import pytest
 import registry
 from registry import tracking
 from registry.cli import main
-from tests.conftest import ReleasedRegistry, commit_all, hermetic_env
+from registry.errors import ConfigError
+from tests.conftest import ReleasedRegistry, commit_all, free_port
 from tests.test_models import _fill_card, _weights
 
 DIGITS = "image_classification/digits"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(f"{url}/health", timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``mlflow server`` on a SQLite store, for the whole session; yields its URL."""
-    base = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    env = {**hermetic_env(base / "home"), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = (base / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
-            "--artifacts-destination", str(base / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not _answers(url):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            log.close()
-            raise RuntimeError(f"mlflow server did not start:\n{(base / 'server.log').read_text()}")
-        time.sleep(0.2)
-    yield url
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
 
 
 @pytest.fixture
@@ -162,6 +113,46 @@ def test_run_logs_to_the_sqlite_default(tmp_path: Path, chdir, no_tracking_env) 
 
 
 @pytest.mark.slow
+def test_weights_are_uploaded_only_when_asked_and_only_as_logged(
+    tmp_path: Path, chdir, no_tracking_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chdir(tmp_path)
+    weights = tmp_path / "models" / "tracked-cnn" / "model.keras"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"trained" * 100)
+    monkeypatch.setenv("REGISTRY_MLFLOW_WEIGHTS", "maybe")
+    with (
+        pytest.raises(ConfigError, match="REGISTRY_MLFLOW_WEIGHTS"),
+        tracking.run("tracked-cnn") as refused,
+    ):
+        refused.log_weights(weights)
+    refused.wait()
+    monkeypatch.setenv("REGISTRY_MLFLOW_WEIGHTS", "true")
+    with tracking.run("tracked-cnn") as uploaded:
+        uploaded.log_weights(weights)
+    uploaded_id = uploaded.wait()  # uploaded after the run: before the next one overwrites them
+    with tracking.run("tracked-cnn") as changed:
+        changed.log_weights(weights)
+        weights.write_bytes(b"retrained" * 100)  # before the logger uploads: not these bytes
+    with tracking.run("tracked-cnn") as linked:
+        linked.log_weights(weights, upload=False)
+    client = _client(tracking.tracking_uri())
+    import mlflow.artifacts
+
+    first = client.get_run(uploaded_id)
+    assert first.data.tags["registry.weights_artifact"] == "weights/model.keras"
+    fetched = mlflow.artifacts.download_artifacts(
+        f"{first.info.artifact_uri}/weights/model.keras", dst_path=str(tmp_path / "fetched")
+    )
+    assert Path(fetched).read_bytes() == b"trained" * 100
+    for run in (changed, linked):
+        kept = client.get_run(run.wait())
+        assert kept.data.tags["registry.weights"] == "models/tracked-cnn/model.keras"
+        assert "registry.weights_artifact" not in kept.data.tags
+        assert not client.list_artifacts(kept.info.run_id)
+
+
+@pytest.mark.slow
 def test_run_logs_to_a_server_with_lineage(
     released_registry: ReleasedRegistry, chdir, mlflow_server: str, monkeypatch
 ) -> None:
@@ -199,7 +190,7 @@ def test_mlflow_down_keeps_the_run_and_sync_replays_it(
     released_registry: ReleasedRegistry, chdir, mlflow_server: str, monkeypatch
 ) -> None:
     chdir(released_registry.clone)
-    down = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
     params = {"epochs": 3, "optimizer": {"learning_rate": 0.001}}
     started = time.perf_counter()
