@@ -770,6 +770,12 @@ class _ModelRelease:
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
+        job = _cloud_job(root, self.name, md5)
+        if job is not None:
+            # Trained by a cloud job and fetched (registry compute fetch): where and how it
+            # really ran, instead of what params.yaml says of local training.
+            lineage["compute"] = job.get("compute") or lineage["compute"]
+            lineage["job"] = {k: job.get(k) for k in ("uri", "commit", "data", "job")}
         if self.checked:
             lineage["bump_check"] = dict(self.checked)
         return f"Release {self.name} {version}\n\n{lineage_line(lineage)}"
@@ -827,6 +833,57 @@ def record_training_run(
     path = _training_runs_file(root, name)
     atomic_write_text(path, json.dumps(record, sort_keys=True) + "\n")
     return path
+
+
+JOB_RECORD = "job.json"
+
+
+def job_record_file(root: Path, name: str) -> Path:
+    """Where ``registry compute fetch`` keeps the lineage of the cloud job that trained
+    ``name``'s current weights (committed with them, read by the next release)."""
+    return root / layout.model_dir(name) / JOB_RECORD
+
+
+def _cloud_job(root: Path, name: str, weights_md5: str) -> dict[str, Any] | None:
+    """The fetched cloud job's lineage if it made exactly these weights, else ``None``."""
+    try:
+        record = json.loads(job_record_file(root, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or (record.get("weights") or {}).get("md5") != weights_md5:
+        return None
+    return record
+
+
+def track_weights(root: Path, name: str, path: Path) -> str:
+    """Track model ``name``'s weights ``path`` (in its folder) with DVC, as local training
+    leaves them: the ``dvc.yaml`` stage that outputs them is committed (``dvc commit``: its
+    dependencies and outputs as they are now in the work tree), other weights get a ``.dvc``
+    file (``dvc add``). Returns how: ``stage <name>`` or ``dvc add``.
+
+    Raises:
+        DvcError: If DVC cannot record them (e.g. a stage's dependency is missing).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    rel = path.relative_to(root).as_posix()
+    try:
+        with Repo(str(root)) as repo:
+            stage = next(
+                (s for s in repo.index.stages for out in s.outs if out.def_path == rel), None
+            )
+            if stage is None:
+                repo.add(str(path))
+                return "dvc add"
+            repo.commit(stage.addressing, force=True)
+            return f"stage {stage.addressing}"
+    except DvcException as e:
+        raise DvcError(
+            f"DVC cannot record the weights {rel} of {name!r}: {first_line(e).rstrip('.')}. "
+            "A dvc.yaml stage's dependencies must be in the work tree ('dvc pull' or build "
+            "them); fix what DVC says and run the command again"
+        ) from e
 
 
 def _training_run(root: Path, name: str, card: ModelCard, weights_md5: str) -> str | None:
