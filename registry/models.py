@@ -865,11 +865,14 @@ def track_weights(root: Path, name: str, path: Path) -> str:
         DvcError: If DVC cannot record them (e.g. a stage's dependency is missing).
     """
     from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
     from dvc.repo import Repo
 
     rel = path.relative_to(root).as_posix()
     try:
-        with Repo(str(root)) as repo:
+        # Importing DVC sets its loggers to print INFO on stdout ("Updating lock file"), which
+        # would break a command's --json; what DVC did is in the result.
+        with set_loggers_level(logging.WARNING), Repo(str(root)) as repo:
             stage = next(
                 (s for s in repo.index.stages for out in s.outs if out.def_path == rel), None
             )

@@ -390,3 +390,43 @@ def test_a_model_trained_on_an_unreleased_dataset_is_refused(
     assert f"trained on {DIGITS}:1.1.0, which this registry has not released" in str(err)
     assert f"registry datasets release {DIGITS}" in str(err) and err.exit_code == 25
     _unchanged(clone)
+
+
+def test_fetched_weights_of_a_pipeline_stage_are_committed_to_dvc_lock(
+    vertex: VertexSetup, clone: Path
+) -> None:
+    """In a registry whose dvc.yaml trains the model (as this project's), the stage's output
+    is recorded in dvc.lock (dvc commit), so that release finds the weights up to date."""
+    from ruamel.yaml import YAML
+
+    shutil.copytree(PROJECT_ROOT / "src", clone / "src", ignore=shutil.ignore_patterns("__py*"))
+    ruamel = YAML()
+    project = ruamel.load((PROJECT_ROOT / "dvc.yaml").read_text())
+    pipeline = ruamel.load((clone / "dvc.yaml").read_text())
+    pipeline["stages"]["train"] = project["stages"]["train"]
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["models"] = {MODEL: params["models"][MODEL]}  # the model this registry has
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with (clone / "dvc.yaml").open("w") as f:
+        ruamel.dump(pipeline, f)
+    commit_all(clone, "Train digits-cnn in the pipeline")
+
+    # The command as users run it: DVC's chatter stays off stdout, which is the JSON alone.
+    done = subprocess.run(
+        ["registry", "compute", "fetch", MODEL, JOB_ID, "--json"],
+        cwd=clone, capture_output=True, text=True, check=True,
+    )
+    fetched = json.loads(done.stdout)
+    assert fetched["tracked"] == f"stage train@{MODEL}"
+    assert not (clone / "models" / MODEL / "model.keras.dvc").exists()
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    outs = lock["stages"][f"train@{MODEL}"]["outs"]
+    job = json.loads((clone / "models" / MODEL / "job.json").read_text())
+    assert outs[0]["md5"] == job["weights"]["md5"]
+    done = subprocess.run(
+        ["dvc", "status", f"train@{MODEL}"], cwd=clone, capture_output=True, text=True, check=True
+    )
+    assert "up to date" in done.stdout
+    commit_all(clone, "Trained digits-cnn on Vertex AI")
+    cli_ok("models", "release", MODEL)
+    assert (registry.model_info(f"{MODEL}:1.0.0").lineage or {})["compute"]["backend"] == "vertex"
