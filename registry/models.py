@@ -772,8 +772,9 @@ class _ModelRelease:
         }
         job = _cloud_job(root, self.name, md5)
         if job is not None:
-            # Trained by a cloud job and fetched (registry compute fetch): where and how it
-            # really ran, instead of what params.yaml says of local training.
+            # Trained by a cloud job and fetched (registry compute fetch): the knobs it ran with
+            # and where, instead of what params.yaml says of local training.
+            lineage["params"] = job.get("params") or lineage["params"]
             lineage["compute"] = job.get("compute") or lineage["compute"]
             lineage["job"] = {k: job.get(k) for k in ("uri", "commit", "data", "job")}
         if self.checked:

@@ -49,6 +49,7 @@ pytestmark = pytest.mark.slow
 DIGITS = "image_classification/digits"
 MODEL = "digits-cnn"
 JOB_ID = "job-1"
+SECRET = "NOT-A-REAL-KEY-7d2e"
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,11 @@ def vertex(gcs: GCSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Vertex
     app.mkdir()
     shutil.copy2(clone / "params.yaml", app / "params.yaml")
     job_dir = f"gs://{bucket}/training/{MODEL}/{JOB_ID}"
+    key = base / "key.json"  # a key file the job's environment names: never copied anywhere
+    key.write_text(json.dumps({"type": "service_account", "private_key": SECRET}))
     env = {
         **hermetic_env(base / "job-home"),
+        "GOOGLE_APPLICATION_CREDENTIALS": str(key),
         "PYTHONPATH": str(PROJECT_ROOT),
         "REGISTRY_URL": str(origin),
         "REGISTRY_COMMIT": git(clone, "rev-parse", "HEAD").strip(),
@@ -253,9 +257,11 @@ def test_the_job_writes_weights_metrics_lineage_and_marker_last(
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
     # TensorBoard's event files went to AIP_TENSORBOARD_LOG_DIR.
     assert any(k.startswith("logs/") and "tfevents" in k for k in objects)
-    # Nothing secret or local leaked into the output.
-    for data in model.values():
-        assert b"PRIVATE KEY" not in data and str(vertex.base).encode() not in data
+    # Nothing secret or local leaked into the output or the job's log.
+    for data in objects.values():
+        assert SECRET.encode() not in data and b"key.json" not in data
+        assert str(vertex.base).encode() not in data
+    assert SECRET not in vertex.job.stdout + vertex.job.stderr
 
 
 def test_a_data_uri_that_is_not_the_registry_remote_stops_before_training(
@@ -305,6 +311,7 @@ def test_fetch_by_job_id_then_release_then_load(
     lineage = info.lineage or {}
     assert lineage["datasets"] == {DIGITS: "1.0.0"}
     assert lineage["compute"]["backend"] == "vertex"
+    assert lineage["params"]["epochs"] == 1  # the job's, not params.yaml's 10
     assert lineage["job"]["commit"] == vertex.env["REGISTRY_COMMIT"]
     assert lineage["job"]["uri"] == vertex.model_dir
     assert lineage["weights"]["md5"] == job["weights"]["md5"]
