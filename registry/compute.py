@@ -554,10 +554,16 @@ def _install(
     history: bool,
 ) -> FetchedModel:
     """Put the checked output in ``models/<model>/`` as local training leaves it."""
-    from registry.models import job_record_file, track_weights
+    from registry.models import check_stage_inputs, job_record_file, track_weights
 
     folder = root / layout.model_dir(model)
     weights = folder / weights_name
+    inputs = {
+        layout.prepared_dir(str(d["dataset"]).split(":", 1)[0]): (str(d["dataset"]), str(d["md5"]))
+        for d in lineage.get("data") or []
+        if isinstance(d, dict) and d.get("dataset") and d.get("md5")
+    }
+    check_stage_inputs(root, model, weights, inputs)  # before anything changes
     os.replace(output / WEIGHTS_FILE, weights)
     shutil.copyfile(output / METRICS_FILE, folder / METRICS_FILE)
     if history:

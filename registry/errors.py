@@ -1146,8 +1146,10 @@ class IncompleteJobOutputError(RegistryError, FileNotFoundError):
 
 class UnreleasedTrainingDataError(RegistryError, LookupError):
     """A model trained elsewhere (a Vertex AI job) names a training dataset version that this
-    registry has not released, or whose released bytes are not the ones it trained on; fetching
-    it would give weights that cannot be released. Nothing is changed in the clone.
+    registry has not released, or whose released bytes are not the ones it trained on, or (for
+    weights a ``dvc.yaml`` stage makes) that is not the build in the work tree the stage would
+    record as its input; fetching it would give weights that cannot be released, or a
+    ``dvc.lock`` that names other data. Nothing is changed in the clone.
 
     Attributes:
         model: The model.
@@ -1156,13 +1158,16 @@ class UnreleasedTrainingDataError(RegistryError, LookupError):
 
     exit_code = 25
 
-    def __init__(self, model: str, dataset: str, problem: str) -> None:
+    def __init__(self, model: str, dataset: str, problem: str, fix: str | None = None) -> None:
         self.model = model
         self.dataset = dataset
+        fix = fix or (
+            f"release that version ('registry datasets release {dataset.split(':', 1)[0]}') or "
+            "train again on a released version"
+        )
         super().__init__(
-            f"cannot fetch {model!r}: it was trained on {dataset}, which {problem}; release that "
-            f"version ('registry datasets release {dataset.split(':', 1)[0]}') or train again on "
-            "a released version, then fetch again"
+            f"cannot fetch {model!r}: it was trained on {dataset}, which {problem}; {fix}, then "
+            "fetch again"
         )
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,7 @@ from registry.errors import (
     ReasonRequiredError,
     SourceNotFoundError,
     StaleDataError,
+    UnreleasedTrainingDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
     YankedVersionError,
@@ -856,11 +858,60 @@ def _cloud_job(root: Path, name: str, weights_md5: str) -> dict[str, Any] | None
     return record
 
 
+def _weights_stage(repo: Any, rel: str) -> Any:
+    """The ``dvc.yaml`` stage whose output is ``rel``, or ``None``."""
+    return next((s for s in repo.index.stages for out in s.outs if out.def_path == rel), None)
+
+
+def check_stage_inputs(
+    root: Path, name: str, path: Path, inputs: Mapping[str, tuple[str, str]]
+) -> None:
+    """Refuse weights made from other data than the ``dvc.yaml`` stage that outputs them would
+    record: each of ``inputs`` the stage depends on must have that hash in the work tree (a
+    no-op for weights that no stage makes). Changes nothing.
+
+    Args:
+        root: The registry clone.
+        name: The model.
+        path: Where its weights go.
+        inputs: What the weights were made from: a dependency path
+            (``datasets/<name>/prepared``) -> (the dataset version, its DVC hash).
+
+    Raises:
+        UnreleasedTrainingDataError: If a stage's dataset dependency is another build.
+        DvcError: If DVC cannot read the pipeline.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
+    from dvc.repo import Repo
+
+    rel = path.relative_to(root).as_posix()
+    try:
+        with set_loggers_level(logging.WARNING), Repo(str(root)) as repo:
+            stage = _weights_stage(repo, rel)
+            for dep in stage.deps if stage is not None else []:
+                wanted = inputs.get(dep.def_path)
+                if wanted is not None and dep.exists and dep.get_hash().value != wanted[1]:
+                    raise UnreleasedTrainingDataError(
+                        name,
+                        wanted[0],
+                        f"is not the build in {dep.def_path} that {stage.addressing} would "
+                        "record as its input",
+                        "build or pull that version there (its release tag's dvc.lock, 'dvc "
+                        "pull'), or track the weights outside dvc.yaml",
+                    )
+    except DvcException as e:
+        raise DvcError(
+            f"DVC cannot read the pipeline that makes {rel}: {first_line(e).rstrip('.')}"
+        ) from e
+
+
 def track_weights(root: Path, name: str, path: Path) -> str:
     """Track model ``name``'s weights ``path`` (in its folder) with DVC, as local training
     leaves them: the ``dvc.yaml`` stage that outputs them is committed (``dvc commit``: its
-    dependencies and outputs as they are now in the work tree), other weights get a ``.dvc``
-    file (``dvc add``). Returns how: ``stage <name>`` or ``dvc add``.
+    dependencies and outputs as they are now in the work tree; see
+    :func:`check_stage_inputs`), other weights get a ``.dvc`` file (``dvc add``). Returns how:
+    ``stage <name>`` or ``dvc add``.
 
     Raises:
         DvcError: If DVC cannot record them (e.g. a stage's dependency is missing).
@@ -874,9 +925,7 @@ def track_weights(root: Path, name: str, path: Path) -> str:
         # Importing DVC sets its loggers to print INFO on stdout ("Updating lock file"), which
         # would break a command's --json; what DVC did is in the result.
         with set_loggers_level(logging.WARNING), Repo(str(root)) as repo:
-            stage = next(
-                (s for s in repo.index.stages for out in s.outs if out.def_path == rel), None
-            )
+            stage = _weights_stage(repo, rel)
             if stage is None:
                 repo.add(str(path))
                 return "dvc add"

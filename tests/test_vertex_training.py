@@ -399,11 +399,8 @@ def test_a_model_trained_on_an_unreleased_dataset_is_refused(
     _unchanged(clone)
 
 
-def test_fetched_weights_of_a_pipeline_stage_are_committed_to_dvc_lock(
-    vertex: VertexSetup, clone: Path
-) -> None:
-    """In a registry whose dvc.yaml trains the model (as this project's), the stage's output
-    is recorded in dvc.lock (dvc commit), so that release finds the weights up to date."""
+def _train_in_the_pipeline(clone: Path) -> None:
+    """Make ``clone`` train the model in dvc.yaml, as this project does (train@digits-cnn)."""
     from ruamel.yaml import YAML
 
     shutil.copytree(PROJECT_ROOT / "src", clone / "src", ignore=shutil.ignore_patterns("__py*"))
@@ -418,6 +415,13 @@ def test_fetched_weights_of_a_pipeline_stage_are_committed_to_dvc_lock(
         ruamel.dump(pipeline, f)
     commit_all(clone, "Train digits-cnn in the pipeline")
 
+
+def test_fetched_weights_of_a_pipeline_stage_are_committed_to_dvc_lock(
+    vertex: VertexSetup, clone: Path
+) -> None:
+    """In a registry whose dvc.yaml trains the model (as this project's), the stage's output
+    is recorded in dvc.lock (dvc commit), so that release finds the weights up to date."""
+    _train_in_the_pipeline(clone)
     # The command as users run it: DVC's chatter stays off stdout, which is the JSON alone.
     done = subprocess.run(
         ["registry", "compute", "fetch", MODEL, JOB_ID, "--json"],
@@ -437,3 +441,15 @@ def test_fetched_weights_of_a_pipeline_stage_are_committed_to_dvc_lock(
     commit_all(clone, "Trained digits-cnn on Vertex AI")
     cli_ok("models", "release", MODEL)
     assert (registry.model_info(f"{MODEL}:1.0.0").lineage or {})["compute"]["backend"] == "vertex"
+
+
+def test_a_stage_whose_dataset_build_is_not_the_jobs_is_refused(
+    vertex: VertexSetup, clone: Path
+) -> None:
+    _train_in_the_pipeline(clone)
+    prepared = clone / "datasets" / DIGITS / "prepared"
+    (prepared / "extra.txt").write_text("another build\n")  # not the released 1.0.0 any more
+    err = cli_raises(UnreleasedTrainingDataError, "compute", "fetch", MODEL, JOB_ID)
+    assert f"is not the build in datasets/{DIGITS}/prepared that train@{MODEL}" in str(err)
+    (prepared / "extra.txt").unlink()
+    _unchanged(clone)
