@@ -500,6 +500,9 @@ def _download_job_output(
     for name in _REQUIRED_FILES:
         if name not in listed:
             raise _incomplete(uri, f"its marker lists no {name}")
+    for name in listed:
+        if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+            raise _incomplete(uri, f"its marker lists {name!r}, which is not a file of the job")
     for name, md5 in listed.items():
         path = dest / name
         if not path.is_file():
@@ -512,7 +515,10 @@ def _download_job_output(
             f"it is the output of a job for {marker.get('model')!r}, not {model!r}",
             f"fetch it as 'registry compute fetch {marker.get('model')} {uri}'",
         )
-    lineage = json.loads((dest / LINEAGE_FILE).read_text(encoding="utf-8"))
+    try:
+        lineage = json.loads((dest / LINEAGE_FILE).read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise _incomplete(uri, f"its {LINEAGE_FILE} is not JSON ({e})") from None
     if not isinstance(lineage, dict) or not isinstance(lineage.get("datasets"), dict):
         raise _incomplete(uri, f"its {LINEAGE_FILE} names no training datasets")
     if (lineage.get("weights") or {}).get("md5") != listed[WEIGHTS_FILE]:

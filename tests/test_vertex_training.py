@@ -27,14 +27,17 @@ import yaml
 
 import registry
 from registry.cards import parse_card
+from registry.cloud.credentials import on_google_cloud
 from registry.cloud.emulator import GCSEmulator
 from registry.compute import COMPLETION_MARKER, LINEAGE_FILE, VertexEnvironment
 from registry.errors import (
     ConfigError,
+    CredentialsError,
     IncompleteJobOutputError,
     UnreleasedTrainingDataError,
 )
 from tests.conftest import (
+    NOT_APPLICABLE,
     PROJECT_ROOT,
     cli_ok,
     cli_raises,
@@ -452,4 +455,49 @@ def test_a_stage_whose_dataset_build_is_not_the_jobs_is_refused(
     err = cli_raises(UnreleasedTrainingDataError, "compute", "fetch", MODEL, JOB_ID)
     assert f"is not the build in datasets/{DIGITS}/prepared that train@{MODEL}" in str(err)
     (prepared / "extra.txt").unlink()
+    _unchanged(clone)
+
+
+@pytest.mark.skipif(
+    on_google_cloud(),
+    reason=NOT_APPLICABLE + "a Google Cloud machine has credentials from its metadata server",
+)
+def test_fetch_without_credentials_says_how_to_get_them(
+    clone: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")  # the real Cloud Storage: credentials needed
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    err = cli_raises(CredentialsError, "compute", "fetch", MODEL, "gs://my-lab-vertex/t/1")
+    assert "gcloud auth application-default login" in str(err)
+    _unchanged(clone)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("weights-rewritten", "model.keras is not the file the job wrote (its MD5 differs)"),
+        ("marker-points-out", "its marker lists '../secrets', which is not a file of the job"),
+        ("lineage-not-json", f"its {LINEAGE_FILE} is not JSON"),
+    ],
+)
+def test_an_output_that_is_not_what_its_marker_says_is_refused(
+    gcs: GCSEmulator, vertex: VertexSetup, clone: Path, case: str, expected: str
+) -> None:
+    import hashlib
+
+    uri = _copy_job(gcs, vertex, case)
+    prefix = uri.removeprefix(f"gs://{vertex.bucket}/")
+    bucket = _client(gcs).bucket(vertex.bucket)
+    marker_blob = bucket.blob(f"{prefix}/{COMPLETION_MARKER}")
+    marker = json.loads(marker_blob.download_as_bytes())
+    if case == "weights-rewritten":  # e.g. a second job writing to the same folder
+        bucket.blob(f"{prefix}/model.keras").upload_from_string(b"other weights")
+    elif case == "marker-points-out":
+        marker["files"]["../secrets"] = hashlib.md5(b"").hexdigest()
+    else:
+        bucket.blob(f"{prefix}/{LINEAGE_FILE}").upload_from_string(b"{not json")
+        marker["files"][LINEAGE_FILE] = hashlib.md5(b"{not json").hexdigest()
+    marker_blob.upload_from_string(json.dumps(marker))
+    err = cli_raises(IncompleteJobOutputError, "compute", "fetch", MODEL, uri)
+    assert expected in str(err) and err.exit_code == 24
     _unchanged(clone)
