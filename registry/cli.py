@@ -42,7 +42,8 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 15 version yanked: loaded strictly or promoted, 16 version purged,
 17 a rebuild's input is gone from the remote, 18 diff of two different datasets,
 19 version understates the change, 20 warehouse table not found, 21 SQL refused
-by BigQuery, 22 warehouse permission refused, 23 query over the scan limit.
+by BigQuery, 22 warehouse permission refused, 23 query over the scan limit,
+24 cloud job output unfinished or incomplete, 25 trained on an unreleased dataset.
 """
 
 
@@ -1679,7 +1680,7 @@ def cache_gc(registry: str | None, dry_run: bool, as_json: bool) -> None:
 
 @cli.group(context_settings=CONTEXT_SETTINGS)
 def compute() -> None:
-    """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs.
+    """Train in the cloud: Vertex AI custom jobs on GPUs or TPUs, and fetch their weights.
 
     \b
     The job comes from `compute:` in params.yaml (backend: vertex, and under
@@ -1719,6 +1720,39 @@ def compute_submit(model: str, registry: str | None, dry_run: bool, job_id: str 
     click.echo(f"submitted {job.name}")
     click.echo(f"output: {job.output_dir}")
     click.echo(f"console: {job.console_url}")
+
+
+@compute.command("fetch")
+@click.argument("model")
+@click.argument("job", metavar="JOB_ID_OR_URI")
+@_registry_option
+@_json_option
+def compute_fetch(model: str, job: str, registry: str | None, as_json: bool) -> None:
+    """Bring a finished Vertex AI job's weights into models/MODEL/, ready to release.
+
+    \b
+    JOB_ID_OR_URI: the job id given to (or printed by) `compute submit`, found at
+    <compute.vertex.output_uri>/MODEL/<id>/model, or the job's gs:// output folder.
+    The output must be complete (the job writes registry-job.json last, listing
+    each file's MD5) and its training datasets released here, with the same bytes.
+    The weights are tracked by DVC; the card gets datasets, base_model, metrics and
+    training; training.json, training.csv and job.json (the job's lineage) are
+    written beside it. Then commit and run `registry models release MODEL`.
+    Python: registry.compute.fetch(MODEL, JOB_ID_OR_URI)
+    """
+    from registry.compute import fetch
+
+    fetched = fetch(model, job, registry=registry)
+    if as_json:
+        _print_json(fetched.to_dict())
+        return
+    accuracy = fetched.metrics.get("accuracy")
+    scored = f", test accuracy {accuracy}" if accuracy is not None else ""
+    click.echo(
+        f"fetched {fetched.model} from {fetched.uri}: {fetched.weights} ({fetched.tracked}), "
+        f"trained on {', '.join(fetched.datasets)}{scored}"
+    )
+    click.echo(f"next: commit, then 'registry models release {fetched.model}'")
 
 
 def _traceback_from_environment() -> bool:

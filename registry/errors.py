@@ -33,6 +33,7 @@ __all__ = [
     "DirtyWorkTreeError",
     "DvcError",
     "GitError",
+    "IncompleteJobOutputError",
     "InvalidCardError",
     "InvalidNameError",
     "InvalidReferenceError",
@@ -61,6 +62,7 @@ __all__ = [
     "TableNotFoundError",
     "TagRaceError",
     "UnderstatedBumpError",
+    "UnreleasedTrainingDataError",
     "UnsharedRemoteError",
     "UnsignedTagError",
     "UntrustedVersionError",
@@ -1121,6 +1123,51 @@ class MalformedLineageError(RegistryError, ValueError):
             f"the lineage of release tag {tag!r} cannot be read: {problem}; its card at the "
             "tagged commit still names its datasets and base model ('registry lineage' without "
             "--strict shows them), and a new release records the lineage in full"
+        )
+
+
+class IncompleteJobOutputError(RegistryError, FileNotFoundError):
+    """A cloud training job's output folder is not a finished job's: nothing there, no
+    completion marker (the job is still running, or failed), or a file the marker lists (the
+    weights, the lineage) missing or not the bytes the job wrote. Nothing is changed in the clone.
+
+    Attributes:
+        uri: The job's output folder.
+        problem: What is missing or wrong.
+    """
+
+    exit_code = 24
+
+    def __init__(self, uri: str, problem: str, fix: str) -> None:
+        self.uri = uri
+        self.problem = problem
+        super().__init__(f"cannot fetch the job output {uri}: {problem}; {fix}")
+
+
+class UnreleasedTrainingDataError(RegistryError, LookupError):
+    """A model trained elsewhere (a Vertex AI job) names a training dataset version that this
+    registry has not released, or whose released bytes are not the ones it trained on, or (for
+    weights a ``dvc.yaml`` stage makes) that is not the build in the work tree the stage would
+    record as its input; fetching it would give weights that cannot be released, or a
+    ``dvc.lock`` that names other data. Nothing is changed in the clone.
+
+    Attributes:
+        model: The model.
+        dataset: The dataset reference the job recorded (``name:X.Y.Z``).
+    """
+
+    exit_code = 25
+
+    def __init__(self, model: str, dataset: str, problem: str, fix: str | None = None) -> None:
+        self.model = model
+        self.dataset = dataset
+        fix = fix or (
+            f"release that version ('registry datasets release {dataset.split(':', 1)[0]}') or "
+            "train again on a released version"
+        )
+        super().__init__(
+            f"cannot fetch {model!r}: it was trained on {dataset}, which {problem}; {fix}, then "
+            "fetch again"
         )
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,7 @@ from registry.errors import (
     ReasonRequiredError,
     SourceNotFoundError,
     StaleDataError,
+    UnreleasedTrainingDataError,
     VersionNotFoundError,
     VersionUnspecifiedError,
     YankedVersionError,
@@ -770,6 +772,13 @@ class _ModelRelease:
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
+        job = _cloud_job(root, self.name, md5)
+        if job is not None:
+            # Trained by a cloud job and fetched (registry compute fetch): the knobs it ran with
+            # and where, instead of what params.yaml says of local training.
+            lineage["params"] = job.get("params") or lineage["params"]
+            lineage["compute"] = job.get("compute") or lineage["compute"]
+            lineage["job"] = {k: job.get(k) for k in ("uri", "commit", "data", "job")}
         if self.checked:
             lineage["bump_check"] = dict(self.checked)
         return f"Release {self.name} {version}\n\n{lineage_line(lineage)}"
@@ -827,6 +836,107 @@ def record_training_run(
     path = _training_runs_file(root, name)
     atomic_write_text(path, json.dumps(record, sort_keys=True) + "\n")
     return path
+
+
+JOB_RECORD = "job.json"
+
+
+def job_record_file(root: Path, name: str) -> Path:
+    """Where ``registry compute fetch`` keeps the lineage of the cloud job that trained
+    ``name``'s current weights (committed with them, read by the next release)."""
+    return root / layout.model_dir(name) / JOB_RECORD
+
+
+def _cloud_job(root: Path, name: str, weights_md5: str) -> dict[str, Any] | None:
+    """The fetched cloud job's lineage if it made exactly these weights, else ``None``."""
+    try:
+        record = json.loads(job_record_file(root, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or (record.get("weights") or {}).get("md5") != weights_md5:
+        return None
+    return record
+
+
+def _weights_stage(repo: Any, rel: str) -> Any:
+    """The ``dvc.yaml`` stage whose output is ``rel``, or ``None``."""
+    return next((s for s in repo.index.stages for out in s.outs if out.def_path == rel), None)
+
+
+def check_stage_inputs(
+    root: Path, name: str, path: Path, inputs: Mapping[str, tuple[str, str]]
+) -> None:
+    """Refuse weights made from other data than the ``dvc.yaml`` stage that outputs them would
+    record: each of ``inputs`` the stage depends on must have that hash in the work tree (a
+    no-op for weights that no stage makes). Changes nothing.
+
+    Args:
+        root: The registry clone.
+        name: The model.
+        path: Where its weights go.
+        inputs: What the weights were made from: a dependency path
+            (``datasets/<name>/prepared``) -> (the dataset version, its DVC hash).
+
+    Raises:
+        UnreleasedTrainingDataError: If a stage's dataset dependency is another build.
+        DvcError: If DVC cannot read the pipeline.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
+    from dvc.repo import Repo
+
+    rel = path.relative_to(root).as_posix()
+    try:
+        with set_loggers_level(logging.WARNING), Repo(str(root)) as repo:
+            stage = _weights_stage(repo, rel)
+            for dep in stage.deps if stage is not None else []:
+                wanted = inputs.get(dep.def_path)
+                if wanted is not None and dep.exists and dep.get_hash().value != wanted[1]:
+                    raise UnreleasedTrainingDataError(
+                        name,
+                        wanted[0],
+                        f"is not the build in {dep.def_path} that {stage.addressing} would "
+                        "record as its input",
+                        "build or pull that version there (its release tag's dvc.lock, 'dvc "
+                        "pull'), or track the weights outside dvc.yaml",
+                    )
+    except DvcException as e:
+        raise DvcError(
+            f"DVC cannot read the pipeline that makes {rel}: {first_line(e).rstrip('.')}"
+        ) from e
+
+
+def track_weights(root: Path, name: str, path: Path) -> str:
+    """Track model ``name``'s weights ``path`` (in its folder) with DVC, as local training
+    leaves them: the ``dvc.yaml`` stage that outputs them is committed (``dvc commit``: its
+    dependencies and outputs as they are now in the work tree; see
+    :func:`check_stage_inputs`), other weights get a ``.dvc`` file (``dvc add``). Returns how:
+    ``stage <name>`` or ``dvc add``.
+
+    Raises:
+        DvcError: If DVC cannot record them (e.g. a stage's dependency is missing).
+    """
+    from dvc.exceptions import DvcException
+    from dvc.logger import set_loggers_level
+    from dvc.repo import Repo
+
+    rel = path.relative_to(root).as_posix()
+    try:
+        # Importing DVC sets its loggers to print INFO on stdout ("Updating lock file"), which
+        # would break a command's --json; what DVC did is in the result.
+        with set_loggers_level(logging.WARNING), Repo(str(root)) as repo:
+            stage = _weights_stage(repo, rel)
+            if stage is None:
+                repo.add(str(path))
+                return "dvc add"
+            repo.commit(stage.addressing, force=True)
+            return f"stage {stage.addressing}"
+    except DvcException as e:
+        raise DvcError(
+            f"DVC cannot record the weights {rel} of {name!r}: {first_line(e).rstrip('.')}. "
+            "A dvc.yaml stage's dependencies must be in the work tree ('dvc pull' or build "
+            "them); fix what DVC says and run the command again"
+        ) from e
 
 
 def _training_run(root: Path, name: str, card: ModelCard, weights_md5: str) -> str | None:

@@ -164,6 +164,22 @@ def test_mirror_of_a_url_is_cloned_once_and_refreshed(tmp_path: Path, tagged_rep
     assert again.read_file("HEAD", "missing") is None
 
 
+def test_a_local_bare_repository_is_read_in_place_and_never_fetched(
+    tmp_path: Path, tagged_repo: GitRepo
+) -> None:
+    # A lab's registry at /srv/git/registry.git (REGISTRY_URL as a plain path): no mirror, and
+    # nothing to fetch from (it has no origin of its own), yet always current.
+    bare = tmp_path / "registry.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(tagged_repo.path, "push", "-q", str(bare), "HEAD:refs/heads/main", "--tags")
+    repo = GitRepo.open(str(bare), tmp_path / "cache")
+    assert repo.path == bare.resolve() and repo.work_tree is None
+    repo.refresh()  # a no-op, not "'origin' does not appear to be a git repository"
+    git(bare, "tag", "-a", "-m", "new", "text/new@v1.0.0", "HEAD")
+    assert "text/new@v1.0.0" in {t.name for t in GitRepo.open(str(bare), tmp_path).tags()}
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_mirror_cloned_while_the_remotes_head_was_broken_recovers(tmp_path: Path) -> None:
     # The remote's HEAD names a branch nobody has pushed yet; its only branch is 'trunk'.
     remote = tmp_path / "remote.git"

@@ -3,7 +3,9 @@
 Every storage error that DVC, gcsfs or google-auth raises is turned into a message that says what
 to fix (:func:`explain_storage_error`); a remote's bucket is checked with one request before a
 release pushes anything. :func:`download_folder` and :func:`delete_folder` move a build that
-Dataflow's workers wrote to Cloud Storage back into the registry clone.
+Dataflow's workers wrote to Cloud Storage back into the registry clone; :func:`upload_file` and
+:func:`list_folder` are how a Vertex AI training job writes its output and
+``registry compute fetch`` finds it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from registry.cloud.credentials import credentials_help, credentials_source, fin
 from registry.cloud.names import parse_gs_path
 from registry.errors import CredentialsError, RegistryError, RemoteError, first_line
 
-__all__ = ["delete_folder", "download_folder", "explain_storage_error"]
+__all__ = [
+    "delete_folder",
+    "download_folder",
+    "explain_storage_error",
+    "list_folder",
+    "upload_file",
+]
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -117,6 +125,49 @@ def _storage_client() -> Any:
         return storage.Client(project="emulator", credentials=AnonymousCredentials())
     credentials = find_credentials("Reading and writing Cloud Storage")
     return storage.Client(credentials=credentials, project=getattr(credentials, "project_id", None))
+
+
+def _storage_failure(error: Exception, url: str, action: str) -> RegistryError:
+    """What a failed Cloud Storage call on ``url`` becomes: the explained error, else a
+    RemoteError quoting the library."""
+    explained = explain_storage_error(error, remote="", url=url, action=f"{action} {url}")
+    return explained or RemoteError(f"{action} {url} failed: {first_line(error)}")
+
+
+def list_folder(url: str) -> list[str]:
+    """The names of the objects under the folder ``url``, relative to it (empty: none).
+
+    Raises:
+        RemoteError: If the folder cannot be listed (missing bucket, unreachable server).
+        CredentialsError: If credentials are missing or refused.
+        ConfigError: If ``url`` is not a ``gs://`` folder with a valid bucket name.
+    """
+    bucket_name, prefix = parse_gs_path(url, "the folder", "", "gs://my-lab-vertex/training")
+    client = _storage_client()
+    base = f"{prefix}/" if prefix else ""
+    try:
+        names = [b.name for b in client.list_blobs(bucket_name, prefix=base)]
+    except Exception as e:  # google.api_core raises its own classes
+        raise _storage_failure(e, url, "listing") from e
+    return sorted(n[len(base) :] for n in names if not n.endswith("/"))
+
+
+def upload_file(path: Path, url: str) -> None:
+    """Upload the local file ``path`` to the object ``url`` (``gs://bucket/name``), checked by
+    its CRC32C; an existing object is replaced.
+
+    Raises:
+        RemoteError: If the upload fails (with the reason).
+        CredentialsError: If credentials are missing or refused.
+        ConfigError: If ``url`` is not a ``gs://`` object with a valid bucket name.
+    """
+    bucket_name, name = parse_gs_path(url, "the object", "", "gs://my-lab-vertex/out/file")
+    client = _storage_client()
+    try:
+        blob = client.bucket(bucket_name).blob(name)
+        blob.upload_from_filename(str(path), checksum="crc32c")
+    except Exception as e:  # google.api_core and google.resumable_media raise their own classes
+        raise _storage_failure(e, url, "uploading to") from e
 
 
 def download_folder(url: str, dest: Path, *, jobs: int = 16) -> int:

@@ -194,7 +194,11 @@ class GitRepo:
             if _run_git(["rev-parse", "--is-bare-repository"], cwd=path, check=False).strip() == (
                 "true"
             ):
-                return cls(path, url, None)
+                # The bare repository itself, read in place: always current, nothing to fetch
+                # (it has no "origin" of its own to refresh from).
+                repo = cls(path, url, None)
+                repo._fresh = True
+                return repo
             raise NotARegistryError(f"{url!r} is not a Git repository, so not a registry")
         return cls._open_mirror(url, cache_dir)
 

@@ -16,6 +16,16 @@ writes the weights to ``<out>/<weights>`` (the card's ``weights`` field, ``model
 updates the card ``<out>/README.md``: ``metrics`` (test split), ``datasets`` and ``base_model``
 with exact versions, and ``training`` (TensorFlow version, determinism settings). The rest of
 the card is kept.
+
+On Vertex AI (``AIP_MODEL_DIR`` set: ``registry compute submit`` runs this module as the job's
+command) the run trains the same way on released data, read by registry reference through the
+registry's DVC remote on Cloud Storage (``--registry`` or ``REGISTRY_URL`` names the registry's
+Git URL; ``REGISTRY_DATA_URI``, from ``compute.vertex.data_uri``, must be that remote), with the
+``tf.distribute`` strategy of ``--strategy`` (default: ``train.strategy``), and writes no card:
+the weights, ``training.json``, ``training.csv``, ``lineage.json`` and last the completion
+marker go to ``AIP_MODEL_DIR``, TensorBoard logs to ``AIP_TENSORBOARD_LOG_DIR``
+(:func:`registry.compute.write_job_output`). ``registry compute fetch MODEL JOB`` brings them
+back into ``models/MODEL/``.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import registry
 from registry.atomic import atomic_write_text
 from registry.cards import ModelCard, parse_card, render_card, validate_card
+from registry.compute import VertexEnvironment
 from registry.datasets import Source, locate_dataset
 from registry.errors import CardError, ConfigError, RegistryError
 from src.zoo import determinism
@@ -542,6 +553,12 @@ def _add_common_options(
     sub.add_argument(
         "--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras fit verbosity"
     )
+    sub.add_argument(
+        "--strategy",
+        choices=("auto", "cpu", "gpu", "tpu"),
+        help="tf.distribute strategy on Vertex AI (AIP_MODEL_DIR set); default: train.strategy "
+        "of params.yaml here, else auto",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -555,6 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegistryError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
+    try:
+        environment = VertexEnvironment.from_environ()
+    except RegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    if environment is not None:
+        return _main_on_vertex(args, environment, settings)
     common = {
         "out": args.out or Path("models") / args.model,
         "dataset": args.dataset,
@@ -584,6 +608,132 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_code", 1)
     print(json.dumps(result.to_dict()))
+    return 0
+
+
+# -- on Vertex AI -------------------------------------------------------------------------------
+
+
+def _recipe_knobs(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's knobs, as ``models.<name>`` in params.yaml holds them for local training."""
+    knobs: dict[str, Any] = {
+        "dataset": args.dataset,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+    }
+    if args.model == "digits-parity":
+        knobs.update(base=args.base, unfreeze_epochs=args.unfreeze_epochs)
+    return knobs
+
+
+def train_on_vertex(
+    args: argparse.Namespace,
+    environment: VertexEnvironment,
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``args.model`` inside a Vertex AI job and write its output to ``AIP_MODEL_DIR``.
+
+    In order: the data URI is checked against the registry's DVC remote (before any training),
+    the strategy is chosen, the recipe trains in a scratch folder (its card only names the
+    weights file), then :func:`registry.compute.write_job_output` uploads weights, metrics,
+    epoch history, lineage (with each dataset's hash) and TensorBoard logs, and the completion
+    marker last. Returns the lineage record.
+
+    Raises:
+        ConfigError: If ``REGISTRY_DATA_URI`` is not the registry's remote, or the strategy
+            cannot be had.
+        RegistryError: If the data cannot be resolved or fetched, or Cloud Storage refuses.
+    """
+    import tempfile
+
+    from registry.compute import check_data_uri, write_job_output
+    from src.zoo.pipeline import (
+        TRAINING_JSON,
+        _epoch_logger,
+        _write_history,
+        _write_json,
+        choose_strategy,
+    )
+
+    where = args.registry
+    check_data_uri(environment.data_uri, registry=where)
+    train_section = registry.read_params(".").get("train") or {}
+    strategy, which = choose_strategy(
+        args.strategy or str(train_section.get("strategy") or "auto"),
+        train_section.get("tpu") or None,
+    )
+    print(f"train {args.model} on Vertex AI: strategy {which}", file=sys.stderr)
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="registry-job-") as tmp:
+        out, logs = Path(tmp) / "out", Path(tmp) / "logs"
+        out.mkdir()
+        atomic_write_text(out / CARD, render_card({"weights": "model.keras"}, ""))
+        rows: list[dict[str, Any]] = []
+        callbacks: list[Any] = [_epoch_logger(rows)]
+        if environment.tensorboard_dir is not None:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs)))
+        common: dict[str, Any] = {
+            "out": out,
+            "dataset": args.dataset,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "seed": args.seed,
+            "where": where,
+            "verbose": args.verbose,
+            "settings": settings,
+            "strategy": strategy,
+            "callbacks": callbacks,
+        }
+        if args.model == "digits-cnn":
+            result = train_digits_cnn(**common)
+        else:
+            result = train_digits_parity(
+                **common,
+                base=args.base,
+                base_weights=args.base_weights,
+                unfreeze_epochs=args.unfreeze_epochs,
+            )
+        _write_history(out, rows)
+        last = rows[-1] if rows else {}
+        _write_json(
+            out / TRAINING_JSON,
+            {
+                "epochs": len(rows),
+                "train": {k: v for k, v in last.items() if k != "epoch"},
+                "test": result.metrics,
+            },
+        )
+        datasets = [locate_dataset(ref, registry=where) for ref in result.datasets]
+        devices = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
+        return write_job_output(
+            environment,
+            result.model,
+            out,
+            datasets=datasets,
+            base_model=result.base_model,
+            params=_recipe_knobs(args),
+            training=result.training,
+            strategy=which,
+            accelerators=[d.name for d in devices],
+            logs=logs if logs.is_dir() else None,
+        )
+
+
+def _main_on_vertex(
+    args: argparse.Namespace, environment: VertexEnvironment, settings: Any
+) -> int:
+    """:func:`train_on_vertex` as the command line runs it: a JSON summary or one error line."""
+    try:
+        lineage = train_on_vertex(args, environment, settings)
+    except RegistryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    print(json.dumps({"model_dir": environment.model_dir, "lineage": lineage}))
     return 0
 
 
