@@ -132,6 +132,12 @@ def test_a_worker_venv_builds_the_same_bytes_from_gcs(
     raw = upload_raw(gcs, name)
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
     params: dict[str, Any] = {"raw_path": raw}
+    # Beam would spend 24 s looking for credentials before connecting anonymously, as it does
+    # here: both builds are told up front (tests/worker_build.py's anonymous_gcs).
+    from apache_beam.internal.gcp import auth
+
+    monkeypatch.setattr(auth._Credentials, "_credentials_init", True)
+    monkeypatch.setattr(auth._Credentials, "_credentials", None)
 
     # This checkout's build, as `registry datasets prepare` runs it, from the same bucket.
     started = time.monotonic()
@@ -149,6 +155,7 @@ def test_a_worker_venv_builds_the_same_bytes_from_gcs(
         "params": params,
         "data_dir": str(outside / "data"),
         "statistics_dir": str(outside / "statistics"),
+        "anonymous_gcs": True,
         "metadata_dir": str(setup.unpacked),
         "beam": WORKER_BEAM,
     }
