@@ -83,7 +83,8 @@ def package(
     Raises:
         ArtifactNotFoundError: If the registry has no such model.
         ConfigError: If ``compute.vertex.image_uri`` or ``image_repository`` is not set or
-            invalid, or the clone lacks the files the image needs.
+            invalid, the image's Python cannot install the repository (a ``.py310`` image), or
+            the clone lacks the files the image needs.
 
     Example:
         >>> package("digits-cnn").build_command  # doctest: +SKIP
@@ -97,7 +98,7 @@ def package(
         raise ConfigError(
             f"registry compute package needs {' and '.join('compute.vertex.' + k for k in missing)}"
             " in params.yaml: image_uri is the prebuilt TensorFlow image to build from (e.g. "
-            "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest), image_repository "
+            "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-21.py311:latest), image_repository "
             "where the image goes (e.g. us-central1-docker.pkg.dev/my-lab/training)"
         )
     repository = image_repository(vertex) or ""

@@ -27,7 +27,7 @@ from registry.errors import ConfigError, UnpackagedImageError
 from tests.conftest import PROJECT_ROOT, cli_raises
 from tests.venvs import UV_CACHE, FreshVenv, clean_env, fresh_venv
 
-BASE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
+BASE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-21.py311:latest"
 REPOSITORY = "us-central1-docker.pkg.dev/my-lab/training"
 SECRET = "NOT-A-REAL-KEY-7e1d"
 MODEL = "digits-cnn"
@@ -200,7 +200,7 @@ def test_submitting_an_unpackaged_image_is_refused(
     assert pem.splitlines()[1] not in message
 
 
-def test_package_needs_the_base_image_and_a_repository(
+def test_package_needs_a_base_image_it_can_install_into_and_a_repository(
     image_registry: Path, tmp_path: Path
 ) -> None:
     set_vertex(image_registry, image_repository=None)
@@ -211,6 +211,13 @@ def test_package_needs_the_base_image_and_a_repository(
     set_vertex(image_registry, image_repository=f"{REPOSITORY}/train:v1")
     error = cli_raises(ConfigError, "compute", "package", MODEL, cwd=image_registry)
     assert "is a repository, without a tag" in str(error)
+    # A prebuilt image whose Python cannot install the repository (requires-python >=3.11).
+    old = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
+    set_vertex(image_registry, image_uri=old)
+    error = cli_raises(ConfigError, "compute", "package", MODEL, cwd=image_registry)
+    assert str(error).startswith(
+        f"compute.vertex.image_uri {old} runs Python 3.10, but this repository needs Python >=3.11"
+    )
     # A file of the code that links outside the repository is not shipped in the image.
     set_vertex(image_registry)
     outside = tmp_path / "secret.py"

@@ -42,6 +42,7 @@ __all__ = [
     "IMAGE_NAME",
     "PIP_INSTALLS",
     "TrainingImage",
+    "check_base_python",
     "context_files",
     "image_requirements",
     "packaged_images",
@@ -97,6 +98,37 @@ def image_requirements(pyproject: Path) -> list[str]:
 
     project = tomllib.loads(pyproject.read_text()).get("project") or {}
     return [r for r in project.get("dependencies") or [] if not _FROM_BASE.match(r)]
+
+
+_IMAGE_PYTHON_RE = re.compile(r"[.-]py(3)(\d{1,2})(?=[.:@-]|$)")
+
+
+def check_base_python(base: str, pyproject: Path) -> None:
+    """Refuse a prebuilt image whose Python (``...tf-gpu.2-17.py310``: 3.10) cannot install this
+    repository (``requires-python`` of ``pyproject.toml``); an image that does not say is taken.
+
+    Raises:
+        ConfigError: Naming the image, its Python and what the repository requires.
+
+    Example:
+        >>> check_base_python("tf-gpu.2-21.py311:latest", Path("pyproject.toml"))  # doctest: +SKIP
+    """
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    found = _IMAGE_PYTHON_RE.search(base.rsplit("/", 1)[-1])
+    required = (tomllib.loads(pyproject.read_text()).get("project") or {}).get("requires-python")
+    if found is None or not required:
+        return
+    python = f"{found.group(1)}.{found.group(2)}"
+    if not SpecifierSet(required).contains(python):
+        raise ConfigError(
+            f"compute.vertex.image_uri {base} runs Python {python}, but this repository needs "
+            f"Python {required} (pyproject.toml), so the image could not install it; choose a "
+            "prebuilt TensorFlow image with a Python it takes (e.g. a .py311 image) in "
+            "params.yaml"
+        )
 
 
 def context_files(root: Path) -> list[tuple[str, Path]]:
@@ -215,8 +247,10 @@ def write_context(
         The context, the image's name and the ``gcloud builds submit`` line.
 
     Raises:
-        ConfigError: See :func:`context_files`.
+        ConfigError: If the base image's Python cannot install the repository
+            (:func:`check_base_python`), or see :func:`context_files`.
     """
+    check_base_python(base, root / "pyproject.toml")
     contents = _contents(root, params, base)
     image = f"{repository.rstrip('/')}/{IMAGE_NAME}:{_tag(contents.items())}"
     dest.parent.mkdir(parents=True, exist_ok=True)
