@@ -2,7 +2,8 @@
 #   make run    install, then run the whole pipeline (dvc repro: build the datasets with Beam,
 #               train and evaluate the example models) on the embedded default (local DVC
 #               remote, Beam DirectRunner, CPU, MLflow in mlflow/mlflow.db) and show what it built
-#   make test   install with the test tools, then run the test suite
+#   make test   install with the test tools and the Google Cloud clients (the `gcp` extra:
+#               Beam's Dataflow client), then run the test suite
 # Both create .venv/ on first use and reuse it after (reinstalling when pyproject.toml or
 # constraints.txt change).
 
@@ -61,7 +62,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	@echo "installing the test tools into $(VENV)/ (log: $(INSTALL_LOG))"
-	@$(PIP) -c constraints.txt -e '.[test]' >> $(INSTALL_LOG) 2>&1 \
+	@$(PIP) -c constraints.txt -e '.[test,gcp]' >> $(INSTALL_LOG) 2>&1 \
 		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
 	@touch $@
 

@@ -43,7 +43,8 @@ Exit codes: 0 ok, 1 other error, 2 bad input or config, 3 not found, 4 not built
 17 a rebuild's input is gone from the remote, 18 diff of two different datasets,
 19 version understates the change, 20 warehouse table not found, 21 SQL refused
 by BigQuery, 22 warehouse permission refused, 23 query over the scan limit,
-24 cloud job output unfinished or incomplete, 25 trained on an unreleased dataset.
+24 cloud job output unfinished or incomplete, 25 trained on an unreleased dataset,
+26 a Vertex AI job's image not produced by `registry compute package`.
 """
 
 
@@ -1690,6 +1691,35 @@ def compute() -> None:
     """
 
 
+@compute.command("package")
+@click.argument("model")
+@_registry_option
+@click.option(
+    "--out",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Where to write the build context (replaced whole; default .registry/vertex/image).",
+)
+def compute_package(model: str, registry: str | None, out: str | None) -> None:
+    """Write the container build context of the image that trains MODEL on Vertex AI.
+
+    \b
+    A Dockerfile FROM compute.vertex.image_uri (the prebuilt TensorFlow GPU/TPU
+    image) that installs this repository's package and src/, entry command
+    `python -m src.zoo.train`; no .git, data or credentials. Prints the image
+    (compute.vertex.image_repository/lab-registry-train:TAG, TAG a hash of the
+    context) and the `gcloud builds submit` line that builds it; `compute submit`
+    then runs that image.
+    Python: registry.compute.package(MODEL, out=DIR)
+    """
+    from registry.compute import package
+
+    built = package(model, registry=registry, out=out)
+    click.echo(f"context: {built.context}")
+    click.echo(f"image: {built.image}")
+    click.echo(f"build it: {built.build_command}")
+
+
 @compute.command("submit")
 @click.argument("model")
 @_registry_option
@@ -1706,17 +1736,25 @@ def compute_submit(model: str, registry: str | None, dry_run: bool, job_id: str 
     """Submit a Vertex AI custom job that trains MODEL, as compute.vertex describes it.
 
     \b
-    Without --dry-run, compute.backend must be vertex. Prints the job's resource
-    name and console link; the job runs on without this command.
-    Python: registry.compute.job_spec(MODEL), registry.compute.submit(spec)
+    Without --dry-run, compute.backend must be vertex, and the job's image must be
+    the one `registry compute package` produced for this code (--dry-run warns).
+    Prints the job's resource name and console link; the job runs on without this
+    command.
+    Python: registry.compute.job_spec(MODEL), registry.compute.check_image(spec),
+    registry.compute.submit(spec)
     """
-    from registry.compute import job_spec, submit
+    from registry.compute import check_image, job_spec, submit
+    from registry.errors import UnpackagedImageError
 
     spec = job_spec(model, registry=registry, job_id=job_id, for_submit=not dry_run)
     if dry_run:
+        try:
+            check_image(spec, registry=registry)
+        except UnpackagedImageError as e:
+            click.secho(f"warning: {e}", fg="yellow", err=True)
         _print_json(spec)
         return
-    job = submit(spec)
+    job = submit(spec, registry=registry)
     click.echo(f"submitted {job.name}")
     click.echo(f"output: {job.output_dir}")
     click.echo(f"console: {job.console_url}")

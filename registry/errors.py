@@ -62,6 +62,7 @@ __all__ = [
     "TableNotFoundError",
     "TagRaceError",
     "UnderstatedBumpError",
+    "UnpackagedImageError",
     "UnreleasedTrainingDataError",
     "UnsharedRemoteError",
     "UnsignedTagError",
@@ -1089,6 +1090,29 @@ class MissingDependencyError(RegistryError, ImportError):
         super().__init__(
             f"{module!r} is not installed, and this operation needs it; "
             f"install it with: pip install {extra}"
+        )
+
+
+class UnpackagedImageError(RegistryError, LookupError):
+    """A Vertex AI job would run a container image that ``registry compute package`` did not
+    produce for the clone's code, so it may not hold this repository's code (and cannot train).
+
+    Args:
+        image: The image the job names.
+        model: The model the job trains.
+        reason: Why it is not a packaged one (no ``image_repository``, or the code changed).
+    """
+
+    exit_code = 26
+
+    def __init__(self, image: str, model: str, reason: str) -> None:
+        self.image = image
+        self.model = model
+        super().__init__(
+            f"the job would run {image}, which `registry compute package` did not produce for "
+            f"this code ({reason}): it may not hold this repository's code, and the job could not "
+            f"train; run 'registry compute package {model}', build the image with the `gcloud "
+            "builds submit` line it prints, and submit again"
         )
 
 

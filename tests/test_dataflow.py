@@ -25,7 +25,7 @@ from registry.build.beam import beam_flags, pipeline_options
 from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
-from tests.conftest import NOT_APPLICABLE, cli_raises, git
+from tests.conftest import cli_raises, git
 
 NAME = "image_classification/digits"
 MODULE = "digits_dataset_builder"
@@ -488,17 +488,34 @@ def test_unusable_key_file_is_named_but_never_shown(
     assert SECRET not in out + err and "PRIVATE KEY" not in out + err
 
 
-def _dataflow_client_installed() -> bool:
-    try:
-        from apache_beam.runners.dataflow.internal import apiclient  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def test_the_gcp_extra_installs_the_dataflow_client_beside_vertex_ai() -> None:
+    # `pip install -c constraints.txt -e '.[gcp]'` (make install-test installs it): Beam's
+    # Dataflow client and Vertex AI's SDK in one environment, with the pinned DVC, TFDS,
+    # TensorFlow and MLflow.
+    done = subprocess.run(
+        [sys.executable, "-c", "import apache_beam.runners.dataflow.internal.apiclient, "
+         "google.cloud.aiplatform, dvc, tensorflow_datasets, mlflow"],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            "apache-beam[gcp] is not installed: pip install -c constraints.txt -e '.[gcp]' "
+            f"({done.stderr.strip().splitlines()[-1:]})"
+        )
+    pins = dict(
+        line.split("==", 1)
+        for line in (Path(__file__).parents[1] / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for name in ("apache-beam", "google-cloud-aiplatform", "cachetools", "google-auth-httplib2",
+                 "dvc", "tensorflow-datasets", "mlflow", "protobuf"):
+        assert metadata.version(name) == pins[name], name
+    broken = subprocess.run(
+        [sys.executable, "-m", "pip", "check"], capture_output=True, text=True
+    )
+    assert broken.returncode == 0, broken.stdout
 
 
-@pytest.mark.skipif(
-    _dataflow_client_installed(), reason=NOT_APPLICABLE + "apache-beam[gcp] is installed"
-)
 def test_submitting_without_beams_gcp_extra_says_what_to_install(
     dataflow_registry: Path,
     tmp_path: Path,
@@ -519,6 +536,11 @@ def test_submitting_without_beams_gcp_extra_says_what_to_install(
         .decode()
     )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key(tmp_path, pem)))
+    # Beam without its gcp extra: its Dataflow client cannot be imported.
+    import apache_beam.runners.dataflow.internal as internal
+
+    monkeypatch.delattr(internal, "apiclient", raising=False)
+    monkeypatch.setitem(sys.modules, "apache_beam.runners.dataflow.internal.apiclient", None)
     code, out, err = run_cli(capsys, "datasets", "prepare", NAME, "-r", str(dataflow_registry))
 
     assert code == 10 and out == ""

@@ -116,6 +116,8 @@ def test_gpu_defaults_cpu_only_and_fixed_gpu_machines() -> None:
     }
     assert worker["container_spec"] == {
         "image_uri": GPU_IMAGE,
+        # An empty command is the training entry command (the packaged image's ENTRYPOINT).
+        "command": ["python", "-m", "src.zoo.train"],
         "args": ["digits-cnn"],
         "env": [{"name": "REGISTRY_MODEL", "value": "digits-cnn"}],
     }

@@ -23,9 +23,14 @@ The section, with the values a GPU job might use (every key is documented in ``p
         accelerator_type: NVIDIA_L4
         accelerator_count: 1
         image_uri: us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest
+        image_repository: us-central1-docker.pkg.dev/my-lab/training
         command: [python, -m, src.zoo.train]
         args: ["{model}", --epochs, "10"]
         output_uri: gs://my-lab-vertex/training
+
+``image_uri`` is the prebuilt TensorFlow image; with ``image_repository`` set, the job runs the
+image that ``registry compute package`` builds FROM it with this repository's code instead
+(:mod:`registry.cloud.training_image`). An empty ``command`` is :data:`TRAIN_COMMAND`.
 
 A TPU v5e job sets ``machine_type: ct5lp-hightpu-4t`` (and optionally
 ``accelerator_type: TPU_V5_LITEPOD``, ``tpu_topology: 2x2``) instead.
@@ -55,11 +60,13 @@ from registry.errors import (
 __all__ = [
     "ACCELERATOR_TYPES",
     "BACKENDS",
+    "TRAIN_COMMAND",
     "CredentialsError",
     "SubmittedJob",
     "build_job_spec",
     "compute_section",
     "find_credentials",
+    "image_repository",
     "submit",
     "to_custom_job",
 ]
@@ -110,11 +117,17 @@ _KEYS = (
     "args",
     "service_account",
     "data_uri",
+    "image_repository",
 )
 _PLACEHOLDERS = ("model", "job_id", "output_dir", "data_uri")
 DEFAULT_ARGS = ("{model}",)
+# The training entry command: the ENTRYPOINT of the image `registry compute package` writes
+# (registry/cloud/training_image.py), and a job's command when compute.vertex.command is empty.
+# `python -m src.zoo.train MODEL ...` from the image's working folder, the context's root.
+TRAIN_COMMAND: tuple[str, ...] = ("python", "-m", "src.zoo.train")
 DEFAULT_BOOT_DISK_GB = 100
 
+_PREBUILT_EXAMPLE = "us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest"
 _TOPOLOGY_RE = re.compile(r"^[1-9][0-9]*(x[1-9][0-9]*){1,2}$")
 _JOB_ID_START_RE = re.compile(r"^[a-z0-9]")
 
@@ -431,17 +444,42 @@ def _placement(vertex: Mapping[str, Any]) -> _Placement:
     output_uri = _gcs(vertex, "output_uri", "gs://my-lab-vertex/training") or ""
     data_uri = _gcs(vertex, "data_uri", "gs://my-lab-data/datasets")
     image = _text(vertex, "image_uri") or ""
-    if re.search(r"\s", image) or image.startswith(("gs://", "http://", "https://")):
-        raise ConfigError(
-            f"{_key('image_uri')} must be a container image such as "
-            f"us-docker.pkg.dev/vertex-ai/training/tf-gpu.2-17.py310:latest, not {image!r}"
-        )
+    _check_image(image, "image_uri", _PREBUILT_EXAMPLE)
+    image_repository(vertex)
     account = _text(vertex, "service_account")
     if account is not None:
         names.check_service_account(
             account, _key("service_account"), _FILE, example=f"trainer@{project}"
         )
     return _Placement(project, region, staging, output_uri, data_uri, image, account)
+
+
+def _check_image(value: str, key: str, example: str) -> None:
+    """A container image (or repository) name: no spaces, no URL scheme."""
+    if re.search(r"\s", value) or value.startswith(("gs://", "http://", "https://")):
+        raise ConfigError(
+            f"{_key(key)} must be a container image such as {example}, not {value!r}"
+        )
+
+
+def image_repository(vertex: Mapping[str, Any]) -> str | None:
+    """``compute.vertex.image_repository``: where the image of ``registry compute package``
+    goes (an Artifact Registry repository), checked; ``None`` when not set.
+
+    Example:
+        >>> image_repository({"image_repository": "us-docker.pkg.dev/my-lab/training"})
+        'us-docker.pkg.dev/my-lab/training'
+    """
+    repository = _text(vertex, "image_repository")
+    if repository is not None:
+        example = "us-central1-docker.pkg.dev/my-lab/training"
+        _check_image(repository, "image_repository", example)
+        if ":" in repository.rsplit("/", 1)[-1] or "@" in repository:
+            raise ConfigError(
+                f"{_key('image_repository')} is a repository, without a tag: e.g. "
+                f"us-central1-docker.pkg.dev/my-lab/training, not {repository!r}"
+            )
+    return repository
 
 
 def _worker_pool(vertex: Mapping[str, Any]) -> dict[str, Any]:
@@ -481,11 +519,10 @@ def _container(
     vertex: Mapping[str, Any], image: str, values: Mapping[str, str | None]
 ) -> dict[str, Any]:
     """The container spec: image, command and arguments with placeholders filled, environment."""
-    command = _strings(vertex, "command")
+    command = _strings(vertex, "command") or list(TRAIN_COMMAND)
     args = _strings(vertex, "args")
     container: dict[str, Any] = {"image_uri": image}
-    if command:
-        container["command"] = [_fill(c, values, _key("command")) for c in command]
+    container["command"] = [_fill(c, values, _key("command")) for c in command]
     container["args"] = [
         _fill(a, values, _key("args")) for a in (DEFAULT_ARGS if args is None else args)
     ]
@@ -497,7 +534,11 @@ def _container(
 
 
 def build_job_spec(
-    model: str, params: Mapping[str, Any], *, job_id: str | None = None
+    model: str,
+    params: Mapping[str, Any],
+    *,
+    job_id: str | None = None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     """Build the Vertex AI CustomJob that trains ``model``, from the ``compute.vertex`` params.
 
@@ -512,6 +553,9 @@ def build_job_spec(
         params: The whole of ``params.yaml`` (only ``compute`` is read).
         job_id: Names this run (lowercase letters, digits, ``-``, ``_``); default: the UTC time
             as ``YYYYmmdd-HHMMSS``. The job writes under ``<output_uri>/<model>/<job_id>``.
+        image: The container image the job runs; default ``compute.vertex.image_uri``.
+            :func:`registry.compute.job_spec` passes the image ``registry compute package``
+            names for the code of the clone when ``image_repository`` is set.
 
     Returns:
         Plain data: ``project``, ``location``, ``staging_bucket``, and ``custom_job``, the
@@ -536,7 +580,7 @@ def build_job_spec(
     output_dir = f"{place.output_uri}/{model}/{job_id}"
     values: dict[str, str | None] = {"model": model, "job_id": job_id, "output_dir": output_dir}
     values["data_uri"] = place.data_uri
-    pool["container_spec"] = _container(vertex, place.image, values)
+    pool["container_spec"] = _container(vertex, image or place.image, values)
 
     job_spec: dict[str, Any] = {
         "worker_pool_specs": [pool],

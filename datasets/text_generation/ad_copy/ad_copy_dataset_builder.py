@@ -5,9 +5,10 @@ the ad copy that answers it. By default the raw copies are generated determinist
 ``seed`` by a small template grammar in English, French and German, with the messiness of real
 scraped ad copy mixed in (stray HTML markup and entities, shouting, ragged whitespace, badly cased
 fields, duplicates, empty and keyword-stuffed copies); ``raw_path`` reads the lab's own JSONL/CSV
-exports instead. The Beam pipeline cleans either source the same way, removes exact duplicates,
-drops empty and over-long copies, and assigns each product to one split by a stable hash of its
-name, so no product seen in training appears in validation or test.
+exports instead (a local folder or file, or ``gs://`` through Beam's filesystems). The Beam
+pipeline cleans either source the same way, removes exact duplicates, drops empty and over-long
+copies, and assigns each product to one split by a stable hash of its name, so no product seen
+in training appears in validation or test.
 
 Helpers live at module level: Beam pickles this module by value to ship them to its workers.
 """
@@ -308,9 +309,16 @@ def _generate_shard(shard: int, seed: int, num_examples: int) -> list[dict[str, 
 def _read_raw_file(path: str) -> list[dict[str, Any]]:
     """Rows of a raw ``.jsonl``/``.csv`` file (optionally ``.gz``); an unparseable JSON line
     becomes an empty row, which the cleaning step drops and counts."""
-    opener: Any = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
-        text = f.read()
+    if "://" in path:
+        # gs:// (a Dataflow build's export): Beam's filesystems, .gz decompressed by its suffix.
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(path) as raw:
+            text = raw.read().decode("utf-8")
+    else:
+        opener: Any = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as f:
+            text = f.read()
     stem = path[:-3] if path.endswith(".gz") else path
     if stem.endswith(".csv"):
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -497,6 +505,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         )
 
     def _raw_files(self) -> list[str]:
+        if "://" in str(self.params["raw_path"]):
+            return self._remote_raw_files(str(self.params["raw_path"]).rstrip("/"))
         raw = Path(self.params["raw_path"])
         path = raw if raw.is_absolute() else _HERE / raw
         if path.is_dir():
@@ -512,6 +522,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "raw_path in params.yaml, or set it to null to generate the copies"
             )
         return files
+
+    def _remote_raw_files(self, url: str) -> list[str]:
+        """The raw files at ``url`` (``gs://``: one file, or a folder's files) through Beam."""
+        from apache_beam.io.filesystems import FileSystems
+
+        suffixes = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
+        for pattern in (url, f"{url}/*"):
+            found = FileSystems.match([pattern])[0].metadata_list
+            files = sorted(m.path for m in found if m.path.endswith(suffixes))
+            if files:
+                return files
+        raise FileNotFoundError(
+            f"no raw .jsonl/.csv files at {url}: fix datasets.text_generation/ad_copy."
+            "raw_path in params.yaml, or set it to null to generate the copies"
+        )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager, pipeline: Any):
         beam = tfds.core.lazy_imports.apache_beam
