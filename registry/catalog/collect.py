@@ -55,6 +55,7 @@ def collect(
     """
     tags = {t.name: t for t in session.repo.tags()}
     messages = session.repo.tag_messages()
+    _prefetch(session)
     reader = _Reader(session, tags, messages)
     datasets = [reader.dataset(s.name) for s in list_datasets(registry=registry)]
     found = [reader.model(s.name, s.card) for s in list_models(registry=registry)] if models else []
@@ -76,6 +77,24 @@ def collect(
         },
         "recent": recent,
     }
+
+
+def _prefetch(session: Session) -> None:
+    """Read, in one ``git cat-file`` run, every file the pages need at a release: each model
+    version's card, and each artifact's latest files (card, builder, build_info.json ...)."""
+    index = session.index()
+    wanted = []
+    for name in index.every_name():
+        releases = [*index.releases(name), *index.yanked(name)]
+        wanted += [(r.commit, layout.card_file(name)) for r in releases]
+        latest = index.latest(name)
+        if latest is not None:
+            folder = layout.dataset_dir(name)
+            wanted += [(latest.commit, path) for path in (
+                layout.builder_file(name), layout.build_info_file(name), f"{folder}/README.md",
+                f"{folder}/TAGS.txt", f"{folder}/CITATIONS.bib",
+            )]
+    session.repo.prefetch(wanted)
 
 
 class _Reader:

@@ -11,13 +11,15 @@ import contextlib
 import io
 from collections.abc import Callable
 from html import escape
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from registry.datasets import load_prepared, released_data_hash
 from registry.errors import RegistryError
 from registry.repo.session import Session
+from registry.repo.tags import Release
 
-__all__ = ["preview_html"]
+__all__ = ["Writes", "preview_html"]
 
 #: How many examples a preview shows.
 EXAMPLES = 12
@@ -25,22 +27,43 @@ _ROWS = 6
 _CELL = 80  # characters of a text cell
 
 
-def preview_html(
-    session: Session, d: dict[str, Any], page: str, write: Callable[[str, bytes], None]
-) -> str:
+class Writes(Protocol):
+    """How previews write files (:class:`registry.catalog.site._Writer`)."""
+
+    def __call__(self, rel: str, data: bytes | str) -> None: ...
+
+    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes: ...
+
+
+def preview_html(session: Session, d: dict[str, Any], page: str, write: Writes) -> str:
     """The example preview section of dataset ``d``'s page, its thumbnails written with
-    ``write``; ``""`` when its latest version is not in the local cache (or has no split)."""
+    ``write``; ``""`` when its latest version is not in the local cache (or has no split).
+
+    The examples are read (TensorFlow) only when the version or the page changed since the
+    last build into the same folder: the section is kept as ``preview.part`` beside them.
+    """
     latest = session.index().latest(d["name"])
     if latest is None or not d["splits"]:
         return ""
     try:
-        found = session.content_cache().cached(released_data_hash(session, latest))
+        data_hash = released_data_hash(session, latest)
+        found = session.content_cache().cached(data_hash)
     except (RegistryError, ValueError):
         return ""
     if found is None:
         return ""
+    rel = f"assets/datasets/{d['name']}/preview.part"
+    inputs = ["preview", data_hash, d["features"], d.get("configs"), page, EXAMPLES]
+    return write.derived(
+        rel, inputs, lambda: _draw(found.path, latest, d, page, write).encode("utf-8")
+    ).decode("utf-8")
+
+
+def _draw(path: Path, latest: Release, d: dict[str, Any], page: str, write: Writes) -> str:
+    """Read the first examples of the cached version at ``path``; write thumbnails; return
+    the section's HTML (``""`` if they cannot be read)."""
     split = "train" if "train" in d["splits"] else next(iter(d["splits"]))
-    folder = found.path
+    folder = path
     if d.get("configs"):
         folder = folder / d["configs"][0]
     try:

@@ -8,8 +8,10 @@ home page, ``catalog.json`` and the search index change). Each write is atomic.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,6 +28,8 @@ from registry.repo.session import RegistryArg, Session, open_session
 __all__ = ["BuildReport", "build", "serve"]
 
 _STATIC = ("catalog.css", "catalog.js")
+# In each asset folder: what its drawn files were drawn from (:meth:`_Writer.derived`).
+_INPUTS = "inputs.json"
 
 
 @dataclass
@@ -35,7 +39,8 @@ class BuildReport:
     Attributes:
         out_dir: The site's folder.
         written: Files (relative to ``out_dir``) whose bytes changed, sorted.
-        unchanged: How many files already held the bytes they would be given.
+        unchanged: How many files already held the bytes they would be given (a drawn file
+            whose inputs are unchanged counts once, its thumbnails not at all).
         datasets, models: How many pages of each kind the site has.
     """
 
@@ -47,10 +52,40 @@ class BuildReport:
 
 
 class _Writer:
-    """Writes files under the site's folder only when their bytes change."""
+    """Writes files under the site's folder only when their bytes change.
+
+    A drawn file (a chart, a thumbnail) is drawn again only when what it is drawn from changed:
+    each artifact's asset folder keeps an ``inputs.json``, file -> the hash of its inputs.
+    """
 
     def __init__(self, root: Path, report: BuildReport) -> None:
         self.root, self.report = root, report
+        self.old: dict[str, dict[str, str]] = {}
+        self.new: dict[str, dict[str, str]] = {}
+
+    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
+        """Write ``draw()`` at ``rel`` unless ``inputs`` are those it was drawn from last time
+        (and the file is there); return the file's bytes."""
+        folder, _, name = rel.rpartition("/")
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        self.new.setdefault(folder, {})[name] = key
+        if folder not in self.old:
+            try:
+                self.old[folder] = json.loads((self.root / folder / _INPUTS).read_text())
+            except (OSError, ValueError):
+                self.old[folder] = {}
+        path = self.root / rel
+        if self.old[folder].get(name) == key and path.is_file():
+            self.report.unchanged += 1
+            return path.read_bytes()
+        data = draw()
+        self(rel, data)
+        return data
+
+    def finish(self) -> None:
+        """Write each asset folder's record of what its files were drawn from."""
+        for folder, keys in sorted(self.new.items()):
+            self(f"{folder}/{_INPUTS}", json.dumps(keys, indent=1, sort_keys=True) + "\n")
 
     def __call__(self, rel: str, data: bytes | str) -> None:
         raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -148,6 +183,7 @@ def _write_site(session: Session, catalog: dict[str, Any], write: _Writer) -> No
     write("search-index.js", pages.search_index_js(entries))
     write("index.html", pages.home_page(catalog, entries))
     write("catalog.json", json.dumps(catalog, indent=1, sort_keys=True) + "\n")
+    write.finish()
 
 
 def _asset(kind: str, name: str, file: str) -> str:
@@ -169,23 +205,35 @@ def _dataset_charts(d: dict[str, Any], page: str, write: _Writer) -> dict[str, s
     for feature, counts in sorted(totals.items()):
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
         rel = _asset("dataset", d["name"], f"{feature}.svg")
-        write(rel, drawing.bar_chart([k for k, _ in top], [v for _, v in top],
-                                     f"{feature}: examples per class"))
+        title = f"{feature}: examples per class"
+
+        def draw(top: list[tuple[str, int]] = top, title: str = title) -> bytes:
+            return drawing.bar_chart([k for k, _ in top], [v for _, v in top], title)
+
+        write.derived(rel, ["bar", top, title], draw)
         charts[feature] = "../" * page.count("/") + rel
     return charts
 
 
 def _metrics_chart(m: dict[str, Any], page: str, write: _Writer) -> str | None:
-    """A bar chart of the latest version's metrics; its path relative to the page."""
-    latest = next((v for v in m["versions"] if v.get("metrics") and not v["yanked"]), None)
-    if latest is None:
+    """A bar chart of each numeric metric of each live version (oldest first, the last five);
+    its path relative to the page."""
+    bars = [
+        (f"{v['version']} {k}", float(x))
+        for v in reversed(m["versions"]) if not v["yanked"]
+        for k, x in sorted((v.get("metrics") or {}).items())
+        if isinstance(x, int | float) and not isinstance(x, bool)
+    ]
+    if not bars:
         return None
-    numbers = {k: float(v) for k, v in latest["metrics"].items() if isinstance(v, int | float)}
-    if not numbers:
-        return None
+    bars = bars[-30:]
     rel = _asset("model", m["name"], "metrics.svg")
-    write(rel, drawing.bar_chart(list(numbers), list(numbers.values()),
-                                 f"metrics of {latest['version']}"))
+
+    def draw() -> bytes:
+        return drawing.bar_chart([b for b, _ in bars], [x for _, x in bars],
+                                 "metrics per version")
+
+    write.derived(rel, ["bar", bars], draw)
     return "../" * page.count("/") + rel
 
 
