@@ -212,3 +212,17 @@ def test_serve_builds_and_serves_on_localhost(zoo: ReleasedRegistry) -> None:
         server.terminate()
         server.wait(timeout=30)
     git(zoo.clone, "status")  # the registry is untouched by serving
+
+
+def test_prefetched_files_read_as_read_file_reads_them(zoo: ReleasedRegistry) -> None:
+    from registry.repo.git import GitRepo
+
+    head = git(zoo.clone, "rev-parse", "HEAD").strip()
+    paths = ["models/cnn/README.md", "models/no-such/README.md", "models/cnn", "dvc.yaml"]
+    plain = GitRepo.open(str(zoo.clone), zoo.clone / "cache")
+    expected = {p: plain.read_file(head, p) for p in paths}
+    assert expected["models/cnn/README.md"] and expected["models/no-such/README.md"] is None
+    ahead = GitRepo.open(str(zoo.clone), zoo.clone / "cache")
+    ahead.prefetch([(head, p) for p in paths])
+    assert len(ahead._prefetched) == len(paths)
+    assert {p: ahead.read_file(head, p) for p in paths} == expected

@@ -423,8 +423,8 @@ class GitRepo:
                 self._prefetched[key] = None
                 continue
             size = int(header[2])
-            # A path that names a folder at that commit is no file (as read_file says).
-            self._prefetched[key] = out[at:at + size] if header[1] == b"blob" else None
+            # The object's bytes whatever its type, as read_file gives them (a folder: its tree).
+            self._prefetched[key] = out[at:at + size]
             at += size + 1
 
     def read_file(self, rev: str, path: str) -> bytes | None:
