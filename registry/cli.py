@@ -1972,12 +1972,14 @@ def catalog_build(out_dir: str, registry: str | None, as_json: bool) -> None:
     report = build(out_dir, registry=registry)
     if as_json:
         _print_json({"out_dir": str(report.out_dir), "written": report.written,
-                     "unchanged": report.unchanged, "datasets": report.datasets,
+                     "unchanged": report.unchanged, "removed": report.removed,
+                     "datasets": report.datasets,
                      "models": report.models})
         return
     click.echo(
         f"{report.datasets} datasets, {report.models} models: {len(report.written)} files "
-        f"written, {report.unchanged} unchanged in {report.out_dir}"
+        f"written, {report.unchanged} unchanged, {len(report.removed)} removed in "
+        f"{report.out_dir}"
     )
     click.echo(f"open {report.out_dir / 'index.html'}")
 

@@ -153,6 +153,15 @@ def test_a_second_build_writes_nothing_and_a_release_rewrites_only_its_pages(
     after = build(site)
     assert after.written == ["assets/models/cnn/inputs.json", "assets/models/cnn/metrics.svg",
                              "catalog.json", "index.html", "models/cnn.html", "search-index.js"]
+    # A page of an artifact the registry no longer has goes; the site's other files stay.
+    (site / "models/gone.html").write_text("old")
+    (site / "assets/models/team/gone").mkdir(parents=True)
+    (site / "assets/models/team/gone/metrics.svg").write_text("old")
+    (site / "notes.txt").write_text("the lab's own")
+    last = build(site)
+    assert last.written == [] and last.removed == [
+        "assets/models/team/gone/metrics.svg", "models/gone.html"]
+    assert not (site / "assets/models/team").exists() and (site / "notes.txt").is_file()
 
 
 def test_datasets_search_uses_the_sites_index(zoo: ReleasedRegistry) -> None:

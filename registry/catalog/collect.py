@@ -250,6 +250,7 @@ class _Reader:
             "datasets": [str(d) for d in card_meta.get("datasets") or []],
             "base_model": str(base) if base else None,
             "weights": str(card_meta.get("weights") or ""),
+            "card_metrics": dict(card_meta.get("metrics") or {}),
             "latest": str(latest.version) if latest else None,
             "stages": {s: str(r.version) for s, r in sorted(self.index.stages(name).items())},
             "stage_history": self.stage_history(name),

@@ -216,6 +216,10 @@ def model_page(m: dict[str, Any], lineage: str, metrics_chart: str | None, repo_
     names = sorted({k for v in m["versions"] for k in v.get("metrics", {})})
     metric_rows = [[escape(v["version"])] + [escape(str(v["metrics"].get(k, "-"))) for k in names]
                    for v in m["versions"] if v.get("metrics")]
+    if not m["versions"] and m.get("card_metrics"):
+        # Not released yet: what the work tree's card says.
+        names = sorted(m["card_metrics"])
+        metric_rows = [["work tree"] + [escape(str(m["card_metrics"][k])) for k in names]]
     metrics = _table(["Version", *map(escape, names)], metric_rows) if metric_rows else (
         "<p>No metrics recorded.</p>")
     if metrics_chart:

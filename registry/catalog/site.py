@@ -42,11 +42,13 @@ class BuildReport:
         unchanged: How many files already held the bytes they would be given (a drawn file
             whose inputs are unchanged counts once, its thumbnails not at all).
         datasets, models: How many pages of each kind the site has.
+        removed: Pages and assets of artifacts no longer in the registry, deleted, sorted.
     """
 
     out_dir: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
     datasets: int = 0
     models: int = 0
 
@@ -140,7 +142,30 @@ def build(out_dir: str | os.PathLike[str], *, registry: RegistryArg = None) -> B
     except OSError as e:
         raise CatalogOutputError(out, e.strerror or str(e)) from e
     report.written.sort()
+    report.removed = _remove_stale(out, catalog)
     return report
+
+
+def _remove_stale(out: Path, catalog: dict[str, Any]) -> list[str]:
+    """Delete the pages (``datasets/``, ``models/``) and asset folders (``assets/``) of
+    artifacts the catalog no longer has; nothing else in ``out`` is touched."""
+    removed = []
+    for kind in ("dataset", "model"):
+        names = {a["name"] for a in catalog[f"{kind}s"]}
+        pages_dir, assets_dir = out / f"{kind}s", out / "assets" / f"{kind}s"
+        stale = [p for p in pages_dir.rglob("*.html")
+                 if p.relative_to(pages_dir).as_posix().removesuffix(".html") not in names]
+        stale += [p for p in assets_dir.rglob("*") if p.is_file()
+                  and p.parent.relative_to(assets_dir).as_posix() not in names]
+        for path in stale:
+            path.unlink()
+            removed.append(path.relative_to(out).as_posix())
+        for root in (pages_dir, assets_dir):
+            # Empty folders left behind, deepest first.
+            for folder in sorted((d for d in root.rglob("*") if d.is_dir()), reverse=True):
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+    return sorted(removed)
 
 
 def _check_out_dir(out: Path) -> None:
