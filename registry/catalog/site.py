@@ -30,6 +30,13 @@ __all__ = ["BuildReport", "build", "serve"]
 _STATIC = ("catalog.css", "catalog.js")
 # In each asset folder: what its drawn files were drawn from (:meth:`_Writer.derived`).
 _INPUTS = "inputs.json"
+# From this many charts to draw, they are drawn by a pool of processes.
+_PARALLEL_CHARTS = 64
+
+
+def _draw_bar(job: tuple[list[str], list[float], str]) -> bytes:
+    """One bar chart (a pool's task: a module-level function)."""
+    return drawing.bar_chart(*job)
 
 
 @dataclass
@@ -64,10 +71,12 @@ class _Writer:
         self.root, self.report = root, report
         self.old: dict[str, dict[str, str]] = {}
         self.new: dict[str, dict[str, str]] = {}
+        # Charts to draw at the end, all at once: (file, labels, values, title).
+        self.charts: list[tuple[str, list[str], list[float], str]] = []
 
-    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
-        """Write ``draw()`` at ``rel`` unless ``inputs`` are those it was drawn from last time
-        (and the file is there); return the file's bytes."""
+    def _is_current(self, rel: str, inputs: Any) -> bool:
+        """Record ``inputs`` as what ``rel`` is drawn from; whether it was drawn from them
+        last time (and is there)."""
         folder, _, name = rel.rpartition("/")
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         self.new.setdefault(folder, {})[name] = key
@@ -76,16 +85,44 @@ class _Writer:
                 self.old[folder] = json.loads((self.root / folder / _INPUTS).read_text())
             except (OSError, ValueError):
                 self.old[folder] = {}
-        path = self.root / rel
-        if self.old[folder].get(name) == key and path.is_file():
+        return self.old[folder].get(name) == key and (self.root / rel).is_file()
+
+    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
+        """Write ``draw()`` at ``rel`` unless ``inputs`` are those it was drawn from last time
+        (and the file is there); return the file's bytes."""
+        if self._is_current(rel, inputs):
             self.report.unchanged += 1
-            return path.read_bytes()
+            return (self.root / rel).read_bytes()
         data = draw()
         self(rel, data)
         return data
 
+    def chart(self, rel: str, labels: list[str], values: list[float], title: str) -> None:
+        """Draw a bar chart at ``rel`` (:func:`drawing.bar_chart`) unless it is drawn from
+        these values already; drawn in :meth:`finish`, with the others."""
+        if self._is_current(rel, ["bar", labels, values, title]):
+            self.report.unchanged += 1
+        else:
+            self.charts.append((rel, labels, values, title))
+
     def finish(self) -> None:
-        """Write each asset folder's record of what its files were drawn from."""
+        """Draw the charts asked for (in parallel, one process per core, when there are many:
+        matplotlib takes ~15 ms a chart), then write each asset folder's record of what its
+        files were drawn from."""
+        jobs = [(labels, values, title) for _, labels, values, title in self.charts]
+        cores = min(os.cpu_count() or 1, 8)
+        if len(jobs) >= _PARALLEL_CHARTS and cores > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("forkserver")  # no fork of git's threads
+            with ProcessPoolExecutor(cores, mp_context=context) as pool:
+                drawn = list(pool.map(_draw_bar, jobs, chunksize=max(len(jobs) // cores // 4, 1)))
+        else:
+            drawn = [_draw_bar(job) for job in jobs]
+        for (rel, *_), data in zip(self.charts, drawn, strict=True):
+            self(rel, data)
+        self.charts = []
         for folder, keys in sorted(self.new.items()):
             self(f"{folder}/{_INPUTS}", json.dumps(keys, indent=1, sort_keys=True) + "\n")
 
@@ -230,12 +267,8 @@ def _dataset_charts(d: dict[str, Any], page: str, write: _Writer) -> dict[str, s
     for feature, counts in sorted(totals.items()):
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
         rel = _asset("dataset", d["name"], f"{feature}.svg")
-        title = f"{feature}: examples per class"
-
-        def draw(top: list[tuple[str, int]] = top, title: str = title) -> bytes:
-            return drawing.bar_chart([k for k, _ in top], [v for _, v in top], title)
-
-        write.derived(rel, ["bar", top, title], draw)
+        write.chart(rel, [k for k, _ in top], [float(v) for _, v in top],
+                    f"{feature}: examples per class")
         charts[feature] = "../" * page.count("/") + rel
     return charts
 
@@ -253,12 +286,7 @@ def _metrics_chart(m: dict[str, Any], page: str, write: _Writer) -> str | None:
         return None
     bars = bars[-30:]
     rel = _asset("model", m["name"], "metrics.svg")
-
-    def draw() -> bytes:
-        return drawing.bar_chart([b for b, _ in bars], [x for _, x in bars],
-                                 "metrics per version")
-
-    write.derived(rel, ["bar", bars], draw)
+    write.chart(rel, [b for b, _ in bars], [x for _, x in bars], "metrics per version")
     return "../" * page.count("/") + rel
 
 
