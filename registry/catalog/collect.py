@@ -83,12 +83,14 @@ def _prefetch(session: Session) -> None:
     """Read, in one ``git cat-file`` run, every file the pages need at a release: each model
     version's card, and each artifact's latest files (card, builder, build_info.json ...)."""
     index = session.index()
+    datasets, models = set(session.known_datasets()), set(session.known_models())
     wanted = []
     for name in index.every_name():
         releases = [*index.releases(name), *index.yanked(name)]
-        wanted += [(r.commit, layout.card_file(name)) for r in releases]
+        if name not in datasets:  # a model's, or one gone from the tree: either kind
+            wanted += [(r.commit, layout.card_file(name)) for r in releases]
         latest = index.latest(name)
-        if latest is not None:
+        if latest is not None and name not in models:
             folder = layout.dataset_dir(name)
             wanted += [(latest.commit, path) for path in (
                 layout.builder_file(name), layout.build_info_file(name), f"{folder}/README.md",
