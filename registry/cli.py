@@ -740,6 +740,7 @@ def datasets_search(
     Python: registry.search_datasets(text=..., features=[...], max_size="50MB")
     """
     from registry.catalog import search_datasets
+    from registry.catalog.search import format_size
 
     found = search_datasets(" ".join(text) or None, registry=registry, **filters)
     if as_json:
@@ -750,21 +751,9 @@ def datasets_search(
         _print_table(
             ("NAME", "LATEST", "TASK", "OWNER", "EXAMPLES", "SIZE", "FEATURES"),
             [(d.name, d.latest or "-", d.task or "-", d.owner or "-",
-              f"{d.examples:,}" if d.examples else "-", _bytes(d.size_bytes),
+              f"{d.examples:,}" if d.examples else "-", format_size(d.size_bytes),
               ", ".join(d.features) or "-") for d in found],
         )
-
-
-def _bytes(n: int | None) -> str:
-    """A size for a table: ``233.1 kB``."""
-    if not n:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 @datasets.command("diff")

@@ -16,7 +16,7 @@ from typing import Any
 
 from registry import layout
 from registry.datasets import builder_metadata, configs_of, list_datasets, tag_notes
-from registry.grammar import StageTag, parse_tag, tag_artifact
+from registry.grammar import StageTag, parse_tag, parse_version, tag_artifact
 from registry.models import list_models, read_lineage, released_card
 from registry.repo.git import TagRef
 from registry.repo.session import RegistryArg, Session
@@ -229,7 +229,7 @@ class _Reader:
         versions = self._versions(name, {})
         for entry in versions:
             record = read_lineage(self.messages.get(entry["tag"], "")) or {}
-            found = self.index.find(name, _version(entry["version"]))
+            found = self.index.find(name, parse_version(entry["version"]))
             card_then = released_card(self.session, found) if found else None
             meta = card_then.meta if card_then else {}
             entry["metrics"] = dict(meta.get("metrics") or {}) if meta else {}
@@ -261,12 +261,6 @@ class _Reader:
             "card": body,
             "children": [],
         }
-
-
-def _version(text: str) -> Any:
-    from registry.grammar import parse_version
-
-    return parse_version(text)
 
 
 def _link_models(datasets: list[dict[str, Any]], models: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from registry.catalog.markdown import render_markdown
-from registry.catalog.search import FACETS, page_path
+from registry.catalog.search import FACETS, format_size, page_path
 
 __all__ = ["CSP", "dataset_page", "home_page", "model_page", "search_index_js"]
 
@@ -60,17 +60,6 @@ def _link(from_page: str, kind: str, ref: str) -> str:
     """A link to the page of ``ref`` (``name`` or ``name:version``)."""
     name = ref.split(":", 1)[0]
     return f'<a href="{_prefix(from_page)}{escape(page_path(kind, name))}">{escape(ref)}</a>'
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 def _code(text: str) -> str:
@@ -136,7 +125,8 @@ def dataset_page(d: dict[str, Any], charts: dict[str, str], preview: str, repo_u
          escape(", ".join(map(str, f.get("names") or []))[:200])]
         for name, f in sorted(d["features"].items())
     ]
-    splits = [[escape(s), f'{v["examples"]:,}', _size(v["bytes"])] for s, v in d["splits"].items()]
+    splits = [[escape(s), f'{v["examples"]:,}', format_size(v["bytes"])]
+              for s, v in d["splits"].items()]
     stats = _statistics(d, charts)
     latest = d["latest"]
     ref = f'{d["name"]}:{latest}' if latest else d["name"]

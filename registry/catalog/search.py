@@ -19,8 +19,10 @@ from registry.repo.session import RegistryArg
 __all__ = [
     "FACETS",
     "DatasetMatch",
+    "format_size",
     "index_entries",
     "matches",
+    "page_path",
     "parse_size",
     "search_datasets",
 ]
@@ -144,6 +146,23 @@ def parse_size(text: str) -> int:
             f"invalid size {text!r}: give bytes or a number with a unit, e.g. 500kB, 10MB, 2GiB"
         )
     return int(float(found.group(1)) * _UNITS[unit])
+
+
+def format_size(n: int | None) -> str:
+    """A size for people (SI units, as :func:`parse_size` reads them); ``-`` for none.
+
+    Example:
+        >>> format_size(233066), format_size(512), format_size(None)
+        ('233.1 kB', '512 B', '-')
+    """
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def _lineage(m: dict[str, Any], by_name: dict[str, dict[str, Any]], page: str) -
 
 def serve(
     *, port: int = 8000, open_browser: bool = False, registry: RegistryArg = None,
-    ready: Any = None,
+    ready: Callable[[str], None] | None = None,
 ) -> None:
     """Build the catalog into a temporary folder and serve it on 127.0.0.1 until interrupted.
 
