@@ -64,6 +64,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	@echo "installing the test tools into $(VENV)/ (log: $(INSTALL_LOG))"
 	@$(PIP) -c constraints.txt -e '.[test,gcp]' >> $(INSTALL_LOG) 2>&1 \
 		|| { echo "install failed: see $(INSTALL_LOG)" >&2; exit 1; }
+	@# The catalog's browser tests drive Debian's chromium: installed where the machine allows
+	@# it (Debian, as root); elsewhere those tests say why they skip (and fail under CI=true).
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser tests (log: $(INSTALL_LOG))"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ; } \
+			>> $(INSTALL_LOG) 2>&1 || echo "chromium could not be installed: see $(INSTALL_LOG)" >&2; \
+	fi
 	@touch $@
 
 # The tests run the lab's MLflow server on PostgreSQL (tests/test_mlflow_postgres.py): Debian's

@@ -49,6 +49,7 @@ _EXPORTS = {
     "rebuild_dataset": "registry.reproduce",
     "reproduce_model": "registry.reproduce",
     "diff_datasets": "registry.diff",
+    "search_datasets": "registry.catalog",
     "load_settings": "registry.config",
     "read_params": "registry.config",
 }
@@ -85,12 +86,14 @@ __all__ = [
     "release_model",
     "reproduce_model",
     "resolve_model",
+    "search_datasets",
     "search_models",
     "yank_dataset",
     "yank_model",
 ]
 
 if TYPE_CHECKING:
+    from registry.catalog import search_datasets
     from registry.config import load_settings, read_params
     from registry.datasets import (
         add_dataset,

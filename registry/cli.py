@@ -725,6 +725,47 @@ def datasets_release(
     click.echo(f"released {release.name} {release.version} (tag {release.tag})")
 
 
+@datasets.command("search")
+@click.option("--task", help="Task, e.g. image-classification (TAGS.txt's ml.task, else group).")
+@click.option("--owner", help="Owner, as the card's **Owner** line says.")
+@click.option("--language", help="Language of its text (TAGS.txt's content.language), e.g. en.")
+@click.option("--feature", "features", multiple=True, metavar="NAME",
+              help="Has this feature (repeat: every one).")
+@click.option("--min-size", metavar="SIZE", help="At least this big (all splits): 500kB, 10MB.")
+@click.option("--max-size", metavar="SIZE", help="At most this big (all splits).")
+@click.argument("text", nargs=-1)
+@_registry_option
+@_json_option
+def datasets_search(
+    text: tuple[str, ...], registry: str | None, as_json: bool, **filters: Any
+) -> None:
+    """Find datasets by free TEXT, task, owner, language, feature names or size.
+
+    \b
+    The same index and rule as the catalog's search box (registry catalog build).
+    Which datasets have an image feature and a label?
+        registry datasets search --feature image --feature label
+    Product A's data under 50 MB:
+        registry datasets search product_a --max-size 50MB
+    Python: registry.search_datasets(text=..., features=[...], max_size="50MB")
+    """
+    from registry.catalog import search_datasets
+    from registry.catalog.search import format_size
+
+    found = search_datasets(" ".join(text) or None, registry=registry, **filters)
+    if as_json:
+        _print_json([asdict(d) for d in found])
+    elif not found:
+        click.echo("no dataset matches", err=True)
+    else:
+        _print_table(
+            ("NAME", "LATEST", "TASK", "OWNER", "EXAMPLES", "SIZE", "FEATURES"),
+            [(d.name, d.latest or "-", d.task or "-", d.owner or "-",
+              f"{d.examples:,}" if d.examples else "-", format_size(d.size_bytes),
+              ", ".join(d.features) or "-") for d in found],
+        )
+
+
 @datasets.command("diff")
 @click.argument("ref_a")
 @click.argument("ref_b", required=False)
@@ -1965,6 +2006,72 @@ def _echo_reproduced(reproduced: dict[str, Any] | None) -> None:
         outcome = "equal" if reproduced.get("equal") else "differs"
         who = f" ({reproduced['by']})" if reproduced.get("by") else ""
         click.echo(f"last reproduced: {str(reproduced.get('date'))[:10]}, {outcome}{who}")
+
+
+@cli.group(context_settings=CONTEXT_SETTINGS)
+def catalog() -> None:
+    """A static website of every dataset and model: browse the registry offline.
+
+    \b
+    Cards, versions with notes and who released them, stage history, features,
+    splits, statistics with charts, example previews (of versions in this
+    machine's cache), how to load, metrics, and each model's lineage graph.
+    Built from Git alone; it opens from file://, any web server or a bucket,
+    with no network at view time:
+        registry catalog build site/ && xdg-open site/index.html
+    Publish it:
+        gcloud storage rsync --recursive site/ gs://BUCKET/catalog
+    """
+
+
+@catalog.command("build")
+@click.argument("out_dir", type=click.Path(file_okay=True, dir_okay=True, writable=False))
+@_registry_option
+@_json_option
+def catalog_build(out_dir: str, registry: str | None, as_json: bool) -> None:
+    """Write the catalog into OUT_DIR (rewriting only files that change).
+
+    \b
+    OUT_DIR gets index.html (search and filters work from file://), a page
+    per dataset and per model, catalog.json (everything the pages show, for
+    scripts), search-index.js, catalog.css, catalog.js and assets/ (charts,
+    thumbnails). A second build with nothing changed writes nothing.
+    Python: registry.catalog.build("site")
+    """
+    from registry.catalog import build
+
+    report = build(out_dir, registry=registry)
+    if as_json:
+        _print_json({"out_dir": str(report.out_dir), "written": report.written,
+                     "unchanged": report.unchanged, "removed": report.removed,
+                     "datasets": report.datasets,
+                     "models": report.models})
+        return
+    click.echo(
+        f"{report.datasets} datasets, {report.models} models: {len(report.written)} files "
+        f"written, {report.unchanged} unchanged, {len(report.removed)} removed in "
+        f"{report.out_dir}"
+    )
+    click.echo(f"open {report.out_dir / 'index.html'}")
+
+
+@catalog.command("serve")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port on 127.0.0.1 (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the home page in a browser.")
+@_registry_option
+def catalog_serve(port: int, open_browser: bool, registry: str | None) -> None:
+    """Build the catalog into a temporary folder and serve it on 127.0.0.1 (Ctrl-C stops).
+
+    \b
+    For a quick look; to publish, build into a folder and copy it to a bucket
+    or static host instead.
+    Python: registry.catalog.serve(port=8000)
+    """
+    from registry.catalog import serve
+
+    serve(port=port, open_browser=open_browser, registry=registry,
+          ready=lambda url: click.echo(f"serving the catalog at {url} (Ctrl-C stops)"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -343,9 +343,9 @@ def dataset_info(
     message = session.repo.tag_message(release.tag) if release else ""
     if release and str(release.version) not in release_notes:
         # Given with --notes (a builder brought in as it is), or inherited: the tag says them.
-        tag_notes = _tag_notes(message)
-        if tag_notes:
-            release_notes = {**release_notes, str(release.version): tag_notes}
+        notes = tag_notes(message)
+        if notes:
+            release_notes = {**release_notes, str(release.version): notes}
     return DatasetInfo(
         name=name,
         version=str(release.version) if release else None,
@@ -370,12 +370,12 @@ def dataset_info(
     )
 
 
-def _tag_notes(message: str) -> str:
+def tag_notes(message: str) -> str:
     """The release notes a release tag's message holds: between its ``Release NAME X.Y.Z``
     line and its lineage record.
 
     Example:
-        >>> _tag_notes('Release a/b 1.0.0\\n\\nAs it is.\\n\\nlineage: {}')
+        >>> tag_notes('Release a/b 1.0.0\\n\\nAs it is.\\n\\nlineage: {}')
         'As it is.'
     """
     from registry.repo.records import LINEAGE_MARK

@@ -25,6 +25,7 @@ __all__ = [
     "BadSignatureError",
     "BuildError",
     "CardError",
+    "CatalogOutputError",
     "ConfigError",
     "ConfirmationRequiredError",
     "CorruptArtifactError",
@@ -191,6 +192,19 @@ def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
         if by_leaf[match] not in found:
             found.append(by_leaf[match])
     return found[:3]
+
+
+class CatalogOutputError(RegistryError, NotADirectoryError):
+    """The catalog's folder is a file, or cannot be made or written."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"cannot write the catalog to {path}: {reason}; give a folder you can write, "
+            "e.g. 'registry catalog build site/'"
+        )
 
 
 class ArtifactNotFoundError(RegistryError, LookupError):

@@ -72,6 +72,7 @@ def test_public_api_is_pinned() -> None:
         "release_model",
         "reproduce_model",
         "resolve_model",
+        "search_datasets",
         "search_models",
         "yank_dataset",
         "yank_model",

@@ -18,6 +18,7 @@ from tests.conftest import PROJECT_ROOT
 PUBLIC_MODULES = (
     "registry.atomic",
     "registry.cards",
+    "registry.catalog",
     "registry.compute",
     "registry.console",
     "registry.datasets",

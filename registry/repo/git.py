@@ -389,10 +389,55 @@ class GitRepo:
 
         return Repo(self.path)
 
+    # Files read ahead by :meth:`prefetch`: "<commit>:<path>" -> bytes, or None (no such file).
+    _prefetched: dict[str, bytes | None]
+
+    def prefetch(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """Read many files at commits in one ``git cat-file --batch`` run, so that the
+        :meth:`read_file` calls that follow for them are answered from memory.
+
+        One process, every request written at once: reading 6,000 cards this way takes a
+        fraction of a second, where one round trip each through the long-lived process takes
+        seconds. Only full commit hashes are kept (what a commit holds never changes).
+
+        Args:
+            wanted: ``(commit, path)`` pairs.
+
+        Example:
+            >>> repo.prefetch([(release.commit, "models/cnn/README.md")])  # doctest: +SKIP
+        """
+        if "_prefetched" not in self.__dict__:
+            self._prefetched = {}
+        keys = sorted({f"{rev}:{path}" for rev, path in wanted if len(rev) == 40}
+                      - set(self._prefetched))
+        if not keys:
+            return
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.path, input="\n".join(keys).encode() + b"\n",
+            capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
+        )
+        if done.returncode != 0:
+            return  # read_file reads them one by one, and reports what is wrong
+        out, at = done.stdout, 0
+        for key in keys:
+            end = out.index(b"\n", at)
+            header = out[at:end].split()
+            at = end + 1
+            if len(header) != 3:  # "<key> missing" (or ambiguous)
+                self._prefetched[key] = None
+                continue
+            size = int(header[2])
+            # The object's bytes whatever its type, as read_file gives them (a folder: its tree).
+            self._prefetched[key] = out[at:at + size]
+            at += size + 1
+
     def read_file(self, rev: str, path: str) -> bytes | None:
         """Return the bytes of ``path`` at ``rev``, or ``None`` if it does not exist there."""
         import git
 
+        prefetched = self.__dict__.get("_prefetched")
+        if prefetched is not None and f"{rev}:{path}" in prefetched:
+            return prefetched[f"{rev}:{path}"]
         try:
             _, _, _, stream = self._repo.git.stream_object_data(f"{rev}:{path}")
             return bytes(stream.read())

@@ -1,0 +1,138 @@
+"""Example previews of a dataset's latest version, only when it is in the local cache.
+
+A thumbnail grid (PNG files written at build time) for image features, a table of rows for
+tabular and text data, as the TFDS catalog and the Hugging Face dataset viewer show. Nothing is
+fetched: a version not cached has no preview (its page says how to get one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from html import escape
+from pathlib import Path
+from typing import Any, Protocol
+
+from registry.datasets import load_prepared, released_data_hash
+from registry.errors import RegistryError
+from registry.repo.session import Session
+from registry.repo.tags import Release
+
+__all__ = ["Writes", "preview_html"]
+
+#: How many examples a preview shows.
+EXAMPLES = 12
+_ROWS = 6
+_CELL = 80  # characters of a text cell
+
+
+class Writes(Protocol):
+    """How previews write files (:class:`registry.catalog.site._Writer`)."""
+
+    def __call__(self, rel: str, data: bytes | str) -> None: ...
+
+    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes: ...
+
+
+def preview_html(session: Session, d: dict[str, Any], page: str, write: Writes) -> str:
+    """The example preview section of dataset ``d``'s page, its thumbnails written with
+    ``write``; ``""`` when its latest version is not in the local cache (or has no split).
+
+    The examples are read (TensorFlow) only when the version or the page changed since the
+    last build into the same folder: the section is kept as ``preview.part`` beside them.
+    """
+    latest = session.index().latest(d["name"])
+    if latest is None or not d["splits"]:
+        return ""
+    try:
+        data_hash = released_data_hash(session, latest)
+        found = session.content_cache().cached(data_hash)
+    except (RegistryError, ValueError):
+        return ""
+    if found is None:
+        return ""
+    rel = f"assets/datasets/{d['name']}/preview.part"
+    inputs = ["preview", data_hash, d["features"], d.get("configs"), page, EXAMPLES]
+    return write.derived(
+        rel, inputs, lambda: _draw(found.path, latest, d, page, write).encode("utf-8")
+    ).decode("utf-8")
+
+
+def _draw(path: Path, latest: Release, d: dict[str, Any], page: str, write: Writes) -> str:
+    """Read the first examples of the cached version at ``path``; write thumbnails; return
+    the section's HTML (``""`` if they cannot be read)."""
+    split = "train" if "train" in d["splits"] else next(iter(d["splits"]))
+    folder = path
+    if d.get("configs"):
+        folder = folder / d["configs"][0]
+    try:
+        examples = list(_take(load_prepared(folder, split, output="numpy"), EXAMPLES))
+    except Exception:  # a preview is enrichment: any failure leaves it out
+        return ""
+    images = [n for n, f in sorted(d["features"].items()) if f.get("type") == "Image"]
+    prefix = "../" * page.count("/")
+    html = [f'<p class="muted">{len(examples)} examples of split <code>{escape(split)}</code>, '
+            f'version {escape(str(latest.version))} (from this machine\'s cache).</p>']
+    if images:
+        feature = images[0]
+        cells = []
+        for i, example in enumerate(examples):
+            rel = f"assets/datasets/{d['name']}/preview-{i}.png"
+            write(rel, _png(example[feature]))
+            label = _caption(example, d["features"], skip=feature)
+            cells.append(f'<figure><img src="{prefix}{escape(rel)}" alt="example {i}: '
+                         f'{escape(label)}"><figcaption>{escape(label)}</figcaption></figure>')
+        html.append(f'<div class="thumbs">{"".join(cells)}</div>')
+    else:
+        names = [n for n in sorted(d["features"]) if n not in images]
+        head = "".join(f"<th scope=\"col\">{escape(n)}</th>" for n in names)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{escape(_text(e.get(n)))}</td>" for n in names) + "</tr>"
+            for e in examples[:_ROWS]
+        )
+        html.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                    f"<tbody>{rows}</tbody></table></div>")
+    return "\n".join(html)
+
+
+def _take(data: Any, n: int) -> Any:
+    for i, example in enumerate(data):
+        if i >= n:
+            return
+        yield example
+
+
+def _png(array: Any) -> bytes:
+    """An image feature as PNG bytes (the same bytes for the same pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(array)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    out = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def _caption(example: dict[str, Any], features: dict[str, Any], skip: str) -> str:
+    """The example's other scalar features, with class names where the feature has them."""
+    parts = []
+    for name, f in sorted(features.items()):
+        if name == skip or name not in example:
+            continue
+        value = example[name]
+        names = f.get("names")
+        if names and (isinstance(value, int) or getattr(value, "ndim", None) == 0):
+            with contextlib.suppress(ValueError, TypeError, IndexError):
+                value = names[int(value)]
+        parts.append(f"{name} {_text(value)}")
+    return ", ".join(parts)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value)
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"

@@ -1,0 +1,382 @@
+"""``registry catalog build`` and ``serve``: the static site written from the collected data.
+
+A build writes a file only when its bytes differ from what is there (an unchanged catalog
+rebuilds to no write at all, mtimes kept; after one release, only that artifact's files, the
+home page, ``catalog.json`` and the search index change). Each write is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from registry.atomic import atomic_write_bytes
+from registry.catalog import drawing, pages
+from registry.catalog.collect import collect
+from registry.catalog.previews import preview_html
+from registry.catalog.search import index_entries, page_path
+from registry.errors import CatalogOutputError, ConfigError
+from registry.repo.session import RegistryArg, Session, open_session
+
+__all__ = ["BuildReport", "build", "serve"]
+
+_STATIC = ("catalog.css", "catalog.js")
+# In each asset folder: what its drawn files were drawn from (:meth:`_Writer.derived`).
+_INPUTS = "inputs.json"
+# From this many charts to draw, they are drawn by a pool of processes.
+_PARALLEL_CHARTS = 64
+
+
+def _draw_bar(job: tuple[list[str], list[float], str]) -> bytes:
+    """One bar chart (a pool's task: a module-level function)."""
+    return drawing.bar_chart(*job)
+
+
+@dataclass
+class BuildReport:
+    """What a catalog build did.
+
+    Attributes:
+        out_dir: The site's folder.
+        written: Files (relative to ``out_dir``) whose bytes changed, sorted.
+        unchanged: How many files already held the bytes they would be given (a drawn file
+            whose inputs are unchanged counts once, its thumbnails not at all).
+        datasets, models: How many pages of each kind the site has.
+        removed: Pages and assets of artifacts no longer in the registry, deleted, sorted.
+    """
+
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    datasets: int = 0
+    models: int = 0
+
+
+class _Writer:
+    """Writes files under the site's folder only when their bytes change.
+
+    A drawn file (a chart, a thumbnail) is drawn again only when what it is drawn from changed:
+    each artifact's asset folder keeps an ``inputs.json``, file -> the hash of its inputs.
+    """
+
+    def __init__(self, root: Path, report: BuildReport) -> None:
+        self.root, self.report = root, report
+        self.old: dict[str, dict[str, str]] = {}
+        self.new: dict[str, dict[str, str]] = {}
+        # Charts to draw at the end, all at once: (file, labels, values, title).
+        self.charts: list[tuple[str, list[str], list[float], str]] = []
+
+    def _is_current(self, rel: str, inputs: Any) -> bool:
+        """Record ``inputs`` as what ``rel`` is drawn from; whether it was drawn from them
+        last time (and is there)."""
+        folder, _, name = rel.rpartition("/")
+        key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+        self.new.setdefault(folder, {})[name] = key
+        if folder not in self.old:
+            try:
+                self.old[folder] = json.loads((self.root / folder / _INPUTS).read_text())
+            except (OSError, ValueError):
+                self.old[folder] = {}
+        return self.old[folder].get(name) == key and (self.root / rel).is_file()
+
+    def derived(self, rel: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
+        """Write ``draw()`` at ``rel`` unless ``inputs`` are those it was drawn from last time
+        (and the file is there); return the file's bytes."""
+        if self._is_current(rel, inputs):
+            self.report.unchanged += 1
+            return (self.root / rel).read_bytes()
+        data = draw()
+        self(rel, data)
+        return data
+
+    def chart(self, rel: str, labels: list[str], values: list[float], title: str) -> None:
+        """Draw a bar chart at ``rel`` (:func:`drawing.bar_chart`) unless it is drawn from
+        these values already; drawn in :meth:`finish`, with the others."""
+        if self._is_current(rel, ["bar", labels, values, title]):
+            self.report.unchanged += 1
+        else:
+            self.charts.append((rel, labels, values, title))
+
+    def finish(self) -> None:
+        """Draw the charts asked for (in parallel, one process per core, when there are many:
+        matplotlib takes ~15 ms a chart), then write each asset folder's record of what its
+        files were drawn from."""
+        jobs = [(labels, values, title) for _, labels, values, title in self.charts]
+        cores = min(os.cpu_count() or 1, 8)
+        if len(jobs) >= _PARALLEL_CHARTS and cores > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("forkserver")  # no fork of git's threads
+            with ProcessPoolExecutor(cores, mp_context=context) as pool:
+                drawn = list(pool.map(_draw_bar, jobs, chunksize=max(len(jobs) // cores // 4, 1)))
+        else:
+            drawn = [_draw_bar(job) for job in jobs]
+        for (rel, *_), data in zip(self.charts, drawn, strict=True):
+            self(rel, data)
+        self.charts = []
+        for folder, keys in sorted(self.new.items()):
+            self(f"{folder}/{_INPUTS}", json.dumps(keys, indent=1, sort_keys=True) + "\n")
+
+    def __call__(self, rel: str, data: bytes | str) -> None:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        path = self.root / rel
+        try:
+            if path.stat().st_size == len(raw) and path.read_bytes() == raw:
+                self.report.unchanged += 1
+                return
+        except FileNotFoundError:
+            pass
+        atomic_write_bytes(path, raw)
+        self.report.written.append(rel)
+
+
+def build(out_dir: str | os.PathLike[str], *, registry: RegistryArg = None) -> BuildReport:
+    """Write the registry's catalog, a static site, into ``out_dir``.
+
+    The site opens from ``file://``, any web server or a bucket, with no network at view time:
+    ``index.html`` (every dataset and model, searchable and filterable), one page per dataset
+    (``datasets/<name>.html``) and per model (``models/<name>.html``), ``catalog.json``
+    (everything the pages show), ``search-index.js``, ``catalog.css``, ``catalog.js`` and the
+    charts and example thumbnails (``assets/``). Reads Git only; example previews come from
+    versions already in the local cache.
+
+    Args:
+        out_dir: The site's folder (made if missing; files of an earlier build are kept and
+            rewritten only where they change).
+        registry: A registry clone or Git URL; default from the configuration.
+
+    Returns:
+        What was written.
+
+    Raises:
+        CatalogOutputError: If ``out_dir`` is a file, or cannot be written.
+        NotARegistryError: If no registry is configured.
+        RemoteError: If a registry URL cannot be fetched.
+
+    Example:
+        >>> report = build("site")  # doctest: +SKIP
+        >>> report.written[:2]  # doctest: +SKIP
+        ['assets/datasets/image_classification/digits/label.svg', 'catalog.css']
+    """
+    out = Path(out_dir)
+    _check_out_dir(out)
+    session = open_session(registry)
+    session.repo.refresh()
+    catalog = collect(session, registry)
+    report = BuildReport(out, datasets=len(catalog["datasets"]), models=len(catalog["models"]))
+    write = _Writer(out, report)
+    try:
+        _write_site(session, catalog, write)
+    except OSError as e:
+        raise CatalogOutputError(out, e.strerror or str(e)) from e
+    report.written.sort()
+    report.removed = _remove_stale(out, catalog)
+    return report
+
+
+def _remove_stale(out: Path, catalog: dict[str, Any]) -> list[str]:
+    """Delete the pages (``datasets/``, ``models/``) and asset folders (``assets/``) of
+    artifacts the catalog no longer has; nothing else in ``out`` is touched."""
+    removed = []
+    for kind in ("dataset", "model"):
+        names = {a["name"] for a in catalog[f"{kind}s"]}
+        pages_dir, assets_dir = out / f"{kind}s", out / "assets" / f"{kind}s"
+        stale = [p for p in pages_dir.rglob("*.html")
+                 if p.relative_to(pages_dir).as_posix().removesuffix(".html") not in names]
+        stale += [p for p in assets_dir.rglob("*") if p.is_file()
+                  and p.parent.relative_to(assets_dir).as_posix() not in names]
+        for path in stale:
+            path.unlink()
+            removed.append(path.relative_to(out).as_posix())
+        for root in (pages_dir, assets_dir):
+            # Empty folders left behind, deepest first.
+            for folder in sorted((d for d in root.rglob("*") if d.is_dir()), reverse=True):
+                if not any(folder.iterdir()):
+                    folder.rmdir()
+    return sorted(removed)
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an ``out_dir`` that is a file, or that cannot be made."""
+    if out.exists() and not out.is_dir():
+        raise CatalogOutputError(out, "it is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CatalogOutputError(out, e.strerror or str(e)) from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CatalogOutputError(out, "it is not writable")
+
+
+def _repo_url(session: Session) -> str:
+    """The registry's URL for ``dvc get``/``dvc import`` lines: a clone's ``origin``, else its
+    path; a registry opened by URL, that URL."""
+    if session.repo.work_tree is None:
+        return session.repo.url
+    origin = session.repo.git("config", "--get", "remote.origin.url", check=False).strip()
+    return origin or str(session.repo.work_tree)
+
+
+def _write_site(session: Session, catalog: dict[str, Any], write: _Writer) -> None:
+    """Every file of the site, each through ``write``."""
+    repo_url = _repo_url(session)
+    for name in _STATIC:
+        write(name, resources.files("registry.catalog").joinpath("static", name).read_bytes())
+    entries = index_entries(catalog)
+    for d in catalog["datasets"]:
+        page = page_path("dataset", d["name"])
+        charts = _dataset_charts(d, page, write)
+        preview = preview_html(session, d, page, write)
+        write(page, pages.dataset_page(d, charts, preview, repo_url))
+    by_name = {m["name"]: m for m in catalog["models"]}
+    for m in catalog["models"]:
+        page = page_path("model", m["name"])
+        chart = _metrics_chart(m, page, write)
+        write(page, pages.model_page(m, _lineage(m, by_name, page), chart, repo_url))
+    write("search-index.js", pages.search_index_js(entries))
+    write("index.html", pages.home_page(catalog, entries))
+    write("catalog.json", json.dumps(catalog, indent=1, sort_keys=True) + "\n")
+    write.finish()
+
+
+def _asset(kind: str, name: str, file: str) -> str:
+    return f"assets/{kind}s/{name}/{file}"
+
+
+def _dataset_charts(d: dict[str, Any], page: str, write: _Writer) -> dict[str, str]:
+    """A bar chart per categorical feature (class counts, all splits summed): feature -> its
+    path relative to the page."""
+    splits = ((d["statistics"] or {}).get("splits") or {}).values()
+    totals: dict[str, dict[str, int]] = {}
+    for split in splits:
+        for feature, f in (split.get("features") or {}).items():
+            if isinstance(f.get("classes"), dict):
+                counts = totals.setdefault(feature, {})
+                for label, n in f["classes"].items():
+                    counts[label] = counts.get(label, 0) + int(n)
+    charts = {}
+    for feature, counts in sorted(totals.items()):
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:20]
+        rel = _asset("dataset", d["name"], f"{feature}.svg")
+        write.chart(rel, [k for k, _ in top], [float(v) for _, v in top],
+                    f"{feature}: examples per class")
+        charts[feature] = "../" * page.count("/") + rel
+    return charts
+
+
+def _metrics_chart(m: dict[str, Any], page: str, write: _Writer) -> str | None:
+    """A bar chart of each numeric metric of each live version (oldest first, the last five);
+    its path relative to the page."""
+    bars = [
+        (f"{v['version']} {k}", float(x))
+        for v in reversed(m["versions"]) if not v["yanked"]
+        for k, x in sorted((v.get("metrics") or {}).items())
+        if isinstance(x, int | float) and not isinstance(x, bool)
+    ]
+    if not bars:
+        return None
+    bars = bars[-30:]
+    rel = _asset("model", m["name"], "metrics.svg")
+    write.chart(rel, [b for b, _ in bars], [x for _, x in bars], "metrics per version")
+    return "../" * page.count("/") + rel
+
+
+def _lineage(m: dict[str, Any], by_name: dict[str, dict[str, Any]], page: str) -> str:
+    """The model's lineage graph: the datasets and base models it was made from (all the way
+    up), and the models fine-tuned from it (all the way down)."""
+    prefix = "../" * page.count("/")
+    nodes: dict[str, dict[str, Any]] = {}
+    edges: list[tuple[str, str]] = []
+
+    def model_node(name: str) -> None:
+        nodes[name] = {"kind": "model", "label": name,
+                       "href": prefix + page_path("model", name) if name in by_name else None}
+
+    def up(name: str) -> None:
+        model = by_name.get(name)
+        if model is None or name in seen_up:
+            return
+        seen_up.add(name)
+        for ref in model["datasets"]:
+            nodes[ref] = {"kind": "dataset", "label": ref,
+                          "href": prefix + page_path("dataset", ref.split(":", 1)[0])}
+            edges.append((ref, name))
+        if model["base_model"]:
+            base = model["base_model"].split(":", 1)[0]
+            model_node(base)
+            edges.append((base, name))
+            up(base)
+
+    def down(name: str) -> None:
+        for child in by_name.get(name, {}).get("children", []):
+            if child not in nodes:
+                model_node(child)
+                edges.append((name, child))
+                down(child)
+
+    seen_up: set[str] = set()
+    model_node(m["name"])
+    nodes[m["name"]]["href"] = None
+    up(m["name"])
+    down(m["name"])
+    return drawing.lineage_svg(nodes, sorted(set(edges)), m["name"])
+
+
+def serve(
+    *, port: int = 8000, open_browser: bool = False, registry: RegistryArg = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Build the catalog into a temporary folder and serve it on 127.0.0.1 until interrupted.
+
+    Args:
+        port: The port (``0``: any free one).
+        open_browser: Open the home page in the default browser.
+        registry: A registry clone or Git URL; default from the configuration.
+        ready: Called with the home page's URL once the server listens (the CLI prints it).
+
+    Raises:
+        ConfigError: If the port cannot be bound.
+    """
+    import functools
+    import http.server
+    import tempfile
+    import webbrowser
+
+    with tempfile.TemporaryDirectory(prefix="registry-catalog-") as tmp:
+        build(tmp, registry=registry)
+        handler = functools.partial(_quiet_handler(), directory=tmp)
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot serve the catalog on 127.0.0.1:{port}: {e.strerror or e}; "
+                "pick another port with --port (0: any free one)"
+            ) from e
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        if ready is not None:
+            ready(url)
+        if open_browser:
+            webbrowser.open(url)
+        with server, contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
+def _quiet_handler() -> type:
+    import http.server
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        """Serves the site's folder; no request log on stderr."""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler

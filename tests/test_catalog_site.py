@@ -1,0 +1,237 @@
+"""The static catalog (registry catalog build|serve) and `registry datasets search`, on a real
+registry: digits released through DVC and Beam, models released, promoted and yanked."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import registry
+from registry.cards import parse_card, render_card
+from registry.catalog import build, search_datasets
+from registry.errors import CatalogOutputError, ConfigError, NotARegistryError
+from tests.conftest import PROJECT_ROOT, ReleasedRegistry, cli_ok, cli_raises, commit_all, git
+
+pytestmark = pytest.mark.slow
+DIGITS = "image_classification/digits"
+EVIL = (
+    "# evil\n\nA card that tries to run code.\n\n<script>alert('card')</script>\n\n"
+    '<img src=x onerror="alert(1)">\n\n[click me](javascript:alert(1)) '
+    "[spaced](java\tscript:alert(2)) [fine](https://lab.example/docs)\n"
+)
+
+
+def _model(clone: Path, tmp_path: Path, name: str, body: str | None = None, **fields: object
+           ) -> None:
+    """A model with a filled card and DVC-tracked weights, committed."""
+    weights = tmp_path / "trained-elsewhere" / f"{name}.keras"
+    weights.parent.mkdir(exist_ok=True)
+    weights.write_bytes(name.encode() * 100 + os.urandom(16))
+    registry.add_model(name, weights, force=True)
+    path = clone / "models" / name / "README.md"
+    card = parse_card(path.read_text())
+    meta = {**card.meta, "task": "image-classification", "architecture": "small-cnn",
+            "framework": "keras", "datasets": [f"{DIGITS}:1.0.0"],
+            "metrics": {"accuracy": 0.9, "loss": 0.3}, "owner": "vision",
+            "license": "apache-2.0", **fields}
+    path.write_text(render_card(meta, card.body if body is None else body))
+    commit_all(clone, f"Add {name}")
+
+
+@pytest.fixture
+def zoo(released_registry: ReleasedRegistry, chdir, tmp_path: Path) -> ReleasedRegistry:
+    """digits 1.0.0 (pulled into the cache); cnn trained on it, in prod; ft fine-tuned from
+    cnn; evil, whose card holds script, and whose 0.1.0 is yanked."""
+    chdir(released_registry.clone)
+    registry.pull_dataset(f"{DIGITS}:1.0.0")
+    _model(released_registry.clone, tmp_path, "cnn")
+    registry.release_model("cnn")
+    registry.promote_model("cnn:1.0.0", "prod")
+    _model(released_registry.clone, tmp_path, "ft", base_model="cnn:1.0.0",
+           metrics={"accuracy": 0.95})
+    registry.release_model("ft")
+    _model(released_registry.clone, tmp_path, "evil", body=EVIL)
+    registry.release_model("evil", version="0.1.0")
+    _model(released_registry.clone, tmp_path, "evil", body=EVIL)
+    registry.release_model("evil", bump="minor")
+    registry.yank_model("evil:0.1.0", reason="trained on the wrong split")
+    return released_registry
+
+
+def _pages(site: Path) -> dict[str, str]:
+    return {p.relative_to(site).as_posix(): p.read_text() for p in site.rglob("*.html")}
+
+
+def test_every_page_is_filled_from_git_and_links_within_the_site(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    report = build(site)
+    assert (report.datasets, report.models) == (1, 3)
+    pages = _pages(site)
+    assert set(pages) == {"index.html", f"datasets/{DIGITS}.html", "models/cnn.html",
+                          "models/ft.html", "models/evil.html"}
+    for name, html in pages.items():
+        # Only the site's own files: the CSP, no inline script or style, nothing remote.
+        assert "Content-Security-Policy" in html and "default-src 'self'" in html, name
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), name
+        assert " style=" not in html and "<style" not in html, name
+        assert not re.search(r'(src="|<link[^>]*href=")(https?:)?//', html), name
+        # Every relative link and image leads to a file of the site.
+        for target in re.findall(r'(?:src|href)="([^"#:]+)"', html):
+            assert (site / name).parent.joinpath(target).resolve().is_file(), (name, target)
+
+    dataset = pages[f"datasets/{DIGITS}.html"]
+    for expected in ("researcher@lab.test", "<code>image</code>", "<code>label</code>",
+                     "ClassLabel", ">train<", 'registry.load_dataset(&quot;', "dvc get ",
+                     "dvc import ", 'class="copy"', "models/cnn.html", "models/ft.html"):
+        assert expected in dataset, expected
+    thumbs = sorted(site.glob(f"assets/datasets/{DIGITS}/preview-*.png"))
+    assert len(thumbs) == 12 and all(t.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for t in thumbs)
+    assert (site / f"assets/datasets/{DIGITS}/label.svg").read_bytes().startswith(b"<?xml")
+
+    cnn = pages["models/cnn.html"]
+    assert re.search(r"<td>prod</td><td>promoted</td><td>1\.0\.0</td>"
+                     r"<td>researcher@lab\.test</td>", cnn)
+    assert "<th scope=\"col\">accuracy</th>" in cnn and "<td>0.9</td>" in cnn
+    # The lineage graph: digits -> cnn -> ft, each other node a link to its page.
+    nodes = set(re.findall(r'data-node="([^"]+)"', cnn))
+    assert nodes == {f"{DIGITS}:1.0.0", "cnn", "ft"}
+    assert '<a href="../datasets/image_classification/digits.html"><g' in cnn
+    assert '<a href="../models/ft.html"><g' in cnn
+    evil = pages["models/evil.html"]
+    assert "yanked: trained on the wrong split" in evil
+
+    data = json.loads((site / "catalog.json").read_text())
+    assert data["schema"] == 1 and data["counts"] == {"datasets": 1, "models": 3, "releases": 4}
+    (digits,) = data["datasets"]
+    assert digits["models"] == ["cnn", "ft", "evil"] or sorted(digits["models"]) == [
+        "cnn", "evil", "ft"]
+    assert digits["splits"]["train"]["examples"] > 0 and "image" in digits["features"]
+    assert digits["versions"][0]["by"] == "researcher@lab.test"
+    models = {m["name"]: m for m in data["models"]}
+    assert models["cnn"]["children"] == ["ft"] and models["ft"]["base_model"] == "cnn:1.0.0"
+    assert models["cnn"]["stage_history"][0]["stage"] == "prod"
+    assert [v["yanked"] for v in models["evil"]["versions"]] == [
+        None, "trained on the wrong split"]
+    index = (site / "search-index.js").read_text()
+    assert index.startswith("window.CATALOG_INDEX = ")
+    entries = json.loads(index.removeprefix("window.CATALOG_INDEX = ").rstrip().rstrip(";"))
+    assert {e["name"] for e in entries["entries"]} == {DIGITS, "cnn", "ft", "evil"}
+
+
+def test_a_card_that_holds_script_runs_nothing(zoo: ReleasedRegistry, tmp_path: Path) -> None:
+    build(tmp_path / "site")
+    html = (tmp_path / "site" / "models" / "evil.html").read_text()
+    card = html.split('<div class="card">', 1)[1].split("</div>", 1)[0]
+    assert "&lt;script&gt;alert('card')&lt;/script&gt;" in card
+    assert "<script" not in card and "<img" not in card
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in card
+    assert "javascript:" not in re.sub(r"\[[^\]]*\]\([^)]*\)", "", card)  # left as text only
+    assert re.findall(r'href="([^"]*)"', card) == ["https://lab.example/docs"]
+
+
+def test_a_second_build_writes_nothing_and_a_release_rewrites_only_its_pages(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    build(site)
+    before = {p: p.stat().st_mtime_ns for p in site.rglob("*") if p.is_file()}
+    again = build(site)
+    assert again.written == [] and again.unchanged > 0
+    assert {p: p.stat().st_mtime_ns for p in site.rglob("*") if p.is_file()} == before
+
+    _model(zoo.clone, tmp_path, "cnn", metrics={"accuracy": 0.97, "loss": 0.2})
+    registry.release_model("cnn", bump="minor")
+    after = build(site)
+    assert after.written == ["assets/models/cnn/inputs.json", "assets/models/cnn/metrics.svg",
+                             "catalog.json", "index.html", "models/cnn.html", "search-index.js"]
+    # A page of an artifact the registry no longer has goes; the site's other files stay.
+    (site / "models/gone.html").write_text("old")
+    (site / "assets/models/team/gone").mkdir(parents=True)
+    (site / "assets/models/team/gone/metrics.svg").write_text("old")
+    (site / "notes.txt").write_text("the lab's own")
+    last = build(site)
+    assert last.written == [] and last.removed == [
+        "assets/models/team/gone/metrics.svg", "models/gone.html"]
+    assert not (site / "assets/models/team").exists() and (site / "notes.txt").is_file()
+
+
+def test_datasets_search_uses_the_sites_index(zoo: ReleasedRegistry) -> None:
+    assert [d.name for d in search_datasets("digits")] == [DIGITS]
+    assert [d.name for d in search_datasets(features=["image", "label"])] == [DIGITS]
+    assert search_datasets(features=["image", "headline"]) == []
+    assert [d.name for d in search_datasets(task="IMAGE-classification")] == [DIGITS]
+    assert search_datasets(task="text-generation") == []
+    assert search_datasets("cnn") == []  # a model is not a dataset
+    size = search_datasets()[0].size_bytes
+    assert size and search_datasets(min_size=size + 1) == []
+    assert [d.name for d in search_datasets(max_size=f"{size}B")] == [DIGITS]
+    out = cli_ok("datasets", "search", "--feature", "image", "--max-size", "1GB")
+    assert DIGITS in out and "EXAMPLES" in out
+    found = json.loads(cli_ok("datasets", "search", "handwritten", "--json"))
+    assert [d["name"] for d in found] == [DIGITS]
+    error = cli_raises(ConfigError, "datasets", "search", "--min-size", "ten megabytes")
+    assert "invalid size 'ten megabytes'" in str(error)
+
+
+def test_build_errors_are_one_line_with_their_exit_code(
+    zoo: ReleasedRegistry, tmp_path: Path
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    error = cli_raises(CatalogOutputError, "catalog", "build", str(afile))
+    assert error.exit_code == 2 and "it is a file, not a folder" in str(error)
+    error = cli_raises(CatalogOutputError, "catalog", "build", str(afile / "site"))
+    assert error.exit_code == 2
+    missing = cli_raises(NotARegistryError, "catalog", "build", str(tmp_path / "site"),
+                         "--registry", str(tmp_path / "no-such-registry"))
+    assert missing.exit_code == 2 and "does not exist" in str(missing)
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "catalog", "build", str(afile)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_serve_builds_and_serves_on_localhost(zoo: ReleasedRegistry) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "registry", "catalog", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/index\.html", line)
+        assert url, line
+        with urllib.request.urlopen(url.group(0), timeout=30) as page:
+            assert b"Datasets and models" in page.read()
+        base = url.group(0).removesuffix("index.html")
+        with urllib.request.urlopen(f"{base}models/cnn.html", timeout=30) as page:
+            assert b'data-node="ft"' in page.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    git(zoo.clone, "status")  # the registry is untouched by serving
+
+
+def test_prefetched_files_read_as_read_file_reads_them(zoo: ReleasedRegistry) -> None:
+    from registry.repo.git import GitRepo
+
+    head = git(zoo.clone, "rev-parse", "HEAD").strip()
+    paths = ["models/cnn/README.md", "models/no-such/README.md", "models/cnn", "dvc.yaml"]
+    plain = GitRepo.open(str(zoo.clone), zoo.clone / "cache")
+    expected = {p: plain.read_file(head, p) for p in paths}
+    assert expected["models/cnn/README.md"] and expected["models/no-such/README.md"] is None
+    ahead = GitRepo.open(str(zoo.clone), zoo.clone / "cache")
+    ahead.prefetch([(head, p) for p in paths])
+    assert len(ahead._prefetched) == len(paths)
+    assert {p: ahead.read_file(head, p) for p in paths} == expected
