@@ -162,7 +162,8 @@ def main() -> None:
 
         import tensorflow_datasets as tfds
 
-        # TFDS's own source, without the registry's single reads (see datasets._with_single_reads).
+        # TFDS's own source, without the registry's single reads
+        # (see registry.storage.array_records.with_single_reads).
         plain = tfds.builder_from_directory(str(arec_dir)).as_data_source(split="train")
         plain_picks = picks[: args.plain_picks]
 
