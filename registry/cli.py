@@ -1706,7 +1706,9 @@ def compute_package(model: str, registry: str | None, out: str | None) -> None:
     \b
     A Dockerfile FROM compute.vertex.image_uri (the prebuilt TensorFlow GPU/TPU
     image) that installs this repository's package and src/, entry command
-    `python -m src.zoo.train`; no .git, data or credentials. Prints the image
+    `python -m src.zoo.train`, REGISTRY_COMMIT the commit of that code (the
+    newest that changed it; none, with a warning, if it has uncommitted
+    changes); no .git, data or credentials. Prints the image
     (compute.vertex.image_repository/lab-registry-train:TAG, TAG a hash of the
     context) and the `gcloud builds submit` line that builds it; `compute submit`
     then runs that image.
@@ -1715,6 +1717,12 @@ def compute_package(model: str, registry: str | None, out: str | None) -> None:
     from registry.compute import package
 
     built = package(model, registry=registry, out=out)
+    if built.uncommitted:
+        click.secho(
+            f"warning: {', '.join(built.uncommitted)} in the image not committed, so its jobs' "
+            "lineage names no commit; commit, then package again",
+            fg="yellow", err=True,
+        )
     click.echo(f"context: {built.context}")
     click.echo(f"image: {built.image}")
     click.echo(f"build it: {built.build_command}")
