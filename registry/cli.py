@@ -1719,8 +1719,8 @@ def compute_package(model: str, registry: str | None, out: str | None) -> None:
     built = package(model, registry=registry, out=out)
     if built.uncommitted:
         click.secho(
-            f"warning: {', '.join(built.uncommitted)} in the image not committed, so its jobs' "
-            "lineage names no commit; commit, then package again",
+            f"warning: the image's code has uncommitted changes ({', '.join(built.uncommitted)}), "
+            "so its jobs' lineage names no commit; commit, then package again",
             fg="yellow", err=True,
         )
     click.echo(f"context: {built.context}")

@@ -167,8 +167,8 @@ def test_package_writes_a_context_of_the_code_and_prints_the_build_line(
     # Uncommitted code is in no commit: the image names none, and package says so.
     changed = package(
         capsys, image_registry, out,
-        warning="warning: src/zoo/train.py in the image not committed, so its jobs' lineage "
-        "names no commit; commit, then package again",
+        warning="warning: the image's code has uncommitted changes (src/zoo/train.py), so its "
+        "jobs' lineage names no commit; commit, then package again",
     )
     assert changed["image"] != image
     assert not any(ln.startswith("ENV ") for ln in (out / "Dockerfile").read_text().splitlines())
