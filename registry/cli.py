@@ -1747,7 +1747,9 @@ def compute_package(model: str, registry: str | None, out: str | None) -> None:
     \b
     A Dockerfile FROM compute.vertex.image_uri (the prebuilt TensorFlow GPU/TPU
     image) that installs this repository's package and src/, entry command
-    `python -m src.zoo.train`; no .git, data or credentials. Prints the image
+    `python -m src.zoo.train`, REGISTRY_COMMIT the commit of that code (the
+    newest that changed it; none, with a warning, if it has uncommitted
+    changes); no .git, data or credentials. Prints the image
     (compute.vertex.image_repository/lab-registry-train:TAG, TAG a hash of the
     context) and the `gcloud builds submit` line that builds it; `compute submit`
     then runs that image.
@@ -1756,6 +1758,12 @@ def compute_package(model: str, registry: str | None, out: str | None) -> None:
     from registry.compute import package
 
     built = package(model, registry=registry, out=out)
+    if built.uncommitted:
+        click.secho(
+            f"warning: the image's code has uncommitted changes ({', '.join(built.uncommitted)}), "
+            "so its jobs' lineage names no commit; commit, then package again",
+            fg="yellow", err=True,
+        )
     click.echo(f"context: {built.context}")
     click.echo(f"image: {built.image}")
     click.echo(f"build it: {built.build_command}")

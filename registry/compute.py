@@ -26,6 +26,7 @@ follows.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -79,6 +80,7 @@ __all__ = [
     "check_data_uri",
     "check_image",
     "fetch",
+    "image_commit",
     "job_output_uri",
     "job_spec",
     "package",
@@ -104,17 +106,49 @@ _REQUIRED_FILES = (WEIGHTS_FILE, METRICS_FILE, LINEAGE_FILE)
 IMAGE_CONTEXT = (layout.SCRATCH_DIR, "vertex", "image")
 
 
-def _model_root(model: str, registry: str | os.PathLike[str] | None) -> tuple[str, Path]:
-    """The checked model name and the clone's root (the model must exist there)."""
+def _model_session(model: str, registry: str | os.PathLike[str] | None) -> tuple[str, Session]:
+    """The checked model name and the clone's session (the model must exist there)."""
     model = parse_name(model)
     session = open_session(registry)
     known = session.known_models()
     if model not in known:
         raise ArtifactNotFoundError(model, known, kind="model")
-    return model, session.root
+    return model, session
 
 
-def _packaged_image(root: Path, params: dict[str, Any]) -> str | None:
+def image_commit(session: Session) -> tuple[str | None, list[str]]:
+    """The commit holding the code the training image takes, and the image's source paths with
+    uncommitted changes.
+
+    The commit is the newest that changed the image's sources
+    (:data:`~registry.cloud.training_image.SOURCE_PATHS`: ``registry/``, ``src/``,
+    ``pyproject.toml`` ...), so a commit elsewhere (a dataset, a card) keeps the image's name. If
+    one of those paths has uncommitted changes, no commit holds that code: ``None`` and the paths.
+
+    Example:
+        >>> image_commit(open_session("."))  # doctest: +SKIP
+        ('4c1d2e...', [])
+    """
+    repo = session.repo
+    paths = training_image.SOURCE_PATHS
+    status = repo.git("status", "--porcelain", "--untracked-files=all", "-z", "--", *paths,
+                      check=False)
+    dirty = sorted(entry[3:] for entry in status.split("\0") if entry[3:])
+    if dirty:
+        return None, dirty
+    commit = repo.git("log", "-1", "--format=%H", "--", *paths, check=False).strip()
+    return (commit or None), []
+
+
+def _registry_url(session: Session) -> str | None:
+    """The clone's ``origin`` Git URL (what a job clones the registry from by default)."""
+    remote = session.repo.push_remote()
+    if remote is None:
+        return None
+    return session.repo.git("remote", "get-url", remote, check=False).strip() or None
+
+
+def _packaged_image(session: Session, params: dict[str, Any]) -> str | None:
     """The name ``package`` gives the image of this clone's code; ``None`` without
     ``compute.vertex.image_repository``."""
     vertex = compute_section(params)["vertex"]
@@ -122,7 +156,8 @@ def _packaged_image(root: Path, params: dict[str, Any]) -> str | None:
     base = vertex.get("image_uri")
     if repository is None or not base:
         return None
-    return training_image.image_name(repository, root, params, str(base))
+    commit, _ = image_commit(session)
+    return training_image.image_name(repository, session.root, params, str(base), commit)
 
 
 def package(
@@ -135,7 +170,8 @@ def package(
 
     The context holds a Dockerfile ``FROM`` the prebuilt TensorFlow image
     (``compute.vertex.image_uri``) that installs this repository's package and ``src/``, with
-    :data:`registry.cloud.vertex.TRAIN_COMMAND` as its entry command (see
+    :data:`registry.cloud.vertex.TRAIN_COMMAND` as its entry command and ``REGISTRY_COMMIT``
+    set to the commit holding that code (:func:`image_commit`), which a job's lineage names (see
     :mod:`registry.cloud.training_image`); the image is recorded as produced here, so that
     :func:`job_spec` names it and :func:`check_image` accepts it.
 
@@ -145,7 +181,9 @@ def package(
         out: The context's folder (replaced whole); default ``.registry/vertex/image``.
 
     Returns:
-        The context, the image's name and the ``gcloud builds submit --tag IMAGE CONTEXT`` line.
+        The context, the image's name, the ``gcloud builds submit --tag IMAGE CONTEXT`` line,
+        the commit set in the image, and the image's paths with uncommitted changes (then no
+        commit is set: commit them and package again).
 
     Raises:
         ArtifactNotFoundError: If the registry has no such model.
@@ -157,7 +195,8 @@ def package(
         >>> package("digits-cnn").build_command  # doctest: +SKIP
         'gcloud builds submit --tag us-docker.pkg.dev/my-lab/training/lab-registry-train:3f0c...'
     """
-    model, root = _model_root(model, registry)
+    model, session = _model_session(model, registry)
+    root = session.root
     params = read_params(root)
     vertex = compute_section(params)["vertex"]
     missing = [k for k in ("image_uri", "image_repository") if not vertex.get(k)]
@@ -170,9 +209,12 @@ def package(
         )
     repository = image_repository(vertex) or ""
     dest = Path(out) if out is not None else root.joinpath(*IMAGE_CONTEXT)
-    return training_image.write_context(
-        root, params, base=str(vertex["image_uri"]), repository=repository, dest=dest.absolute()
+    commit, uncommitted = image_commit(session)
+    written = training_image.write_context(
+        root, params, base=str(vertex["image_uri"]), repository=repository,
+        dest=dest.absolute(), commit=commit,
     )
+    return dataclasses.replace(written, uncommitted=tuple(uncommitted))
 
 
 def check_image(
@@ -224,20 +266,22 @@ def job_spec(
     Returns:
         The specification, as :func:`~registry.cloud.vertex.build_job_spec` returns it. With
         ``compute.vertex.image_repository`` set, its image is the one :func:`package` names for
-        this clone's code (whether it was packaged: :func:`check_image`).
+        this clone's code (whether it was packaged: :func:`check_image`). Its ``REGISTRY_URL``
+        (where the job clones the registry from) is ``compute.vertex.registry_url``, else the
+        clone's ``origin`` URL.
 
     Raises:
         InvalidNameError: If ``model`` is not a valid name.
         ArtifactNotFoundError: If the registry has no such model.
-        ConfigError: If ``compute`` is incomplete or invalid (see
-            :func:`~registry.cloud.vertex.build_job_spec`).
+        ConfigError: If ``compute`` is incomplete or invalid, or the registry's URL holds a
+            password or token (see :func:`~registry.cloud.vertex.build_job_spec`).
 
     Example:
         >>> job_spec("digits-cnn", job_id="run1")["custom_job"]["display_name"]  # doctest: +SKIP
         'digits-cnn-run1'
     """
-    model, root = _model_root(model, registry)
-    params = read_params(root)
+    model, session = _model_session(model, registry)
+    params = read_params(session.root)
     section = compute_section(params)
     if for_submit and section["backend"] != "vertex":
         raise ConfigError(
@@ -245,7 +289,13 @@ def job_spec(
             "train on Vertex AI set compute.backend: vertex in params.yaml (or run with "
             "--dry-run to see the job first)"
         )
-    return build_job_spec(model, params, job_id=job_id, image=_packaged_image(root, params))
+    return build_job_spec(
+        model,
+        params,
+        job_id=job_id,
+        image=_packaged_image(session, params),
+        registry_url=_registry_url(session),
+    )
 
 
 def submit(

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +41,9 @@ from tests.conftest import (
     cli_ok,
     cli_raises,
     commit_all,
+    gcs_registry,
     git,
     hermetic_env,
-    registry_tree,
 )
 
 pytestmark = pytest.mark.slow
@@ -125,45 +124,15 @@ def run_job(
 @pytest.fixture(scope="module")
 def vertex(gcs: GCSEmulator, tmp_path_factory: pytest.TempPathFactory) -> VertexSetup:
     """Release digits to a bucket through the real CLI, then run the training job once."""
-    base = tmp_path_factory.mktemp("vertex")
-    home_env = hermetic_env(base / "home")
-    clone, origin = base / "clone", base / "origin.git"
-    bucket = f"lab-{uuid.uuid4().hex[:12]}"
-    gcs.create_bucket(bucket)
-
-    def run(*args: str, cwd: Path = clone) -> str:
-        done = subprocess.run(args, cwd=cwd, env=home_env, capture_output=True, text=True)
-        assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    registry_tree(clone, keep=DIGITS)
-    card = clone / "models" / MODEL / "README.md"
-    card.parent.mkdir(parents=True)
-    shutil.copy2(PROJECT_ROOT / "models" / MODEL / "README.md", card)
-    shutil.copy2(PROJECT_ROOT / "models" / MODEL / ".gitignore", card.parent / ".gitignore")
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["compute"]["vertex"].update(
-        project="my-lab",
-        region="us-central1",
-        staging_bucket=f"gs://{bucket}/staging",
-        machine_type="n1-standard-4",
-        image_uri="us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
-        command=["python", "-m", "src.zoo.train"],
-        data_uri=f"gs://{bucket}/dvc",
-        output_uri=f"gs://{bucket}/training",
+    made = gcs_registry(
+        gcs,
+        tmp_path_factory.mktemp("vertex"),
+        vertex={
+            "image_uri": "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
+            "command": ["python", "-m", "src.zoo.train"],
+        },
     )
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git", "init", "-q", "-b", "main")
-    run("registry", "remote", "set", f"gs://{bucket}/dvc", "--endpoint-url", gcs.url, "--anonymous")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "Create the registry, releasing to GCS")
-    run("git", "init", "-q", "--bare", "-b", "main", str(origin), cwd=base)
-    run("git", "remote", "add", "origin", str(origin))
-    run("registry", "datasets", "build", DIGITS)
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "Build digits 1.0.0", "--allow-empty")
-    run("git", "push", "-q", "origin", "main")
-    run("registry", "datasets", "release", DIGITS)
+    base, bucket, clone = made.base, made.bucket, made.clone
 
     # The job's container: the code and params.yaml, no clone; the registry by its Git URL.
     app = base / "app"
@@ -176,7 +145,7 @@ def vertex(gcs: GCSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Vertex
         **hermetic_env(base / "job-home"),
         "GOOGLE_APPLICATION_CREDENTIALS": str(key),
         "PYTHONPATH": str(PROJECT_ROOT),
-        "REGISTRY_URL": str(origin),
+        "REGISTRY_URL": str(made.origin),
         "REGISTRY_COMMIT": git(clone, "rev-parse", "HEAD").strip(),
         "STORAGE_EMULATOR_HOST": gcs.url,
         "AIP_MODEL_DIR": f"{job_dir}/model/",

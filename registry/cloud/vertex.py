@@ -27,6 +27,7 @@ The section, with the values a GPU job might use (every key is documented in ``p
         command: [python, -m, src.zoo.train]
         args: ["{model}", --epochs, "10"]
         output_uri: gs://my-lab-vertex/training
+        registry_url: git@github.com:my-lab/registry.git   # default: the clone's origin
 
 ``image_uri`` is the prebuilt TensorFlow image; with ``image_repository`` set, the job runs the
 image that ``registry compute package`` builds FROM it with this repository's code instead
@@ -118,6 +119,7 @@ _KEYS = (
     "service_account",
     "data_uri",
     "image_repository",
+    "registry_url",
 )
 _PLACEHOLDERS = ("model", "job_id", "output_dir", "data_uri")
 DEFAULT_ARGS = ("{model}",)
@@ -193,6 +195,27 @@ def _strings(vertex: Mapping[str, Any], name: str) -> list[str] | None:
 def _gcs(vertex: Mapping[str, Any], name: str, example: str) -> str | None:
     value = _text(vertex, name)
     return None if value is None else names.check_gs_path(value, _key(name), _FILE, example)
+
+
+def _registry_url(vertex: Mapping[str, Any], default: str | None) -> str | None:
+    """``compute.vertex.registry_url``, else ``default`` (the clone's ``origin``): the Git URL a
+    job clones the registry from, set as its ``REGISTRY_URL``; refused if it holds a password or
+    token, which would land in the job spec."""
+    from urllib.parse import urlsplit
+
+    value = _text(vertex, "registry_url")
+    where = _key("registry_url") if value is not None else "the clone's origin remote URL"
+    url = value if value is not None else default
+    if url is None:
+        return None
+    if "://" in url and urlsplit(url).password is not None:
+        raise ConfigError(
+            f"{where} holds a password or token, which would go into the Vertex AI job: set "
+            f"{_key('registry_url')} to the registry's Git URL without it (e.g. "
+            "https://github.com/my-lab/registry.git, or git@github.com:my-lab/registry.git) and "
+            "give the job's service account read access instead"
+        )
+    return url
 
 
 def compute_section(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -516,9 +539,13 @@ def _job_id(job_id: str | None) -> str:
 
 
 def _container(
-    vertex: Mapping[str, Any], image: str, values: Mapping[str, str | None]
+    vertex: Mapping[str, Any],
+    image: str,
+    values: Mapping[str, str | None],
+    registry_url: str | None,
 ) -> dict[str, Any]:
-    """The container spec: image, command and arguments with placeholders filled, environment."""
+    """The container spec: image, command and arguments with placeholders filled, environment
+    (the model, the data URI, the registry's Git URL)."""
     command = _strings(vertex, "command") or list(TRAIN_COMMAND)
     args = _strings(vertex, "args")
     container: dict[str, Any] = {"image_uri": image}
@@ -529,6 +556,8 @@ def _container(
     env = [{"name": "REGISTRY_MODEL", "value": values["model"]}]
     if values["data_uri"] is not None:
         env.append({"name": "REGISTRY_DATA_URI", "value": values["data_uri"]})
+    if registry_url is not None:
+        env.append({"name": "REGISTRY_URL", "value": registry_url})
     container["env"] = env
     return container
 
@@ -539,6 +568,7 @@ def build_job_spec(
     *,
     job_id: str | None = None,
     image: str | None = None,
+    registry_url: str | None = None,
 ) -> dict[str, Any]:
     """Build the Vertex AI CustomJob that trains ``model``, from the ``compute.vertex`` params.
 
@@ -556,6 +586,9 @@ def build_job_spec(
         image: The container image the job runs; default ``compute.vertex.image_uri``.
             :func:`registry.compute.job_spec` passes the image ``registry compute package``
             names for the code of the clone when ``image_repository`` is set.
+        registry_url: The registry's Git URL when ``compute.vertex.registry_url`` is empty
+            (:func:`registry.compute.job_spec` passes the clone's ``origin``); the job's
+            ``REGISTRY_URL``, which the trainer loads its datasets by.
 
     Returns:
         Plain data: ``project``, ``location``, ``staging_bucket``, and ``custom_job``, the
@@ -566,7 +599,8 @@ def build_job_spec(
     Raises:
         ConfigError: Naming every required key that is missing, or the first invalid one: a
             path that is not ``gs://``, an unknown accelerator, an accelerator that does not fit
-            the machine type (a TPU needs a TPU machine type such as ``ct5lp-hightpu-4t``).
+            the machine type (a TPU needs a TPU machine type such as ``ct5lp-hightpu-4t``),
+            a registry URL holding a password or token.
 
     Example:
         >>> spec = build_job_spec("digits-cnn", params, job_id="run1")  # doctest: +SKIP
@@ -580,7 +614,8 @@ def build_job_spec(
     output_dir = f"{place.output_uri}/{model}/{job_id}"
     values: dict[str, str | None] = {"model": model, "job_id": job_id, "output_dir": output_dir}
     values["data_uri"] = place.data_uri
-    pool["container_spec"] = _container(vertex, image or place.image, values)
+    url = _registry_url(vertex, registry_url)
+    pool["container_spec"] = _container(vertex, image or place.image, values, url)
 
     job_spec: dict[str, Any] = {
         "worker_pool_specs": [pool],
