@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from registry import layout
+from registry.cards import parse_card
 from registry.datasets import build_inputs, released_data_hash
 from registry.errors import (
     ArtifactNotFoundError,
@@ -47,6 +48,7 @@ __all__ = [
     "Lineage",
     "LineageEdge",
     "LineageNode",
+    "LineageReader",
     "downstream",
     "get_lineage",
     "lineage_summary",
@@ -337,12 +339,156 @@ def lineage_summary(
     }
 
 
+#: How the catalog and ``lineage`` name a model built in this clone but not released.
+UNRELEASED = "unreleased (this clone's build)"
+
+
+class LineageReader:
+    """Many lineage graphs of one registry, every tag's message read once: the catalog draws
+    one per model page.
+
+    A released version's graphs are :func:`get_lineage`'s. A model of the work tree that is
+    not released (a clone after ``make run``) has a workspace graph read from the work tree's
+    cards: its datasets and base model (a released one's own lineage from its records, an
+    unreleased one's from its work-tree card), and the work tree's unreleased models whose card
+    names it as their base. Those nodes carry no tag and say ``UNRELEASED`` in ``details``.
+
+    Example:
+        >>> reader = LineageReader(open_session("."))  # doctest: +SKIP
+        >>> up, down = reader.graphs("model", "digits-parity")  # doctest: +SKIP
+        >>> sorted(up.nodes)  # doctest: +SKIP
+        ['digits-cnn:1.0.0', 'digits-parity', 'image_classification/digits:1.0.0']
+    """
+
+    def __init__(self, session: Session, messages: dict[str, str] | None = None) -> None:
+        """Args:
+            session: The registry.
+            messages: Every tag's message, if the caller has read them already.
+        """
+        self.session = session
+        self._walker = _Walker(session, session.index(), False, messages)
+        self._cards: dict[str, dict[str, Any]] | None = None
+
+    def _work_tree_cards(self) -> dict[str, dict[str, Any]]:
+        """Each unreleased work-tree model's card front matter (read once; a card that does
+        not parse is left out, as ``models list`` shows it blank)."""
+        if self._cards is None:
+            self._cards = {}
+            root = self.session.repo.work_tree
+            index = self._walker.index
+            for name in self.session.known_models() if root is not None else []:
+                if root is None or index.latest(name) is not None or index.yanked(name):
+                    continue
+                try:
+                    text = (root / layout.card_file(name)).read_text(encoding="utf-8")
+                    self._cards[name] = dict(parse_card(text, where=layout.card_file(name)).meta)
+                except (OSError, CardError):
+                    continue
+        return self._cards
+
+    def graphs(self, kind: Kind, name: str) -> tuple[Lineage, Lineage]:
+        """The up graph of ``name``'s latest release and the down graph of all its releases
+        (yanked ones left out); its work-tree build's when it has no release (a dataset's:
+        just its node, its data has no lineage before a release).
+
+        Returns:
+            ``(up, down)``, both rooted at the latest release (``name:X.Y.Z``), else at
+            ``name``; the down graph holds the work tree's unreleased models made from it too.
+        """
+        index = self._walker.index
+        latest = index.latest(name)
+        if latest is None:
+            up = self._workspace_up(name) if kind == "model" else Lineage(name, "up")
+            down = Lineage(name, "down")
+            down.nodes[name] = up.nodes.get(name) or LineageNode(kind, name)
+        else:
+            up = self._walker.up(kind, latest, None)
+            down = self._walker.down(kind, latest, None)
+            for release in index.releases(name):
+                if release.version != latest.version:
+                    self._merge(down, self._walker.down(kind, release, None))
+        self._workspace_down(down)
+        return up, down
+
+    def _node(self, graph: Lineage, kind: str, name: str, version: str | None) -> LineageNode:
+        """A node of a workspace graph: the release's if ``name:version`` is released."""
+        node_id = f"{name}:{version}" if version else name
+        if node_id not in graph.nodes:
+            release = self._walker._release(name, version) if version else None
+            graph.nodes[node_id] = LineageNode(
+                kind, name, version, release.tag if release else None,
+                release.commit if release else None,
+                details={} if release else {"build": UNRELEASED},
+            )
+        return graph.nodes[node_id]
+
+    def _workspace_up(self, name: str) -> Lineage:
+        """What an unreleased work-tree model was made of, from the work tree's cards; a
+        released source's own upstream from its release."""
+        graph = Lineage(name, "up")
+        self._node(graph, "model", name, None)
+        queue, seen = [(name, name)], set()
+        cards = self._work_tree_cards()
+        while queue:
+            node_id, model = queue.pop(0)
+            if node_id in seen or model not in cards:
+                continue
+            seen.add(node_id)
+            card = cards[model]
+            sources = [("trained_on", "dataset", str(d)) for d in card.get("datasets") or []]
+            if card.get("base_model"):
+                sources.append(("fine_tuned_from", "model", str(card["base_model"])))
+            for relation, kind, text in sources:
+                try:
+                    ref = as_reference(text)
+                except InvalidReferenceError:
+                    graph.nodes[node_id].missing.append(f"its card's {text!r} is not a reference")
+                    continue
+                version = str(ref.version) if ref.version is not None else None
+                source = self._node(graph, kind, ref.name, version)
+                graph.edges.append(LineageEdge(node_id, source.id, relation))
+                release = self._walker._release(ref.name, version) if version else None
+                if release is not None:
+                    self._merge(graph, self._walker.up(kind, release, None))  # type: ignore[arg-type]
+                elif kind == "model":
+                    queue.append((source.id, ref.name))  # its own work-tree card
+        return graph
+
+    def _workspace_down(self, graph: Lineage) -> None:
+        """Add the work tree's unreleased models whose card names a model of ``graph`` as its
+        base (any version), transitively."""
+        cards = self._work_tree_cards()
+        frontier = [n for n in graph.nodes.values() if n.kind == "model"]
+        while frontier:
+            node = frontier.pop(0)
+            for name, card in sorted(cards.items()):
+                base = str(card.get("base_model") or "")
+                if not base or base.split(":", 1)[0] != node.name or name in graph.nodes:
+                    continue
+                child = self._node(graph, "model", name, None)
+                graph.edges.append(LineageEdge(child.id, node.id, "fine_tuned_from"))
+                frontier.append(child)
+
+    @staticmethod
+    def _merge(graph: Lineage, other: Lineage) -> None:
+        """Add ``other``'s nodes (those not in ``graph``) and edges to ``graph``."""
+        for node_id, node in other.nodes.items():
+            graph.nodes.setdefault(node_id, node)
+        graph.edges += [e for e in other.edges if e not in graph.edges]
+
+
 class _Walker:
     """Builds one graph: nodes made once each, edges as they are found."""
 
-    def __init__(self, session: Session, index: TagIndex, strict: bool) -> None:
+    def __init__(
+        self, session: Session, index: TagIndex, strict: bool,
+        messages: dict[str, str] | None = None,
+    ) -> None:
         self.session, self.index, self.strict = session, index, strict
+        # Every tag's message, when a caller has read them all already (the catalog).
+        self.messages = messages
         self.graph: Lineage | None = None
+        self._made_from: _MadeFrom | None = None
 
     def _node(self, kind: str, name: str, version: str, release: Release | None) -> LineageNode:
         """The graph's node for a version, made on first sight."""
@@ -357,6 +503,12 @@ class _Walker:
                 yanked=release.yanked.reason if release and release.yanked else None,
             )
         return self.graph.nodes[node_id]
+
+    def message(self, tag: str) -> str:
+        """A tag's message (``""``: none), from the messages given if any."""
+        if self.messages is not None:
+            return self.messages.get(tag, "")
+        return self.session.repo.tag_messages([tag]).get(tag, "")
 
     def _release(self, name: str, version: str) -> Release | None:
         """The release ``name`` ``version``, yanked or not (``None``: not released here)."""
@@ -411,8 +563,7 @@ class _Walker:
         """A model version's details and ``(relation, kind, name, version)`` of its sources."""
         if release is None:
             return []
-        message = self.session.repo.tag_messages([release.tag]).get(release.tag, "")
-        record = self._record(node, release, message)
+        record = self._record(node, release, self.message(release.tag))
         if record is None:
             return self._card_sources(node, release)
         absent = [f for f in _MODEL_FIELDS if f not in record]
@@ -477,8 +628,7 @@ class _Walker:
         from ``dvc.lock`` at its commit instead (and says so)."""
         if release is None:
             return []
-        message = self.session.repo.tag_messages([release.tag]).get(release.tag, "")
-        record, _ = parse_lineage(message)
+        record, _ = parse_lineage(self.message(release.tag))
         raw: list[dict[str, Any]] | None
         if record is not None and record.get("kind") == "dataset":
             raw = _dataset_details(node, release, record)
@@ -535,7 +685,9 @@ class _Walker:
         """Breadth first from ``release`` through every model made from it, a level at a time."""
         self.graph = Lineage(f"{release.name}:{release.version}", "down")
         self._node(kind, release.name, str(release.version), release)
-        made = _MadeFrom(self.session, self)
+        if self._made_from is None:  # every tag's message, read once per walker
+            self._made_from = _MadeFrom(self.session, self)
+        made = self._made_from
         level, frontier, expanded = 0, [self.graph.root], {self.graph.root}
         while frontier and (depth is None or level < depth):
             found = [(node_id, relation, tag) for node_id in frontier
@@ -581,7 +733,8 @@ class _MadeFrom:
 
     def __init__(self, session: Session, walker: _Walker) -> None:
         self.session, self.walker = session, walker
-        self.messages = session.repo.tag_messages()
+        self.messages = walker.messages if walker.messages is not None else (
+            session.repo.tag_messages())
         # Only records can name a source; a dataset's record never does (it is left out as
         # written by ``lineage_line``: written otherwise, it is searched, and parsed, in vain).
         searched = {tag: message for tag, message in self.messages.items()

@@ -112,11 +112,11 @@ def _browse(watch: _Watch, home: str, shots: Path | None) -> None:
     assert page.url.endswith("models/cnn.html")
     nodes = page.locator("svg.lineage g.node").evaluate_all(
         "gs => gs.map(g => g.dataset.node)")
-    assert sorted(nodes) == sorted([f"{DIGITS}:1.0.0", "cnn", "ft"])
+    assert sorted(nodes) == sorted([f"{DIGITS}:1.0.0", "cnn:1.0.0", "ft:1.0.0"])
     assert page.locator("svg.lineage a").count() == 2  # every node but the page's own
     if shots:
         page.screenshot(path=str(shots / "model.png"), full_page=True)
-    page.click("svg.lineage a:has(g[data-node='ft'])")
+    page.click("svg.lineage a:has(g[data-node='ft:1.0.0'])")
     assert page.url.endswith("models/ft.html")
     page.go_back()
     page.go_back()

@@ -103,7 +103,7 @@ def test_every_page_is_filled_from_git_and_links_within_the_site(
     assert "<th scope=\"col\">accuracy</th>" in cnn and "<td>0.9</td>" in cnn
     # The lineage graph: digits -> cnn -> ft, each other node a link to its page.
     nodes = set(re.findall(r'data-node="([^"]+)"', cnn))
-    assert nodes == {f"{DIGITS}:1.0.0", "cnn", "ft"}
+    assert nodes == {f"{DIGITS}:1.0.0", "cnn:1.0.0", "ft:1.0.0"}
     assert '<a href="../datasets/image_classification/digits.html"><g' in cnn
     assert '<a href="../models/ft.html"><g' in cnn
     evil = pages["models/evil.html"]
@@ -125,6 +125,53 @@ def test_every_page_is_filled_from_git_and_links_within_the_site(
     assert index.startswith("window.CATALOG_INDEX = ")
     entries = json.loads(index.removeprefix("window.CATALOG_INDEX = ").rstrip().rstrip(";"))
     assert {e["name"] for e in entries["entries"]} == {DIGITS, "cnn", "ft", "evil"}
+
+
+def test_a_clone_after_make_run_shows_its_unreleased_builds(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path
+) -> None:
+    """A clone with no release tags (as after ``make run``: built and trained, nothing
+    released) shows its own builds: marked unreleased, with the work tree's build_info, cards,
+    metrics, previews from ``prepared/`` and the lineage digits -> cnn -> ft from the cards."""
+    clone = released_registry.clone
+    chdir(clone)
+    for tag in git(clone, "tag", "--list").split():
+        git(clone, "tag", "-d", tag)
+    _model(clone, tmp_path, "cnn")
+    _model(clone, tmp_path, "ft", base_model="cnn:1.0.0", metrics={"accuracy": 0.95})
+    site = tmp_path / "site"
+    report = build(site)
+    assert (report.datasets, report.models) == (1, 2)
+    data = json.loads((site / "catalog.json").read_text())
+    assert data["counts"]["releases"] == 0 and data["recent"] == []
+    (digits,) = data["datasets"]
+    label = "unreleased (this clone's build)"
+    assert digits["latest"] is None and digits["workspace"]["label"] == label
+    assert digits["workspace"]["version"] == "1.0.0" and digits["workspace"]["examples"] > 0
+    assert digits["splits"]["train"]["examples"] > 0 and sorted(digits["models"]) == ["cnn", "ft"]
+    models = {m["name"]: m for m in data["models"]}
+    assert models["cnn"]["workspace"] == {"label": label,
+                                          "metrics": {"accuracy": 0.9, "loss": 0.3}}
+    assert models["cnn"]["children"] == ["ft"]
+
+    page = (site / f"datasets/{DIGITS}.html").read_text()
+    assert "unreleased (this clone&#x27;s build)" in page and "1.0.0 <span" in page
+    assert "version 1.0.0, unreleased (this clone&#x27;s build)." in page  # the preview's source
+    thumbs = sorted(site.glob(f"assets/datasets/{DIGITS}/preview-*.png"))
+    assert len(thumbs) == 12 and all(t.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for t in thumbs)
+    home = (site / "index.html").read_text()
+    assert home.count('<span class="badge unreleased">') == 3
+
+    ft = (site / "models/ft.html").read_text()
+    assert "<td>unreleased (this clone&#x27;s build)</td><td>0.95</td>" in ft
+    assert set(re.findall(r'data-node="([^"]+)"', ft)) == {f"{DIGITS}:1.0.0", "cnn:1.0.0", "ft"}
+    assert '<a href="../models/cnn.html"><g' in ft
+    assert '<a href="../datasets/image_classification/digits.html"><g' in ft
+    assert "model · unreleased" in ft
+    cnn = (site / "models/cnn.html").read_text()
+    assert set(re.findall(r'data-node="([^"]+)"', cnn)) == {f"{DIGITS}:1.0.0", "cnn", "ft"}
+    assert '<a href="../models/ft.html"><g' in cnn
+    assert (site / "assets/models/cnn/metrics.svg").is_file()
 
 
 def test_a_card_that_holds_script_runs_nothing(zoo: ReleasedRegistry, tmp_path: Path) -> None:
@@ -216,7 +263,7 @@ def test_serve_builds_and_serves_on_localhost(zoo: ReleasedRegistry) -> None:
             assert b"Datasets and models" in page.read()
         base = url.group(0).removesuffix("index.html")
         with urllib.request.urlopen(f"{base}models/cnn.html", timeout=30) as page:
-            assert b'data-node="ft"' in page.read()
+            assert b'data-node="ft:1.0.0"' in page.read()
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -15,8 +15,15 @@ from collections import defaultdict
 from typing import Any
 
 from registry import layout
-from registry.datasets import builder_metadata, configs_of, list_datasets, tag_notes
+from registry.datasets import (
+    DatasetSummary,
+    builder_metadata,
+    configs_of,
+    list_datasets,
+    tag_notes,
+)
 from registry.grammar import StageTag, parse_tag, parse_version, tag_artifact
+from registry.lineage import UNRELEASED, Lineage, LineageReader
 from registry.models import list_models, read_lineage, released_card
 from registry.repo.git import TagRef
 from registry.repo.session import RegistryArg, Session
@@ -57,7 +64,7 @@ def collect(
     messages = session.repo.tag_messages()
     _prefetch(session)
     reader = _Reader(session, tags, messages)
-    datasets = [reader.dataset(s.name) for s in list_datasets(registry=registry)]
+    datasets = [reader.dataset(s) for s in list_datasets(registry=registry)]
     found = [reader.model(s.name, s.card) for s in list_models(registry=registry)] if models else []
     _link_models(datasets, found)
     releases = [
@@ -107,6 +114,7 @@ class _Reader:
         self.index = session.index()
         self.tags = tags
         self.messages = messages
+        self.lineage = LineageReader(session, messages)
         self.by_artifact: dict[str, list[TagRef]] = defaultdict(list)
         for ref in tags.values():
             self.by_artifact[tag_artifact(ref.name) or ""].append(ref)
@@ -165,8 +173,10 @@ class _Reader:
                 }))
         return [event for _, event in sorted(events, key=lambda e: e[0], reverse=True)]
 
-    def dataset(self, name: str) -> dict[str, Any]:
-        """A dataset's page data: card, versions, features, splits, statistics, how to load."""
+    def dataset(self, summary: DatasetSummary) -> dict[str, Any]:
+        """A dataset's page data: card, versions, features, splits, statistics, how to load;
+        this clone's own build when it is not a released version (``workspace``)."""
+        name = summary.name
         latest = self.index.latest(name)
         folder = layout.dataset_dir(name)
         build_text = self._text(latest, layout.build_info_file(name))
@@ -213,6 +223,7 @@ class _Reader:
             "statistics": build.get("statistics") or None,
             "configs": list(configs),
             "models": [],
+            "workspace": _workspace_build(summary),
         }
 
     def model(self, name: str, card_meta: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +249,7 @@ class _Reader:
             entry["base_model"] = record.get("base_model")
             entry["training_run"] = record.get("training_run")
         base = card_meta.get("base_model")
+        up, down = self.lineage.graphs("model", name)
         return {
             "kind": "model",
             "name": name,
@@ -259,23 +271,59 @@ class _Reader:
             "deprecated": self.index.is_deprecated(name),
             "versions": versions,
             "card": body,
-            "children": [],
+            # Fine-tuned from any of its versions: the down graph's edges into its nodes.
+            "children": list(dict.fromkeys(
+                e.source.split(":", 1)[0] for e in down.edges
+                if e.relation == "fine_tuned_from" and down.nodes[e.target].name == name
+            )),
+            "lineage": _graph(up, down),
+            "workspace": self._model_build(name, card_meta) if latest is None else None,
         }
+
+    def _model_build(self, name: str, card_meta: dict[str, Any]) -> dict[str, Any] | None:
+        """An unreleased model's weights built in the work tree (``make run``): its card's
+        metrics; ``None`` when no weights are there."""
+        root = self.session.repo.work_tree
+        weights = str(card_meta.get("weights") or "")
+        if root is None or not weights or not (root / layout.model_dir(name) / weights).is_file():
+            return None
+        return {"label": UNRELEASED, "metrics": dict(card_meta.get("metrics") or {})}
+
+
+def _workspace_build(summary: DatasetSummary) -> dict[str, Any] | None:
+    """This clone's build of a dataset (``datasets list``'s ``built``), when it is no released
+    version: ``{"label", "version", "examples"}``; else ``None``."""
+    built = summary.built
+    if not built or built["version"] in summary.versions or built["version"] in summary.yanked:
+        return None
+    return {"label": UNRELEASED, "version": built["version"], "examples": built["examples"]}
+
+
+def _graph(up: Lineage, down: Lineage) -> dict[str, Any]:
+    """A model's lineage graph for its page, from :class:`registry.lineage.LineageReader`'s
+    two graphs: datasets and models (raw inputs left out), each edge from what was made of it
+    to what was made, with the relation."""
+    nodes: dict[str, dict[str, Any]] = {}
+    edges = set()
+    for graph in (up, down):
+        for node_id, node in graph.nodes.items():
+            if node.kind in ("dataset", "model") and node_id not in nodes:
+                nodes[node_id] = {"kind": node.kind, "name": node.name, "version": node.version,
+                                  "released": node.tag is not None, "yanked": node.yanked}
+        edges |= {(e.target, e.source, e.relation) for e in graph.edges
+                  if e.source in nodes and e.target in nodes}
+    return {"root": up.root, "nodes": nodes, "edges": sorted(edges)}
 
 
 def _link_models(datasets: list[dict[str, Any]], models: list[dict[str, Any]]) -> None:
-    """Fill each dataset's ``models`` (trained on it) and each model's ``children`` (fine-tuned
-    from it), from the models' cards."""
+    """Fill each dataset's ``models`` (trained on it), from the models' cards (the latest
+    release's, or the work tree's)."""
     by_dataset = {d["name"]: d for d in datasets}
-    by_model = {m["name"]: m for m in models}
     for model in models:
         for ref in model["datasets"]:
             dataset = by_dataset.get(ref.split(":", 1)[0])
             if dataset is not None and model["name"] not in dataset["models"]:
                 dataset["models"].append(model["name"])
-        parent = by_model.get((model["base_model"] or "").split(":", 1)[0])
-        if parent is not None:
-            parent["children"].append(model["name"])
 
 
 def _tag_values(tags: list[str], prefix: str) -> Any:

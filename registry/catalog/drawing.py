@@ -58,7 +58,8 @@ def lineage_svg(
     the model; each node links to its page.
 
     Args:
-        nodes: Node id -> ``{"kind": "dataset"|"model", "label": str, "href": str|None}``.
+        nodes: Node id -> ``{"kind": "dataset"|"model", "label": str, "href": str|None}``
+            and optionally ``"note"``, the node's second line (default: its kind).
         edges: ``(source, target)`` node ids.
         root: The node the page is about (highlighted).
 
@@ -125,7 +126,7 @@ def lineage_svg(
             f'<text x="{x:.1f}" y="{y - 3:.1f}" text-anchor="middle" font-size="12">'
             f'{escape(node["label"])}</text>'
             f'<text x="{x:.1f}" y="{y + 12:.1f}" text-anchor="middle" font-size="10" '
-            f'fill="#556">{escape(node["kind"])}</text></g>'
+            f'fill="#556">{escape(node.get("note") or node["kind"])}</text></g>'
         )
         href = node.get("href")
         parts.append(f'<a href="{escape(href)}">{box}</a>' if href else box)

@@ -79,6 +79,14 @@ def _versions(artifact: dict[str, Any], with_metrics: bool = False) -> str:
             run = v.get("training_run")
             row.append(escape(str(run)) if run else "-")
         rows.append(row)
+    built = artifact.get("workspace")
+    if built:
+        # This clone's own build, not a release: beside the releases, as `datasets list` shows it.
+        what = (f'{built["examples"]:,} examples built here' if "examples" in built
+                else "weights built here")
+        rows.insert(0, [f'{escape(built.get("version") or "-")} '
+                        f'<span class="badge unreleased">{escape(built["label"])}</span>',
+                        "-", "-", escape(what)] + (["-"] if with_metrics else []))
     header = ["Version", "Released", "By", "Notes"] + (["Training run"] if with_metrics else [])
     return _table(header, rows) if rows else "<p>Not released yet.</p>"
 
@@ -95,7 +103,11 @@ def _stage_history(artifact: dict[str, Any]) -> str:
 
 
 def _head(artifact: dict[str, Any]) -> str:
-    badges = [f'<span class="badge">latest {escape(artifact["latest"] or "unreleased")}</span>']
+    built = artifact.get("workspace")
+    badges = [] if built and not artifact["latest"] else [
+        f'<span class="badge">latest {escape(artifact["latest"] or "unreleased")}</span>']
+    if built:
+        badges.append(f'<span class="badge unreleased">{escape(built["label"])}</span>')
     badges += [f'<span class="badge stage">{escape(s)}: {escape(v)}</span>'
                for s, v in artifact["stages"].items()]
     if artifact["deprecated"]:
@@ -209,7 +221,8 @@ def model_page(m: dict[str, Any], lineage: str, metrics_chart: str | None, repo_
     if not m["versions"] and m.get("card_metrics"):
         # Not released yet: what the work tree's card says.
         names = sorted(m["card_metrics"])
-        metric_rows = [["work tree"] + [escape(str(m["card_metrics"][k])) for k in names]]
+        label = m["workspace"]["label"] if m.get("workspace") else "work tree"
+        metric_rows = [[escape(label)] + [escape(str(m["card_metrics"][k])) for k in names]]
     metrics = _table(["Version", *map(escape, names)], metric_rows) if metric_rows else (
         "<p>No metrics recorded.</p>")
     if metrics_chart:
@@ -233,6 +246,15 @@ def model_page(m: dict[str, Any], lineage: str, metrics_chart: str | None, repo_
         _section("load", "How to load", load),
     ])
     return _layout(page, m["name"], body)
+
+
+def _list_badges(entry: dict[str, Any]) -> str:
+    """An artifact's version badges in the home page's list: its latest release, and this
+    clone's unreleased build (or "unreleased" when it has neither)."""
+    badges = [f'<span class="badge">{escape(entry["latest"])}</span>'] if entry["latest"] else []
+    if entry.get("workspace"):
+        badges.append(f'<span class="badge unreleased">{escape(entry["workspace"])}</span>')
+    return " ".join(badges or ['<span class="badge">unreleased</span>'])
 
 
 def home_page(catalog: dict[str, Any], entries: list[dict[str, Any]]) -> str:
@@ -260,8 +282,8 @@ def home_page(catalog: dict[str, Any], entries: list[dict[str, Any]]) -> str:
         items.append(
             f'<li data-entry="{i}"><a href="{escape(e["page"])}">{escape(e["name"])}</a> '
             f'<span class="badge">{e["kind"]}</span> '
-            f'<span class="badge">{escape(e["latest"] or "unreleased")}</span>'
-            f'<p>{escape(e["description"])}</p>'
+            + _list_badges(e)
+            + f'<p>{escape(e["description"])}</p>'
             f'<p class="facts">{escape(" · ".join(str(f) for f in facts if f))}</p></li>'
         )
     recent = "".join(

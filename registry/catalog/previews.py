@@ -14,10 +14,9 @@ from html import escape
 from pathlib import Path
 from typing import Any, Protocol
 
-from registry.datasets import load_prepared, released_data_hash
+from registry.datasets import load_prepared, locate_dataset, released_data_hash
 from registry.errors import RegistryError
 from registry.repo.session import Session
-from registry.repo.tags import Release
 
 __all__ = ["Writes", "preview_html"]
 
@@ -37,35 +36,61 @@ class Writes(Protocol):
 
 def preview_html(session: Session, d: dict[str, Any], page: str, write: Writes) -> str:
     """The example preview section of dataset ``d``'s page, its thumbnails written with
-    ``write``; ``""`` when its latest version is not in the local cache (or has no split).
+    ``write``: of its latest version when that is in the local cache, else of this clone's
+    own unreleased build (``datasets/NAME/prepared``, as ``make run`` leaves it); ``""`` when
+    neither is there (or it has no split).
 
-    The examples are read (TensorFlow) only when the version or the page changed since the
+    The examples are read (TensorFlow) only when the data or the page changed since the
     last build into the same folder: the section is kept as ``preview.part`` beside them.
     """
-    latest = session.index().latest(d["name"])
-    if latest is None or not d["splits"]:
+    if not d["splits"]:
         return ""
+    found = _cached_release(session, d) or _workspace_build(session, d)
+    if found is None:
+        return ""
+    folder, data_hash, what = found
+    rel = f"assets/datasets/{d['name']}/preview.part"
+    inputs = ["preview", data_hash, what, d["features"], d.get("configs"), page, EXAMPLES]
+    return write.derived(
+        rel, inputs, lambda: _draw(folder, what, d, page, write).encode("utf-8")
+    ).decode("utf-8")
+
+
+def _cached_release(session: Session, d: dict[str, Any]) -> tuple[Path, str, str] | None:
+    """The latest release's folder in the local cache (its default config's), its hash and
+    what the preview says it is; ``None`` if not cached."""
+    latest = session.index().latest(d["name"])
+    if latest is None:
+        return None
     try:
         data_hash = released_data_hash(session, latest)
         found = session.content_cache().cached(data_hash)
     except (RegistryError, ValueError):
-        return ""
+        return None
     if found is None:
-        return ""
-    rel = f"assets/datasets/{d['name']}/preview.part"
-    inputs = ["preview", data_hash, d["features"], d.get("configs"), page, EXAMPLES]
-    return write.derived(
-        rel, inputs, lambda: _draw(found.path, latest, d, page, write).encode("utf-8")
-    ).decode("utf-8")
+        return None
+    folder = found.path / d["configs"][0] if d.get("configs") else found.path
+    return folder, data_hash, f"version {latest.version} (from this machine's cache)"
 
 
-def _draw(path: Path, latest: Release, d: dict[str, Any], page: str, write: Writes) -> str:
-    """Read the first examples of the cached version at ``path``; write thumbnails; return
-    the section's HTML (``""`` if they cannot be read)."""
+def _workspace_build(session: Session, d: dict[str, Any]) -> tuple[Path, str, str] | None:
+    """This clone's unreleased build (:func:`registry.datasets.locate_dataset`'s workspace
+    source: its folder and ``dvc.lock`` hash); ``None`` if there is none."""
+    built = d.get("workspace")
+    root = session.repo.work_tree
+    if not built or root is None:
+        return None
+    try:
+        found = locate_dataset(d["name"], source="workspace", registry=root)
+    except RegistryError:
+        return None
+    return found.path, found.md5, f"version {found.version}, {built['label']}"
+
+
+def _draw(folder: Path, what: str, d: dict[str, Any], page: str, write: Writes) -> str:
+    """Read the first examples of the build at ``folder``; write thumbnails; return the
+    section's HTML (``""`` if they cannot be read)."""
     split = "train" if "train" in d["splits"] else next(iter(d["splits"]))
-    folder = path
-    if d.get("configs"):
-        folder = folder / d["configs"][0]
     try:
         examples = list(_take(load_prepared(folder, split, output="numpy"), EXAMPLES))
     except Exception:  # a preview is enrichment: any failure leaves it out
@@ -73,7 +98,7 @@ def _draw(path: Path, latest: Release, d: dict[str, Any], page: str, write: Writ
     images = [n for n, f in sorted(d["features"].items()) if f.get("type") == "Image"]
     prefix = "../" * page.count("/")
     html = [f'<p class="muted">{len(examples)} examples of split <code>{escape(split)}</code>, '
-            f'version {escape(str(latest.version))} (from this machine\'s cache).</p>']
+            f"{escape(what)}.</p>"]
     if images:
         feature = images[0]
         cells = []

@@ -65,6 +65,8 @@ def index_entries(catalog: dict[str, Any]) -> list[dict[str, Any]]:
             "features": sorted(artifact.get("features") or {}) if dataset else [],
             "size_bytes": artifact.get("size_bytes"),
             "examples": artifact.get("examples"),
+            # This clone's unreleased build (its label), as its page marks it.
+            "workspace": (artifact.get("workspace") or {}).get("label"),
         }
         words = [
             artifact["name"], artifact["description"], artifact["task"], artifact["owner"],

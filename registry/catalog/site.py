@@ -237,11 +237,11 @@ def _write_site(session: Session, catalog: dict[str, Any], write: _Writer) -> No
         charts = _dataset_charts(d, page, write)
         preview = preview_html(session, d, page, write)
         write(page, pages.dataset_page(d, charts, preview, repo_url))
-    by_name = {m["name"]: m for m in catalog["models"]}
+    known = {kind: {a["name"] for a in catalog[f"{kind}s"]} for kind in ("dataset", "model")}
     for m in catalog["models"]:
         page = page_path("model", m["name"])
         chart = _metrics_chart(m, page, write)
-        write(page, pages.model_page(m, _lineage(m, by_name, page), chart, repo_url))
+        write(page, pages.model_page(m, _lineage(m, known, page), chart, repo_url))
     write("search-index.js", pages.search_index_js(entries))
     write("index.html", pages.home_page(catalog, entries))
     write("catalog.json", json.dumps(catalog, indent=1, sort_keys=True) + "\n")
@@ -282,6 +282,10 @@ def _metrics_chart(m: dict[str, Any], page: str, write: _Writer) -> str | None:
         for k, x in sorted((v.get("metrics") or {}).items())
         if isinstance(x, int | float) and not isinstance(x, bool)
     ]
+    if not bars and m.get("workspace"):
+        # Not released: this clone's build, its card's metrics.
+        bars = [(k, float(x)) for k, x in sorted(m["workspace"]["metrics"].items())
+                if isinstance(x, int | float) and not isinstance(x, bool)]
     if not bars:
         return None
     bars = bars[-30:]
@@ -290,45 +294,22 @@ def _metrics_chart(m: dict[str, Any], page: str, write: _Writer) -> str | None:
     return "../" * page.count("/") + rel
 
 
-def _lineage(m: dict[str, Any], by_name: dict[str, dict[str, Any]], page: str) -> str:
-    """The model's lineage graph: the datasets and base models it was made from (all the way
-    up), and the models fine-tuned from it (all the way down)."""
+def _lineage(m: dict[str, Any], known: dict[str, set[str]], page: str) -> str:
+    """The model's lineage graph (``m["lineage"]``, from :mod:`registry.lineage`): what it was
+    made of all the way up, and the models made from it all the way down; each node a link to
+    its artifact's page when the catalog has one."""
     prefix = "../" * page.count("/")
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: list[tuple[str, str]] = []
-
-    def model_node(name: str) -> None:
-        nodes[name] = {"kind": "model", "label": name,
-                       "href": prefix + page_path("model", name) if name in by_name else None}
-
-    def up(name: str) -> None:
-        model = by_name.get(name)
-        if model is None or name in seen_up:
-            return
-        seen_up.add(name)
-        for ref in model["datasets"]:
-            nodes[ref] = {"kind": "dataset", "label": ref,
-                          "href": prefix + page_path("dataset", ref.split(":", 1)[0])}
-            edges.append((ref, name))
-        if model["base_model"]:
-            base = model["base_model"].split(":", 1)[0]
-            model_node(base)
-            edges.append((base, name))
-            up(base)
-
-    def down(name: str) -> None:
-        for child in by_name.get(name, {}).get("children", []):
-            if child not in nodes:
-                model_node(child)
-                edges.append((name, child))
-                down(child)
-
-    seen_up: set[str] = set()
-    model_node(m["name"])
-    nodes[m["name"]]["href"] = None
-    up(m["name"])
-    down(m["name"])
-    return drawing.lineage_svg(nodes, sorted(set(edges)), m["name"])
+    graph = m["lineage"]
+    nodes = {}
+    for node_id, node in graph["nodes"].items():
+        has_page = node["name"] in known[node["kind"]] and node_id != graph["root"]
+        note = node["kind"] + ("" if node["released"] else " · unreleased")
+        if node["yanked"]:
+            note += " · yanked"
+        nodes[node_id] = {"kind": node["kind"], "label": node_id, "note": note,
+                          "href": prefix + page_path(node["kind"], node["name"])
+                          if has_page else None}
+    return drawing.lineage_svg(nodes, [(a, b) for a, b, _ in graph["edges"]], graph["root"])
 
 
 def serve(
