@@ -152,6 +152,12 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
     """
     session = open_session(registry)
     session.repo.refresh()
+    return dataset_summaries(session)
+
+
+def dataset_summaries(session: Session) -> list[DatasetSummary]:
+    """:func:`list_datasets` on a session already open: the catalog's, whose Git process has
+    the files it reads prefetched already."""
     index = session.index()
     in_tree = set(session.known_datasets())
     # Models share the tag namespace: a released name whose folder is gone from the tree is a

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -747,7 +748,7 @@ class _MadeFrom:
             self.starts.append(offset)
             offset += len(message) + 1
         self.text = "\0".join(searched.values())
-        self._without_record: list[tuple[str, list[tuple[str, str]]]] | None = None
+        self._without_record: dict[str, list[tuple[str, str]]] | None = None
 
     def _holding(self, needle: str) -> set[str]:
         """The tags whose message holds ``needle``."""
@@ -767,15 +768,14 @@ class _MadeFrom:
             record, _ = parse_lineage(self.messages[tag])
             if record is not None and record.get("kind", "model") == "model":
                 found += [(rel, tag) for rel, src in _record_sources(record) if src == source]
-        for tag, sources in self._old_releases():
-            found += [(rel, tag) for rel, src in sources if src == source]
+        found += self._old_releases().get(source, [])
         return sorted(set(found), key=lambda f: (f[1], f[0]))
 
-    def _old_releases(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Model releases whose tag holds no lineage record, with the sources their cards
-        name (read once, on first need)."""
+    def _old_releases(self) -> dict[str, list[tuple[str, str]]]:
+        """Model releases whose tag holds no lineage record, by the sources their cards name:
+        source id -> ``(relation, tag)`` (read once, on first need)."""
         if self._without_record is None:
-            self._without_record = []
+            self._without_record = defaultdict(list)
             kinds: dict[str, str | None] = {}
             for tag, message in self.messages.items():
                 if LINEAGE_MARK in message or "@v" not in tag or tag.endswith("!"):
@@ -786,8 +786,9 @@ class _MadeFrom:
                 if kinds[name] != "model":
                     continue
                 release = self.walker.live_release(parse_tag(tag))
-                if release is not None and (sources := self.walker.card_sources(release)):
-                    self._without_record.append((tag, sources))
+                if release is not None:
+                    for relation, source in self.walker.card_sources(release):
+                        self._without_record[source].append((relation, tag))
         return self._without_record
 
 

@@ -410,6 +410,12 @@ def list_models(*, registry: RegistryArg = None) -> list[ModelSummary]:
     """
     session = open_session(registry)
     session.repo.refresh()
+    return model_summaries(session)
+
+
+def model_summaries(session: Session) -> list[ModelSummary]:
+    """:func:`list_models` on a session already open: the catalog's, whose Git process has
+    every card it reads prefetched already."""
     return [summary for summary, _ in _summaries(session, session.index())]
 
 
@@ -1161,6 +1167,11 @@ def load_model(
     return cache.named_object(md5, Path(weights).name, remote, progress=progress)
 
 
+# Released cards by their bytes (:func:`released_card`); cleared when full.
+_PARSED_CARDS: dict[bytes, ModelCard] = {}
+_PARSED_CARDS_MAX = 20_000
+
+
 def released_card(session: Session, release: Release) -> ModelCard | None:
     """The card of a model release at its tagged commit (``None``: it has none).
 
@@ -1173,8 +1184,16 @@ def released_card(session: Session, release: Release) -> ModelCard | None:
     data = session.repo.read_file(release.commit, layout.card_file(name))
     if data is None:
         return None
-    where = f"{layout.card_file(name)} at {release.tag}"
-    return parse_card(data.decode("utf-8", errors="replace"), where=where)
+    # Parsed once per content (what a Git blob id names): the catalog and lineage read the
+    # same cards again, and versions often share one. A card that does not parse is not kept.
+    card = _PARSED_CARDS.get(data)
+    if card is None:
+        where = f"{layout.card_file(name)} at {release.tag}"
+        card = parse_card(data.decode("utf-8", errors="replace"), where=where)
+        if len(_PARSED_CARDS) >= _PARSED_CARDS_MAX:
+            _PARSED_CARDS.clear()
+        _PARSED_CARDS[data] = card
+    return card
 
 
 def released_weights(session: Session, release: Release) -> tuple[str, str]:

@@ -19,14 +19,14 @@ from registry.datasets import (
     DatasetSummary,
     builder_metadata,
     configs_of,
-    list_datasets,
+    dataset_summaries,
     tag_notes,
 )
 from registry.grammar import StageTag, parse_tag, parse_version, tag_artifact
 from registry.lineage import UNRELEASED, Lineage, LineageReader
-from registry.models import list_models, read_lineage, released_card
+from registry.models import model_summaries, read_lineage, released_card
 from registry.repo.git import TagRef
-from registry.repo.session import RegistryArg, Session
+from registry.repo.session import Session
 from registry.repo.tags import Release
 
 __all__ = ["SCHEMA", "collect"]
@@ -41,14 +41,11 @@ _EMPHASIS = re.compile(r"\*\*|__|`")
 _OWNER = re.compile(r"\*\*Owner\*\*:\s*([^\n]+?)\.?\s*(?:\*\*|$)", re.MULTILINE)
 
 
-def collect(
-    session: Session, registry: RegistryArg = None, *, models: bool = True
-) -> dict[str, Any]:
+def collect(session: Session, *, models: bool = True) -> dict[str, Any]:
     """Every dataset and model of the registry, as plain data (what ``catalog.json`` holds).
 
     Args:
-        session: The registry, opened from ``registry``.
-        registry: A registry clone or Git URL, as given (the listings open it again: cheap).
+        session: The registry (refreshed by the caller).
         models: Read the models too (``False``: a dataset search, which needs none).
 
     Returns:
@@ -56,7 +53,7 @@ def collect(
         fields its page shows, sorted by name.
 
     Example:
-        >>> data = collect(open_session("."), ".")  # doctest: +SKIP
+        >>> data = collect(open_session("."))  # doctest: +SKIP
         >>> [d["name"] for d in data["datasets"]]  # doctest: +SKIP
         ['image_classification/digits']
     """
@@ -64,8 +61,9 @@ def collect(
     messages = session.repo.tag_messages()
     _prefetch(session)
     reader = _Reader(session, tags, messages)
-    datasets = [reader.dataset(s) for s in list_datasets(registry=registry)]
-    found = [reader.model(s.name, s.card) for s in list_models(registry=registry)] if models else []
+    # The listings on this session: its Git process has their files prefetched.
+    datasets = [reader.dataset(s) for s in dataset_summaries(session)]
+    found = [reader.model(s.name, s.card) for s in model_summaries(session)] if models else []
     _link_models(datasets, found)
     releases = [
         {"name": a["name"], "kind": a["kind"], "version": v["version"], "date": v["date"],

@@ -230,7 +230,7 @@ def search_datasets(
     high = parse_size(max_size) if isinstance(max_size, str) else max_size
     session = open_session(registry)
     session.repo.refresh()
-    catalog = collect(session, registry, models=False)
+    catalog = collect(session, models=False)
     facets = {"kind": "dataset", "task": task, "owner": owner, "language": language}
     found = []
     for entry in index_entries(catalog):

@@ -8,6 +8,7 @@ home page, ``catalog.json`` and the search index change). Each write is atomic.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -74,10 +75,11 @@ class _Writer:
         # Charts to draw at the end, all at once: (file, labels, values, title).
         self.charts: list[tuple[str, list[str], list[float], str]] = []
 
-    def _is_current(self, rel: str, inputs: Any) -> bool:
-        """Record ``inputs`` as what ``rel`` is drawn from; whether it was drawn from them
-        last time (and is there)."""
-        folder, _, name = rel.rpartition("/")
+    def _is_current(self, rel: str, inputs: Any, record: str | None = None) -> bool:
+        """Record ``inputs`` as what ``rel`` is drawn from (in the ``inputs.json`` of
+        ``record``'s folder, under its name; default ``rel``'s); whether it was drawn from
+        them last time (and is there)."""
+        folder, _, name = (record or rel).rpartition("/")
         key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
         self.new.setdefault(folder, {})[name] = key
         if folder not in self.old:
@@ -96,6 +98,16 @@ class _Writer:
         data = draw()
         self(rel, data)
         return data
+
+    def page(self, rel: str, record: str, inputs: Any, render: Callable[[], str]) -> None:
+        """Write page ``rel`` as ``render()`` makes it, unless it was made from these
+        ``inputs`` last time (and is there): rendering 1,000 pages and laying out their graphs
+        is most of a build with nothing changed. The inputs' hash is kept as ``record`` (a
+        name in the artifact's asset folder)."""
+        if self._is_current(rel, inputs, record):
+            self.report.unchanged += 1
+            return
+        self(rel, render())
 
     def chart(self, rel: str, labels: list[str], values: list[float], title: str) -> None:
         """Draw a bar chart at ``rel`` (:func:`drawing.bar_chart`) unless it is drawn from
@@ -171,7 +183,7 @@ def build(out_dir: str | os.PathLike[str], *, registry: RegistryArg = None) -> B
     _check_out_dir(out)
     session = open_session(registry)
     session.repo.refresh()
-    catalog = collect(session, registry)
+    catalog = collect(session)
     report = BuildReport(out, datasets=len(catalog["datasets"]), models=len(catalog["models"]))
     write = _Writer(out, report)
     try:
@@ -192,12 +204,15 @@ def _remove_stale(out: Path, catalog: dict[str, Any]) -> list[str]:
         pages_dir, assets_dir = out / f"{kind}s", out / "assets" / f"{kind}s"
         stale = [p for p in pages_dir.rglob("*.html")
                  if p.relative_to(pages_dir).as_posix().removesuffix(".html") not in names]
-        stale += [p for p in assets_dir.rglob("*") if p.is_file()
-                  and p.parent.relative_to(assets_dir).as_posix() not in names]
+        # os.walk, not rglob: a folder's files are looked at only when the folder is stale.
+        for here, _, files in os.walk(assets_dir):
+            rel = Path(here).relative_to(assets_dir).as_posix()
+            if files and rel not in names:
+                stale += [Path(here) / f for f in files]
         for path in stale:
             path.unlink()
             removed.append(path.relative_to(out).as_posix())
-        for root in (pages_dir, assets_dir):
+        for root in (pages_dir, assets_dir) if stale else ():
             # Empty folders left behind, deepest first.
             for folder in sorted((d for d in root.rglob("*") if d.is_dir()), reverse=True):
                 if not any(folder.iterdir()):
@@ -231,21 +246,49 @@ def _write_site(session: Session, catalog: dict[str, Any], write: _Writer) -> No
     repo_url = _repo_url(session)
     for name in _STATIC:
         write(name, resources.files("registry.catalog").joinpath("static", name).read_bytes())
+    # A page is made again when its data or the code that makes pages changed.
+    code = _code_digest()
     entries = index_entries(catalog)
     for d in catalog["datasets"]:
         page = page_path("dataset", d["name"])
         charts = _dataset_charts(d, page, write)
         preview = preview_html(session, d, page, write)
-        write(page, pages.dataset_page(d, charts, preview, repo_url))
+        write.page(page, _asset("dataset", d["name"], "page.html"),
+                   [code, d, charts, preview, repo_url],
+                   functools.partial(pages.dataset_page, d, charts, preview, repo_url))
     known = {kind: {a["name"] for a in catalog[f"{kind}s"]} for kind in ("dataset", "model")}
     for m in catalog["models"]:
         page = page_path("model", m["name"])
         chart = _metrics_chart(m, page, write)
-        write(page, pages.model_page(m, _lineage(m, known, page), chart, repo_url))
+        # Which of its graph's nodes have a page (a link) is part of what it is made from.
+        linked = sorted(n for n, node in m["lineage"]["nodes"].items()
+                        if node["name"] in known[node["kind"]])
+        write.page(page, _asset("model", m["name"], "page.html"),
+                   [code, m, chart, repo_url, linked],
+                   functools.partial(_model_page, m, known, chart, repo_url))
     write("search-index.js", pages.search_index_js(entries))
     write("index.html", pages.home_page(catalog, entries))
-    write("catalog.json", json.dumps(catalog, indent=1, sort_keys=True) + "\n")
+    # Compact: json's C encoder writes it (with indent, the pure-Python one takes ~1 s).
+    write("catalog.json", json.dumps(catalog, sort_keys=True, separators=(",", ":")) + "\n")
     write.finish()
+
+
+def _model_page(
+    m: dict[str, Any], known: dict[str, set[str]], chart: str | None, repo_url: str
+) -> str:
+    """A model's page with its lineage graph laid out (only when the page is made again)."""
+    lineage = _lineage(m, known, page_path("model", m["name"]))
+    return pages.model_page(m, lineage, chart, repo_url)
+
+
+def _code_digest() -> str:
+    """A hash of the code that writes pages (this package's modules and static files)."""
+    digest = hashlib.sha256()
+    package = resources.files("registry.catalog")
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return digest.hexdigest()
 
 
 def _asset(kind: str, name: str, file: str) -> str:
@@ -327,7 +370,6 @@ def serve(
     Raises:
         ConfigError: If the port cannot be bound.
     """
-    import functools
     import http.server
     import tempfile
     import webbrowser
