@@ -186,10 +186,19 @@ def test_a_card_that_holds_script_runs_nothing(zoo: ReleasedRegistry, tmp_path: 
 
 
 def test_a_second_build_writes_nothing_and_a_release_rewrites_only_its_pages(
-    zoo: ReleasedRegistry, tmp_path: Path
+    zoo: ReleasedRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
     build(site)
+    # Charts drawn by the pool of processes (a batch a chart) are the bytes drawn in-process.
+    pooled = tmp_path / "pooled"
+    with monkeypatch.context() as patch:
+        patch.setattr("registry.catalog.site._PARALLEL_CHARTS", 1)
+        patch.setattr("registry.catalog.site._CORES", 2)
+        build(pooled)
+    svgs = sorted(p.relative_to(site) for p in site.rglob("*.svg"))
+    assert len(svgs) == 4 and svgs == sorted(p.relative_to(pooled) for p in pooled.rglob("*.svg"))
+    assert all((site / p).read_bytes() == (pooled / p).read_bytes() for p in svgs)
     before = {p: p.stat().st_mtime_ns for p in site.rglob("*") if p.is_file()}
     again = build(site)
     assert again.written == [] and again.unchanged > 0

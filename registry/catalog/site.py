@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry.atomic import atomic_write_bytes
 from registry.catalog import drawing, pages
@@ -26,18 +26,22 @@ from registry.catalog.search import index_entries, page_path
 from registry.errors import CatalogOutputError, ConfigError
 from registry.repo.session import RegistryArg, Session, open_session
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
 __all__ = ["BuildReport", "build", "serve"]
 
 _STATIC = ("catalog.css", "catalog.js")
 # In each asset folder: what its drawn files were drawn from (:meth:`_Writer.derived`).
 _INPUTS = "inputs.json"
-# From this many charts to draw, they are drawn by a pool of processes.
+# Charts are drawn by a pool of processes in batches of this many (fewer: in the process).
 _PARALLEL_CHARTS = 64
+_CORES = min(os.cpu_count() or 1, 8)
 
 
-def _draw_bar(job: tuple[list[str], list[float], str]) -> bytes:
-    """One bar chart (a pool's task: a module-level function)."""
-    return drawing.bar_chart(*job)
+def _draw_bars(jobs: list[tuple[list[str], list[float], str]]) -> list[bytes]:
+    """Bar charts (a pool's task: a module-level function)."""
+    return [drawing.bar_chart(*job) for job in jobs]
 
 
 @dataclass
@@ -72,8 +76,11 @@ class _Writer:
         self.root, self.report = root, report
         self.old: dict[str, dict[str, str]] = {}
         self.new: dict[str, dict[str, str]] = {}
-        # Charts to draw at the end, all at once: (file, labels, values, title).
+        # Charts not yet handed to the pool: (file, labels, values, title).
         self.charts: list[tuple[str, list[str], list[float], str]] = []
+        # Charts handed to the pool: their files, and the future of their bytes.
+        self._batches: list[tuple[list[str], Future[list[bytes]]]] = []
+        self._pool: ProcessPoolExecutor | None = None
 
     def _is_current(self, rel: str, inputs: Any, record: str | None = None) -> bool:
         """Record ``inputs`` as what ``rel`` is drawn from (in the ``inputs.json`` of
@@ -111,30 +118,55 @@ class _Writer:
 
     def chart(self, rel: str, labels: list[str], values: list[float], title: str) -> None:
         """Draw a bar chart at ``rel`` (:func:`drawing.bar_chart`) unless it is drawn from
-        these values already; drawn in :meth:`finish`, with the others."""
+        these values already. Charts are drawn in batches: by a pool of processes, one per
+        core, from the first full batch on (while the pages are made), else in
+        :meth:`finish`."""
         if self._is_current(rel, ["bar", labels, values, title]):
             self.report.unchanged += 1
-        else:
-            self.charts.append((rel, labels, values, title))
+            return
+        self.charts.append((rel, labels, values, title))
+        if len(self.charts) >= _PARALLEL_CHARTS and _CORES > 1:
+            self._submit()
 
-    def finish(self) -> None:
-        """Draw the charts asked for (in parallel, one process per core, when there are many:
-        matplotlib takes ~15 ms a chart), then write each asset folder's record of what its
-        files were drawn from."""
-        jobs = [(labels, values, title) for _, labels, values, title in self.charts]
-        cores = min(os.cpu_count() or 1, 8)
-        if len(jobs) >= _PARALLEL_CHARTS and cores > 1:
+    def _submit(self) -> None:
+        """Hand the charts asked for so far to the pool (started on first need)."""
+        if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             context = multiprocessing.get_context("forkserver")  # no fork of git's threads
-            with ProcessPoolExecutor(cores, mp_context=context) as pool:
-                drawn = list(pool.map(_draw_bar, jobs, chunksize=max(len(jobs) // cores // 4, 1)))
-        else:
-            drawn = [_draw_bar(job) for job in jobs]
-        for (rel, *_), data in zip(self.charts, drawn, strict=True):
-            self(rel, data)
+            self._pool = ProcessPoolExecutor(_CORES, mp_context=context)
+        jobs = [(labels, values, title) for _, labels, values, title in self.charts]
+        self._batches.append(([rel for rel, *_ in self.charts],
+                              self._pool.submit(_draw_bars, jobs)))
         self.charts = []
+
+    def close(self) -> None:
+        """Stop the chart pool, if one was started (its unfinished charts are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def finish(self) -> None:
+        """Draw the charts still asked for (matplotlib takes ~15 ms a chart), write every
+        chart, then each asset folder's record of what its files were drawn from."""
+        if self.charts and self._pool is not None:
+            self._submit()
+        else:
+            jobs = [(labels, values, title) for _, labels, values, title in self.charts]
+            for (rel, *_), data in zip(self.charts, _draw_bars(jobs), strict=True):
+                self(rel, data)
+            self.charts = []
+        for rels, future in self._batches:
+            for rel, data in zip(rels, future.result(), strict=True):
+                self(rel, data)
+        self._batches = []
+        self.close()
+        if self.report.written:
+            # The files were written without an fsync each (thousands: seconds); one sync
+            # before the records that say they are current, so a crash before it leaves old
+            # records, and the files are made again.
+            os.sync()
         for folder, keys in sorted(self.new.items()):
             self(f"{folder}/{_INPUTS}", json.dumps(keys, indent=1, sort_keys=True) + "\n")
 
@@ -147,7 +179,8 @@ class _Writer:
                 return
         except FileNotFoundError:
             pass
-        atomic_write_bytes(path, raw)
+        is_record = rel.endswith(f"/{_INPUTS}")
+        atomic_write_bytes(path, raw, durable=is_record)
         self.report.written.append(rel)
 
 
@@ -190,6 +223,8 @@ def build(out_dir: str | os.PathLike[str], *, registry: RegistryArg = None) -> B
         _write_site(session, catalog, write)
     except OSError as e:
         raise CatalogOutputError(out, e.strerror or str(e)) from e
+    finally:
+        write.close()
     report.written.sort()
     report.removed = _remove_stale(out, catalog)
     return report
