@@ -581,7 +581,7 @@ class _MadeFrom:
 
     def __init__(self, session: Session, walker: _Walker) -> None:
         self.session, self.walker = session, walker
-        self.messages = session.repo.tag_messages()
+        self.messages = session.repo.tag_messages(_release_tags(session))
         # Only records can name a source; a dataset's record never does (it is left out as
         # written by ``lineage_line``: written otherwise, it is searched, and parsed, in vain).
         searched = {tag: message for tag, message in self.messages.items()
@@ -636,6 +636,33 @@ class _MadeFrom:
                 if release is not None and (sources := self.walker.card_sources(release)):
                     self._without_record.append((tag, sources))
         return self._without_record
+
+
+def _release_tags(session: Session) -> list[str]:
+    """The release tags that can name a source: every register tag (``@v``, not a yank's ``!``)
+    of an artifact that is not a dataset of the tree.
+
+    A stage tag or a dataset's release never does (a dataset's record is skipped as it is
+    read), so their messages are not read: on 10,000 dataset releases, 5,000 model releases and
+    5,000 stage tags, a quarter of the tag objects (0.01 s against 0.07 s of Git). A dataset
+    gone from the tree is read, and skipped as before.
+    """
+    # A mirror lists its tree's datasets once; a clone checks a file a name.
+    tree = None if session.repo.work_tree is not None else set(session.known_datasets())
+    is_dataset: dict[str, bool] = {}
+    wanted = []
+    for tag in session.repo.tags():
+        name = tag.name
+        if "@v" not in name or name.endswith("!"):
+            continue
+        artifact = tag_artifact(name)
+        if artifact not in is_dataset:
+            is_dataset[artifact] = (
+                artifact in tree if tree is not None else session.has(artifact, "dataset")
+            )
+        if not is_dataset[artifact]:
+            wanted.append(name)
+    return wanted
 
 
 def _record_sources(record: dict[str, Any]) -> list[tuple[str, str]]:

@@ -122,15 +122,17 @@ class Release:
         version: Its version.
         tag: The Git tag that registered it (``name@vX.Y.Z``).
         commit: The commit the tag points at.
-        created: When the tag was made (ISO 8601).
         yanked: Why, by whom and when it was yanked; ``None`` for a live version.
+
+    When the tag was made is not kept: a listing of every tag reads no tag object
+    (:class:`~registry.repo.git.TagRef`); :meth:`registry.repo.git.GitRepo.tag_dates` reads it
+    for the releases that need it.
     """
 
     name: str
     version: Version
     tag: str
     commit: str
-    created: str
     yanked: Yank | None = None
 
     @property
@@ -226,7 +228,7 @@ class TagIndex:
             tag = parse_tag(ref.name)
             if isinstance(tag, RegisterTag):
                 registered[tag.name][tag.version] = Release(
-                    tag.name, tag.version, ref.name, ref.commit, ref.created
+                    tag.name, tag.version, ref.name, ref.commit
                 )
             elif isinstance(tag, DeregisterTag):
                 prefix = _YANK_SUBJECT.format(name=tag.name, version=tag.version)
