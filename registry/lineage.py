@@ -41,7 +41,6 @@ from registry.models import released_card
 from registry.repo.records import LINEAGE_MARK, bump_override, parse_lineage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
-from registry.tracking import training_run_link
 
 __all__ = [
     "Lineage",
@@ -685,7 +684,13 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
     node.details["params"] = record.get("params") or {}
     run = record.get("training_run")
     node.details["training_run"] = run
-    link = training_run_link(str(run)) if run else None
+    link = None
+    if run:
+        # Imported here: the MLflow mirror's module (urllib.request, sockets: ~30 ms) is needed
+        # only for a model with a run, not by `datasets info`'s lineage summary.
+        from registry.tracking import training_run_link
+
+        link = training_run_link(str(run))
     if link:
         node.details["training_run_url"] = link
     if record.get("compute") is not None:

@@ -394,10 +394,14 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
 
 
 def _released_model_names(session: Session, index: TagIndex, skip: set[str]) -> set[str]:
-    """Released names not in ``skip`` that are models: their release commit has a model card."""
-    datasets = set(session.known_datasets())
-    gone = [n for n in index.names() if n not in datasets and n not in skip]
-    latest = [r for n in gone if (r := index.latest(n)) is not None]
+    """Released names not in ``skip`` that are models: their release commit has a model card.
+
+    Only models' tags are read (those of ``skip`` too): every tagged name but the tree's
+    datasets.
+    """
+    gone = index.tagged_names() - set(session.known_datasets()) - skip
+    index.preload(gone | skip)
+    latest = [r for n in sorted(gone) if (r := index.latest(n)) is not None]
     cards = session.repo.read_files([(r.commit, layout.card_file(r.name)) for r in latest])
     return {r.name for r, card in zip(latest, cards, strict=True) if card}
 

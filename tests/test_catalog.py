@@ -182,6 +182,33 @@ def test_a_lazy_index_lists_only_the_tags_asked_about(
     assert lazy.latest("image_classification/digits") == full.latest("image_classification/digits")
 
 
+def test_a_kind_reads_its_own_tags_however_many_artifacts(
+    tagged_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list`` and ``search`` narrow every tagged name down to their kind and preload those
+    in one listing, past the one-by-one limit too: the other kind's tags are never parsed."""
+    calls: list[list[str] | None] = []
+
+    def load(names: list[str] | None) -> list:
+        calls.append(names)
+        return tagged_repo.tags(names)
+
+    monkeypatch.setattr(TagIndex, "_LAZY_LIMIT", 1)
+    lazy, full = TagIndex.lazy(load), TagIndex(tagged_repo.tags())
+    names = lazy.tagged_names()
+    # Names split off the tags' names, nothing parsed: a foreign tag's name is there too.
+    assert names == {"products/product_a/ad_clicks", "image_classification/digits", "v1.0.0"}
+    assert lazy._releases == {}
+    wanted = sorted(names - {"v1.0.0"})
+    lazy.preload(wanted)
+    assert calls == [None, wanted]  # one listing for both, past the limit of 1
+    assert all(lazy.releases(n) == full.releases(n) for n in wanted)
+    assert lazy.stages("products/product_a/ad_clicks") == full.stages(
+        "products/product_a/ad_clicks")
+    assert calls == [None, wanted]  # asked about after the preload: no more listings
+    assert TagIndex(tagged_repo.tags()).tagged_names() >= set(full.names())
+
+
 def test_stages_follow_the_latest_assignment(tagged_repo: GitRepo) -> None:
     index = TagIndex(tagged_repo.tags())
     stages = index.stages("products/product_a/ad_clicks")

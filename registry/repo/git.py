@@ -32,6 +32,8 @@ __all__ = ["NOTES_REF", "GitRepo", "TagLease", "TagRef", "is_local_path", "tip_r
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASK_YESNO": "false"}
 # Up to this many tags are read one by one from the cat-file process, more in one listing.
 _FEW_TAGS = 50
+# Up to this many artifacts' tags are listed by pattern, more by filtering every tag's listing.
+_FEW_ARTIFACTS = 16
 #: The Git notes the registry keeps on released commits: what reproducing a version found
 #: (:mod:`registry.repo.records`). Pushed with every tag, fetched with the tags.
 NOTES_REF = "refs/notes/registry"
@@ -524,7 +526,9 @@ class GitRepo:
         if names is None:
             return self._tags
         wanted = set(names)
-        if "_tags" in self.__dict__:  # listed already: filter, no git call
+        if "_tags" in self.__dict__ or len(wanted) > _FEW_ARTIFACTS:
+            # Listed already, or many artifacts: filter every tag's listing (one show-ref);
+            # for-each-ref would match every tag against two patterns an artifact.
             return [t for t in self._tags if tag_artifact(t.name) in wanted]
         if not wanted:
             return []

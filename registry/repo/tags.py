@@ -20,6 +20,7 @@ from registry.grammar import (
     Version,
     VersionSpec,
     parse_tag,
+    tag_artifact,
 )
 from registry.repo.git import TagRef
 
@@ -216,8 +217,33 @@ class TagIndex:
         self._add(load(None))
 
     def preload(self, names: Iterable[str]) -> None:
-        """Read the tags of ``names`` in one listing, before asking about them one by one."""
-        self._need(*names)
+        """Read the tags of ``names`` in one listing, before asking about them one by one.
+
+        However many they are: a command about one kind of artifact reads that kind's tags
+        only (:meth:`tagged_names` says which names there are), not every tag.
+        """
+        if self._loader is None:
+            return
+        missing = sorted({n for n in names if n not in self._loaded})
+        if missing:
+            self._add(self._loader(missing))
+            self._loaded.update(missing)
+
+    def tagged_names(self) -> set[str]:
+        """The name of every artifact that a tag names (what comes before its ``@`` or ``#``),
+        from the tags' names alone: no tag is parsed or indexed.
+
+        A superset of :meth:`every_name` (a foreign tag's name, an artifact with stage tags
+        only), for a command that narrows it down to one kind and then :meth:`preload`\ s
+        those.
+
+        Example:
+            >>> sorted(index.tagged_names())  # doctest: +SKIP
+            ['digits-cnn', 'image_classification/digits', 'v1.0.0']
+        """
+        if self._loader is None:
+            return set(self._ever) | set(self._stages) | self._deprecated
+        return {tag_artifact(t.name) for t in self._loader(None)}
 
     def _add(self, tags: Iterable[TagRef]) -> None:
         """Index ``tags``: every tag of each artifact they name (an artifact is added whole)."""
