@@ -156,7 +156,8 @@ def list_datasets(*, registry: str | os.PathLike[str] | None = None) -> list[Dat
     in_tree = set(session.known_datasets())
     # Only datasets' tags are read: every tagged name but the tree's models (a listing of
     # 10,000 dataset and 10,000 model tags parses half of them).
-    others = index.tagged_names() - in_tree - set(session.known_models())
+    tagged = index.tagged_names() - in_tree
+    others = tagged - session.in_tree(tagged, "model")
     index.preload(in_tree | others)
     # Models share the tag namespace: a released name whose folder is gone from the tree is a
     # dataset if its latest release had a builder (read for all such names in one Git call).

@@ -646,22 +646,12 @@ def _release_tags(session: Session) -> list[str]:
     5,000 stage tags, a quarter of the tag objects (0.01 s against 0.07 s of Git). A dataset
     gone from the tree is read, and skipped as before.
     """
-    # A mirror lists its tree's datasets once; a clone checks a file a name.
-    tree = None if session.repo.work_tree is not None else set(session.known_datasets())
-    is_dataset: dict[str, bool] = {}
-    wanted = []
-    for tag in session.repo.tags():
-        name = tag.name
-        if "@v" not in name or name.endswith("!"):
-            continue
-        artifact = tag_artifact(name)
-        if artifact not in is_dataset:
-            is_dataset[artifact] = (
-                artifact in tree if tree is not None else session.has(artifact, "dataset")
-            )
-        if not is_dataset[artifact]:
-            wanted.append(name)
-    return wanted
+    releases = [
+        (tag.name, tag_artifact(tag.name)) for tag in session.repo.tags()
+        if "@v" in tag.name and not tag.name.endswith("!")
+    ]
+    datasets = session.in_tree({artifact for _, artifact in releases}, "dataset")
+    return [name for name, artifact in releases if artifact not in datasets]
 
 
 def _record_sources(record: dict[str, Any]) -> list[tuple[str, str]]:

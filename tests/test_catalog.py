@@ -387,3 +387,23 @@ def test_a_yank_message_gives_the_reason_and_the_tagger(tmp_path: Path) -> None:
     assert yank is not None and yank.reason == "bad labels"
     assert yank.by == "researcher@lab.test"  # the tagger, as Git recorded it
     assert index.latest("d") is None and index.ever_released("d", Version(1, 0, 0))
+
+
+def test_in_tree_tells_a_kind_apart_in_a_clone_and_in_a_mirror(tmp_path: Path) -> None:
+    """``Session.in_tree``: a file check a name in a clone, one listing of the tree for a
+    mirror; the same answer both ways."""
+    from registry.repo.session import open_session
+
+    repo = tmp_path / "repo"
+    (repo / "datasets" / "group" / "digits").mkdir(parents=True)
+    (repo / "datasets" / "group" / "digits" / "digits_dataset_builder.py").write_text("")
+    (repo / "models" / "cnn").mkdir(parents=True)
+    (repo / "models" / "cnn" / "README.md").write_text("---\n---\n")
+    git(repo, "init", "-q")
+    commit_all(repo, "tree")
+    names = ["group/digits", "cnn", "gone", "group"]
+    for where in (str(repo), f"file://{repo}"):
+        session = open_session(where)
+        assert session.in_tree(names, "dataset") == {"group/digits"}, where
+        assert session.in_tree(names, "model") == {"cnn"}, where
+        assert session.in_tree([], "model") == set()
