@@ -8,11 +8,12 @@ per dataset: 21,000 tags). Each size then keeps the first N of those tags in ``p
 every size. ``group0/dataset_0`` has real bytes in a local DVC remote and is pulled once, so
 the resolve row is a warm ``registry datasets pull REF --json``.
 
-Each command runs in a fresh process, best of ``--repeat``, with its peak resident memory;
-beside it, its anchor: ``python -c pass`` plus the ``git for-each-ref`` of one artifact's tags.
+Each command runs in a fresh process, best of ``--repeat`` rounds (each round runs every size in
+turn, so a passing load touches them alike), with its peak resident memory; beside it, its
+anchor: ``python -c pass`` plus the ``git for-each-ref`` of one artifact's tags.
 
     python benchmarks/bench_scale.py [--sizes 100,1000,2000,10000,20000] [--repeat 5]
-        [--plot docs/performance-scale.svg] [--json PATH]
+        [--plot docs/performance-scale.svg] [--json PATH] [--baseline OLD_TREE]
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from _common import BIN, env, report
 DATASETS, DATASET_VERSIONS, MODELS, MODEL_VERSIONS = 1000, 10, 1000, 5
 TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-generation"]
 ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
+# (best wall s, peak MiB, least CPU s) of a command.
+Figure = tuple[float, float, float]
 TIME = "/usr/bin/time"  # GNU time, for each command's peak memory
 ASKED = "group0/dataset_0"  # every question is about the first dataset (in every size)
 SEARCH = ["models", "search", "--task", "text-classification", "--language", "ja",
@@ -184,52 +187,70 @@ def keep_tags(root: Path, tag_lines: list[str], count: int) -> None:
     packed.write_text("# pack-refs with: peeled fully-peeled sorted \n" + "\n".join(kept) + "\n")
 
 
-def run_best(args: list[str], cwd: Path, repeat: int, **extra: str) -> tuple[float, float]:
-    """Best wall time (s) of ``repeat`` fresh runs, and the largest peak RSS (MiB) among them.
+def run_best(args: list[str], cwd: Path, repeat: int, **extra: str) -> Figure:
+    """Best wall time (s) of ``repeat`` fresh runs, the largest peak RSS (MiB) among them, and
+    the least CPU time (s, user + system, with the command's own children such as git).
 
-    The peak comes from GNU time (``%M``), which execs the command from its own small process:
-    the kernel's peak of a child forked straight from this script would count this script's
-    own memory from before the exec.
+    GNU time reports the peak and CPU (``%M %U %S``): it execs the command from its own small
+    process, where the kernel's peak of a child forked straight from this script would count
+    this script's own memory from before the exec. CPU time moves far less than wall time
+    with the load of a shared machine.
     """
-    best, peak = float("inf"), 0.0
+    best, peak, cpu = float("inf"), 0.0, float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        done = subprocess.run([TIME, "-f", "%M", *args], cwd=cwd, env=env(**extra),
+        done = subprocess.run([TIME, "-f", "%M %U %S", *args], cwd=cwd, env=env(**extra),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         best = min(best, time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr[-500:]}")
-        peak = max(peak, int(done.stderr.split()[-1]) / 1024)
-    return best, peak
+        kib, user, system = done.stderr.split()[-3:]
+        peak = max(peak, int(kib) / 1024)
+        cpu = min(cpu, float(user) + float(system))
+    return best, peak, cpu
 
 
-def measure(root: Path, home: str, cache: str, repeat: int) -> dict[str, tuple[float, float]]:
-    """Every row's (best seconds, peak MiB) on the registry as it is now."""
+COMMANDS = {
+    "datasets list": ["datasets", "list"],
+    "datasets info": ["datasets", "info", f"{ASKED}:1.0.0"],
+    "resolve + locate (pull --json, warm)": ["datasets", "pull", f"{ASKED}:1.0.0", "--json"],
+    "models search (4 filters)": SEARCH,
+}
+
+
+def measure(
+    root: Path, home: str, cache: str, repeat: int, baseline: Path | None = None
+) -> dict[str, Figure]:
+    """Every row's figures on the registry as it is now (with ``baseline``: each command also
+    run with that tree of the registry's code first on ``PYTHONPATH``, in turn)."""
     registry = str(BIN / "registry")
     extra = {"HOME": home, "REGISTRY_CACHE_DIR": cache}
     asked = f"refs/tags/{ASKED}@v*"
-    return {
+    found = {
         "python -c pass": run_best([sys.executable, "-c", "pass"], root, repeat),
         "git for-each-ref (one artifact)": run_best(["git", "for-each-ref", asked], root, repeat),
-        "datasets list": run_best([registry, "datasets", "list"], root, repeat, **extra),
-        "datasets info": run_best([registry, "datasets", "info", f"{ASKED}:1.0.0"], root, repeat,
-                                  **extra),
-        "resolve + locate (pull --json, warm)": run_best(
-            [registry, "datasets", "pull", f"{ASKED}:1.0.0", "--json"], root, repeat, **extra),
-        "models search (4 filters)": run_best([registry, *SEARCH], root, repeat, **extra),
     }
+    for row, args in COMMANDS.items():
+        found[row] = run_best([registry, *args], root, repeat, **extra)
+        if baseline is not None:
+            found[f"{row} [baseline]"] = run_best([registry, *args], root, repeat,
+                                                  PYTHONPATH=str(baseline), **extra)
+    return found
 
 
-def plot(results: dict[int, dict[str, tuple[float, float]]], path: Path) -> None:
+def plot(results: dict[int, dict[str, Figure]], path: Path) -> None:
     """The curve: each row's seconds against the number of tags (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "bench_scale"  # the same figures, the same file
     import matplotlib.pyplot as plt
 
     sizes = sorted(results)
     fig, ax = plt.subplots(figsize=(7, 4))
     for row in next(iter(results.values())):
+        if row.endswith("[baseline]"):
+            continue
         ax.plot(sizes, [results[n][row][0] for n in sizes], marker="o", label=row)
     ax.set_xscale("log")
     ax.set_xlabel("tags in the registry")
@@ -237,9 +258,8 @@ def plot(results: dict[int, dict[str, tuple[float, float]]], path: Path) -> None
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Read path vs number of tags (1,000 datasets + 1,000 models in the tree)")
+    ax.set_title("Read path vs tags (1,000 datasets + 1,000 models in the tree)", fontsize=10)
     fig.tight_layout()
-    # Fixed metadata: the same figures give the same file.
     fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
 
 
@@ -250,9 +270,11 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the curve here (.svg or .png)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--work", type=Path, help="build in this new folder and keep it")
+    parser.add_argument("--baseline", type=Path,
+                        help="also time each command with this tree of the registry's code")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    results: dict[int, dict[str, tuple[float, float]]] = {}
+    results: dict[int, dict[str, Figure]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) if args.work is None else args.work
         work.mkdir(exist_ok=True)
@@ -264,22 +286,30 @@ def main() -> None:
         subprocess.run([str(BIN / "registry"), "datasets", "pull", f"{ASKED}:1.0.0"], cwd=root,
                        env=env(HOME=home, REGISTRY_CACHE_DIR=cache), check=True,
                        capture_output=True)  # cold, once: every size then finds it cached
-        for size in sizes:
-            keep_tags(root, tag_lines, size)
-            results[size] = measure(root, home, cache, args.repeat)
-            print(f"  {size:,} tags done (load average {os.getloadavg()[0]:.1f})")
+        # Rounds over every size, each keeping its best: a load that comes and goes on a
+        # shared machine then touches every size alike, not the one measured at that moment.
+        for round_ in range(args.repeat):
+            for size in sizes:
+                keep_tags(root, tag_lines, size)
+                now = measure(root, home, cache, 1, args.baseline)
+                best = results.setdefault(size, now)
+                results[size] = {
+                    row: (min(best[row][0], sec), max(best[row][1], mib), min(best[row][2], cpu))
+                    for row, (sec, mib, cpu) in now.items()
+                }
+            print(f"  round {round_ + 1} done (load average {os.getloadavg()[0]:.1f})")
     for size, rows in results.items():
         anchor = rows["python -c pass"][0] + rows["git for-each-ref (one artifact)"][0]
         report(
             f"{size:,} tags (best of {args.repeat}; anchor: python -c pass + one artifact's "
             f"for-each-ref = {anchor:.3f} s)",
-            [(row, f"{sec:.3f} s  {sec / anchor:4.1f}x anchor  peak {mib:.0f} MiB")
-             for row, (sec, mib) in rows.items()],
+            [(row, f"{sec:.3f} s  {sec / anchor:4.1f}x anchor  CPU {cpu:.3f} s  "
+                   f"peak {mib:.0f} MiB") for row, (sec, mib, cpu) in rows.items()],
         )
     if 2000 in results:
         base = results[2000]
         worst = {row: max(results[n][row][0] / base[row][0] for n in results) for row in base}
-        peak = max(mib for rows in results.values() for _, mib in rows.values())
+        peak = max(fig[1] for rows in results.values() for fig in rows.values())
         report("largest / figure at 2,000 tags (goal: <= 2x; memory < 200 MiB)",
                [(row, f"{ratio:.2f}x") for row, ratio in worst.items()]
                + [("peak memory, any command", f"{peak:.0f} MiB")])
@@ -287,7 +317,8 @@ def main() -> None:
         plot(results, args.plot)
     if args.json:
         args.json.write_text(json.dumps(
-            {str(n): {row: {"seconds": s, "peak_mib": m} for row, (s, m) in rows.items()}
+            {str(n): {row: {"seconds": s, "peak_mib": m, "cpu_seconds": c}
+                      for row, (s, m, c) in rows.items()}
              for n, rows in results.items()}, indent=2))
 
 
