@@ -407,3 +407,30 @@ def test_in_tree_tells_a_kind_apart_in_a_clone_and_in_a_mirror(tmp_path: Path) -
         assert session.in_tree(names, "dataset") == {"group/digits"}, where
         assert session.in_tree(names, "model") == {"cnn"}, where
         assert session.in_tree([], "model") == set()
+
+
+def test_reading_tags_and_files_imports_no_gitpython(tagged_repo: GitRepo) -> None:
+    """The read path runs plain ``git`` processes: GitPython's import (~75 ms) is never paid
+    by a lookup, a listing or a file read."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from registry.grammar import parse_reference\n"
+        "from registry.repo.git import GitRepo\n"
+        "from registry.repo.tags import TagIndex\n"
+        f"repo = GitRepo.open({str(tagged_repo.path)!r}, Path({str(tagged_repo.path)!r}))\n"
+        "index = TagIndex.lazy(repo.tags)\n"
+        "index.resolve(parse_reference('products/product_a/ad_clicks@prod'), kind='dataset')\n"
+        "index.names()\n"
+        "assert repo.read_file('HEAD', 'file') == b'3'\n"
+        "repo.read_files([('HEAD', 'file')]); repo.tag_messages([f'x{i}' for i in range(60)])\n"
+        "repo.tag_message('products/product_a/ad_clicks@v1.0.0')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('git', 'gitdb')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
