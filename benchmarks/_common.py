@@ -34,15 +34,32 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def time_command(
-    args: Sequence[str], cwd: Path | None = None, repeat: int = 3, **extra: str
+    args: Sequence[str],
+    cwd: Path | None = None,
+    repeat: int = 3,
+    stdin: bytes | None = None,
+    **extra: str,
 ) -> float:
-    """Best wall time of ``repeat`` runs of a command (seconds); raises if it fails."""
+    """Best wall time of ``repeat`` runs of a command (seconds), given ``stdin`` if any;
+    raises if it fails."""
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(args, cwd=cwd, env=env(**extra), check=True, capture_output=True)
+        subprocess.run(args, cwd=cwd, env=env(**extra), check=True, capture_output=True,
+                       input=stdin)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def load_note() -> str:
+    """The machine's load, for a report: shared machines time everything slower."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min: {five:.1f}) on {os.cpu_count()} cores"
+
+
+def against(value: float, anchor: float, aim: str) -> str:
+    """A figure beside its anchor: ``0.180 s = 3.2x the anchor (aim: ...)``."""
+    return f"{value:.3f} s = {value / anchor:.1f}x the anchor (aim: {aim})"
 
 
 def time_call(fn: Callable[[], object], repeat: int = 3) -> float:
