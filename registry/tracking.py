@@ -848,8 +848,9 @@ class TrackedRun:
             return
         # A run shorter than ``live_after`` gets its logger process when it ends (_finish):
         # even asleep, a logger started with the run took CPU from training on a small machine
-        # (Python's start and the registry's imports, ~0.15 s of a core), which was half of
-        # logging's overhead on a 5-second run. A longer run is followed live from then on.
+        # (Python's start and the registry's imports, ~50 ms of a core: a fifth of what logging
+        # cost a 5-second run; docs/performance.md, issue 17). A longer run is followed live
+        # from then on.
         self._timer = threading.Timer(live_after, self._start_logger)
         self._timer.daemon = True
         self._timer.start()
