@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, against, env, load_note, report, time_command
+from _common import BIN, Result, against, env, load_note, report, time_command
 
 
 def make_repo(root: Path, datasets: int, versions: int) -> int:
@@ -51,6 +51,19 @@ def make_repo(root: Path, datasets: int, versions: int) -> int:
     stream = "\n".join(lines).replace("from HEAD", f"from {head}") + "\n"
     subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=stream.encode(), check=True)
     return datasets * versions
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figure: `registry datasets list` at 10,000 version tags (500 datasets x 20;
+    ``--quick``: 2,200), beside its anchor, one `git for-each-ref` of every tag."""
+    datasets = 110 if quick else 500
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "registry"
+        count = make_repo(repo, datasets, 20)
+        ours = time_command([str(BIN / "registry"), "datasets", "list"], cwd=repo, HOME=tmp)
+        anchor = time_command(["git", "for-each-ref", "refs/tags"], cwd=repo, HOME=tmp)
+    return [Result.times("list.tags", ours, anchor,
+                         f"{count:,} tags; baseline: git for-each-ref of every tag")]
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, against, env, load_note, report, time_command
+from _common import BIN, Result, against, env, load_note, report, time_command
 
 TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-generation"]
 ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
@@ -74,6 +74,24 @@ def make_repo(root: Path, models: int, versions: int) -> int:
     stream = "\n".join(lines) + "\n"
     subprocess.run(["git", "fast-import", "--quiet"], cwd=root, input=stream.encode(), check=True)
     return models * (versions + 1)
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figure: the 4-filter search over 1,000 cards and 5,000 tags (``--quick``:
+    200 cards, 1,000 tags), beside its anchor, one `git for-each-ref` of every tag."""
+    models = 200 if quick else 1000
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "registry"
+        tags = make_repo(repo, models, 4)
+        filtered = time_command(
+            [str(BIN / "registry"), "models", "search", "--task", "text-classification",
+             "--language", "ja", "--dataset", "image_classification/digits:1.*",
+             "--sort", "accuracy"],
+            cwd=repo, HOME=tmp,
+        )
+        anchor = time_command(["git", "for-each-ref", "refs/tags"], cwd=repo, HOME=tmp)
+    return [Result.times("search.filters", filtered, anchor,
+                         f"{models:,} cards, {tags:,} tags; baseline: git for-each-ref")]
 
 
 def main() -> None:

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import sys
 
-from _common import BIN, load_note, report, time_command
+from _common import BIN, Result, load_note, report, time_command
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figures: ``import registry`` and ``registry --help`` beside ``python -c
+    pass``, best of 5 (``--quick``: of 3)."""
+    repeat = 3 if quick else 5
+    python = time_command([sys.executable, "-c", "pass"], repeat=repeat)
+    imported = time_command([sys.executable, "-c", "import registry"], repeat=repeat)
+    helped = time_command([str(BIN / "registry"), "--help"], repeat=repeat)
+    return [Result.times("startup.import", imported, python, "beside python -c pass"),
+            Result.times("startup.help", helped, python, "beside python -c pass")]
 
 
 def main() -> None:
