@@ -60,7 +60,8 @@ def test_fake_results_become_rows_with_pass_and_explained(suite: ModuleType) -> 
         return [
             Result.speedup("beam.speedup", 10.0, 16.0, "100,000 records"),  # 1.6x: a miss
             Result.times("tracking.overhead", 5.05, 5.0),  # 1.01x: meets <= 1.02x
-            Result("search.filters", 0.5, 0.05, 10.0),  # a miss no section explains
+            Result("search.filters", 0.5, 0.05, 10.0),  # a miss its section explains
+            Result("startup.help", 0.9, 0.05, 18.0),  # a miss no section explains
             Result("lineage.up", 0.3),  # exactly the limit: meets it
             Result("made.up", 1.0),  # no aim
         ]
@@ -77,7 +78,11 @@ def test_fake_results_become_rows_with_pass_and_explained(suite: ModuleType) -> 
     assert by_name["tracking.overhead"]["pass"] is True
     assert "explained" not in by_name["tracking.overhead"]
     assert by_name["search.filters"]["pass"] is False
-    assert by_name["search.filters"]["explained"] is None
+    assert by_name["search.filters"]["explained"] == (
+        "docs/performance.md#the-read-path-at-scale-search-list-info-resolve-issue-17"
+    )
+    assert by_name["startup.help"]["pass"] is False
+    assert by_name["startup.help"]["explained"] is None
     assert by_name["lineage.up"]["pass"] is True and by_name["lineage.up"]["aim"] == "<= 0.3 s"
     assert by_name["made.up"]["pass"] is None and by_name["made.up"]["aim"] is None
     assert by_name["bench_broken"]["error"] == "RuntimeError: the builds differ"
@@ -86,7 +91,7 @@ def test_fake_results_become_rows_with_pass_and_explained(suite: ModuleType) -> 
 
     assert suite.status(rows) == 3  # a benchmark failed
     measured = [r for r in rows if "error" not in r]
-    assert suite.status(measured) == 1  # search.filters misses, unexplained
+    assert suite.status(measured) == 1  # startup.help misses, unexplained
     assert suite.status([by_name["beam.speedup"], by_name["tracking.overhead"]]) == 0
     assert json.loads(json.dumps(rows)) == rows  # plain JSON
 
