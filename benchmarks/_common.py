@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -34,15 +35,32 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def time_command(
-    args: Sequence[str], cwd: Path | None = None, repeat: int = 3, **extra: str
+    args: Sequence[str],
+    cwd: Path | None = None,
+    repeat: int = 3,
+    stdin: bytes | None = None,
+    **extra: str,
 ) -> float:
-    """Best wall time of ``repeat`` runs of a command (seconds); raises if it fails."""
+    """Best wall time of ``repeat`` runs of a command (seconds), given ``stdin`` if any;
+    raises if it fails."""
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(args, cwd=cwd, env=env(**extra), check=True, capture_output=True)
+        subprocess.run(args, cwd=cwd, env=env(**extra), check=True, capture_output=True,
+                       input=stdin)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def load_note() -> str:
+    """The machine's load, for a report: shared machines time everything slower."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min: {five:.1f}) on {os.cpu_count()} cores"
+
+
+def against(value: float, anchor: float, aim: str) -> str:
+    """A figure beside its anchor: ``0.180 s = 3.2x the anchor (aim: ...)``."""
+    return f"{value:.3f} s = {value / anchor:.1f}x the anchor (aim: {aim})"
 
 
 def time_call(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -70,3 +88,42 @@ def report(title: str, rows: Sequence[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"  {key.ljust(width)}  {value}")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One figure a benchmark measured, as ``python -m benchmarks`` holds it to its aim.
+
+    Each benchmark's ``measure(quick)`` returns these; ``main()`` prints the same numbers.
+
+    Attributes:
+        name: The key of its aim in ``benchmarks/aims.py`` (``beam.speedup``).
+        value: What was measured: seconds, unless ``unit`` says otherwise.
+        baseline: What it is compared with, measured side by side in the same run (seconds),
+            or ``None`` where the aim is an absolute figure.
+        ratio: The figure as the aim states it: a speed-up is ``baseline / value``, an
+            overhead or a multiple ``value / baseline``; ``None`` without a baseline.
+        unit: The unit of ``value`` and ``baseline``.
+        detail: The size it was measured at, and anything the number needs to be read right.
+
+    Example:
+        >>> round(Result.times("tracking.overhead", 5.55, 5.46).ratio or 0, 3)
+        1.016
+    """
+
+    name: str
+    value: float
+    baseline: float | None = None
+    ratio: float | None = None
+    unit: str = "s"
+    detail: str = ""
+
+    @classmethod
+    def times(cls, name: str, value: float, baseline: float, detail: str = "") -> Result:
+        """A result whose ratio is ``value / baseline`` (an overhead: lower is better)."""
+        return cls(name, value, baseline, value / baseline, detail=detail)
+
+    @classmethod
+    def speedup(cls, name: str, value: float, baseline: float, detail: str = "") -> Result:
+        """A result whose ratio is ``baseline / value`` (a speed-up: higher is better)."""
+        return cls(name, value, baseline, baseline / value, detail=detail)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import report
+from _common import Result, report
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,19 +99,15 @@ def build(work: Path, version: str, examples: int) -> Path:
     return prepared
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-diff")
-    args = parser.parse_args()
-
+def time_diffs(work: Path, examples: int, repeat: int) -> tuple[dict[str, float], Any]:
+    """Build both versions (or reuse them) and time the three ways, taking turns; return the
+    best time of each and the diff by key's outcome."""
     import tensorflow_datasets as tfds
 
     from registry.build.compare import KeySpec, Side, compare
 
-    a = build(args.work, "1.0.0", args.examples)
-    b = build(args.work, "2.0.0", args.examples)
+    a = build(work, "1.0.0", examples)
+    b = build(work, "2.0.0", examples)
     key = KeySpec(feature="id")
     keyed = (Side("1.0.0", a, key=key, name="bench"), Side("2.0.0", b, key=key, name="bench"))
     plain = (Side("1.0.0", a, name="bench"), Side("2.0.0", b, name="bench"))
@@ -126,7 +122,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"diff by key": [], "diff by content": [], "read both": []}
     outcome = None
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         for label, run in (
             ("read both", read_both),
             ("diff by key", lambda: compare(*keyed)),
@@ -137,8 +133,32 @@ def main() -> None:
             times[label].append(time.perf_counter() - start)
             if label == "diff by key":
                 outcome = result
-    best = {k: min(v) for k, v in times.items()}
     assert outcome is not None and not isinstance(outcome, int)
+    return {k: min(v) for k, v in times.items()}, outcome
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figure: the diff by key over reading both versions to the end, of 1M
+    examples, once, with the builds ``main`` keeps (``--quick``: 10,000 examples, built into a
+    new folder)."""
+    if quick:
+        with tempfile.TemporaryDirectory(prefix="bench-diff-") as tmp:
+            examples = 10_000
+            best, _ = time_diffs(Path(tmp), examples, 1)
+    else:
+        examples = 1_000_000
+        best, _ = time_diffs(Path(tempfile.gettempdir()) / "bench-diff", examples, 1)
+    return [Result.times("diff.by_key", best["diff by key"], best["read both"],
+                         f"{examples:,} examples; baseline: reading both to the end")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-diff")
+    args = parser.parse_args()
+    best, outcome = time_diffs(args.work, args.examples, args.repeat)
     split = outcome.splits[0]
     report(
         f"datasets diff of two versions of {args.examples:,} examples (best of {args.repeat})",

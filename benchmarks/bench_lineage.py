@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _common import BIN, env, report, time_command
+from _common import BIN, Result, env, report, time_command
 
 CHAIN = 5  # models 5k .. 5k+4 form one base-model chain
 
@@ -123,6 +123,31 @@ def _time_gto(repo: Path, home: str, timeout: int) -> float | None:
     return time.perf_counter() - start
 
 
+def time_lineage(repo: Path, home: str, versions: int) -> tuple[str, float, float]:
+    """The chain end's name, and the best times of lineage up of it and down of a dataset."""
+    last = versions - 1
+    registry = str(BIN / "registry")
+    chain_end = f"model_{CHAIN - 1}:1.{last}.0"  # 4 base models above it
+    up = time_command([registry, "lineage", chain_end, "--json"], cwd=repo, HOME=home)
+    down = time_command(
+        [registry, "lineage", f"{_dataset(0)}:1.{last}.0", "--down", "--json"],
+        cwd=repo, HOME=home,
+    )
+    return chain_end, up, down
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figures: lineage up and down in a fresh process on 15,000 tags (``--quick``:
+    200 models, 60 datasets, 3,000 tags); no baseline (gto show takes minutes)."""
+    models, datasets = (200, 60) if quick else (1000, 300)
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "registry"
+        count = make_repo(repo, models, datasets, 10)
+        _, up, down = time_lineage(repo, tmp, 10)
+    detail = f"{count:,} tags"
+    return [Result("lineage.up", up, detail=detail), Result("lineage.down", down, detail=detail)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=int, default=1000)
@@ -134,13 +159,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "registry"
         count = make_repo(repo, args.models, args.datasets, args.versions)
-        registry = str(BIN / "registry")
-        chain_end = f"model_{CHAIN - 1}:1.{last}.0"  # 4 base models above it
-        up = time_command([registry, "lineage", chain_end, "--json"], cwd=repo, HOME=tmp)
-        down = time_command(
-            [registry, "lineage", f"{_dataset(0)}:1.{last}.0", "--down", "--json"],
-            cwd=repo, HOME=tmp,
-        )
+        chain_end, up, down = time_lineage(repo, tmp, args.versions)
         gto = _time_gto(repo, tmp, args.gto_timeout)
     report(
         f"lineage on {count:,} tags ({args.models} models, {args.datasets} datasets, "

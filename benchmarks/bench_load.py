@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from _common import BIN, env, report, time_call
+from _common import BIN, Result, env, report, time_call
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -68,25 +68,26 @@ def make_release(work: Path, name: str, size: int) -> str:
     return str(clone)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="text_generation/ad_copy", choices=sorted(SIZE_PARAM))
-    parser.add_argument("--size", type=int, default=150_000, help="raw records to generate")
-    args = parser.parse_args()
+def time_loads(dataset: str, size: int) -> tuple[str, int, float, float]:
+    """Release ``dataset`` at ``size`` in a throwaway clone, pull it, and time both reads
+    (interleaved, best of 3); return the reference, the train examples and both times.
+
+    It sets ``HOME`` and ``REGISTRY_CACHE_DIR`` of this process to the throwaway folder.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ.update(env(HOME=str(work / "home"), REGISTRY_CACHE_DIR=str(work / "cache")))
-        clone = make_release(work, args.dataset, args.size)
+        clone = make_release(work, dataset, size)
         import tensorflow_datasets as tfds
 
         import registry
 
-        info = registry.dataset_info(args.dataset, registry=clone)
-        ref = f"{args.dataset}:{info.version}"
+        info = registry.dataset_info(dataset, registry=clone)
+        ref = f"{dataset}:{info.version}"
         path = registry.pull_dataset(ref, registry=clone).path
         assert info.build is not None, f"{ref} has no build_info.json"
         examples = info.build["splits"]["train"]["num_examples"]
-        column = "headline" if "ad_copy" in args.dataset else "label"
+        column = "headline" if "ad_copy" in dataset else "label"
 
         def read_all(ds: tf.data.Dataset) -> int:
             return sum(int(batch[column].shape[0]) for batch in ds.batch(1024))
@@ -104,6 +105,23 @@ def main() -> None:
         for _ in range(3):
             t_ours = min(t_ours, time_call(ours, repeat=1))
             t_plain = min(t_plain, time_call(plain, repeat=1))
+    return ref, examples, t_ours, t_plain
+
+
+def measure(quick: bool) -> list[Result]:
+    """The suite's figure: the warm load of ``text_generation/ad_copy`` at 150,000 raw records
+    (``--quick``: 20,000) over ``tfds.builder_from_directory`` on the same folder."""
+    size = 20_000 if quick else 150_000
+    ref, examples, ours, plain = time_loads("text_generation/ad_copy", size)
+    return [Result.times("load.warm", ours, plain, f"{ref}, {examples:,} examples")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="text_generation/ad_copy", choices=sorted(SIZE_PARAM))
+    parser.add_argument("--size", type=int, default=150_000, help="raw records to generate")
+    args = parser.parse_args()
+    ref, examples, t_ours, t_plain = time_loads(args.dataset, args.size)
     report(
         f"warm load of {ref}, train split read to the end ({examples:,} examples)",
         [

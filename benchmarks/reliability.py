@@ -660,7 +660,8 @@ def case_disk_full(world: World, runs: int, reference: tuple[str, str]) -> Row:
 
 
 FLIP_KINDS = {
-    "shard": lambda p: ".tfrecord" in p.name,
+    # ad_copy is added as a new dataset is, so its shards are ArrayRecord (either format here).
+    "shard": lambda p: ".tfrecord-" in p.name or ".array_record-" in p.name,
     "dataset_info.json": lambda p: p.name == "dataset_info.json",
     "features.json": lambda p: p.name == "features.json",
     "labels": lambda p: p.name.endswith(".labels.txt"),

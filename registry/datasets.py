@@ -160,10 +160,17 @@ def dataset_summaries(session: Session) -> list[DatasetSummary]:
     the files it reads prefetched already."""
     index = session.index()
     in_tree = set(session.known_datasets())
+    # Only datasets' tags are read: every tagged name but the tree's models (a listing of
+    # 10,000 dataset and 10,000 model tags parses half of them).
+    tagged = index.tagged_names() - in_tree
+    others = tagged - session.in_tree(tagged, "model")
+    index.preload(in_tree | others)
     # Models share the tag namespace: a released name whose folder is gone from the tree is a
-    # dataset if its latest release had a builder (one read per such name).
-    gone = [n for n in index.names() if n not in in_tree]
-    names = sorted(in_tree | {n for n in gone if _was_dataset(session, index, n)})
+    # dataset if its latest release had a builder (read for all such names in one Git call).
+    gone = [r for n in sorted(others) if (r := index.latest(n))]
+    builders = session.repo.read_files([(r.commit, layout.builder_file(r.name)) for r in gone])
+    names = sorted(in_tree | {r.name for r, b in zip(gone, builders, strict=True) if b})
+    configs = _listed_configs(session, index, names)
     summaries = []
     for name in names:
         releases = index.releases(name)
@@ -177,30 +184,30 @@ def dataset_summaries(session: Session) -> list[DatasetSummary]:
                 in_tree=name in in_tree,
                 built=_local_build(session.repo.work_tree, name),
                 yanked=index.yank_reasons(name),
-                configs=_listed_configs(session, releases, name),
+                configs=configs[name],
             )
         )
     return summaries
 
 
-def _listed_configs(session: Session, releases: Sequence[Release], name: str) -> list[str]:
-    """A dataset's configs for ``list``: from the work tree's ``build_info.json`` when there
-    is one, else from its latest release's (one read)."""
+def _listed_configs(
+    session: Session, index: TagIndex, names: Sequence[str]
+) -> dict[str, list[str]]:
+    """Each dataset's configs for ``list``: from the work tree's ``build_info.json`` when there
+    is one, else from its latest release's (those read in one Git call)."""
     root = session.repo.work_tree
-    if root is not None and (root / layout.build_info_file(name)).is_file():
-        data: bytes | None = (root / layout.build_info_file(name)).read_bytes()
-    elif releases:
-        data = session.repo.read_file(releases[-1].commit, layout.build_info_file(name))
-    else:
-        return []
-    return list(configs_of(_json_object(data)))
-
-
-def _was_dataset(session: Session, index: TagIndex, name: str) -> bool:
-    latest = index.latest(name)
-    return latest is not None and (
-        session.repo.read_file(latest.commit, layout.builder_file(name)) is not None
-    )
+    found: dict[str, bytes | None] = {}
+    released: list[Release] = []
+    for name in names:
+        if root is not None and (root / layout.build_info_file(name)).is_file():
+            found[name] = (root / layout.build_info_file(name)).read_bytes()
+        elif (latest := index.latest(name)) is not None:
+            released.append(latest)
+        else:
+            found[name] = None
+    wanted = [(r.commit, layout.build_info_file(r.name)) for r in released]
+    found.update(zip([r.name for r in released], session.repo.read_files(wanted), strict=True))
+    return {name: list(configs_of(_json_object(found[name]))) for name in names}
 
 
 def _local_build(root: Path | None, name: str) -> dict[str, Any] | None:

@@ -307,7 +307,9 @@ def parse_tag(text: str) -> Tag | None:
         return None
     name = match["name"]
     if match["version"] is not None:
-        version = parse_version(match["version"])
+        # TAG_RE matched MAJOR.MINOR.PATCH already: no second regex (a listing parses 20,000).
+        major, minor, patch = match["version"].split(".")
+        version = Version(int(major), int(minor), int(patch))
         return DeregisterTag(name, version) if match["deregister"] else RegisterTag(name, version)
     if match["stage"] is not None:
         return StageTag(name, match["stage"], int(match["counter"]), bool(match["unassign"]))

@@ -43,7 +43,6 @@ from registry.models import released_card
 from registry.repo.records import LINEAGE_MARK, bump_override, parse_lineage
 from registry.repo.session import Kind, RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release, TagIndex
-from registry.tracking import training_run_link
 
 __all__ = [
     "Lineage",
@@ -735,7 +734,7 @@ class _MadeFrom:
     def __init__(self, session: Session, walker: _Walker) -> None:
         self.session, self.walker = session, walker
         self.messages = walker.messages if walker.messages is not None else (
-            session.repo.tag_messages())
+            session.repo.tag_messages(_release_tags(session)))
         # Only records can name a source; a dataset's record never does (it is left out as
         # written by ``lineage_line``: written otherwise, it is searched, and parsed, in vain).
         searched = {tag: message for tag, message in self.messages.items()
@@ -792,6 +791,23 @@ class _MadeFrom:
         return self._without_record
 
 
+def _release_tags(session: Session) -> list[str]:
+    """The release tags that can name a source: every register tag (``@v``, not a yank's ``!``)
+    of an artifact that is not a dataset of the tree.
+
+    A stage tag or a dataset's release never does (a dataset's record is skipped as it is
+    read), so their messages are not read: on 10,000 dataset releases, 5,000 model releases and
+    5,000 stage tags, a quarter of the tag objects (0.01 s against 0.07 s of Git). A dataset
+    gone from the tree is read, and skipped as before.
+    """
+    releases = [
+        (tag.name, tag_artifact(tag.name)) for tag in session.repo.tags()
+        if "@v" in tag.name and not tag.name.endswith("!")
+    ]
+    datasets = session.in_tree({artifact for _, artifact in releases}, "dataset")
+    return [name for name, artifact in releases if artifact not in datasets]
+
+
 def _record_sources(record: dict[str, Any]) -> list[tuple[str, str]]:
     """``(relation, source id)`` of a model release, from its lineage record."""
     datasets = record.get("datasets")
@@ -812,7 +828,13 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
     node.details["params"] = record.get("params") or {}
     run = record.get("training_run")
     node.details["training_run"] = run
-    link = training_run_link(str(run)) if run else None
+    link = None
+    if run:
+        # Imported here: the MLflow mirror's module (urllib.request, sockets: ~30 ms) is needed
+        # only for a model with a run, not by `datasets info`'s lineage summary.
+        from registry.tracking import training_run_link
+
+        link = training_run_link(str(run))
     if link:
         node.details["training_run_url"] = link
     if record.get("compute") is not None:

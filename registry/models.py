@@ -366,19 +366,23 @@ class ModelSummary:
 
 
 def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, str]]:
-    """Every model's summary, with its card's searchable text."""
+    """Every model's summary, with its card's searchable text (every released card read in one
+    Git call: :func:`released_cards`)."""
     in_tree = set(session.known_models())
     names = sorted(in_tree | _released_model_names(session, index, skip=in_tree))
+    latest = {name: index.latest(name) for name in names}
+    released = released_cards(session, [r for r in latest.values() if r is not None])
     summaries = []
     for name in names:
         releases = index.releases(name)
-        latest = releases[-1] if releases else None
-        card = _card_at(session, name, latest) if (
-            latest or session.repo.work_tree is not None
-        ) else None
+        release = latest[name]
+        if release is not None:
+            card = released.get(release.tag)
+        else:
+            card = _card_at(session, name, None) if session.repo.work_tree is not None else None
         summary = ModelSummary(
             name=name,
-            latest=str(latest.version) if latest else None,
+            latest=str(release.version) if release else None,
             versions=[str(r.version) for r in releases],
             stages={s: str(r.version) for s, r in sorted(index.stages(name).items())},
             deprecated=index.is_deprecated(name),
@@ -390,16 +394,16 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
 
 
 def _released_model_names(session: Session, index: TagIndex, skip: set[str]) -> set[str]:
-    """Released names not in ``skip`` that are models: their release commit has a model card."""
-    datasets = set(session.known_datasets())
-    found = set()
-    for name in index.names():
-        if name in datasets or name in skip:
-            continue
-        latest = index.latest(name)
-        if latest is not None and session.repo.read_file(latest.commit, layout.card_file(name)):
-            found.add(name)
-    return found
+    """Released names not in ``skip`` that are models: their release commit has a model card.
+
+    Only models' tags are read (those of ``skip`` too): every tagged name but the tree's
+    datasets.
+    """
+    gone = index.tagged_names() - set(session.known_datasets()) - skip
+    index.preload(gone | skip)
+    latest = [r for n in sorted(gone) if (r := index.latest(n)) is not None]
+    cards = session.repo.read_files([(r.commit, layout.card_file(r.name)) for r in latest])
+    return {r.name for r, card in zip(latest, cards, strict=True) if card}
 
 
 def list_models(*, registry: RegistryArg = None) -> list[ModelSummary]:
@@ -479,7 +483,7 @@ def search_models(
         if any(w not in card_text for w in words):
             continue
         found.append(summary)
-    return _sorted(found, sort, index)
+    return _sorted(found, sort, index, session)
 
 
 def _matches(wanted: Reference, recorded: Any) -> bool:
@@ -497,13 +501,17 @@ def _matches(wanted: Reference, recorded: Any) -> bool:
     return wanted.version.matches(Version(ref.version.major, ref.version.minor, ref.version.patch))
 
 
-def _sorted(found: list[ModelSummary], sort: str, index: TagIndex) -> list[ModelSummary]:
+def _sorted(
+    found: list[ModelSummary], sort: str, index: TagIndex, session: Session
+) -> list[ModelSummary]:
     if sort == "name":
         return sorted(found, key=lambda s: s.name)
     if sort == "latest":
+        latest = {s.name: r.tag for s in found if (r := index.latest(s.name)) is not None}
+        dates = session.repo.tag_dates(latest.values())  # one Git call, these tags only
+
         def created(s: ModelSummary) -> str:
-            latest = index.latest(s.name)
-            return latest.created if latest else ""
+            return dates.get(latest.get(s.name, ""), "")
 
         return sorted(found, key=created, reverse=True)
 
@@ -1180,15 +1188,42 @@ def released_card(session: Session, release: Release) -> ModelCard | None:
     Raises:
         CardError: If the card does not parse (naming the card, the tag, line and column).
     """
-    name = release.name
-    data = session.repo.read_file(release.commit, layout.card_file(name))
+    data = session.repo.read_file(release.commit, layout.card_file(release.name))
+    return _released_card_of(release, data)
+
+
+def released_cards(session: Session, releases: list[Release]) -> dict[str, ModelCard | None]:
+    """The cards of many model releases, read in one Git call, by release tag.
+
+    A card that does not parse is ``None`` with a warning naming it, its tag and why (as
+    :func:`_card_at`); a release without a card is ``None``.
+
+    Example:
+        >>> released_cards(session, [release])  # doctest: +SKIP
+        {'digits-cnn@v1.0.0': ModelCard(meta={'task': 'image-classification', ...}, body=...)}
+    """
+    wanted = [(r.commit, layout.card_file(r.name)) for r in releases]
+    found: dict[str, ModelCard | None] = {}
+    for release, data in zip(releases, session.repo.read_files(wanted), strict=True):
+        try:
+            found[release.tag] = _released_card_of(release, data)
+        except CardError as e:
+            logging.getLogger("registry").warning(
+                "%s; its fields are shown blank until a release with a card that parses", e
+            )
+            found[release.tag] = None
+    return found
+
+
+def _released_card_of(release: Release, data: bytes | None) -> ModelCard | None:
+    """A release's card parsed from its bytes at the release (``None``: it has none)."""
     if data is None:
         return None
     # Parsed once per content (what a Git blob id names): the catalog and lineage read the
     # same cards again, and versions often share one. A card that does not parse is not kept.
     card = _PARSED_CARDS.get(data)
     if card is None:
-        where = f"{layout.card_file(name)} at {release.tag}"
+        where = f"{layout.card_file(release.name)} at {release.tag}"
         card = parse_card(data.decode("utf-8", errors="replace"), where=where)
         if len(_PARSED_CARDS) >= _PARSED_CARDS_MAX:
             _PARSED_CARDS.clear()

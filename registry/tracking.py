@@ -18,7 +18,8 @@ Example:
 Cheap: the training process never imports MLflow. Each call records into the run's file
 ``mlflow/pending/<id>.json`` (replaced atomically); a logger process at the lowest priority
 sends it to MLflow in batches and removes the file once all is logged. Runs shorter than
-:data:`LIVE_AFTER_S` (60 s) reach MLflow when they end, longer ones are followed live.
+:data:`LIVE_AFTER_S` (60 s) reach MLflow when they end: their logger process starts then, so
+nothing shares the CPU with training; longer ones are followed live from then on.
 
 Never loses a run: if the tracking server cannot be reached (a 2-second ``/health`` check, then
 no retries) or fails mid-run, training goes on, the file stays, and one warning says that
@@ -38,7 +39,6 @@ import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -254,6 +254,9 @@ def _reachable(uri: str) -> bool:
     """Whether a tracking server answers; non-HTTP stores count as reachable."""
     if not _is_http(uri):
         return True
+    import urllib.error
+    import urllib.request  # 25 ms of http.client and email, paid only for a server
+
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S):
             return True
@@ -486,12 +489,13 @@ class _Tail:
 def _follow(pending: Path, parent_pid: int) -> int:
     """The logger process: follow a run's pending file into MLflow as training writes it.
 
-    Runs at the lowest CPU priority, holding the file's lock. For the first
-    :data:`LIVE_AFTER_S` seconds of a run (``$REGISTRY_MLFLOW_LIVE_AFTER`` overrides them) it
-    only watches the file (MLflow's import and store cost about 2 s of CPU, too much for a short
-    run to share); a run that ends sooner is logged once it has ended, a longer one is then
-    followed live. Once everything is logged it removes the pending file and prints the MLflow
-    run id. Exits 1, leaving the file for ``registry mlflow sync``, if training died mid-run.
+    Runs at the lowest CPU priority, holding the file's lock. The training process starts it
+    when the run ends or, for a longer run, :data:`LIVE_AFTER_S` seconds into it
+    (``$REGISTRY_MLFLOW_LIVE_AFTER`` overrides them; MLflow's import and store cost about 2 s
+    of CPU, too much for a short run to share); until then it only watches the file. A run
+    that has ended is logged at once, a longer one is then followed live. Once everything is
+    logged it removes the pending file and prints the MLflow run id. Exits 1, leaving the file
+    for ``registry mlflow sync``, if training died mid-run.
     """
     with contextlib.suppress(OSError):
         os.nice(19)
@@ -534,10 +538,26 @@ def _in_progress(record: dict[str, Any]) -> bool:
     )
 
 
+def _live_after() -> float:
+    """Seconds into a run after which it is followed live: ``$REGISTRY_MLFLOW_LIVE_AFTER``,
+    else :data:`LIVE_AFTER_S`."""
+    try:
+        return float(os.environ.get(_LIVE_AFTER_ENV, LIVE_AFTER_S))
+    except ValueError:  # a tests' knob, not a setting: a bad value means the default
+        return LIVE_AFTER_S
+
+
+# The logger process's command: its priority is lowered before anything is imported.
+_LOGGER_COMMAND = (
+    "import os, sys; os.nice(19); "
+    "from registry.tracking import _logger_main; sys.exit(_logger_main(sys.argv[1:]))"
+)
+
+
 def _log_followed(pending: Path, parent_pid: int) -> int:
     tail = _Tail(pending)
     record = tail.changed() or {}
-    live_at = record["start_ms"] / 1000 + float(os.environ.get(_LIVE_AFTER_ENV, LIVE_AFTER_S))
+    live_at = record["start_ms"] / 1000 + _live_after()
     while record["status"] == "RUNNING" and time.time() < live_at:
         if not _alive(parent_pid):
             return 1  # training died without ending the run: sync replays it as KILLED
@@ -675,6 +695,8 @@ class TrackedRun:
         self._pending = pending_dir / f"{record['uid']}.json"
         self._lock = threading.Lock()
         self._logger: subprocess.Popen[str] | None = None
+        self._timer: threading.Timer | None = None
+        self._spawning = threading.Lock()  # the timer's thread and _finish may both start it
         self._offline = False
         self._ended = False
         self._run_id: str | None = None
@@ -819,22 +841,42 @@ class TrackedRun:
         if not _reachable(self._uri):
             self._go_offline(f"the MLflow tracking server {self.tracking_uri} is not reachable")
             return
-        self._save_pending()
-        # A process of its own at the lowest priority: MLflow's import and store cost no
-        # training time, and the GIL is not shared. The URI goes by environment, not argv.
-        self._logger = subprocess.Popen(
-            [sys.executable, "-m", "registry.tracking", str(self._pending), str(os.getpid())],
-            env={**os.environ, "MLFLOW_TRACKING_URI": self._uri},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # outlives the training process if it has to
-        )
+        self._save_pending(durable=True)
+        live_after = _live_after()
+        if live_after <= 0:
+            self._start_logger()
+            return
+        # A run shorter than ``live_after`` gets its logger process when it ends (_finish):
+        # even asleep, a logger started with the run took CPU from training on a small machine
+        # (Python's start and the registry's imports, ~50 ms of a core: a fifth of what logging
+        # cost a 5-second run; docs/performance.md, issue 17). A longer run is followed live
+        # from then on.
+        self._timer = threading.Timer(live_after, self._start_logger)
+        self._timer.daemon = True
+        self._timer.start()
 
-    def _changed(self) -> None:
+    def _start_logger(self) -> None:
+        """Start the logger process, once (not when the run went offline)."""
+        with self._spawning:
+            if self._logger is not None or self._offline:
+                return
+            # A process of its own that lowers its priority before its imports: MLflow's
+            # import and store cost no training time, and the GIL is not shared. The URI goes
+            # by environment, not argv.
+            self._logger = subprocess.Popen(
+                [sys.executable, "-c", _LOGGER_COMMAND, str(self._pending), str(os.getpid())],
+                env={**os.environ, "MLFLOW_TRACKING_URI": self._uri},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # outlives the training process if it has to
+            )
+
+    def _changed(self, durable: bool = False) -> None:
         if self._ended:
             raise RuntimeError("this run has ended: log inside the 'with tracking.run()' block")
-        self._save_pending()
+        # Rewritten at every epoch: durable (fsync) only at the start and the end of the run.
+        self._save_pending(durable)
         logger = self._logger
         if not self._offline and logger is not None and logger.poll() not in (None, 0):
             self._go_offline(f"logging to MLflow failed (exit status {logger.returncode})")
@@ -843,9 +885,12 @@ class TrackedRun:
         if self._offline:
             return
         self._offline = True
-        if self._logger is not None and self._logger.poll() is None:
-            self._logger.kill()  # the pending file is the run's record now; sync replays it
-        self._save_pending()
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._spawning:
+            if self._logger is not None and self._logger.poll() is None:
+                self._logger.kill()  # the pending file is the run's record now; sync replays it
+        self._save_pending(durable=True)
         warnings.warn(
             f"{why}; the run continues and is kept in {self._pending}: run 'registry mlflow "
             "sync' when MLflow is back to log it",
@@ -853,17 +898,20 @@ class TrackedRun:
             stacklevel=4,
         )
 
-    def _save_pending(self) -> None:
+    def _save_pending(self, durable: bool) -> None:
         with self._lock:
             text = json.dumps(self._record, sort_keys=True)
-        atomic_write_text(self._pending, text)
+        atomic_write_text(self._pending, text, durable=durable)
 
     def _finish(self, status: str) -> None:
         with self._lock:
             self._record["status"] = status
             self._record["end_ms"] = _now_ms()
-        self._changed()
+        self._changed(durable=True)
         self._ended = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._start_logger()  # a short run's logger starts now; a long run's already has
 
 
 def _short(error: BaseException) -> str:

@@ -40,7 +40,102 @@ def test_tags_are_read_with_commits_peeled(tagged_repo: GitRepo) -> None:
     head = tagged_repo.resolve_commit("HEAD")
     assert tags["products/product_a/ad_clicks@v2.0.0"].commit == head
     assert tags["image_classification/digits@v0.1.0"].commit != head
-    assert tags["products/product_a/ad_clicks@v1.0.0"].message == "release"
+    # One artifact's listing reads each tag's details; every tag's, only a yank tag's.
+    fresh = GitRepo.open(str(tagged_repo.path), tagged_repo.path.parent / "cache")
+    one = {t.name: t for t in fresh.tags(["products/product_a/ad_clicks"])}
+    assert one["products/product_a/ad_clicks@v1.0.0"].message == "release"
+    assert one["products/product_a/ad_clicks@v1.0.0"].created.startswith("20")
+    assert tags["products/product_a/ad_clicks@v1.0.0"].message == ""
+    yank = tags["products/product_a/ad_clicks@v2.0.0!"]
+    assert (yank.message, yank.tagger) == ("withdrawn", "researcher@lab.test")
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["loose", "packed"])
+def test_every_tag_is_listed_as_for_each_ref_peels_it(tagged_repo: GitRepo, packed: bool) -> None:
+    """The listing of every tag takes names and commits from ``show-ref --dereference`` (in a
+    clone: ``packed-refs``' peeled lines, no tag object read): each tag's commit peeled fully,
+    as ``rev-parse TAG^{}`` gives it, for annotated, lightweight and nested tags, packed or
+    loose (``for-each-ref``'s ``%(*objectname)`` peels one level: a tag's tag, not its commit)."""
+    path = tagged_repo.path
+    git(path, "tag", "-a", "-m", "a tag of a tag", "nested@v1.0.0", "image_classification/"
+        "digits@v0.1.0")
+    git(path, "tag", "-a", "-m", "on a tag", "twice@v1.0.0", "products/product_a/ad_clicks@v1.0.0")
+    if packed:
+        git(path, "pack-refs", "--all")
+    fresh = GitRepo.open(str(path), path.parent / "cache")
+    listed = {t.name: t.commit for t in fresh.tags()}
+    names = git(path, "for-each-ref", "--format=%(refname:strip=2)", "refs/tags").split()
+    peeled = git(path, "rev-parse", *(f"refs/tags/{n}^{{}}" for n in names)).split()
+    assert listed == dict(zip(names, peeled, strict=True))
+    assert list(listed) == names  # in ref-name order, as for-each-ref
+    assert listed["twice@v1.0.0"] == fresh.resolve_commit("products/product_a/ad_clicks@v1.0.0")
+    # One artifact's listing (for-each-ref) gives the same commits.
+    again = GitRepo.open(str(path), path.parent / "cache")
+    assert {t.name: t.commit for t in again.tags(["twice", "nested"])} == {
+        n: listed[n] for n in ("nested@v1.0.0", "twice@v1.0.0")
+    }
+
+
+def test_a_listing_without_yank_tags_reads_no_tag_object(tmp_path: Path) -> None:
+    """With no yank tag, no detail is asked for: nothing is listed a second time with every
+    tag object read (a ``for-each-ref`` without a pattern would list every tag)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit = commit_all(repo, "one")
+    git(repo, "tag", "-a", "-m", "release", "d@v1.0.0", commit)
+    tags = GitRepo.open(str(repo), tmp_path / "cache").tags()
+    assert [(t.name, t.commit, t.message, t.created) for t in tags] == [
+        ("d@v1.0.0", commit, "", "")
+    ]
+    assert tags[0].object == git(repo, "rev-parse", "refs/tags/d@v1.0.0").strip()
+
+
+def test_many_tag_messages_are_read_by_object_as_for_each_ref_reads_them(
+    tmp_path: Path,
+) -> None:
+    """Past a few tags, ``tag_messages(names)`` reads those tag objects by id through one
+    ``cat-file``: the same messages as the listing of every tag's (``for-each-ref``)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    commit = commit_all(repo, "one")
+    names = [f"m{i}@v1.0.0" for i in range(60)]
+    for i, name in enumerate(names):
+        git(repo, "tag", "-a", "-m", f"Release m{i}\n\nlineage: {{\"n\": {i}}}", name, commit)
+    git(repo, "tag", "light@v1.0.0", commit)  # a lightweight tag: no message of its own
+    opened = GitRepo.open(str(repo), tmp_path / "cache")
+    wanted = [*names[:55], "light@v1.0.0", "nope@v1.0.0"]
+    many = opened.tag_messages(wanted)
+    every = opened.tag_messages()
+    assert set(many) == set(wanted[:-1])
+    assert all(many[n] == every[n] for n in names[:55])
+    assert many["m7@v1.0.0"].startswith("Release m7\n\nlineage: {\"n\": 7}")
+    assert many["light@v1.0.0"] == ""
+
+
+def test_tag_dates_read_only_the_tags_named(tagged_repo: GitRepo) -> None:
+    name = "products/product_a/ad_clicks@v1.0.0"
+    dates = tagged_repo.tag_dates([name, "no-such@v1.0.0"])
+    assert list(dates) == [name] and dates[name] == tagged_repo.git(
+        "for-each-ref", "--format=%(creatordate:iso-strict)", f"refs/tags/{name}").strip()
+    assert tagged_repo.tag_dates([]) == {}
+
+
+def test_many_files_are_read_at_once_as_one_by_one(tagged_repo: GitRepo) -> None:
+    """``read_files`` (one ``cat-file --batch`` given every request) answers as ``read_file``
+    does, in order: a missing path, a folder and an unknown revision are ``None``."""
+    (tagged_repo.path / "folder").mkdir()
+    (tagged_repo.path / "folder" / "empty").write_bytes(b"")
+    (tagged_repo.path / "folder" / "binary").write_bytes(bytes(range(256)) * 300 + b"\n")
+    commit_all(tagged_repo.path, "files")
+    wanted = [("HEAD", "file"), ("HEAD", "folder/binary"), ("HEAD", "nothing"),
+              ("HEAD", "folder"), ("no-such-rev", "file"), ("HEAD", "folder/empty"),
+              ("HEAD~2", "file"), ("HEAD", "new\nline")]
+    at_once = tagged_repo.read_files(wanted)
+    assert at_once == [tagged_repo.read_file(rev, path) for rev, path in wanted]
+    assert at_once == [b"3", bytes(range(256)) * 300 + b"\n", None, None, None, b"", b"2", None]
+    assert tagged_repo.read_files([]) == []
 
 
 def test_releases_exclude_withdrawn_and_order_by_semver(tagged_repo: GitRepo) -> None:
@@ -85,6 +180,33 @@ def test_a_lazy_index_lists_only_the_tags_asked_about(
     lazy.latest("image_classification/digits")
     assert calls == [[name], None]
     assert lazy.latest("image_classification/digits") == full.latest("image_classification/digits")
+
+
+def test_a_kind_reads_its_own_tags_however_many_artifacts(
+    tagged_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list`` and ``search`` narrow every tagged name down to their kind and preload those
+    in one listing, past the one-by-one limit too: the other kind's tags are never parsed."""
+    calls: list[list[str] | None] = []
+
+    def load(names: list[str] | None) -> list:
+        calls.append(names)
+        return tagged_repo.tags(names)
+
+    monkeypatch.setattr(TagIndex, "_LAZY_LIMIT", 1)
+    lazy, full = TagIndex.lazy(load), TagIndex(tagged_repo.tags())
+    names = lazy.tagged_names()
+    # Names split off the tags' names, nothing parsed: a foreign tag's name is there too.
+    assert names == {"products/product_a/ad_clicks", "image_classification/digits", "v1.0.0"}
+    assert lazy._releases == {}
+    wanted = sorted(names - {"v1.0.0"})
+    lazy.preload(wanted)
+    assert calls == [None, wanted]  # one listing for both, past the limit of 1
+    assert all(lazy.releases(n) == full.releases(n) for n in wanted)
+    assert lazy.stages("products/product_a/ad_clicks") == full.stages(
+        "products/product_a/ad_clicks")
+    assert calls == [None, wanted]  # asked about after the preload: no more listings
+    assert TagIndex(tagged_repo.tags()).tagged_names() >= set(full.names())
 
 
 def test_stages_follow_the_latest_assignment(tagged_repo: GitRepo) -> None:
@@ -265,3 +387,50 @@ def test_a_yank_message_gives_the_reason_and_the_tagger(tmp_path: Path) -> None:
     assert yank is not None and yank.reason == "bad labels"
     assert yank.by == "researcher@lab.test"  # the tagger, as Git recorded it
     assert index.latest("d") is None and index.ever_released("d", Version(1, 0, 0))
+
+
+def test_in_tree_tells_a_kind_apart_in_a_clone_and_in_a_mirror(tmp_path: Path) -> None:
+    """``Session.in_tree``: a file check a name in a clone, one listing of the tree for a
+    mirror; the same answer both ways."""
+    from registry.repo.session import open_session
+
+    repo = tmp_path / "repo"
+    (repo / "datasets" / "group" / "digits").mkdir(parents=True)
+    (repo / "datasets" / "group" / "digits" / "digits_dataset_builder.py").write_text("")
+    (repo / "models" / "cnn").mkdir(parents=True)
+    (repo / "models" / "cnn" / "README.md").write_text("---\n---\n")
+    git(repo, "init", "-q")
+    commit_all(repo, "tree")
+    names = ["group/digits", "cnn", "gone", "group"]
+    for where in (str(repo), f"file://{repo}"):
+        session = open_session(where)
+        assert session.in_tree(names, "dataset") == {"group/digits"}, where
+        assert session.in_tree(names, "model") == {"cnn"}, where
+        assert session.in_tree([], "model") == set()
+
+
+def test_reading_tags_and_files_imports_no_gitpython(tagged_repo: GitRepo) -> None:
+    """The read path runs plain ``git`` processes: GitPython's import (~75 ms) is never paid
+    by a lookup, a listing or a file read."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from registry.grammar import parse_reference\n"
+        "from registry.repo.git import GitRepo\n"
+        "from registry.repo.tags import TagIndex\n"
+        f"repo = GitRepo.open({str(tagged_repo.path)!r}, Path({str(tagged_repo.path)!r}))\n"
+        "index = TagIndex.lazy(repo.tags)\n"
+        "index.resolve(parse_reference('products/product_a/ad_clicks@prod'), kind='dataset')\n"
+        "index.names()\n"
+        "assert repo.read_file('HEAD', 'file') == b'3'\n"
+        "repo.read_files([('HEAD', 'file')]); repo.tag_messages([f'x{i}' for i in range(60)])\n"
+        "repo.tag_message('products/product_a/ad_clicks@v1.0.0')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('git', 'gitdb')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -112,6 +112,37 @@ def test_run_logs_to_the_sqlite_default(tmp_path: Path, chdir, no_tracking_env) 
     assert failed_id and _client(uri).get_run(failed_id).info.status == "FAILED"
 
 
+def test_a_short_run_has_no_logger_until_it_ends_and_syncs_its_record_only_at_its_ends(
+    tmp_path: Path, chdir, no_tracking_env, monkeypatch
+) -> None:
+    """What logging costs a short run (issue 17): no logger process shares the CPU until the run
+    ends, and the pending record, rewritten at every epoch, is fsynced only when the run starts
+    and when it ends; the run still reaches MLflow whole."""
+    import os
+
+    chdir(tmp_path)
+    synced: list[int] = []
+    fsync = os.fsync
+
+    def counted(fd: int) -> None:
+        synced.append(fd)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    params = {"epochs": 3, "optimizer": {"learning_rate": 0.001}}
+    with tracking.run("tracked-cnn", params=params) as tracked:
+        assert len(synced) == 1  # the run's first record
+        _train(tracked)
+        assert tracked._logger is None  # nothing started beside training
+        assert len(synced) == 1  # 7 metrics and a tag rewritten, none fsynced
+        record = json.loads((tmp_path / "mlflow" / "pending" / f"{tracked.uid}.json").read_text())
+        assert len(record["metrics"]) == 7 and record["status"] == "RUNNING"
+    assert len(synced) == 2 and tracked._logger is not None  # the last record, then the logger
+    run_id = tracked.wait()
+    assert run_id and not tracked.offline
+    _check_run(tracking.tracking_uri(), run_id)
+
+
 @pytest.mark.slow
 def test_weights_are_uploaded_only_when_asked_and_only_as_logged(
     tmp_path: Path, chdir, no_tracking_env, monkeypatch: pytest.MonkeyPatch

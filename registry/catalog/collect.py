@@ -57,7 +57,7 @@ def collect(session: Session, *, models: bool = True) -> dict[str, Any]:
         >>> [d["name"] for d in data["datasets"]]  # doctest: +SKIP
         ['image_classification/digits']
     """
-    tags = {t.name: t for t in session.repo.tags()}
+    tags = {t.name: t for t in session.repo.tag_details()}  # who and when, for every tag
     messages = session.repo.tag_messages()
     _prefetch(session)
     reader = _Reader(session, tags, messages)
@@ -142,7 +142,7 @@ class _Reader:
                 "version": version,
                 "tag": release.tag,
                 "commit": release.commit,
-                "date": release.created,
+                "date": ref.created if ref else "",
                 "by": ref.tagger if ref else "",
                 "notes": notes.get(version) or tag_notes(message),
                 "yanked": release.yanked.reason if release.yanked else None,

@@ -2,8 +2,11 @@
 
 A registry is opened from a local path (a clone, read in place) or from a Git URL, which is
 mirrored once into the cache (``<cache>/repos/<hash>.git``) and fetched only when a lookup needs
-fresh tags. All tags come from one ``git for-each-ref`` call; files at a revision come through one
-long-lived ``git cat-file --batch`` process (GitPython's), never one process per file.
+fresh tags. Every tag comes from one ``git show-ref`` call (names and commits, no tag object
+read), one artifact's tags from one ``git for-each-ref``; files at a revision come through one
+long-lived ``git cat-file --batch`` process, or many at once through one (:meth:`read_files`),
+never one process per file. Plain ``git`` subprocesses throughout: no GitPython import (~75 ms)
+on a lookup's path.
 """
 
 from __future__ import annotations
@@ -13,24 +16,24 @@ import hashlib
 import os
 import signal
 import subprocess
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from registry.config import GIT_TIMEOUT_ENV, git_timeout
 from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceError
 from registry.grammar import tag_artifact
-
-if TYPE_CHECKING:
-    from git import Repo as GitPythonRepo
 
 __all__ = ["NOTES_REF", "GitRepo", "TagLease", "TagRef", "is_local_path", "tip_ref"]
 
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASK_YESNO": "false"}
 # Up to this many tags are read one by one from the cat-file process, more in one listing.
 _FEW_TAGS = 50
+# Up to this many artifacts' tags are listed by pattern, more by filtering every tag's listing.
+_FEW_ARTIFACTS = 16
 #: The Git notes the registry keeps on released commits: what reproducing a version found
 #: (:mod:`registry.repo.records`). Pushed with every tag, fetched with the tags.
 NOTES_REF = "refs/notes/registry"
@@ -44,7 +47,12 @@ def _fetched_notes(remote: str) -> str:
 
 @dataclass(frozen=True)
 class TagRef:
-    """One Git tag as ``for-each-ref`` reports it.
+    """One Git tag, as :meth:`GitRepo.tags` lists it.
+
+    A listing of one artifact's tags reads every field. A listing of every tag reads names
+    and commits only (``created``, ``message`` and ``tagger`` are ``""``), except for
+    deregistration tags (``name@vX.Y.Z!``), whose details a yank's reason needs: reading the
+    date and message of 20,000 tag objects is what made a listing cost 0.2-0.3 s.
 
     Attributes:
         name: The tag name, e.g. ``image_classification/digits@v1.0.0``.
@@ -52,6 +60,7 @@ class TagRef:
         created: The tag's (or, for a lightweight tag, the commit's) ISO 8601 date.
         message: The first line of an annotated tag's message.
         tagger: The tagger's email (``""`` for a lightweight tag).
+        object: The tag object's id (a lightweight tag's: its commit's), to read it by.
     """
 
     name: str
@@ -59,6 +68,7 @@ class TagRef:
     created: str
     message: str = ""
     tagger: str = ""
+    object: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,114 @@ def _run(argv: list[str], cwd: Path | None, network: bool) -> subprocess.Complet
                 f"network and the remote's URL ({GIT_TIMEOUT_ENV} sets the limit)"
             ) from None
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _object_header(header: bytes) -> tuple[str, int] | None:
+    """The type and size in a ``cat-file --batch`` header (``None``: missing or ambiguous)."""
+    fields = header.split()
+    if len(fields) != 3 or not fields[2].isdigit():
+        return None  # "<name> missing", "<name> ambiguous"
+    return fields[1].decode(), int(fields[2])
+
+
+def _read_objects(path: Path, specs: Sequence[str]) -> list[tuple[str, bytes | None]]:
+    """Each object's type and bytes (``("", None)``: absent), from one ``git cat-file --batch``
+    given every request at once (``communicate`` writes and reads together, so a long answer
+    never blocks the requests)."""
+    if not specs:
+        return []
+    clean = [s if "\n" not in s else "" for s in specs]  # a request is one line
+    try:
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=path, input="\n".join(clean).encode() + b"\n",
+            capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
+        )
+    except FileNotFoundError as e:
+        raise GitError("git is not installed or not on PATH; install git first") from e
+    if done.returncode != 0:
+        raise GitError(f"git cat-file failed: {done.stderr.decode(errors='replace').strip()}")
+    out, at = done.stdout, 0
+    found: list[tuple[str, bytes | None]] = []
+    for _ in clean:
+        end = out.index(b"\n", at)
+        header = _object_header(out[at:end])
+        at = end + 1
+        if header is None:
+            found.append(("", None))
+            continue
+        kind, size = header
+        found.append((kind, out[at : at + size]))
+        at += size + 1  # the object's bytes, then a newline
+    return found
+
+
+def _message_of(kind: str, data: bytes) -> str:
+    """A tag object's message: what follows its header lines (``""``: not a tag object, the
+    commit of a lightweight tag)."""
+    if kind != "tag":
+        return ""
+    _, _, message = data.decode("utf-8", errors="replace").partition("\n\n")
+    return message
+
+
+class _ObjectReader:
+    """One long-lived ``git cat-file --batch`` process, for objects read one at a time.
+
+    A process per read would cost ~3 ms each; a round trip here costs ~0.5 ms. Safe to share
+    between threads (one request at a time); the process ends with the reader.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None or self._proc.poll() is not None:
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", "cat-file", "--batch"], cwd=self._path, stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    env={**os.environ, **_GIT_ENV},
+                )
+            except FileNotFoundError as e:
+                raise GitError("git is not installed or not on PATH; install git first") from e
+            weakref.finalize(self, _stop, self._proc)
+        return self._proc
+
+    def read(self, spec: str) -> tuple[str, bytes] | None:
+        """The type and bytes of the object ``spec`` names (``rev:path``, a ref), or ``None``."""
+        if "\n" in spec:
+            return None  # a request is one line
+        with self._lock:
+            proc = self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(spec.encode() + b"\n")
+                proc.stdin.flush()
+                header = _object_header(proc.stdout.readline())
+                if header is None:
+                    return None
+                kind, size = header
+                data = proc.stdout.read(size + 1)[:size]  # the bytes, then a newline
+            except (BrokenPipeError, ValueError) as e:
+                self._proc = None
+                raise GitError(f"git cat-file stopped while reading {spec!r}") from e
+            return kind, data
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a ``cat-file`` process: it exits at the end of its input."""
+    with contextlib.suppress(OSError, ValueError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 class GitRepo:
@@ -332,9 +450,10 @@ class GitRepo:
         """Run ``git <args>`` in this repository and return its stdout."""
         return _run_git(list(args), cwd=self.path, check=check)
 
-    # What for-each-ref reports of a tag: name, object, peeled commit, date, tagger, subject.
+    # What for-each-ref reports of a tag: name, object, what it points at and that object's
+    # type, date, tagger, subject.
     _TAG_FORMAT = (
-        "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00"
+        "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)%00%(*objecttype)%00"
         "%(creatordate:iso-strict)%00%(taggeremail)%00%(contents:subject)"
     )
 
@@ -342,14 +461,45 @@ class GitRepo:
         """The tags matching ``patterns`` (``refs/tags/...``), in one ``for-each-ref``."""
         tags = []
         for line in self.git("for-each-ref", self._TAG_FORMAT, *patterns).splitlines():
-            name, obj, peeled, created, tagger, subject = line.split("\0", 5)
+            name, obj, peeled, peeled_type, created, tagger, subject = line.split("\0", 6)
+            if peeled_type == "tag":  # a tag of a tag (rare): peeled to its commit, as show-ref
+                peeled = self.git("rev-parse", f"refs/tags/{name}^{{}}").strip()
             tagger = tagger.strip().removeprefix("<").removesuffix(">").lower()
-            tags.append(TagRef(name, peeled or obj, created, subject, tagger))
+            tags.append(TagRef(name, peeled or obj, created, subject, tagger, obj))
         return tags
 
     @cached_property
     def _tags(self) -> list[TagRef]:
-        return self._list_tags("refs/tags")
+        return self._list_every_tag()
+
+    def _list_every_tag(self) -> list[TagRef]:
+        """Every tag's name and commit from ``git show-ref --tags -d``; a yank tag's details
+        from one ``for-each-ref`` of those tags alone.
+
+        ``show-ref -d`` takes an annotated tag's commit from the ``^{}`` line that
+        ``packed-refs`` stores (every clone packs its tags), so no tag object is read; a
+        ``for-each-ref`` that asks for the commit, date or message reads all of them
+        (10,500 tags: 0.01 s against 0.15 s). Its order (by ref name) is ``for-each-ref``'s.
+        """
+        out = self.git("show-ref", "--tags", "--dereference", check=False)
+        objects: dict[str, str] = {}
+        commits: dict[str, str] = {}
+        for line in out.splitlines():
+            oid, _, ref = line.partition(" ")
+            name = ref.removeprefix("refs/tags/")
+            if name.endswith("^{}"):
+                commits[name[:-3]] = oid  # the peeled commit follows the tag object's line
+            else:
+                objects[name] = commits[name] = oid
+        # Only a deregistration tag's details are read (its reason, who, when): see TagRef.
+        yanks = [n for n in commits if n.endswith("!") and "@" in n]
+        # (No pattern would list every tag: none are asked for when there is no yank.)
+        listed = self._list_tags(*(f"refs/tags/{n}" for n in yanks)) if yanks else []
+        details = {t.name: t for t in listed}
+        return [
+            details.get(n) or TagRef(n, commit, "", object=objects[n])
+            for n, commit in commits.items()
+        ]
 
     def _forget_tags(self) -> None:
         """Tags may have changed (fetched, made, pushed): list them again when next asked."""
@@ -376,18 +526,29 @@ class GitRepo:
         if names is None:
             return self._tags
         wanted = set(names)
-        if "_tags" in self.__dict__:  # listed already: filter, no git call
+        if "_tags" in self.__dict__ or len(wanted) > _FEW_ARTIFACTS:
+            # Listed already, or many artifacts: filter every tag's listing (one show-ref);
+            # for-each-ref would match every tag against two patterns an artifact.
             return [t for t in self._tags if tag_artifact(t.name) in wanted]
         if not wanted:
             return []
         patterns = [f"refs/tags/{n}{sep}*" for n in sorted(wanted) for sep in ("@", "#")]
         return [t for t in self._list_tags(*patterns) if tag_artifact(t.name) in wanted]
 
-    @cached_property
-    def _repo(self) -> GitPythonRepo:
-        from git import Repo
+    def tag_details(self) -> list[TagRef]:
+        """Every tag with its date, tagger and subject, in one ``for-each-ref`` that reads every
+        tag object (what a page about every version shows: the catalog); :meth:`tags` lists
+        names and commits only, which is all the read path needs.
 
-        return Repo(self.path)
+        Example:
+            >>> {t.name: t.tagger for t in repo.tag_details()}  # doctest: +SKIP
+            {'digits-cnn@v1.0.0': 'ana@lab.example', ...}
+        """
+        return self._list_tags("refs/tags")
+
+    @cached_property
+    def _objects(self) -> _ObjectReader:
+        return _ObjectReader(self.path)
 
     # Files read ahead by :meth:`prefetch`: "<commit>:<path>" -> bytes, or None (no such file).
     _prefetched: dict[str, bytes | None]
@@ -408,41 +569,54 @@ class GitRepo:
         """
         if "_prefetched" not in self.__dict__:
             self._prefetched = {}
-        keys = sorted({f"{rev}:{path}" for rev, path in wanted if len(rev) == 40}
-                      - set(self._prefetched))
-        if not keys:
-            return
-        done = subprocess.run(
-            ["git", "cat-file", "--batch"], cwd=self.path, input="\n".join(keys).encode() + b"\n",
-            capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
-        )
-        if done.returncode != 0:
-            return  # read_file reads them one by one, and reports what is wrong
-        out, at = done.stdout, 0
-        for key in keys:
-            end = out.index(b"\n", at)
-            header = out[at:end].split()
-            at = end + 1
-            if len(header) != 3:  # "<key> missing" (or ambiguous)
-                self._prefetched[key] = None
-                continue
-            size = int(header[2])
-            # The object's bytes whatever its type, as read_file gives them (a folder: its tree).
-            self._prefetched[key] = out[at:at + size]
-            at += size + 1
+        known = self._prefetched
+        pairs = sorted({(rev, path) for rev, path in wanted
+                        if len(rev) == 40 and f"{rev}:{path}" not in known})
+        for (rev, path), data in zip(pairs, self.read_files(pairs), strict=True):
+            self._prefetched[f"{rev}:{path}"] = data
 
     def read_file(self, rev: str, path: str) -> bytes | None:
-        """Return the bytes of ``path`` at ``rev``, or ``None`` if it does not exist there."""
-        import git
+        """Return the bytes of ``path`` at ``rev``, or ``None`` if it does not exist there.
 
+        From :meth:`prefetch`'s batch if it read it, else through the repository's long-lived
+        ``git cat-file --batch`` process: one round trip.
+        """
         prefetched = self.__dict__.get("_prefetched")
         if prefetched is not None and f"{rev}:{path}" in prefetched:
             return prefetched[f"{rev}:{path}"]
-        try:
-            _, _, _, stream = self._repo.git.stream_object_data(f"{rev}:{path}")
-            return bytes(stream.read())
-        except (git.GitCommandError, ValueError):
-            return None
+        found = self._objects.read(f"{rev}:{path}")
+        return found[1] if found is not None and found[0] == "blob" else None
+
+    def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """The bytes of many ``(rev, path)`` at once, in order (``None``: absent there).
+
+        One ``git cat-file --batch`` process is handed every request at once: reading 1,000
+        model cards one round trip at a time cost 0.47 s of waiting, at once 0.02 s.
+
+        Example:
+            >>> repo.read_files([("v1", "models/a/README.md"), ("v2", "nothing")])
+            ... # doctest: +SKIP
+            [b'---\ntask: ...', None]
+        """
+        specs = [f"{rev}:{path}" for rev, path in wanted]
+        return [
+            data if kind == "blob" else None
+            for kind, data in _read_objects(self.path, specs)
+        ]
+
+    def tag_dates(self, names: Iterable[str]) -> dict[str, str]:
+        """When each of the tags ``names`` was made (ISO 8601), in one ``for-each-ref`` that
+        reads those tags' objects only; a name that is no tag is left out.
+
+        Example:
+            >>> repo.tag_dates(["digits-cnn@v1.0.0"])  # doctest: +SKIP
+            {'digits-cnn@v1.0.0': '2026-12-04T10:00:00+00:00'}
+        """
+        wanted = set(names)
+        if not wanted:
+            return {}
+        listed = self._list_tags(*(f"refs/tags/{n}" for n in sorted(wanted)))
+        return {t.name: t.created for t in listed if t.name in wanted}
 
     def tag_message(self, name: str) -> str:
         """The whole message of annotated tag ``name`` (empty for a lightweight tag)."""
@@ -468,6 +642,15 @@ class GitRepo:
         if wanted is not None and len(wanted) <= _FEW_TAGS:
             # A few: through the long-lived cat-file process (for-each-ref scans every ref).
             return {n: m for n in sorted(wanted) if (m := self._tag_object_message(n)) is not None}
+        if wanted is not None:
+            # Many, not all: their objects by id (from the listing) through one cat-file, which
+            # reads those tags only (5,000 of 20,000: 0.01 s against for-each-ref's 0.07 s).
+            listed = sorted((t.name, t.object) for t in self.tags() if t.name in wanted)
+            read = _read_objects(self.path, [oid for _, oid in listed])
+            return {
+                name: _message_of(kind, data) for (name, _), (kind, data) in zip(
+                    listed, read, strict=True) if data is not None
+            }
         patterns = ["refs/tags"]
         # A message cannot hold a NUL byte, so NUL separates the fields and the records.
         out = self.git("for-each-ref", "--format=%(refname:strip=2)%00%(contents)%00", *patterns)
@@ -478,17 +661,8 @@ class GitRepo:
     def _tag_object_message(self, name: str) -> str | None:
         """The message of annotated tag ``name`` read from its object (``None``: no such tag;
         ``""``: a lightweight tag)."""
-        import git
-
-        try:
-            _, kind, _, stream = self._repo.git.stream_object_data(f"refs/tags/{name}")
-            data = bytes(stream.read())
-        except (git.GitCommandError, ValueError):
-            return None
-        if kind not in (b"tag", "tag"):
-            return ""
-        _, _, message = data.decode("utf-8", errors="replace").partition("\n\n")
-        return message
+        found = self._objects.read(f"refs/tags/{name}")
+        return None if found is None else _message_of(*found)
 
     def list_files(self, rev: str, prefix: str) -> list[str]:
         """Return the paths of every file under ``prefix`` at ``rev``, with one git call."""

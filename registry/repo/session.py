@@ -255,6 +255,19 @@ class Session:
             return (self.repo.work_tree / layout.builder_file(name)).is_file()
         return (self.repo.work_tree / layout.card_file(name)).is_file()
 
+    def in_tree(self, names: Iterable[str], kind: Kind) -> set[str]:
+        """The names among ``names`` that are a ``kind`` in the tree: :meth:`has` for each in a
+        clone (a file check), one listing of the tree for a mirror.
+
+        Example:
+            >>> open_session(".").in_tree(["digits-cnn", "image_classification/digits"], "model")
+            ... # doctest: +SKIP
+            {'digits-cnn'}
+        """
+        if self.repo.work_tree is None:
+            return set(names) & set(self.known(kind))
+        return {name for name in names if self.has(name, kind)}
+
     def known(self, kind: Kind) -> list[str]:
         """The names of ``kind`` in the tree."""
         return self.known_datasets() if kind == "dataset" else self.known_models()

@@ -20,6 +20,7 @@ from registry.grammar import (
     Version,
     VersionSpec,
     parse_tag,
+    tag_artifact,
 )
 from registry.repo.git import TagRef
 
@@ -122,15 +123,17 @@ class Release:
         version: Its version.
         tag: The Git tag that registered it (``name@vX.Y.Z``).
         commit: The commit the tag points at.
-        created: When the tag was made (ISO 8601).
         yanked: Why, by whom and when it was yanked; ``None`` for a live version.
+
+    When the tag was made is not kept: a listing of every tag reads no tag object
+    (:class:`~registry.repo.git.TagRef`); :meth:`registry.repo.git.GitRepo.tag_dates` reads it
+    for the releases that need it.
     """
 
     name: str
     version: Version
     tag: str
     commit: str
-    created: str
     yanked: Yank | None = None
 
     @property
@@ -214,8 +217,33 @@ class TagIndex:
         self._add(load(None))
 
     def preload(self, names: Iterable[str]) -> None:
-        """Read the tags of ``names`` in one listing, before asking about them one by one."""
-        self._need(*names)
+        """Read the tags of ``names`` in one listing, before asking about them one by one.
+
+        However many they are: a command about one kind of artifact reads that kind's tags
+        only (:meth:`tagged_names` says which names there are), not every tag.
+        """
+        if self._loader is None:
+            return
+        missing = sorted({n for n in names if n not in self._loaded})
+        if missing:
+            self._add(self._loader(missing))
+            self._loaded.update(missing)
+
+    def tagged_names(self) -> set[str]:
+        """The name of every artifact that a tag names (what comes before its ``@`` or ``#``),
+        from the tags' names alone: no tag is parsed or indexed.
+
+        A superset of :meth:`every_name` (a foreign tag's name, an artifact with stage tags
+        only), for a command that narrows it down to one kind and then :meth:`preload`\ s
+        those.
+
+        Example:
+            >>> sorted(index.tagged_names())  # doctest: +SKIP
+            ['digits-cnn', 'image_classification/digits', 'v1.0.0']
+        """
+        if self._loader is None:
+            return set(self._ever) | set(self._stages) | self._deprecated
+        return {tag_artifact(t.name) for t in self._loader(None)}
 
     def _add(self, tags: Iterable[TagRef]) -> None:
         """Index ``tags``: every tag of each artifact they name (an artifact is added whole)."""
@@ -226,7 +254,7 @@ class TagIndex:
             tag = parse_tag(ref.name)
             if isinstance(tag, RegisterTag):
                 registered[tag.name][tag.version] = Release(
-                    tag.name, tag.version, ref.name, ref.commit, ref.created
+                    tag.name, tag.version, ref.name, ref.commit
                 )
             elif isinstance(tag, DeregisterTag):
                 prefix = _YANK_SUBJECT.format(name=tag.name, version=tag.version)
