@@ -167,6 +167,22 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_training_record(out: Path, rows: list[dict[str, Any]], test: dict[str, Any]) -> None:
+    """A training run's record in model folder ``out``: ``training.csv`` (one row an epoch) and
+    ``training.json`` (epochs, the last epoch's train metrics, the ``test`` metrics); the same
+    for a local run and a Vertex AI job."""
+    _write_history(out, rows)
+    last = rows[-1] if rows else {}
+    _write_json(
+        out / TRAINING_JSON,
+        {
+            "epochs": len(rows),
+            "train": {k: v for k, v in last.items() if k != "epoch"},
+            "test": test,
+        },
+    )
+
+
 def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[str, Any]:
     """Train zoo model ``name`` with its knobs from ``params.yaml`` (the ``train@name`` stage).
 
@@ -220,17 +236,7 @@ def train_stage(name: str, root: Path = Path("."), *, verbose: int = 2) -> dict[
     # The MLflow run behind these weights (its tag registry.run_uid): release copies it into the
     # tag's lineage when the weights are the same.
     registry.record_training_run(name, tracked.uid, result.weights, registry=where)
-    out = root / "models" / name
-    _write_history(out, rows)
-    last = rows[-1] if rows else {}
-    _write_json(
-        out / TRAINING_JSON,
-        {
-            "epochs": len(rows),
-            "train": {k: v for k, v in last.items() if k != "epoch"},
-            "test": result.metrics,
-        },
-    )
+    write_training_record(root / "models" / name, rows, result.metrics)
     return {
         **result.to_dict(),
         "strategy": which,

@@ -561,6 +561,19 @@ def _add_common_options(
     )
 
 
+def _train(args: argparse.Namespace, common: dict[str, Any]) -> TrainResult:
+    """Train the model ``args`` names with the knobs ``common`` holds (and, for digits-parity,
+    its base model's)."""
+    if args.model == "digits-cnn":
+        return train_digits_cnn(**common)
+    return train_digits_parity(
+        **common,
+        base=args.base,
+        base_weights=args.base_weights,
+        unfreeze_epochs=args.unfreeze_epochs,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; print a JSON summary of the run on stdout and return the exit status."""
     args = _parser().parse_args(argv)
@@ -591,15 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": settings,
     }
     try:
-        if args.model == "digits-cnn":
-            result = train_digits_cnn(**common)
-        else:
-            result = train_digits_parity(
-                **common,
-                base=args.base,
-                base_weights=args.base_weights,
-                unfreeze_epochs=args.unfreeze_epochs,
-            )
+        result = _train(args, common)
         try:
             validate_card(parse_card(result.card.read_text(encoding="utf-8")), str(result.card))
         except CardError as e:
@@ -649,13 +654,7 @@ def train_on_vertex(
     import tempfile
 
     from registry.compute import check_data_uri, write_job_output
-    from src.zoo.pipeline import (
-        TRAINING_JSON,
-        _epoch_logger,
-        _write_history,
-        _write_json,
-        choose_strategy,
-    )
+    from src.zoo.pipeline import _epoch_logger, choose_strategy, write_training_record
 
     where = args.registry
     check_data_uri(environment.data_uri, registry=where)
@@ -689,25 +688,8 @@ def train_on_vertex(
             "strategy": strategy,
             "callbacks": callbacks,
         }
-        if args.model == "digits-cnn":
-            result = train_digits_cnn(**common)
-        else:
-            result = train_digits_parity(
-                **common,
-                base=args.base,
-                base_weights=args.base_weights,
-                unfreeze_epochs=args.unfreeze_epochs,
-            )
-        _write_history(out, rows)
-        last = rows[-1] if rows else {}
-        _write_json(
-            out / TRAINING_JSON,
-            {
-                "epochs": len(rows),
-                "train": {k: v for k, v in last.items() if k != "epoch"},
-                "test": result.metrics,
-            },
-        )
+        result = _train(args, common)
+        write_training_record(out, rows, result.metrics)
         datasets = [locate_dataset(ref, registry=where) for ref in result.datasets]
         devices = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
         return write_job_output(
