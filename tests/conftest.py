@@ -784,3 +784,15 @@ def postgres_server(database: str = "mlflow") -> Iterator[str]:
             run(str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``registry ARGS`` run in this process as the console script runs it (``main``, which
+    exits): its exit code, stdout and stderr."""
+    from registry.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([*args])
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    return int(done.value.code or 0), out, err

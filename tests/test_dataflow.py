@@ -22,10 +22,9 @@ import pytest
 import yaml
 
 from registry.build.beam import beam_flags, pipeline_options
-from registry.cli import main
 from registry.cloud.dataflow import dataflow_flags, unknown_beam_flags, write_worker_package
 from registry.errors import ConfigError
-from tests.conftest import cli_raises, git
+from tests.conftest import cli_raises, git, run_cli
 
 NAME = "image_classification/digits"
 MODULE = "digits_dataset_builder"
@@ -57,14 +56,6 @@ def dataflow_registry(make_registry: Callable[..., Path]) -> Path:
     set_beam(repo, DATAFLOW)
     git(repo, "commit", "-q", "-am", "Build on Dataflow")
     return repo
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as done:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 def expected_flags(repo: Path) -> list[str]:

@@ -27,7 +27,6 @@ import pytest
 import yaml
 
 import registry
-from registry.cli import main
 from registry.cloud.emulator import GCSEmulator
 from registry.cloud.vertex import TRAIN_COMMAND
 from registry.errors import ConfigError, UnpackagedImageError
@@ -40,6 +39,7 @@ from tests.conftest import (
     gcs_registry,
     git,
     hermetic_env,
+    run_cli,
 )
 from tests.venvs import UV_CACHE, FreshVenv, clean_env, fresh_venv
 
@@ -90,14 +90,6 @@ def image_registry(make_registry: Callable[..., Path]) -> Path:
     git(repo, "commit", "-qm", "The registry's code, and where its training images go")
     (repo / "key.json").write_text(json.dumps({"private_key": SECRET}))
     return repo
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as done:
-        main([*args])
-        raise SystemExit(0)
-    out, err = capsys.readouterr()
-    return int(done.value.code or 0), out, err
 
 
 def package(
