@@ -96,14 +96,7 @@ def worker_setup(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Wo
 
 def upload_raw(gcs: GCSEmulator, name: str) -> str:
     """Put the dataset's dummy export in the emulator's bucket; return its ``gs://`` folder."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="test",
-        client_options={"api_endpoint": gcs.url},
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
+    client = gcs.storage_client()
     prefix = f"exports/{name}"
     for path in sorted((PROJECT_ROOT / "datasets" / name / "dummy_data").iterdir()):
         client.bucket("lab-exports").blob(f"{prefix}/{path.name}").upload_from_filename(path)

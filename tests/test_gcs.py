@@ -241,11 +241,7 @@ def gcs_registry(
 
 
 def _objects(gcs: GCSEmulator, bucket: str) -> list[str]:
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
-    )
+    client = gcs.storage_client()
     return sorted(blob.name for blob in client.list_blobs(bucket))
 
 
@@ -347,14 +343,11 @@ def test_another_project_loads_by_git_url_and_dvc_imports(
 def test_a_builder_reads_its_raw_data_from_gcs(
     gcs: GCSEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from google.cloud import storage
 
     from registry.testing import check_builder
 
     bucket = _bucket(gcs)
-    client = storage.Client(
-        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
-    )
+    client = gcs.storage_client()
     dummy = PROJECT_ROOT / "datasets" / "products" / "product_a" / "ad_clicks" / "dummy_data"
     for path in dummy.iterdir():
         client.bucket(bucket).blob(f"exports/ad_clicks/{path.name}").upload_from_filename(path)
@@ -634,17 +627,12 @@ def test_a_build_dataflow_wrote_to_gcs_is_downloaded_whole(
 def test_an_object_that_is_not_its_name_is_refused(
     gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
 ) -> None:
-    from google.cloud import storage
 
     from registry.errors import CorruptArtifactError
 
     bucket = _bucket(gcs)
-    source = storage.Client(
-        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
-    ).bucket(gcs_clone.bucket)
-    target = storage.Client(
-        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
-    ).bucket(bucket)
+    client = gcs.storage_client()
+    source, target = client.bucket(gcs_clone.bucket), client.bucket(bucket)
     names = _objects(gcs, gcs_clone.bucket)
     for name in names:
         data = source.blob(name).download_as_bytes()
@@ -781,7 +769,6 @@ def test_an_unreachable_server_is_one_line_without_the_clients_tracebacks(
 def test_purge_and_remote_gc_on_a_bucket(
     gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
 ) -> None:
-    from google.cloud import storage
 
     from registry.cache_admin import gc_remote
 
@@ -805,9 +792,7 @@ def test_purge_and_remote_gc_on_a_bucket(
     with pytest.raises(PurgedVersionError, match="personal data"):
         registry.load_model(f"{model}:1.0.0")
     # A stray object is listed (a dry run: the bucket is shared by this session's tests).
-    client = storage.Client(
-        project="test", client_options={"api_endpoint": gcs.url}, credentials=_anonymous()
-    )
+    client = gcs.storage_client()
     stray = "fedcba9876543210fedcba9876543210"
     client.bucket(gcs_clone.bucket).blob(f"dvc/files/md5/{stray[:2]}/{stray[2:]}").upload_from_string(
         b"stray"

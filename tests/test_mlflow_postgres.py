@@ -85,14 +85,7 @@ def _logged_run(url: str, uid: str, timeout: float = 90.0):  # type: ignore[no-u
 
 
 def _bucket_objects(gcs: GCSEmulator, bucket: str) -> dict[str, bytes]:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="test",
-        client_options={"api_endpoint": gcs.url},
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
+    client = gcs.storage_client()
     return {blob.name: blob.download_as_bytes() for blob in client.list_blobs(bucket)}
 
 

@@ -178,14 +178,7 @@ def test_a_dvc_yaml_from_before_raw_inputs_gets_the_dependency(tmp_path: Path) -
 
 
 def _upload(gcs: GCSEmulator, bucket: str, name: str, data: bytes) -> None:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    client = storage.Client(
-        project="test",
-        client_options={"api_endpoint": gcs.url},
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
+    client = gcs.storage_client()
     client.bucket(bucket).blob(name).upload_from_string(data)
 
 

@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -81,19 +80,8 @@ class VertexSetup:
         return self.base / "origin.git"
 
 
-def _client(gcs: GCSEmulator) -> Any:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    return storage.Client(
-        project="test",
-        client_options={"api_endpoint": gcs.url},
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-    )
-
-
 def _objects(gcs: GCSEmulator, bucket: str, prefix: str) -> dict[str, bytes]:
-    client = _client(gcs)
+    client = gcs.storage_client()
     return {
         b.name[len(prefix) :]: b.download_as_bytes()
         for b in client.list_blobs(bucket, prefix=prefix)
@@ -174,7 +162,7 @@ def clone(
 
 def _copy_job(gcs: GCSEmulator, vertex: VertexSetup, name: str) -> str:
     """A copy of the job's output under another job folder (to break); its model dir."""
-    client = _client(gcs)
+    client = gcs.storage_client()
     source = f"training/{MODEL}/{JOB_ID}/model/"
     target = f"training/{MODEL}/{name}/model/"
     bucket = client.bucket(vertex.bucket)
@@ -313,7 +301,7 @@ def test_fetch_by_uri_takes_the_base_output_folder(vertex: VertexSetup, clone: P
 
 def _delete(gcs: GCSEmulator, vertex: VertexSetup, uri: str, name: str) -> None:
     prefix = uri.removeprefix(f"gs://{vertex.bucket}/")
-    _client(gcs).bucket(vertex.bucket).blob(f"{prefix}/{name}").delete()
+    gcs.storage_client().bucket(vertex.bucket).blob(f"{prefix}/{name}").delete()
 
 
 def _unchanged(clone: Path) -> None:
@@ -355,7 +343,7 @@ def test_a_model_trained_on_an_unreleased_dataset_is_refused(
 
     uri = _copy_job(gcs, vertex, "unreleased")
     prefix = uri.removeprefix(f"gs://{vertex.bucket}/")
-    bucket = _client(gcs).bucket(vertex.bucket)
+    bucket = gcs.storage_client().bucket(vertex.bucket)
     # A job that trained on digits 1.1.0, which this registry never released.
     lineage = json.loads(bucket.blob(f"{prefix}/{LINEAGE_FILE}").download_as_bytes())
     lineage["datasets"] = {DIGITS: "1.1.0"}
@@ -456,7 +444,7 @@ def test_an_output_that_is_not_what_its_marker_says_is_refused(
 
     uri = _copy_job(gcs, vertex, case)
     prefix = uri.removeprefix(f"gs://{vertex.bucket}/")
-    bucket = _client(gcs).bucket(vertex.bucket)
+    bucket = gcs.storage_client().bucket(vertex.bucket)
     marker_blob = bucket.blob(f"{prefix}/{COMPLETION_MARKER}")
     marker = json.loads(marker_blob.download_as_bytes())
     if case == "weights-rewritten":  # e.g. a second job writing to the same folder

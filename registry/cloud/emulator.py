@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 __all__ = ["GCSEmulator"]
 
@@ -116,6 +116,18 @@ class GCSEmulator:
             return ""
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
+
+    def storage_client(self) -> Any:
+        """A google-cloud-storage client of this server, without credentials: for a test's own
+        uploads and reads of the bucket."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project="test",
+            client_options={"api_endpoint": self.url},
+            credentials=AnonymousCredentials(),
+        )
 
     def create_bucket(self, name: str) -> None:
         """Create bucket ``name`` (no error if it exists)."""
