@@ -27,7 +27,6 @@ follows.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -63,6 +62,7 @@ from registry.errors import (
 )
 from registry.grammar import parse_name, parse_version
 from registry.repo.session import Session, open_session
+from registry.storage.hashes import hash_file
 
 if TYPE_CHECKING:
     from registry.datasets import DatasetVersion
@@ -414,14 +414,6 @@ def check_data_uri(data_uri: str | None, *, registry: str | os.PathLike[str] | N
     return status.url
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _code_commit() -> str | None:
     """The commit of the code this job runs: the Git work tree it runs in, else
     ``REGISTRY_COMMIT`` (set by the image build), else ``None``."""
@@ -511,7 +503,7 @@ def write_job_output(
         "training_run": None,
         "training": dict(training) if training is not None else None,
         "compute": {"backend": "vertex", "strategy": strategy, "machine": _machine(accelerators)},
-        "weights": {"path": WEIGHTS_FILE, "md5": _md5(folder / WEIGHTS_FILE)},
+        "weights": {"path": WEIGHTS_FILE, "md5": hash_file(folder / WEIGHTS_FILE)},
         "data": [
             {"dataset": d.reference, "md5": d.md5, "uri": environment.data_uri} for d in datasets
         ],
@@ -533,7 +525,7 @@ def write_job_output(
         "format": _MARKER_FORMAT,
         "model": model,
         "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": {name: _md5(folder / name) for name in files},
+        "files": {name: hash_file(folder / name) for name in files},
     }
     atomic_write_text(folder / COMPLETION_MARKER, json.dumps(marker, indent=2) + "\n")
     _upload(folder / COMPLETION_MARKER, f"{environment.model_dir}/{COMPLETION_MARKER}")
@@ -707,7 +699,7 @@ def _download_job_output(
         path = dest / name
         if not path.is_file():
             raise _incomplete(uri, f"{name} is missing, though the job's marker lists it")
-        if _md5(path) != md5:
+        if hash_file(path) != md5:
             raise _incomplete(uri, f"{name} is not the file the job wrote (its MD5 differs)")
     if marker.get("model") != model:
         raise IncompleteJobOutputError(

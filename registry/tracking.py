@@ -53,6 +53,7 @@ from registry.config import mlflow_weights
 from registry.errors import NotARegistryError, RegistryError, RemoteError
 from registry.repo.session import RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release
+from registry.storage.hashes import hash_file
 
 __all__ = [
     "DatasetRef",
@@ -584,17 +585,6 @@ def _log_followed(pending: Path, parent_pid: int) -> int:
         record = changed
 
 
-def _md5(path: Path) -> str:
-    """The MD5 of a file's bytes (DVC's hash of a file)."""
-    import hashlib
-
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _upload_artifacts(client: Any, run_id: str, record: dict[str, Any]) -> list[str]:
     """Log the files ``log_weights(upload=True)`` recorded as the run's artifacts, each only if
     its bytes are still the ones recorded, and tag the run with where the weights are; return
@@ -602,7 +592,7 @@ def _upload_artifacts(client: Any, run_id: str, record: dict[str, Any]) -> list[
     skipped = []
     for artifact in record.get("artifacts", []):
         path = Path(artifact["path"])
-        if not path.is_file() or _md5(path) != artifact["md5"]:
+        if not path.is_file() or hash_file(path) != artifact["md5"]:
             skipped.append(
                 f"{path} changed or is gone since the run logged it: not uploaded to run {run_id}"
             )
@@ -763,7 +753,7 @@ class TrackedRun:
             root = Path(self._record["root"])
             text = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
             if upload:
-                artifact = {"path": str(path), "artifact_path": "weights", "md5": _md5(path)}
+                artifact = {"path": str(path), "artifact_path": "weights", "md5": hash_file(path)}
                 with self._lock:
                     self._record.setdefault("artifacts", []).append(artifact)
         self.set_tags({"registry.weights": text})
