@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 from _common import BIN, env, report
+from bench_search import card
 
 DATASETS, DATASET_VERSIONS, MODELS, MODEL_VERSIONS = 1000, 10, 1000, 5
-TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-generation"]
-ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
 # (best wall s, peak MiB, least CPU s) of a command.
 Figure = tuple[float, float, float]
 TIME = "/usr/bin/time"  # GNU time, for each command's peak memory
@@ -42,20 +41,6 @@ SEARCH = ["models", "search", "--task", "text-classification", "--language", "ja
 
 def dataset(i: int) -> str:
     return f"group{i % 7}/dataset_{i}"
-
-
-def card(i: int) -> str:
-    task, arch = TASKS[i % len(TASKS)], ARCHS[i % len(ARCHS)]
-    return (
-        "---\n"
-        f"task: {task}\narchitecture: {arch}\nframework: keras\nbase_model: null\n"
-        f"datasets:\n- group1/dataset_1:1.{i % 3}.0\n"
-        f"metrics:\n  accuracy: {0.5 + (i % 50) / 100}\n"
-        f"owner: team-{i % 12}\nlicense: apache-2.0\nweights: model.keras\n"
-        f"language: {'ja' if i % 7 == 0 else 'en'}\n"
-        "---\n\n"
-        f"# model-{i}\n\nA {arch} for {task}, trained on product data.\n"
-    )
 
 
 def lock_entry(name: str, md5: str) -> str:
@@ -146,7 +131,7 @@ def make_registry(root: Path, storage: Path) -> list[str]:
     (root / "dvc.lock").write_text("".join(lock))
     for i in range(MODELS):
         (root / "models" / f"model-{i}").mkdir(parents=True)
-        (root / "models" / f"model-{i}" / "README.md").write_text(card(i))
+        (root / "models" / f"model-{i}" / "README.md").write_text(card(i, dataset(1)))
     git("add", "-A")
     git("commit", "-qm", "registry")
     head, branch = git("rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split()

@@ -24,12 +24,14 @@ TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-
 ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
 
 
-def card(i: int) -> str:
+def card(i: int, trained_on: str = "image_classification/digits") -> str:
+    """Model ``i``'s card: task, architecture, owner and language cycle, trained on a version
+    of dataset ``trained_on``."""
     task, arch = TASKS[i % len(TASKS)], ARCHS[i % len(ARCHS)]
     return (
         "---\n"
         f"task: {task}\narchitecture: {arch}\nframework: keras\nbase_model: null\n"
-        f"datasets:\n- image_classification/digits:1.{i % 3}.0\n"
+        f"datasets:\n- {trained_on}:1.{i % 3}.0\n"
         f"metrics:\n  accuracy: {0.5 + (i % 50) / 100}\n"
         f"owner: team-{i % 12}\nlicense: apache-2.0\nweights: model.keras\n"
         f"language: {'ja' if i % 7 == 0 else 'en'}\n"
