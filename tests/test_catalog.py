@@ -123,19 +123,40 @@ def test_tag_dates_read_only_the_tags_named(tagged_repo: GitRepo) -> None:
 
 
 def test_many_files_are_read_at_once_as_one_by_one(tagged_repo: GitRepo) -> None:
-    """``read_files`` (one ``cat-file --batch`` given every request) answers as ``read_file``
-    does, in order: a missing path, a folder and an unknown revision are ``None``."""
-    (tagged_repo.path / "folder").mkdir()
+    """``read_files`` (the trees walked here, each read once) answers as ``read_file`` (Git's
+    own ``rev:path``) does, in order: a missing path, a folder, a path through a file or a
+    symlink and an unknown revision are ``None``; a symlink is its target's text."""
+    (tagged_repo.path / "folder" / "deeper").mkdir(parents=True)
     (tagged_repo.path / "folder" / "empty").write_bytes(b"")
     (tagged_repo.path / "folder" / "binary").write_bytes(bytes(range(256)) * 300 + b"\n")
+    (tagged_repo.path / "folder" / "deeper" / "card.md").write_text("deep")
+    (tagged_repo.path / "link").symlink_to("folder")
     commit_all(tagged_repo.path, "files")
     wanted = [("HEAD", "file"), ("HEAD", "folder/binary"), ("HEAD", "nothing"),
               ("HEAD", "folder"), ("no-such-rev", "file"), ("HEAD", "folder/empty"),
-              ("HEAD~2", "file"), ("HEAD", "new\nline")]
+              ("HEAD~2", "file"), ("HEAD", "new\nline"), ("HEAD", "folder/deeper/card.md"),
+              ("HEAD^{commit}", "folder/deeper/card.md"), ("HEAD", "link"),
+              ("HEAD", "link/empty"), ("HEAD", "file/inside"), ("HEAD", "folder/"),
+              ("HEAD", "folder//empty"), ("HEAD", ""), ("HEAD", "folder/nothing/deeper"),
+              ("new\nline", "file")]
     at_once = tagged_repo.read_files(wanted)
     assert at_once == [tagged_repo.read_file(rev, path) for rev, path in wanted]
-    assert at_once == [b"3", bytes(range(256)) * 300 + b"\n", None, None, None, b"", b"2", None]
+    assert at_once == [b"3", bytes(range(256)) * 300 + b"\n", None, None, None, b"", b"2", None,
+                       b"deep", b"deep", b"folder", None, None, None, None, None, None, None]
     assert tagged_repo.read_files([]) == []
+
+
+def test_reading_more_than_a_pipe_holds_at_once_does_not_block(tagged_repo: GitRepo) -> None:
+    """Requests and answers far beyond a pipe's 64 KiB go through the long-lived process (a
+    thread writes while the answers are read), in order, and it still answers afterwards."""
+    many = tagged_repo.path / "many"
+    many.mkdir()
+    for i in range(3000):  # 3,000 distinct blobs: ~120 KiB of requests, ~600 KiB of answers
+        (many / str(i)).write_text(f"{i:0200d}")
+    commit_all(tagged_repo.path, "many files")
+    wanted = [("HEAD", f"many/{i}") for i in range(3000)]
+    assert tagged_repo.read_files(wanted) == [f"{i:0200d}".encode() for i in range(3000)]
+    assert tagged_repo.read_file("HEAD", "many/7") == f"{7:0200d}".encode()
 
 
 def test_releases_exclude_withdrawn_and_order_by_semver(tagged_repo: GitRepo) -> None:

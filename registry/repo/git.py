@@ -4,9 +4,9 @@ A registry is opened from a local path (a clone, read in place) or from a Git UR
 mirrored once into the cache (``<cache>/repos/<hash>.git``) and fetched only when a lookup needs
 fresh tags. Every tag comes from one ``git show-ref`` call (names and commits, no tag object
 read), one artifact's tags from one ``git for-each-ref``; files at a revision come through one
-long-lived ``git cat-file --batch`` process, or many at once through one (:meth:`read_files`),
-never one process per file. Plain ``git`` subprocesses throughout: no GitPython import (~75 ms)
-on a lookup's path.
+long-lived ``git cat-file --batch`` process, one at a time or many at once (:meth:`read_files`,
+which walks their trees itself, each read once), never one process per file. Plain ``git``
+subprocesses throughout: no GitPython import (~75 ms) on a lookup's path.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import signal
 import subprocess
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from registry.config import GIT_TIMEOUT_ENV, git_timeout
 from registry.errors import GitError, NotARegistryError, RemoteError, TagRaceError
@@ -168,35 +169,87 @@ def _object_header(header: bytes) -> tuple[str, int] | None:
     return fields[1].decode(), int(fields[2])
 
 
-def _read_objects(path: Path, specs: Sequence[str]) -> list[tuple[str, bytes | None]]:
-    """Each object's type and bytes (``("", None)``: absent), from one ``git cat-file --batch``
-    given every request at once (``communicate`` writes and reads together, so a long answer
-    never blocks the requests)."""
-    if not specs:
-        return []
-    clean = [s if "\n" not in s else "" for s in specs]  # a request is one line
-    try:
-        done = subprocess.run(
-            ["git", "cat-file", "--batch"], cwd=path, input="\n".join(clean).encode() + b"\n",
-            capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
-        )
-    except FileNotFoundError as e:
-        raise GitError("git is not installed or not on PATH; install git first") from e
-    if done.returncode != 0:
-        raise GitError(f"git cat-file failed: {done.stderr.decode(errors='replace').strip()}")
-    out, at = done.stdout, 0
-    found: list[tuple[str, bytes | None]] = []
-    for _ in clean:
-        end = out.index(b"\n", at)
-        header = _object_header(out[at:end])
-        at = end + 1
-        if header is None:
-            found.append(("", None))
-            continue
-        kind, size = header
-        found.append((kind, out[at : at + size]))
-        at += size + 1  # the object's bytes, then a newline
-    return found
+class _Object(NamedTuple):
+    """One object a ``cat-file --batch`` request names (all empty: none there)."""
+
+    oid: str
+    kind: str
+    data: bytes | None
+
+
+def _tree_entries(data: bytes, oid_bytes: int) -> dict[bytes, tuple[bytes, str]]:
+    """A tree object's entries: name -> (mode, object id in hex). An entry is ``<mode> <name>``,
+    a NUL, then the id's raw bytes (20 for SHA-1, 32 for SHA-256)."""
+    entries: dict[bytes, tuple[bytes, str]] = {}
+    at = 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        entries[data[space + 1 : nul]] = (data[at:space], data[nul + 1 : nul + 1 + oid_bytes].hex())
+        at = nul + 1 + oid_bytes
+    return entries
+
+
+def _read_paths(
+    read_many: Callable[[Sequence[str]], list[_Object]], wanted: Sequence[tuple[str, str]]
+) -> list[bytes | None]:
+    """The blobs at many ``(rev, path)``, walking the trees here, each tree read once.
+
+    ``git cat-file --batch`` given ``rev:path`` inflates every tree on the path anew for each
+    request: 1,000 cards under one ``models/`` folder of 1,000 entries cost 40 MB of inflating,
+    0.07 s, for 0.2 MB of cards. Read here by id, level by level (a level's requests written
+    at once, each tree once), the same cards cost ~0.01 s of Git (``read_many``: the objects of
+    many requests, in order: :meth:`_ObjectReader.read_many`). An answer is what ``rev:path``
+    gives: a missing path, revision or folder is ``None``; a symlink is its target's text, as
+    Git stores it; a path through a symlink or a submodule is ``None`` (Git does not follow
+    them).
+    """
+    revs = sorted({rev for rev, _ in wanted})
+    # The root tree of each revision (`rev^{tree}` peels tags and commits), then its entries.
+    trees: dict[str, dict[bytes, tuple[bytes, str]]] = {}
+    root_of: dict[str, str | None] = {}
+    for rev, (oid, kind, data) in zip(revs, read_many([f"{rev}^{{tree}}" for rev in revs]),
+                                      strict=True):
+        root_of[rev] = oid if kind == "tree" and data is not None else None
+        if data is not None and kind == "tree" and oid not in trees:
+            trees[oid] = _tree_entries(data, len(oid) // 2)
+    # Each request's position: the tree it stands in and the path's parts left to walk.
+    walks: list[tuple[str | None, list[bytes]]] = [
+        (root_of[rev], [part.encode() for part in rel.split("/")]) for rev, rel in wanted
+    ]
+    blobs: list[str | None] = [None] * len(wanted)
+    while True:
+        # Step every walk one level down the trees already read; ask for the trees it reaches.
+        needed: set[str] = set()
+        moving = False
+        for i, (tree, parts) in enumerate(walks):
+            if tree is None or not parts:
+                continue
+            entry = trees[tree].get(parts[0])
+            if entry is None or not parts[0] or parts[0] in (b".", b".."):
+                walks[i] = (None, [])
+                continue
+            mode, oid = entry
+            if len(parts) == 1:
+                # A file or a symlink's text; a folder or a submodule is no file.
+                blobs[i] = oid if mode.startswith((b"100", b"120")) else None
+                walks[i] = (None, [])
+            elif mode == b"40000":
+                walks[i] = (oid, parts[1:])
+                moving = True
+                if oid not in trees:
+                    needed.add(oid)
+            else:
+                walks[i] = (None, [])
+        if not moving:
+            break
+        ids = sorted(needed)
+        for oid, (_, kind, data) in zip(ids, read_many(ids), strict=True):
+            trees[oid] = _tree_entries(data, len(oid) // 2) if kind == "tree" and data else {}
+    ids = sorted({oid for oid in blobs if oid is not None})
+    read = {oid: data for oid, (_, kind, data) in zip(ids, read_many(ids), strict=True)
+            if kind == "blob"}
+    return [read.get(oid) if oid is not None else None for oid in blobs]
 
 
 def _message_of(kind: str, data: bytes) -> str:
@@ -232,6 +285,50 @@ class _ObjectReader:
                 raise GitError("git is not installed or not on PATH; install git first") from e
             weakref.finalize(self, _stop, self._proc)
         return self._proc
+
+    def read_many(self, specs: Sequence[str]) -> list[_Object]:
+        """The objects ``specs`` name, in order (``_Object("", "", None)``: absent), every
+        request written at once.
+
+        A thread writes the requests while this one reads the answers: written first, a long
+        list would fill the pipe to git while git waits for its answers to be read.
+        """
+        if not specs:
+            return []
+        # A request is one line: one holding a newline is asked as an empty line (absent).
+        lines = b"".join((s.encode() if "\n" not in s else b"") + b"\n" for s in specs)
+        found: list[_Object] = []
+        with self._lock:
+            proc = self._start()
+            assert proc.stdin is not None and proc.stdout is not None
+            stdin, stdout = proc.stdin, proc.stdout
+
+            def write() -> None:
+                with contextlib.suppress(BrokenPipeError, ValueError):
+                    stdin.write(lines)
+                    stdin.flush()
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            try:
+                for _ in specs:
+                    line = stdout.readline()
+                    if not line.endswith(b"\n"):
+                        raise GitError("git cat-file stopped while reading objects")
+                    header = _object_header(line)
+                    if header is None:
+                        found.append(_Object("", "", None))
+                        continue
+                    kind, size = header
+                    data = stdout.read(size + 1)[:size]  # the bytes, then a newline
+                    found.append(_Object(line.split(b" ", 1)[0].decode(), kind, data))
+            except GitError:
+                _stop(proc)
+                self._proc = None
+                raise
+            finally:
+                writer.join()
+        return found
 
     def read(self, spec: str) -> tuple[str, bytes] | None:
         """The type and bytes of the object ``spec`` names (``rev:path``, a ref), or ``None``."""
@@ -554,12 +651,12 @@ class GitRepo:
     _prefetched: dict[str, bytes | None]
 
     def prefetch(self, wanted: Iterable[tuple[str, str]]) -> None:
-        """Read many files at commits in one ``git cat-file --batch`` run, so that the
+        """Read many files at commits at once (:meth:`read_files`), so that the
         :meth:`read_file` calls that follow for them are answered from memory.
 
-        One process, every request written at once: reading 6,000 cards this way takes a
-        fraction of a second, where one round trip each through the long-lived process takes
-        seconds. Only full commit hashes are kept (what a commit holds never changes).
+        Every request written at once: reading 6,000 cards this way takes a fraction of a
+        second, where one round trip each through the long-lived process takes seconds.
+        Only full commit hashes are kept (what a commit holds never changes).
 
         Args:
             wanted: ``(commit, path)`` pairs.
@@ -590,19 +687,17 @@ class GitRepo:
     def read_files(self, wanted: Sequence[tuple[str, str]]) -> list[bytes | None]:
         """The bytes of many ``(rev, path)`` at once, in order (``None``: absent there).
 
-        One ``git cat-file --batch`` process is handed every request at once: reading 1,000
-        model cards one round trip at a time cost 0.47 s of waiting, at once 0.02 s.
+        The trees are walked here, each read once by its id, a level at a time, with one
+        ``git cat-file --batch`` handed every request of a level (:func:`_read_paths`): reading
+        1,000 model cards one round trip at a time cost 0.47 s of waiting, ``rev:path`` all at
+        once 0.07-0.10 s, the walk ~0.01 s.
 
         Example:
             >>> repo.read_files([("v1", "models/a/README.md"), ("v2", "nothing")])
             ... # doctest: +SKIP
             [b'---\ntask: ...', None]
         """
-        specs = [f"{rev}:{path}" for rev, path in wanted]
-        return [
-            data if kind == "blob" else None
-            for kind, data in _read_objects(self.path, specs)
-        ]
+        return _read_paths(self._objects.read_many, wanted)
 
     def tag_dates(self, names: Iterable[str]) -> dict[str, str]:
         """When each of the tags ``names`` was made (ISO 8601), in one ``for-each-ref`` that
@@ -646,9 +741,9 @@ class GitRepo:
             # Many, not all: their objects by id (from the listing) through one cat-file, which
             # reads those tags only (5,000 of 20,000: 0.01 s against for-each-ref's 0.07 s).
             listed = sorted((t.name, t.object) for t in self.tags() if t.name in wanted)
-            read = _read_objects(self.path, [oid for _, oid in listed])
+            read = self._objects.read_many([oid for _, oid in listed])
             return {
-                name: _message_of(kind, data) for (name, _), (kind, data) in zip(
+                name: _message_of(kind, data) for (name, _), (_, kind, data) in zip(
                     listed, read, strict=True) if data is not None
             }
         patterns = ["refs/tags"]
