@@ -8,17 +8,22 @@ for people. :func:`validate_card` says which field is wrong and what is expected
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from registry.atomic import atomic_write_text
 from registry.errors import CardError, RegistryError, kind_mismatch, yaml_problem
 
 __all__ = [
     "FRAMEWORKS",
     "REQUIRED_FIELDS",
     "CardError",
+    "FrontMatterMemo",
     "ModelCard",
     "parse_card",
     "render_card",
@@ -91,8 +96,84 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=loader)
 
 
-def parse_card(text: str, where: str = "model card") -> ModelCard:
+class FrontMatterMemo:
+    """Parsed front matter kept on disk, by the hash of its text, for commands that parse the
+    same 1,000 cards on every call (``models search``, ``models list``, the catalog).
+
+    YAML takes ~45 µs a card (0.045 s of a 0.2 s search over 1,000 cards, and its import); a
+    lookup here takes ~1 µs. The key is a hash of exactly the text parsed, so an entry can never
+    be stale; only a mapping that JSON holds exactly is kept (a date or a NaN is parsed each
+    time). The file is rewritten whole and atomically when a call parsed something new; a file
+    that cannot be read or written is ignored (the cards are parsed, nothing fails).
+
+    Example:
+        >>> memo = FrontMatterMemo(None)  # in memory only
+        >>> parse_card("---\\ntask: x\\n---\\n", memo=memo).meta
+        {'task': 'x'}
+        >>> memo.get("task: x")
+        {'task': 'x'}
+    """
+
+    #: A new value forgets every entry: bump it when what a front matter parses to changes.
+    FORMAT = 1
+    #: More entries than this and the memo starts again with what one call parsed.
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._added = 0
+        if path is not None:
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("format") == self.FORMAT and isinstance(saved.get("entries"), dict):
+                    self._entries = saved["entries"]
+            except (OSError, ValueError, AttributeError):
+                pass  # none yet, or unreadable: parse, and write a new one
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+    def get(self, text: str) -> dict[str, Any] | None:
+        """The mapping ``text`` parsed to, if it was kept."""
+        found = self._entries.get(self._key(text))
+        return found if isinstance(found, dict) else None
+
+    def put(self, text: str, meta: dict[str, Any]) -> None:
+        """Keep ``meta``, what ``text`` parsed to, if JSON holds it exactly."""
+        try:
+            exact = json.loads(json.dumps(meta, allow_nan=False)) == meta
+        except (TypeError, ValueError):
+            exact = False  # a date, a NaN, a key that is not a string
+        if exact:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries = {}
+            self._entries[self._key(text)] = meta
+            self._added += 1
+
+    def save(self) -> None:
+        """Write the memo if this call added to it (whole, atomically; failures ignored)."""
+        if self.path is None or not self._added:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"format": self.FORMAT, "entries": self._entries})
+            atomic_write_text(self.path, text, durable=False)
+            self._added = 0
+        except OSError:
+            pass  # a read-only or full cache: the next call parses again
+
+
+def parse_card(
+    text: str, where: str = "model card", *, memo: FrontMatterMemo | None = None
+) -> ModelCard:
     """Parse a card's front matter and body.
+
+    Args:
+        text: The card's text.
+        where: The card's path, for messages.
+        memo: Front matter parsed before, by its text (:class:`FrontMatterMemo`).
 
     Raises:
         CardError: If the front matter is missing or not a YAML mapping.
@@ -103,8 +184,12 @@ def parse_card(text: str, where: str = "model card") -> ModelCard:
             f"{where} has no front matter: start it with a '---' line, the YAML fields "
             f"({', '.join(REQUIRED_FIELDS)}), and another '---' line"
         )
+    front = match.group(1)
+    kept = memo.get(front) if memo is not None else None
+    if kept is not None:
+        return ModelCard(kept, text[match.end() :])
     try:
-        meta = _yaml_load(match.group(1)) or {}
+        meta = _yaml_load(front) or {}
     except Exception as e:  # yaml raises several classes
         # One line, with the line number in the file (the front matter starts on line 2).
         raise CardError(
@@ -113,7 +198,10 @@ def parse_card(text: str, where: str = "model card") -> ModelCard:
         ) from e
     if not isinstance(meta, dict):
         raise CardError(f"{where}: the front matter must be a mapping of fields")
-    return ModelCard({str(k): v for k, v in meta.items()}, text[match.end() :])
+    card = ModelCard({str(k): v for k, v in meta.items()}, text[match.end() :])
+    if memo is not None:
+        memo.put(front, card.meta)
+    return card
 
 
 def validate_card(

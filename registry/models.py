@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import registry.grammar as grammar
 from registry import layout
 from registry.atomic import atomic_write_text
-from registry.cards import CardError, ModelCard, parse_card, render_card, validate_card
+from registry.cards import (
+    CardError,
+    FrontMatterMemo,
+    ModelCard,
+    parse_card,
+    render_card,
+    validate_card,
+)
 from registry.errors import (
     AlreadyDeprecatedError,
     AlreadyInStageError,
@@ -1178,6 +1185,8 @@ def load_model(
 # Released cards by their bytes (:func:`released_card`); cleared when full.
 _PARSED_CARDS: dict[bytes, ModelCard] = {}
 _PARSED_CARDS_MAX = 20_000
+# Released cards' front matter parsed by earlier commands, in the cache folder.
+_CARD_MEMO = "card-front-matter.json"
 
 
 def released_card(session: Session, release: Release) -> ModelCard | None:
@@ -1204,18 +1213,23 @@ def released_cards(session: Session, releases: list[Release]) -> dict[str, Model
     """
     wanted = [(r.commit, layout.card_file(r.name)) for r in releases]
     found: dict[str, ModelCard | None] = {}
+    memo = FrontMatterMemo(session.settings.cache_dir / _CARD_MEMO) if releases else None
     for release, data in zip(releases, session.repo.read_files(wanted), strict=True):
         try:
-            found[release.tag] = _released_card_of(release, data)
+            found[release.tag] = _released_card_of(release, data, memo)
         except CardError as e:
             logging.getLogger("registry").warning(
                 "%s; its fields are shown blank until a release with a card that parses", e
             )
             found[release.tag] = None
+    if memo is not None:
+        memo.save()
     return found
 
 
-def _released_card_of(release: Release, data: bytes | None) -> ModelCard | None:
+def _released_card_of(
+    release: Release, data: bytes | None, memo: FrontMatterMemo | None = None
+) -> ModelCard | None:
     """A release's card parsed from its bytes at the release (``None``: it has none)."""
     if data is None:
         return None
@@ -1224,7 +1238,7 @@ def _released_card_of(release: Release, data: bytes | None) -> ModelCard | None:
     card = _PARSED_CARDS.get(data)
     if card is None:
         where = f"{layout.card_file(release.name)} at {release.tag}"
-        card = parse_card(data.decode("utf-8", errors="replace"), where=where)
+        card = parse_card(data.decode("utf-8", errors="replace"), where=where, memo=memo)
         if len(_PARSED_CARDS) >= _PARSED_CARDS_MAX:
             _PARSED_CARDS.clear()
         _PARSED_CARDS[data] = card

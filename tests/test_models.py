@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import registry
-from registry.cards import CardError, parse_card, render_card
+from registry.cards import CardError, FrontMatterMemo, parse_card, render_card
 from registry.errors import (
     AlreadyInStageError,
     ArtifactExistsError,
@@ -290,6 +290,58 @@ def test_a_released_model_removed_from_the_tree_is_not_a_dataset(
     assert [s.name for s in registry.list_datasets()] == ["image_classification/digits"]
     assert "old-model" in [s.name for s in registry.list_models()]
     assert registry.load_model("old-model:1.0.0").read_bytes() == b"old-model" * 100
+
+
+def test_front_matter_memo_answers_as_parsing_does(tmp_path: Path) -> None:
+    """What the memo keeps is exactly what YAML parsed, by the text's hash (an edited card is
+    parsed anew); what JSON cannot hold exactly (a date) is parsed each time; a corrupt or
+    unwritable memo file is ignored, never an error."""
+    memo_file = tmp_path / "cache" / "card-front-matter.json"
+    cards = {
+        "plain": "---\ntask: t\nmetrics:\n  accuracy: 0.5\nlist: [1, 2.0, true, null]\n---\nb",
+        "edited": "---\ntask: u\nmetrics:\n  accuracy: 0.5\nlist: [1, 2.0, true, null]\n---\nb",
+        "dated": "---\ntask: t\nreleased: 2026-12-06\n---\n",
+        "number_keys": "---\nmetrics:\n  1: 0.5\n---\n",
+    }
+    parsed = {name: parse_card(text) for name, text in cards.items()}
+    memo = FrontMatterMemo(memo_file)
+    assert [parse_card(t, memo=memo) for t in cards.values()] == list(parsed.values())
+    memo.save()
+    again = FrontMatterMemo(memo_file)
+    for name, text in cards.items():
+        front = text.split("---\n")[1].removesuffix("\n")
+        kept = again.get(front)
+        assert kept == (parsed[name].meta if name in ("plain", "edited") else None), name
+        assert parse_card(text, memo=again) == parsed[name]
+    assert again.get("task: never parsed") is None
+
+    memo_file.write_text("{not json")
+    assert FrontMatterMemo(memo_file).get("task: t") is None
+    assert parse_card(cards["plain"], memo=FrontMatterMemo(memo_file)) == parsed["plain"]
+    blocked = tmp_path / "a-file" / "card-front-matter.json"  # its folder cannot be made
+    blocked.parent.write_text("")
+    unwritable = FrontMatterMemo(blocked)
+    assert parse_card(cards["plain"], memo=unwritable) == parsed["plain"]
+    unwritable.save()
+    assert blocked.parent.read_text() == ""
+
+
+def test_search_reads_cards_through_the_memo(zoo: ReleasedRegistry, tmp_path: Path) -> None:
+    """A second search answers from the memo as the first did from the cards, and a release
+    whose card changed is searched by its new fields."""
+    _model(zoo.clone, tmp_path, "bert-ja", task="text-classification", language="ja")
+    registry.release_model("bert-ja")
+    memo = Path(os.environ["XDG_CACHE_HOME"]) / "lab-registry" / "card-front-matter.json"
+    memo.unlink(missing_ok=True)
+    first = registry.search_models(language="ja")
+    assert [s.name for s in first] == ["bert-ja"] and memo.is_file()
+    assert [s.card for s in registry.search_models(language="ja")] == [first[0].card]
+    card = zoo.clone / "models" / "bert-ja" / "README.md"
+    card.write_text(card.read_text().replace("language: ja", "language: en", 1))
+    commit_all(zoo.clone, "bert-ja is English after all")
+    git(zoo.clone, "tag", "-a", "bert-ja@v1.1.0", "-m", "Registering bert-ja version v1.1.0")
+    assert registry.search_models(language="ja") == []
+    assert [s.name for s in registry.search_models(language="en")] == ["bert-ja"]
 
 
 def test_a_released_card_that_no_longer_parses_is_a_warning(
