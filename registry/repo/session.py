@@ -251,7 +251,7 @@ class Session:
         state = self.repo.tag_state
         # The repo makes a new state whenever its tags may have changed.
         if self._index is None or self._index[0] is not state:
-            self._index = (state, TagIndex.lazy(self.repo.tags))
+            self._index = (state, TagIndex.lazy(self.repo.tags, self.repo.tagged_artifacts))
         return self._index[1]
 
     def known_datasets(self) -> list[str]:

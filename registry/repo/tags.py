@@ -165,6 +165,7 @@ class TagIndex:
 
     def __init__(self, tags: Iterable[TagRef]) -> None:
         self._loader: Callable[[list[str] | None], Iterable[TagRef]] | None = None
+        self._artifacts: Callable[[], Iterable[str]] | None = None
         self._loaded: set[str] = set()
         self._reset()
         self._add(tags)
@@ -179,12 +180,18 @@ class TagIndex:
         self._counters: dict[str, int] = defaultdict(int)
 
     @classmethod
-    def lazy(cls, load: Callable[[list[str] | None], Iterable[TagRef]]) -> TagIndex:
+    def lazy(
+        cls,
+        load: Callable[[list[str] | None], Iterable[TagRef]],
+        artifacts: Callable[[], Iterable[str]] | None = None,
+    ) -> TagIndex:
         """An index that lists an artifact's tags when first asked about it.
 
         Args:
             load: Called with artifact names, returns every GTO tag of those artifacts; called
                 with ``None``, returns every tag (:meth:`registry.repo.git.GitRepo.tags`).
+            artifacts: Every name a tag names, if the loader knows them already
+                (:meth:`registry.repo.git.GitRepo.tagged_artifacts`); else from ``load(None)``.
 
         Example:
             >>> index = TagIndex.lazy(repo.tags)  # doctest: +SKIP
@@ -192,7 +199,7 @@ class TagIndex:
             ... # doctest: +SKIP
         """
         index = cls(())
-        index._loader = load
+        index._loader, index._artifacts = load, artifacts
         return index
 
     def _need(self, *names: str) -> None:
@@ -243,6 +250,8 @@ class TagIndex:
         """
         if self._loader is None:
             return set(self._ever) | set(self._stages) | self._deprecated
+        if self._artifacts is not None:
+            return set(self._artifacts())
         return {tag_artifact(t.name) for t in self._loader(None)}
 
     def _add(self, tags: Iterable[TagRef]) -> None:
