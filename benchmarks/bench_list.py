@@ -54,16 +54,22 @@ def make_repo(root: Path, datasets: int, versions: int) -> int:
 
 
 def measure(quick: bool) -> list[Result]:
-    """The suite's figure: `registry datasets list` at 10,000 version tags (500 datasets x 20;
-    ``--quick``: 2,200), beside its anchor, one `git for-each-ref` of every tag."""
+    """The suite's figures: `registry datasets list` and one version's `info` at 10,500
+    version tags (500 datasets x 21, packed as in a clone; ``--quick``: 2,310), beside their
+    anchor, one `git for-each-ref` of every tag."""
     datasets = 110 if quick else 500
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "registry"
-        count = make_repo(repo, datasets, 20)
-        ours = time_command([str(BIN / "registry"), "datasets", "list"], cwd=repo, HOME=tmp)
+        count = make_repo(repo, datasets, 21)
+        subprocess.run(["git", "pack-refs", "--all"], cwd=repo, check=True, env=env())
+        registry = str(BIN / "registry")
+        ours = time_command([registry, "datasets", "list"], cwd=repo, HOME=tmp)
+        info = time_command([registry, "datasets", "info", "group3/dataset_3:1.4.0"], cwd=repo,
+                            HOME=tmp)
         anchor = time_command(["git", "for-each-ref", "refs/tags"], cwd=repo, HOME=tmp)
-    return [Result.times("list.tags", ours, anchor,
-                         f"{count:,} tags; baseline: git for-each-ref of every tag")]
+    note = f"{count:,} tags; baseline: git for-each-ref of every tag"
+    return [Result.times("list.tags", ours, anchor, note),
+            Result.times("info.version", info, anchor, note)]
 
 
 def main() -> None:
