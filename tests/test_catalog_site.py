@@ -173,6 +173,17 @@ def test_a_clone_after_make_run_shows_its_unreleased_builds(
     assert '<a href="../models/ft.html"><g' in cnn
     assert (site / "assets/models/cnn/metrics.svg").is_file()
 
+    # The command, as a person runs it: the previews' TensorFlow says nothing on its stderr
+    # ("oneDNN custom operations are on ...", which TF_CPP_MIN_LOG_LEVEL no longer silences).
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "catalog", "build", str(tmp_path / "again")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "1 datasets, 2 models:" in done.stdout
+    assert len(list((tmp_path / "again").glob(f"assets/datasets/{DIGITS}/preview-*.png"))) == 12
+    assert "oneDNN" in (clone / ".registry/logs/catalog-previews.log").read_text()
+
 
 def test_a_card_that_holds_script_runs_nothing(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     build(tmp_path / "site")
@@ -291,3 +302,4 @@ def test_prefetched_files_read_as_read_file_reads_them(zoo: ReleasedRegistry) ->
     ahead.prefetch([(head, p) for p in paths])
     assert len(ahead._prefetched) == len(paths)
     assert {p: ahead.read_file(head, p) for p in paths} == expected
+
