@@ -261,7 +261,9 @@ def _note_logged(root: Path, uid: str, uri: str, run_id: str, experiment_id: str
     if not _is_http(uri):
         return
     note = {"tracking_uri": _clean(uri), "experiment_id": experiment_id, "run_id": run_id}
-    atomic_write_text(layout.logged_run_file(root, uid), json.dumps(note, sort_keys=True) + "\n")
+    with contextlib.suppress(OSError):  # a link to the run is enrichment: logging goes on
+        atomic_write_text(layout.logged_run_file(root, uid),
+                          json.dumps(note, sort_keys=True) + "\n")
 
 
 def training_run_link(named: str, tracking_uri: str | None = None) -> str | None:
