@@ -58,7 +58,7 @@ class Aim:
 
 _ISSUE17 = "Issue 17: where the time goes"
 _READ_PATH = "The read path at scale: search, list, info, resolve (issue 17)"
-_CATALOG = "The static catalog (issue 16, second increment)"
+_CATALOG = "The static catalog (issue 16, third increment)"
 
 AIMS: tuple[Aim, ...] = (
     # -- issue 17's table ------------------------------------------------------------------

@@ -106,6 +106,31 @@ def timed(args: list[str], cwd: Path, home: str) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+# One process draws a dataset's class chart and a model's metrics chart 100 times each; CPU
+# seconds (the process's own: a chart's cost whatever else the machine runs) per chart.
+_CHART_CPU = """
+import json, time
+from registry.catalog.drawing import bar_chart
+charts = [([str(c) for c in range(5)], [float(100 + i * c % 37) for c in range(5)],
+           "label: examples per class") for i in range(100)]
+charts += [([f"1.{v}.0 {k}" for v in range(5) for k in ("accuracy", "loss")],
+            [0.8 + i / 1000 + v / 100 if k == "accuracy" else 0.3 for v in range(5)
+             for k in ("accuracy", "loss")], "metrics per version") for i in range(100)]
+bar_chart(*charts[0])
+start = time.process_time()
+for chart in charts:
+    bar_chart(*chart)
+print(json.dumps((time.process_time() - start) / len(charts)))
+"""
+
+
+def chart_cpu_ms() -> float:
+    """Milliseconds of CPU one catalog chart takes (the mean of 200, after a first one)."""
+    done = subprocess.run([str(BIN / "python"), "-c", _CHART_CPU], env=env(), check=True,
+                          capture_output=True, text=True)
+    return float(json.loads(done.stdout)) * 1000
+
+
 def build_times(
     models: int, versions: int, datasets: int
 ) -> tuple[int, tuple[float, float], tuple[float, float], Path, tempfile.TemporaryDirectory[str]]:
@@ -148,6 +173,8 @@ def main() -> None:
         [
             ("cold (empty folder)", f"{cold[0]:.2f} s wall, {cold[1]:.2f} s CPU (goal: < 15 s)"),
             ("nothing changed", f"{warm[0]:.2f} s wall, {warm[1]:.2f} s CPU (goal: < 2 s)"),
+            ("one chart (CPU; a cold build draws one per dataset feature and model)",
+             f"{chart_cpu_ms():.1f} ms"),
             *browser,
         ],
     )

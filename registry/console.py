@@ -48,6 +48,7 @@ __all__ = [
     "LOG_FILE_ENV",
     "VERBOSE_ENV",
     "Step",
+    "chatter_to_log",
     "configure_logging",
     "log_file",
     "set_verbose",
@@ -240,6 +241,30 @@ def step(
                 line._finish(time.monotonic() - started, failed=True)
                 raise
             line._finish(time.monotonic() - started, failed=False)
+
+
+@contextlib.contextmanager
+def chatter_to_log(
+    kind: str, name: str, *, root: str | os.PathLike[str] | None = None
+) -> Iterator[None]:
+    """Send what libraries write meanwhile to the log file of ``kind name`` (:func:`log_file`),
+    as a :func:`step` does, but with no line on the console: for a command that reads data
+    as a detail of its work (the catalog's example previews).
+
+    At the file descriptor level too: TensorFlow's C++ log on import ("oneDNN custom
+    operations are on ...") is written there, and ``TF_CPP_MIN_LOG_LEVEL`` no longer silences
+    it (TensorFlow 2.21); ``TF_ENABLE_ONEDNN_OPTS=0`` would, but it changes TensorFlow's
+    numerics, so it is never set for a whole command. Verbose (``-v``): shown live instead.
+
+    Example:
+        >>> with chatter_to_log("catalog", "previews"):  # doctest: +SKIP
+        ...     import tensorflow
+    """
+    if verbose():
+        yield
+        return
+    with _console(log_file(kind, name, root), loud=False):
+        yield
 
 
 def _shown(path: Path) -> str:

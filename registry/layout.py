@@ -19,6 +19,7 @@ __all__ = [
     "PREPARED_DIR",
     "SCRATCH_DIR",
     "SNAPSHOT_DIR",
+    "TRACKING_DIR",
     "build_info_file",
     "build_stage",
     "builder_file",
@@ -27,6 +28,7 @@ __all__ = [
     "dataset_names_in",
     "extract_stage",
     "link_outside",
+    "logged_run_file",
     "model_dir",
     "model_names_in",
     "prepared_dir",
@@ -36,6 +38,8 @@ __all__ = [
 
 DATASETS_DIR = "datasets"
 MODELS_DIR = "models"
+#: The local MLflow mirror (ignored by Git): its store, pending runs, which runs were logged.
+TRACKING_DIR = "mlflow"
 BUILDER_SUFFIX = "_dataset_builder.py"
 PREPARED_DIR = "prepared"
 BUILD_STAGE = "build"
@@ -93,6 +97,12 @@ def model_dir(name: str) -> str:
 def card_file(name: str) -> str:
     """The model's card (``README.md`` with YAML front matter), relative to the registry root."""
     return f"{model_dir(name)}/README.md"
+
+
+def logged_run_file(root: Path, uid: str) -> Path:
+    """Where :mod:`registry.tracking` notes which MLflow run, on which server, logged training
+    run ``uid`` (a release of the weights it trained records it; this machine's knowledge)."""
+    return root / TRACKING_DIR / "logged" / f"{uid}.json"
 
 
 def model_names_in(paths: Iterable[str]) -> list[str]:

@@ -367,6 +367,7 @@ class LineageReader:
         """
         self.session = session
         self._walker = _Walker(session, session.index(), False, messages)
+        self._walker.ask_server = False  # the catalog is built offline
         self._cards: dict[str, dict[str, Any]] | None = None
 
     def _work_tree_cards(self) -> dict[str, dict[str, Any]]:
@@ -487,6 +488,9 @@ class _Walker:
         self.session, self.index, self.strict = session, index, strict
         # Every tag's message, when a caller has read them all already (the catalog).
         self.messages = messages
+        # Whether a training run's page may be asked of the tracking server (`registry
+        # lineage`); the catalog, built offline, links only what a release recorded.
+        self.ask_server = True
         self.graph: Lineage | None = None
         self._made_from: _MadeFrom | None = None
 
@@ -572,7 +576,7 @@ class _Walker:
                 f"its release records no {', '.join(absent)} (lineage schema "
                 f"{record.get('schema', 1)})"
             )
-        _model_details(node, record)
+        _model_details(node, record, self.ask_server)
         sources = []
         datasets = record.get("datasets") or {}
         if not isinstance(datasets, dict):
@@ -818,8 +822,9 @@ def _record_sources(record: dict[str, Any]) -> list[tuple[str, str]]:
     return found + ([("fine_tuned_from", str(base))] if base else [])
 
 
-def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
-    """A model node's details from its release's lineage record."""
+def _model_details(node: LineageNode, record: dict[str, Any], ask_server: bool = True) -> None:
+    """A model node's details from its release's lineage record; the training run's page as
+    the record names it, else (``ask_server``) as the tracking server says."""
     weights = record.get("weights")
     if isinstance(weights, dict) and weights.get("md5"):
         node.hash = str(weights["md5"])
@@ -832,9 +837,9 @@ def _model_details(node: LineageNode, record: dict[str, Any]) -> None:
     if run:
         # Imported here: the MLflow mirror's module (urllib.request, sockets: ~30 ms) is needed
         # only for a model with a run, not by `datasets info`'s lineage summary.
-        from registry.tracking import training_run_link
+        from registry.tracking import recorded_run_link, training_run_link
 
-        link = training_run_link(str(run))
+        link = recorded_run_link(record) or (training_run_link(str(run)) if ask_server else None)
     if link:
         node.details["training_run_url"] = link
     if record.get("compute") is not None:

@@ -59,7 +59,7 @@ from registry.grammar import DeprecateTag, Reference, StageTag, Version
 from registry.release import check_permitted
 from registry.repo.lock import locked_out_hash
 from registry.repo.records import LINEAGE_SCHEMA as LINEAGE_SCHEMA  # for older callers
-from registry.repo.records import lineage_line, parse_lineage
+from registry.repo.records import lineage_line, parse_lineage, read_logged_run
 from registry.repo.session import (
     Kind,
     RegistryArg,
@@ -778,6 +778,7 @@ class _ModelRelease:
         root, repo, card = self.session.root, self.session.repo, self.card
         md5 = locked_out_hash(repo, None, None, self.weights)
         base = card.get("base_model")
+        run = _training_run(root, self.name, card, md5)
         lineage = {
             "artifact": self.name,
             "kind": "model",
@@ -786,13 +787,18 @@ class _ModelRelease:
             "datasets": {r.name: str(r.version) for r in map(as_reference, card.datasets)},
             "base_model": str(base) if base else None,
             "params": _model_params(root, self.name),
-            "training_run": _training_run(root, self.name, card, md5),
+            "training_run": run,
             # How the weights were trained (framework version, determinism settings), if the
             # training code wrote it into the card (src/zoo does).
             "training": card.get("training"),
             "compute": _compute_settings(root),
             "weights": {"path": self.weights, "md5": md5},
         }
+        logged = read_logged_run(root, run)
+        if logged is not None:
+            # The tracking server, experiment and run that logged it: the catalog links to the
+            # run's page from this alone (no server asked when the site is built).
+            lineage["mlflow_run"] = logged
         job = _cloud_job(root, self.name, md5)
         if job is not None:
             # Trained by a cloud job and fetched (registry compute fetch): the knobs it ran with

@@ -51,6 +51,7 @@ from registry import layout
 from registry.atomic import atomic_write_text
 from registry.config import mlflow_weights
 from registry.errors import NotARegistryError, RegistryError, RemoteError
+from registry.repo.records import mlflow_run
 from registry.repo.session import RegistryArg, Session, as_reference, open_session
 from registry.repo.tags import Release
 from registry.storage.hashes import hash_file
@@ -62,6 +63,7 @@ __all__ = [
     "TrackedRun",
     "dataset_ref",
     "mlflow_model_name",
+    "recorded_run_link",
     "redact_uri",
     "run",
     "run_link",
@@ -70,7 +72,7 @@ __all__ = [
     "training_run_link",
 ]
 
-TRACKING_DIR = "mlflow"
+TRACKING_DIR = layout.TRACKING_DIR
 PENDING_DIR = f"{TRACKING_DIR}/pending"
 RECORD_FORMAT = 1
 HEALTH_TIMEOUT_S = 2.0  # how long a run waits to learn that the tracking server is down
@@ -203,22 +205,65 @@ def _tracking_uri(explicit: str | None, root: Path) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
-def run_link(run_id: str, tracking_uri: str | None = None) -> str | None:
+def run_link(
+    run_id: str, tracking_uri: str | None = None, experiment_id: str | None = None
+) -> str | None:
     """The web page of training run ``run_id`` on the tracking server, where one is known.
+
+    The MLflow UI's routes (3.x, as 1.x and 2.x): ``#/experiments/<experiment id>/runs/<run
+    id>``, and ``#/runs/<run id>``, which finds the experiment itself. Credentials in the URI
+    (user info, secret query keys) are left out.
 
     Args:
         run_id: The MLflow run id.
         tracking_uri: The server; default ``$MLFLOW_TRACKING_URI``. A local store (a file or
             SQLite) has no page: ``None``.
+        experiment_id: The run's experiment, if known.
 
     Example:
         >>> run_link("abc", "http://mlflow.lab:5000")
         'http://mlflow.lab:5000/#/runs/abc'
+        >>> run_link("abc", "https://me:tok@mlflow.lab/", experiment_id="7")
+        'https://mlflow.lab/#/experiments/7/runs/abc'
     """
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri or not _is_http(uri):
         return None
-    return f"{_clean(uri).rstrip('/')}/#/runs/{urllib.parse.quote(run_id)}"
+    where = f"experiments/{urllib.parse.quote(experiment_id, safe='')}/" if experiment_id else ""
+    run = urllib.parse.quote(run_id, safe="")
+    # The UI's route is the fragment, after the server's own path and query.
+    parts = urllib.parse.urlsplit(_clean(uri))
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/{query}#/{where}runs/{run}"
+
+
+def recorded_run_link(record: dict[str, Any]) -> str | None:
+    """The web page of the training run a release's lineage record names, from what the
+    record holds alone (``mlflow_run``: the server, experiment and run that logged it, noted
+    when it was logged; :func:`registry.repo.records.mlflow_run`): no server is asked, and
+    the environment's tracking URI plays no part. ``None`` when the record names none.
+
+    Example:
+        >>> recorded_run_link({"training_run": "9f3e", "mlflow_run": {
+        ...     "tracking_uri": "https://mlflow.lab", "experiment_id": "3", "run_id": "5d0e"}})
+        'https://mlflow.lab/#/experiments/3/runs/5d0e'
+    """
+    logged = mlflow_run(record)
+    if logged is None:
+        return None
+    return run_link(logged["run_id"], logged["tracking_uri"], logged.get("experiment_id"))
+
+
+def _note_logged(root: Path, uid: str, uri: str, run_id: str, experiment_id: str) -> None:
+    """Note that MLflow run ``run_id`` (of ``experiment_id``, on ``uri``) logged training run
+    ``uid`` (:func:`registry.repo.records.read_logged_run` reads it for the release of the
+    weights it trained): only on an HTTP(S) server, whose runs have a page."""
+    if not _is_http(uri):
+        return
+    note = {"tracking_uri": _clean(uri), "experiment_id": experiment_id, "run_id": run_id}
+    with contextlib.suppress(OSError):  # a link to the run is enrichment: logging goes on
+        atomic_write_text(layout.logged_run_file(root, uid),
+                          json.dumps(note, sort_keys=True) + "\n")
 
 
 def training_run_link(named: str, tracking_uri: str | None = None) -> str | None:
@@ -565,7 +610,8 @@ def _log_followed(pending: Path, parent_pid: int) -> int:
         time.sleep(_POLL_S)
         record = tail.changed() or record
     client = _client(os.environ["MLFLOW_TRACKING_URI"])
-    sender = _Sender(client, _create_run(client, record))
+    # The pending file is <root>/mlflow/pending/<uid>.json.
+    sender = _Sender(client, _create_run(client, record, pending.parents[2]))
     while True:
         sender.push(record)
         if record["status"] != "RUNNING":
@@ -626,17 +672,20 @@ def _experiment_id(client: Any, name: str) -> str:
         return str(experiment.experiment_id)
 
 
-def _create_run(client: Any, record: dict[str, Any]) -> str:
-    """Create the run with its start time, name and inputs; return its id."""
+def _create_run(client: Any, record: dict[str, Any], root: Path) -> str:
+    """Create the run with its start time, name and inputs; return its id. Which run it is
+    is noted under ``root`` (:func:`_note_logged`), for the release of the weights it trains."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
+    experiment_id = _experiment_id(client, record["experiment"])
     created = client.create_run(
-        _experiment_id(client, record["experiment"]),
+        experiment_id,
         start_time=record["start_ms"],
         tags={"registry.run_uid": record["uid"]},
         run_name=record.get("run_name"),
     )
     run_id = str(created.info.run_id)
+    _note_logged(root, record["uid"], str(client.tracking_uri), run_id, experiment_id)
     inputs = [
         DatasetInput(
             Dataset(
@@ -1113,7 +1162,7 @@ def _sync_into(
                     report.skipped += 1
                     report.actions.append(f"run {path.stem} is in progress: left for later")
                     continue
-                if _replay(client, record, report):
+                if _replay(client, record, report, root):
                     report.replayed += 1
                     report.actions.append(f"replayed run {path.stem}")
                 path.unlink()
@@ -1129,7 +1178,7 @@ def _sync_into(
         raise
 
 
-def _replay(client: Any, record: dict[str, Any], report: SyncReport) -> bool:
+def _replay(client: Any, record: dict[str, Any], report: SyncReport, root: Path) -> bool:
     """Log a pending run, and the weights it uploads; ``False`` if it was replayed before."""
     from mlflow.entities import Metric, Param, RunTag
 
@@ -1144,7 +1193,7 @@ def _replay(client: Any, record: dict[str, Any], report: SyncReport) -> bool:
         if stale.info.status == "RUNNING":
             client.set_terminated(stale.info.run_id, status="KILLED")
         client.set_tag(stale.info.run_id, "registry.superseded", "true")
-    run_id = _create_run(client, record)
+    run_id = _create_run(client, record, root)
     _log_batch(
         client,
         run_id,

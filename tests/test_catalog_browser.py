@@ -110,6 +110,7 @@ def _browse(watch: _Watch, home: str, shots: Path | None) -> None:
         page.screenshot(path=str(shots / "dataset.png"), full_page=True)
     page.click("#models a:text-is('cnn')")
     assert page.url.endswith("models/cnn.html")
+    page.wait_for_load_state("load")  # the URL changes before the page is there (a flake)
     nodes = page.locator("svg.lineage g.node").evaluate_all(
         "gs => gs.map(g => g.dataset.node)")
     assert sorted(nodes) == sorted([f"{DIGITS}:1.0.0", "cnn:1.0.0", "ft:1.0.0"])

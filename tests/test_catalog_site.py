@@ -173,6 +173,17 @@ def test_a_clone_after_make_run_shows_its_unreleased_builds(
     assert '<a href="../models/ft.html"><g' in cnn
     assert (site / "assets/models/cnn/metrics.svg").is_file()
 
+    # The command, as a person runs it: the previews' TensorFlow says nothing on its stderr
+    # ("oneDNN custom operations are on ...", which TF_CPP_MIN_LOG_LEVEL no longer silences).
+    done = subprocess.run(
+        [sys.executable, "-m", "registry", "catalog", "build", str(tmp_path / "again")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "1 datasets, 2 models:" in done.stdout
+    assert len(list((tmp_path / "again").glob(f"assets/datasets/{DIGITS}/preview-*.png"))) == 12
+    assert "oneDNN" in (clone / ".registry/logs/catalog-previews.log").read_text()
+
 
 def test_a_card_that_holds_script_runs_nothing(zoo: ReleasedRegistry, tmp_path: Path) -> None:
     build(tmp_path / "site")
@@ -291,3 +302,81 @@ def test_prefetched_files_read_as_read_file_reads_them(zoo: ReleasedRegistry) ->
     ahead.prefetch([(head, p) for p in paths])
     assert len(ahead._prefetched) == len(paths)
     assert {p: ahead.read_file(head, p) for p in paths} == expected
+
+
+class _CountingServer:
+    """An HTTP server on 127.0.0.1 that answers every request 200 and counts them: where the
+    environment's tracking URI points while the catalog is built (it must ask nothing)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                self.send_response(200)
+                self.end_headers()
+
+            do_POST = do_GET
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_model_page_links_its_training_run_on_the_server_that_logged_it(
+    released_registry: ReleasedRegistry, chdir, tmp_path: Path, mlflow_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training logged to an HTTP tracking server: the release records the server, experiment
+    and run, and the model page links the run's page in the MLflow UI; the build asks no
+    server, whatever $MLFLOW_TRACKING_URI says then. (Credentials: tests/test_tracking.py.)"""
+    from mlflow.tracking import MlflowClient
+
+    from registry import tracking
+
+    clone = released_registry.clone
+    chdir(clone)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    with tracking.run("linked", params={"epochs": 1}, datasets=[f"{DIGITS}:1.0.0"]) as tracked:
+        tracked.log_final({"accuracy": 0.9})
+    run_id = tracked.wait()
+    assert run_id and run_id != tracked.uid
+    experiment_id = MlflowClient(mlflow_server).get_run(run_id).info.experiment_id
+    _model(clone, tmp_path, "linked")
+    weights = parse_card((clone / "models/linked/README.md").read_text()).meta["weights"]
+    registry.record_training_run("linked", tracked.uid, clone / "models/linked" / weights)
+    _model(clone, tmp_path, "unlogged", training_run="0123456789abcdef")  # a card's own run id
+    registry.release_model("linked")
+    registry.release_model("unlogged")
+    record = registry.model_info("linked").lineage
+    assert record["training_run"] == tracked.uid
+    assert record["mlflow_run"] == {"tracking_uri": mlflow_server, "experiment_id": experiment_id,
+                                    "run_id": run_id}
+
+    counting = _CountingServer()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", counting.url)
+        site = tmp_path / "site"
+        build(site)
+    finally:
+        counting.close()
+    assert counting.paths == []  # built offline: no server asked
+    page = (site / "models/linked.html").read_text()
+    url = f"{mlflow_server}/#/experiments/{experiment_id}/runs/{run_id}"
+    assert f'<a class="external" href="{url}" rel="noopener noreferrer">{tracked.uid}</a>' in page
+    unlogged = (site / "models/unlogged.html").read_text()
+    assert "<td>0123456789abcdef</td>" in unlogged and "#/runs/" not in unlogged
+    assert json.loads((site / "catalog.json").read_text())["models"][0]["versions"][0][
+        "training_run_url"] == url

@@ -16,6 +16,7 @@ import registry
 from registry import tracking
 from registry.cli import main
 from registry.errors import ConfigError
+from registry.repo.records import read_logged_run
 from tests.conftest import ReleasedRegistry, commit_all, free_port
 from tests.test_models import _fill_card, _weights
 
@@ -75,6 +76,29 @@ def test_redact_uri_and_model_names() -> None:
     assert tracking.redact_uri("sqlite:////x.db?token=abc") == "sqlite:////x.db"
     assert tracking.mlflow_model_name("vision/resnet18") == "vision.resnet18"
     assert tracking.mlflow_model_name("digits-cnn") == "digits-cnn"
+
+
+def test_a_recorded_run_links_its_page_without_credentials(tmp_path: Path) -> None:
+    """What the logger notes of a run on an HTTP(S) server (never its credentials), what a
+    release copies into its record, and the link made from that record alone."""
+    secret = "https://trainer:pw-8Zq4@mlflow.lab:5000/?token=t0k-3x&team=vision"
+    tracking._note_logged(tmp_path, "uid1", secret, "run/1", "7")
+    note = read_logged_run(tmp_path, "uid1")
+    assert note == {"tracking_uri": "https://mlflow.lab:5000/?team=vision",
+                    "experiment_id": "7", "run_id": "run/1"}
+    assert "pw-8Zq4" not in (tmp_path / "mlflow/logged/uid1.json").read_text()
+    link = tracking.recorded_run_link({"training_run": "uid1", "mlflow_run": note})
+    assert link == "https://mlflow.lab:5000/?team=vision#/experiments/7/runs/run%2F1"
+    # A record written by hand (a tag anyone could push) with credentials: left out of the link.
+    assert tracking.recorded_run_link({"mlflow_run": {"tracking_uri": secret, "run_id": "r"}}) == (
+        "https://mlflow.lab:5000/?team=vision#/runs/r")
+    # A local store's run has no page: nothing noted, nothing linked.
+    tracking._note_logged(tmp_path, "uid2", f"sqlite:///{tmp_path}/mlflow.db", "r2", "0")
+    assert read_logged_run(tmp_path, "uid2") is None and read_logged_run(tmp_path, None) is None
+    for bad in ({"mlflow_run": {"tracking_uri": "javascript:alert(1)", "run_id": "r"}},
+                {"mlflow_run": {"tracking_uri": "file:///etc", "run_id": "r"}},
+                {"mlflow_run": "http://x"}, {"training_run": "uid1"}, {}):
+        assert tracking.recorded_run_link(bad) is None
 
 
 # -- runs ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from registry.models import model_summaries, read_lineage, released_card
 from registry.repo.git import TagRef
 from registry.repo.session import Session
 from registry.repo.tags import Release
+from registry.tracking import recorded_run_link
 
 __all__ = ["SCHEMA", "collect"]
 
@@ -246,6 +247,8 @@ class _Reader:
             entry["datasets"] = [f"{n}:{v}" for n, v in sorted(used.items())]
             entry["base_model"] = record.get("base_model")
             entry["training_run"] = record.get("training_run")
+            # Its page on the tracking server that logged it, as the release recorded it.
+            entry["training_run_url"] = recorded_run_link(record)
         base = card_meta.get("base_model")
         up, down = self.lineage.graphs("model", name)
         return {

@@ -76,8 +76,7 @@ def _versions(artifact: dict[str, Any], with_metrics: bool = False) -> str:
         row = [f'<span id="v{escape(v["version"])}">{escape(v["version"])}</span> {mark}',
                escape(v["date"][:10]), escape(v["by"] or "-"), escape(v.get("notes") or "")]
         if with_metrics:
-            run = v.get("training_run")
-            row.append(escape(str(run)) if run else "-")
+            row.append(_run(v))
         rows.append(row)
     built = artifact.get("workspace")
     if built:
@@ -89,6 +88,19 @@ def _versions(artifact: dict[str, Any], with_metrics: bool = False) -> str:
                         "-", "-", escape(what)] + (["-"] if with_metrics else []))
     header = ["Version", "Released", "By", "Notes"] + (["Training run"] if with_metrics else [])
     return _table(header, rows) if rows else "<p>Not released yet.</p>"
+
+
+def _run(version: dict[str, Any]) -> str:
+    """A version's training run: a link to its page on the tracking server that logged it,
+    where the release recorded one (an http(s) URL without credentials:
+    :func:`registry.tracking.recorded_run_link`), else its id."""
+    run, url = version.get("training_run"), version.get("training_run_url")
+    if not run:
+        return "-"
+    if url and str(url).startswith(("https://", "http://")):
+        return (f'<a class="external" href="{escape(str(url))}" rel="noopener noreferrer">'
+                f"{escape(str(run))}</a>")
+    return escape(str(run))
 
 
 def _stage_history(artifact: dict[str, Any]) -> str:

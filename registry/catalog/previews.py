@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Protocol
 
+from registry.console import chatter_to_log
 from registry.datasets import load_prepared, locate_dataset, released_data_hash
 from registry.errors import RegistryError
 from registry.repo.session import Session
@@ -52,7 +53,8 @@ def preview_html(session: Session, d: dict[str, Any], page: str, write: Writes) 
     rel = f"assets/datasets/{d['name']}/preview.part"
     inputs = ["preview", data_hash, what, d["features"], d.get("configs"), page, EXAMPLES]
     return write.derived(
-        rel, inputs, lambda: _draw(folder, what, d, page, write).encode("utf-8")
+        rel, inputs,
+        lambda: _draw(folder, what, d, page, write, session.repo.work_tree).encode("utf-8")
     ).decode("utf-8")
 
 
@@ -87,12 +89,16 @@ def _workspace_build(session: Session, d: dict[str, Any]) -> tuple[Path, str, st
     return found.path, found.md5, f"version {found.version}, {built['label']}"
 
 
-def _draw(folder: Path, what: str, d: dict[str, Any], page: str, write: Writes) -> str:
+def _draw(
+    folder: Path, what: str, d: dict[str, Any], page: str, write: Writes, root: Path | None
+) -> str:
     """Read the first examples of the build at ``folder``; write thumbnails; return the
     section's HTML (``""`` if they cannot be read)."""
     split = "train" if "train" in d["splits"] else next(iter(d["splits"]))
     try:
-        examples = list(_take(load_prepared(folder, split, output="numpy"), EXAMPLES))
+        # TensorFlow reads them: what it says on import goes to a log, not the command's stderr.
+        with chatter_to_log("catalog", "previews", root=root):
+            examples = list(_take(load_prepared(folder, split, output="numpy"), EXAMPLES))
     except Exception:  # a preview is enrichment: any failure leaves it out
         return ""
     images = [n for n, f in sorted(d["features"].items()) if f.get("type") == "Image"]

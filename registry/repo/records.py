@@ -19,7 +19,10 @@ release by :mod:`registry.semver`: ``against``, ``required``, ``smallest``, and 
 ``{"reason", "by", "changes"}`` when a version that understates the change was released with
 ``--allow-understated-bump``; or ``against`` and ``skipped``, why the previous release could not
 be compared); :func:`bump_override` is its one reader. A record without it (an
-older release, or a first release) reads as no override.
+older release, or a first release) reads as no override. And ``mlflow_run`` (a model release
+whose training run was logged to an HTTP(S) tracking server: ``{"tracking_uri",
+"experiment_id", "run_id"}``, the server without credentials, from the note the run's logger
+left, :func:`read_logged_run`); :func:`mlflow_run` is its one reader.
 
 Example:
     >>> message = "Release m 1.0.0\\n\\n" + lineage_line({"kind": "model"})
@@ -30,7 +33,10 @@ Example:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+from registry import layout
 
 __all__ = [
     "LINEAGE_MARK",
@@ -38,7 +44,9 @@ __all__ = [
     "bump_override",
     "last_reproduced",
     "lineage_line",
+    "mlflow_run",
     "parse_lineage",
+    "read_logged_run",
     "reproduction_line",
     "reproductions",
 ]
@@ -172,3 +180,33 @@ def bump_override(record: dict[str, Any] | None) -> str | None:
         f"{check.get('against', '?')} (smallest {check.get('smallest', '?')}); released{by} "
         f"anyway: {override.get('reason', '')}"
     )
+
+
+_MLFLOW_RUN_KEYS = ("tracking_uri", "experiment_id", "run_id")
+
+
+def mlflow_run(record: dict[str, Any] | None) -> dict[str, str] | None:
+    """The tracking server, experiment and run that logged a model release's training run
+    (its record's ``mlflow_run``); ``None`` if the record has none (or a malformed one).
+
+    Example:
+        >>> mlflow_run({"mlflow_run": {"tracking_uri": "https://mlflow.lab", "run_id": "5d"}})
+        {'tracking_uri': 'https://mlflow.lab', 'run_id': '5d'}
+    """
+    logged = (record or {}).get("mlflow_run")
+    if not isinstance(logged, dict) or not logged.get("run_id") or not logged.get("tracking_uri"):
+        return None
+    return {k: str(logged[k]) for k in _MLFLOW_RUN_KEYS if logged.get(k)}
+
+
+def read_logged_run(root: Path, uid: str | None) -> dict[str, str] | None:
+    """What :mod:`registry.tracking` noted when it logged training run ``uid`` to an HTTP(S)
+    server (``mlflow/logged/<uid>.json`` under the clone ``root``): a release's ``mlflow_run``.
+    ``None`` if there is no such note (a card's own run id, a local store, not logged yet)."""
+    if not uid:
+        return None
+    try:
+        note = json.loads(layout.logged_run_file(root, uid).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return mlflow_run({"mlflow_run": note}) if isinstance(note, dict) else None
