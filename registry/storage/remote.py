@@ -3,7 +3,9 @@
 :class:`RemoteStore` reads objects from the registry's DVC remote as configured at a commit, so
 every remote type, config level and credential DVC knows works here too. Each download is
 verified: its md5, or on Cloud Storage the MD5 the bucket stored and a CRC32C of the bytes
-received (see :class:`_Digest`). The local copy lives in :mod:`registry.storage.cache`.
+received (see :class:`_Digest`), both read from the download's own ``x-goog-hash`` header, so
+that an object of up to 8 MiB costs one request. The local copy lives in
+:mod:`registry.storage.cache`.
 """
 
 from __future__ import annotations
@@ -113,11 +115,12 @@ def _response_size(headers: Any, received: int) -> int:
 class _Digest:
     """Verifies downloaded bytes against the object's name, its md5.
 
-    Against Cloud Storage, whose metadata holds the MD5 it computed of the uploaded bytes and a
-    CRC32C, the bytes are checked with the CRC32C (several times faster than MD5, so a pull keeps
-    up with a direct google-cloud-storage download) and the stored MD5 against the name; a
-    different object, or bytes damaged in flight, fail either check. Elsewhere, or without
-    those checksums, the bytes' own MD5 is computed.
+    Against Cloud Storage, which stores the MD5 it computed of the uploaded bytes and a CRC32C
+    (and sends both with every download, in ``x-goog-hash``), the bytes are checked with the
+    CRC32C (several times faster than MD5, so a pull keeps up with a direct google-cloud-storage
+    download) and the stored MD5 against the name; a different object, or bytes damaged in
+    flight, fail either check. Elsewhere, or without those checksums, the bytes' own MD5 is
+    computed.
     """
 
     def __init__(self, stored: tuple[str, bytes] | None) -> None:
