@@ -838,6 +838,47 @@ def test_the_hash_header_is_read_in_both_of_its_forms() -> None:
     assert _goog_hash(gzipped) is None
 
 
+def test_the_empty_object_is_written_without_a_request(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
+) -> None:
+    # Its bytes are known from its name: no request, even where the bucket lacks it.
+    from registry.repo.git import GitRepo
+    from registry.storage.remote import RemoteObject, RemoteStore
+
+    empty = hashlib.md5(b"").hexdigest()
+    proxy = GCSProxy(gcs)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        repo = GitRepo.open(str(gcs_clone.clone), tmp_path / "git")
+        store = RemoteStore.open(repo, repo.resolve_commit("HEAD"))
+        sizes: list[int] = []
+        got = store.fetch(empty, tmp_path / "empty", on_size=sizes.append)
+        assert (tmp_path / "empty").read_bytes() == b"" and got == RemoteObject(0, None)
+        assert sizes == [0] and proxy.requests == []
+        assert not store.has(empty)  # it was never pushed: the fetch did not need it
+    finally:
+        proxy.close()
+
+
+def test_the_progress_total_counts_unsized_objects_at_the_mean_so_far() -> None:
+    from registry.storage.cache import _Tally, _Transfer
+
+    calls: list[tuple[int, int]] = []
+    transfer = _Transfer(
+        None, None, {}, {}, 10, lambda done, total: calls.append((done, total)), set(), _Tally()
+    )  # no cache or remote: only the counts are used
+    transfer.unsized = 4  # and 10 bytes known beforehand (a shared copy)
+    transfer.expect(100)
+    assert transfer.total == 10 + 100 + 3 * 100
+    transfer.expect(None)  # another process cached one: it comes from there
+    assert transfer.total == 10 + 100 + 2 * 100
+    transfer.expect(40)
+    transfer.expect(10)
+    assert transfer.total == 10 + 150 and transfer.unsized == 0  # exact once all are sized
+    transfer.report(160)
+    assert calls == [(160, 160)]
+
+
 def test_an_account_that_may_create_but_not_delete_can_release(
     gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -793,14 +793,12 @@ class ContentCache:
         remote_only = [md5 for md5 in missing if md5 not in shared]
         workers = jobs or (remote.jobs if remote_only else min(32, 4 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
-            stats: list[RemoteObject | None]
-            if remote.sized_by_download:
-                # Cloud Storage: each download's own response says the object's size and
-                # checksums, so a metadata request before it would only double the requests.
-                stats = [None] * len(remote_only)
-            else:
-                # Sizes first: the progress total, and a missing object fails before any
-                # download.
+            stats: list[RemoteObject | None] = [None] * len(remote_only)
+            # Sizes first: the progress total, and a missing object fails before any download.
+            # Not on Cloud Storage, where each download's own response says the object's size
+            # and checksums: a metadata request before it would only double the requests.
+            # (Nothing asks about the remote when the shared caches hold everything.)
+            if remote_only and not remote.sized_by_download:
                 stats = _run_all(
                     pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only]
                 )
