@@ -872,11 +872,13 @@ def test_the_progress_total_counts_unsized_objects_at_the_mean_so_far() -> None:
     assert transfer.total == 10 + 100 + 3 * 100
     transfer.expect(None)  # another process cached one: it comes from there
     assert transfer.total == 10 + 100 + 2 * 100
+    transfer.shared["shared"] = 10
+    transfer.recount("shared", 12)  # the shared copy was bad: the remote's has 12 bytes
     transfer.expect(40)
     transfer.expect(10)
-    assert transfer.total == 10 + 150 and transfer.unsized == 0  # exact once all are sized
-    transfer.report(160)
-    assert calls == [(160, 160)]
+    assert transfer.total == 12 + 150 and transfer.unsized == 0  # exact once all are sized
+    transfer.report(162)
+    assert calls == [(162, 162)]
 
 
 def test_an_account_that_may_create_but_not_delete_can_release(

@@ -325,6 +325,7 @@ class _Transfer:
     def recount(self, md5: str, size: int) -> None:
         """Expect ``size`` bytes for ``md5``, not the size its shared copy showed."""
         with self._lock:
+            self.known += size - self.shared[md5]  # (kept by expect's totals too)
             self.total += size - self.shared[md5]
 
     def from_shared(self, md5: str) -> None:
