@@ -14,6 +14,9 @@ anchor: ``python -c pass`` plus the ``git for-each-ref`` of one artifact's tags.
 
     python benchmarks/bench_scale.py [--sizes 100,1000,2000,10000,20000] [--repeat 5]
         [--plot docs/performance-scale.svg] [--json PATH] [--baseline OLD_TREE]
+
+``python -m benchmarks`` runs :func:`measure`: ``scale.growth`` (aim <= 2x) and ``scale.memory``
+(aim <= 200 MiB).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, env, report
+from _common import BIN, Result, env, report
 from bench_search import card
 
 DATASETS, DATASET_VERSIONS, MODELS, MODEL_VERSIONS = 1000, 10, 1000, 5
@@ -91,8 +94,9 @@ def tag_order() -> list[tuple[str, int]]:
     return tags
 
 
-def make_registry(root: Path, storage: Path) -> list[str]:
-    """The full registry at ``root`` (every tag packed), ``ASKED``'s bytes in ``storage``.
+def make_registry(root: Path, storage: Path, tags: int | None = None) -> list[str]:
+    """The full registry at ``root`` (every tag packed, or the first ``tags`` of
+    :func:`tag_order`), ``ASKED``'s bytes in ``storage``.
 
     Returns:
         ``packed-refs`` lines of each tag, in :func:`tag_order` (tag line + peeled line).
@@ -143,7 +147,7 @@ def make_registry(root: Path, storage: Path) -> list[str]:
                   f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
                   "data 7", "release", *([f"from {head}"] if v == 0 else []),
                   "M 644 inline VERSION", f"data {len(content)}", content]
-    order = tag_order()
+    order = tag_order()[:tags]
     for name, v in order:
         message = release_message(name, v, head)
         lines += [f"tag {name}", f"from :{v + 1}",
@@ -203,7 +207,64 @@ COMMANDS = {
 }
 
 
-def measure(
+def measure(quick: bool) -> list[Result]:
+    """The suite's figures: ``scale.growth``, the worst ratio of a row's time at the largest
+    size to its time at 2,000 tags (list, info, resolve + locate, search; each a fresh
+    process), and ``scale.memory``, the largest peak of any of those commands.
+
+    Full: 2,000, 10,000 and 20,000 tags, best of 5. ``quick``: 2,000 and 4,000 tags of a
+    registry built with only those, best of 2 (~30 s).
+    """
+    sizes = [2000, 4000] if quick else [2000, 10000, 20000]
+    repeat = 2 if quick else 5
+    with tempfile.TemporaryDirectory() as tmp:
+        results = build_and_measure(Path(tmp), sizes, repeat, tags=max(sizes) if quick else None)
+    base, top = results[sizes[0]], results[sizes[-1]]
+    rows = [row for row in COMMANDS if row in base]
+    worst = max(rows, key=lambda row: top[row][0] / base[row][0])
+    peak, heaviest = max((top[row][1], row) for row in rows)
+    detail = " (quick)" if quick else ""
+    return [
+        Result.times(
+            "scale.growth", top[worst][0], base[worst][0],
+            detail=f"{worst}, the worst row, at {sizes[-1]:,} vs {sizes[0]:,} tags{detail}",
+        ),
+        Result("scale.memory", peak, unit="MiB",
+               detail=f"{heaviest}, the largest, at {sizes[-1]:,} tags{detail}"),
+    ]
+
+
+def build_and_measure(
+    work: Path, sizes: list[int], repeat: int, baseline: Path | None = None,
+    tags: int | None = None,
+) -> dict[int, dict[str, Figure]]:
+    """Build the registry in ``work`` (its first ``tags`` tags only, if given), pull the asked
+    version once, and measure every row at each size: best of ``repeat`` rounds."""
+    root, home, cache = work / "registry", str(work / "home"), str(work / "cache")
+    start = time.perf_counter()
+    tag_lines = make_registry(root, work / "storage", tags)
+    print(f"built {len(tag_lines):,} tags in {time.perf_counter() - start:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    subprocess.run([str(BIN / "registry"), "datasets", "pull", f"{ASKED}:1.0.0"], cwd=root,
+                   env=env(HOME=home, REGISTRY_CACHE_DIR=cache), check=True,
+                   capture_output=True)  # cold, once: every size then finds it cached
+    results: dict[int, dict[str, Figure]] = {}
+    # Rounds over every size, each keeping its best: a load that comes and goes on a
+    # shared machine then touches every size alike, not the one measured at that moment.
+    for round_ in range(repeat):
+        for size in sizes:
+            keep_tags(root, tag_lines, size)
+            now = measure_rows(root, home, cache, 1, baseline)
+            best = results.setdefault(size, now)
+            results[size] = {
+                row: (min(best[row][0], sec), max(best[row][1], mib), min(best[row][2], cpu))
+                for row, (sec, mib, cpu) in now.items()
+            }
+        print(f"  round {round_ + 1} done (load average {os.getloadavg()[0]:.1f})")
+    return results
+
+
+def measure_rows(
     root: Path, home: str, cache: str, repeat: int, baseline: Path | None = None
 ) -> dict[str, Figure]:
     """Every row's figures on the registry as it is now (with ``baseline``: each command also
@@ -259,30 +320,10 @@ def main() -> None:
                         help="also time each command with this tree of the registry's code")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    results: dict[int, dict[str, Figure]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) if args.work is None else args.work
         work.mkdir(exist_ok=True)
-        root, home, cache = work / "registry", str(work / "home"), str(work / "cache")
-        start = time.perf_counter()
-        tag_lines = make_registry(root, work / "storage")
-        print(f"built {len(tag_lines):,} tags in {time.perf_counter() - start:.0f} s; "
-              f"load average {os.getloadavg()[0]:.1f}")
-        subprocess.run([str(BIN / "registry"), "datasets", "pull", f"{ASKED}:1.0.0"], cwd=root,
-                       env=env(HOME=home, REGISTRY_CACHE_DIR=cache), check=True,
-                       capture_output=True)  # cold, once: every size then finds it cached
-        # Rounds over every size, each keeping its best: a load that comes and goes on a
-        # shared machine then touches every size alike, not the one measured at that moment.
-        for round_ in range(args.repeat):
-            for size in sizes:
-                keep_tags(root, tag_lines, size)
-                now = measure(root, home, cache, 1, args.baseline)
-                best = results.setdefault(size, now)
-                results[size] = {
-                    row: (min(best[row][0], sec), max(best[row][1], mib), min(best[row][2], cpu))
-                    for row, (sec, mib, cpu) in now.items()
-                }
-            print(f"  round {round_ + 1} done (load average {os.getloadavg()[0]:.1f})")
+        results = build_and_measure(work, sizes, args.repeat, args.baseline)
     for size, rows in results.items():
         anchor = rows["python -c pass"][0] + rows["git for-each-ref (one artifact)"][0]
         report(

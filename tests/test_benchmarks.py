@@ -147,6 +147,7 @@ def test_a_benchmark_runs_in_a_child_and_a_failure_is_its_last_line(
 
 def test_only_benchmarks_with_the_suites_measure_run(suite: ModuleType, tmp_path: Path) -> None:
     assert suite.has_measure("bench_beam") and suite.has_measure("bench_tracking")
+    assert suite.has_measure("bench_gcs_pull") and suite.has_measure("bench_scale")
     (tmp_path / "bench_own.py").write_text("def measure(work, repo, endpoint):\n    ...\n")
     (tmp_path / "bench_none.py").write_text("def main():\n    ...\n")
     (tmp_path / "bench_suite.py").write_text("def measure(quick: bool, size: int = 9):\n    ...\n")

@@ -9,6 +9,7 @@ server in the middle of an upload.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -69,6 +71,14 @@ class GCSProxy:
             read-only service account); ``"all"`` refuses reads too.
         stop_after_uploads: Kill the emulator right after it stored this many uploads, as a
             server that goes down in the middle of a push.
+        damage_downloads: Flip one bit in the middle of each download's body.
+        cut_downloads: Serve each download's body without its last byte (and a matching
+            ``Content-Length``), as a transfer cut short that the client cannot tell.
+        drop_hashes: Leave out the ``x-goog-hash`` headers (a composite object has no MD5,
+            and a proxy may drop headers).
+
+    Attributes:
+        requests: Every request that passed, as ``(method, path with query, Range header)``.
     """
 
     def __init__(
@@ -78,12 +88,17 @@ class GCSProxy:
         refuse: str | None = None,
         stop_after_uploads: int | None = None,
         damage_downloads: bool = False,
+        cut_downloads: bool = False,
+        drop_hashes: bool = False,
     ) -> None:
         self.upstream = upstream
         self.refuse = refuse
         self.damage_downloads = damage_downloads
+        self.cut_downloads = cut_downloads
+        self.drop_hashes = drop_hashes
         self.stop_after_uploads = stop_after_uploads
         self.uploads = 0
+        self.requests: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -101,6 +116,8 @@ class GCSProxy:
                 if refused:
                     self._send(403, _forbidden(self.path))
                     return
+                with proxy._lock:
+                    proxy.requests.append((self.command, self.path, self.headers["Range"] or ""))
                 try:
                     conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream.port, timeout=30)
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -111,19 +128,38 @@ class GCSProxy:
                     # The server is gone: drop the connection, as a dead server would.
                     self.close_connection = True
                     return
-                if proxy.damage_downloads and "alt=media" in self.path and len(data) > 1:
+                download = "alt=media" in self.path
+                if download and proxy.damage_downloads and len(data) > 1:
                     middle = len(data) // 2
                     data = data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
-                self._send(response.status, data, response.getheader("Content-Type"))
+                if download and proxy.cut_downloads and data:
+                    data = data[:-1]
+                # The server's headers pass (x-goog-hash, Content-Range...), but for the length,
+                # which the body sent decides, and those that are the connection's own.
+                passed = [
+                    (k, v)
+                    for k, v in response.getheaders()
+                    if k.lower() not in _HOP_HEADERS
+                    and not (proxy.drop_hashes and k.lower() == "x-goog-hash")
+                ]
+                self._send(response.status, data, response.getheader("Content-Type"), passed)
                 if self.path.startswith("/upload/") and response.status < 300:
                     with proxy._lock:
                         proxy.uploads += 1
                         if proxy.uploads == proxy.stop_after_uploads:
                             proxy.upstream.stop(kill=True)
 
-            def _send(self, status: int, data: bytes, content_type: str | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                data: bytes,
+                content_type: str | None = None,
+                headers: list[tuple[str, str]] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type or "application/json")
+                for key, value in headers or []:
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -137,6 +173,13 @@ class GCSProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# Headers the proxy sets itself rather than pass on from the server.
+_HOP_HEADERS = frozenset(
+    {"content-length", "content-type", "connection", "keep-alive", "transfer-encoding", "date",
+     "server"}
+)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -664,6 +707,178 @@ def test_bytes_damaged_in_transfer_are_refused(
         )
     finally:
         proxy.close()
+
+
+def _object_requests(proxy: GCSProxy, bucket: str) -> dict[str, list[tuple[str, str, str]]]:
+    """The requests that named one of ``bucket``'s objects, by object name."""
+    named: dict[str, list[tuple[str, str, str]]] = {}
+    for method, path, range_ in proxy.requests:
+        where = urlsplit(path)
+        prefix = f"/storage/v1/b/{bucket}/o/"
+        if prefix in where.path:
+            name = unquote(where.path.split(prefix, 1)[1])
+            named.setdefault(name, []).append((method, path, range_))
+    return named
+
+
+def test_a_pull_costs_one_request_a_file(gcs: GCSEmulator, gcs_clone: GcsRegistry) -> None:
+    # Each object's size and checksums come with its bytes (Content-Range, x-goog-hash): no
+    # metadata request comes before the download. Counted at a proxy in front of the server.
+    proxy = GCSProxy(gcs)
+    calls: list[tuple[int, int]] = []
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        pulled = registry.pull_dataset(
+            f"{DIGITS}:1.1.0", progress=lambda done, total: calls.append((done, total))
+        )
+    finally:
+        proxy.close()
+    files = _listing(pulled.path)
+    assert files == _listing(gcs_clone.clone / "datasets" / DIGITS / "prepared")
+    objects = {hashlib.md5(data).hexdigest() for data in files.values() if data}
+    requests = _object_requests(proxy, gcs_clone.bucket)
+    # The listing and every file: one GET of its bytes each, nothing else.
+    assert len(requests) == len(objects) + 1 == pulled.fetched_files + 1
+    assert len(proxy.requests) == len(requests), proxy.requests
+    assert all(
+        len(sent) == 1 and sent[0][0] == "GET" and "alt=media" in sent[0][1]
+        for sent in requests.values()
+    ), requests
+    # The progress bar's total: estimated until every size has come, then exact.
+    total = sum(len(data) for data in {hashlib.md5(d).hexdigest(): d for d in files.values()}
+                .values())
+    assert calls[-1] == (total, total)
+    assert all(done <= bar for done, bar in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_a_large_object_is_read_in_ranges_of_one_generation(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ranges of 1 KiB instead of 8 MiB, so that the digits' small files take several each.
+    from registry.storage import remote as remote_module
+
+    monkeypatch.setattr(remote_module, "_RANGE", 1024)
+    proxy = GCSProxy(gcs)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        pulled = registry.pull_dataset(f"{DIGITS}:1.1.0")
+    finally:
+        proxy.close()
+    files = _listing(pulled.path)
+    assert files == _listing(gcs_clone.clone / "datasets" / DIGITS / "prepared")
+    sizes = {hashlib.md5(data).hexdigest(): len(data) for data in files.values()}
+    assert max(sizes.values()) > 2048  # some file takes three ranges or more
+    requests = _object_requests(proxy, gcs_clone.bucket)
+    for name, sent in requests.items():
+        md5 = "".join(name.split("/")[-2:])
+        if md5 not in sizes:
+            continue  # the listing
+        assert len(sent) == max(1, -(-sizes[md5] // 1024)), (name, sent)
+        first, *rest = sent
+        assert first[2] == "bytes=0-1023" and "generation=" not in first[1]
+        assert all("generation=" in path for _, path, _ in rest)
+        assert [r for _, _, r in rest] == [
+            f"bytes={i * 1024}-{min(sizes[md5], (i + 1) * 1024) - 1}"
+            for i in range(1, len(sent))
+        ]
+
+
+def test_bytes_cut_short_are_refused(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy = GCSProxy(gcs, cut_downloads=True)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        code, _, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 8, err
+        assert "(cut off in transfer)" in err and "Traceback" not in err
+    finally:
+        proxy.close()
+
+
+def test_without_the_hash_header_the_bytes_own_md5_is_checked(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy = GCSProxy(gcs, drop_hashes=True, damage_downloads=True)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        code, _, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 8, err
+        assert re.search(r"has md5 [0-9a-f]{32}, not [0-9a-f]{32}", err), err
+        proxy.damage_downloads = False
+        code, out, err = _cli(capsys, "datasets", "pull", f"{DIGITS}:1.1.0")
+        assert code == 0, err
+        assert _listing(Path(out.strip())) == _listing(
+            gcs_clone.clone / "datasets" / DIGITS / "prepared"
+        )
+    finally:
+        proxy.close()
+
+
+def test_the_hash_header_is_read_in_both_of_its_forms() -> None:
+    import base64
+
+    import google_crc32c
+    from multidict import CIMultiDict
+
+    from registry.storage.remote import _goog_hash
+
+    data = b"hello world" * 1000
+    digest, crc_bytes = hashlib.md5(data).digest(), google_crc32c.value(data).to_bytes(4, "big")
+    md5, crc = base64.b64encode(digest).decode(), base64.b64encode(crc_bytes).decode()
+    expected = (digest.hex(), crc_bytes)
+    one = CIMultiDict([("X-Goog-Hash", f"crc32c={crc},md5={md5}")])
+    two = CIMultiDict([("x-goog-hash", f"crc32c={crc}"), ("x-goog-hash", f"md5={md5}")])
+    assert _goog_hash(one) == _goog_hash(two) == expected
+    # A composite object (no MD5), a malformed value, transcoded bytes: the bytes' own MD5.
+    assert _goog_hash(CIMultiDict([("X-Goog-Hash", f"crc32c={crc}")])) is None
+    assert _goog_hash(CIMultiDict([("X-Goog-Hash", f"crc32c={crc},md5=not-base64")])) is None
+    gzipped = CIMultiDict([*one.items(), ("X-Goog-Stored-Content-Encoding", "gzip")])
+    assert _goog_hash(gzipped) is None
+
+
+def test_the_empty_object_is_written_without_a_request(
+    gcs: GCSEmulator, gcs_clone: GcsRegistry, tmp_path: Path
+) -> None:
+    # Its bytes are known from its name: no request, even where the bucket lacks it.
+    from registry.repo.git import GitRepo
+    from registry.storage.remote import RemoteObject, RemoteStore
+
+    empty = hashlib.md5(b"").hexdigest()
+    proxy = GCSProxy(gcs)
+    try:
+        set_remote(f"gs://{gcs_clone.bucket}/dvc", endpoint_url=proxy.url, anonymous=True)
+        repo = GitRepo.open(str(gcs_clone.clone), tmp_path / "git")
+        store = RemoteStore.open(repo, repo.resolve_commit("HEAD"))
+        sizes: list[int] = []
+        got = store.fetch(empty, tmp_path / "empty", on_size=sizes.append)
+        assert (tmp_path / "empty").read_bytes() == b"" and got == RemoteObject(0, None)
+        assert sizes == [0] and proxy.requests == []
+        assert not store.has(empty)  # it was never pushed: the fetch did not need it
+    finally:
+        proxy.close()
+
+
+def test_the_progress_total_counts_unsized_objects_at_the_mean_so_far() -> None:
+    from registry.storage.cache import _Tally, _Transfer
+
+    calls: list[tuple[int, int]] = []
+    transfer = _Transfer(
+        None, None, {}, {}, 10, lambda done, total: calls.append((done, total)), set(), _Tally()
+    )  # no cache or remote: only the counts are used
+    transfer.unsized = 4  # and 10 bytes known beforehand (a shared copy)
+    transfer.expect(100)
+    assert transfer.total == 10 + 100 + 3 * 100
+    transfer.expect(None)  # another process cached one: it comes from there
+    assert transfer.total == 10 + 100 + 2 * 100
+    transfer.shared["shared"] = 10
+    transfer.recount("shared", 12)  # the shared copy was bad: the remote's has 12 bytes
+    transfer.expect(40)
+    transfer.expect(10)
+    assert transfer.total == 12 + 150 and transfer.unsized == 0  # exact once all are sized
+    transfer.report(162)
+    assert calls == [(162, 162)]
 
 
 def test_an_account_that_may_create_but_not_delete_can_release(

@@ -286,7 +286,8 @@ class _Transfer:
     Attributes:
         done: Bytes brought in so far (the first number ``progress`` gets).
         total: Bytes expected in all (the second): an object counts at the size the remote
-            stated, or at the size a shared cache showed until it has arrived.
+            stated, or at the size a shared cache showed until it has arrived, or (downloaded
+            without a stat) at the mean size of those sized so far until its own size arrives.
     """
 
     def __init__(
@@ -309,6 +310,9 @@ class _Transfer:
         self.tally = tally
         self.done = 0
         self.total = total
+        self.known = total  # bytes expected of the objects whose size was known beforehand
+        self.unsized = 0  # objects downloaded without a stat whose size is not known yet
+        self.sized = self.sized_count = 0  # the bytes and count of those whose size arrived
         self._lock = threading.Lock()
 
     def report(self, n: int) -> None:
@@ -321,6 +325,7 @@ class _Transfer:
     def recount(self, md5: str, size: int) -> None:
         """Expect ``size`` bytes for ``md5``, not the size its shared copy showed."""
         with self._lock:
+            self.known += size - self.shared[md5]  # (kept by expect's totals too)
             self.total += size - self.shared[md5]
 
     def from_shared(self, md5: str) -> None:
@@ -341,14 +346,41 @@ class _Transfer:
             self.report(got.size)
         self.tally.add(got)
 
-    def from_remote(self, md5: str, stat: RemoteObject) -> None:
-        """Download ``md5`` (``stat``: what the remote says of it)."""
+    def from_remote(self, md5: str, stat: RemoteObject | None) -> None:
+        """Download ``md5`` (``stat``: what the remote says of it; ``None`` where the download
+        itself says its size, see :meth:`expect`)."""
+        on_size = self.expect if stat is None else None
         got = self.cache._obtain(
-            md5, self.remote, on_bytes=self.report, label=self.labels[md5], shared=False, stat=stat
+            md5,
+            self.remote,
+            on_bytes=self.report,
+            on_size=on_size,
+            label=self.labels[md5],
+            shared=False,
+            stat=stat,
         )
-        if got is None:
+        if got is None and stat is not None:
             self.report(stat.size)  # another process got it first; keep the bar honest
+        elif got is None:
+            self.expect(None)  # another process got it first: nothing comes from here
         self.tally.add(got)
+
+    def expect(self, size: int | None) -> None:
+        """Count ``size`` bytes for one of the objects downloaded without a stat, whose size
+        its download told (see ``RemoteStore.sized_by_download``); ``None``: none will come.
+
+        Until every size is known, ``total`` counts each object still unsized at the mean size
+        of those sized so far: the bar's total is then right for equal shards from the first
+        one on, and exact once the last size arrives (``done`` never passes it: an object's
+        bytes arrive after its size).
+        """
+        with self._lock:
+            self.unsized -= 1
+            if size is not None:
+                self.sized += size
+                self.sized_count += 1
+            mean = self.sized // self.sized_count if self.sized_count else 0
+            self.total = self.known + self.sized + self.unsized * mean
 
 
 @dataclass(frozen=True)
@@ -555,6 +587,7 @@ class ContentCache:
         shared: bool = True,
         download: bool = True,
         stat: RemoteObject | None = None,
+        on_size: Callable[[int], None] | None = None,
     ) -> _Got | None:
         """Put ``md5`` into ``objects/`` unless it is there: from a shared cache that holds a
         good copy, else downloaded from the remote.
@@ -570,6 +603,7 @@ class ContentCache:
             download: Download it if no shared cache has it; if ``False``, return
                 ``_NOT_SHARED`` instead.
             stat: What :meth:`RemoteStore.stat` says of it, if known (saves a request).
+            on_size: Called with its size before its bytes, when it is downloaded.
 
         Returns:
             Its size and source, or ``None`` if it was cached already (possibly put there
@@ -588,7 +622,13 @@ class ContentCache:
             tmp = self._tmp_dir() / f"object-{md5}-{uuid.uuid4().hex}"
             try:
                 remote.fetch(
-                    md5, tmp, stat=stat, on_bytes=on_bytes, progress=progress, label=label
+                    md5,
+                    tmp,
+                    stat=stat,
+                    on_size=on_size,
+                    on_bytes=on_bytes,
+                    progress=progress,
+                    label=label,
                 )
                 os.chmod(tmp, 0o444)  # shared by every snapshot through hard links
                 _stamp(tmp, md5)
@@ -754,10 +794,18 @@ class ContentCache:
         remote_only = [md5 for md5 in missing if md5 not in shared]
         workers = jobs or (remote.jobs if remote_only else min(32, 4 * (os.cpu_count() or 1)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-fetch") as pool:
+            stats: list[RemoteObject | None] = [None] * len(remote_only)
             # Sizes first: the progress total, and a missing object fails before any download.
-            stats = _run_all(pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only])
-            total = sum(stat.size for stat in stats) + sum(shared.values())
+            # Not on Cloud Storage, where each download's own response says the object's size
+            # and checksums: a metadata request before it would only double the requests.
+            # (Nothing asks about the remote when the shared caches hold everything.)
+            if remote_only and not remote.sized_by_download:
+                stats = _run_all(
+                    pool, [partial(remote.stat, m, label=labels[m]) for m in remote_only]
+                )
+            total = sum(stat.size for stat in stats if stat is not None) + sum(shared.values())
             transfer = _Transfer(self, remote, labels, shared, total, progress, rehash, tally)
+            transfer.unsized = stats.count(None)
             from_remote = zip(remote_only, stats, strict=True)
             _run_all(
                 pool,

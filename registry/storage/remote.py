@@ -3,7 +3,9 @@
 :class:`RemoteStore` reads objects from the registry's DVC remote as configured at a commit, so
 every remote type, config level and credential DVC knows works here too. Each download is
 verified: its md5, or on Cloud Storage the MD5 the bucket stored and a CRC32C of the bytes
-received (see :class:`_Digest`). The local copy lives in :mod:`registry.storage.cache`.
+received (see :class:`_Digest`), both read from the download's own ``x-goog-hash`` header, so
+that an object of up to 8 MiB costs one request. The local copy lives in
+:mod:`registry.storage.cache`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ ProgressCallback = Callable[[int, int], None]
 # piece, at the cost of holding one range in memory per parallel download.
 _RANGE = 8 << 20
 # Which DVC remote schemes need which pip extra ("gs://..." -> 'dvc[gs]').
+# The md5 of no bytes: such an object is written without asking the remote.
+_EMPTY_MD5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 _EXTRA_FOR_SCHEME = {"gs": "gs", "gcs": "gs", "s3": "s3", "azure": "azure", "az": "azure"}
 
 
@@ -64,7 +68,31 @@ def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
 
     ``None`` for other remotes, and for composite GCS objects (which have no MD5).
     """
-    md5_b64, crc_b64 = info.get("md5Hash"), info.get("crc32c")
+    return _decoded_checksums(info.get("md5Hash"), info.get("crc32c"))
+
+
+def _goog_hash(headers: Any) -> tuple[str, bytes] | None:
+    """Cloud Storage's MD5 (hex) and CRC32C (4 bytes) of an object, from a download's
+    ``x-goog-hash`` headers (``crc32c=<base64>,md5=<base64>``, in one header or two).
+
+    ``None`` when either is missing (a composite object has no MD5; a proxy may drop the header)
+    or when the bytes are served transcoded (the checksums are those of the stored bytes): the
+    bytes' own MD5 is checked instead.
+    """
+    if str(headers.get("X-Goog-Stored-Content-Encoding") or "identity").lower() != "identity":
+        return None
+    values = headers.getall("X-Goog-Hash", []) if hasattr(headers, "getall") else []
+    found: dict[str, str] = {}
+    for value in values:
+        for part in str(value).split(","):
+            key, _, b64 = part.strip().partition("=")
+            found[key.lower()] = b64
+    return _decoded_checksums(found.get("md5"), found.get("crc32c"))
+
+
+def _decoded_checksums(md5_b64: object, crc_b64: object) -> tuple[str, bytes] | None:
+    """The MD5 (hex) and CRC32C (4 bytes) from their base64 forms, or ``None`` if either is
+    missing or malformed."""
     if not (isinstance(md5_b64, str) and isinstance(crc_b64, str)):
         return None
     try:
@@ -77,14 +105,22 @@ def _gcs_checksums(info: dict[str, Any]) -> tuple[str, bytes] | None:
     return md5.hex(), crc
 
 
+def _response_size(headers: Any, received: int) -> int:
+    """The object's size as a download's response states it: the total of its
+    ``Content-Range`` (a range was asked for), else the bytes of the whole body."""
+    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", str(headers.get("Content-Range") or "").strip())
+    return int(match.group(1)) if match else received
+
+
 class _Digest:
     """Verifies downloaded bytes against the object's name, its md5.
 
-    Against Cloud Storage, whose metadata holds the MD5 it computed of the uploaded bytes and a
-    CRC32C, the bytes are checked with the CRC32C (several times faster than MD5, so a pull keeps
-    up with a direct google-cloud-storage download) and the stored MD5 against the name; a
-    different object, or bytes damaged in flight, fail either check. Elsewhere, or without
-    those checksums, the bytes' own MD5 is computed.
+    Against Cloud Storage, which stores the MD5 it computed of the uploaded bytes and a CRC32C
+    (and sends both with every download, in ``x-goog-hash``), the bytes are checked with the
+    CRC32C (several times faster than MD5, so a pull keeps up with a direct google-cloud-storage
+    download) and the stored MD5 against the name; a different object, or bytes damaged in
+    flight, fail either check. Elsewhere, or without those checksums, the bytes' own MD5 is
+    computed.
     """
 
     def __init__(self, stored: tuple[str, bytes] | None) -> None:
@@ -377,51 +413,84 @@ class RemoteStore:
         """Return the size in bytes of object ``md5`` on the remote (see :meth:`stat`)."""
         return self.stat(md5, label=label).size
 
+    @property
+    def sized_by_download(self) -> bool:
+        """Whether :meth:`fetch` learns an object's size and checksums from the download itself,
+        so that no :meth:`stat` need come first (Cloud Storage: one request an object of up to
+        8 MiB). Elsewhere :meth:`fetch` stats the object unless given its ``stat``."""
+        return self._remote().scheme in ("gs", "gcs")
+
     def fetch(
         self,
         md5: str,
         dest: Path,
         *,
         stat: RemoteObject | None = None,
+        on_size: Callable[[int], None] | None = None,
         on_bytes: Callable[[int], None] | None = None,
         progress: ProgressCallback | None = None,
         label: str | None = None,
-    ) -> None:
+    ) -> RemoteObject:
         """Download object ``md5`` to ``dest``, verified and atomically.
 
-        Bytes stream to a temporary sibling of ``dest`` while they are checked (their md5; on
-        Cloud Storage the bucket's stored MD5 must be ``md5`` and the bytes must match its stored
-        CRC32C); ``dest`` appears (by ``os.replace``) only once all bytes are there and pass. The
-        object is read in ranges of 8 MiB, one request each (one request for a smaller object).
+        Bytes stream to a temporary sibling of ``dest`` while they are checked; ``dest`` appears
+        (by ``os.replace``) only once all bytes are there and pass. The object is read in ranges
+        of 8 MiB, one request each (one request for a smaller object):
+
+        - On Cloud Storage no metadata request comes first: the first response's
+          ``Content-Range`` gives the object's size and its ``x-goog-hash`` the MD5 and CRC32C
+          the bucket stored. The stored MD5 must be ``md5`` and the bytes must match the stored
+          CRC32C; without that header (a composite object, a proxy that drops it) the bytes' own
+          MD5 is checked. Later ranges are read from the first response's object generation.
+        - Elsewhere the object's size comes from :meth:`stat` (or ``stat``), and the bytes' MD5
+          is checked.
+
+        Either way the number of bytes that arrive must be the object's size. The empty object
+        (md5 ``d41d8cd9...``) is written without a request: its bytes are known.
 
         Args:
             md5: The object's hash (``.dir`` suffix included for listings).
             dest: Where to write it; parent folders are created.
-            stat: What :meth:`stat` says of the object, if already asked: saves a request.
+            stat: What :meth:`stat` says of the object, if already asked: saves a request
+                (on Cloud Storage only a hint of its size: the download's own headers decide).
+            on_size: Called once with the object's size, before its first bytes are written.
             on_bytes: Called with the size of each MiB written (for progress).
             progress: Called with ``(done bytes, object size)`` as each MiB is written.
             label: What the object is, for error messages (e.g. ``file 'a.json' of ...``).
 
+        Returns:
+            The object's size and, on Cloud Storage, the checksums the bytes were checked with.
+
         Raises:
             RemoteError: If the remote cannot be reached or does not hold the object.
-            CorruptArtifactError: If the bytes on the remote do not match ``md5``.
+            CorruptArtifactError: If the bytes on the remote do not match ``md5``, or fewer or
+                more bytes arrive than the object has.
         """
         remote = self._remote()
         rpath = remote.odb.oid_to_path(md5)
-        if stat is None:
-            stat = self.stat(md5, label=label)
-        size, stored = stat
+        found: RemoteObject
+        pieces: Iterator[bytes]
+        if content_digest(md5) == _EMPTY_MD5:
+            found, pieces = RemoteObject(0, None), iter(())
+        elif self.sized_by_download:
+            found, pieces = self._gcs_read(rpath, md5, label, stat)
+        else:
+            found = stat if stat is not None else self.stat(md5, label=label)
+            pieces = self._ranges(rpath, found.size, md5, label)
+        size, stored = found
         digest = _Digest(stored)
         if stored is not None and stored[0] != content_digest(md5):
             # The bucket says these are other bytes: not worth downloading.
             raise self._corrupt(md5, rpath, label, digest.mismatch(content_digest(md5)))
+        if on_size is not None:
+            on_size(size)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 done = 0
-                for data in self._ranges(rpath, size, md5, label):
+                for data in pieces:
                     # Hashing and writing release the GIL, so parallel downloads use every core;
                     # one hash call per range keeps the threads from queueing for the GIL.
                     digest.update(data)
@@ -434,6 +503,9 @@ class RemoteStore:
                             on_bytes(len(chunk))
                         if progress is not None:
                             progress(done, size)
+            if done != size:
+                cut = f"arrived with {done:,} bytes, not its {size:,} (cut off in transfer)"
+                raise self._corrupt(md5, rpath, label, cut)
             problem = digest.mismatch(content_digest(md5))
             if problem is not None:
                 raise self._corrupt(md5, rpath, label, problem)
@@ -441,6 +513,7 @@ class RemoteStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return found
 
     def _corrupt(
         self, md5: str, rpath: str, label: str | None, problem: str | None
@@ -480,6 +553,66 @@ class RemoteStore:
             start += len(chunk)
             if whole or start >= size:
                 return
+
+    def _gcs_read(
+        self, rpath: str, md5: str, label: str | None, hint: RemoteObject | None
+    ) -> tuple[RemoteObject, Iterator[bytes]]:
+        """Start reading the object at ``rpath`` from Cloud Storage: its size and checksums, as
+        the first response's headers state them, and its bytes, in ranges of ``_RANGE``.
+
+        The first request asks for the whole object when ``hint`` says it fits in one range,
+        else for its first range (whose ``Content-Range`` names the size): either way, an object
+        of up to 8 MiB costs this one request. Later ranges name the first response's
+        generation, so every range is of the object whose checksums the first one gave.
+        """
+        gcs = self._remote().odb.fs.fs  # gcsfs, under DVC's wrapper
+        whole = hint is not None and hint.size <= _RANGE
+        headers, first = self._gcs_get(gcs, rpath, md5, label, None if whole else 0)
+        size = _response_size(headers, len(first))
+        generation = headers.get("X-Goog-Generation")
+
+        def pieces() -> Iterator[bytes]:
+            yield first
+            start = len(first)
+            while start < size:
+                _, chunk = self._gcs_get(gcs, rpath, md5, label, start, size, generation)
+                if not chunk:
+                    return  # fewer bytes than the object has: fetch reports it
+                yield chunk
+                start += len(chunk)
+
+        return RemoteObject(size, _goog_hash(headers)), pieces()
+
+    def _gcs_get(
+        self,
+        gcs: Any,
+        rpath: str,
+        md5: str,
+        label: str | None,
+        start: int | None,
+        size: int | None = None,
+        generation: str | None = None,
+    ) -> tuple[Any, bytes]:
+        """One GET of the object at ``rpath``: the range of up to ``_RANGE`` bytes from
+        ``start`` (never past ``size``, if known), or with ``start=None`` the whole object.
+
+        Returns:
+            The response's headers and body. A range of an object that is empty (HTTP 416)
+            is an empty body with no headers: the bytes' MD5 then tells whether that is right.
+        """
+        request: dict[str, str] = {}
+        if start is not None:
+            end = start + _RANGE if size is None else min(size, start + _RANGE)
+            request["Range"] = f"bytes={start}-{end - 1}"
+        try:
+            headers, body = gcs.call("GET", gcs.url(rpath, generation=generation), headers=request)
+        except FileNotFoundError as e:
+            raise self._not_found(md5, label) from e
+        except Exception as e:  # gcsfs raises its own classes, and aiohttp's
+            if start == 0 and getattr(e, "code", None) == 416:
+                return {}, b""
+            raise self._unreachable(e) from e
+        return headers, bytes(body)
 
     def list_objects(self) -> dict[str, int]:
         """Every object on the remote, and its size: what ``registry remote gc`` sorts.
