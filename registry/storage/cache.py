@@ -24,6 +24,10 @@ Guarantees:
   ``tmp/`` and renamed into ``snapshots/`` as the very last step (after its manifest is written).
 - Concurrent loaders (threads or processes) download each object once: a per-hash lock is taken
   and the object looked for again before downloading it; a per-snapshot lock serialises assembly.
+  From a local folder remote, objects are copied under the snapshot's lock alone (one lock file
+  per object cost as much as copying a small file, see :meth:`ContentCache._copy_in`): two
+  processes assembling different snapshots may then each copy an object they share, and the
+  second's verified copy replaces the first's by one rename.
 - A warm :meth:`ContentCache.snapshot` reads one manifest, stats each file and re-hashes the
   small metadata files (:func:`is_metadata`: a flipped byte there would load wrong class names,
   while TFDS checks each shard record's CRC32C itself), no more (and does not import DVC). A file
