@@ -221,7 +221,7 @@ class Sizes:
     repeat: int = 5
 
 
-QUICK = Sizes(size_mb=24, shards=4, files=1_000, file_kb=6, repeat=2)
+QUICK = Sizes(size_mb=16, shards=4, files=500, file_kb=6, repeat=2)
 
 
 def run_all(sizes: Sizes) -> dict[str, tuple[Release, dict[str, float]]]:
@@ -255,7 +255,7 @@ def results(timings: dict[str, tuple[Release, dict[str, float]]]) -> list[Result
 
 def measure(quick: bool) -> list[Result]:
     """The suite's figures: a cold pull of 150 MiB in 7 shards vs `cp` and `dvc pull`, and of
-    20,000 files of 6 KiB vs `cp` (``--quick``: 24 MiB in 4 shards, 1,000 files, best of 2)."""
+    20,000 files of 6 KiB vs `cp` (``--quick``: 16 MiB in 4 shards, 500 files, best of 2)."""
     return results(run_all(QUICK if quick else Sizes()))
 
 
