@@ -808,8 +808,9 @@ class ContentCache:
         """Copy ``md5`` from a local remote into ``objects/``, verified, by way of ``scratch``
         (a ``tmp/snapshot-<key>-*`` folder whose snapshot lock the caller holds).
 
-        No object lock is taken: creating a lock file per object costs as much as the copy
-        itself (20,000 small files pulled in 2.5x the time of ``cp``, not 1.5x). What the lock
+        No object lock is taken: its lock file is an inode created per object, which costs as
+        much as copying a small file (``open`` with ``O_CREAT`` is most of a small file's
+        time, for ``cp`` too; see docs/performance.md). What the lock
         gives is kept: the temporary is the snapshot lock's, so no sweep deletes it while it is
         written, and the object appears by one atomic rename of a verified, stamped file. What
         is given up is that two processes assembling different snapshots that share an object
