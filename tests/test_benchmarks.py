@@ -125,6 +125,7 @@ def test_aims_sections_exist_and_benchmarks_name_only_known_aims(suite: ModuleTy
     assert named and named <= set(BY_NAME), named - set(BY_NAME)
     # The figures the owner of this runner measures have their benchmark.
     assert {"beam.speedup", "tracking.overhead", "lineage.up", "diff.by_key"} <= named
+    assert {"pull.cold_vs_cp", "pull.cold_vs_dvc", "pull.small_files"} <= named
 
 
 def test_a_benchmark_runs_in_a_child_and_a_failure_is_its_last_line(

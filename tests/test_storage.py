@@ -279,6 +279,70 @@ def test_eight_processes_fetch_each_file_once(released_artifact: ReleasedArtifac
     assert len(cached_objects(cache)) == len(art.files[V1])
 
 
+def test_a_local_remote_is_copied_without_object_locks(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+):
+    # From a local folder the objects are copied under the snapshot's lock alone (a lock file
+    # per object cost as much as copying a small file): none is made, and each object still
+    # arrives verified, read-only and stamped, by one rename.
+    from registry.storage.cache import _is_stamped
+
+    art, cache = released_artifact, tmp_path / "cache"
+    result = snapshot(art, V1, cache)
+    assert tree(result.path) == art.files[V1]
+    locks = [p for p in (cache / "locks" / "md5").rglob("*") if p.is_file()]
+    assert [p.parent.name + p.stem for p in locks] == [art.hashes[V1]]  # the listing's only
+    for obj in cached_objects(cache):
+        digest = obj.parent.name + obj.name
+        assert md5(obj.read_bytes()) == digest and _is_stamped(obj.stat(), digest)
+        assert not obj.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    assert list((cache / "tmp").iterdir()) == []
+
+
+def test_two_processes_assembling_versions_that_share_files(
+    released_artifact: ReleasedArtifact, tmp_path: Path
+):
+    # Without object locks, two snapshots that share files may copy a shared object twice;
+    # each copy is whole and verified, so both snapshots and the objects stay right.
+    art, cache, go = released_artifact, tmp_path / "cache", tmp_path / "go"
+    procs = [
+        child(art, version, cache, go=str(go), ready=str(tmp_path / f"ready-{version}"))
+        for version in (V1, V2)
+    ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{v}").exists() for v in (V1, V2)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()
+    results = {version: child_result(p) for version, p in zip((V1, V2), procs, strict=True)}
+    for version, result in results.items():
+        assert tree(Path(result["path"])) == art.files[version]
+    for obj in cached_objects(cache):
+        assert md5(obj.read_bytes()) == obj.parent.name + obj.name
+    distinct = {md5(b) for v in (V1, V2) for b in art.files[v].values()}
+    assert len(cached_objects(cache)) == len(distinct)
+    assert list((cache / "tmp").iterdir()) == []
+
+
+def test_queued_tasks_stop_at_the_first_error():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry.storage.cache import _run_queued
+
+    ran: list[int] = []
+
+    def fail() -> None:
+        raise RemoteError("the remote went away")
+
+    tasks = [lambda: ran.append(0), fail] + [lambda i=i: ran.append(i) for i in range(1, 50)]
+    with ThreadPoolExecutor(2) as pool:
+        with pytest.raises(RemoteError, match="went away"):
+            _run_queued(pool, 1, tasks)
+        assert ran == [0]  # no task was taken after the error
+        _run_queued(pool, 2, tasks[2:])  # two threads: every task runs
+    assert sorted(ran) == list(range(50))
+
+
 def test_killed_fetch_leaves_no_partial_artifact(
     released_artifact: ReleasedArtifact, tmp_path: Path
 ):

@@ -374,6 +374,81 @@ class RemoteStore:
         """Where the object ``md5`` lives on the remote (``.../files/md5/ab/cdef...``)."""
         return str(self._remote().odb.oid_to_path(md5))
 
+    def local_path(self, md5: str) -> str | None:
+        """The file of object ``md5`` when the remote is a folder on this machine, else ``None``.
+
+        A local remote's objects are read with plain file calls (:meth:`copy_local`), not
+        through fsspec: for 20,000 small files its per-call work (path normalising, ``info``
+        dictionaries, buffered file objects) cost more than the copies themselves.
+        """
+        remote = self._remote()
+        if remote.odb.fs.protocol != "local":
+            return None
+        return os.path.join(remote.odb.path, md5[:2], md5[2:])
+
+    def copy_local(
+        self,
+        md5: str,
+        out: int,
+        size: int,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Copy object ``md5`` of a local remote (see :meth:`local_path`) into the open file
+        ``out`` (a descriptor), checking its md5 on the same pass over the bytes.
+
+        Args:
+            md5: The object's hash (``.dir`` suffix included for listings).
+            out: Where to write the bytes; the caller makes the file appear once this returns.
+            size: Its size as :meth:`stat` gave it: a smaller object is read in one call.
+            on_bytes: Called with the size of each MiB written (for progress).
+            label: What the object is, for error messages.
+
+        Raises:
+            ValueError: If the remote is not a local folder.
+            RemoteError: If the object is missing or cannot be read.
+            CorruptArtifactError: If its bytes do not match ``md5``.
+        """
+        src = self.local_path(md5)
+        if src is None:
+            raise ValueError(f"{self!r} is not a local folder: use fetch()")
+        digest = hashlib.md5(usedforsecurity=False)
+        try:
+            fd = os.open(src, os.O_RDONLY)
+        except FileNotFoundError as e:
+            raise self._not_found(md5, label) from e
+        except OSError as e:
+            raise self._unreachable(e) from e
+        try:
+            # Asking for one byte more than the stated size reads a small object and sees its
+            # end in one call (a short read of a regular file is its end); a larger one goes in
+            # ranges. Whatever was read, the md5 below decides.
+            ask = min(size + 1, _RANGE)
+            while True:
+                try:
+                    data = os.read(fd, ask)
+                except OSError as e:
+                    raise self._unreachable(e) from e
+                if not data:
+                    break
+                digest.update(data)
+                view = memoryview(data)
+                for offset in range(0, len(view), CHUNK):  # progress moves a MiB at a time
+                    chunk = view[offset : offset + CHUNK]
+                    while chunk:  # a write's error (a full disk) is the caller's to report
+                        chunk = chunk[os.write(out, chunk) :]
+                    if on_bytes is not None:
+                        on_bytes(min(CHUNK, len(view) - offset))
+                if len(data) < ask:
+                    break
+                ask = _RANGE
+        finally:
+            os.close(fd)
+        got = digest.hexdigest()
+        if got != content_digest(md5):
+            raise self._corrupt(md5, src, label, f"has md5 {got}, not {content_digest(md5)}")
+
     def stat(self, md5: str, *, label: str | None = None) -> RemoteObject:
         """Return the size of object ``md5`` on the remote, and on Cloud Storage its checksums.
 
@@ -384,6 +459,14 @@ class RemoteStore:
         Raises:
             RemoteError: If the remote cannot be reached or does not hold the object.
         """
+        local = self.local_path(md5)
+        if local is not None:  # one stat, not fsspec's info (see local_path)
+            try:
+                return RemoteObject(os.stat(local).st_size, None)
+            except FileNotFoundError as e:
+                raise self._not_found(md5, label) from e
+            except OSError as e:
+                raise self._unreachable(e) from e
         remote = self._remote()
         path = remote.odb.oid_to_path(md5)
         try:
