@@ -37,6 +37,7 @@ DATASETS, DATASET_VERSIONS, MODELS, MODEL_VERSIONS = 1000, 10, 1000, 5
 # (best wall s, peak MiB, least CPU s) of a command.
 Figure = tuple[float, float, float]
 TIME = "/usr/bin/time"  # GNU time, for each command's peak memory
+RESOLVE = "resolve + locate (pull --json, warm)"
 ASKED = "group0/dataset_0"  # every question is about the first dataset (in every size)
 SEARCH = ["models", "search", "--task", "text-classification", "--language", "ja",
           "--dataset", "group1/dataset_1:1.*", "--sort", "accuracy"]
@@ -202,7 +203,7 @@ def run_best(args: list[str], cwd: Path, repeat: int, **extra: str) -> Figure:
 COMMANDS = {
     "datasets list": ["datasets", "list"],
     "datasets info": ["datasets", "info", f"{ASKED}:1.0.0"],
-    "resolve + locate (pull --json, warm)": ["datasets", "pull", f"{ASKED}:1.0.0", "--json"],
+    RESOLVE: ["datasets", "pull", f"{ASKED}:1.0.0", "--json"],
     "models search (4 filters)": SEARCH,
 }
 
@@ -210,27 +211,41 @@ COMMANDS = {
 def measure(quick: bool) -> list[Result]:
     """The suite's figures: ``scale.growth``, the worst ratio of a row's time at the largest
     size to its time at 2,000 tags (list, info, resolve + locate, search; each a fresh
-    process), and ``scale.memory``, the largest peak of any of those commands.
+    process); ``scale.memory``, the largest peak of any of those commands; and resolve +
+    locate at 100 tags (``resolve.100``) and at the largest size (``resolve.10k``), each
+    beside its anchor (``python -c pass`` and one artifact's ``for-each-ref``).
 
-    Full: 2,000, 10,000 and 20,000 tags, best of 5. ``quick``: 2,000 and 4,000 tags of a
-    registry built with only those, best of 2 (~30 s).
+    Full: 100, 2,000, 10,000 and 20,000 tags, best of 5. ``quick``: 100, 2,000 and 4,000 tags
+    of a registry built with only those, best of 2 (~15 s).
     """
-    sizes = [2000, 4000] if quick else [2000, 10000, 20000]
+    sizes = [100, 2000, 4000] if quick else [100, 2000, 10000, 20000]
     repeat = 2 if quick else 5
     with tempfile.TemporaryDirectory() as tmp:
         results = build_and_measure(Path(tmp), sizes, repeat, tags=max(sizes) if quick else None)
-    base, top = results[sizes[0]], results[sizes[-1]]
+    base, top = results[2000], results[sizes[-1]]
     rows = [row for row in COMMANDS if row in base]
     worst = max(rows, key=lambda row: top[row][0] / base[row][0])
     peak, heaviest = max((top[row][1], row) for row in rows)
     detail = " (quick)" if quick else ""
+
+    def resolve(size: int) -> Result:
+        figures = results[size]
+        anchor = figures["python -c pass"][0] + figures["git for-each-ref (one artifact)"][0]
+        return Result.times(
+            "resolve.100" if size == 100 else "resolve.10k", figures[RESOLVE][0], anchor,
+            detail=f"{size:,} tags{detail}; baseline: python -c pass + one artifact's "
+                   "for-each-ref",
+        )
+
     return [
         Result.times(
             "scale.growth", top[worst][0], base[worst][0],
-            detail=f"{worst}, the worst row, at {sizes[-1]:,} vs {sizes[0]:,} tags{detail}",
+            detail=f"{worst}, the worst row, at {sizes[-1]:,} vs 2,000 tags{detail}",
         ),
         Result("scale.memory", peak, unit="MiB",
                detail=f"{heaviest}, the largest, at {sizes[-1]:,} tags{detail}"),
+        resolve(100),
+        resolve(sizes[-1]),
     ]
 
 
