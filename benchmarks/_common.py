@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -127,3 +128,61 @@ class Result:
     def speedup(cls, name: str, value: float, baseline: float, detail: str = "") -> Result:
         """A result whose ratio is ``baseline / value`` (a speed-up: higher is better)."""
         return cls(name, value, baseline, baseline / value, detail=detail)
+
+
+def make_generated_release(
+    repo: Path,
+    name: str,
+    version: str,
+    gen: str,
+    gen_args: str,
+    remote: Callable[[Callable[..., None]], None],
+) -> tuple[float, float]:
+    """A throwaway registry at ``repo`` whose dataset ``name`` is the folder the Python script
+    ``gen`` writes (``python gen.py OUT_DIR GEN_ARGS``) in a ``dvc repro`` build stage; built,
+    committed, pushed and tagged ``name@vVERSION`` (the bytes first, as a release does).
+
+    ``remote(run)`` sets the DVC remote before the build, given ``run(*argv)``, which runs a
+    command in ``repo`` (raising ``SystemExit`` with its output if it fails). Returns the
+    seconds the build and the push took.
+    """
+    (repo / "datasets" / name).mkdir(parents=True)
+    run_env = env(HOME=str(repo.parent / "home"))
+
+    def run(*args: str) -> None:
+        done = subprocess.run(args, cwd=repo, env=run_env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+    run("git", "init", "-q", "-b", "main")
+    run(str(BIN / "dvc"), "init", "-q")
+    remote(run)
+    leaf = name.rsplit("/", 1)[-1]
+    (repo / "datasets" / name / f"{leaf}_dataset_builder.py").write_text("# benchmark data\n")
+    (repo / "gen.py").write_text(gen)
+    (repo / "dvc.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            stages:
+              build:
+                foreach:
+                  {name}: {{}}
+                do:
+                  cmd: {sys.executable} gen.py datasets/${{key}}/prepared {gen_args}
+                  deps:
+                    - gen.py
+                  outs:
+                    - datasets/${{key}}/prepared
+            """
+        )
+    )
+    start = time.perf_counter()
+    run(str(BIN / "dvc"), "repro", "-q")
+    built = time.perf_counter() - start
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", f"Build {name}")
+    start = time.perf_counter()
+    run(str(BIN / "dvc"), "push", "-q")
+    pushed = time.perf_counter() - start
+    run("git", "tag", "-a", f"{name}@v{version}", "-m", f"Release {name} {version}")
+    return built, pushed

@@ -34,10 +34,8 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +49,7 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
-from _common import BIN, Result, env, report
+from _common import Result, env, make_generated_release, report
 
 if TYPE_CHECKING:
     from google.cloud.storage import Bucket
@@ -79,45 +77,13 @@ def make_release(work: Path, gcs_url: str, shards: int, shard_bytes: int) -> Pat
     from registry.remotes import set_remote
 
     repo = work / "registry"
-    (repo / "datasets" / NAME).mkdir(parents=True)
-    run_env = env(HOME=str(work / "home"))
 
-    def run(*args: str) -> None:
-        done = subprocess.run(args, cwd=repo, env=run_env, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"{' '.join(args)} failed: {done.stdout}{done.stderr}")
+    def on_the_emulator(run: Callable[..., None]) -> None:
+        set_remote(f"gs://{BUCKET}/dvc", registry=str(repo), endpoint_url=gcs_url, anonymous=True)
 
-    run("git", "init", "-q", "-b", "main")
-    run(str(BIN / "dvc"), "init", "-q")
-    leaf = NAME.rsplit("/", 1)[-1]
-    (repo / "datasets" / NAME / f"{leaf}_dataset_builder.py").write_text("# benchmark data\n")
-    (repo / "gen.py").write_text(GEN)
-    (repo / "dvc.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            stages:
-              build:
-                foreach:
-                  {NAME}: {{}}
-                do:
-                  cmd: {sys.executable} gen.py datasets/${{key}}/prepared {shards} {shard_bytes}
-                  deps:
-                    - gen.py
-                  outs:
-                    - datasets/${{key}}/prepared
-            """
-        )
+    built, pushed = make_generated_release(
+        repo, NAME, VERSION, GEN, f"{shards} {shard_bytes}", on_the_emulator
     )
-    start = time.perf_counter()
-    run(str(BIN / "dvc"), "repro", "-q")
-    built = time.perf_counter() - start
-    set_remote(f"gs://{BUCKET}/dvc", registry=str(repo), endpoint_url=gcs_url, anonymous=True)
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "Build bench/shards")
-    run("git", "tag", "-a", f"{NAME}@v{VERSION}", "-m", "Release")
-    start = time.perf_counter()
-    run(str(BIN / "dvc"), "push", "-q")
-    pushed = time.perf_counter() - start
     print(f"built {shards} shards in {built:.1f} s, pushed them to the emulator in {pushed:.1f} s")
     return repo
 

@@ -36,14 +36,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from _common import BIN, Result, env, load_note, report
+from _common import BIN, Result, env, load_note, make_generated_release, report
 
 VERSION = "1.0.0"
 SHARDS, IMAGES = "bench/shards", "bench/images"
@@ -92,42 +91,12 @@ def make_release(work: Path, name: str, kind: str, count: int, size: int) -> Rel
     """A registry in ``work`` whose dataset ``name`` is ``count`` files of ``size`` random bytes
     (``kind``: ``shards`` or ``images``), built by ``dvc repro``, pushed, and tagged."""
     repo, storage = work / "registry", work / "storage"
-    (repo / "datasets" / name).mkdir(parents=True)
-    storage.mkdir()
-    run_env = env(HOME=str(work.parent / "home"))
+    storage.mkdir(parents=True)
 
-    def run(*args: str) -> None:
-        done = subprocess.run(args, cwd=repo, env=run_env, capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"{' '.join(args)} failed: {done.stdout}{done.stderr}")
+    def local_remote(run: Callable[..., None]) -> None:
+        run(str(BIN / "dvc"), "remote", "add", "--default", "bench", str(storage))
 
-    run("git", "init", "-q", "-b", "main")
-    run(str(BIN / "dvc"), "init", "-q")
-    run(str(BIN / "dvc"), "remote", "add", "--default", "bench", str(storage))
-    leaf = name.rsplit("/", 1)[-1]
-    (repo / "datasets" / name / f"{leaf}_dataset_builder.py").write_text("# benchmark data\n")
-    (repo / "gen.py").write_text(GEN)
-    (repo / "dvc.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            stages:
-              build:
-                foreach:
-                  {name}: {{}}
-                do:
-                  cmd: {sys.executable} gen.py datasets/${{key}}/prepared {kind} {count} {size}
-                  deps:
-                    - gen.py
-                  outs:
-                    - datasets/${{key}}/prepared
-            """
-        )
-    )
-    run(str(BIN / "dvc"), "repro", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", f"Build {name}")
-    run(str(BIN / "dvc"), "push", "-q")  # the bytes first, then the tag: as a release does
-    run("git", "tag", "-a", f"{name}@v{VERSION}", "-m", f"Release {name} {VERSION}")
+    make_generated_release(repo, name, VERSION, GEN, f"{kind} {count} {size}", local_remote)
     return Release(repo, storage, name, count, count * size)
 
 

@@ -648,12 +648,7 @@ class ContentCache:
                     os.chmod(tmp, 0o444)  # shared by every snapshot through hard links
                     _stamp(tmp, md5)
                     size = os.stat(tmp).st_size
-                dest = self.object_path(md5)
-                try:
-                    os.replace(tmp, dest)
-                except FileNotFoundError:  # the object's folder is new (tmp is there: made)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, dest)
+                _rename_into(tmp, self.object_path(md5))
             finally:
                 tmp.unlink(missing_ok=True)
             return _Got(size)
@@ -689,16 +684,14 @@ class ContentCache:
                         and linked.st_size == st.st_size
                         and (not rehash or hash_file(tmp) == content_digest(md5))
                     ):
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(tmp, dest)
+                        _rename_into(tmp, dest)
                         return _Got(linked.st_size, root)
                     tmp.unlink()  # changed since the stat, or its bytes are wrong: copy-check
                 if _copy_verified(candidate, tmp, md5):
                     os.chmod(tmp, 0o444)
                     _stamp(tmp, md5)  # the user's own copy: its stamp is the user's to write
                     size = os.stat(tmp).st_size
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, dest)
+                    _rename_into(tmp, dest)
                     return _Got(size, root)
             except OSError:
                 continue  # unreadable or gone (an NFS hiccup): the next source supplies it
@@ -863,12 +856,7 @@ class ContentCache:
         """
         tmp = scratch / md5
         size = _copy_local(md5, remote, tmp, stat, on_bytes, None, label)
-        dest = self.object_path(md5)
-        try:
-            os.replace(tmp, dest)
-        except FileNotFoundError:  # the object's folder is new (tmp is there: made)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, dest)
+        _rename_into(tmp, self.object_path(md5))
         return _Got(size)
 
     def _missing_objects(self, md5s: Sequence[str], rehash: set[str]) -> list[str]:
@@ -1793,6 +1781,16 @@ def _run_queued(pool: ThreadPoolExecutor, workers: int, tasks: Sequence[Callable
         raise
     if errors:
         raise errors[0]
+
+
+def _rename_into(tmp: Path, dest: Path) -> None:
+    """Rename the finished ``tmp`` to ``dest`` in one step; ``dest``'s folder is made only when
+    the rename finds it missing (the first object there), not with a ``mkdir`` for each."""
+    try:
+        os.replace(tmp, dest)
+    except FileNotFoundError:  # the object's folder is new (tmp is there: made)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
 
 
 def _copy_local(
