@@ -300,11 +300,24 @@ def _reachable(uri: str) -> bool:
     """Whether a tracking server answers; non-HTTP stores count as reachable."""
     if not _is_http(uri):
         return True
+    import base64
     import urllib.error
     import urllib.request  # 25 ms of http.client and email, paid only for a server
 
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S):
+        # User info in the URI is credentials (as MLflow's own client, requests, reads it):
+        # sent as Basic authentication, never in the URL, which urllib cannot parse with it.
+        parts = urllib.parse.urlsplit(uri)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        request = urllib.request.Request(
+            f"{parts.scheme}://{host}{parts.path.rstrip('/')}/health"
+        )
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            secret = urllib.parse.unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+            request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT_S):
             return True
     except urllib.error.HTTPError:
         return True  # it answered (e.g. 401): the server is up

@@ -101,6 +101,40 @@ def test_a_recorded_run_links_its_page_without_credentials(tmp_path: Path) -> No
         assert tracking.recorded_run_link(bad) is None
 
 
+def test_a_server_uri_with_credentials_is_reached_with_them() -> None:
+    """A tracking URI holding user info (as MLflow's client accepts) is checked with Basic
+    authentication, not given up as unreachable; a server that refuses (401) is up; a port
+    where nothing listens is down."""
+    import base64
+    import http.server
+    import threading
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200 if self.headers.get("Authorization") else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert tracking._reachable(f"http://trainer:pw%2F8@127.0.0.1:{port}/mlflow/?team=a")
+        expected = "Basic " + base64.b64encode(b"trainer:pw/8").decode()
+        assert seen == [("/mlflow/health", expected)]
+        assert tracking._reachable(f"http://127.0.0.1:{port}")  # 401: it answered
+        assert seen[-1] == ("/health", None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not tracking._reachable(f"http://trainer:pw@127.0.0.1:{free_port()}")
+
+
 # -- runs ----------------------------------------------------------------------------------------
 
 
