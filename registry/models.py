@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -308,10 +309,12 @@ def _declare_artifact(root: Path, name: str, meta: dict[str, Any]) -> None:
     )
 
 
-def _read_work_tree_card(root: Path, name: str) -> ModelCard:
+def _read_work_tree_card(
+    root: Path, name: str, memo: FrontMatterMemo | None = None
+) -> ModelCard:
     path = root / layout.card_file(name)
     try:
-        return parse_card(path.read_text(), where=layout.card_file(name))
+        return parse_card(path.read_text(), where=layout.card_file(name), memo=memo)
     except FileNotFoundError:
         raise ArtifactNotFoundError(name, [], kind="model") from None
 
@@ -332,12 +335,15 @@ def resolve_model(ref: str | Reference, *, registry: RegistryArg = None) -> Rele
     return open_session(registry).resolve(as_reference(ref), "model")
 
 
-def _card_at(session: Session, name: str, release: Release | None) -> ModelCard | None:
-    """The card of ``name`` at ``release``'s commit (or in the work tree when ``None``); a
-    released card that does not parse is ``None`` with a warning naming it, its tag and why."""
+def _card_at(
+    session: Session, name: str, release: Release | None, memo: FrontMatterMemo | None = None
+) -> ModelCard | None:
+    """The card of ``name`` at ``release``'s commit (or in the work tree when ``None``, its
+    front matter through ``memo`` if given); a released card that does not parse is ``None``
+    with a warning naming it, its tag and why."""
     if release is None:
         try:
-            return _read_work_tree_card(session.root, name)
+            return _read_work_tree_card(session.root, name, memo)
         except (ArtifactNotFoundError, CardError):
             return None
     try:
@@ -378,7 +384,8 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
     in_tree = set(session.known_models())
     names = sorted(in_tree | _released_model_names(session, index, skip=in_tree))
     latest = {name: index.latest(name) for name in names}
-    released = released_cards(session, [r for r in latest.values() if r is not None])
+    memo = _card_memo(session)  # the work tree's unreleased cards as well as released ones
+    released = released_cards(session, [r for r in latest.values() if r is not None], memo)
     summaries = []
     for name in names:
         releases = index.releases(name)
@@ -386,7 +393,8 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
         if release is not None:
             card = released.get(release.tag)
         else:
-            card = _card_at(session, name, None) if session.repo.work_tree is not None else None
+            card = (_card_at(session, name, None, memo) if session.repo.work_tree is not None
+                    else None)
         summary = ModelSummary(
             name=name,
             latest=str(release.version) if release else None,
@@ -397,6 +405,7 @@ def _summaries(session: Session, index: TagIndex) -> list[tuple[ModelSummary, st
             yanked=index.yank_reasons(name),
         )
         summaries.append((summary, card.text if card else ""))
+    memo.save()
     return summaries
 
 
@@ -1191,8 +1200,8 @@ def load_model(
 # Released cards by their bytes (:func:`released_card`); cleared when full.
 _PARSED_CARDS: dict[bytes, ModelCard] = {}
 _PARSED_CARDS_MAX = 20_000
-# Released cards' front matter parsed by earlier commands, in the cache folder.
-_CARD_MEMO = "card-front-matter.json"
+# Cards' front matter parsed by earlier commands, in the cache folder (a file a registry).
+_CARD_MEMO = "card-front-matter"
 
 
 def released_card(session: Session, release: Release) -> ModelCard | None:
@@ -1207,11 +1216,15 @@ def released_card(session: Session, release: Release) -> ModelCard | None:
     return _released_card_of(release, data)
 
 
-def released_cards(session: Session, releases: list[Release]) -> dict[str, ModelCard | None]:
+def released_cards(
+    session: Session, releases: list[Release], memo: FrontMatterMemo | None = None
+) -> dict[str, ModelCard | None]:
     """The cards of many model releases, read in one Git call, by release tag.
 
     A card that does not parse is ``None`` with a warning naming it, its tag and why (as
-    :func:`_card_at`); a release without a card is ``None``.
+    :func:`_card_at`); a release without a card is ``None``. Front matter parsed by earlier
+    commands comes from the cache folder's memo (``memo``, which the caller then saves; by
+    default one read and saved here).
 
     Example:
         >>> released_cards(session, [release])  # doctest: +SKIP
@@ -1219,7 +1232,9 @@ def released_cards(session: Session, releases: list[Release]) -> dict[str, Model
     """
     wanted = [(r.commit, layout.card_file(r.name)) for r in releases]
     found: dict[str, ModelCard | None] = {}
-    memo = FrontMatterMemo(session.settings.cache_dir / _CARD_MEMO) if releases else None
+    own = memo is None and bool(releases)
+    if own:
+        memo = _card_memo(session)
     for release, data in zip(releases, session.repo.read_files(wanted), strict=True):
         try:
             found[release.tag] = _released_card_of(release, data, memo)
@@ -1228,9 +1243,17 @@ def released_cards(session: Session, releases: list[Release]) -> dict[str, Model
                 "%s; its fields are shown blank until a release with a card that parses", e
             )
             found[release.tag] = None
-    if memo is not None:
+    if own and memo is not None:
         memo.save()
     return found
+
+
+def _card_memo(session: Session) -> FrontMatterMemo:
+    """The front matter memo of the session's registry, in the cache folder
+    (:class:`cards.FrontMatterMemo`): one file a registry, so that a command loads the cards
+    of its own registry only (the whole file is read: 5,000 cards ~10 ms)."""
+    key = hashlib.sha256(str(session.repo.path.resolve()).encode()).hexdigest()[:16]
+    return FrontMatterMemo(session.settings.cache_dir / _CARD_MEMO / f"{key}.json")
 
 
 def _released_card_of(
