@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -186,3 +188,27 @@ def make_generated_release(
     pushed = time.perf_counter() - start
     run("git", "tag", "-a", f"{name}@v{version}", "-m", f"Release {name} {version}")
     return built, pushed
+
+
+def train_in_child(
+    script: str, mode: str, epochs: int, tmp: Path, **extra: str
+) -> dict[str, object]:
+    """Run ``script --child MODE --epochs N --out DIR`` in a fresh process (``DIR``: a new
+    model folder under ``tmp`` holding digits-cnn's card, for the child to train into) and
+    return the JSON line it prints last; ``extra`` goes into its environment.
+
+    Raises:
+        RuntimeError: If the child fails (with the end of its stderr).
+    """
+    root = Path(__file__).resolve().parent.parent
+    out = tmp / f"{mode}-model"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    shutil.copy(root / "models" / "digits-cnn" / "README.md", out / "README.md")
+    done = subprocess.run(
+        [sys.executable, script, "--child", mode, "--epochs", str(epochs), "--out", str(out)],
+        cwd=root, env=env(PYTHONPATH=str(root), **extra), capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} run failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

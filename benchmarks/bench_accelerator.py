@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import env, report
+from _common import report, train_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("cpu", "gpu")
@@ -57,19 +55,9 @@ def child(mode: str, epochs: int, out: Path) -> None:
 
 
 def run_child(mode: str, epochs: int, tmp: Path) -> dict[str, object]:
-    """One fresh process of ``mode``: its JSON line."""
-    out = tmp / f"{mode}-model"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    shutil.copy(ROOT / "models" / "digits-cnn" / "README.md", out / "README.md")
+    """One fresh process of ``mode`` (``cpu``: no GPU visible to it): its JSON line."""
     hidden = {"CUDA_VISIBLE_DEVICES": "-1"} if mode == "cpu" else {}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--epochs", str(epochs), "--out", str(out)],
-        cwd=ROOT, env=env(PYTHONPATH=str(ROOT), **hidden), capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} run failed:\n{done.stderr[-4000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return train_in_child(__file__, mode, epochs, tmp, **hidden)
 
 
 def _row(runs: list[dict[str, object]]) -> str:

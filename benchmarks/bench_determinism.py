@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import env
+from _common import train_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 OFF = {"onednn": True, "op_determinism": False, "xla": True, "intra_op_threads": 0,
@@ -50,17 +48,7 @@ def child(mode: str, epochs: int, out: Path) -> None:
 
 def run_child(mode: str, epochs: int, tmp: Path) -> dict[str, object]:
     """One fresh process of ``mode``: its JSON line."""
-    out = tmp / f"{mode}-model"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
-    shutil.copy(ROOT / "models" / "digits-cnn" / "README.md", out / "README.md")
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--epochs", str(epochs), "--out", str(out)],
-        cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} run failed:\n{done.stderr}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return train_in_child(__file__, mode, epochs, tmp)
 
 
 def main() -> None:
