@@ -37,6 +37,7 @@ from registry.errors import (
 from tests.conftest import (
     NOT_APPLICABLE,
     PROJECT_ROOT,
+    GCSRegistry,
     cli_ok,
     cli_raises,
     commit_all,
@@ -54,30 +55,19 @@ SECRET = "NOT-A-REAL-KEY-7d2e"
 
 
 @dataclass(frozen=True)
-class VertexSetup:
-    """A registry on the bucket with digits 1.0.0 released, and one finished emulated job.
+class VertexSetup(GCSRegistry):
+    """The registry on the bucket (:class:`GCSRegistry`, digits 1.0.0 released), and one
+    finished emulated job.
 
     Attributes:
-        base: The folder holding ``clone`` and ``origin.git``.
-        bucket: The bucket: the DVC remote under ``dvc/``, jobs under ``training/``.
         model_dir: The job's ``AIP_MODEL_DIR``.
         job: The entry command's run (its stdout is the JSON summary).
-        env: The environment the job ran with.
+        job_env: The environment the job ran with.
     """
 
-    base: Path
-    bucket: str
     model_dir: str
     job: subprocess.CompletedProcess[str]
-    env: dict[str, str]
-
-    @property
-    def clone(self) -> Path:
-        return self.base / "clone"
-
-    @property
-    def origin(self) -> Path:
-        return self.base / "origin.git"
+    job_env: dict[str, str]
 
 
 def _objects(gcs: GCSEmulator, bucket: str, prefix: str) -> dict[str, bytes]:
@@ -143,7 +133,7 @@ def vertex(gcs: GCSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Vertex
     }
     job = run_job(app, env)
     assert job.returncode == 0, f"the job failed:\n{job.stdout}\n{job.stderr}"
-    return VertexSetup(base, bucket, f"{job_dir}/model", job, env)
+    return VertexSetup(base, bucket, made.env, made.code_commit, f"{job_dir}/model", job, env)
 
 
 @pytest.fixture
@@ -155,7 +145,7 @@ def clone(
     dest = tmp_path / "copy"
     shutil.copytree(vertex.base, dest, symlinks=True, ignore=shutil.ignore_patterns("*home", "app"))
     git(dest / "clone", "remote", "set-url", "origin", str(dest / "origin.git"))
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", vertex.env["STORAGE_EMULATOR_HOST"])
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", vertex.job_env["STORAGE_EMULATOR_HOST"])
     chdir(dest / "clone")
     return dest / "clone"
 
@@ -205,7 +195,7 @@ def test_the_job_writes_weights_metrics_lineage_and_marker_last(
     assert lineage["data"] == [
         {"dataset": f"{DIGITS}:1.0.0", "md5": released_hash, "uri": f"gs://{vertex.bucket}/dvc"}
     ]
-    assert lineage["commit"] == vertex.env["REGISTRY_COMMIT"]
+    assert lineage["commit"] == vertex.job_env["REGISTRY_COMMIT"]
     assert lineage["params"]["epochs"] == 1 and lineage["params"]["dataset"] == DIGITS
     assert lineage["compute"]["backend"] == "vertex"
     assert lineage["compute"]["strategy"].startswith("cpu")  # no GPU on this machine
@@ -227,7 +217,7 @@ def test_the_job_writes_weights_metrics_lineage_and_marker_last(
 def test_a_data_uri_that_is_not_the_registry_remote_stops_before_training(
     vertex: VertexSetup, gcs: GCSEmulator
 ) -> None:
-    env = {**vertex.env, "REGISTRY_DATA_URI": "gs://another-bucket/dvc"}
+    env = {**vertex.job_env, "REGISTRY_DATA_URI": "gs://another-bucket/dvc"}
     env["AIP_MODEL_DIR"] = f"gs://{vertex.bucket}/training/{MODEL}/wrong-data/model"
     done = run_job(vertex.base / "app", env)
     assert done.returncode == ConfigError.exit_code, done.stderr
@@ -272,7 +262,7 @@ def test_fetch_by_job_id_then_release_then_load(
     assert lineage["datasets"] == {DIGITS: "1.0.0"}
     assert lineage["compute"]["backend"] == "vertex"
     assert lineage["params"]["epochs"] == 1  # the job's, not params.yaml's 10
-    assert lineage["job"]["commit"] == vertex.env["REGISTRY_COMMIT"]
+    assert lineage["job"]["commit"] == vertex.job_env["REGISTRY_COMMIT"]
     assert lineage["job"]["uri"] == vertex.model_dir
     assert lineage["weights"]["md5"] == job["weights"]["md5"]
 
