@@ -212,3 +212,17 @@ def train_in_child(
     if done.returncode != 0:
         raise RuntimeError(f"{mode} run failed:\n{done.stderr[-4000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def release_commits(branch: str, head: str, count: int) -> list[str]:
+    """``git fast-import`` commands for ``count`` commits on ``branch`` after ``head``, marks
+    ``:1`` to ``:count`` (each changes a ``VERSION`` file): one commit a release, for tags to
+    point at (GTO allows one version of an artifact per commit)."""
+    lines = []
+    for v in range(count):
+        content = f"{v}\n"
+        lines += [f"commit {branch}", f"mark :{v + 1}",
+                  f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
+                  "data 7", "release", *([f"from {head}"] if v == 0 else []),
+                  "M 644 inline VERSION", f"data {len(content)}", content]
+    return lines

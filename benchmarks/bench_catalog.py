@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, Result, env, report
+from _common import BIN, Result, env, release_commits, report
 from bench_search import card
 
 
@@ -73,13 +73,7 @@ def make_repo(root: Path, models: int, versions: int, datasets: int) -> int:
         cwd=root, capture_output=True, text=True, check=True,
     ).stdout.split()
     commits = max(versions, 10 if datasets else 0)
-    lines = []
-    for v in range(commits):
-        content = f"{v}\n"
-        lines += [f"commit {branch}", f"mark :{v + 1}",
-                  f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
-                  "data 7", "release", *([f"from {head}"] if v == 0 else []),
-                  "M 644 inline VERSION", f"data {len(content)}", content]
+    lines = release_commits(branch, head, commits)
     names = []
     for i in range(models):
         names += [(f"model-{i}@v1.{v}.0", v + 1) for v in range(versions)]

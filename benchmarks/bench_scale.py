@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, Result, env, report
+from _common import BIN, Result, env, release_commits, report
 from bench_search import card
 
 DATASETS, DATASET_VERSIONS, MODELS, MODEL_VERSIONS = 1000, 10, 1000, 5
@@ -141,13 +141,7 @@ def make_registry(root: Path, storage: Path, tags: int | None = None) -> list[st
     git("commit", "-qm", "registry")
     head, branch = git("rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split()
     # One commit per version, then every tag object, in one fast-import stream.
-    lines = []
-    for v in range(DATASET_VERSIONS):
-        content = f"{v}\n"
-        lines += [f"commit {branch}", f"mark :{v + 1}",
-                  f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
-                  "data 7", "release", *([f"from {head}"] if v == 0 else []),
-                  "M 644 inline VERSION", f"data {len(content)}", content]
+    lines = release_commits(branch, head, DATASET_VERSIONS)
     order = tag_order()[:tags]
     for name, v in order:
         message = release_message(name, v, head)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import BIN, Result, against, env, load_note, report, time_command
+from _common import BIN, Result, against, env, load_note, release_commits, report, time_command
 
 TASKS = ["image-classification", "text-classification", "ctr-prediction", "text-generation"]
 ARCHS = ["resnet18", "bert-base", "small-cnn", "wide-and-deep", "t5-small"]
@@ -58,13 +58,7 @@ def make_repo(root: Path, models: int, versions: int) -> int:
     ).stdout.split()
     # One commit per version (GTO allows one version of an artifact per commit), then every
     # model's tags, all in one fast-import stream.
-    lines = []
-    for v in range(versions):
-        content = f"{v}\n"
-        lines += [f"commit {branch}", f"mark :{v + 1}",
-                  f"committer Bench <bench@lab.test> {1700000000 + v} +0000",
-                  "data 7", "release", *([f"from {head}"] if v == 0 else []),
-                  "M 644 inline VERSION", f"data {len(content)}", content]
+    lines = release_commits(branch, head, versions)
     for i in range(models):
         names = [(f"model-{i}@v1.{v}.0", v + 1) for v in range(versions)]
         names.append((f"model-{i}#prod#1", versions))
