@@ -214,10 +214,14 @@ def train_in_child(
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def release_commits(branch: str, head: str, count: int) -> list[str]:
-    """``git fast-import`` commands for ``count`` commits on ``branch`` after ``head``, marks
-    ``:1`` to ``:count`` (each changes a ``VERSION`` file): one commit a release, for tags to
-    point at (GTO allows one version of an artifact per commit)."""
+def release_commits(root: Path, count: int) -> list[str]:
+    """``git fast-import`` commands for ``count`` commits after the repository's ``HEAD``, on
+    its branch, marks ``:1`` to ``:count`` (each changes a ``VERSION`` file): one commit a
+    release, for tags to point at (GTO allows one version of an artifact per commit)."""
+    head, branch = subprocess.run(
+        ["git", "rev-parse", "HEAD", "--symbolic-full-name", "HEAD"],
+        cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()
     lines = []
     for v in range(count):
         content = f"{v}\n"

@@ -68,12 +68,7 @@ def make_repo(root: Path, models: int, versions: int, datasets: int) -> int:
             (root / rel).write_text(text)
     subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
     subprocess.run(["git", "commit", "-qm", "registry"], **run)  # type: ignore[call-overload]
-    head, branch = subprocess.run(
-        ["git", "rev-parse", "HEAD", "--symbolic-full-name", "HEAD"],
-        cwd=root, capture_output=True, text=True, check=True,
-    ).stdout.split()
-    commits = max(versions, 10 if datasets else 0)
-    lines = release_commits(branch, head, commits)
+    lines = release_commits(root, max(versions, 10 if datasets else 0))
     names = []
     for i in range(models):
         names += [(f"model-{i}@v1.{v}.0", v + 1) for v in range(versions)]

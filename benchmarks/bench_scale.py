@@ -139,9 +139,9 @@ def make_registry(root: Path, storage: Path, tags: int | None = None) -> list[st
         (root / "models" / f"model-{i}" / "README.md").write_text(card(i, dataset(1)))
     git("add", "-A")
     git("commit", "-qm", "registry")
-    head, branch = git("rev-parse", "HEAD", "--symbolic-full-name", "HEAD").split()
+    head = git("rev-parse", "HEAD").strip()
     # One commit per version, then every tag object, in one fast-import stream.
-    lines = release_commits(branch, head, DATASET_VERSIONS)
+    lines = release_commits(root, DATASET_VERSIONS)
     order = tag_order()[:tags]
     for name, v in order:
         message = release_message(name, v, head)

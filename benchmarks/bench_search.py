@@ -52,13 +52,9 @@ def make_repo(root: Path, models: int, versions: int) -> int:
         (folder / "README.md").write_text(card(i))
     subprocess.run(["git", "add", "-A"], **run)  # type: ignore[call-overload]
     subprocess.run(["git", "commit", "-qm", "zoo"], **run)  # type: ignore[call-overload]
-    head, branch = subprocess.run(
-        ["git", "rev-parse", "HEAD", "--symbolic-full-name", "HEAD"],
-        cwd=root, capture_output=True, text=True, check=True,
-    ).stdout.split()
     # One commit per version (GTO allows one version of an artifact per commit), then every
     # model's tags, all in one fast-import stream.
-    lines = release_commits(branch, head, versions)
+    lines = release_commits(root, versions)
     for i in range(models):
         names = [(f"model-{i}@v1.{v}.0", v + 1) for v in range(versions)]
         names.append((f"model-{i}#prod#1", versions))
